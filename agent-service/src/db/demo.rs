@@ -1,0 +1,1 @@
+//! Demo domain seed data.

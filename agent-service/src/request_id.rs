@@ -1,0 +1,75 @@
+//! Request ids: taken from a valid `X-Request-Id` header or generated, echoed in the
+//! response header, held in a task-local for error bodies, and recorded on the request span.
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+
+pub const HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request this task is serving, if any.
+pub fn current() -> Option<String> {
+    REQUEST_ID.try_with(|id| id.clone()).ok()
+}
+
+/// A client-supplied id is kept only if it is 1–128 characters of `[A-Za-z0-9._:-]`;
+/// anything else is replaced, so ids are always safe to log and to put in headers.
+pub fn accept(candidate: Option<&str>) -> String {
+    match candidate {
+        Some(s)
+            if !s.is_empty()
+                && s.len() <= 128
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) =>
+        {
+            s.to_string()
+        }
+        _ => uuid::Uuid::now_v7().to_string(),
+    }
+}
+
+/// The id as a request extension, for handlers that put it in their body.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub async fn middleware(mut req: Request, next: Next) -> Response {
+    let id = accept(req.headers().get(HEADER).and_then(|v| v.to_str().ok()));
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        tenant = tracing::field::Empty,
+        workflow = tracing::field::Empty,
+        policy_version = tracing::field::Empty,
+    );
+    let mut resp = {
+        use tracing::Instrument;
+        REQUEST_ID.scope(id.clone(), next.run(req)).instrument(span).await
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(HEADER, v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accept;
+
+    #[test]
+    fn keeps_valid_ids_and_replaces_others() {
+        assert_eq!(accept(Some("abc-123_x.y:z")), "abc-123_x.y:z");
+        for bad in ["", "has space", "new\nline", &"x".repeat(129), "ünï"] {
+            let got = accept(Some(bad));
+            assert_ne!(got, bad);
+            assert!(uuid::Uuid::parse_str(&got).is_ok());
+        }
+        assert!(uuid::Uuid::parse_str(&accept(None)).is_ok());
+    }
+}
