@@ -1,11 +1,21 @@
 //! agent-service: a production agent runtime. See ARCHITECTURE.md for the code map.
 
+pub mod auth;
+pub mod budget;
+pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod engine;
 pub mod error;
 pub mod guardrails;
+pub mod limits;
 pub mod metrics;
 pub mod providers;
 pub mod request_id;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;
 pub mod tools;
+pub mod workflows;

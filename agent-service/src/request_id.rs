@@ -73,3 +73,8 @@ mod tests {
         assert!(uuid::Uuid::parse_str(&accept(None)).is_ok());
     }
 }
+
+/// Runs a future with `id` as the current request id (for work spawned off the handler).
+pub async fn scope<F: std::future::Future>(id: String, fut: F) -> F::Output {
+    REQUEST_ID.scope(id, fut).await
+}

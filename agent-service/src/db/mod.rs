@@ -5,7 +5,9 @@
 //! where the engines differ (row locking), the code branches on [`Backend`]. Each back-end
 //! has its own migration set under `migrations/agent-service/`.
 
+pub mod approvals;
 pub mod demo;
+pub mod idempotency;
 pub mod keys;
 
 use std::str::FromStr;

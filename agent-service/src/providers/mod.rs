@@ -184,3 +184,133 @@ pub fn estimate_tokens(text: &str) -> u32 {
     let chars = text.chars().count() as u32;
     chars.div_ceil(4).max(u32::from(!text.is_empty()))
 }
+
+/// `base` joined with a relative `path`, whether or not `base` ends with `/`
+/// (`http://h/v1` + `models` is `http://h/v1/models`, not `http://h/models`).
+pub(crate) fn endpoint(base: &url::Url, path: &str) -> url::Url {
+    let mut url = base.clone();
+    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path.trim_start_matches('/'));
+    url.set_path(&joined);
+    url
+}
+
+/// The error for a non-success HTTP status: 429 and 5xx are worth retrying, any other
+/// 4xx is the provider refusing this request.
+pub(crate) fn status_error(status: reqwest::StatusCode, message: &str) -> ProviderError {
+    let text = format!("HTTP {}: {message}", status.as_u16());
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        ProviderError::Unavailable(text)
+    } else if status.is_client_error() {
+        ProviderError::Rejected(text)
+    } else {
+        ProviderError::Protocol(text)
+    }
+}
+
+/// The error for a failed send: the provider could not be reached or did not answer.
+pub(crate) fn send_error(err: &reqwest::Error) -> ProviderError {
+    if err.is_timeout() {
+        ProviderError::Unavailable(format!("request timed out: {err}"))
+    } else {
+        ProviderError::Unavailable(err.to_string())
+    }
+}
+
+/// Splits a byte stream into lines as chunks arrive; a line may span chunks. Both NDJSON
+/// (Ollama) and server-sent events (OpenAI) are line protocols.
+#[derive(Debug, Default)]
+pub(crate) struct LineSplitter {
+    buf: Vec<u8>,
+}
+
+impl LineSplitter {
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The next complete line without its `\n` / `\r\n`, if one has arrived.
+    pub(crate) fn next_line(&mut self) -> Result<Option<String>, ProviderError> {
+        let Some(end) = self.buf.iter().position(|&b| b == b'\n') else {
+            return Ok(None);
+        };
+        let mut line: Vec<u8> = self.buf.drain(..=end).collect();
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        Self::decode(line).map(Some)
+    }
+
+    /// What is left once the stream has ended: a last line without a newline, if any.
+    pub(crate) fn finish(&mut self) -> Result<Option<String>, ProviderError> {
+        let rest = std::mem::take(&mut self.buf);
+        if rest.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        Self::decode(rest).map(Some)
+    }
+
+    fn decode(line: Vec<u8>) -> Result<String, ProviderError> {
+        String::from_utf8(line).map_err(|e| ProviderError::Protocol(format!("a line is not UTF-8: {e}")))
+    }
+}
+
+/// `text` cut to at most `max` characters, for error messages quoting a response body.
+pub(crate) fn excerpt(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod helper_tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_joins_with_or_without_trailing_slash() {
+        for (base, path, want) in [
+            ("https://api.openai.com/v1", "chat/completions", "https://api.openai.com/v1/chat/completions"),
+            ("https://api.openai.com/v1/", "/models", "https://api.openai.com/v1/models"),
+            ("http://127.0.0.1:11434", "api/chat", "http://127.0.0.1:11434/api/chat"),
+            ("http://127.0.0.1:11434/", "api/tags", "http://127.0.0.1:11434/api/tags"),
+            ("http://proxy/ollama/", "api/version", "http://proxy/ollama/api/version"),
+        ] {
+            let base = url::Url::parse(base).expect("test url");
+            assert_eq!(endpoint(&base, path).as_str(), want, "{base} + {path}");
+        }
+    }
+
+    #[test]
+    fn line_splitter_joins_lines_split_across_chunks() {
+        let mut lines = LineSplitter::default();
+        let mut got = vec![];
+        for chunk in ["{\"a\":", "1}\n{\"b\"", ":2}\r\n\n{\"c\":3}"] {
+            lines.push(chunk.as_bytes());
+            while let Some(line) = lines.next_line().expect("utf-8") {
+                got.push(line);
+            }
+        }
+        got.extend(lines.finish().expect("utf-8"));
+        assert_eq!(got, ["{\"a\":1}", "{\"b\":2}", "", "{\"c\":3}"]);
+    }
+
+    #[test]
+    fn line_splitter_keeps_multibyte_characters_split_across_chunks() {
+        let mut lines = LineSplitter::default();
+        let bytes = "héllo\n".as_bytes();
+        lines.push(&bytes[..2]);
+        assert_eq!(lines.next_line(), Ok(None));
+        lines.push(&bytes[2..]);
+        assert_eq!(lines.next_line(), Ok(Some("héllo".to_string())));
+    }
+
+    #[test]
+    fn status_errors_split_retryable_from_rejected() {
+        use reqwest::StatusCode;
+        assert!(matches!(status_error(StatusCode::SERVICE_UNAVAILABLE, "x"), ProviderError::Unavailable(_)));
+        assert!(matches!(status_error(StatusCode::TOO_MANY_REQUESTS, "x"), ProviderError::Unavailable(_)));
+        assert!(matches!(status_error(StatusCode::NOT_FOUND, "x"), ProviderError::Rejected(_)));
+        assert!(matches!(status_error(StatusCode::UNAUTHORIZED, "x"), ProviderError::Rejected(_)));
+    }
+}

@@ -1,22 +1,50 @@
 //! Tools with contracts: JSON-Schema-validated arguments, a side-effect class, a per-tool
 //! timeout and concurrency cap. Built-in demo-domain tools plus HTTP tools from config.
-//! INTERFACE STUB — being implemented; signatures are the contract.
+//!
+//! Read tools run directly ([`Registry::run`]). Write tools never do: the workflow asks for
+//! the change they would make ([`Registry::propose`]), a human approves it, and only then
+//! the approvals module applies it ([`Registry::execute`]). Every outbound HTTP request a
+//! tool makes goes through the SSRF guard in [`egress`].
 
+mod builtin;
+pub mod egress;
+mod http;
+mod kb;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use crate::config::{ConfigError, Settings};
 use crate::db::Db;
 use crate::domain::TenantId;
 use crate::providers::ToolDef;
 
+pub use builtin::{INVOICE_PAY, INVOICE_READ, KB_SEARCH, TICKET_READ, TICKET_UPDATE};
+use egress::{Egress, Lookup, SendError, SystemLookup};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SideEffect {
     Read,
     Write,
+}
+
+impl SideEffect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,7 +62,7 @@ pub struct ToolSpec {
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_millis() as u64)
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What a tool runs against: the caller's tenant (every query is scoped to it) and the db.
@@ -53,6 +81,19 @@ pub struct ProposedChange {
     pub after: Value,
     /// A unified diff of the pretty-printed `before` and `after`.
     pub diff: String,
+}
+
+impl ProposedChange {
+    /// A change from `before` to `after`, with the diff an approver reads.
+    pub fn new(resource: impl Into<String>, before: Value, after: Value) -> Self {
+        let old = format!("{before:#}\n");
+        let new = format!("{after:#}\n");
+        let diff = similar::TextDiff::from_lines(&old, &new)
+            .unified_diff()
+            .header("before", "after")
+            .to_string();
+        Self { resource: resource.into(), before, after, diff }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -76,44 +117,232 @@ pub enum ToolError {
 }
 
 impl ToolError {
-    /// The label used in `agent_tool_calls_total{outcome}`.
+    /// The label used in `agent_tool_calls_total{outcome}` (a success is `ok`).
     pub fn outcome(&self) -> &'static str {
-        unimplemented!()
+        match self {
+            Self::UnknownTool(_) => "unknown_tool",
+            Self::InvalidArguments { .. } => "invalid_arguments",
+            Self::NotFound(_) => "not_found",
+            Self::Timeout(_) => "timeout",
+            Self::Unavailable { .. } => "unavailable",
+            Self::EgressDenied(_) => "egress_denied",
+            Self::Failed { .. } => "failed",
+            Self::WriteNeedsApproval(_) => "needs_approval",
+        }
+    }
+
+    fn failed(tool: &str, message: impl Into<String>) -> Self {
+        Self::Failed { tool: tool.to_string(), message: message.into() }
+    }
+
+    fn unavailable(tool: &str, message: impl Into<String>) -> Self {
+        Self::Unavailable { tool: tool.to_string(), message: message.into() }
+    }
+
+    fn invalid(tool: &str, message: impl Into<String>) -> Self {
+        Self::InvalidArguments { tool: tool.to_string(), message: message.into() }
+    }
+
+    /// A database failure: the tool cannot answer right now.
+    fn db(tool: &str, err: &sqlx::Error) -> Self {
+        Self::unavailable(tool, format!("database error: {err}"))
+    }
+
+    /// An outbound HTTP failure, as seen by `tool`.
+    fn from_send(tool: &str, err: SendError) -> Self {
+        match err {
+            SendError::Denied(denied) => Self::EgressDenied(denied.message().to_string()),
+            SendError::Timeout => Self::Timeout(tool.to_string()),
+            SendError::Unreachable(message) => Self::unavailable(tool, message),
+            SendError::Failed(message) => Self::failed(tool, message),
+        }
+    }
+}
+
+/// How a tool does its work.
+enum Kind {
+    Builtin(builtin::Builtin),
+    Http(http::HttpTool),
+}
+
+/// One registered tool: its contract, compiled validator, concurrency slots and body.
+struct Tool {
+    spec: ToolSpec,
+    validator: jsonschema::Validator,
+    slots: Semaphore,
+    kind: Kind,
+}
+
+impl Tool {
+    fn new(spec: ToolSpec, kind: Kind) -> Result<Self, String> {
+        let validator = schema::compile(&spec.parameters)?;
+        let slots = Semaphore::new(usize::try_from(spec.max_concurrency).unwrap_or(usize::MAX));
+        Ok(Self { spec, validator, slots, kind })
+    }
+
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn validate(&self, args: &Value) -> Result<(), ToolError> {
+        schema::check(&self.validator, args).map_err(|message| ToolError::invalid(self.name(), message))
+    }
+
+    /// Waits for a concurrency slot, then runs `work` under the tool's timeout.
+    async fn guarded<T>(&self, work: impl Future<Output = Result<T, ToolError>>) -> Result<T, ToolError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| ToolError::unavailable(self.name(), "the tool is shutting down"))?;
+        tokio::time::timeout(self.spec.timeout, work)
+            .await
+            .map_err(|_| ToolError::Timeout(self.spec.name.clone()))?
     }
 }
 
 /// All tools this process offers.
-pub struct Registry {}
+pub struct Registry {
+    tools: BTreeMap<String, Tool>,
+}
 
 impl Registry {
     /// The built-in tools plus the HTTP tools declared in `settings.http_tools`.
-    pub fn new(_settings: &Settings) -> Result<Self, ConfigError> {
-        unimplemented!()
+    pub fn new(settings: &Settings) -> Result<Self, ConfigError> {
+        Self::with_lookup(settings, Arc::new(SystemLookup))
     }
-    pub fn get(&self, _name: &str) -> Option<&ToolSpec> {
-        unimplemented!()
+
+    /// The same, resolving outbound host names with `lookup` (tests map names to any address).
+    pub fn with_lookup(settings: &Settings, lookup: Arc<dyn Lookup>) -> Result<Self, ConfigError> {
+        let egress = Egress::with_lookup(&settings.egress_allowlist, Arc::clone(&lookup))
+            .map_err(|message| ConfigError { key: "EGRESS_ALLOWLIST".into(), message })?;
+        let search = match &settings.retrieval_url {
+            None => kb::Search::Local,
+            Some(url) => {
+                // The operator named this host; it is reachable whatever it resolves to.
+                let mut allow = settings.egress_allowlist.clone();
+                allow.extend(url.host_str().map(str::to_string));
+                let egress = Egress::with_lookup(&allow, lookup)
+                    .map_err(|message| ConfigError { key: "RETRIEVAL_URL".into(), message })?;
+                kb::Search::Remote { url: url.clone(), egress }
+            }
+        };
+
+        let mut tools = BTreeMap::new();
+        for (spec, body) in builtin::tools(search) {
+            let tool = Tool::new(spec, Kind::Builtin(body)).map_err(|message| ConfigError {
+                key: "tools".into(),
+                message: format!("built-in tool schema {message}"),
+            })?;
+            tools.insert(tool.spec.name.clone(), tool);
+        }
+        for config in &settings.http_tools {
+            let key = format!("http_tools.{}", config.name);
+            if tools.contains_key(&config.name) {
+                let what = if tools[&config.name].spec.source == "builtin" {
+                    "clashes with the built-in tool of that name; choose another name"
+                } else {
+                    "is declared more than once; tool names must be unique"
+                };
+                return Err(ConfigError { key, message: what.into() });
+            }
+            let (spec, body) = http::HttpTool::from_config(config, &egress)?;
+            let tool = Tool::new(spec, Kind::Http(body))
+                .map_err(|message| ConfigError { key: format!("{key}.schema"), message })?;
+            tools.insert(config.name.clone(), tool);
+        }
+        Ok(Self { tools })
     }
+
+    pub fn get(&self, name: &str) -> Option<&ToolSpec> {
+        self.tools.get(name).map(|t| &t.spec)
+    }
+
+    /// Every tool's spec, sorted by name.
     pub fn specs(&self) -> Vec<&ToolSpec> {
-        unimplemented!()
+        self.tools.values().map(|t| &t.spec).collect()
     }
-    /// The definitions offered to the model for these tool names.
-    pub fn defs(&self, _names: &[&str]) -> Vec<ToolDef> {
-        unimplemented!()
+
+    /// The definitions offered to the model for these tool names (unknown names are skipped).
+    pub fn defs(&self, names: &[&str]) -> Vec<ToolDef> {
+        names
+            .iter()
+            .filter_map(|name| self.get(name))
+            .map(|spec| ToolDef {
+                name: spec.name.clone(),
+                description: spec.description.clone(),
+                parameters: spec.parameters.clone(),
+            })
+            .collect()
     }
+
+    fn tool(&self, name: &str) -> Result<&Tool, ToolError> {
+        self.tools.get(name).ok_or_else(|| ToolError::UnknownTool(name.to_string()))
+    }
+
+    /// A write tool, validated arguments: what `propose` and `execute` both need.
+    fn write_tool(&self, name: &str, args: &Value) -> Result<&Tool, ToolError> {
+        let tool = self.tool(name)?;
+        if tool.spec.side_effect != SideEffect::Write {
+            return Err(ToolError::failed(name, "is a read tool: run it, there is no change to propose"));
+        }
+        tool.validate(args)?;
+        Ok(tool)
+    }
+
     /// Checks the arguments against the tool's schema.
-    pub fn validate(&self, _name: &str, _args: &Value) -> Result<(), ToolError> {
-        unimplemented!()
+    pub fn validate(&self, name: &str, args: &Value) -> Result<(), ToolError> {
+        self.tool(name)?.validate(args)
     }
+
     /// Runs a read tool: validates, waits for a concurrency slot, enforces the timeout.
-    pub async fn run(&self, _ctx: &ToolCtx, _name: &str, _args: &Value) -> Result<Value, ToolError> {
-        unimplemented!()
+    #[tracing::instrument(skip(self, ctx, args), fields(tenant = %ctx.tenant))]
+    pub async fn run(&self, ctx: &ToolCtx, name: &str, args: &Value) -> Result<Value, ToolError> {
+        let tool = self.tool(name)?;
+        if tool.spec.side_effect == SideEffect::Write {
+            return Err(ToolError::WriteNeedsApproval(name.to_string()));
+        }
+        tool.validate(args)?;
+        tool.guarded(async {
+            match &tool.kind {
+                Kind::Builtin(b) => b.run(ctx, args).await,
+                Kind::Http(h) => h.call(args).await,
+            }
+        })
+        .await
     }
+
     /// For a write tool: the change it would make, without making it.
-    pub async fn propose(&self, _ctx: &ToolCtx, _name: &str, _args: &Value) -> Result<ProposedChange, ToolError> {
-        unimplemented!()
+    #[tracing::instrument(skip(self, ctx, args), fields(tenant = %ctx.tenant))]
+    pub async fn propose(&self, ctx: &ToolCtx, name: &str, args: &Value) -> Result<ProposedChange, ToolError> {
+        let tool = self.write_tool(name, args)?;
+        tool.guarded(async {
+            match &tool.kind {
+                Kind::Builtin(b) => b.propose(ctx, args).await,
+                Kind::Http(h) => h.propose(args),
+            }
+        })
+        .await
     }
+
+    /// Applies a write tool's change and returns the resulting record. Call it only for an
+    /// approved request, once: the approvals module owns exactly-once; built-in writes also
+    /// refuse to apply a change that is no longer applicable (e.g. paying a paid invoice).
+    /// A `Timeout` here means the outcome is unknown.
+    #[tracing::instrument(skip(self, ctx, args), fields(tenant = %ctx.tenant))]
+    pub async fn execute(&self, ctx: &ToolCtx, name: &str, args: &Value) -> Result<Value, ToolError> {
+        let tool = self.write_tool(name, args)?;
+        tool.guarded(async {
+            match &tool.kind {
+                Kind::Builtin(b) => b.execute(ctx, args).await,
+                Kind::Http(h) => h.call(args).await,
+            }
+        })
+        .await
+    }
+
     /// A stable hash over every tool's name, schema and side effect (for `/v1/info`).
     pub fn schema_hash(&self) -> String {
-        unimplemented!()
+        schema::contract_hash(self.tools.values().map(|t| &t.spec))
     }
 }

@@ -54,6 +54,7 @@ CREATE TABLE approvals (
     evidence            TEXT NOT NULL,
     risk_tier           BIGINT NOT NULL,
     requested_by        TEXT NOT NULL,
+    requested_by_user   TEXT,
     request_id          TEXT NOT NULL,
     trace_id            TEXT NOT NULL,
     required_approvals  BIGINT NOT NULL,

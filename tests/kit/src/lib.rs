@@ -1,1 +1,8 @@
-//! Shared test kit.
+//! Shared test kit for every test of the project: the wire-faithful fake Ollama server
+//! ([`FakeOllama`]), usable in-process or as the `fake-ollama` binary driven over HTTP.
+
+pub mod fake_ollama;
+
+pub use fake_ollama::{
+    Counters, FakeModel, FakeOllama, FakeToolCall, FakeUsage, Mode, RecordedRequest, Reply,
+};

@@ -1,0 +1,544 @@
+//! The workflow engine: runs one request through input guardrails, the model/tool loop
+//! under its budgets, write gating (a write becomes a pending approval, never an
+//! execution), output guardrails, and usage accounting.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::auth::Principal;
+use crate::budget::{BudgetKind, RunBudget, UsageLedger};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::{Db, approvals};
+use crate::error::{Error, ErrorCode};
+use crate::guardrails::Policy;
+use crate::metrics::{Metrics, RequestLabels, TokenLabels, ToolLabels};
+use crate::providers::{ChatMessage, ChatRequest, Provider, ProviderError, ToolCall};
+use crate::tools::{ProposedChange, Registry, SideEffect, ToolCtx, ToolError};
+use crate::workflows::Workflow;
+
+/// How a run ended (the `status` of an invoke reply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Success,
+    ApprovalRequired,
+    Blocked,
+    BudgetExceeded,
+    Degraded,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::ApprovalRequired => "approval_required",
+            Self::Blocked => "blocked",
+            Self::BudgetExceeded => "budget_exceeded",
+            Self::Degraded => "degraded",
+        }
+    }
+}
+
+/// A piece of evidence the answer rests on.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Evidence {
+    /// `ticket`, `kb`, `invoice` or `tool`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub title: Option<String>,
+    /// The tool that produced it.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct UsageOut {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub cost_usd: f64,
+}
+
+/// The outcome of one run.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub answer: String,
+    pub evidence: Vec<Evidence>,
+    pub approval_request_id: Option<String>,
+    pub proposed_change: Option<ProposedChange>,
+    pub usage: UsageOut,
+    pub budget_kind: Option<BudgetKind>,
+    pub guardrail_rule: Option<String>,
+    pub tool_calls: Vec<String>,
+}
+
+/// Events of a streamed run, in order.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    Token(String),
+    ToolCall { name: String, arguments: Value },
+    ToolResult { name: String, outcome: String },
+    ApprovalRequired { approval_request_id: String, proposed_change: ProposedChange },
+}
+
+pub struct RunRequest {
+    pub workflow: Arc<Workflow>,
+    pub text: String,
+    pub user_id: Option<String>,
+    pub principal: Principal,
+    pub request_id: String,
+    pub trace_id: String,
+}
+
+/// Everything a run needs; built once at start.
+pub struct Engine {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub provider: Provider,
+    pub tools: Arc<Registry>,
+    pub policy: Arc<Policy>,
+    pub metrics: Arc<Metrics>,
+    pub ledger: Arc<UsageLedger>,
+    pub clock: Arc<dyn Clock>,
+    pub release: approvals::Release,
+}
+
+/// Price of the scripted model's synthetic tokens (USD per 1k), so the demo shows cost.
+const SCRIPTED_PRICE: (f64, f64) = (0.0005, 0.0015);
+
+struct Run<'a> {
+    engine: &'a Engine,
+    req: &'a RunRequest,
+    budget: RunBudget,
+    usage: UsageOut,
+    evidence: Vec<Evidence>,
+    tool_calls: Vec<String>,
+    retrieval_called: bool,
+    retrieval_down: bool,
+    events: Option<&'a mpsc::UnboundedSender<RunEvent>>,
+}
+
+impl Engine {
+    fn price(&self, model: &str) -> (f64, f64) {
+        if let Some(p) = self.settings.prices.get(model) {
+            return (p.input_per_1k, p.output_per_1k);
+        }
+        if self.provider.kind() == "scripted" { SCRIPTED_PRICE } else { (0.0, 0.0) }
+    }
+
+    /// Runs a workflow to its end. Errors are for failures the caller must see as an error
+    /// envelope (provider down, database down); every other ending is a [`RunOutcome`].
+    pub async fn run(&self, req: &RunRequest, events: Option<&mpsc::UnboundedSender<RunEvent>>) -> Result<RunOutcome, Error> {
+        let started = Instant::now();
+        let span = tracing::Span::current();
+        span.record("workflow", req.workflow.name);
+        span.record("policy_version", self.policy.version.as_str());
+        // Logged in full: the log writer redacts PII and secrets from every line.
+        tracing::info!(input = %req.text, user_id = req.user_id.as_deref().unwrap_or(""), "run started");
+        self.metrics.inflight.inc();
+        let result = self.run_inner(req, events, started).await;
+        self.metrics.inflight.dec();
+        let status = match &result {
+            Ok(o) => o.status.as_str(),
+            Err(e) => e.code.as_str(),
+        };
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                workflow: req.workflow.name.to_string(),
+                status: status.to_string(),
+                track: self.settings.release_track.as_str().to_string(),
+            })
+            .inc();
+        self.metrics.request_duration.observe(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(o) => tracing::info!(status, tool_calls = o.tool_calls.len(), tokens = o.usage.prompt_tokens + o.usage.completion_tokens, "run finished"),
+            Err(e) => tracing::warn!(status, error = %e.message, "run failed"),
+        }
+        result
+    }
+
+    async fn run_inner(&self, req: &RunRequest, events: Option<&mpsc::UnboundedSender<RunEvent>>, started: Instant) -> Result<RunOutcome, Error> {
+        let mut run = Run {
+            engine: self,
+            req,
+            budget: RunBudget::new(&self.settings, started),
+            usage: UsageOut::default(),
+            evidence: Vec::new(),
+            tool_calls: Vec::new(),
+            retrieval_called: false,
+            retrieval_down: false,
+            events,
+        };
+
+        // Input guardrails first: a blocked input never reaches the model.
+        let mut policy_check = self.policy.check_input(&req.text);
+        if policy_check.is_ok() {
+            if let Some(max) = self.settings.max_input_chars {
+                if req.text.chars().count() > max {
+                    policy_check = Err(crate::guardrails::Block {
+                        rule: "input_too_large".into(),
+                        message: format!("the input is longer than {max} characters"),
+                    });
+                }
+            }
+        }
+        if let Err(block) = policy_check {
+            self.metrics.guardrail_block(&block.rule);
+            tracing::warn!(rule = %block.rule, "input blocked by guardrail");
+            return Ok(run.finish(RunStatus::Blocked, block.message, None).with_rule(block.rule));
+        }
+
+        // The tenant's daily budget.
+        let day = self.clock.now().format("%Y-%m-%d").to_string();
+        let (tokens_today, cost_today) = self.ledger.today(&req.principal.tenant, &day).await?;
+        if tokens_today >= self.settings.tenant_daily_token_budget {
+            return Ok(run.exceeded(BudgetKind::TenantDailyTokens));
+        }
+        if cost_today >= self.settings.tenant_daily_cost_budget_usd {
+            return Ok(run.exceeded(BudgetKind::TenantDailyCost));
+        }
+
+        let deadline = run.budget.deadline;
+        let outcome = match tokio::time::timeout_at(deadline, run.drive()).await {
+            Ok(r) => r,
+            Err(_) => Ok(run.exceeded(BudgetKind::Deadline)),
+        };
+        let total_tokens = u64::from(run.usage.prompt_tokens + run.usage.completion_tokens);
+        self.ledger.add(&req.principal.tenant, &day, total_tokens, run.usage.cost_usd);
+        outcome
+    }
+}
+
+impl RunOutcome {
+    fn with_rule(mut self, rule: String) -> Self {
+        self.guardrail_rule = Some(rule);
+        self
+    }
+}
+
+fn tool_message_content(result: &Result<Value, ToolError>) -> String {
+    match result {
+        Ok(v) => v.to_string(),
+        Err(e) => json!({ "error": e.to_string() }).to_string(),
+    }
+}
+
+fn evidence_from(tool: &str, result: &Value) -> Vec<Evidence> {
+    let item = |kind: &str, id: &Value, title: Option<&Value>| Evidence {
+        kind: kind.to_string(),
+        id: id.as_str().unwrap_or_default().to_string(),
+        title: title.and_then(Value::as_str).map(str::to_string),
+        source: tool.to_string(),
+    };
+    match tool {
+        "ticket_read" => vec![item("ticket", &result["id"], result.get("subject"))],
+        "invoice_read" => vec![item("invoice", &result["id"], result.get("vendor"))],
+        "kb_search" => result["articles"]
+            .as_array()
+            .map(|a| a.iter().map(|art| item("kb", &art["id"], art.get("title"))).collect())
+            .unwrap_or_default(),
+        _ => vec![Evidence { kind: "tool".into(), id: tool.to_string(), title: None, source: tool.to_string() }],
+    }
+    .into_iter()
+    .filter(|e| !e.id.is_empty())
+    .collect()
+}
+
+/// `[kind:ID]` citations in an answer.
+fn citations(answer: &str) -> Vec<(String, String)> {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| regex::Regex::new(r"\[(ticket|kb|invoice|tool):([A-Za-z0-9_.-]+)\]").expect("static regex"));
+    re.captures_iter(answer).map(|c| (c[1].to_string(), c[2].to_string())).collect()
+}
+
+impl Run<'_> {
+    fn emit(&self, ev: RunEvent) {
+        if let Some(tx) = self.events {
+            let _ = tx.send(ev);
+        }
+    }
+
+    fn finish(&self, status: RunStatus, answer: String, proposal: Option<(String, ProposedChange)>) -> RunOutcome {
+        let (approval_request_id, proposed_change) = match proposal {
+            Some((id, change)) => (Some(id), Some(change)),
+            None => (None, None),
+        };
+        RunOutcome {
+            status,
+            answer,
+            evidence: self.evidence.clone(),
+            approval_request_id,
+            proposed_change,
+            usage: self.usage.clone(),
+            budget_kind: None,
+            guardrail_rule: None,
+            tool_calls: self.tool_calls.clone(),
+        }
+    }
+
+    fn exceeded(&self, kind: BudgetKind) -> RunOutcome {
+        self.engine.metrics.budget_exceeded.get_or_create(&crate::metrics::KindLabels { kind: kind.as_str().into() }).inc();
+        tracing::warn!(budget = kind.as_str(), "run stopped by budget");
+        let mut o = self.finish(
+            RunStatus::BudgetExceeded,
+            format!("The run was stopped because it exceeded its {} budget.", kind.as_str().replace('_', " ")),
+            None,
+        );
+        o.budget_kind = Some(kind);
+        o
+    }
+
+    async fn drive(&mut self) -> Result<RunOutcome, Error> {
+        let engine = self.engine;
+        let wf = &self.req.workflow;
+        let tool_names: Vec<&str> = wf.tools.clone();
+        let tool_defs = engine.tools.defs(&tool_names);
+        let mut messages = vec![
+            ChatMessage::system(wf.system_prompt(self.req.principal.tenant.as_str())),
+            ChatMessage::user(self.req.text.clone()),
+        ];
+        let ctx = ToolCtx { tenant: self.req.principal.tenant.clone(), db: engine.db.clone() };
+
+        loop {
+            let remaining = self.budget.remaining_tokens();
+            if remaining == 0 {
+                return Ok(self.exceeded(BudgetKind::Tokens));
+            }
+            let request = ChatRequest { workflow: wf.name.to_string(), messages: messages.clone(), tools: tool_defs.clone(), max_tokens: remaining };
+            let response = self.call_model(&request).await?;
+            let (pin, pout) = engine.price(&response.model);
+            let cost = f64::from(response.usage.prompt_tokens) / 1000.0 * pin + f64::from(response.usage.completion_tokens) / 1000.0 * pout;
+            self.usage.prompt_tokens += response.usage.prompt_tokens;
+            self.usage.completion_tokens += response.usage.completion_tokens;
+            self.usage.cost_usd += cost;
+            engine.metrics.tokens.get_or_create(&TokenLabels { model: response.model.clone(), direction: "input".into() }).inc_by(u64::from(response.usage.prompt_tokens));
+            engine.metrics.tokens.get_or_create(&TokenLabels { model: response.model.clone(), direction: "output".into() }).inc_by(u64::from(response.usage.completion_tokens));
+            engine.metrics.cost_usd.inc_by(cost);
+            if let Err(kind) = self.budget.spend(response.usage.prompt_tokens + response.usage.completion_tokens, cost) {
+                return Ok(self.exceeded(kind));
+            }
+
+            if response.tool_calls.is_empty() {
+                return Ok(self.final_answer(response.content));
+            }
+
+            messages.push(ChatMessage::assistant(response.content.clone(), response.tool_calls.clone()));
+            for call in &response.tool_calls {
+                if let Err(kind) = self.budget.tool_call(&call.name, &call.arguments) {
+                    return Ok(self.exceeded(kind));
+                }
+                self.tool_calls.push(call.name.clone());
+                let mut shown_args = call.arguments.clone();
+                engine.policy.redactor.redact_json(&mut shown_args);
+                self.emit(RunEvent::ToolCall { name: call.name.clone(), arguments: shown_args });
+
+                if !tool_names.contains(&call.name.as_str()) {
+                    let err = ToolError::UnknownTool(call.name.clone());
+                    self.count_tool(&call.name, err.outcome());
+                    messages.push(ChatMessage::tool(call, tool_message_content(&Err(err))));
+                    continue;
+                }
+                let is_write = engine.tools.get(&call.name).is_some_and(|s| s.side_effect == SideEffect::Write);
+                if is_write {
+                    match self.gate_write(&ctx, call).await? {
+                        Ok(outcome) => return Ok(outcome),
+                        Err(err) => {
+                            self.count_tool(&call.name, err.outcome());
+                            self.emit(RunEvent::ToolResult { name: call.name.clone(), outcome: err.outcome().into() });
+                            messages.push(ChatMessage::tool(call, tool_message_content(&Err(err))));
+                            continue;
+                        }
+                    }
+                }
+                let result = engine.tools.run(&ctx, &call.name, &call.arguments).await;
+                let outcome = match &result {
+                    Ok(v) => {
+                        self.evidence.extend(evidence_from(&call.name, v));
+                        "ok"
+                    }
+                    Err(e) => e.outcome(),
+                };
+                if call.name == "kb_search" {
+                    self.retrieval_called = true;
+                    if matches!(result, Err(ToolError::Unavailable { .. })) {
+                        self.retrieval_down = true;
+                    }
+                }
+                self.count_tool(&call.name, outcome);
+                self.emit(RunEvent::ToolResult { name: call.name.clone(), outcome: outcome.into() });
+                messages.push(ChatMessage::tool(call, tool_message_content(&result)));
+            }
+        }
+    }
+
+    fn count_tool(&self, tool: &str, outcome: &str) {
+        self.engine.metrics.tool_calls.get_or_create(&ToolLabels { tool: tool.to_string(), outcome: outcome.to_string() }).inc();
+    }
+
+    async fn call_model(&self, request: &ChatRequest) -> Result<crate::providers::ChatResponse, Error> {
+        let engine = self.engine;
+        let result = match self.events {
+            Some(events) => {
+                // Stream text through the redactor as it arrives.
+                let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+                let events = events.clone();
+                let mut redactor = engine.policy.redactor.stream();
+                let forward = async move {
+                    while let Some(chunk) = rx.recv().await {
+                        let safe = redactor.push(&chunk);
+                        if !safe.is_empty() {
+                            let _ = events.send(RunEvent::Token(safe));
+                        }
+                    }
+                    let rest = redactor.finish();
+                    if !rest.is_empty() {
+                        let _ = events.send(RunEvent::Token(rest));
+                    }
+                };
+                let call = async move {
+                    let r = engine.provider.chat(request, Some(&tx)).await;
+                    drop(tx);
+                    r
+                };
+                let (r, ()) = tokio::join!(call, forward);
+                r
+            }
+            None => engine.provider.chat(request, None).await,
+        };
+        result.map_err(provider_error)
+    }
+
+    /// A write tool call: validate, propose, store a pending approval, stop the run.
+    /// The inner `Err` goes back to the model (bad arguments, unknown record).
+    async fn gate_write(&mut self, ctx: &ToolCtx, call: &ToolCall) -> Result<Result<RunOutcome, ToolError>, Error> {
+        let engine = self.engine;
+        if let Err(e) = engine.tools.validate(&call.name, &call.arguments) {
+            return Ok(Err(e));
+        }
+        let mut change = match engine.tools.propose(ctx, &call.name, &call.arguments).await {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        let redactor = &engine.policy.redactor;
+        let mut arguments = call.arguments.clone();
+        redactor.redact_json(&mut arguments);
+        redactor.redact_json(&mut change.before);
+        redactor.redact_json(&mut change.after);
+        change.diff = redactor.redact(&change.diff).text.into_owned();
+        let required = if call.name == "invoice_pay"
+            && call.arguments["amount_usd"].as_f64().unwrap_or(0.0) > engine.settings.invoice_two_approver_threshold_usd
+        {
+            2
+        } else {
+            1
+        };
+        let now = engine.clock.now().timestamp_millis();
+        let id = format!("apr_{}", uuid::Uuid::now_v7().simple());
+        let record = approvals::NewApproval {
+            id: id.clone(),
+            tenant: ctx.tenant.clone(),
+            workflow: self.req.workflow.name.to_string(),
+            tool: call.name.clone(),
+            arguments,
+            proposed_change: serde_json::to_value(&change).map_err(|e| Error::internal(e.to_string()))?,
+            evidence: serde_json::to_value(&self.evidence).map_err(|e| Error::internal(e.to_string()))?,
+            risk_tier: i64::from(self.req.workflow.risk_tier),
+            requested_by: self.req.principal.key_id.clone(),
+            requested_by_user: self.req.user_id.clone(),
+            request_id: self.req.request_id.clone(),
+            trace_id: self.req.trace_id.clone(),
+            required_approvals: required,
+            release: engine.release.clone(),
+            policy_version: engine.policy.version.to_string(),
+            created_at: now,
+            expires_at: now + (engine.settings.approval_ttl_secs as i64) * 1000,
+        };
+        approvals::insert_pending(&engine.db, &record).await?;
+        engine.metrics.approvals_pending.inc();
+        self.count_tool(&call.name, "needs_approval");
+        tracing::info!(approval_id = %id, tool = %call.name, required_approvals = required, "write gated for approval");
+        self.emit(RunEvent::ApprovalRequired { approval_request_id: id.clone(), proposed_change: change.clone() });
+        let answer = format!(
+            "The change to {} needs approval ({} approver{}) before it is applied. Approval request: {id}.",
+            change.resource,
+            required,
+            if required == 1 { "" } else { "s" }
+        );
+        Ok(Ok(self.finish(RunStatus::ApprovalRequired, answer, Some((id, change)))))
+    }
+
+    fn final_answer(&self, raw: String) -> RunOutcome {
+        let engine = self.engine;
+        let redacted = engine.policy.redactor.redact(&raw);
+        for rule in &redacted.rules {
+            engine.metrics.guardrail_block(&format!("redact_{rule}"));
+        }
+        let answer = redacted.text.into_owned();
+        let wf = &self.req.workflow;
+        if wf.retrieval && self.retrieval_down {
+            return self.finish(RunStatus::Degraded, answer, None);
+        }
+        if engine.policy.citation_required(wf.name) {
+            let cited = citations(&answer);
+            let known: BTreeMap<(&str, &str), ()> = self.evidence.iter().map(|e| ((e.kind.as_str(), e.id.as_str()), ())).collect();
+            let unknown = cited.iter().any(|(k, id)| !known.contains_key(&(k.as_str(), id.as_str())));
+            let uncited = cited.is_empty() && !(self.retrieval_called && self.evidence.is_empty());
+            if unknown || uncited {
+                engine.metrics.guardrail_block("citation_required");
+                tracing::warn!(unknown, uncited, "answer withheld: citations missing or not backed by evidence");
+                return self
+                    .finish(
+                        RunStatus::Blocked,
+                        "The answer was withheld because it did not cite the evidence it rests on.".into(),
+                        None,
+                    )
+                    .with_rule("citation_required".into());
+            }
+        }
+        self.finish(RunStatus::Success, answer, None)
+    }
+}
+
+/// Maps a provider failure to the error a client sees.
+pub fn provider_error(e: ProviderError) -> Error {
+    match e {
+        ProviderError::CircuitOpen { retry_after_secs } => Error::new(
+            ErrorCode::ProviderUnavailable,
+            format!("the model provider is failing and its circuit is open; retry in {retry_after_secs} s"),
+        )
+        .retry_after(retry_after_secs),
+        ProviderError::Timeout(secs) => Error::new(ErrorCode::ProviderTimeout, format!("the model provider did not answer within {secs} s")).retry_after(5),
+        ProviderError::Unavailable(m) => Error::new(ErrorCode::ProviderUnavailable, format!("the model provider is unavailable: {m}")).retry_after(5),
+        ProviderError::Rejected(m) | ProviderError::Protocol(m) | ProviderError::Stream(m) => {
+            Error::new(ErrorCode::ProviderError, format!("the model provider failed: {m}")).retry_after(5)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_citations() {
+        assert_eq!(
+            citations("See [ticket:T-1001] and [kb:KB-3]; not [foo:bar]."),
+            vec![("ticket".into(), "T-1001".into()), ("kb".into(), "KB-3".into())]
+        );
+    }
+
+    #[test]
+    fn evidence_from_kb_search_lists_articles() {
+        let ev = evidence_from("kb_search", &json!({"articles": [{"id": "KB-1", "title": "Reset"}, {"id": "KB-2"}]}));
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev[0].kind, "kb");
+        assert_eq!(ev[0].title.as_deref(), Some("Reset"));
+    }
+}

@@ -1,0 +1,253 @@
+//! `POST /v1/invoke` (one JSON reply) and `POST /v1/invoke/stream` (Server-Sent Events).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::auth::Principal;
+use crate::db::idempotency::{self, Claim};
+use crate::domain::Role;
+use crate::engine::{Evidence, RunEvent, RunOutcome, RunRequest, RunStatus, UsageOut};
+use crate::error::{Error, ErrorBody, ErrorCode, Result};
+use crate::request_id::RequestId;
+use crate::startup::AppState;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvokeInput {
+    pub text: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvokeRequest {
+    /// A workflow name from `/v1/workflows`.
+    pub workflow: String,
+    pub input: InvokeInput,
+    /// The end user on whose behalf the agent acts (recorded on approvals).
+    pub user_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InvokeResponse {
+    pub request_id: String,
+    pub status: RunStatus,
+    pub answer: String,
+    pub evidence: Vec<Evidence>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_request_id: Option<String>,
+    /// `{resource, before, after, diff}` of the write waiting for approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub proposed_change: Option<Value>,
+    pub usage: UsageOut,
+    pub policy_version: String,
+    pub trace_id: String,
+    pub workflow: String,
+    /// `ollama`, `openai` or `scripted` (the deterministic offline model).
+    pub provider: String,
+    pub model: String,
+    /// Which budget stopped the run, when `status` is `budget_exceeded`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    /// Which guardrail rule blocked the run, when `status` is `blocked`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrail_rule: Option<String>,
+}
+
+fn response_body(state: &AppState, req: &RunRequest, o: RunOutcome) -> InvokeResponse {
+    InvokeResponse {
+        request_id: req.request_id.clone(),
+        status: o.status,
+        answer: o.answer,
+        evidence: o.evidence,
+        approval_request_id: o.approval_request_id,
+        proposed_change: o.proposed_change.and_then(|c| serde_json::to_value(c).ok()),
+        usage: o.usage,
+        policy_version: state.engine.policy.version.to_string(),
+        trace_id: req.trace_id.clone(),
+        workflow: req.workflow.name.to_string(),
+        provider: state.info.provider.clone(),
+        model: state.info.model.clone(),
+        budget: o.budget_kind.map(|k| k.as_str().to_string()),
+        guardrail_rule: o.guardrail_rule,
+    }
+}
+
+fn build_run(state: &AppState, principal: Principal, request_id: String, body: InvokeRequest) -> Result<RunRequest> {
+    principal.require(Role::Invoke)?;
+    let workflow = state.workflows.get(&body.workflow).cloned().ok_or_else(|| {
+        let known: Vec<&str> = state.workflows.keys().map(String::as_str).collect();
+        Error::new(ErrorCode::UnknownWorkflow, format!("unknown workflow {:?}; known workflows: {}", body.workflow, known.join(", ")))
+    })?;
+    if body.input.text.trim().is_empty() {
+        return Err(Error::invalid("input.text must not be empty"));
+    }
+    if let Some(u) = &body.user_id {
+        if u.is_empty() || u.len() > 128 || u.chars().any(char::is_control) {
+            return Err(Error::invalid("user_id must be 1-128 printable characters"));
+        }
+    }
+    Ok(RunRequest {
+        workflow,
+        text: body.input.text,
+        user_id: body.user_id,
+        principal,
+        request_id,
+        trace_id: format!("tr_{}", uuid::Uuid::now_v7().simple()),
+    })
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => {
+            let s = v.to_str().map_err(|_| Error::invalid("Idempotency-Key must be printable ASCII"))?;
+            if s.is_empty() || s.len() > 255 {
+                return Err(Error::invalid("Idempotency-Key must be 1-255 characters"));
+            }
+            Ok(Some(s.to_string()))
+        }
+    }
+}
+
+/// Runs a workflow and answers with its outcome.
+#[utoipa::path(post, path = "/v1/invoke", security(("bearer" = [])), request_body = InvokeRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
+    responses(
+        (status = 200, body = InvokeResponse, description = "the run ended: success, approval_required, blocked, budget_exceeded or degraded"),
+        (status = 400, body = crate::error::ErrorEnvelope), (status = 401, body = crate::error::ErrorEnvelope),
+        (status = 403, body = crate::error::ErrorEnvelope), (status = 404, body = crate::error::ErrorEnvelope),
+        (status = 409, body = crate::error::ErrorEnvelope), (status = 413, body = crate::error::ErrorEnvelope),
+        (status = 422, body = crate::error::ErrorEnvelope), (status = 429, body = crate::error::ErrorEnvelope),
+        (status = 503, body = crate::error::ErrorEnvelope)))]
+pub async fn invoke(
+    State(state): State<AppState>,
+    principal: Principal,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    let (parsed, raw): (InvokeRequest, Bytes) = super::parse_json(&headers, body)?;
+    let key = idempotency_key(&headers)?;
+    let tenant = principal.tenant.clone();
+    let run = build_run(&state, principal, request_id, parsed)?;
+
+    let Some(key) = key else {
+        let outcome = state.engine.run(&run, None).await?;
+        return Ok(Json(response_body(&state, &run, outcome)).into_response());
+    };
+
+    let hash = hex::encode(Sha256::new().chain_update(b"POST /v1/invoke\n").chain_update(&raw).finalize());
+    let now = chrono::Utc::now().timestamp_millis();
+    match idempotency::claim(&state.db, &tenant, &key, &hash, now).await? {
+        Claim::Fresh => {}
+        Claim::Replay { status, body } => {
+            let mut resp = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert("idempotency-replayed", HeaderValue::from_static("true"));
+            return Ok(resp);
+        }
+        Claim::InProgress => {
+            return Err(Error::new(ErrorCode::IdempotencyInProgress, "a request with this Idempotency-Key is still running; retry shortly").retry_after(1));
+        }
+        Claim::Mismatch => {
+            return Err(Error::new(
+                ErrorCode::IdempotencyKeyReused,
+                "this Idempotency-Key was already used with a different request body; use a new key",
+            ));
+        }
+    }
+    match state.engine.run(&run, None).await {
+        Ok(outcome) => {
+            let body = serde_json::to_string(&response_body(&state, &run, outcome)).map_err(|e| Error::internal(e.to_string()))?;
+            idempotency::complete(&state.db, &tenant, &key, 200, &body).await?;
+            let mut resp = (StatusCode::OK, body).into_response();
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Ok(resp)
+        }
+        Err(e) => {
+            // A failed run is not a response worth replaying: free the key for a retry.
+            if let Err(db_err) = idempotency::release(&state.db, &tenant, &key).await {
+                tracing::warn!(error = %db_err, "releasing idempotency key failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn sse_json<T: Serialize>(event: &str, data: &T) -> Event {
+    Event::default().event(event).json_data(data).unwrap_or_else(|_| Event::default().event("error").data("{}"))
+}
+
+/// Runs a workflow and streams its progress as Server-Sent Events: `token`, `tool_call`,
+/// `tool_result`, `approval_required`, then `done` (the full reply) or `error`.
+#[utoipa::path(post, path = "/v1/invoke/stream", security(("bearer" = [])), request_body = InvokeRequest,
+    responses((status = 200, content_type = "text/event-stream", description = "events: token, tool_call, tool_result, approval_required, done, error"),
+        (status = 400, body = crate::error::ErrorEnvelope), (status = 401, body = crate::error::ErrorEnvelope)))]
+pub async fn invoke_stream(
+    State(state): State<AppState>,
+    principal: Principal,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
+    let (parsed, _raw): (InvokeRequest, Bytes) = super::parse_json(&headers, body)?;
+    if headers.contains_key("idempotency-key") {
+        return Err(Error::invalid("Idempotency-Key is not supported on /v1/invoke/stream; use POST /v1/invoke to make a request idempotent"));
+    }
+    let run = Arc::new(build_run(&state, principal, request_id.clone(), parsed)?);
+    let (tx, rx) = mpsc::unbounded_channel::<Event>();
+    let span = tracing::Span::current();
+    tokio::spawn({
+        let state = state.clone();
+        let run = run.clone();
+        let request_id = request_id.clone();
+        use tracing::Instrument;
+        async move {
+            let (etx, mut erx) = mpsc::unbounded_channel::<RunEvent>();
+            let forward_tx = tx.clone();
+            let forward = tokio::spawn(async move {
+                while let Some(ev) = erx.recv().await {
+                    let event = match ev {
+                        RunEvent::Token(text) => sse_json("token", &serde_json::json!({ "text": text })),
+                        RunEvent::ToolCall { name, arguments } => sse_json("tool_call", &serde_json::json!({ "tool": name, "arguments": arguments })),
+                        RunEvent::ToolResult { name, outcome } => sse_json("tool_result", &serde_json::json!({ "tool": name, "outcome": outcome })),
+                        RunEvent::ApprovalRequired { approval_request_id, proposed_change } => sse_json(
+                            "approval_required",
+                            &serde_json::json!({ "approval_request_id": approval_request_id, "proposed_change": proposed_change }),
+                        ),
+                    };
+                    if forward_tx.send(event).is_err() {
+                        break;
+                    }
+                }
+            });
+            let result = crate::request_id::scope(request_id.clone(), state.engine.run(&run, Some(&etx))).await;
+            drop(etx);
+            let _ = forward.await;
+            let last = match result {
+                Ok(outcome) => sse_json("done", &response_body(&state, &run, outcome)),
+                Err(e) => sse_json("error", &serde_json::json!({ "error": ErrorBody { code: e.code, message: e.message, request_id } })),
+            };
+            let _ = tx.send(last);
+        }
+        .instrument(span)
+    });
+    let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(Ok::<_, Infallible>);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+use tokio_stream::StreamExt as _;

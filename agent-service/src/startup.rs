@@ -1,0 +1,253 @@
+//! Building and running the HTTP application: state wiring, the router and its layers,
+//! background tasks, and graceful shutdown.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::auth::KeyCache;
+use crate::budget::UsageLedger;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::db::{Db, approvals};
+use crate::engine::Engine;
+use crate::guardrails::Policy;
+use crate::metrics::{BuildLabels, Metrics};
+use crate::tools::Registry;
+use crate::workflows::{self, Workflow};
+
+/// Versions and hashes this process runs with (`/v1/info`, `agent_build_info`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServiceInfo {
+    pub version: String,
+    pub git_sha: String,
+    pub track: String,
+    pub provider: String,
+    pub model: String,
+    pub prompt_version: String,
+    pub tool_schema_hash: String,
+    pub policy_version: String,
+    pub policy_hash: String,
+    pub config_hash: String,
+}
+
+/// Shared state of every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub engine: Arc<Engine>,
+    pub keys: Arc<KeyCache>,
+    pub metrics: Arc<Metrics>,
+    pub workflows: Arc<BTreeMap<String, Arc<Workflow>>>,
+    pub info: Arc<ServiceInfo>,
+    pub limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    pub shed: Arc<Semaphore>,
+    pub shutting_down: Arc<AtomicBool>,
+    pub http: reqwest::Client,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    state: AppState,
+    router: Router,
+}
+
+fn hash16(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
+}
+
+impl Application {
+    /// Connects and migrates the database, loads the policy, wires everything, binds.
+    pub async fn build(settings: Settings, policy: Policy) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let db = Db::connect(&settings.database_url)
+            .await
+            .with_context(|| format!("cannot open DATABASE_URL {}", crate::config::redact_url(&settings.database_url)))?;
+        db.migrate().await.context("applying database migrations failed")?;
+        let metrics = Arc::new(Metrics::new());
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .context("building the HTTP client")?;
+        let provider = crate::providers::from_settings(&settings, http.clone(), metrics.clone());
+        let tools = Arc::new(Registry::new(&settings).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let policy = Arc::new(policy);
+        let wf_list = workflows::builtin();
+        let prompt_version = workflows::prompt_set_version(&wf_list);
+        let git_sha = env!("AGENT_GIT_SHA").to_string();
+        let config_hash = hash16(
+            &settings.describe().iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>(),
+        );
+        let info = ServiceInfo {
+            version: settings.release_version.clone(),
+            git_sha: git_sha.clone(),
+            track: settings.release_track.as_str().into(),
+            provider: provider.kind().into(),
+            model: provider.model().into(),
+            prompt_version: prompt_version.clone(),
+            tool_schema_hash: tools.schema_hash(),
+            policy_version: policy.version.to_string(),
+            policy_hash: policy.hash(),
+            config_hash,
+        };
+        metrics
+            .build_info
+            .get_or_create(&BuildLabels {
+                version: info.version.clone(),
+                git_sha: info.git_sha.clone(),
+                track: info.track.clone(),
+                model: info.model.clone(),
+                prompt_version,
+                policy_version: info.policy_version.clone(),
+            })
+            .set(1);
+        metrics.set_circuit("provider", crate::metrics::CIRCUIT_CLOSED);
+        metrics.approvals_pending.set(approvals::count_pending(&db).await.unwrap_or(0));
+
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let ledger = Arc::new(UsageLedger::new(db.clone()));
+        let engine = Arc::new(Engine {
+            settings: settings.clone(),
+            db: db.clone(),
+            provider,
+            tools,
+            policy,
+            metrics: metrics.clone(),
+            ledger,
+            clock,
+            release: approvals::Release { version: info.version.clone(), git_sha, track: info.track.clone() },
+        });
+        let rpm = NonZeroU32::new(settings.rate_limit_rpm).context("RATE_LIMIT_RPM must be > 0")?;
+        let state = AppState {
+            settings: settings.clone(),
+            db,
+            engine,
+            keys: Arc::new(KeyCache::default()),
+            metrics,
+            workflows: Arc::new(wf_list.into_iter().map(|w| (w.name.to_string(), Arc::new(w))).collect()),
+            info: Arc::new(info),
+            limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(rpm))),
+            shed: Arc::new(Semaphore::new(settings.max_concurrency as usize)),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            http,
+        };
+        let router = router(state.clone());
+        let listener = TcpListener::bind(settings.bind_addr)
+            .await
+            .with_context(|| format!("cannot listen on BIND_ADDR {}", settings.bind_addr))?;
+        let port = listener.local_addr()?.port();
+        Ok(Self { listener, port, state, router })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until SIGTERM/SIGINT, then drains in-flight requests for up to the grace
+    /// period, flushes usage and closes the database.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self { listener, state, router, .. } = self;
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let flag = state.shutting_down.clone();
+        let ledger = state.engine.ledger.clone();
+        let flusher = tokio::spawn({
+            let ledger = ledger.clone();
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = ledger.flush().await {
+                        tracing::warn!(error = %e, "flushing tenant usage failed; will retry");
+                    }
+                }
+            }
+        });
+        tracing::info!(addr = %listener.local_addr()?, "agent-service listening");
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            flag.store(true, Ordering::SeqCst);
+            tracing::info!("shutdown signal received: no new connections, draining in-flight requests");
+            let _ = stop_tx.send(true);
+        });
+        let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
+        tokio::select! {
+            r = server => r.context("the HTTP server failed")?,
+            _ = async {
+                let _ = stop_rx.wait_for(|s| *s).await;
+                tokio::time::sleep(grace).await;
+            } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; exiting with requests still in flight"),
+        }
+        flusher.abort();
+        if let Err(e) = ledger.flush().await {
+            tracing::warn!(error = %e, "final usage flush failed");
+        }
+        state.db.close().await;
+        tracing::info!("agent-service stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn router(state: AppState) -> Router {
+    use axum::middleware::{from_fn, from_fn_with_state};
+    use axum::routing::{get, post};
+    use crate::routes;
+
+    let api = Router::new()
+        .route("/v1/info", get(routes::info::info))
+        .route("/v1/tools", get(routes::info::tools))
+        .route("/v1/workflows", get(routes::info::workflows))
+        .route("/v1/invoke", post(routes::invoke::invoke))
+        .route("/v1/invoke/stream", post(routes::invoke::invoke_stream))
+        .route("/v1/approvals/{id}", get(routes::approvals::get_one))
+        .layer(from_fn_with_state(state.clone(), crate::limits::shed));
+
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::health::metrics))
+        .route("/openapi.json", get(routes::info::openapi))
+        .route("/.well-known/agent.json", get(routes::info::agent_card))
+        .merge(api)
+        .fallback(routes::fallback)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(routes::panic_response))
+        .layer(from_fn(crate::request_id::middleware))
+        .with_state(state)
+}

@@ -1,0 +1,91 @@
+//! The shipped workflows: a versioned, hashed system prompt template, the tools each may
+//! use, and its risk tier.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Workflow {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// `<name>@v<n>`: bumped whenever the template changes.
+    pub prompt_version: &'static str,
+    /// sha256 of the template text (first 16 hex digits).
+    pub prompt_hash: String,
+    #[serde(skip)]
+    pub template: &'static str,
+    pub tools: Vec<&'static str>,
+    /// 0 = read-only, 2 = writes that need approval.
+    pub risk_tier: u8,
+    /// Whether the workflow depends on retrieval (and so may run degraded without it).
+    pub retrieval: bool,
+}
+
+impl Workflow {
+    /// The system prompt for a tenant.
+    pub fn system_prompt(&self, tenant: &str) -> String {
+        self.template.replace("{tenant}", tenant)
+    }
+}
+
+fn hash(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..8])
+}
+
+/// All workflows this build ships, sorted by name.
+pub fn builtin() -> Vec<Workflow> {
+    let mk = |name, description, prompt_version, template: &'static str, tools: Vec<&'static str>, risk_tier, retrieval| Workflow {
+        name,
+        description,
+        prompt_version,
+        prompt_hash: hash(template),
+        template,
+        tools,
+        risk_tier,
+        retrieval,
+    };
+    vec![
+        mk(
+            "faq",
+            "Answers customer questions from the knowledge base, with citations; says so when retrieval is down.",
+            "faq@v1",
+            include_str!("../prompts/faq.v1.md"),
+            vec!["kb_search"],
+            0,
+            true,
+        ),
+        mk(
+            "invoice_approval",
+            "Prepares an invoice payment; the payment executes only after approval (two approvers above the threshold).",
+            "invoice_approval@v1",
+            include_str!("../prompts/invoice_approval.v1.md"),
+            vec!["invoice_read", "invoice_pay"],
+            2,
+            false,
+        ),
+        mk(
+            "support_ticket_summary",
+            "Summarises a support ticket with evidence from the ticket and the knowledge base (read-only).",
+            "support_ticket_summary@v1",
+            include_str!("../prompts/support_ticket_summary.v1.md"),
+            vec!["ticket_read", "kb_search"],
+            0,
+            true,
+        ),
+        mk(
+            "ticket_update",
+            "Proposes a change to a ticket (status, priority, comment); the change needs approval.",
+            "ticket_update@v1",
+            include_str!("../prompts/ticket_update.v1.md"),
+            vec!["ticket_read", "ticket_update"],
+            2,
+            false,
+        ),
+    ]
+}
+
+/// One hash over every workflow's prompt version and hash, for `/v1/info` and metrics.
+pub fn prompt_set_version(workflows: &[Workflow]) -> String {
+    let joined: String = workflows.iter().map(|w| format!("{}:{};", w.prompt_version, w.prompt_hash)).collect();
+    format!("prompts-{}", &hash(&joined)[..8])
+}

@@ -1,0 +1,12 @@
+//! Cross-process API tests: the real `agent-service` binary over HTTP, on SQLite and on
+//! PostgreSQL (every test runs on both). One test binary, to keep link time down.
+
+mod helpers;
+
+mod config;
+mod errors;
+mod guardrails;
+mod idempotency;
+mod info;
+mod invoke;
+mod limits;

@@ -1,0 +1,315 @@
+//! Ollama's native API (`/api/*`) with the real field names and shapes: NDJSON streams
+//! of `message` / `response` deltas ending in a `done` line with the eval counts.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::state::Shared;
+use super::wire::{self, Settings};
+use super::{FAKE_OLLAMA_VERSION, FakeModel, Mode, Reply, canonical_name};
+
+const NDJSON: &str = "application/x-ndjson";
+/// `modified_at` of every model: fixed, so listings compare equal across runs.
+const MODIFIED_AT: &str = "2025-06-01T12:00:00.000000000Z";
+
+pub(crate) async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let req = match wire::parse_body(&body) {
+        Ok(req) => req,
+        Err(e) => return wire::ollama_error(400, &e),
+    };
+    let model = match loaded_model(&shared, &req) {
+        Ok(model) => model,
+        Err(resp) => return resp,
+    };
+    let messages = req["messages"].as_array().cloned().unwrap_or_default();
+    if req["tools"].as_array().is_some_and(|t| !t.is_empty()) && !model.supports_tools() {
+        return wire::ollama_error(400, &format!("registry.ollama.ai/library/{} does not support tools", model.name));
+    }
+    let name = req["model"].as_str().unwrap_or_default().to_string();
+    let created = wire::now_rfc3339();
+    if messages.is_empty() {
+        return wire::json_response(
+            200,
+            &json!({ "model": name, "created_at": created, "message": { "role": "assistant", "content": "" },
+                     "done_reason": "load", "done": true }),
+        );
+    }
+
+    let reply = shared.with(|s| s.take_reply(&wire::last_user_message(&messages)));
+    let settings = Settings::read(&shared);
+    let texts = wire::pieces(&reply.content, settings.chunk_chars);
+    let (prompt_tokens, eval_count) = usage(&reply, wire::prompt_tokens(&messages), texts.len());
+    let tool_calls: Vec<Value> = reply
+        .tool_calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| json!({ "function": { "index": i, "name": c.name, "arguments": arguments_object(&c.arguments) } }))
+        .collect();
+    let stats = stats(prompt_tokens, eval_count);
+
+    if req["stream"].as_bool() == Some(false) {
+        let mut message = json!({ "role": "assistant", "content": reply.content });
+        if !tool_calls.is_empty() {
+            message["tool_calls"] = Value::Array(tool_calls);
+        }
+        let full = with_stats(
+            json!({ "model": name, "created_at": created, "message": message, "done_reason": "stop", "done": true }),
+            &stats,
+        );
+        return whole(&settings.mode, &full);
+    }
+
+    let mut content: Vec<String> = texts
+        .iter()
+        .map(|piece| {
+            line(&json!({ "model": name, "created_at": created,
+                          "message": { "role": "assistant", "content": piece }, "done": false }))
+        })
+        .collect();
+    if !tool_calls.is_empty() {
+        content.push(line(&json!({ "model": name, "created_at": created,
+            "message": { "role": "assistant", "content": "", "tool_calls": tool_calls }, "done": false })));
+    }
+    let tail = vec![line(&with_stats(
+        json!({ "model": name, "created_at": created, "message": { "role": "assistant", "content": "" },
+                "done": true, "done_reason": "stop" }),
+        &stats,
+    ))];
+    let malformed = format!("{{\"model\":\"{name}\",\"created_at\":\"{created}\",\"message\":{{\"role\":\"assis\n");
+    let lines = settings.shape(content, tail, |m| line(&json!({ "error": m })), malformed);
+    wire::stream_response(lines, NDJSON, settings.between_chunks(), settings.frame_bytes)
+}
+
+pub(crate) async fn generate(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let req = match wire::parse_body(&body) {
+        Ok(req) => req,
+        Err(e) => return wire::ollama_error(400, &e),
+    };
+    if let Err(resp) = loaded_model(&shared, &req) {
+        return resp;
+    }
+    let name = req["model"].as_str().unwrap_or_default().to_string();
+    let prompt = req["prompt"].as_str().unwrap_or_default().to_string();
+    let created = wire::now_rfc3339();
+    if prompt.is_empty() {
+        return wire::json_response(200, &json!({ "model": name, "created_at": created, "response": "", "done": true }));
+    }
+
+    let reply = shared.with(|s| s.take_reply(&prompt));
+    let settings = Settings::read(&shared);
+    let texts = wire::pieces(&reply.content, settings.chunk_chars);
+    let (prompt_tokens, eval_count) = usage(&reply, wire::estimate_tokens(&prompt), texts.len());
+    let stats = stats(prompt_tokens, eval_count);
+
+    if req["stream"].as_bool() == Some(false) {
+        let full = with_stats(
+            json!({ "model": name, "created_at": created, "response": reply.content, "done": true,
+                    "done_reason": "stop", "context": [1, 2, 3] }),
+            &stats,
+        );
+        return whole(&settings.mode, &full);
+    }
+
+    let content: Vec<String> = texts
+        .iter()
+        .map(|piece| line(&json!({ "model": name, "created_at": created, "response": piece, "done": false })))
+        .collect();
+    let tail = vec![line(&with_stats(
+        json!({ "model": name, "created_at": created, "response": "", "done": true, "done_reason": "stop",
+                "context": [1, 2, 3] }),
+        &stats,
+    ))];
+    let malformed = format!("{{\"model\":\"{name}\",\"created_at\":\"{created}\",\"respon\n");
+    let lines = settings.shape(content, tail, |m| line(&json!({ "error": m })), malformed);
+    wire::stream_response(lines, NDJSON, settings.between_chunks(), settings.frame_bytes)
+}
+
+pub(crate) async fn tags(State(shared): State<Arc<Shared>>) -> Response {
+    let models: Vec<Value> = shared.with(|s| s.models.iter().map(model_entry).collect());
+    wire::json_response(200, &json!({ "models": models }))
+}
+
+pub(crate) async fn show(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let req = match wire::parse_body(&body) {
+        Ok(req) => req,
+        Err(e) => return wire::ollama_error(400, &e),
+    };
+    // Older clients send `name`, newer ones `model`.
+    let Some(name) = req["model"].as_str().or_else(|| req["name"].as_str()).filter(|n| !n.is_empty()) else {
+        return wire::ollama_error(400, "model is required");
+    };
+    let Some(model) = shared.with(|s| s.model(name).cloned()) else {
+        return wire::ollama_error(404, &format!("model '{name}' not found"));
+    };
+    let family = model.family.as_str();
+    let mut model_info = Map::new();
+    model_info.insert("general.architecture".into(), json!(family));
+    model_info.insert("general.file_type".into(), json!(15));
+    model_info.insert("general.quantization_version".into(), json!(2));
+    model_info.insert(format!("{family}.context_length"), json!(131_072));
+    model_info.insert(format!("{family}.embedding_length"), json!(3072));
+    wire::json_response(
+        200,
+        &json!({
+            "license": "",
+            "modelfile": format!("# Modelfile generated by \"ollama show\"\nFROM {}\n", model.name),
+            "parameters": "stop                           \"<|eot_id|>\"",
+            "template": "{{ if .System }}{{ .System }}{{ end }}{{ .Prompt }}",
+            "details": details(&model),
+            "model_info": model_info,
+            "capabilities": model.capabilities,
+            "modified_at": MODIFIED_AT,
+        }),
+    )
+}
+
+pub(crate) async fn version() -> Response {
+    wire::json_response(200, &json!({ "version": FAKE_OLLAMA_VERSION }))
+}
+
+pub(crate) async fn ps(State(shared): State<Arc<Shared>>) -> Response {
+    let expires_at = (chrono::Utc::now() + chrono::Duration::minutes(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let models: Vec<Value> = shared.with(|s| {
+        s.models
+            .iter()
+            .filter(|m| s.loaded.contains(&m.name))
+            .map(|m| {
+                let mut entry = model_entry(m);
+                entry["expires_at"] = json!(expires_at);
+                entry["size_vram"] = json!(m.size);
+                entry["context_length"] = json!(4096);
+                entry
+            })
+            .collect()
+    });
+    wire::json_response(200, &json!({ "models": models }))
+}
+
+pub(crate) async fn pull(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let req = match wire::parse_body(&body) {
+        Ok(req) => req,
+        Err(e) => return wire::ollama_error(400, &e),
+    };
+    let Some(name) = req["model"].as_str().or_else(|| req["name"].as_str()).filter(|n| !n.is_empty()) else {
+        return wire::ollama_error(400, "model is required");
+    };
+    let model = shared.with(|s| s.model(name).cloned()).unwrap_or_else(|| FakeModel::new(name));
+    let settings = Settings::read(&shared);
+    if !matches!(settings.mode, Mode::ErrorAfter { .. }) {
+        shared.with(|s| s.add_model(model.clone()));
+    }
+    if req["stream"].as_bool() == Some(false) {
+        return whole(&settings.mode, &json!({ "status": "success" }));
+    }
+
+    let digest = format!("sha256:{}", wire::digest(&model.name));
+    let total = model.size;
+    let content: Vec<String> = std::iter::once(line(&json!({ "status": "pulling manifest" })))
+        .chain([0, total / 2, total].into_iter().map(|completed| {
+            line(&json!({ "status": format!("downloading {digest}"), "digest": digest,
+                          "total": total, "completed": completed }))
+        }))
+        .collect();
+    let tail = ["verifying sha256 digest", "writing manifest", "success"]
+        .into_iter()
+        .map(|status| line(&json!({ "status": status })))
+        .collect();
+    let lines = settings.shape(content, tail, |m| line(&json!({ "error": m })), "{\"status\":\"downlo\n".into());
+    wire::stream_response(lines, NDJSON, settings.between_chunks(), settings.frame_bytes)
+}
+
+/// Real Ollama answers unknown paths with a plain-text 404.
+pub(crate) async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "404 page not found").into_response()
+}
+
+/// The requested model, marked as loaded; 400 without a model, 404 for an unknown one.
+fn loaded_model(shared: &Shared, req: &Value) -> Result<FakeModel, Response> {
+    let Some(name) = req["model"].as_str().filter(|n| !n.is_empty()) else {
+        return Err(wire::ollama_error(400, "model is required"));
+    };
+    shared
+        .with(|s| {
+            let model = s.model(name).cloned();
+            if model.is_some() {
+                s.loaded.insert(canonical_name(name));
+            }
+            model
+        })
+        .ok_or_else(|| wire::ollama_error(404, &format!("model \"{name}\" not found, try pulling it first")))
+}
+
+/// A whole (non-streamed) answer as the mode says: 500 for `error_after`, a cut body for
+/// `malformed`.
+fn whole(mode: &Mode, body: &Value) -> Response {
+    match mode {
+        Mode::ErrorAfter { message, .. } => wire::ollama_error(500, message),
+        Mode::Malformed { .. } => wire::truncated_json(body),
+        _ => wire::json_response(200, body),
+    }
+}
+
+fn usage(reply: &Reply, prompt_estimate: u32, chunks: usize) -> (u32, u32) {
+    match reply.usage {
+        Some(u) => (u.prompt_tokens, u.completion_tokens),
+        None => {
+            let produced = chunks + reply.tool_calls.len();
+            (prompt_estimate, u32::try_from(produced.max(1)).unwrap_or(u32::MAX))
+        }
+    }
+}
+
+fn stats(prompt_eval_count: u32, eval_count: u32) -> Value {
+    let eval_duration = u64::from(eval_count) * 20_000_000;
+    json!({
+        "total_duration": 150_000_000 + eval_duration,
+        "load_duration": 50_000_000,
+        "prompt_eval_count": prompt_eval_count,
+        "prompt_eval_duration": 100_000_000,
+        "eval_count": eval_count,
+        "eval_duration": eval_duration,
+    })
+}
+
+fn with_stats(mut body: Value, stats: &Value) -> Value {
+    if let (Some(obj), Some(stats)) = (body.as_object_mut(), stats.as_object()) {
+        obj.extend(stats.clone());
+    }
+    body
+}
+
+fn arguments_object(arguments: &Value) -> Value {
+    if arguments.is_null() { json!({}) } else { arguments.clone() }
+}
+
+fn details(model: &FakeModel) -> Value {
+    json!({
+        "parent_model": "",
+        "format": "gguf",
+        "family": model.family,
+        "families": [model.family],
+        "parameter_size": model.parameter_size,
+        "quantization_level": model.quantization_level,
+    })
+}
+
+fn model_entry(model: &FakeModel) -> Value {
+    json!({
+        "name": model.name,
+        "model": model.name,
+        "modified_at": MODIFIED_AT,
+        "size": model.size,
+        "digest": wire::digest(&model.name),
+        "details": details(model),
+    })
+}
+
+fn line(value: &Value) -> String {
+    format!("{value}\n")
+}
