@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use tokio::time::Instant;
 
 use crate::db::{Db, keys};
@@ -49,10 +49,10 @@ pub struct KeyCache {
 impl KeyCache {
     pub async fn authenticate(&self, db: &Db, plaintext: &str) -> Result<Option<Principal>, Error> {
         let hash = keys::hash_key(plaintext);
-        if let Some((p, at)) = self.entries.lock().expect("cache lock").get(&hash) {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(p.clone());
-            }
+        if let Some((p, at)) = self.entries.lock().expect("cache lock").get(&hash)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(p.clone());
         }
         let found = keys::find_active(db, plaintext).await?.map(|k| Principal {
             key_id: k.id,
@@ -71,14 +71,23 @@ impl KeyCache {
 
 fn bearer(parts: &Parts) -> Result<&str, Error> {
     let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-        Error::new(ErrorCode::Unauthorized, "missing Authorization header; send 'Authorization: Bearer <api key>'")
+        Error::new(
+            ErrorCode::Unauthorized,
+            "missing Authorization header; send 'Authorization: Bearer <api key>'",
+        )
     })?;
-    let value = header
-        .to_str()
-        .map_err(|_| Error::new(ErrorCode::Unauthorized, "Authorization header is not valid text"))?;
+    let value = header.to_str().map_err(|_| {
+        Error::new(
+            ErrorCode::Unauthorized,
+            "Authorization header is not valid text",
+        )
+    })?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(Error::new(ErrorCode::Unauthorized, "Authorization must be 'Bearer <api key>'"));
+        return Err(Error::new(
+            ErrorCode::Unauthorized,
+            "Authorization must be 'Bearer <api key>'",
+        ));
     }
     Ok(token.trim())
 }
@@ -86,7 +95,10 @@ fn bearer(parts: &Parts) -> Result<&str, Error> {
 impl FromRequestParts<AppState> for Principal {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(p) = parts.extensions.get::<Principal>() {
             return Ok(p.clone());
         }
@@ -95,7 +107,12 @@ impl FromRequestParts<AppState> for Principal {
             .keys
             .authenticate(&state.db, token)
             .await?
-            .ok_or_else(|| Error::new(ErrorCode::Unauthorized, "the API key is not valid or was revoked"))?;
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::Unauthorized,
+                    "the API key is not valid or was revoked",
+                )
+            })?;
         tracing::Span::current().record("tenant", principal.tenant.as_str());
         crate::limits::check_rate(state, &principal)?;
         parts.extensions.insert(principal.clone());

@@ -106,7 +106,8 @@ pub fn canonical_json(v: &serde_json::Value) -> String {
     fn sort(v: &serde_json::Value) -> serde_json::Value {
         match v {
             serde_json::Value::Object(m) => {
-                let sorted: std::collections::BTreeMap<_, _> = m.iter().map(|(k, v)| (k.clone(), sort(v))).collect();
+                let sorted: std::collections::BTreeMap<_, _> =
+                    m.iter().map(|(k, v)| (k.clone(), sort(v))).collect();
                 serde_json::Value::Object(sorted.into_iter().collect())
             }
             serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sort).collect()),
@@ -132,32 +133,51 @@ pub struct UsageLedger {
 
 impl UsageLedger {
     pub fn new(db: Db) -> Self {
-        Self { db, entries: Mutex::new(HashMap::new()) }
+        Self {
+            db,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Today's (tokens, cost) for a tenant, loading the stored total on first use.
     pub async fn today(&self, tenant: &TenantId, day: &str) -> Result<(u64, f64), sqlx::Error> {
         let key = (tenant.as_str().to_string(), day.to_string());
         if let Some(e) = self.entries.lock().expect("ledger lock").get(&key) {
-            return Ok((e.flushed_tokens + e.pending_tokens, e.flushed_cost + e.pending_cost));
+            return Ok((
+                e.flushed_tokens + e.pending_tokens,
+                e.flushed_cost + e.pending_cost,
+            ));
         }
-        let row = sqlx::query("SELECT tokens, cost_usd FROM tenant_usage WHERE tenant = $1 AND day = $2")
-            .bind(tenant.as_str())
-            .bind(day)
-            .fetch_optional(self.db.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT tokens, cost_usd FROM tenant_usage WHERE tenant = $1 AND day = $2")
+                .bind(tenant.as_str())
+                .bind(day)
+                .fetch_optional(self.db.pool())
+                .await?;
         let (tokens, cost) = match row {
-            Some(r) => (r.try_get::<i64, _>("tokens")? as u64, r.try_get::<f64, _>("cost_usd")?),
+            Some(r) => (
+                r.try_get::<i64, _>("tokens")? as u64,
+                r.try_get::<f64, _>("cost_usd")?,
+            ),
             None => (0, 0.0),
         };
         let mut map = self.entries.lock().expect("ledger lock");
-        let e = map.entry(key).or_insert(Entry { flushed_tokens: tokens, flushed_cost: cost, ..Entry::default() });
-        Ok((e.flushed_tokens + e.pending_tokens, e.flushed_cost + e.pending_cost))
+        let e = map.entry(key).or_insert(Entry {
+            flushed_tokens: tokens,
+            flushed_cost: cost,
+            ..Entry::default()
+        });
+        Ok((
+            e.flushed_tokens + e.pending_tokens,
+            e.flushed_cost + e.pending_cost,
+        ))
     }
 
     pub fn add(&self, tenant: &TenantId, day: &str, tokens: u64, cost: f64) {
         let mut map = self.entries.lock().expect("ledger lock");
-        let e = map.entry((tenant.as_str().to_string(), day.to_string())).or_default();
+        let e = map
+            .entry((tenant.as_str().to_string(), day.to_string()))
+            .or_default();
         e.pending_tokens += tokens;
         e.pending_cost += cost;
     }
@@ -201,7 +221,12 @@ mod tests {
     use serde_json::json;
 
     fn budget() -> RunBudget {
-        let s = Settings { max_tokens_per_request: 100, max_tool_calls: 2, max_cost_per_request_usd: 0.01, ..Settings::default() };
+        let s = Settings {
+            max_tokens_per_request: 100,
+            max_tool_calls: 2,
+            max_cost_per_request_usd: 0.01,
+            ..Settings::default()
+        };
         RunBudget::new(&s, Instant::now())
     }
 
@@ -215,14 +240,24 @@ mod tests {
         let mut b = budget();
         assert_eq!(b.tool_call("t", &json!({"a": 1})), Ok(()));
         assert_eq!(b.tool_call("t", &json!({"a": 2})), Ok(()));
-        assert_eq!(b.tool_call("t", &json!({"a": 3})), Err(BudgetKind::ToolCalls));
+        assert_eq!(
+            b.tool_call("t", &json!({"a": 3})),
+            Err(BudgetKind::ToolCalls)
+        );
     }
 
     #[test]
     fn identical_call_is_a_loop_regardless_of_key_order() {
         let mut b = budget();
-        b.tool_call("t", &json!({"a": 1, "b": [1, {"y": 1, "x": 2}]})).unwrap();
-        assert_eq!(b.tool_call("t", &json!({"b": [1, {"x": 2, "y": 1}], "a": 1})), Err(BudgetKind::Loop));
-        assert_eq!(b.tool_call("u", &json!({"a": 1, "b": [1, {"y": 1, "x": 2}]})), Ok(()));
+        b.tool_call("t", &json!({"a": 1, "b": [1, {"y": 1, "x": 2}]}))
+            .unwrap();
+        assert_eq!(
+            b.tool_call("t", &json!({"b": [1, {"x": 2, "y": 1}], "a": 1})),
+            Err(BudgetKind::Loop)
+        );
+        assert_eq!(
+            b.tool_call("u", &json!({"a": 1, "b": [1, {"y": 1, "x": 2}]})),
+            Ok(())
+        );
     }
 }

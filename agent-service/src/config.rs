@@ -40,7 +40,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { key: key.into(), message: message.into() }
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -145,6 +148,8 @@ pub struct Settings {
     pub retrieval_url: Option<url::Url>,
     pub egress_allowlist: Vec<String>,
     pub http_tools: Vec<HttpToolConfig>,
+    /// Extra tools (declared HTTP tools) granted to a workflow: workflow → tool names.
+    pub workflow_tools: BTreeMap<String, Vec<String>>,
     pub prices: BTreeMap<String, Price>,
     pub shutdown_grace_secs: u64,
     pub approval_ttl_secs: u64,
@@ -185,6 +190,7 @@ impl Default for Settings {
             retrieval_url: None,
             egress_allowlist: Vec::new(),
             http_tools: Vec::new(),
+            workflow_tools: BTreeMap::new(),
             prices: BTreeMap::new(),
             shutdown_grace_secs: 20,
             approval_ttl_secs: 24 * 3600,
@@ -233,6 +239,8 @@ struct FileConfig {
     #[serde(default)]
     http_tools: Vec<HttpToolConfig>,
     #[serde(default)]
+    workflow_tools: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
     prices: BTreeMap<String, Price>,
 }
 
@@ -247,7 +255,9 @@ fn parse_track(s: &str) -> Result<Track, String> {
     match s {
         "stable" => Ok(Track::Stable),
         "canary" => Ok(Track::Canary),
-        _ => Err(format!("{s:?} is not allowed; expected one of: stable, canary")),
+        _ => Err(format!(
+            "{s:?} is not allowed; expected one of: stable, canary"
+        )),
     }
 }
 
@@ -272,15 +282,41 @@ impl Source for BTreeMap<String, String> {
 
 /// Every environment key this service reads, for `check-config` and the docs.
 pub const ENV_KEYS: &[&str] = &[
-    "AGENT_CONFIG", "AGENT_ENV", "DATABASE_URL", "BIND_ADDR", "AGENT_PROVIDER", "USE_OLLAMA",
-    "OLLAMA_BASE_URL", "OLLAMA_MODEL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "MODEL_NAME",
-    "MAX_TOKENS_PER_REQUEST", "MAX_TOOL_CALLS", "MAX_COST_PER_REQUEST_USD",
-    "REQUEST_TIMEOUT_SECS", "PROVIDER_TIMEOUT_SECS", "PROVIDER_MAX_RETRIES",
-    "CIRCUIT_FAILURE_THRESHOLD", "CIRCUIT_OPEN_SECS", "MAX_CONCURRENCY", "RATE_LIMIT_RPM",
-    "MAX_BODY_BYTES", "MAX_INPUT_CHARS", "TENANT_DAILY_TOKEN_BUDGET",
-    "TENANT_DAILY_COST_BUDGET_USD", "LOG_LEVEL", "LOG_FORMAT", "RELEASE_TRACK",
-    "RELEASE_VERSION", "POLICY_PATH", "RETRIEVAL_URL", "EGRESS_ALLOWLIST",
-    "SHUTDOWN_GRACE_SECS", "APPROVAL_TTL_SECS", "INVOICE_TWO_APPROVER_THRESHOLD_USD",
+    "AGENT_CONFIG",
+    "AGENT_ENV",
+    "DATABASE_URL",
+    "BIND_ADDR",
+    "AGENT_PROVIDER",
+    "USE_OLLAMA",
+    "OLLAMA_BASE_URL",
+    "OLLAMA_MODEL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "MODEL_NAME",
+    "MAX_TOKENS_PER_REQUEST",
+    "MAX_TOOL_CALLS",
+    "MAX_COST_PER_REQUEST_USD",
+    "REQUEST_TIMEOUT_SECS",
+    "PROVIDER_TIMEOUT_SECS",
+    "PROVIDER_MAX_RETRIES",
+    "CIRCUIT_FAILURE_THRESHOLD",
+    "CIRCUIT_OPEN_SECS",
+    "MAX_CONCURRENCY",
+    "RATE_LIMIT_RPM",
+    "MAX_BODY_BYTES",
+    "MAX_INPUT_CHARS",
+    "TENANT_DAILY_TOKEN_BUDGET",
+    "TENANT_DAILY_COST_BUDGET_USD",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "RELEASE_TRACK",
+    "RELEASE_VERSION",
+    "POLICY_PATH",
+    "RETRIEVAL_URL",
+    "EGRESS_ALLOWLIST",
+    "SHUTDOWN_GRACE_SECS",
+    "APPROVAL_TTL_SECS",
+    "INVOICE_TWO_APPROVER_THRESHOLD_USD",
 ];
 
 impl Settings {
@@ -294,12 +330,18 @@ impl Settings {
         let file = match env.get("AGENT_CONFIG").filter(|p| !p.is_empty()) {
             Some(path) => {
                 let text = std::fs::read_to_string(&path).map_err(|e| {
-                    ConfigError::new("AGENT_CONFIG", format!("cannot read config file {path:?}: {e}"))
+                    ConfigError::new(
+                        "AGENT_CONFIG",
+                        format!("cannot read config file {path:?}: {e}"),
+                    )
                 })?;
                 toml::from_str::<FileConfig>(&text).map_err(|e| {
                     ConfigError::new(
                         "AGENT_CONFIG",
-                        format!("config file {path:?} is not valid: {}", e.to_string().trim()),
+                        format!(
+                            "config file {path:?} is not valid: {}",
+                            e.to_string().trim()
+                        ),
                     )
                 })?
             }
@@ -320,7 +362,8 @@ impl Settings {
             self.database_url = v;
         }
         if let Some(v) = f.bind_addr {
-            self.bind_addr = parse_value(&file_key("bind_addr"), &v, "an address like 127.0.0.1:8080")?;
+            self.bind_addr =
+                parse_value(&file_key("bind_addr"), &v, "an address like 127.0.0.1:8080")?;
         }
         let explicit_provider = f.agent_provider.is_some() || f.use_ollama.is_some();
         if f.use_ollama == Some(true) {
@@ -346,12 +389,27 @@ impl Settings {
             ($($field:ident),* $(,)?) => { $( if let Some(v) = f.$field { self.$field = v; } )* };
         }
         copy!(
-            max_tokens_per_request, max_tool_calls, max_cost_per_request_usd, request_timeout_secs,
-            provider_timeout_secs, provider_max_retries, circuit_failure_threshold,
-            circuit_open_secs, max_concurrency, rate_limit_rpm, max_body_bytes,
-            tenant_daily_token_budget, tenant_daily_cost_budget_usd, log_level, log_format,
-            release_track, release_version, shutdown_grace_secs, approval_ttl_secs,
-            invoice_two_approver_threshold_usd, egress_allowlist,
+            max_tokens_per_request,
+            max_tool_calls,
+            max_cost_per_request_usd,
+            request_timeout_secs,
+            provider_timeout_secs,
+            provider_max_retries,
+            circuit_failure_threshold,
+            circuit_open_secs,
+            max_concurrency,
+            rate_limit_rpm,
+            max_body_bytes,
+            tenant_daily_token_budget,
+            tenant_daily_cost_budget_usd,
+            log_level,
+            log_format,
+            release_track,
+            release_version,
+            shutdown_grace_secs,
+            approval_ttl_secs,
+            invoice_two_approver_threshold_usd,
+            egress_allowlist,
         );
         if f.max_input_chars.is_some() {
             self.max_input_chars = f.max_input_chars;
@@ -363,6 +421,7 @@ impl Settings {
             self.retrieval_url = Some(parse_url(&file_key("retrieval_url"), &v)?);
         }
         self.http_tools = f.http_tools;
+        self.workflow_tools = f.workflow_tools;
         self.prices = f.prices;
         Ok(())
     }
@@ -382,17 +441,23 @@ impl Settings {
         if let Some(v) = get("BIND_ADDR") {
             self.bind_addr = parse_value("BIND_ADDR", &v, "an address like 127.0.0.1:8080")?;
         }
-        if let Some(v) = get("USE_OLLAMA") {
-            if parse_bool("USE_OLLAMA", &v)? {
-                self.provider = ProviderKind::Ollama;
-            }
+        if let Some(v) = get("USE_OLLAMA")
+            && parse_bool("USE_OLLAMA", &v)?
+        {
+            self.provider = ProviderKind::Ollama;
         }
         if let Some(v) = get("AGENT_PROVIDER") {
             self.provider = match v.as_str() {
                 "ollama" => ProviderKind::Ollama,
                 "openai" => ProviderKind::Openai,
                 "scripted" => ProviderKind::Scripted,
-                _ => return Err(not_allowed("AGENT_PROVIDER", &v, "ollama, openai, scripted")),
+                _ => {
+                    return Err(not_allowed(
+                        "AGENT_PROVIDER",
+                        &v,
+                        "ollama, openai, scripted",
+                    ));
+                }
             };
         }
         if let Some(v) = get("OLLAMA_BASE_URL") {
@@ -417,24 +482,80 @@ impl Settings {
                 }
             };
         }
-        num!("MAX_TOKENS_PER_REQUEST", max_tokens_per_request, "a whole number of tokens");
+        num!(
+            "MAX_TOKENS_PER_REQUEST",
+            max_tokens_per_request,
+            "a whole number of tokens"
+        );
         num!("MAX_TOOL_CALLS", max_tool_calls, "a whole number");
-        num!("MAX_COST_PER_REQUEST_USD", max_cost_per_request_usd, "a number of US dollars");
-        num!("REQUEST_TIMEOUT_SECS", request_timeout_secs, "a whole number of seconds");
-        num!("PROVIDER_TIMEOUT_SECS", provider_timeout_secs, "a whole number of seconds");
-        num!("PROVIDER_MAX_RETRIES", provider_max_retries, "a whole number");
-        num!("CIRCUIT_FAILURE_THRESHOLD", circuit_failure_threshold, "a whole number");
-        num!("CIRCUIT_OPEN_SECS", circuit_open_secs, "a whole number of seconds");
+        num!(
+            "MAX_COST_PER_REQUEST_USD",
+            max_cost_per_request_usd,
+            "a number of US dollars"
+        );
+        num!(
+            "REQUEST_TIMEOUT_SECS",
+            request_timeout_secs,
+            "a whole number of seconds"
+        );
+        num!(
+            "PROVIDER_TIMEOUT_SECS",
+            provider_timeout_secs,
+            "a whole number of seconds"
+        );
+        num!(
+            "PROVIDER_MAX_RETRIES",
+            provider_max_retries,
+            "a whole number"
+        );
+        num!(
+            "CIRCUIT_FAILURE_THRESHOLD",
+            circuit_failure_threshold,
+            "a whole number"
+        );
+        num!(
+            "CIRCUIT_OPEN_SECS",
+            circuit_open_secs,
+            "a whole number of seconds"
+        );
         num!("MAX_CONCURRENCY", max_concurrency, "a whole number");
-        num!("RATE_LIMIT_RPM", rate_limit_rpm, "a whole number of requests per minute");
+        num!(
+            "RATE_LIMIT_RPM",
+            rate_limit_rpm,
+            "a whole number of requests per minute"
+        );
         num!("MAX_BODY_BYTES", max_body_bytes, "a whole number of bytes");
-        num!("TENANT_DAILY_TOKEN_BUDGET", tenant_daily_token_budget, "a whole number of tokens");
-        num!("TENANT_DAILY_COST_BUDGET_USD", tenant_daily_cost_budget_usd, "a number of US dollars");
-        num!("SHUTDOWN_GRACE_SECS", shutdown_grace_secs, "a whole number of seconds");
-        num!("APPROVAL_TTL_SECS", approval_ttl_secs, "a whole number of seconds");
-        num!("INVOICE_TWO_APPROVER_THRESHOLD_USD", invoice_two_approver_threshold_usd, "a number of US dollars");
+        num!(
+            "TENANT_DAILY_TOKEN_BUDGET",
+            tenant_daily_token_budget,
+            "a whole number of tokens"
+        );
+        num!(
+            "TENANT_DAILY_COST_BUDGET_USD",
+            tenant_daily_cost_budget_usd,
+            "a number of US dollars"
+        );
+        num!(
+            "SHUTDOWN_GRACE_SECS",
+            shutdown_grace_secs,
+            "a whole number of seconds"
+        );
+        num!(
+            "APPROVAL_TTL_SECS",
+            approval_ttl_secs,
+            "a whole number of seconds"
+        );
+        num!(
+            "INVOICE_TWO_APPROVER_THRESHOLD_USD",
+            invoice_two_approver_threshold_usd,
+            "a number of US dollars"
+        );
         if let Some(v) = get("MAX_INPUT_CHARS") {
-            self.max_input_chars = Some(parse_value("MAX_INPUT_CHARS", &v, "a whole number of characters")?);
+            self.max_input_chars = Some(parse_value(
+                "MAX_INPUT_CHARS",
+                &v,
+                "a whole number of characters",
+            )?);
         }
         if let Some(v) = get("LOG_LEVEL") {
             self.log_level = v;
@@ -447,7 +568,8 @@ impl Settings {
             };
         }
         if let Some(v) = get("RELEASE_TRACK") {
-            self.release_track = parse_track(&v).map_err(|_| not_allowed("RELEASE_TRACK", &v, "stable, canary"))?;
+            self.release_track =
+                parse_track(&v).map_err(|_| not_allowed("RELEASE_TRACK", &v, "stable, canary"))?;
         }
         if let Some(v) = get("RELEASE_VERSION") {
             self.release_version = v;
@@ -459,8 +581,11 @@ impl Settings {
             self.retrieval_url = Some(parse_url("RETRIEVAL_URL", &v)?);
         }
         if let Some(v) = get("EGRESS_ALLOWLIST") {
-            self.egress_allowlist =
-                v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            self.egress_allowlist = v
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
         }
         // In production the provider must be named explicitly: the scripted model is never
         // chosen by default there.
@@ -477,20 +602,35 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")) {
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
             return Err(ConfigError::new(
                 "DATABASE_URL",
-                format!("{:?} is not supported; use sqlite://path/to/file.db or postgres://user:pass@host/db", redact_url(&self.database_url)),
+                format!(
+                    "{:?} is not supported; use sqlite://path/to/file.db or postgres://user:pass@host/db",
+                    redact_url(&self.database_url)
+                ),
             ));
         }
-        if self.provider == ProviderKind::Openai && self.openai_api_key.is_none() && self.openai_base_url.host_str() == Some("api.openai.com") {
-            return Err(ConfigError::new("OPENAI_API_KEY", "is required when AGENT_PROVIDER=openai talks to api.openai.com"));
+        if self.provider == ProviderKind::Openai
+            && self.openai_api_key.is_none()
+            && self.openai_base_url.host_str() == Some("api.openai.com")
+        {
+            return Err(ConfigError::new(
+                "OPENAI_API_KEY",
+                "is required when AGENT_PROVIDER=openai talks to api.openai.com",
+            ));
         }
         let positive: [(&str, u64); 8] = [
             ("MAX_TOKENS_PER_REQUEST", self.max_tokens_per_request.into()),
             ("REQUEST_TIMEOUT_SECS", self.request_timeout_secs),
             ("PROVIDER_TIMEOUT_SECS", self.provider_timeout_secs),
-            ("CIRCUIT_FAILURE_THRESHOLD", self.circuit_failure_threshold.into()),
+            (
+                "CIRCUIT_FAILURE_THRESHOLD",
+                self.circuit_failure_threshold.into(),
+            ),
             ("CIRCUIT_OPEN_SECS", self.circuit_open_secs),
             ("MAX_CONCURRENCY", self.max_concurrency.into()),
             ("RATE_LIMIT_RPM", self.rate_limit_rpm.into()),
@@ -503,19 +643,32 @@ impl Settings {
         }
         for (k, v) in [
             ("MAX_COST_PER_REQUEST_USD", self.max_cost_per_request_usd),
-            ("TENANT_DAILY_COST_BUDGET_USD", self.tenant_daily_cost_budget_usd),
-            ("INVOICE_TWO_APPROVER_THRESHOLD_USD", self.invoice_two_approver_threshold_usd),
+            (
+                "TENANT_DAILY_COST_BUDGET_USD",
+                self.tenant_daily_cost_budget_usd,
+            ),
+            (
+                "INVOICE_TWO_APPROVER_THRESHOLD_USD",
+                self.invoice_two_approver_threshold_usd,
+            ),
         ] {
             if !v.is_finite() || v < 0.0 {
                 return Err(ConfigError::new(k, format!("{v} must be a number >= 0")));
             }
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
-            return Err(not_allowed("LOG_LEVEL", &self.log_level, "trace, debug, info, warn, error, or a filter like agent_service=debug"));
+            return Err(not_allowed(
+                "LOG_LEVEL",
+                &self.log_level,
+                "trace, debug, info, warn, error, or a filter like agent_service=debug",
+            ));
         }
         for (name, p) in &self.prices {
             if !(p.input_per_1k >= 0.0 && p.output_per_1k >= 0.0) {
-                return Err(ConfigError::new(format!("prices.{name}"), "prices must be numbers >= 0"));
+                return Err(ConfigError::new(
+                    format!("prices.{name}"),
+                    "prices must be numbers >= 0",
+                ));
             }
         }
         Ok(())
@@ -524,42 +677,111 @@ impl Settings {
     /// The effective config as `key = value` lines, secrets masked, for `check-config`.
     pub fn describe(&self) -> Vec<(String, String)> {
         let mut out = vec![
-            ("AGENT_ENV".into(), format!("{:?}", self.environment).to_lowercase()),
+            (
+                "AGENT_ENV".into(),
+                format!("{:?}", self.environment).to_lowercase(),
+            ),
             ("DATABASE_URL".into(), redact_url(&self.database_url)),
             ("BIND_ADDR".into(), self.bind_addr.to_string()),
             ("AGENT_PROVIDER".into(), self.provider.as_str().into()),
             ("OLLAMA_BASE_URL".into(), self.ollama_base_url.to_string()),
             ("OLLAMA_MODEL".into(), self.ollama_model.clone()),
-            ("OPENAI_API_KEY".into(), if self.openai_api_key.is_some() { "<set, redacted>".into() } else { "<unset>".into() }),
+            (
+                "OPENAI_API_KEY".into(),
+                if self.openai_api_key.is_some() {
+                    "<set, redacted>".into()
+                } else {
+                    "<unset>".into()
+                },
+            ),
             ("OPENAI_BASE_URL".into(), self.openai_base_url.to_string()),
             ("MODEL_NAME".into(), self.model_name.clone()),
-            ("MAX_TOKENS_PER_REQUEST".into(), self.max_tokens_per_request.to_string()),
+            (
+                "MAX_TOKENS_PER_REQUEST".into(),
+                self.max_tokens_per_request.to_string(),
+            ),
             ("MAX_TOOL_CALLS".into(), self.max_tool_calls.to_string()),
-            ("MAX_COST_PER_REQUEST_USD".into(), self.max_cost_per_request_usd.to_string()),
-            ("REQUEST_TIMEOUT_SECS".into(), self.request_timeout_secs.to_string()),
-            ("PROVIDER_TIMEOUT_SECS".into(), self.provider_timeout_secs.to_string()),
-            ("PROVIDER_MAX_RETRIES".into(), self.provider_max_retries.to_string()),
-            ("CIRCUIT_FAILURE_THRESHOLD".into(), self.circuit_failure_threshold.to_string()),
-            ("CIRCUIT_OPEN_SECS".into(), self.circuit_open_secs.to_string()),
+            (
+                "MAX_COST_PER_REQUEST_USD".into(),
+                self.max_cost_per_request_usd.to_string(),
+            ),
+            (
+                "REQUEST_TIMEOUT_SECS".into(),
+                self.request_timeout_secs.to_string(),
+            ),
+            (
+                "PROVIDER_TIMEOUT_SECS".into(),
+                self.provider_timeout_secs.to_string(),
+            ),
+            (
+                "PROVIDER_MAX_RETRIES".into(),
+                self.provider_max_retries.to_string(),
+            ),
+            (
+                "CIRCUIT_FAILURE_THRESHOLD".into(),
+                self.circuit_failure_threshold.to_string(),
+            ),
+            (
+                "CIRCUIT_OPEN_SECS".into(),
+                self.circuit_open_secs.to_string(),
+            ),
             ("MAX_CONCURRENCY".into(), self.max_concurrency.to_string()),
             ("RATE_LIMIT_RPM".into(), self.rate_limit_rpm.to_string()),
             ("MAX_BODY_BYTES".into(), self.max_body_bytes.to_string()),
-            ("MAX_INPUT_CHARS".into(), self.max_input_chars.map_or("<policy default>".into(), |v| v.to_string())),
-            ("TENANT_DAILY_TOKEN_BUDGET".into(), self.tenant_daily_token_budget.to_string()),
-            ("TENANT_DAILY_COST_BUDGET_USD".into(), self.tenant_daily_cost_budget_usd.to_string()),
+            (
+                "MAX_INPUT_CHARS".into(),
+                self.max_input_chars
+                    .map_or("<policy default>".into(), |v| v.to_string()),
+            ),
+            (
+                "TENANT_DAILY_TOKEN_BUDGET".into(),
+                self.tenant_daily_token_budget.to_string(),
+            ),
+            (
+                "TENANT_DAILY_COST_BUDGET_USD".into(),
+                self.tenant_daily_cost_budget_usd.to_string(),
+            ),
             ("LOG_LEVEL".into(), self.log_level.clone()),
-            ("LOG_FORMAT".into(), format!("{:?}", self.log_format).to_lowercase()),
+            (
+                "LOG_FORMAT".into(),
+                format!("{:?}", self.log_format).to_lowercase(),
+            ),
             ("RELEASE_TRACK".into(), self.release_track.as_str().into()),
             ("RELEASE_VERSION".into(), self.release_version.clone()),
-            ("POLICY_PATH".into(), self.policy_path.as_ref().map_or("<embedded>".into(), |p| p.display().to_string())),
-            ("RETRIEVAL_URL".into(), self.retrieval_url.as_ref().map_or("<built-in knowledge base>".into(), |u| u.to_string())),
+            (
+                "POLICY_PATH".into(),
+                self.policy_path
+                    .as_ref()
+                    .map_or("<embedded>".into(), |p| p.display().to_string()),
+            ),
+            (
+                "RETRIEVAL_URL".into(),
+                self.retrieval_url
+                    .as_ref()
+                    .map_or("<built-in knowledge base>".into(), |u| u.to_string()),
+            ),
             ("EGRESS_ALLOWLIST".into(), self.egress_allowlist.join(",")),
-            ("SHUTDOWN_GRACE_SECS".into(), self.shutdown_grace_secs.to_string()),
-            ("APPROVAL_TTL_SECS".into(), self.approval_ttl_secs.to_string()),
-            ("INVOICE_TWO_APPROVER_THRESHOLD_USD".into(), self.invoice_two_approver_threshold_usd.to_string()),
+            (
+                "SHUTDOWN_GRACE_SECS".into(),
+                self.shutdown_grace_secs.to_string(),
+            ),
+            (
+                "APPROVAL_TTL_SECS".into(),
+                self.approval_ttl_secs.to_string(),
+            ),
+            (
+                "INVOICE_TWO_APPROVER_THRESHOLD_USD".into(),
+                self.invoice_two_approver_threshold_usd.to_string(),
+            ),
         ];
         for t in &self.http_tools {
-            out.push((format!("http_tools.{}", t.name), format!("{} {} ({})", t.method, t.url, t.side_effect)));
+            out.push((
+                format!("http_tools.{}", t.name),
+                format!("{} {} ({})", t.method, t.url, t.side_effect),
+            ));
+        }
+        for (wf, tools) in &self.workflow_tools {
+            out.push((format!("workflow_tools.{wf}"), tools.join(",")));
         }
         out
     }
@@ -586,7 +808,10 @@ pub fn redact_url(raw: &str) -> String {
 }
 
 fn not_allowed(key: &str, value: &str, allowed: &str) -> ConfigError {
-    ConfigError::new(key, format!("{value:?} is not allowed; expected one of: {allowed}"))
+    ConfigError::new(
+        key,
+        format!("{value:?} is not allowed; expected one of: {allowed}"),
+    )
 }
 
 fn parse_value<T: FromStr>(key: &str, value: &str, what: &str) -> Result<T, ConfigError> {
@@ -608,7 +833,10 @@ fn parse_url(key: &str, value: &str) -> Result<url::Url, ConfigError> {
     let u = url::Url::parse(value.trim())
         .map_err(|e| ConfigError::new(key, format!("{value:?} is not a URL: {e}")))?;
     if !matches!(u.scheme(), "http" | "https") {
-        return Err(ConfigError::new(key, format!("{value:?} must be an http:// or https:// URL")));
+        return Err(ConfigError::new(
+            key,
+            format!("{value:?} must be an http:// or https:// URL"),
+        ));
     }
     Ok(u)
 }
@@ -618,7 +846,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn err(pairs: &[(&str, &str)]) -> ConfigError {
@@ -634,10 +865,15 @@ mod tests {
 
     #[test]
     fn env_overrides_and_provider_selection() {
-        let s = Settings::load_from(&env(&[("USE_OLLAMA", "true"), ("OLLAMA_MODEL", "qwen2.5")])).unwrap();
+        let s = Settings::load_from(&env(&[("USE_OLLAMA", "true"), ("OLLAMA_MODEL", "qwen2.5")]))
+            .unwrap();
         assert_eq!(s.provider, ProviderKind::Ollama);
         assert_eq!(s.model(), "qwen2.5");
-        let s = Settings::load_from(&env(&[("AGENT_PROVIDER", "openai"), ("OPENAI_API_KEY", "sk-x")])).unwrap();
+        let s = Settings::load_from(&env(&[
+            ("AGENT_PROVIDER", "openai"),
+            ("OPENAI_API_KEY", "sk-x"),
+        ]))
+        .unwrap();
         assert_eq!(s.provider, ProviderKind::Openai);
         assert_eq!(format!("{:?}", s.openai_api_key), "Some(<redacted>)");
     }
@@ -651,7 +887,10 @@ mod tests {
         assert_eq!(err(&[("RELEASE_TRACK", "beta")]).key, "RELEASE_TRACK");
         assert_eq!(err(&[("MAX_CONCURRENCY", "lots")]).key, "MAX_CONCURRENCY");
         assert_eq!(err(&[("MAX_CONCURRENCY", "0")]).key, "MAX_CONCURRENCY");
-        assert_eq!(err(&[("OLLAMA_BASE_URL", "not a url")]).key, "OLLAMA_BASE_URL");
+        assert_eq!(
+            err(&[("OLLAMA_BASE_URL", "not a url")]).key,
+            "OLLAMA_BASE_URL"
+        );
         assert_eq!(err(&[("DATABASE_URL", "mysql://x")]).key, "DATABASE_URL");
         assert_eq!(err(&[("USE_OLLAMA", "maybe")]).key, "USE_OLLAMA");
         assert_eq!(err(&[("AGENT_ENV", "production")]).key, "AGENT_PROVIDER");
@@ -665,7 +904,8 @@ mod tests {
         let path = dir.join("agent.toml");
         std::fs::write(&path, "max_tool_calls = 3\nrate_limit_rpm = 10\n[prices.m]\ninput_per_1k = 0.1\noutput_per_1k = 0.2\n").unwrap();
         let p = path.to_str().unwrap();
-        let s = Settings::load_from(&env(&[("AGENT_CONFIG", p), ("RATE_LIMIT_RPM", "20")])).unwrap();
+        let s =
+            Settings::load_from(&env(&[("AGENT_CONFIG", p), ("RATE_LIMIT_RPM", "20")])).unwrap();
         assert_eq!(s.max_tool_calls, 3);
         assert_eq!(s.rate_limit_rpm, 20);
         assert_eq!(s.prices["m"].output_per_1k, 0.2);
@@ -679,6 +919,9 @@ mod tests {
 
     #[test]
     fn database_password_is_hidden() {
-        assert_eq!(redact_url("postgres://u:hunter2@h/db"), "postgres://u:REDACTED@h/db");
+        assert_eq!(
+            redact_url("postgres://u:hunter2@h/db"),
+            "postgres://u:REDACTED@h/db"
+        );
     }
 }

@@ -13,8 +13,11 @@ impl TenantId {
     pub fn parse(s: &str) -> Result<Self, String> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            && s.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if ok {
             Ok(Self(s.to_string()))
         } else {
@@ -46,7 +49,13 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Invoke, Role::Viewer, Role::Approver, Role::Operator, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Invoke,
+        Role::Viewer,
+        Role::Approver,
+        Role::Operator,
+        Role::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -62,7 +71,9 @@ impl Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("role {s:?} is not one of invoke, viewer, approver, operator, admin"))
+            .ok_or_else(|| {
+                format!("role {s:?} is not one of invoke, viewer, approver, operator, admin")
+            })
     }
 }
 
@@ -86,7 +97,9 @@ impl Roles {
             }
         }
         if roles.is_empty() {
-            return Err("at least one role is required (invoke, viewer, approver, operator, admin)".into());
+            return Err(
+                "at least one role is required (invoke, viewer, approver, operator, admin)".into(),
+            );
         }
         roles.sort();
         Ok(Self(roles))
@@ -102,7 +115,11 @@ impl Roles {
     }
 
     pub fn to_csv(&self) -> String {
-        self.0.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+        self.0
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -112,10 +129,16 @@ pub struct PolicyVersion(String);
 
 impl PolicyVersion {
     pub fn parse(s: &str) -> Result<Self, String> {
-        if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        if !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
             Ok(Self(s.to_string()))
         } else {
-            Err(format!("policy_version {s:?} must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'"))
+            Err(format!(
+                "policy_version {s:?} must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'"
+            ))
         }
     }
     pub fn as_str(&self) -> &str {

@@ -82,9 +82,18 @@ pub struct RunOutcome {
 #[derive(Debug, Clone)]
 pub enum RunEvent {
     Token(String),
-    ToolCall { name: String, arguments: Value },
-    ToolResult { name: String, outcome: String },
-    ApprovalRequired { approval_request_id: String, proposed_change: ProposedChange },
+    ToolCall {
+        name: String,
+        arguments: Value,
+    },
+    ToolResult {
+        name: String,
+        outcome: String,
+    },
+    ApprovalRequired {
+        approval_request_id: String,
+        proposed_change: ProposedChange,
+    },
 }
 
 pub struct RunRequest {
@@ -129,12 +138,20 @@ impl Engine {
         if let Some(p) = self.settings.prices.get(model) {
             return (p.input_per_1k, p.output_per_1k);
         }
-        if self.provider.kind() == "scripted" { SCRIPTED_PRICE } else { (0.0, 0.0) }
+        if self.provider.kind() == "scripted" {
+            SCRIPTED_PRICE
+        } else {
+            (0.0, 0.0)
+        }
     }
 
     /// Runs a workflow to its end. Errors are for failures the caller must see as an error
     /// envelope (provider down, database down); every other ending is a [`RunOutcome`].
-    pub async fn run(&self, req: &RunRequest, events: Option<&mpsc::UnboundedSender<RunEvent>>) -> Result<RunOutcome, Error> {
+    pub async fn run(
+        &self,
+        req: &RunRequest,
+        events: Option<&mpsc::UnboundedSender<RunEvent>>,
+    ) -> Result<RunOutcome, Error> {
         let started = Instant::now();
         let span = tracing::Span::current();
         span.record("workflow", req.workflow.name);
@@ -156,15 +173,27 @@ impl Engine {
                 track: self.settings.release_track.as_str().to_string(),
             })
             .inc();
-        self.metrics.request_duration.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .request_duration
+            .observe(started.elapsed().as_secs_f64());
         match &result {
-            Ok(o) => tracing::info!(status, tool_calls = o.tool_calls.len(), tokens = o.usage.prompt_tokens + o.usage.completion_tokens, "run finished"),
+            Ok(o) => tracing::info!(
+                status,
+                tool_calls = o.tool_calls.len(),
+                tokens = o.usage.prompt_tokens + o.usage.completion_tokens,
+                "run finished"
+            ),
             Err(e) => tracing::warn!(status, error = %e.message, "run failed"),
         }
         result
     }
 
-    async fn run_inner(&self, req: &RunRequest, events: Option<&mpsc::UnboundedSender<RunEvent>>, started: Instant) -> Result<RunOutcome, Error> {
+    async fn run_inner(
+        &self,
+        req: &RunRequest,
+        events: Option<&mpsc::UnboundedSender<RunEvent>>,
+        started: Instant,
+    ) -> Result<RunOutcome, Error> {
         let mut run = Run {
             engine: self,
             req,
@@ -179,20 +208,21 @@ impl Engine {
 
         // Input guardrails first: a blocked input never reaches the model.
         let mut policy_check = self.policy.check_input(&req.text);
-        if policy_check.is_ok() {
-            if let Some(max) = self.settings.max_input_chars {
-                if req.text.chars().count() > max {
-                    policy_check = Err(crate::guardrails::Block {
-                        rule: "input_too_large".into(),
-                        message: format!("the input is longer than {max} characters"),
-                    });
-                }
-            }
+        if policy_check.is_ok()
+            && let Some(max) = self.settings.max_input_chars
+            && req.text.chars().count() > max
+        {
+            policy_check = Err(crate::guardrails::Block {
+                rule: "input_too_large".into(),
+                message: format!("the input is longer than {max} characters"),
+            });
         }
         if let Err(block) = policy_check {
             self.metrics.guardrail_block(&block.rule);
             tracing::warn!(rule = %block.rule, "input blocked by guardrail");
-            return Ok(run.finish(RunStatus::Blocked, block.message, None).with_rule(block.rule));
+            return Ok(run
+                .finish(RunStatus::Blocked, block.message, None)
+                .with_rule(block.rule));
         }
 
         // The tenant's daily budget.
@@ -211,7 +241,12 @@ impl Engine {
             Err(_) => Ok(run.exceeded(BudgetKind::Deadline)),
         };
         let total_tokens = u64::from(run.usage.prompt_tokens + run.usage.completion_tokens);
-        self.ledger.add(&req.principal.tenant, &day, total_tokens, run.usage.cost_usd);
+        self.ledger.add(
+            &req.principal.tenant,
+            &day,
+            total_tokens,
+            run.usage.cost_usd,
+        );
         outcome
     }
 }
@@ -242,9 +277,18 @@ fn evidence_from(tool: &str, result: &Value) -> Vec<Evidence> {
         "invoice_read" => vec![item("invoice", &result["id"], result.get("vendor"))],
         "kb_search" => result["articles"]
             .as_array()
-            .map(|a| a.iter().map(|art| item("kb", &art["id"], art.get("title"))).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|art| item("kb", &art["id"], art.get("title")))
+                    .collect()
+            })
             .unwrap_or_default(),
-        _ => vec![Evidence { kind: "tool".into(), id: tool.to_string(), title: None, source: tool.to_string() }],
+        _ => vec![Evidence {
+            kind: "tool".into(),
+            id: tool.to_string(),
+            title: None,
+            source: tool.to_string(),
+        }],
     }
     .into_iter()
     .filter(|e| !e.id.is_empty())
@@ -254,8 +298,12 @@ fn evidence_from(tool: &str, result: &Value) -> Vec<Evidence> {
 /// `[kind:ID]` citations in an answer.
 fn citations(answer: &str) -> Vec<(String, String)> {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| regex::Regex::new(r"\[(ticket|kb|invoice|tool):([A-Za-z0-9_.-]+)\]").expect("static regex"));
-    re.captures_iter(answer).map(|c| (c[1].to_string(), c[2].to_string())).collect()
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"\[(ticket|kb|invoice|tool):([A-Za-z0-9_.-]+)\]").expect("static regex")
+    });
+    re.captures_iter(answer)
+        .map(|c| (c[1].to_string(), c[2].to_string()))
+        .collect()
 }
 
 impl Run<'_> {
@@ -265,7 +313,12 @@ impl Run<'_> {
         }
     }
 
-    fn finish(&self, status: RunStatus, answer: String, proposal: Option<(String, ProposedChange)>) -> RunOutcome {
+    fn finish(
+        &self,
+        status: RunStatus,
+        answer: String,
+        proposal: Option<(String, ProposedChange)>,
+    ) -> RunOutcome {
         let (approval_request_id, proposed_change) = match proposal {
             Some((id, change)) => (Some(id), Some(change)),
             None => (None, None),
@@ -284,11 +337,20 @@ impl Run<'_> {
     }
 
     fn exceeded(&self, kind: BudgetKind) -> RunOutcome {
-        self.engine.metrics.budget_exceeded.get_or_create(&crate::metrics::KindLabels { kind: kind.as_str().into() }).inc();
+        self.engine
+            .metrics
+            .budget_exceeded
+            .get_or_create(&crate::metrics::KindLabels {
+                kind: kind.as_str().into(),
+            })
+            .inc();
         tracing::warn!(budget = kind.as_str(), "run stopped by budget");
         let mut o = self.finish(
             RunStatus::BudgetExceeded,
-            format!("The run was stopped because it exceeded its {} budget.", kind.as_str().replace('_', " ")),
+            format!(
+                "The run was stopped because it exceeded its {} budget.",
+                kind.as_str().replace('_', " ")
+            ),
             None,
         );
         o.budget_kind = Some(kind);
@@ -298,30 +360,56 @@ impl Run<'_> {
     async fn drive(&mut self) -> Result<RunOutcome, Error> {
         let engine = self.engine;
         let wf = &self.req.workflow;
-        let tool_names: Vec<&str> = wf.tools.clone();
+        let tool_names: Vec<&str> = wf.tools.iter().map(String::as_str).collect();
         let tool_defs = engine.tools.defs(&tool_names);
         let mut messages = vec![
             ChatMessage::system(wf.system_prompt(self.req.principal.tenant.as_str())),
             ChatMessage::user(self.req.text.clone()),
         ];
-        let ctx = ToolCtx { tenant: self.req.principal.tenant.clone(), db: engine.db.clone() };
+        let ctx = ToolCtx {
+            tenant: self.req.principal.tenant.clone(),
+            db: engine.db.clone(),
+        };
 
         loop {
             let remaining = self.budget.remaining_tokens();
             if remaining == 0 {
                 return Ok(self.exceeded(BudgetKind::Tokens));
             }
-            let request = ChatRequest { workflow: wf.name.to_string(), messages: messages.clone(), tools: tool_defs.clone(), max_tokens: remaining };
+            let request = ChatRequest {
+                workflow: wf.name.to_string(),
+                messages: messages.clone(),
+                tools: tool_defs.clone(),
+                max_tokens: remaining,
+            };
             let response = self.call_model(&request).await?;
             let (pin, pout) = engine.price(&response.model);
-            let cost = f64::from(response.usage.prompt_tokens) / 1000.0 * pin + f64::from(response.usage.completion_tokens) / 1000.0 * pout;
+            let cost = f64::from(response.usage.prompt_tokens) / 1000.0 * pin
+                + f64::from(response.usage.completion_tokens) / 1000.0 * pout;
             self.usage.prompt_tokens += response.usage.prompt_tokens;
             self.usage.completion_tokens += response.usage.completion_tokens;
             self.usage.cost_usd += cost;
-            engine.metrics.tokens.get_or_create(&TokenLabels { model: response.model.clone(), direction: "input".into() }).inc_by(u64::from(response.usage.prompt_tokens));
-            engine.metrics.tokens.get_or_create(&TokenLabels { model: response.model.clone(), direction: "output".into() }).inc_by(u64::from(response.usage.completion_tokens));
+            engine
+                .metrics
+                .tokens
+                .get_or_create(&TokenLabels {
+                    model: response.model.clone(),
+                    direction: "input".into(),
+                })
+                .inc_by(u64::from(response.usage.prompt_tokens));
+            engine
+                .metrics
+                .tokens
+                .get_or_create(&TokenLabels {
+                    model: response.model.clone(),
+                    direction: "output".into(),
+                })
+                .inc_by(u64::from(response.usage.completion_tokens));
             engine.metrics.cost_usd.inc_by(cost);
-            if let Err(kind) = self.budget.spend(response.usage.prompt_tokens + response.usage.completion_tokens, cost) {
+            if let Err(kind) = self.budget.spend(
+                response.usage.prompt_tokens + response.usage.completion_tokens,
+                cost,
+            ) {
                 return Ok(self.exceeded(kind));
             }
 
@@ -329,7 +417,10 @@ impl Run<'_> {
                 return Ok(self.final_answer(response.content));
             }
 
-            messages.push(ChatMessage::assistant(response.content.clone(), response.tool_calls.clone()));
+            messages.push(ChatMessage::assistant(
+                response.content.clone(),
+                response.tool_calls.clone(),
+            ));
             for call in &response.tool_calls {
                 if let Err(kind) = self.budget.tool_call(&call.name, &call.arguments) {
                     return Ok(self.exceeded(kind));
@@ -337,7 +428,10 @@ impl Run<'_> {
                 self.tool_calls.push(call.name.clone());
                 let mut shown_args = call.arguments.clone();
                 engine.policy.redactor.redact_json(&mut shown_args);
-                self.emit(RunEvent::ToolCall { name: call.name.clone(), arguments: shown_args });
+                self.emit(RunEvent::ToolCall {
+                    name: call.name.clone(),
+                    arguments: shown_args,
+                });
 
                 if !tool_names.contains(&call.name.as_str()) {
                     let err = ToolError::UnknownTool(call.name.clone());
@@ -345,13 +439,19 @@ impl Run<'_> {
                     messages.push(ChatMessage::tool(call, tool_message_content(&Err(err))));
                     continue;
                 }
-                let is_write = engine.tools.get(&call.name).is_some_and(|s| s.side_effect == SideEffect::Write);
+                let is_write = engine
+                    .tools
+                    .get(&call.name)
+                    .is_some_and(|s| s.side_effect == SideEffect::Write);
                 if is_write {
                     match self.gate_write(&ctx, call).await? {
                         Ok(outcome) => return Ok(outcome),
                         Err(err) => {
                             self.count_tool(&call.name, err.outcome());
-                            self.emit(RunEvent::ToolResult { name: call.name.clone(), outcome: err.outcome().into() });
+                            self.emit(RunEvent::ToolResult {
+                                name: call.name.clone(),
+                                outcome: err.outcome().into(),
+                            });
                             messages.push(ChatMessage::tool(call, tool_message_content(&Err(err))));
                             continue;
                         }
@@ -372,17 +472,30 @@ impl Run<'_> {
                     }
                 }
                 self.count_tool(&call.name, outcome);
-                self.emit(RunEvent::ToolResult { name: call.name.clone(), outcome: outcome.into() });
+                self.emit(RunEvent::ToolResult {
+                    name: call.name.clone(),
+                    outcome: outcome.into(),
+                });
                 messages.push(ChatMessage::tool(call, tool_message_content(&result)));
             }
         }
     }
 
     fn count_tool(&self, tool: &str, outcome: &str) {
-        self.engine.metrics.tool_calls.get_or_create(&ToolLabels { tool: tool.to_string(), outcome: outcome.to_string() }).inc();
+        self.engine
+            .metrics
+            .tool_calls
+            .get_or_create(&ToolLabels {
+                tool: tool.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
-    async fn call_model(&self, request: &ChatRequest) -> Result<crate::providers::ChatResponse, Error> {
+    async fn call_model(
+        &self,
+        request: &ChatRequest,
+    ) -> Result<crate::providers::ChatResponse, Error> {
         let engine = self.engine;
         let result = match self.events {
             Some(events) => {
@@ -417,7 +530,11 @@ impl Run<'_> {
 
     /// A write tool call: validate, propose, store a pending approval, stop the run.
     /// The inner `Err` goes back to the model (bad arguments, unknown record).
-    async fn gate_write(&mut self, ctx: &ToolCtx, call: &ToolCall) -> Result<Result<RunOutcome, ToolError>, Error> {
+    async fn gate_write(
+        &mut self,
+        ctx: &ToolCtx,
+        call: &ToolCall,
+    ) -> Result<Result<RunOutcome, ToolError>, Error> {
         let engine = self.engine;
         if let Err(e) = engine.tools.validate(&call.name, &call.arguments) {
             return Ok(Err(e));
@@ -433,7 +550,8 @@ impl Run<'_> {
         redactor.redact_json(&mut change.after);
         change.diff = redactor.redact(&change.diff).text.into_owned();
         let required = if call.name == "invoice_pay"
-            && call.arguments["amount_usd"].as_f64().unwrap_or(0.0) > engine.settings.invoice_two_approver_threshold_usd
+            && call.arguments["amount_usd"].as_f64().unwrap_or(0.0)
+                > engine.settings.invoice_two_approver_threshold_usd
         {
             2
         } else {
@@ -447,8 +565,10 @@ impl Run<'_> {
             workflow: self.req.workflow.name.to_string(),
             tool: call.name.clone(),
             arguments,
-            proposed_change: serde_json::to_value(&change).map_err(|e| Error::internal(e.to_string()))?,
-            evidence: serde_json::to_value(&self.evidence).map_err(|e| Error::internal(e.to_string()))?,
+            proposed_change: serde_json::to_value(&change)
+                .map_err(|e| Error::internal(e.to_string()))?,
+            evidence: serde_json::to_value(&self.evidence)
+                .map_err(|e| Error::internal(e.to_string()))?,
             risk_tier: i64::from(self.req.workflow.risk_tier),
             requested_by: self.req.principal.key_id.clone(),
             requested_by_user: self.req.user_id.clone(),
@@ -464,14 +584,21 @@ impl Run<'_> {
         engine.metrics.approvals_pending.inc();
         self.count_tool(&call.name, "needs_approval");
         tracing::info!(approval_id = %id, tool = %call.name, required_approvals = required, "write gated for approval");
-        self.emit(RunEvent::ApprovalRequired { approval_request_id: id.clone(), proposed_change: change.clone() });
+        self.emit(RunEvent::ApprovalRequired {
+            approval_request_id: id.clone(),
+            proposed_change: change.clone(),
+        });
         let answer = format!(
             "The change to {} needs approval ({} approver{}) before it is applied. Approval request: {id}.",
             change.resource,
             required,
             if required == 1 { "" } else { "s" }
         );
-        Ok(Ok(self.finish(RunStatus::ApprovalRequired, answer, Some((id, change)))))
+        Ok(Ok(self.finish(
+            RunStatus::ApprovalRequired,
+            answer,
+            Some((id, change)),
+        )))
     }
 
     fn final_answer(&self, raw: String) -> RunOutcome {
@@ -487,16 +614,27 @@ impl Run<'_> {
         }
         if engine.policy.citation_required(wf.name) {
             let cited = citations(&answer);
-            let known: BTreeMap<(&str, &str), ()> = self.evidence.iter().map(|e| ((e.kind.as_str(), e.id.as_str()), ())).collect();
-            let unknown = cited.iter().any(|(k, id)| !known.contains_key(&(k.as_str(), id.as_str())));
+            let known: BTreeMap<(&str, &str), ()> = self
+                .evidence
+                .iter()
+                .map(|e| ((e.kind.as_str(), e.id.as_str()), ()))
+                .collect();
+            let unknown = cited
+                .iter()
+                .any(|(k, id)| !known.contains_key(&(k.as_str(), id.as_str())));
             let uncited = cited.is_empty() && !(self.retrieval_called && self.evidence.is_empty());
             if unknown || uncited {
                 engine.metrics.guardrail_block("citation_required");
-                tracing::warn!(unknown, uncited, "answer withheld: citations missing or not backed by evidence");
+                tracing::warn!(
+                    unknown,
+                    uncited,
+                    "answer withheld: citations missing or not backed by evidence"
+                );
                 return self
                     .finish(
                         RunStatus::Blocked,
-                        "The answer was withheld because it did not cite the evidence it rests on.".into(),
+                        "The answer was withheld because it did not cite the evidence it rests on."
+                            .into(),
                         None,
                     )
                     .with_rule("citation_required".into());
@@ -530,13 +668,19 @@ mod tests {
     fn finds_citations() {
         assert_eq!(
             citations("See [ticket:T-1001] and [kb:KB-3]; not [foo:bar]."),
-            vec![("ticket".into(), "T-1001".into()), ("kb".into(), "KB-3".into())]
+            vec![
+                ("ticket".into(), "T-1001".into()),
+                ("kb".into(), "KB-3".into())
+            ]
         );
     }
 
     #[test]
     fn evidence_from_kb_search_lists_articles() {
-        let ev = evidence_from("kb_search", &json!({"articles": [{"id": "KB-1", "title": "Reset"}, {"id": "KB-2"}]}));
+        let ev = evidence_from(
+            "kb_search",
+            &json!({"articles": [{"id": "KB-1", "title": "Reset"}, {"id": "KB-2"}]}),
+        );
         assert_eq!(ev.len(), 2);
         assert_eq!(ev[0].kind, "kb");
         assert_eq!(ev[0].title.as_deref(), Some("Reset"));

@@ -100,7 +100,11 @@ pub struct Error {
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), retry_after_secs: None }
+        Self {
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
     }
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after_secs = Some(secs.max(1));
@@ -123,8 +127,11 @@ impl Error {
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         tracing::error!(error = %e, "database error");
-        Self::new(ErrorCode::DependencyUnavailable, "the database did not answer; try again")
-            .retry_after(1)
+        Self::new(
+            ErrorCode::DependencyUnavailable,
+            "the database did not answer; try again",
+        )
+        .retry_after(1)
     }
 }
 
@@ -154,7 +161,8 @@ impl IntoResponse for Error {
         };
         let mut resp = (self.code.status(), axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

@@ -13,15 +13,21 @@ use crate::startup::AppState;
 
 pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if state.shutting_down.load(Ordering::SeqCst) {
-        return Error::new(ErrorCode::ShuttingDown, "the service is shutting down; retry on another replica")
-            .retry_after(1)
-            .into_response();
+        return Error::new(
+            ErrorCode::ShuttingDown,
+            "the service is shutting down; retry on another replica",
+        )
+        .retry_after(1)
+        .into_response();
     }
     let Ok(permit) = state.shed.clone().try_acquire_owned() else {
         tracing::warn!("load shed: concurrency cap reached");
-        return Error::new(ErrorCode::Overloaded, "the service is at its concurrency limit; retry shortly")
-            .retry_after(1)
-            .into_response();
+        return Error::new(
+            ErrorCode::Overloaded,
+            "the service is at its concurrency limit; retry shortly",
+        )
+        .retry_after(1)
+        .into_response();
     };
     // The permit lives as long as the response body, so a streamed reply (SSE) counts
     // against the cap until its last event.
@@ -40,11 +46,16 @@ pub fn check_rate(state: &AppState, principal: &Principal) -> Result<(), Error> 
     match state.limiter.check_key(&principal.key_id) {
         Ok(()) => Ok(()),
         Err(not_until) => {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             Err(Error::new(
                 ErrorCode::RateLimited,
-                format!("rate limit of {} requests per minute for this API key exceeded", state.settings.rate_limit_rpm),
+                format!(
+                    "rate limit of {} requests per minute for this API key exceeded",
+                    state.settings.rate_limit_rpm
+                ),
             )
             .retry_after(secs.max(1)))
         }

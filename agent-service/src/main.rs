@@ -29,6 +29,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Tool and workflow config is checked up front too, so every config error exits 2.
+    if let Err(e) = agent_service::tools::Registry::new(&settings)
+        .map(|_| ())
+        .and_then(|()| agent_service::workflows::configured(&settings).map(|_| ()))
+    {
+        eprintln!("agent-service: invalid configuration: {e}");
+        return ExitCode::from(2);
+    }
     let command = cli.command.unwrap_or(Command::Serve);
     let serving = matches!(command, Command::Serve);
     // The server logs JSON to stdout; one-shot commands print results to stdout and log
@@ -40,11 +48,26 @@ fn main() -> ExitCode {
         ("policy_version", policy.version.to_string()),
     ];
     if serving {
-        telemetry::init_subscriber(telemetry::get_subscriber(&settings.log_level, settings.log_format, static_fields, policy.redactor.clone(), std::io::stdout));
+        telemetry::init_subscriber(telemetry::get_subscriber(
+            &settings.log_level,
+            settings.log_format,
+            static_fields,
+            policy.redactor.clone(),
+            std::io::stdout,
+        ));
     } else {
-        telemetry::init_subscriber(telemetry::get_subscriber("warn", settings.log_format, static_fields, Redactor::builtin(), std::io::stderr));
+        telemetry::init_subscriber(telemetry::get_subscriber(
+            "warn",
+            settings.log_format,
+            static_fields,
+            Redactor::builtin(),
+            std::io::stderr,
+        ));
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("agent-service: cannot start the async runtime: {e}");
@@ -62,10 +85,15 @@ fn main() -> ExitCode {
 }
 
 async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect(&settings.database_url)
+    let db = Db::connect(&settings.database_url).await.with_context(|| {
+        format!(
+            "cannot open DATABASE_URL {}",
+            agent_service::config::redact_url(&settings.database_url)
+        )
+    })?;
+    db.migrate()
         .await
-        .with_context(|| format!("cannot open DATABASE_URL {}", agent_service::config::redact_url(&settings.database_url)))?;
-    db.migrate().await.context("applying database migrations failed")?;
+        .context("applying database migrations failed")?;
     Ok(db)
 }
 
@@ -87,27 +115,57 @@ async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Re
         Command::Keys { action } => {
             let db = open_db(&settings).await?;
             match action {
-                KeysCommand::Create { tenant, roles, name } => {
-                    let tenant = TenantId::parse(&tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
-                    let roles = Roles::parse(&roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
+                KeysCommand::Create {
+                    tenant,
+                    roles,
+                    name,
+                } => {
+                    let tenant =
+                        TenantId::parse(&tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+                    let roles =
+                        Roles::parse(&roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
                     let k = keys::create(&db, &tenant, &name, &roles, now_ms()).await?;
-                    eprintln!("created {} for tenant {} with roles {}; the key is shown only now:", k.key.id, tenant, roles.to_csv());
+                    eprintln!(
+                        "created {} for tenant {} with roles {}; the key is shown only now:",
+                        k.key.id,
+                        tenant,
+                        roles.to_csv()
+                    );
                     println!("{}", k.plaintext);
                 }
                 KeysCommand::List { tenant } => {
-                    let tenant = tenant.map(|t| TenantId::parse(&t)).transpose().map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+                    let tenant = tenant
+                        .map(|t| TenantId::parse(&t))
+                        .transpose()
+                        .map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
                     println!("id\ttenant\tname\troles\tcreated\tstatus");
                     for k in keys::list(&db, tenant.as_ref()).await? {
-                        let created = chrono::DateTime::from_timestamp_millis(k.created_at).map(|t| t.to_rfc3339()).unwrap_or_default();
-                        let status = if k.revoked_at.is_some() { "revoked" } else { "active" };
-                        println!("{}\t{}\t{}\t{}\t{}\t{}", k.id, k.tenant, k.name, k.roles.to_csv(), created, status);
+                        let created = chrono::DateTime::from_timestamp_millis(k.created_at)
+                            .map(|t| t.to_rfc3339())
+                            .unwrap_or_default();
+                        let status = if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}\t{}",
+                            k.id,
+                            k.tenant,
+                            k.name,
+                            k.roles.to_csv(),
+                            created,
+                            status
+                        );
                     }
                 }
                 KeysCommand::Revoke { id } => {
                     if keys::revoke(&db, &id, now_ms()).await? {
                         println!("revoked {id}");
                     } else {
-                        anyhow::bail!("no active key with id {id:?}; see `agent-service keys list`");
+                        anyhow::bail!(
+                            "no active key with id {id:?}; see `agent-service keys list`"
+                        );
                     }
                 }
             }
@@ -128,14 +186,17 @@ async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Re
             created.push((Role::Invoke, other));
             for (role, tenant) in created {
                 let roles = Roles::parse(role.as_str()).map_err(anyhow::Error::msg)?;
-                let k = keys::create(&db, &tenant, &format!("demo-{role}"), &roles, now_ms()).await?;
+                let k =
+                    keys::create(&db, &tenant, &format!("demo-{role}"), &roles, now_ms()).await?;
                 println!("{role}\t{tenant}\t{}", k.plaintext);
             }
             db.close().await;
             Ok(())
         }
         Command::CheckConfig => {
-            println!("# effective configuration (defaults < AGENT_CONFIG file < environment; secrets masked)");
+            println!(
+                "# effective configuration (defaults < AGENT_CONFIG file < environment; secrets masked)"
+            );
             for (k, v) in settings.describe() {
                 println!("{k} = {v}");
             }
@@ -143,14 +204,22 @@ async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Re
             println!("# pinned versions");
             println!("version = {}", settings.release_version);
             println!("git_sha = {}", env!("AGENT_GIT_SHA"));
-            println!("provider = {} ({})", settings.provider.as_str(), settings.model());
+            println!(
+                "provider = {} ({})",
+                settings.provider.as_str(),
+                settings.model()
+            );
             let wfs = agent_service::workflows::builtin();
-            println!("prompt_version = {}", agent_service::workflows::prompt_set_version(&wfs));
+            println!(
+                "prompt_version = {}",
+                agent_service::workflows::prompt_set_version(&wfs)
+            );
             for w in &wfs {
                 println!("prompt.{} = {} {}", w.name, w.prompt_version, w.prompt_hash);
             }
             println!("policy_version = {} ({})", policy.version, policy.hash());
-            let registry = agent_service::tools::Registry::new(&settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let registry = agent_service::tools::Registry::new(&settings)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("tool_schema_hash = {}", registry.schema_hash());
             Ok(())
         }

@@ -92,9 +92,9 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
-        let request_duration = Histogram::new(
-            [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0].into_iter(),
-        );
+        let request_duration = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+        ]);
         let inflight = Gauge::default();
         let tool_calls = Family::<ToolLabels, Counter>::default();
         let tokens = Family::<TokenLabels, Counter>::default();
@@ -109,17 +109,37 @@ impl Metrics {
         let build_info = Family::<BuildLabels, Gauge>::default();
 
         // prometheus-client appends `_total` to counters itself.
-        registry.register("agent_requests", "Workflow requests by final status", requests.clone());
+        registry.register(
+            "agent_requests",
+            "Workflow requests by final status",
+            requests.clone(),
+        );
         registry.register(
             "agent_request_duration_seconds",
             "Latency of workflow requests",
             request_duration.clone(),
         );
-        registry.register("agent_inflight_requests", "Requests being served now", inflight.clone());
-        registry.register("agent_tool_calls", "Tool calls by outcome", tool_calls.clone());
+        registry.register(
+            "agent_inflight_requests",
+            "Requests being served now",
+            inflight.clone(),
+        );
+        registry.register(
+            "agent_tool_calls",
+            "Tool calls by outcome",
+            tool_calls.clone(),
+        );
         registry.register("agent_tokens", "Model tokens by direction", tokens.clone());
-        registry.register("agent_cost_usd", "Model cost in US dollars", cost_usd.clone());
-        registry.register("agent_queue_depth", "Jobs waiting in the queue", queue_depth.clone());
+        registry.register(
+            "agent_cost_usd",
+            "Model cost in US dollars",
+            cost_usd.clone(),
+        );
+        registry.register(
+            "agent_queue_depth",
+            "Jobs waiting in the queue",
+            queue_depth.clone(),
+        );
         registry.register(
             "agent_guardrail_blocks",
             "Guardrail blocks and redactions by rule",
@@ -146,7 +166,11 @@ impl Metrics {
             "Model provider errors by kind",
             provider_errors.clone(),
         );
-        registry.register("agent_build_info", "Build and release versions", build_info.clone());
+        registry.register(
+            "agent_build_info",
+            "Build and release versions",
+            build_info.clone(),
+        );
         Self {
             registry,
             requests,
@@ -174,18 +198,27 @@ impl Metrics {
     }
 
     pub fn guardrail_block(&self, rule: &str) {
-        self.guardrail_blocks.get_or_create(&RuleLabels { rule: rule.to_string() }).inc();
+        self.guardrail_blocks
+            .get_or_create(&RuleLabels {
+                rule: rule.to_string(),
+            })
+            .inc();
     }
 
     pub fn provider_error(&self, provider: &str, kind: &str) {
         self.provider_errors
-            .get_or_create(&ProviderErrorLabels { provider: provider.into(), kind: kind.into() })
+            .get_or_create(&ProviderErrorLabels {
+                provider: provider.into(),
+                kind: kind.into(),
+            })
             .inc();
     }
 
     pub fn set_circuit(&self, dependency: &str, state: i64) {
         self.circuit_state
-            .get_or_create(&DependencyLabels { dependency: dependency.into() })
+            .get_or_create(&DependencyLabels {
+                dependency: dependency.into(),
+            })
             .set(state);
     }
 }

@@ -24,7 +24,8 @@ pub fn accept(candidate: Option<&str>) -> String {
         Some(s)
             if !s.is_empty()
                 && s.len() <= 128
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) =>
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) =>
         {
             s.to_string()
         }
@@ -50,12 +51,20 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     );
     let mut resp = {
         use tracing::Instrument;
-        REQUEST_ID.scope(id.clone(), next.run(req)).instrument(span).await
+        REQUEST_ID
+            .scope(id.clone(), next.run(req))
+            .instrument(span)
+            .await
     };
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(HEADER, v);
     }
     resp
+}
+
+/// Runs a future with `id` as the current request id (for work spawned off the handler).
+pub async fn scope<F: std::future::Future>(id: String, fut: F) -> F::Output {
+    REQUEST_ID.scope(id, fut).await
 }
 
 #[cfg(test)]
@@ -72,9 +81,4 @@ mod tests {
         }
         assert!(uuid::Uuid::parse_str(&accept(None)).is_ok());
     }
-}
-
-/// Runs a future with `id` as the current request id (for work spawned off the handler).
-pub async fn scope<F: std::future::Future>(id: String, fut: F) -> F::Output {
-    REQUEST_ID.scope(id, fut).await
 }

@@ -73,10 +73,15 @@ impl Application {
     /// Connects and migrates the database, loads the policy, wires everything, binds.
     pub async fn build(settings: Settings, policy: Policy) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
-        let db = Db::connect(&settings.database_url)
+        let db = Db::connect(&settings.database_url).await.with_context(|| {
+            format!(
+                "cannot open DATABASE_URL {}",
+                crate::config::redact_url(&settings.database_url)
+            )
+        })?;
+        db.migrate()
             .await
-            .with_context(|| format!("cannot open DATABASE_URL {}", crate::config::redact_url(&settings.database_url)))?;
-        db.migrate().await.context("applying database migrations failed")?;
+            .context("applying database migrations failed")?;
         let metrics = Arc::new(Metrics::new());
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -86,11 +91,16 @@ impl Application {
         let provider = crate::providers::from_settings(&settings, http.clone(), metrics.clone());
         let tools = Arc::new(Registry::new(&settings).map_err(|e| anyhow::anyhow!("{e}"))?);
         let policy = Arc::new(policy);
-        let wf_list = workflows::builtin();
+        let wf_list = workflows::configured(&settings)
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         let prompt_version = workflows::prompt_set_version(&wf_list);
         let git_sha = env!("AGENT_GIT_SHA").to_string();
         let config_hash = hash16(
-            &settings.describe().iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>(),
+            &settings
+                .describe()
+                .iter()
+                .map(|(k, v)| format!("{k}={v}\n"))
+                .collect::<String>(),
         );
         let info = ServiceInfo {
             version: settings.release_version.clone(),
@@ -116,7 +126,9 @@ impl Application {
             })
             .set(1);
         metrics.set_circuit("provider", crate::metrics::CIRCUIT_CLOSED);
-        metrics.approvals_pending.set(approvals::count_pending(&db).await.unwrap_or(0));
+        metrics
+            .approvals_pending
+            .set(approvals::count_pending(&db).await.unwrap_or(0));
 
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ledger = Arc::new(UsageLedger::new(db.clone()));
@@ -129,7 +141,11 @@ impl Application {
             metrics: metrics.clone(),
             ledger,
             clock,
-            release: approvals::Release { version: info.version.clone(), git_sha, track: info.track.clone() },
+            release: approvals::Release {
+                version: info.version.clone(),
+                git_sha,
+                track: info.track.clone(),
+            },
         });
         let rpm = NonZeroU32::new(settings.rate_limit_rpm).context("RATE_LIMIT_RPM must be > 0")?;
         let state = AppState {
@@ -138,7 +154,12 @@ impl Application {
             engine,
             keys: Arc::new(KeyCache::default()),
             metrics,
-            workflows: Arc::new(wf_list.into_iter().map(|w| (w.name.to_string(), Arc::new(w))).collect()),
+            workflows: Arc::new(
+                wf_list
+                    .into_iter()
+                    .map(|w| (w.name.to_string(), Arc::new(w)))
+                    .collect(),
+            ),
             info: Arc::new(info),
             limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(rpm))),
             shed: Arc::new(Semaphore::new(settings.max_concurrency as usize)),
@@ -150,7 +171,12 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on BIND_ADDR {}", settings.bind_addr))?;
         let port = listener.local_addr()?.port();
-        Ok(Self { listener, port, state, router })
+        Ok(Self {
+            listener,
+            port,
+            state,
+            router,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -164,7 +190,12 @@ impl Application {
     /// Serves until SIGTERM/SIGINT, then drains in-flight requests for up to the grace
     /// period, flushes usage and closes the database.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self { listener, state, router, .. } = self;
+        let Self {
+            listener,
+            state,
+            router,
+            ..
+        } = self;
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let flag = state.shutting_down.clone();
         let ledger = state.engine.ledger.clone();
@@ -184,7 +215,9 @@ impl Application {
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             shutdown_signal().await;
             flag.store(true, Ordering::SeqCst);
-            tracing::info!("shutdown signal received: no new connections, draining in-flight requests");
+            tracing::info!(
+                "shutdown signal received: no new connections, draining in-flight requests"
+            );
             let _ = stop_tx.send(true);
         });
         let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
@@ -224,9 +257,9 @@ async fn shutdown_signal() {
 }
 
 fn router(state: AppState) -> Router {
+    use crate::routes;
     use axum::middleware::{from_fn, from_fn_with_state};
     use axum::routing::{get, post};
-    use crate::routes;
 
     let api = Router::new()
         .route("/v1/info", get(routes::info::info))
@@ -247,7 +280,9 @@ fn router(state: AppState) -> Router {
         .fallback(routes::fallback)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(routes::panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            routes::panic_response,
+        ))
         .layer(from_fn(crate::request_id::middleware))
         .with_state(state)
 }

@@ -14,7 +14,7 @@ pub struct Workflow {
     pub prompt_hash: String,
     #[serde(skip)]
     pub template: &'static str,
-    pub tools: Vec<&'static str>,
+    pub tools: Vec<String>,
     /// 0 = read-only, 2 = writes that need approval.
     pub risk_tier: u8,
     /// Whether the workflow depends on retrieval (and so may run degraded without it).
@@ -34,13 +34,19 @@ fn hash(text: &str) -> String {
 
 /// All workflows this build ships, sorted by name.
 pub fn builtin() -> Vec<Workflow> {
-    let mk = |name, description, prompt_version, template: &'static str, tools: Vec<&'static str>, risk_tier, retrieval| Workflow {
+    let mk = |name,
+              description,
+              prompt_version,
+              template: &'static str,
+              tools: Vec<&str>,
+              risk_tier,
+              retrieval| Workflow {
         name,
         description,
         prompt_version,
         prompt_hash: hash(template),
         template,
-        tools,
+        tools: tools.into_iter().map(str::to_string).collect(),
         risk_tier,
         retrieval,
     };
@@ -84,8 +90,41 @@ pub fn builtin() -> Vec<Workflow> {
     ]
 }
 
+/// The shipped workflows with the extra tools config grants them (`[workflow_tools]`).
+/// Only declared HTTP tools may be granted; anything else is a config error naming the key.
+pub fn configured(
+    settings: &crate::config::Settings,
+) -> Result<Vec<Workflow>, crate::config::ConfigError> {
+    let mut all = builtin();
+    for (wf_name, tools) in &settings.workflow_tools {
+        let key = format!("workflow_tools.{wf_name}");
+        let Some(wf) = all.iter_mut().find(|w| w.name == wf_name) else {
+            let known: Vec<&str> = builtin().iter().map(|w| w.name).collect();
+            return Err(crate::config::ConfigError {
+                key,
+                message: format!("unknown workflow; expected one of: {}", known.join(", ")),
+            });
+        };
+        for tool in tools {
+            if !settings.http_tools.iter().any(|t| &t.name == tool) {
+                return Err(crate::config::ConfigError {
+                    key,
+                    message: format!("{tool:?} is not a declared HTTP tool (see [[http_tools]])"),
+                });
+            }
+            if !wf.tools.contains(tool) {
+                wf.tools.push(tool.clone());
+            }
+        }
+    }
+    Ok(all)
+}
+
 /// One hash over every workflow's prompt version and hash, for `/v1/info` and metrics.
 pub fn prompt_set_version(workflows: &[Workflow]) -> String {
-    let joined: String = workflows.iter().map(|w| format!("{}:{};", w.prompt_version, w.prompt_hash)).collect();
+    let joined: String = workflows
+        .iter()
+        .map(|w| format!("{}:{};", w.prompt_version, w.prompt_hash))
+        .collect();
     format!("prompts-{}", &hash(&joined)[..8])
 }

@@ -132,11 +132,13 @@ pub async fn insert_pending(db: &Db, a: &NewApproval) -> Result<(), sqlx::Error>
 
 /// One approval of the caller's tenant; another tenant's id is simply not found.
 pub async fn get(db: &Db, tenant: &TenantId, id: &str) -> Result<Option<Approval>, sqlx::Error> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM approvals WHERE tenant = $1 AND id = $2"))
-        .bind(tenant.as_str())
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM approvals WHERE tenant = $1 AND id = $2"
+    ))
+    .bind(tenant.as_str())
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 

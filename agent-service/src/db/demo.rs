@@ -271,7 +271,9 @@ pub(crate) mod testing {
     pub(crate) async fn empty() -> TempDb {
         let dir = std::env::temp_dir().join(format!("fd-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let db = Db::connect(&format!("sqlite://{}", dir.join("x.db").display())).await.expect("connect");
+        let db = Db::connect(&format!("sqlite://{}", dir.join("x.db").display()))
+            .await
+            .expect("connect");
         db.migrate().await.expect("migrate");
         TempDb { db, dir }
     }
@@ -292,12 +294,14 @@ mod tests {
     use super::*;
 
     async fn count(db: &Db, table: &str, tenant: &str) -> i64 {
-        sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant = $1"))
-            .bind(tenant)
-            .fetch_one(db.pool())
-            .await
-            .expect("count")
-            .get::<i64, _>("n")
+        sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE tenant = $1"
+        ))
+        .bind(tenant)
+        .fetch_one(db.pool())
+        .await
+        .expect("count")
+        .get::<i64, _>("n")
     }
 
     #[tokio::test]
@@ -331,22 +335,34 @@ mod tests {
         let again = seed(&t.db).await.expect("second seed");
         assert_eq!(again, SeedReport::default());
         assert_eq!(again.total(), 0);
-        let status: String = sqlx::query("SELECT status FROM tickets WHERE tenant = 'demo' AND id = 'T-1001'")
-            .fetch_one(t.db.pool())
-            .await
-            .expect("row")
-            .get("status");
+        let status: String =
+            sqlx::query("SELECT status FROM tickets WHERE tenant = 'demo' AND id = 'T-1001'")
+                .fetch_one(t.db.pool())
+                .await
+                .expect("row")
+                .get("status");
         assert_eq!(status, "closed", "seeding must not overwrite existing rows");
     }
 
     #[test]
     fn demo_data_covers_what_the_demos_need() {
         let demo_tickets = TICKETS.iter().filter(|t| t.tenant == DEMO_TENANT);
-        assert!(demo_tickets.clone().any(|t| t.body.contains("4111 1111 1111 1111")));
+        assert!(
+            demo_tickets
+                .clone()
+                .any(|t| t.body.contains("4111 1111 1111 1111"))
+        );
         assert!(demo_tickets.clone().any(|t| t.body.contains('@')));
         assert!(demo_tickets.clone().any(|t| t.body.contains("555-")));
-        let invoices: Vec<_> = INVOICES.iter().filter(|i| i.tenant == DEMO_TENANT).collect();
-        assert!(invoices.iter().any(|i| i.amount_usd > 10_000.0 && i.status == "open"));
+        let invoices: Vec<_> = INVOICES
+            .iter()
+            .filter(|i| i.tenant == DEMO_TENANT)
+            .collect();
+        assert!(
+            invoices
+                .iter()
+                .any(|i| i.amount_usd > 10_000.0 && i.status == "open")
+        );
         assert!(invoices.iter().any(|i| i.status == "paid"));
     }
 }

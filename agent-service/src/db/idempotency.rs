@@ -17,7 +17,13 @@ pub enum Claim {
     Mismatch,
 }
 
-pub async fn claim(db: &Db, tenant: &TenantId, key: &str, request_hash: &str, now_ms: i64) -> Result<Claim, sqlx::Error> {
+pub async fn claim(
+    db: &Db,
+    tenant: &TenantId,
+    key: &str,
+    request_hash: &str,
+    now_ms: i64,
+) -> Result<Claim, sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (tenant, key, request_hash, status_code, response, created_at) \
          VALUES ($1, $2, $3, NULL, NULL, $4) ON CONFLICT (tenant, key) DO NOTHING",
@@ -44,12 +50,21 @@ pub async fn claim(db: &Db, tenant: &TenantId, key: &str, request_hash: &str, no
     let status: Option<i64> = row.try_get("status_code")?;
     let body: Option<String> = row.try_get("response")?;
     Ok(match (status, body) {
-        (Some(s), Some(b)) => Claim::Replay { status: s as u16, body: b },
+        (Some(s), Some(b)) => Claim::Replay {
+            status: s as u16,
+            body: b,
+        },
         _ => Claim::InProgress,
     })
 }
 
-pub async fn complete(db: &Db, tenant: &TenantId, key: &str, status: u16, body: &str) -> Result<(), sqlx::Error> {
+pub async fn complete(
+    db: &Db,
+    tenant: &TenantId,
+    key: &str,
+    status: u16,
+    body: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE idempotency_keys SET status_code = $1, response = $2 WHERE tenant = $3 AND key = $4")
         .bind(i64::from(status))
         .bind(body)
@@ -63,10 +78,12 @@ pub async fn complete(db: &Db, tenant: &TenantId, key: &str, status: u16, body: 
 /// Releases a claim whose request failed before producing a response worth keeping
 /// (e.g. a 503), so the client can retry with the same key.
 pub async fn release(db: &Db, tenant: &TenantId, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE tenant = $1 AND key = $2 AND status_code IS NULL")
-        .bind(tenant.as_str())
-        .bind(key)
-        .execute(db.pool())
-        .await?;
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE tenant = $1 AND key = $2 AND status_code IS NULL",
+    )
+    .bind(tenant.as_str())
+    .bind(key)
+    .execute(db.pool())
+    .await?;
     Ok(())
 }

@@ -36,7 +36,10 @@ pub fn hash_key(plaintext: &str) -> String {
 fn generate() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("{KEY_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "{KEY_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 fn row_to_key(row: &sqlx::any::AnyRow) -> Result<ApiKey, sqlx::Error> {
@@ -52,7 +55,13 @@ fn row_to_key(row: &sqlx::any::AnyRow) -> Result<ApiKey, sqlx::Error> {
     })
 }
 
-pub async fn create(db: &Db, tenant: &TenantId, name: &str, roles: &Roles, now_ms: i64) -> Result<NewKey, sqlx::Error> {
+pub async fn create(
+    db: &Db,
+    tenant: &TenantId,
+    name: &str,
+    roles: &Roles,
+    now_ms: i64,
+) -> Result<NewKey, sqlx::Error> {
     let plaintext = generate();
     let id = format!("key_{}", uuid::Uuid::now_v7().simple());
     sqlx::query(
@@ -68,7 +77,14 @@ pub async fn create(db: &Db, tenant: &TenantId, name: &str, roles: &Roles, now_m
     .execute(db.pool())
     .await?;
     Ok(NewKey {
-        key: ApiKey { id, tenant: tenant.clone(), name: name.to_string(), roles: roles.clone(), created_at: now_ms, revoked_at: None },
+        key: ApiKey {
+            id,
+            tenant: tenant.clone(),
+            name: name.to_string(),
+            roles: roles.clone(),
+            created_at: now_ms,
+            revoked_at: None,
+        },
         plaintext,
     })
 }
@@ -107,10 +123,11 @@ pub async fn list(db: &Db, tenant: Option<&TenantId>) -> Result<Vec<ApiKey>, sql
 
 /// Revokes a key; returns false when no live key has that id.
 pub async fn revoke(db: &Db, id: &str, now_ms: i64) -> Result<bool, sqlx::Error> {
-    let res = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-        .bind(now_ms)
-        .bind(id)
-        .execute(db.pool())
-        .await?;
+    let res =
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_ms)
+            .bind(id)
+            .execute(db.pool())
+            .await?;
     Ok(res.rows_affected() == 1)
 }

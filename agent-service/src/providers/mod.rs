@@ -40,13 +40,31 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn system(content: impl Into<String>) -> Self {
-        Self { role: MessageRole::System, content: content.into(), tool_calls: vec![], tool_call_id: None, tool_name: None }
+        Self {
+            role: MessageRole::System,
+            content: content.into(),
+            tool_calls: vec![],
+            tool_call_id: None,
+            tool_name: None,
+        }
     }
     pub fn user(content: impl Into<String>) -> Self {
-        Self { role: MessageRole::User, content: content.into(), tool_calls: vec![], tool_call_id: None, tool_name: None }
+        Self {
+            role: MessageRole::User,
+            content: content.into(),
+            tool_calls: vec![],
+            tool_call_id: None,
+            tool_name: None,
+        }
     }
     pub fn assistant(content: impl Into<String>, tool_calls: Vec<ToolCall>) -> Self {
-        Self { role: MessageRole::Assistant, content: content.into(), tool_calls, tool_call_id: None, tool_name: None }
+        Self {
+            role: MessageRole::Assistant,
+            content: content.into(),
+            tool_calls,
+            tool_call_id: None,
+            tool_name: None,
+        }
     }
     pub fn tool(call: &ToolCall, content: impl Into<String>) -> Self {
         Self {
@@ -153,7 +171,11 @@ pub trait ChatModel: Send + Sync {
     fn model(&self) -> &str;
     /// One chat completion. When `sink` is given, text deltas are sent to it as they
     /// arrive (the full text is still returned in the response).
-    async fn chat(&self, req: &ChatRequest, sink: Option<&TokenSink>) -> Result<ChatResponse, ProviderError>;
+    async fn chat(
+        &self,
+        req: &ChatRequest,
+        sink: Option<&TokenSink>,
+    ) -> Result<ChatResponse, ProviderError>;
     /// A cheap reachability check for `/readyz` (e.g. Ollama `/api/version`).
     async fn health(&self) -> Result<(), ProviderError>;
 }
@@ -165,9 +187,11 @@ pub fn from_settings(
     metrics: Arc<crate::metrics::Metrics>,
 ) -> Provider {
     let model: Arc<dyn ChatModel> = match s.provider {
-        crate::config::ProviderKind::Ollama => {
-            Arc::new(ollama::Ollama::new(http, s.ollama_base_url.clone(), s.ollama_model.clone()))
-        }
+        crate::config::ProviderKind::Ollama => Arc::new(ollama::Ollama::new(
+            http,
+            s.ollama_base_url.clone(),
+            s.ollama_model.clone(),
+        )),
         crate::config::ProviderKind::Openai => Arc::new(openai::OpenAi::new(
             http,
             s.openai_base_url.clone(),
@@ -189,7 +213,11 @@ pub fn estimate_tokens(text: &str) -> u32 {
 /// (`http://h/v1` + `models` is `http://h/v1/models`, not `http://h/models`).
 pub(crate) fn endpoint(base: &url::Url, path: &str) -> url::Url {
     let mut url = base.clone();
-    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path.trim_start_matches('/'));
+    let joined = format!(
+        "{}/{}",
+        base.path().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
     url.set_path(&joined);
     url
 }
@@ -251,7 +279,8 @@ impl LineSplitter {
     }
 
     fn decode(line: Vec<u8>) -> Result<String, ProviderError> {
-        String::from_utf8(line).map_err(|e| ProviderError::Protocol(format!("a line is not UTF-8: {e}")))
+        String::from_utf8(line)
+            .map_err(|e| ProviderError::Protocol(format!("a line is not UTF-8: {e}")))
     }
 }
 
@@ -270,11 +299,31 @@ mod helper_tests {
     #[test]
     fn endpoint_joins_with_or_without_trailing_slash() {
         for (base, path, want) in [
-            ("https://api.openai.com/v1", "chat/completions", "https://api.openai.com/v1/chat/completions"),
-            ("https://api.openai.com/v1/", "/models", "https://api.openai.com/v1/models"),
-            ("http://127.0.0.1:11434", "api/chat", "http://127.0.0.1:11434/api/chat"),
-            ("http://127.0.0.1:11434/", "api/tags", "http://127.0.0.1:11434/api/tags"),
-            ("http://proxy/ollama/", "api/version", "http://proxy/ollama/api/version"),
+            (
+                "https://api.openai.com/v1",
+                "chat/completions",
+                "https://api.openai.com/v1/chat/completions",
+            ),
+            (
+                "https://api.openai.com/v1/",
+                "/models",
+                "https://api.openai.com/v1/models",
+            ),
+            (
+                "http://127.0.0.1:11434",
+                "api/chat",
+                "http://127.0.0.1:11434/api/chat",
+            ),
+            (
+                "http://127.0.0.1:11434/",
+                "api/tags",
+                "http://127.0.0.1:11434/api/tags",
+            ),
+            (
+                "http://proxy/ollama/",
+                "api/version",
+                "http://proxy/ollama/api/version",
+            ),
         ] {
             let base = url::Url::parse(base).expect("test url");
             assert_eq!(endpoint(&base, path).as_str(), want, "{base} + {path}");
@@ -308,9 +357,21 @@ mod helper_tests {
     #[test]
     fn status_errors_split_retryable_from_rejected() {
         use reqwest::StatusCode;
-        assert!(matches!(status_error(StatusCode::SERVICE_UNAVAILABLE, "x"), ProviderError::Unavailable(_)));
-        assert!(matches!(status_error(StatusCode::TOO_MANY_REQUESTS, "x"), ProviderError::Unavailable(_)));
-        assert!(matches!(status_error(StatusCode::NOT_FOUND, "x"), ProviderError::Rejected(_)));
-        assert!(matches!(status_error(StatusCode::UNAUTHORIZED, "x"), ProviderError::Rejected(_)));
+        assert!(matches!(
+            status_error(StatusCode::SERVICE_UNAVAILABLE, "x"),
+            ProviderError::Unavailable(_)
+        ));
+        assert!(matches!(
+            status_error(StatusCode::TOO_MANY_REQUESTS, "x"),
+            ProviderError::Unavailable(_)
+        ));
+        assert!(matches!(
+            status_error(StatusCode::NOT_FOUND, "x"),
+            ProviderError::Rejected(_)
+        ));
+        assert!(matches!(
+            status_error(StatusCode::UNAUTHORIZED, "x"),
+            ProviderError::Rejected(_)
+        ));
     }
 }

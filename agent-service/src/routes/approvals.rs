@@ -46,7 +46,9 @@ pub struct ApprovalOut {
 }
 
 fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339()).unwrap_or_default()
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
 }
 
 impl From<approvals::Approval> for ApprovalOut {
@@ -66,7 +68,11 @@ impl From<approvals::Approval> for ApprovalOut {
             trace_id: a.trace_id,
             required_approvals: a.required_approvals,
             status: a.status,
-            release: ReleaseOut { version: a.release.version, git_sha: a.release.git_sha, track: a.release.track },
+            release: ReleaseOut {
+                version: a.release.version,
+                git_sha: a.release.git_sha,
+                track: a.release.track,
+            },
             policy_version: a.policy_version,
             created_at: rfc3339(a.created_at),
             expires_at: rfc3339(a.expires_at),
@@ -78,10 +84,21 @@ impl From<approvals::Approval> for ApprovalOut {
 #[utoipa::path(get, path = "/v1/approvals/{id}", security(("bearer" = [])),
     params(("id" = String, Path, description = "approval id")),
     responses((status = 200, body = ApprovalOut), (status = 404, body = crate::error::ErrorEnvelope)))]
-pub async fn get_one(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> Result<Json<ApprovalOut>> {
-    if !(principal.roles.allows(Role::Viewer) || principal.roles.allows(Role::Approver) || principal.roles.allows(Role::Operator)) {
-        return Err(Error::forbidden("reading approvals needs the viewer, approver or operator role"));
+pub async fn get_one(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<ApprovalOut>> {
+    if !(principal.roles.allows(Role::Viewer)
+        || principal.roles.allows(Role::Approver)
+        || principal.roles.allows(Role::Operator))
+    {
+        return Err(Error::forbidden(
+            "reading approvals needs the viewer, approver or operator role",
+        ));
     }
     let found = approvals::get(&state.db, &principal.tenant, &id).await?;
-    found.map(|a| Json(a.into())).ok_or_else(|| Error::not_found(format!("approval {id}")))
+    found
+        .map(|a| Json(a.into()))
+        .ok_or_else(|| Error::not_found(format!("approval {id}")))
 }

@@ -76,7 +76,13 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             match &state.settings.retrieval_url {
                 None => Ok::<(), String>(()),
                 Some(url) => {
-                    let resp = state.http.get(url.clone()).timeout(CHECK_TIMEOUT).send().await.map_err(|e| format!("{}", e.without_url()))?;
+                    let resp = state
+                        .http
+                        .get(url.clone())
+                        .timeout(CHECK_TIMEOUT)
+                        .send()
+                        .await
+                        .map_err(|e| format!("{}", e.without_url()))?;
                     if resp.status().is_server_error() {
                         Err(format!("retrieval answered {}", resp.status()))
                     } else {
@@ -88,18 +94,50 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     );
     let circuit = provider.circuit_state();
     let db_check = match db {
-        Ok(()) => Check { status: "ok", detail: state.db.backend().as_str().into(), latency_ms: db_ms },
-        Err(e) => Check { status: "failing", detail: format!("database: {e}"), latency_ms: db_ms },
+        Ok(()) => Check {
+            status: "ok",
+            detail: state.db.backend().as_str().into(),
+            latency_ms: db_ms,
+        },
+        Err(e) => Check {
+            status: "failing",
+            detail: format!("database: {e}"),
+            latency_ms: db_ms,
+        },
     };
     let provider_check = match (&prov, circuit) {
-        (Ok(()), CircuitState::Closed) => Check { status: "ok", detail: format!("{} {}", provider.kind(), provider.model()), latency_ms: prov_ms },
-        (Ok(()), c) => Check { status: "degraded", detail: format!("{} reachable but circuit is {c:?}", provider.kind()), latency_ms: prov_ms },
-        (Err(e), c) => Check { status: "degraded", detail: format!("{} unreachable ({e}); circuit {c:?}", provider.kind()), latency_ms: prov_ms },
+        (Ok(()), CircuitState::Closed) => Check {
+            status: "ok",
+            detail: format!("{} {}", provider.kind(), provider.model()),
+            latency_ms: prov_ms,
+        },
+        (Ok(()), c) => Check {
+            status: "degraded",
+            detail: format!("{} reachable but circuit is {c:?}", provider.kind()),
+            latency_ms: prov_ms,
+        },
+        (Err(e), c) => Check {
+            status: "degraded",
+            detail: format!("{} unreachable ({e}); circuit {c:?}", provider.kind()),
+            latency_ms: prov_ms,
+        },
     };
     let retrieval_check = match (&retr, &state.settings.retrieval_url) {
-        (Ok(()), None) => Check { status: "ok", detail: "built-in knowledge base".into(), latency_ms: retr_ms },
-        (Ok(()), Some(_)) => Check { status: "ok", detail: "external retrieval reachable".into(), latency_ms: retr_ms },
-        (Err(e), _) => Check { status: "degraded", detail: format!("retrieval unreachable: {e}; faq answers without it"), latency_ms: retr_ms },
+        (Ok(()), None) => Check {
+            status: "ok",
+            detail: "built-in knowledge base".into(),
+            latency_ms: retr_ms,
+        },
+        (Ok(()), Some(_)) => Check {
+            status: "ok",
+            detail: "external retrieval reachable".into(),
+            latency_ms: retr_ms,
+        },
+        (Err(e), _) => Check {
+            status: "degraded",
+            detail: format!("retrieval unreachable: {e}; faq answers without it"),
+            latency_ms: retr_ms,
+        },
     };
     let shutting_down = state.shutting_down.load(Ordering::SeqCst);
     let status = if shutting_down || db_check.status == "failing" {
@@ -109,10 +147,27 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         "ready"
     };
-    let code = if status == "unavailable" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    let mut resp = (code, Json(Readiness { status, checks: Checks { database: db_check, provider: provider_check, retrieval: retrieval_check }, circuit })).into_response();
+    let code = if status == "unavailable" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = (
+        code,
+        Json(Readiness {
+            status,
+            checks: Checks {
+                database: db_check,
+                provider: provider_check,
+                retrieval: retrieval_check,
+            },
+            circuit,
+        }),
+    )
+        .into_response();
     if code == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from(5u64));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(5u64));
     }
     resp
 }
@@ -120,13 +175,19 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    state.metrics.set_circuit("provider", match state.engine.provider.circuit_state() {
-        CircuitState::Closed => crate::metrics::CIRCUIT_CLOSED,
-        CircuitState::HalfOpen => crate::metrics::CIRCUIT_HALF_OPEN,
-        CircuitState::Open => crate::metrics::CIRCUIT_OPEN,
-    });
+    state.metrics.set_circuit(
+        "provider",
+        match state.engine.provider.circuit_state() {
+            CircuitState::Closed => crate::metrics::CIRCUIT_CLOSED,
+            CircuitState::HalfOpen => crate::metrics::CIRCUIT_HALF_OPEN,
+            CircuitState::Open => crate::metrics::CIRCUIT_OPEN,
+        },
+    );
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
 }

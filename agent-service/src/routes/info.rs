@@ -58,8 +58,13 @@ fn provider_info(state: &AppState) -> ProviderInfo {
 
 /// Versions, hashes and the provider of this process.
 #[utoipa::path(get, path = "/v1/info", security(("bearer" = [])), responses((status = 200, body = InfoResponse), (status = 401, body = crate::error::ErrorEnvelope)))]
-pub async fn info(State(state): State<AppState>, principal: Principal) -> Result<Json<InfoResponse>> {
-    principal.require(Role::Viewer).or_else(|_| principal.require(Role::Invoke))?;
+pub async fn info(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<InfoResponse>> {
+    principal
+        .require(Role::Viewer)
+        .or_else(|_| principal.require(Role::Invoke))?;
     let i = &state.info;
     Ok(Json(InfoResponse {
         service: "agent-service",
@@ -71,7 +76,11 @@ pub async fn info(State(state): State<AppState>, principal: Principal) -> Result
         prompts: state
             .workflows
             .values()
-            .map(|w| PromptInfo { workflow: w.name.into(), version: w.prompt_version.into(), hash: w.prompt_hash.clone() })
+            .map(|w| PromptInfo {
+                workflow: w.name.into(),
+                version: w.prompt_version.into(),
+                hash: w.prompt_hash.clone(),
+            })
             .collect(),
         tool_schema_hash: i.tool_schema_hash.clone(),
         policy_version: i.policy_version.clone(),
@@ -123,7 +132,10 @@ pub async fn tools(State(state): State<AppState>, _principal: Principal) -> Json
             }
         })
         .collect();
-    Json(ToolList { items, next_cursor: None })
+    Json(ToolList {
+        items,
+        next_cursor: None,
+    })
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -156,13 +168,16 @@ pub async fn workflows(State(state): State<AppState>, _principal: Principal) -> 
             description: w.description.into(),
             prompt_version: w.prompt_version.into(),
             prompt_hash: w.prompt_hash.clone(),
-            tools: w.tools.iter().map(|t| t.to_string()).collect(),
+            tools: w.tools.clone(),
             risk_tier: w.risk_tier,
             approval: if w.risk_tier >= 2 { "required" } else { "none" },
             citations_required: state.engine.policy.citation_required(w.name),
         })
         .collect();
-    Json(WorkflowList { items, next_cursor: None })
+    Json(WorkflowList {
+        items,
+        next_cursor: None,
+    })
 }
 
 #[derive(utoipa::OpenApi)]
@@ -189,7 +204,10 @@ impl utoipa::Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -200,8 +218,14 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 }
 
 /// The A2A agent card: who this agent is and which skills (workflows) it offers.
-pub async fn agent_card(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Json<Value> {
-    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+pub async fn agent_card(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Json<Value> {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
     let skills: Vec<Value> = state
         .workflows
         .values()

@@ -86,19 +86,35 @@ fn response_body(state: &AppState, req: &RunRequest, o: RunOutcome) -> InvokeRes
     }
 }
 
-fn build_run(state: &AppState, principal: Principal, request_id: String, body: InvokeRequest) -> Result<RunRequest> {
+fn build_run(
+    state: &AppState,
+    principal: Principal,
+    request_id: String,
+    body: InvokeRequest,
+) -> Result<RunRequest> {
     principal.require(Role::Invoke)?;
-    let workflow = state.workflows.get(&body.workflow).cloned().ok_or_else(|| {
-        let known: Vec<&str> = state.workflows.keys().map(String::as_str).collect();
-        Error::new(ErrorCode::UnknownWorkflow, format!("unknown workflow {:?}; known workflows: {}", body.workflow, known.join(", ")))
-    })?;
+    let workflow = state
+        .workflows
+        .get(&body.workflow)
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<&str> = state.workflows.keys().map(String::as_str).collect();
+            Error::new(
+                ErrorCode::UnknownWorkflow,
+                format!(
+                    "unknown workflow {:?}; known workflows: {}",
+                    body.workflow,
+                    known.join(", ")
+                ),
+            )
+        })?;
     if body.input.text.trim().is_empty() {
         return Err(Error::invalid("input.text must not be empty"));
     }
-    if let Some(u) = &body.user_id {
-        if u.is_empty() || u.len() > 128 || u.chars().any(char::is_control) {
-            return Err(Error::invalid("user_id must be 1-128 printable characters"));
-        }
+    if let Some(u) = &body.user_id
+        && (u.is_empty() || u.len() > 128 || u.chars().any(char::is_control))
+    {
+        return Err(Error::invalid("user_id must be 1-128 printable characters"));
     }
     Ok(RunRequest {
         workflow,
@@ -114,7 +130,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
     match headers.get("idempotency-key") {
         None => Ok(None),
         Some(v) => {
-            let s = v.to_str().map_err(|_| Error::invalid("Idempotency-Key must be printable ASCII"))?;
+            let s = v
+                .to_str()
+                .map_err(|_| Error::invalid("Idempotency-Key must be printable ASCII"))?;
             if s.is_empty() || s.len() > 255 {
                 return Err(Error::invalid("Idempotency-Key must be 1-255 characters"));
             }
@@ -150,18 +168,32 @@ pub async fn invoke(
         return Ok(Json(response_body(&state, &run, outcome)).into_response());
     };
 
-    let hash = hex::encode(Sha256::new().chain_update(b"POST /v1/invoke\n").chain_update(&raw).finalize());
+    let hash = hex::encode(
+        Sha256::new()
+            .chain_update(b"POST /v1/invoke\n")
+            .chain_update(&raw)
+            .finalize(),
+    );
     let now = chrono::Utc::now().timestamp_millis();
     match idempotency::claim(&state.db, &tenant, &key, &hash, now).await? {
         Claim::Fresh => {}
         Claim::Replay { status, body } => {
-            let mut resp = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
-            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            resp.headers_mut().insert("idempotency-replayed", HeaderValue::from_static("true"));
+            let mut resp =
+                (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp.headers_mut()
+                .insert("idempotency-replayed", HeaderValue::from_static("true"));
             return Ok(resp);
         }
         Claim::InProgress => {
-            return Err(Error::new(ErrorCode::IdempotencyInProgress, "a request with this Idempotency-Key is still running; retry shortly").retry_after(1));
+            return Err(Error::new(
+                ErrorCode::IdempotencyInProgress,
+                "a request with this Idempotency-Key is still running; retry shortly",
+            )
+            .retry_after(1));
         }
         Claim::Mismatch => {
             return Err(Error::new(
@@ -172,10 +204,14 @@ pub async fn invoke(
     }
     match state.engine.run(&run, None).await {
         Ok(outcome) => {
-            let body = serde_json::to_string(&response_body(&state, &run, outcome)).map_err(|e| Error::internal(e.to_string()))?;
+            let body = serde_json::to_string(&response_body(&state, &run, outcome))
+                .map_err(|e| Error::internal(e.to_string()))?;
             idempotency::complete(&state.db, &tenant, &key, 200, &body).await?;
             let mut resp = (StatusCode::OK, body).into_response();
-            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             Ok(resp)
         }
         Err(e) => {
@@ -189,7 +225,10 @@ pub async fn invoke(
 }
 
 fn sse_json<T: Serialize>(event: &str, data: &T) -> Event {
-    Event::default().event(event).json_data(data).unwrap_or_else(|_| Event::default().event("error").data("{}"))
+    Event::default()
+        .event(event)
+        .json_data(data)
+        .unwrap_or_else(|_| Event::default().event("error").data("{}"))
 }
 
 /// Runs a workflow and streams its progress as Server-Sent Events: `token`, `tool_call`,
@@ -206,7 +245,9 @@ pub async fn invoke_stream(
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
     let (parsed, _raw): (InvokeRequest, Bytes) = super::parse_json(&headers, body)?;
     if headers.contains_key("idempotency-key") {
-        return Err(Error::invalid("Idempotency-Key is not supported on /v1/invoke/stream; use POST /v1/invoke to make a request idempotent"));
+        return Err(Error::invalid(
+            "Idempotency-Key is not supported on /v1/invoke/stream; use POST /v1/invoke to make a request idempotent",
+        ));
     }
     let run = Arc::new(build_run(&state, principal, request_id.clone(), parsed)?);
     let (tx, rx) = mpsc::unbounded_channel::<Event>();

@@ -35,7 +35,13 @@ pub(super) enum Builtin {
     InvoicePay,
 }
 
-fn spec(name: &str, description: &str, side_effect: SideEffect, timeout: Duration, parameters: Value) -> ToolSpec {
+fn spec(
+    name: &str,
+    description: &str,
+    side_effect: SideEffect,
+    timeout: Duration,
+    parameters: Value,
+) -> ToolSpec {
     ToolSpec {
         name: name.into(),
         description: description.into(),
@@ -181,27 +187,42 @@ impl Builtin {
                 let a: kb::Query = self.args(args)?;
                 search.search(ctx, &a).await
             }
-            Self::TicketUpdate | Self::InvoicePay => Err(ToolError::WriteNeedsApproval(self.name().into())),
+            Self::TicketUpdate | Self::InvoicePay => {
+                Err(ToolError::WriteNeedsApproval(self.name().into()))
+            }
         }
     }
 
-    pub(super) async fn propose(&self, ctx: &ToolCtx, args: &Value) -> Result<ProposedChange, ToolError> {
+    pub(super) async fn propose(
+        &self,
+        ctx: &ToolCtx,
+        args: &Value,
+    ) -> Result<ProposedChange, ToolError> {
         match self {
             Self::TicketUpdate => {
                 let a: TicketUpdate = self.args(args)?;
                 let before = load_ticket(ctx, &a.ticket_id).await?;
                 let after = a.apply_to(&before)?;
-                Ok(ProposedChange::new(format!("ticket/{}", before.id), before.to_json(), after.to_json()))
+                Ok(ProposedChange::new(
+                    format!("ticket/{}", before.id),
+                    before.to_json(),
+                    after.to_json(),
+                ))
             }
             Self::InvoicePay => {
                 let a: InvoicePay = self.args(args)?;
                 let before = load_invoice(ctx, &a.invoice_id).await?;
                 let after = a.apply_to(&before)?;
-                Ok(ProposedChange::new(format!("invoice/{}", before.id), before.to_json(), after.to_json()))
+                Ok(ProposedChange::new(
+                    format!("invoice/{}", before.id),
+                    before.to_json(),
+                    after.to_json(),
+                ))
             }
-            Self::TicketRead | Self::InvoiceRead | Self::KbSearch(_) => {
-                Err(ToolError::failed(self.name(), "is a read tool: there is no change to propose"))
-            }
+            Self::TicketRead | Self::InvoiceRead | Self::KbSearch(_) => Err(ToolError::failed(
+                self.name(),
+                "is a read tool: there is no change to propose",
+            )),
         }
     }
 
@@ -230,7 +251,10 @@ impl Builtin {
                 if done.rows_affected() == 0 {
                     return Err(ToolError::failed(
                         TICKET_UPDATE,
-                        format!("ticket {} changed while the update was being applied; propose it again", before.id),
+                        format!(
+                            "ticket {} changed while the update was being applied; propose it again",
+                            before.id
+                        ),
                     ));
                 }
                 Ok(load_ticket(ctx, &before.id).await?.to_json())
@@ -255,14 +279,18 @@ impl Builtin {
                 if done.rows_affected() == 0 {
                     return Err(ToolError::failed(
                         INVOICE_PAY,
-                        format!("invoice {} changed while the payment was being applied; nothing was paid", before.id),
+                        format!(
+                            "invoice {} changed while the payment was being applied; nothing was paid",
+                            before.id
+                        ),
                     ));
                 }
                 Ok(load_invoice(ctx, &before.id).await?.to_json())
             }
-            Self::TicketRead | Self::InvoiceRead | Self::KbSearch(_) => {
-                Err(ToolError::failed(self.name(), "is a read tool: there is no change to execute"))
-            }
+            Self::TicketRead | Self::InvoiceRead | Self::KbSearch(_) => Err(ToolError::failed(
+                self.name(),
+                "is a read tool: there is no change to execute",
+            )),
         }
     }
 }
@@ -385,7 +413,10 @@ impl TicketUpdate {
     /// also what a second `execute` of the same change finds).
     fn apply_to(&self, ticket: &Ticket) -> Result<Ticket, ToolError> {
         if self.status.is_none() && self.priority.is_none() && self.comment.is_none() {
-            return Err(ToolError::invalid(TICKET_UPDATE, "give at least one of status, priority or comment"));
+            return Err(ToolError::invalid(
+                TICKET_UPDATE,
+                "give at least one of status, priority or comment",
+            ));
         }
         let mut after = ticket.clone();
         if let Some(status) = self.status {
@@ -396,7 +427,10 @@ impl TicketUpdate {
         }
         if let Some(comment) = &self.comment {
             if comment.trim().is_empty() {
-                return Err(ToolError::invalid(TICKET_UPDATE, "comment: must not be blank"));
+                return Err(ToolError::invalid(
+                    TICKET_UPDATE,
+                    "comment: must not be blank",
+                ));
             }
             let entry = format!("\n\n--- comment ---\n{}", comment.trim());
             if !after.body.ends_with(&entry) {
@@ -406,7 +440,10 @@ impl TicketUpdate {
         if after == *ticket {
             return Err(ToolError::failed(
                 TICKET_UPDATE,
-                format!("ticket {} already has this status, priority and comment; nothing to change", ticket.id),
+                format!(
+                    "ticket {} already has this status, priority and comment; nothing to change",
+                    ticket.id
+                ),
             ));
         }
         Ok(after)
@@ -469,12 +506,18 @@ impl InvoicePay {
         match invoice.status.as_str() {
             "open" | "overdue" => {}
             "paid" => {
-                return Err(ToolError::failed(INVOICE_PAY, format!("invoice {} is already paid", invoice.id)));
+                return Err(ToolError::failed(
+                    INVOICE_PAY,
+                    format!("invoice {} is already paid", invoice.id),
+                ));
             }
             other => {
                 return Err(ToolError::failed(
                     INVOICE_PAY,
-                    format!("invoice {} is {other}; only open or overdue invoices can be paid", invoice.id),
+                    format!(
+                        "invoice {} is {other}; only open or overdue invoices can be paid",
+                        invoice.id
+                    ),
                 ));
             }
         }
@@ -487,6 +530,9 @@ impl InvoicePay {
                 ),
             ));
         }
-        Ok(Invoice { status: "paid".into(), ..invoice.clone() })
+        Ok(Invoice {
+            status: "paid".into(),
+            ..invoice.clone()
+        })
     }
 }

@@ -92,7 +92,12 @@ impl ProposedChange {
             .unified_diff()
             .header("before", "after")
             .to_string();
-        Self { resource: resource.into(), before, after, diff }
+        Self {
+            resource: resource.into(),
+            before,
+            after,
+            diff,
+        }
     }
 }
 
@@ -132,15 +137,24 @@ impl ToolError {
     }
 
     fn failed(tool: &str, message: impl Into<String>) -> Self {
-        Self::Failed { tool: tool.to_string(), message: message.into() }
+        Self::Failed {
+            tool: tool.to_string(),
+            message: message.into(),
+        }
     }
 
     fn unavailable(tool: &str, message: impl Into<String>) -> Self {
-        Self::Unavailable { tool: tool.to_string(), message: message.into() }
+        Self::Unavailable {
+            tool: tool.to_string(),
+            message: message.into(),
+        }
     }
 
     fn invalid(tool: &str, message: impl Into<String>) -> Self {
-        Self::InvalidArguments { tool: tool.to_string(), message: message.into() }
+        Self::InvalidArguments {
+            tool: tool.to_string(),
+            message: message.into(),
+        }
     }
 
     /// A database failure: the tool cannot answer right now.
@@ -174,10 +188,14 @@ struct Tool {
 }
 
 impl Tool {
-    fn new(spec: ToolSpec, kind: Kind) -> Result<Self, String> {
-        let validator = schema::compile(&spec.parameters)?;
+    fn new(spec: ToolSpec, validator: jsonschema::Validator, kind: Kind) -> Self {
         let slots = Semaphore::new(usize::try_from(spec.max_concurrency).unwrap_or(usize::MAX));
-        Ok(Self { spec, validator, slots, kind })
+        Self {
+            spec,
+            validator,
+            slots,
+            kind,
+        }
     }
 
     fn name(&self) -> &str {
@@ -185,11 +203,15 @@ impl Tool {
     }
 
     fn validate(&self, args: &Value) -> Result<(), ToolError> {
-        schema::check(&self.validator, args).map_err(|message| ToolError::invalid(self.name(), message))
+        schema::check(&self.validator, args)
+            .map_err(|message| ToolError::invalid(self.name(), message))
     }
 
     /// Waits for a concurrency slot, then runs `work` under the tool's timeout.
-    async fn guarded<T>(&self, work: impl Future<Output = Result<T, ToolError>>) -> Result<T, ToolError> {
+    async fn guarded<T>(
+        &self,
+        work: impl Future<Output = Result<T, ToolError>>,
+    ) -> Result<T, ToolError> {
         let _slot = self
             .slots
             .acquire()
@@ -214,27 +236,40 @@ impl Registry {
 
     /// The same, resolving outbound host names with `lookup` (tests map names to any address).
     pub fn with_lookup(settings: &Settings, lookup: Arc<dyn Lookup>) -> Result<Self, ConfigError> {
-        let egress = Egress::with_lookup(&settings.egress_allowlist, Arc::clone(&lookup))
-            .map_err(|message| ConfigError { key: "EGRESS_ALLOWLIST".into(), message })?;
+        let egress = Egress::with_lookup(&settings.egress_allowlist, Arc::clone(&lookup)).map_err(
+            |message| ConfigError {
+                key: "EGRESS_ALLOWLIST".into(),
+                message,
+            },
+        )?;
         let search = match &settings.retrieval_url {
             None => kb::Search::Local,
             Some(url) => {
                 // The operator named this host; it is reachable whatever it resolves to.
                 let mut allow = settings.egress_allowlist.clone();
                 allow.extend(url.host_str().map(str::to_string));
-                let egress = Egress::with_lookup(&allow, lookup)
-                    .map_err(|message| ConfigError { key: "RETRIEVAL_URL".into(), message })?;
-                kb::Search::Remote { url: url.clone(), egress }
+                let egress =
+                    Egress::with_lookup(&allow, lookup).map_err(|message| ConfigError {
+                        key: "RETRIEVAL_URL".into(),
+                        message,
+                    })?;
+                kb::Search::Remote {
+                    url: url.clone(),
+                    egress,
+                }
             }
         };
 
         let mut tools = BTreeMap::new();
         for (spec, body) in builtin::tools(search) {
-            let tool = Tool::new(spec, Kind::Builtin(body)).map_err(|message| ConfigError {
+            let validator = schema::compile(&spec.parameters).map_err(|message| ConfigError {
                 key: "tools".into(),
-                message: format!("built-in tool schema {message}"),
+                message: format!("the schema of built-in tool {} {message}", spec.name),
             })?;
-            tools.insert(tool.spec.name.clone(), tool);
+            tools.insert(
+                spec.name.clone(),
+                Tool::new(spec, validator, Kind::Builtin(body)),
+            );
         }
         for config in &settings.http_tools {
             let key = format!("http_tools.{}", config.name);
@@ -244,12 +279,16 @@ impl Registry {
                 } else {
                     "is declared more than once; tool names must be unique"
                 };
-                return Err(ConfigError { key, message: what.into() });
+                return Err(ConfigError {
+                    key,
+                    message: what.into(),
+                });
             }
-            let (spec, body) = http::HttpTool::from_config(config, &egress)?;
-            let tool = Tool::new(spec, Kind::Http(body))
-                .map_err(|message| ConfigError { key: format!("{key}.schema"), message })?;
-            tools.insert(config.name.clone(), tool);
+            let (spec, validator, body) = http::HttpTool::from_config(config, &egress)?;
+            tools.insert(
+                config.name.clone(),
+                Tool::new(spec, validator, Kind::Http(body)),
+            );
         }
         Ok(Self { tools })
     }
@@ -277,14 +316,19 @@ impl Registry {
     }
 
     fn tool(&self, name: &str) -> Result<&Tool, ToolError> {
-        self.tools.get(name).ok_or_else(|| ToolError::UnknownTool(name.to_string()))
+        self.tools
+            .get(name)
+            .ok_or_else(|| ToolError::UnknownTool(name.to_string()))
     }
 
     /// A write tool, validated arguments: what `propose` and `execute` both need.
     fn write_tool(&self, name: &str, args: &Value) -> Result<&Tool, ToolError> {
         let tool = self.tool(name)?;
         if tool.spec.side_effect != SideEffect::Write {
-            return Err(ToolError::failed(name, "is a read tool: run it, there is no change to propose"));
+            return Err(ToolError::failed(
+                name,
+                "is a read tool: run it, there is no change to propose",
+            ));
         }
         tool.validate(args)?;
         Ok(tool)
@@ -314,7 +358,12 @@ impl Registry {
 
     /// For a write tool: the change it would make, without making it.
     #[tracing::instrument(skip(self, ctx, args), fields(tenant = %ctx.tenant))]
-    pub async fn propose(&self, ctx: &ToolCtx, name: &str, args: &Value) -> Result<ProposedChange, ToolError> {
+    pub async fn propose(
+        &self,
+        ctx: &ToolCtx,
+        name: &str,
+        args: &Value,
+    ) -> Result<ProposedChange, ToolError> {
         let tool = self.write_tool(name, args)?;
         tool.guarded(async {
             match &tool.kind {
@@ -330,7 +379,12 @@ impl Registry {
     /// refuse to apply a change that is no longer applicable (e.g. paying a paid invoice).
     /// A `Timeout` here means the outcome is unknown.
     #[tracing::instrument(skip(self, ctx, args), fields(tenant = %ctx.tenant))]
-    pub async fn execute(&self, ctx: &ToolCtx, name: &str, args: &Value) -> Result<Value, ToolError> {
+    pub async fn execute(
+        &self,
+        ctx: &ToolCtx,
+        name: &str,
+        args: &Value,
+    ) -> Result<Value, ToolError> {
         let tool = self.write_tool(name, args)?;
         tool.guarded(async {
             match &tool.kind {

@@ -31,7 +31,12 @@ pub(crate) fn check(validator: &Validator, args: &Value) -> Result<(), String> {
         return Ok(());
     }
     let all: Vec<String> = errors.map(|e| describe(&e)).collect();
-    let mut message = all.iter().take(MAX_REPORTED).cloned().collect::<Vec<_>>().join("; ");
+    let mut message = all
+        .iter()
+        .take(MAX_REPORTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
     if all.len() > MAX_REPORTED {
         let _ = write!(message, "; and {} more", all.len() - MAX_REPORTED);
     }
@@ -42,7 +47,11 @@ pub(crate) fn check(validator: &Validator, args: &Value) -> Result<(), String> {
 /// reported against `arguments`.
 fn describe(err: &ValidationError<'_>) -> String {
     let path = err.instance_path.as_str().trim_start_matches('/');
-    let at = if path.is_empty() { "arguments".to_string() } else { path.replace('/', ".") };
+    let at = if path.is_empty() {
+        "arguments".to_string()
+    } else {
+        path.replace('/', ".")
+    };
     let what = match &err.kind {
         ValidationErrorKind::MinProperties { limit } => {
             let got = err.instance.as_object().map_or(0, Map::len);
@@ -83,7 +92,9 @@ fn toml_to_json(value: &toml::Value) -> Result<Value, String> {
             .ok_or_else(|| format!("contains {f}, which JSON cannot represent"))?,
         toml::Value::Boolean(b) => Value::Bool(*b),
         toml::Value::Datetime(d) => Value::String(d.to_string()),
-        toml::Value::Array(items) => Value::Array(items.iter().map(toml_to_json).collect::<Result<_, _>>()?),
+        toml::Value::Array(items) => {
+            Value::Array(items.iter().map(toml_to_json).collect::<Result<_, _>>()?)
+        }
         toml::Value::Table(table) => Value::Object(
             table
                 .iter()
@@ -170,18 +181,39 @@ mod tests {
     #[test]
     fn violations_name_the_argument_path() {
         let cases = [
-            (json!({"ticket_id": "1001"}), "ticket_id: \"1001\" does not match"),
+            (
+                json!({"ticket_id": "1001"}),
+                "ticket_id: \"1001\" does not match",
+            ),
             (json!({}), "arguments: \"ticket_id\" is a required property"),
-            (json!({"ticket_id": "T-1001", "extra": 1}), "arguments: unexpected argument(s): extra"),
-            (json!({"ticket_id": "T-1001", "limit": 11}), "limit: 11 is greater than the maximum of 10"),
-            (json!({"ticket_id": "T-1001", "tags": ["a", 2]}), "tags.1: 2 is not of type \"string\""),
-            (json!("T-1001"), "arguments: \"T-1001\" is not of type \"object\""),
+            (
+                json!({"ticket_id": "T-1001", "extra": 1}),
+                "arguments: unexpected argument(s): extra",
+            ),
+            (
+                json!({"ticket_id": "T-1001", "limit": 11}),
+                "limit: 11 is greater than the maximum of 10",
+            ),
+            (
+                json!({"ticket_id": "T-1001", "tags": ["a", 2]}),
+                "tags.1: 2 is not of type \"string\"",
+            ),
+            (
+                json!("T-1001"),
+                "arguments: \"T-1001\" is not of type \"object\"",
+            ),
         ];
         for (args, expected) in cases {
             let message = violation(args.clone());
             assert!(message.contains(expected), "{args}: {message}");
         }
-        assert!(check(&compile(&ticket_schema()).expect("valid"), &json!({"ticket_id": "T-1001"})).is_ok());
+        assert!(
+            check(
+                &compile(&ticket_schema()).expect("valid"),
+                &json!({"ticket_id": "T-1001"})
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -192,10 +224,16 @@ mod tests {
 
     #[test]
     fn schemas_must_be_valid_objects() {
-        assert!(compile(&json!({"type": "string"})).unwrap_err().contains("\"type\": \"object\""));
-        assert!(compile(&json!({"type": "object", "properties": {"a": {"type": "strnig"}}}))
-            .unwrap_err()
-            .contains("not a valid JSON Schema"));
+        assert!(
+            compile(&json!({"type": "string"}))
+                .unwrap_err()
+                .contains("\"type\": \"object\"")
+        );
+        assert!(
+            compile(&json!({"type": "object", "properties": {"a": {"type": "strnig"}}}))
+                .unwrap_err()
+                .contains("not a valid JSON Schema")
+        );
     }
 
     #[test]
@@ -217,7 +255,10 @@ mod tests {
         assert_eq!(schema["properties"]["order_id"]["maxLength"], json!(64));
         assert_eq!(schema["properties"]["amount"]["minimum"], json!(0.5));
         let inline = toml::Value::String(r#"{"type": "object"}"#.into());
-        assert_eq!(from_toml(&inline).expect("json string"), json!({"type": "object"}));
+        assert_eq!(
+            from_toml(&inline).expect("json string"),
+            json!({"type": "object"})
+        );
         assert!(from_toml(&toml::Value::String("{not json".into())).is_err());
     }
 

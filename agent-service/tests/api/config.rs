@@ -7,34 +7,62 @@ use crate::helpers::{BIN, temp_dir};
 fn start_with(env: &[(&str, &str)]) -> (i32, String) {
     let dir = temp_dir();
     let mut cmd = Command::new(BIN);
-    cmd.arg("serve").env_clear().env("DATABASE_URL", format!("sqlite://{}/x.db", dir.display())).env("BIND_ADDR", "127.0.0.1:0");
+    cmd.arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", format!("sqlite://{}/x.db", dir.display()))
+        .env("BIND_ADDR", "127.0.0.1:0");
     for (k, v) in env {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run");
     let _ = std::fs::remove_dir_all(dir);
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).to_string())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 #[test]
 fn bad_values_name_the_key() {
-    let cases: &[(&[(&str, &str)], &[&str])] = &[
-        (&[("AGENT_PROVIDER", "gpt5")], &["AGENT_PROVIDER", "ollama, openai, scripted"]),
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: &[Case] = &[
+        (
+            &[("AGENT_PROVIDER", "gpt5")],
+            &["AGENT_PROVIDER", "ollama, openai, scripted"],
+        ),
         (&[("LOG_FORMAT", "xml")], &["LOG_FORMAT", "json, pretty"]),
-        (&[("RELEASE_TRACK", "beta")], &["RELEASE_TRACK", "stable, canary"]),
+        (
+            &[("RELEASE_TRACK", "beta")],
+            &["RELEASE_TRACK", "stable, canary"],
+        ),
         (&[("MAX_CONCURRENCY", "many")], &["MAX_CONCURRENCY"]),
-        (&[("OLLAMA_BASE_URL", "localhost:11434")], &["OLLAMA_BASE_URL"]),
+        (
+            &[("OLLAMA_BASE_URL", "localhost:11434")],
+            &["OLLAMA_BASE_URL"],
+        ),
         (&[("DATABASE_URL", "mysql://x/y")], &["DATABASE_URL"]),
         (&[("BIND_ADDR", "nowhere")], &["BIND_ADDR"]),
         (&[("AGENT_ENV", "production")], &["AGENT_PROVIDER"]),
-        (&[("AGENT_CONFIG", "/nonexistent/agent.toml")], &["AGENT_CONFIG", "cannot read"]),
-        (&[("POLICY_PATH", "/nonexistent/policy.toml")], &["POLICY_PATH"]),
+        (
+            &[("AGENT_CONFIG", "/nonexistent/agent.toml")],
+            &["AGENT_CONFIG", "cannot read"],
+        ),
+        (
+            &[("POLICY_PATH", "/nonexistent/policy.toml")],
+            &["POLICY_PATH"],
+        ),
     ];
     for (env, needles) in cases {
         let (code, stderr) = start_with(env);
-        assert_eq!(code, 2, "{env:?} must fail with exit code 2; stderr: {stderr}");
+        assert_eq!(
+            code, 2,
+            "{env:?} must fail with exit code 2; stderr: {stderr}"
+        );
         for n in *needles {
-            assert!(stderr.contains(n), "{env:?}: stderr should mention {n:?}: {stderr}");
+            assert!(
+                stderr.contains(n),
+                "{env:?}: stderr should mention {n:?}: {stderr}"
+            );
         }
     }
 }
@@ -65,7 +93,11 @@ fn check_config_masks_secrets() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!text.contains("supersecret"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
     assert!(text.contains("AGENT_PROVIDER = openai"), "{text}");

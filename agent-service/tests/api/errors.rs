@@ -11,29 +11,74 @@ async fn bad_requests(backend: Backend) {
     let url = app.url("/v1/invoke");
 
     // Malformed JSON.
-    let r = app.http.post(&url).bearer_auth(key).header("content-type", "application/json").body("{\"workflow\": ").send().await.unwrap();
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body("{\"workflow\": ")
+        .send()
+        .await
+        .unwrap();
     let (s, h) = (r.status(), r.headers().clone());
     assert_error(s, &h, &r.json().await.unwrap(), 400, "malformed_json");
 
     // Not JSON at all.
-    let r = app.http.post(&url).bearer_auth(key).header("content-type", "text/plain").body("hello").send().await.unwrap();
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth(key)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
     let (s, h) = (r.status(), r.headers().clone());
-    assert_error(s, &h, &r.json().await.unwrap(), 415, "unsupported_media_type");
+    assert_error(
+        s,
+        &h,
+        &r.json().await.unwrap(),
+        415,
+        "unsupported_media_type",
+    );
 
     // Wrong shape, unknown field, empty text.
-    for body in [json!({"workflow": "faq"}), json!({"workflow": "faq", "input": {"text": "x"}, "extra": 1}), json!({"workflow": "faq", "input": {"text": "  "}})] {
+    for body in [
+        json!({"workflow": "faq"}),
+        json!({"workflow": "faq", "input": {"text": "x"}, "extra": 1}),
+        json!({"workflow": "faq", "input": {"text": "  "}}),
+    ] {
         let (s, h, v) = app.post_json(Some(key), "/v1/invoke", &body, &[]).await;
         assert_error(s, &h, &v, 400, "invalid_input");
     }
 
     // Unknown workflow names the known ones.
-    let (s, h, v) = app.post_json(Some(key), "/v1/invoke", &json!({"workflow": "nope", "input": {"text": "hi"}}), &[]).await;
+    let (s, h, v) = app
+        .post_json(
+            Some(key),
+            "/v1/invoke",
+            &json!({"workflow": "nope", "input": {"text": "hi"}}),
+            &[],
+        )
+        .await;
     assert_error(s, &h, &v, 404, "unknown_workflow");
-    assert!(v["error"]["message"].as_str().unwrap().contains("support_ticket_summary"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("support_ticket_summary")
+    );
 
     // Oversized body.
     let big = "x".repeat(4096);
-    let (s, h, v) = app.post_json(Some(key), "/v1/invoke", &json!({"workflow": "faq", "input": {"text": big}}), &[]).await;
+    let (s, h, v) = app
+        .post_json(
+            Some(key),
+            "/v1/invoke",
+            &json!({"workflow": "faq", "input": {"text": big}}),
+            &[],
+        )
+        .await;
     assert_error(s, &h, &v, 413, "payload_too_large");
 
     // Unknown route and wrong method.
@@ -43,9 +88,21 @@ async fn bad_requests(backend: Backend) {
     assert_error(s, &h, &v, 405, "method_not_allowed");
 
     // A client request id is echoed; an unsafe one is replaced.
-    let r = app.http.get(app.url("/healthz")).header("x-request-id", "client-abc-123").send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "client-abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-request-id"], "client-abc-123");
-    let r = app.http.get(app.url("/healthz")).header("x-request-id", "bad id with spaces").send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
     assert_ne!(r.headers()["x-request-id"], "bad id with spaces");
 
     // The service still works after all that.
@@ -60,37 +117,81 @@ async fn auth_roles_and_tenants(backend: Backend) {
 
     let (s, h, v) = app.post_json(None, "/v1/invoke", &body, &[]).await;
     assert_error(s, &h, &v, 401, "unauthorized");
-    let (s, h, v) = app.post_json(Some("fdk_not-a-real-key"), "/v1/invoke", &body, &[]).await;
+    let (s, h, v) = app
+        .post_json(Some("fdk_not-a-real-key"), "/v1/invoke", &body, &[])
+        .await;
     assert_error(s, &h, &v, 401, "unauthorized");
-    let r = app.http.post(app.url("/v1/invoke")).header("authorization", "Basic Zm9vOmJhcg==").json(&body).send().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/v1/invoke"))
+        .header("authorization", "Basic Zm9vOmJhcg==")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let (s, h) = (r.status(), r.headers().clone());
     assert_error(s, &h, &r.json().await.unwrap(), 401, "unauthorized");
 
     // A viewer may not invoke.
-    let (s, h, v) = app.post_json(Some(app.key("viewer")), "/v1/invoke", &body, &[]).await;
+    let (s, h, v) = app
+        .post_json(Some(app.key("viewer")), "/v1/invoke", &body, &[])
+        .await;
     assert_error(s, &h, &v, 403, "forbidden");
     assert!(v["error"]["message"].as_str().unwrap().contains("invoke"));
 
     // Another tenant's approval id is not found (not forbidden: its existence is not revealed).
     let (_, v) = app.invoke("ticket_update", "close ticket T-1004").await;
     let id = v["approval_request_id"].as_str().expect("approval id");
-    let (s, h, v) = app.get(Some(app.key_of("approver", "other")), &format!("/v1/approvals/{id}")).await;
+    let (s, h, v) = app
+        .get(
+            Some(app.key_of("approver", "other")),
+            &format!("/v1/approvals/{id}"),
+        )
+        .await;
     assert_error(s, &h, &v, 404, "not_found");
-    let (s, _, _) = app.get(Some(app.key("approver")), &format!("/v1/approvals/{id}")).await;
+    let (s, _, _) = app
+        .get(Some(app.key("approver")), &format!("/v1/approvals/{id}"))
+        .await;
     assert_eq!(s, 200);
 
     // Another tenant's ticket is invisible to the other tenant's workflows.
-    let (s, _, v) = app.post_json(Some(app.key_of("invoke", "other")), "/v1/invoke", &json!({"workflow": "support_ticket_summary", "input": {"text": "Summarize T-1001"}}), &[]).await;
+    let (s, _, v) = app
+        .post_json(
+            Some(app.key_of("invoke", "other")),
+            "/v1/invoke",
+            &json!({"workflow": "support_ticket_summary", "input": {"text": "Summarize T-1001"}}),
+            &[],
+        )
+        .await;
     assert_eq!(s, 200, "{v}");
-    assert!(!v["answer"].as_str().unwrap().contains("T-1001\" is"), "tenant other must not read demo's ticket: {v}");
-    assert!(v["evidence"].as_array().unwrap().iter().all(|e| e["id"] != "T-1001"), "{v}");
+    assert!(
+        !v["answer"].as_str().unwrap().contains("T-1001\" is"),
+        "tenant other must not read demo's ticket: {v}"
+    );
+    assert!(
+        v["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["id"] != "T-1001"),
+        "{v}"
+    );
 
     // A revoked key stops working (within the cache TTL).
     let out = crate::helpers::run_cli(&app.db.url, &[], &["keys", "list", "--tenant", "demo"]);
     let listing = String::from_utf8_lossy(&out.stdout).to_string();
-    let viewer_id = listing.lines().find(|l| l.contains("demo-viewer")).and_then(|l| l.split('\t').next()).expect("viewer key listed").to_string();
+    let viewer_id = listing
+        .lines()
+        .find(|l| l.contains("demo-viewer"))
+        .and_then(|l| l.split('\t').next())
+        .expect("viewer key listed")
+        .to_string();
     let out = crate::helpers::run_cli(&app.db.url, &[], &["keys", "revoke", &viewer_id]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     tokio::time::sleep(std::time::Duration::from_millis(5200)).await;
     let (s, h, v) = app.get(Some(app.key("viewer")), "/v1/info").await;
     assert_error(s, &h, &v, 401, "unauthorized");

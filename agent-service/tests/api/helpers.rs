@@ -54,7 +54,10 @@ mod tempdir {
 }
 
 pub fn temp_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("agent-service-test-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "agent-service-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
 }
@@ -65,7 +68,10 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = temp_dir();
                 let url = format!("sqlite://{}/agent.db", dir.display());
-                Self { url, _dir: Some(tempdir::Dir(dir)) }
+                Self {
+                    url,
+                    _dir: Some(tempdir::Dir(dir)),
+                }
             }
             Backend::Postgres => {
                 let admin = std::env::var("TEST_POSTGRES_URL").expect(
@@ -74,11 +80,19 @@ impl TestDb {
                 );
                 let name = format!("t_{}", uuid::Uuid::new_v4().simple());
                 sqlx::any::install_default_drivers();
-                let pool = sqlx::AnyPool::connect(&admin).await.expect("connect to TEST_POSTGRES_URL");
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create test database");
+                let pool = sqlx::AnyPool::connect(&admin)
+                    .await
+                    .expect("connect to TEST_POSTGRES_URL");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&pool)
+                    .await
+                    .expect("create test database");
                 pool.close().await;
                 let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-                Self { url: format!("{base}/{name}"), _dir: None }
+                Self {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                }
             }
         }
     }
@@ -89,7 +103,11 @@ pub type Keys = HashMap<(String, String), String>;
 
 pub fn run_cli(db_url: &str, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("DATABASE_URL", db_url).env("LOG_FORMAT", "json");
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", db_url)
+        .env("LOG_FORMAT", "json");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -98,12 +116,23 @@ pub fn run_cli(db_url: &str, env: &[(&str, &str)], args: &[&str]) -> std::proces
 
 pub fn seed(db_url: &str) -> Keys {
     let out = run_cli(db_url, &[], &["seed-demo"]);
-    assert!(out.status.success(), "seed-demo failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "seed-demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut keys = Keys::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let parts: Vec<&str> = line.split('\t').collect();
-        assert_eq!(parts.len(), 3, "seed-demo line is role<TAB>tenant<TAB>key: {line:?}");
-        keys.insert((parts[0].to_string(), parts[1].to_string()), parts[2].to_string());
+        assert_eq!(
+            parts.len(),
+            3,
+            "seed-demo line is role<TAB>tenant<TAB>key: {line:?}"
+        );
+        keys.insert(
+            (parts[0].to_string(), parts[1].to_string()),
+            parts[2].to_string(),
+        );
     }
     keys
 }
@@ -149,12 +178,14 @@ impl TestApp {
             let logs = logs.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                        if v["message"] == "agent-service listening" {
-                            if let Some(port) = v["addr"].as_str().and_then(|a| a.rsplit(':').next()).and_then(|p| p.parse().ok()) {
-                                let _ = port_tx.send(port);
-                            }
-                        }
+                    if let Ok(v) = serde_json::from_str::<Value>(&line)
+                        && v["message"] == "agent-service listening"
+                        && let Some(port) = v["addr"]
+                            .as_str()
+                            .and_then(|a| a.rsplit(':').next())
+                            .and_then(|p| p.parse().ok())
+                    {
+                        let _ = port_tx.send(port);
                     }
                     logs.lock().unwrap().push(line);
                 }
@@ -172,12 +203,18 @@ impl TestApp {
             Ok(p) => p,
             Err(_) => {
                 let _ = child.kill();
-                panic!("agent-service did not start; its output:\n{}", logs.lock().unwrap().join("\n"));
+                panic!(
+                    "agent-service did not start; its output:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
             }
         };
         TestApp {
             base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
             keys,
             db,
             child,
@@ -190,14 +227,20 @@ impl TestApp {
     }
 
     pub fn key_of(&self, role: &str, tenant: &str) -> &str {
-        self.keys.get(&(role.to_string(), tenant.to_string())).unwrap_or_else(|| panic!("no demo key for {role}/{tenant}"))
+        self.keys
+            .get(&(role.to_string(), tenant.to_string()))
+            .unwrap_or_else(|| panic!("no demo key for {role}/{tenant}"))
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    pub async fn get(&self, key: Option<&str>, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    pub async fn get(
+        &self,
+        key: Option<&str>,
+        path: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         let mut req = self.http.get(self.url(path));
         if let Some(k) = key {
             req = req.bearer_auth(k);
@@ -206,10 +249,20 @@ impl TestApp {
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap_or_default();
-        (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
-    pub async fn post_json(&self, key: Option<&str>, path: &str, body: &Value, extra: &[(&str, &str)]) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    pub async fn post_json(
+        &self,
+        key: Option<&str>,
+        path: &str,
+        body: &Value,
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         let mut req = self.http.post(self.url(path)).json(body);
         if let Some(k) = key {
             req = req.bearer_auth(k);
@@ -221,12 +274,23 @@ impl TestApp {
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap_or_default();
-        (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// `POST /v1/invoke` with the demo `invoke` key.
     pub async fn invoke(&self, workflow: &str, text: &str) -> (StatusCode, Value) {
-        let (s, _, v) = self.post_json(Some(self.key("invoke")), "/v1/invoke", &json!({"workflow": workflow, "input": {"text": text}}), &[]).await;
+        let (s, _, v) = self
+            .post_json(
+                Some(self.key("invoke")),
+                "/v1/invoke",
+                &json!({"workflow": workflow, "input": {"text": text}}),
+                &[],
+            )
+            .await;
         (s, v)
     }
 
@@ -241,7 +305,10 @@ impl TestApp {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill");
         assert!(status.success());
     }
 
@@ -259,8 +326,20 @@ impl TestApp {
 
     /// Scrapes `/metrics` and returns the value of one sample line (exact series match).
     pub async fn metric(&self, series: &str) -> Option<f64> {
-        let text = self.http.get(self.url("/metrics")).send().await.ok()?.text().await.ok()?;
-        text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines().find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
     }
 }
 
@@ -272,12 +351,22 @@ impl Drop for TestApp {
 }
 
 /// Asserts the error envelope: status, code, and a request id matching the header.
-pub fn assert_error(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &Value, want_status: u16, want_code: &str) {
+pub fn assert_error(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &Value,
+    want_status: u16,
+    want_code: &str,
+) {
     assert_eq!(status.as_u16(), want_status, "body: {body}");
     assert_eq!(body["error"]["code"], want_code, "body: {body}");
     let msg = body["error"]["message"].as_str().unwrap_or_default();
     assert!(msg.len() > 10, "error message should be a sentence: {body}");
     let rid = body["error"]["request_id"].as_str().unwrap_or_default();
     assert!(!rid.is_empty(), "error carries a request_id: {body}");
-    assert_eq!(headers.get("x-request-id").and_then(|v| v.to_str().ok()), Some(rid), "header and body request ids match");
+    assert_eq!(
+        headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+        Some(rid),
+        "header and body request ids match"
+    );
 }

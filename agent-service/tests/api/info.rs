@@ -21,18 +21,40 @@ async fn self_description(backend: Backend) {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["provider"]["kind"], "scripted");
     assert_eq!(v["provider"]["scripted"], true);
-    assert!(v["provider"]["label"].as_str().unwrap().contains("scripted"));
+    assert!(
+        v["provider"]["label"]
+            .as_str()
+            .unwrap()
+            .contains("scripted")
+    );
     assert_eq!(v["policy_version"], "guardrails-v3");
     assert_eq!(v["track"], "stable");
-    for k in ["version", "git_sha", "prompt_version", "tool_schema_hash", "policy_hash", "config_hash"] {
-        assert!(v[k].as_str().is_some_and(|s| !s.is_empty()), "{k} missing: {v}");
+    for k in [
+        "version",
+        "git_sha",
+        "prompt_version",
+        "tool_schema_hash",
+        "policy_hash",
+        "config_hash",
+    ] {
+        assert!(
+            v[k].as_str().is_some_and(|s| !s.is_empty()),
+            "{k} missing: {v}"
+        );
     }
     assert_eq!(v["prompts"].as_array().unwrap().len(), 4);
 
     let (s, _, v) = app.get(None, "/openapi.json").await;
     assert_eq!(s, 200);
     assert!(v["openapi"].as_str().unwrap().starts_with("3."), "{v}");
-    for p in ["/v1/invoke", "/v1/invoke/stream", "/readyz", "/v1/info", "/v1/tools", "/v1/workflows"] {
+    for p in [
+        "/v1/invoke",
+        "/v1/invoke/stream",
+        "/readyz",
+        "/v1/info",
+        "/v1/tools",
+        "/v1/workflows",
+    ] {
         assert!(v["paths"][p].is_object(), "openapi lacks {p}");
     }
     assert!(v["components"]["schemas"]["InvokeResponse"].is_object());
@@ -45,14 +67,30 @@ async fn self_description(backend: Backend) {
     let (s, _, v) = app.get(Some(app.key("viewer")), "/v1/tools").await;
     assert_eq!(s, 200, "{v}");
     let tools = v["items"].as_array().unwrap();
-    let pay = tools.iter().find(|t| t["name"] == "invoice_pay").expect("invoice_pay listed");
+    let pay = tools
+        .iter()
+        .find(|t| t["name"] == "invoice_pay")
+        .expect("invoice_pay listed");
     assert_eq!(pay["side_effect"], "write");
     assert_eq!(pay["approval"], "required");
     assert!(pay["parameters"]["properties"]["invoice_id"].is_object());
 
     let (s, _, v) = app.get(Some(app.key("viewer")), "/v1/workflows").await;
     assert_eq!(s, 200);
-    let names: Vec<&str> = v["items"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["faq", "invoice_approval", "support_ticket_summary", "ticket_update"]);
+    let names: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "faq",
+            "invoice_approval",
+            "support_ticket_summary",
+            "ticket_update"
+        ]
+    );
 }
 both!(self_description_test, super::self_description);

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod budgets;
 mod config;
 mod errors;
 mod guardrails;
@@ -10,3 +11,7 @@ mod idempotency;
 mod info;
 mod invoke;
 mod limits;
+mod provider;
+mod resilience;
+mod ssrf;
+mod stream;

@@ -10,15 +10,26 @@ fn client() -> reqwest::Client {
 }
 
 async fn post(fake: &FakeOllama, path: &str, body: Value) -> reqwest::Response {
-    client().post(format!("{}{path}", fake.url())).json(&body).send().await.expect("request sent")
+    client()
+        .post(format!("{}{path}", fake.url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent")
 }
 
 async fn get(fake: &FakeOllama, path: &str) -> reqwest::Response {
-    client().get(format!("{}{path}", fake.url())).send().await.expect("request sent")
+    client()
+        .get(format!("{}{path}", fake.url()))
+        .send()
+        .await
+        .expect("request sent")
 }
 
 fn ndjson(text: &str) -> Vec<Value> {
-    text.lines().map(|l| serde_json::from_str(l).expect("every line is JSON")).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect()
 }
 
 /// The `data:` payloads of an SSE body, `[DONE]` included as a string.
@@ -66,8 +77,15 @@ async fn chat_without_streaming_answers_one_object() {
     fake.push_reply(Reply::text("Hello there").with_usage(11, 3));
     let mut body = chat_body("hi");
     body["stream"] = json!(false);
-    let got: Value = post(&fake, "/api/chat", body).await.json().await.expect("json");
-    assert_eq!(got["message"], json!({ "role": "assistant", "content": "Hello there" }));
+    let got: Value = post(&fake, "/api/chat", body)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        got["message"],
+        json!({ "role": "assistant", "content": "Hello there" })
+    );
     assert_eq!(got["done"], true);
     assert_eq!(got["prompt_eval_count"], 11);
     assert_eq!(got["eval_count"], 3);
@@ -76,10 +94,19 @@ async fn chat_without_streaming_answers_one_object() {
 #[tokio::test]
 async fn chat_tool_calls_use_ollamas_shape_without_ids() {
     let fake = FakeOllama::start().await;
-    fake.push_reply(Reply::tool_call("ticket_read", json!({ "ticket_id": "T-1001" })));
+    fake.push_reply(Reply::tool_call(
+        "ticket_read",
+        json!({ "ticket_id": "T-1001" }),
+    ));
     let mut body = chat_body("summarise T-1001");
     body["tools"] = json!([{ "type": "function", "function": { "name": "ticket_read", "description": "", "parameters": {} } }]);
-    let lines = ndjson(&post(&fake, "/api/chat", body).await.text().await.expect("body"));
+    let lines = ndjson(
+        &post(&fake, "/api/chat", body)
+            .await
+            .text()
+            .await
+            .expect("body"),
+    );
     assert_eq!(lines.len(), 2);
     assert_eq!(
         lines[0]["message"]["tool_calls"],
@@ -96,13 +123,23 @@ async fn tools_on_a_model_without_the_capability_are_refused() {
     let resp = post(&fake, "/api/chat", body).await;
     assert_eq!(resp.status(), 400);
     let err: Value = resp.json().await.expect("json");
-    assert!(err["error"].as_str().expect("error").contains("does not support tools"));
+    assert!(
+        err["error"]
+            .as_str()
+            .expect("error")
+            .contains("does not support tools")
+    );
 }
 
 #[tokio::test]
 async fn unknown_models_get_404_with_an_error_body() {
     let fake = FakeOllama::start().await;
-    let resp = post(&fake, "/api/chat", json!({ "model": "nope", "messages": [] })).await;
+    let resp = post(
+        &fake,
+        "/api/chat",
+        json!({ "model": "nope", "messages": [] }),
+    )
+    .await;
     assert_eq!(resp.status(), 404);
     assert_eq!(
         resp.json::<Value>().await.expect("json"),
@@ -110,8 +147,16 @@ async fn unknown_models_get_404_with_an_error_body() {
     );
     let resp = post(&fake, "/api/show", json!({ "model": "nope" })).await;
     assert_eq!(resp.status(), 404);
-    assert_eq!(resp.json::<Value>().await.expect("json"), json!({ "error": "model 'nope' not found" }));
-    let resp = post(&fake, "/v1/chat/completions", chat_body("x").tap(|b| b["model"] = json!("nope"))).await;
+    assert_eq!(
+        resp.json::<Value>().await.expect("json"),
+        json!({ "error": "model 'nope' not found" })
+    );
+    let resp = post(
+        &fake,
+        "/v1/chat/completions",
+        chat_body("x").tap(|b| b["model"] = json!("nope")),
+    )
+    .await;
     assert_eq!(resp.status(), 404);
     let err: Value = resp.json().await.expect("json");
     assert_eq!(err["error"]["type"], "not_found_error");
@@ -120,41 +165,81 @@ async fn unknown_models_get_404_with_an_error_body() {
 #[tokio::test]
 async fn bad_request_bodies_get_a_clear_400() {
     let fake = FakeOllama::start().await;
-    let resp = client().post(format!("{}/api/chat", fake.url())).body("{not json").send().await.expect("sent");
+    let resp = client()
+        .post(format!("{}/api/chat", fake.url()))
+        .body("{not json")
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(resp.status(), 400);
     let err: Value = resp.json().await.expect("json");
-    assert!(err["error"].as_str().expect("error").starts_with("invalid request body"));
+    assert!(
+        err["error"]
+            .as_str()
+            .expect("error")
+            .starts_with("invalid request body")
+    );
     let resp = post(&fake, "/api/chat", json!({ "messages": [] })).await;
     assert_eq!(resp.status(), 400);
-    assert_eq!(resp.json::<Value>().await.expect("json"), json!({ "error": "model is required" }));
+    assert_eq!(
+        resp.json::<Value>().await.expect("json"),
+        json!({ "error": "model is required" })
+    );
 }
 
 #[tokio::test]
 async fn show_tags_version_and_ps_describe_the_models() {
     let fake = FakeOllama::start().await;
-    let show: Value = post(&fake, "/api/show", json!({ "model": "llama3.2" })).await.json().await.expect("json");
+    let show: Value = post(&fake, "/api/show", json!({ "model": "llama3.2" }))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(show["capabilities"], json!(["completion", "tools"]));
     assert_eq!(show["details"]["format"], "gguf");
     assert_eq!(show["model_info"]["llama.context_length"], 131_072);
-    let show: Value = post(&fake, "/api/show", json!({ "name": "tinyllama" })).await.json().await.expect("json");
+    let show: Value = post(&fake, "/api/show", json!({ "name": "tinyllama" }))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(show["capabilities"], json!(["completion"]));
     fake.add_model(FakeModel::new("phi3:mini").without_tools());
-    let show: Value = post(&fake, "/api/show", json!({ "model": "phi3:mini" })).await.json().await.expect("json");
+    let show: Value = post(&fake, "/api/show", json!({ "model": "phi3:mini" }))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(show["capabilities"], json!(["completion"]));
-    fake.set_models(vec![FakeModel::new("llama3.2"), FakeModel::new("tinyllama").without_tools()]);
+    fake.set_models(vec![
+        FakeModel::new("llama3.2"),
+        FakeModel::new("tinyllama").without_tools(),
+    ]);
 
     let tags: Value = get(&fake, "/api/tags").await.json().await.expect("json");
-    let names: Vec<&str> = tags["models"].as_array().expect("models").iter().filter_map(|m| m["name"].as_str()).collect();
+    let names: Vec<&str> = tags["models"]
+        .as_array()
+        .expect("models")
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
     assert_eq!(names, ["llama3.2:latest", "tinyllama:latest"]);
     assert_eq!(tags["models"][0]["details"]["parameter_size"], "3.2B");
     assert_eq!(tags["models"][0]["digest"].as_str().map(str::len), Some(64));
 
     let version: Value = get(&fake, "/api/version").await.json().await.expect("json");
-    assert_eq!(version["version"], testkit::fake_ollama::FAKE_OLLAMA_VERSION);
+    assert_eq!(
+        version["version"],
+        testkit::fake_ollama::FAKE_OLLAMA_VERSION
+    );
 
     let ps: Value = get(&fake, "/api/ps").await.json().await.expect("json");
     assert_eq!(ps["models"], json!([]));
-    post(&fake, "/api/chat", chat_body("load me")).await.text().await.expect("body");
+    post(&fake, "/api/chat", chat_body("load me"))
+        .await
+        .text()
+        .await
+        .expect("body");
     let ps: Value = get(&fake, "/api/ps").await.json().await.expect("json");
     assert_eq!(ps["models"][0]["name"], "llama3.2:latest");
     assert!(ps["models"][0]["expires_at"].is_string());
@@ -163,13 +248,24 @@ async fn show_tags_version_and_ps_describe_the_models() {
 #[tokio::test]
 async fn pull_streams_progress_and_adds_the_model() {
     let fake = FakeOllama::start().await;
-    let lines = ndjson(&post(&fake, "/api/pull", json!({ "model": "qwen3:0.6b" })).await.text().await.expect("body"));
+    let lines = ndjson(
+        &post(&fake, "/api/pull", json!({ "model": "qwen3:0.6b" }))
+            .await
+            .text()
+            .await
+            .expect("body"),
+    );
     let statuses: Vec<&str> = lines.iter().filter_map(|l| l["status"].as_str()).collect();
     assert_eq!(statuses.first(), Some(&"pulling manifest"));
     assert_eq!(statuses.last(), Some(&"success"));
     let progress: Vec<&Value> = lines.iter().filter(|l| l["completed"].is_u64()).collect();
     assert_eq!(progress.len(), 3);
-    assert!(progress[0]["status"].as_str().expect("status").starts_with("downloading sha256:"));
+    assert!(
+        progress[0]["status"]
+            .as_str()
+            .expect("status")
+            .starts_with("downloading sha256:")
+    );
     assert_eq!(progress[2]["completed"], progress[2]["total"]);
     assert!(fake.models().iter().any(|m| m.name == "qwen3:0.6b"));
 }
@@ -180,8 +276,17 @@ async fn generate_streams_response_deltas() {
     fake.set_chunking(Some(3), None);
     fake.push_reply(Reply::text("abcdefg"));
     let body = json!({ "model": "llama3.2", "prompt": "letters" });
-    let lines = ndjson(&post(&fake, "/api/generate", body).await.text().await.expect("body"));
-    let text: Vec<&str> = lines.iter().filter_map(|l| l["response"].as_str()).collect();
+    let lines = ndjson(
+        &post(&fake, "/api/generate", body)
+            .await
+            .text()
+            .await
+            .expect("body"),
+    );
+    let text: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["response"].as_str())
+        .collect();
     assert_eq!(text, ["abc", "def", "g", ""]);
     assert_eq!(lines[3]["context"], json!([1, 2, 3]));
 }
@@ -189,29 +294,58 @@ async fn generate_streams_response_deltas() {
 #[tokio::test]
 async fn openai_stream_has_content_tool_call_fragments_usage_and_done() {
     let fake = FakeOllama::start().await;
-    fake.push_reply(Reply::text("Let me check").and_tool_call("kb_search", json!({ "query": "reset password" })));
+    fake.push_reply(
+        Reply::text("Let me check")
+            .and_tool_call("kb_search", json!({ "query": "reset password" })),
+    );
     let body = json!({ "model": "llama3.2", "stream": true, "stream_options": { "include_usage": true },
                        "messages": [{ "role": "user", "content": "how do I reset my password" }] });
     let resp = post(&fake, "/v1/chat/completions", body).await;
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let events = sse(&resp.text().await.expect("body"));
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
-    let chunks: Vec<Value> =
-        events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).expect("json chunk")).collect();
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("json chunk"))
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk")
+    );
 
-    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
     assert_eq!(text, "Let me check");
     let args: String = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
         .collect();
-    assert_eq!(serde_json::from_str::<Value>(&args).expect("arguments"), json!({ "query": "reset password" }));
-    let fragments = chunks.iter().filter(|c| c["choices"][0]["delta"]["tool_calls"].is_array()).count();
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).expect("arguments"),
+        json!({ "query": "reset password" })
+    );
+    let fragments = chunks
+        .iter()
+        .filter(|c| c["choices"][0]["delta"]["tool_calls"].is_array())
+        .count();
     assert!(fragments > 2, "arguments arrive in fragments");
-    let first_call = chunks.iter().find(|c| c["choices"][0]["delta"]["tool_calls"].is_array()).expect("call");
-    assert_eq!(first_call["choices"][0]["delta"]["tool_calls"][0]["function"]["name"], "kb_search");
-    assert!(first_call["choices"][0]["delta"]["tool_calls"][0]["id"].as_str().expect("id").starts_with("call_"));
+    let first_call = chunks
+        .iter()
+        .find(|c| c["choices"][0]["delta"]["tool_calls"].is_array())
+        .expect("call");
+    assert_eq!(
+        first_call["choices"][0]["delta"]["tool_calls"][0]["function"]["name"],
+        "kb_search"
+    );
+    assert!(
+        first_call["choices"][0]["delta"]["tool_calls"][0]["id"]
+            .as_str()
+            .expect("id")
+            .starts_with("call_")
+    );
 
     let finish = &chunks[chunks.len() - 2];
     assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
@@ -223,13 +357,23 @@ async fn openai_stream_has_content_tool_call_fragments_usage_and_done() {
 #[tokio::test]
 async fn openai_without_streaming_answers_a_chat_completion() {
     let fake = FakeOllama::start().await;
-    fake.push_reply(Reply::tool_call("invoice_read", json!({ "invoice_id": "INV-2001" })));
-    let got: Value = post(&fake, "/v1/chat/completions", chat_body("pay INV-2001")).await.json().await.expect("json");
+    fake.push_reply(Reply::tool_call(
+        "invoice_read",
+        json!({ "invoice_id": "INV-2001" }),
+    ));
+    let got: Value = post(&fake, "/v1/chat/completions", chat_body("pay INV-2001"))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(got["object"], "chat.completion");
     assert_eq!(got["choices"][0]["finish_reason"], "tool_calls");
     let call = &got["choices"][0]["message"]["tool_calls"][0];
     assert_eq!(call["type"], "function");
-    assert_eq!(call["function"]["arguments"], "{\"invoice_id\":\"INV-2001\"}");
+    assert_eq!(
+        call["function"]["arguments"],
+        "{\"invoice_id\":\"INV-2001\"}"
+    );
     assert!(got["usage"]["prompt_tokens"].as_u64().expect("usage") > 0);
 
     let models: Value = get(&fake, "/v1/models").await.json().await.expect("json");
@@ -240,13 +384,22 @@ async fn openai_without_streaming_answers_a_chat_completion() {
 #[tokio::test]
 async fn down_mode_answers_503_in_each_apis_error_shape() {
     let fake = FakeOllama::start().await;
-    fake.set_mode(Mode::Down { status: 503, message: "overloaded".into() });
+    fake.set_mode(Mode::Down {
+        status: 503,
+        message: "overloaded".into(),
+    });
     let resp = get(&fake, "/api/version").await;
     assert_eq!(resp.status(), 503);
-    assert_eq!(resp.json::<Value>().await.expect("json"), json!({ "error": "overloaded" }));
+    assert_eq!(
+        resp.json::<Value>().await.expect("json"),
+        json!({ "error": "overloaded" })
+    );
     let resp = post(&fake, "/v1/chat/completions", chat_body("x")).await;
     assert_eq!(resp.status(), 503);
-    assert_eq!(resp.json::<Value>().await.expect("json")["error"]["message"], "overloaded");
+    assert_eq!(
+        resp.json::<Value>().await.expect("json")["error"]["message"],
+        "overloaded"
+    );
     assert_eq!(fake.request_count("/api/version"), 1);
 }
 
@@ -254,9 +407,16 @@ async fn down_mode_answers_503_in_each_apis_error_shape() {
 async fn fail_next_fails_only_that_many_model_requests() {
     let fake = FakeOllama::start().await;
     fake.fail_next(2);
-    assert_eq!(get(&fake, "/api/version").await.status(), 200, "metadata is not affected");
+    assert_eq!(
+        get(&fake, "/api/version").await.status(),
+        200,
+        "metadata is not affected"
+    );
     for want in [503, 503, 200] {
-        assert_eq!(post(&fake, "/api/chat", chat_body("x")).await.status(), want);
+        assert_eq!(
+            post(&fake, "/api/chat", chat_body("x")).await.status(),
+            want
+        );
     }
 }
 
@@ -277,23 +437,47 @@ async fn hang_mode_never_answers() {
 #[tokio::test]
 async fn slow_mode_delays_the_first_chunk_and_the_gaps() {
     let fake = FakeOllama::start().await;
-    fake.set_mode(Mode::Slow { first_chunk_ms: 150, between_chunks_ms: 50 });
+    fake.set_mode(Mode::Slow {
+        first_chunk_ms: 150,
+        between_chunks_ms: 50,
+    });
     let started = Instant::now();
-    let text = post(&fake, "/api/chat", chat_body("one two three")).await.text().await.expect("body");
+    let text = post(&fake, "/api/chat", chat_body("one two three"))
+        .await
+        .text()
+        .await
+        .expect("body");
     assert_eq!(ndjson(&text).len(), 4);
-    assert!(started.elapsed() >= Duration::from_millis(150 + 3 * 50), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(150 + 3 * 50),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn error_after_mode_breaks_the_stream_with_an_error_line() {
     let fake = FakeOllama::start().await;
-    fake.set_mode(Mode::ErrorAfter { chunks: 2, message: "boom".into() });
-    let lines = ndjson(&post(&fake, "/api/chat", chat_body("a b c d")).await.text().await.expect("body"));
+    fake.set_mode(Mode::ErrorAfter {
+        chunks: 2,
+        message: "boom".into(),
+    });
+    let lines = ndjson(
+        &post(&fake, "/api/chat", chat_body("a b c d"))
+            .await
+            .text()
+            .await
+            .expect("body"),
+    );
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[2], json!({ "error": "boom" }));
 
     let body = json!({ "model": "llama3.2", "stream": true, "messages": [{ "role": "user", "content": "a b c" }] });
-    let events = sse(&post(&fake, "/v1/chat/completions", body).await.text().await.expect("body"));
+    let events = sse(&post(&fake, "/v1/chat/completions", body)
+        .await
+        .text()
+        .await
+        .expect("body"));
     let last: Value = serde_json::from_str(events.last().expect("events")).expect("json");
     assert_eq!(last["error"]["message"], "boom");
 
@@ -306,10 +490,21 @@ async fn error_after_mode_breaks_the_stream_with_an_error_line() {
 async fn malformed_mode_inserts_a_line_that_is_not_json() {
     let fake = FakeOllama::start().await;
     fake.set_mode(Mode::Malformed { after_chunks: 1 });
-    let text = post(&fake, "/api/chat", chat_body("a b")).await.text().await.expect("body");
-    let bad: Vec<&str> = text.lines().filter(|l| serde_json::from_str::<Value>(l).is_err()).collect();
+    let text = post(&fake, "/api/chat", chat_body("a b"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    let bad: Vec<&str> = text
+        .lines()
+        .filter(|l| serde_json::from_str::<Value>(l).is_err())
+        .collect();
     assert_eq!(bad.len(), 1);
-    assert_eq!(text.lines().count(), 4, "the stream goes on after the bad line");
+    assert_eq!(
+        text.lines().count(),
+        4,
+        "the stream goes on after the bad line"
+    );
 }
 
 #[tokio::test]
@@ -330,9 +525,17 @@ async fn frames_split_lines_across_reads() {
 #[tokio::test]
 async fn requests_are_logged_and_counted_but_control_calls_are_not() {
     let fake = FakeOllama::start().await;
-    post(&fake, "/api/chat", chat_body("first")).await.text().await.expect("body");
+    post(&fake, "/api/chat", chat_body("first"))
+        .await
+        .text()
+        .await
+        .expect("body");
     get(&fake, "/api/tags").await.text().await.expect("body");
-    get(&fake, "/__fake/state").await.text().await.expect("body");
+    get(&fake, "/__fake/state")
+        .await
+        .text()
+        .await
+        .expect("body");
     assert_eq!(fake.total_requests(), 2);
     assert_eq!(fake.request_count("/api/chat"), 1);
     let log = fake.requests();
@@ -349,36 +552,111 @@ async fn the_control_api_drives_the_fake_over_http() {
     let http = client();
 
     let replies = json!([{ "content": "scripted one" }, { "tool_calls": [{ "name": "kb_search", "arguments": { "query": "q" } }] }]);
-    assert_eq!(http.post(control("/replies")).json(&replies).send().await.expect("sent").status(), 204);
-    let bad = http.post(control("/replies")).json(&json!({ "contnet": "typo" })).send().await.expect("sent");
+    assert_eq!(
+        http.post(control("/replies"))
+            .json(&replies)
+            .send()
+            .await
+            .expect("sent")
+            .status(),
+        204
+    );
+    let bad = http
+        .post(control("/replies"))
+        .json(&json!({ "contnet": "typo" }))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(bad.status(), 422);
     assert!(bad.text().await.expect("body").contains("contnet"));
 
     let mut body = chat_body("x");
     body["stream"] = json!(false);
-    let got: Value = post(&fake, "/api/chat", body.clone()).await.json().await.expect("json");
+    let got: Value = post(&fake, "/api/chat", body.clone())
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(got["message"]["content"], "scripted one");
-    let got: Value = post(&fake, "/api/chat", body.clone()).await.json().await.expect("json");
-    assert_eq!(got["message"]["tool_calls"][0]["function"]["name"], "kb_search");
-    let got: Value = post(&fake, "/api/chat", body.clone()).await.json().await.expect("json");
+    let got: Value = post(&fake, "/api/chat", body.clone())
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        got["message"]["tool_calls"][0]["function"]["name"],
+        "kb_search"
+    );
+    let got: Value = post(&fake, "/api/chat", body.clone())
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(got["message"]["content"], "x", "the default reply echoes");
 
     let mode = json!({ "mode": "down", "status": 500 });
-    assert_eq!(http.put(control("/mode")).json(&mode).send().await.expect("sent").status(), 204);
+    assert_eq!(
+        http.put(control("/mode"))
+            .json(&mode)
+            .send()
+            .await
+            .expect("sent")
+            .status(),
+        204
+    );
     assert_eq!(post(&fake, "/api/chat", body.clone()).await.status(), 500);
     let models = json!([{ "name": "mistral" }]);
-    assert_eq!(http.put(control("/models")).json(&models).send().await.expect("sent").status(), 204);
-    let state: Value = http.get(control("/state")).send().await.expect("sent").json().await.expect("json");
+    assert_eq!(
+        http.put(control("/models"))
+            .json(&models)
+            .send()
+            .await
+            .expect("sent")
+            .status(),
+        204
+    );
+    let state: Value = http
+        .get(control("/state"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(state["mode"]["mode"], "down");
     assert_eq!(state["models"][0]["name"], "mistral:latest");
-    assert_eq!(state["models"][0]["capabilities"], json!(["completion", "tools"]));
+    assert_eq!(
+        state["models"][0]["capabilities"],
+        json!(["completion", "tools"])
+    );
 
-    let counters: Value = http.get(control("/counters")).send().await.expect("sent").json().await.expect("json");
+    let counters: Value = http
+        .get(control("/counters"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(counters["by_path"]["/api/chat"], 4);
-    let log: Value = http.get(control("/requests")).send().await.expect("sent").json().await.expect("json");
+    let log: Value = http
+        .get(control("/requests"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(log.as_array().map(Vec::len), Some(4));
 
-    assert_eq!(http.post(control("/reset")).send().await.expect("sent").status(), 204);
+    assert_eq!(
+        http.post(control("/reset"))
+            .send()
+            .await
+            .expect("sent")
+            .status(),
+        204
+    );
     assert_eq!(fake.total_requests(), 0);
     assert_eq!(post(&fake, "/api/chat", body).await.status(), 200);
 }
@@ -396,19 +674,55 @@ async fn the_binary_listens_on_the_port_it_prints_and_stops_on_sigterm() {
         .expect("fake-ollama starts");
     let stdout = child.stdout.take().expect("stdout piped");
     let mut line = String::new();
-    tokio::io::BufReader::new(stdout).read_line(&mut line).await.expect("a line");
-    let url = line.trim().strip_prefix("fake-ollama listening on ").expect("the listening line").to_string();
+    tokio::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .await
+        .expect("a line");
+    let url = line
+        .trim()
+        .strip_prefix("fake-ollama listening on ")
+        .expect("the listening line")
+        .to_string();
 
-    let version: Value = client().get(format!("{url}/api/version")).send().await.expect("sent").json().await.expect("json");
-    assert_eq!(version["version"], testkit::fake_ollama::FAKE_OLLAMA_VERSION);
-    let mode = client().put(format!("{url}/__fake/mode")).json(&json!({ "mode": "down" })).send().await.expect("sent");
+    let version: Value = client()
+        .get(format!("{url}/api/version"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        version["version"],
+        testkit::fake_ollama::FAKE_OLLAMA_VERSION
+    );
+    let mode = client()
+        .put(format!("{url}/__fake/mode"))
+        .json(&json!({ "mode": "down" }))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(mode.status(), 204);
-    assert_eq!(client().get(format!("{url}/api/tags")).send().await.expect("sent").status(), 503);
+    assert_eq!(
+        client()
+            .get(format!("{url}/api/tags"))
+            .send()
+            .await
+            .expect("sent")
+            .status(),
+        503
+    );
 
     let pid = child.id().expect("running");
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
     assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await.expect("stops").expect("status");
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("stops")
+        .expect("status");
     assert!(status.success(), "{status}");
 }
 

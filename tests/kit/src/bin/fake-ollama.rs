@@ -23,7 +23,9 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let addr = SocketAddr::new(args.host, args.port);
-    let fake = FakeOllama::bind(addr).await.with_context(|| format!("binding the fake Ollama to {addr}"))?;
+    let fake = FakeOllama::bind(addr)
+        .await
+        .with_context(|| format!("binding the fake Ollama to {addr}"))?;
     // One line a spawning test can wait for and parse.
     println!("fake-ollama listening on {}", fake.url());
     stopped().await.context("waiting for a stop signal")?;

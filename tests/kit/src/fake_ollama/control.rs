@@ -53,7 +53,6 @@ struct FailNext {
     count: u32,
 }
 
-
 async fn state(State(shared): State<Arc<Shared>>) -> Json<StateView> {
     Json(shared.with(|s| StateView {
         mode: s.mode.clone(),
@@ -84,7 +83,10 @@ async fn fail_next(State(shared): State<Arc<Shared>>, Json(f): Json<FailNext>) -
     StatusCode::NO_CONTENT
 }
 
-async fn set_models(State(shared): State<Arc<Shared>>, Json(models): Json<Vec<FakeModel>>) -> StatusCode {
+async fn set_models(
+    State(shared): State<Arc<Shared>>,
+    Json(models): Json<Vec<FakeModel>>,
+) -> StatusCode {
     shared.with(|s| s.set_models(models));
     StatusCode::NO_CONTENT
 }
@@ -104,7 +106,12 @@ async fn push_replies(
     } else {
         serde_json::from_value::<Reply>(body).map(|one| vec![one])
     }
-    .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, format!("not a reply: {e}")))?;
+    .map_err(|e| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("not a reply: {e}"),
+        )
+    })?;
     shared.with(|s| s.replies.extend(replies));
     Ok(StatusCode::NO_CONTENT)
 }

@@ -130,7 +130,9 @@ pub fn default_models() -> Vec<FakeModel> {
             family: "llama".into(),
             parameter_size: "1.1B".into(),
             quantization_level: "Q4_0".into(),
-            ..FakeModel::new("tinyllama:latest").with_size(637_700_138).without_tools()
+            ..FakeModel::new("tinyllama:latest")
+                .with_size(637_700_138)
+                .without_tools()
         },
     ]
 }
@@ -138,7 +140,11 @@ pub fn default_models() -> Vec<FakeModel> {
 /// Ollama's rule: a model name without a tag means `:latest`.
 pub fn canonical_name(name: &str) -> String {
     let base = name.rsplit('/').next().unwrap_or(name);
-    if base.contains(':') { name.to_string() } else { format!("{name}:latest") }
+    if base.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
 }
 
 /// A scripted chat reply: text, tool calls, or both.
@@ -153,21 +159,36 @@ pub struct Reply {
 
 impl Reply {
     pub fn text(content: impl Into<String>) -> Self {
-        Self { content: content.into(), ..Self::default() }
+        Self {
+            content: content.into(),
+            ..Self::default()
+        }
     }
 
     pub fn tool_call(name: impl Into<String>, arguments: Value) -> Self {
-        Self { tool_calls: vec![FakeToolCall { name: name.into(), arguments }], ..Self::default() }
+        Self {
+            tool_calls: vec![FakeToolCall {
+                name: name.into(),
+                arguments,
+            }],
+            ..Self::default()
+        }
     }
 
     /// Adds one more tool call to this reply.
     pub fn and_tool_call(mut self, name: impl Into<String>, arguments: Value) -> Self {
-        self.tool_calls.push(FakeToolCall { name: name.into(), arguments });
+        self.tool_calls.push(FakeToolCall {
+            name: name.into(),
+            arguments,
+        });
         self
     }
 
     pub fn with_usage(mut self, prompt_tokens: u32, completion_tokens: u32) -> Self {
-        self.usage = Some(FakeUsage { prompt_tokens, completion_tokens });
+        self.usage = Some(FakeUsage {
+            prompt_tokens,
+            completion_tokens,
+        });
         self
     }
 }
@@ -204,7 +225,10 @@ pub enum Mode {
     /// Requests are accepted and never answered.
     Hang,
     /// A delay before the first byte and between stream chunks.
-    Slow { first_chunk_ms: u64, between_chunks_ms: u64 },
+    Slow {
+        first_chunk_ms: u64,
+        between_chunks_ms: u64,
+    },
     /// Streams break after this many content chunks with an error line (`{"error":…}`,
     /// or an SSE `data: {"error":{…}}` event); non-streaming requests get 500.
     ErrorAfter {
@@ -278,7 +302,11 @@ impl FakeOllama {
                 .await
         });
         tracing::debug!(%addr, "fake Ollama listening");
-        Ok(Self { addr, shared, server: Some(server) })
+        Ok(Self {
+            addr,
+            shared,
+            server: Some(server),
+        })
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash (what `OLLAMA_BASE_URL` takes).
@@ -340,7 +368,13 @@ impl FakeOllama {
 
     /// The JSON bodies of the requests to `path`, oldest first.
     pub fn bodies(&self, path: &str) -> Vec<Value> {
-        self.shared.with(|s| s.log.iter().filter(|r| r.path == path).map(|r| r.body.clone()).collect())
+        self.shared.with(|s| {
+            s.log
+                .iter()
+                .filter(|r| r.path == path)
+                .map(|r| r.body.clone())
+                .collect()
+        })
     }
 
     pub fn counters(&self) -> Counters {
@@ -349,7 +383,8 @@ impl FakeOllama {
 
     /// How many requests reached `path` (e.g. `/api/chat`).
     pub fn request_count(&self, path: &str) -> u64 {
-        self.shared.with(|s| s.counters.by_path.get(path).copied().unwrap_or(0))
+        self.shared
+            .with(|s| s.counters.by_path.get(path).copied().unwrap_or(0))
     }
 
     pub fn total_requests(&self) -> u64 {
@@ -391,7 +426,10 @@ fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/models", get(openai::models))
         .fallback(native::not_found)
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), state::record_and_gate))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            state::record_and_gate,
+        ))
         .nest("/__fake", control::router())
         .with_state(shared)
 }

@@ -24,11 +24,17 @@ pub(crate) async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
     };
     let model = match loaded_model(&shared, &req) {
         Ok(model) => model,
-        Err(resp) => return resp,
+        Err((status, message)) => return wire::ollama_error(status, &message),
     };
     let messages = req["messages"].as_array().cloned().unwrap_or_default();
     if req["tools"].as_array().is_some_and(|t| !t.is_empty()) && !model.supports_tools() {
-        return wire::ollama_error(400, &format!("registry.ollama.ai/library/{} does not support tools", model.name));
+        return wire::ollama_error(
+            400,
+            &format!(
+                "registry.ollama.ai/library/{} does not support tools",
+                model.name
+            ),
+        );
     }
     let name = req["model"].as_str().unwrap_or_default().to_string();
     let created = wire::now_rfc3339();
@@ -80,9 +86,16 @@ pub(crate) async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
                 "done": true, "done_reason": "stop" }),
         &stats,
     ))];
-    let malformed = format!("{{\"model\":\"{name}\",\"created_at\":\"{created}\",\"message\":{{\"role\":\"assis\n");
+    let malformed = format!(
+        "{{\"model\":\"{name}\",\"created_at\":\"{created}\",\"message\":{{\"role\":\"assis\n"
+    );
     let lines = settings.shape(content, tail, |m| line(&json!({ "error": m })), malformed);
-    wire::stream_response(lines, NDJSON, settings.between_chunks(), settings.frame_bytes)
+    wire::stream_response(
+        lines,
+        NDJSON,
+        settings.between_chunks(),
+        settings.frame_bytes,
+    )
 }
 
 pub(crate) async fn generate(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
@@ -90,14 +103,17 @@ pub(crate) async fn generate(State(shared): State<Arc<Shared>>, body: Bytes) -> 
         Ok(req) => req,
         Err(e) => return wire::ollama_error(400, &e),
     };
-    if let Err(resp) = loaded_model(&shared, &req) {
-        return resp;
+    if let Err((status, message)) = loaded_model(&shared, &req) {
+        return wire::ollama_error(status, &message);
     }
     let name = req["model"].as_str().unwrap_or_default().to_string();
     let prompt = req["prompt"].as_str().unwrap_or_default().to_string();
     let created = wire::now_rfc3339();
     if prompt.is_empty() {
-        return wire::json_response(200, &json!({ "model": name, "created_at": created, "response": "", "done": true }));
+        return wire::json_response(
+            200,
+            &json!({ "model": name, "created_at": created, "response": "", "done": true }),
+        );
     }
 
     let reply = shared.with(|s| s.take_reply(&prompt));
@@ -117,7 +133,9 @@ pub(crate) async fn generate(State(shared): State<Arc<Shared>>, body: Bytes) -> 
 
     let content: Vec<String> = texts
         .iter()
-        .map(|piece| line(&json!({ "model": name, "created_at": created, "response": piece, "done": false })))
+        .map(|piece| {
+            line(&json!({ "model": name, "created_at": created, "response": piece, "done": false }))
+        })
         .collect();
     let tail = vec![line(&with_stats(
         json!({ "model": name, "created_at": created, "response": "", "done": true, "done_reason": "stop",
@@ -126,7 +144,12 @@ pub(crate) async fn generate(State(shared): State<Arc<Shared>>, body: Bytes) -> 
     ))];
     let malformed = format!("{{\"model\":\"{name}\",\"created_at\":\"{created}\",\"respon\n");
     let lines = settings.shape(content, tail, |m| line(&json!({ "error": m })), malformed);
-    wire::stream_response(lines, NDJSON, settings.between_chunks(), settings.frame_bytes)
+    wire::stream_response(
+        lines,
+        NDJSON,
+        settings.between_chunks(),
+        settings.frame_bytes,
+    )
 }
 
 pub(crate) async fn tags(State(shared): State<Arc<Shared>>) -> Response {
@@ -140,7 +163,11 @@ pub(crate) async fn show(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
         Err(e) => return wire::ollama_error(400, &e),
     };
     // Older clients send `name`, newer ones `model`.
-    let Some(name) = req["model"].as_str().or_else(|| req["name"].as_str()).filter(|n| !n.is_empty()) else {
+    let Some(name) = req["model"]
+        .as_str()
+        .or_else(|| req["name"].as_str())
+        .filter(|n| !n.is_empty())
+    else {
         return wire::ollama_error(400, "model is required");
     };
     let Some(model) = shared.with(|s| s.model(name).cloned()) else {
@@ -196,10 +223,16 @@ pub(crate) async fn pull(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
         Ok(req) => req,
         Err(e) => return wire::ollama_error(400, &e),
     };
-    let Some(name) = req["model"].as_str().or_else(|| req["name"].as_str()).filter(|n| !n.is_empty()) else {
+    let Some(name) = req["model"]
+        .as_str()
+        .or_else(|| req["name"].as_str())
+        .filter(|n| !n.is_empty())
+    else {
         return wire::ollama_error(400, "model is required");
     };
-    let model = shared.with(|s| s.model(name).cloned()).unwrap_or_else(|| FakeModel::new(name));
+    let model = shared
+        .with(|s| s.model(name).cloned())
+        .unwrap_or_else(|| FakeModel::new(name));
     let settings = Settings::read(&shared);
     if !matches!(settings.mode, Mode::ErrorAfter { .. }) {
         shared.with(|s| s.add_model(model.clone()));
@@ -212,16 +245,28 @@ pub(crate) async fn pull(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
     let total = model.size;
     let content: Vec<String> = std::iter::once(line(&json!({ "status": "pulling manifest" })))
         .chain([0, total / 2, total].into_iter().map(|completed| {
-            line(&json!({ "status": format!("downloading {digest}"), "digest": digest,
-                          "total": total, "completed": completed }))
+            line(
+                &json!({ "status": format!("downloading {digest}"), "digest": digest,
+                          "total": total, "completed": completed }),
+            )
         }))
         .collect();
     let tail = ["verifying sha256 digest", "writing manifest", "success"]
         .into_iter()
         .map(|status| line(&json!({ "status": status })))
         .collect();
-    let lines = settings.shape(content, tail, |m| line(&json!({ "error": m })), "{\"status\":\"downlo\n".into());
-    wire::stream_response(lines, NDJSON, settings.between_chunks(), settings.frame_bytes)
+    let lines = settings.shape(
+        content,
+        tail,
+        |m| line(&json!({ "error": m })),
+        "{\"status\":\"downlo\n".into(),
+    );
+    wire::stream_response(
+        lines,
+        NDJSON,
+        settings.between_chunks(),
+        settings.frame_bytes,
+    )
 }
 
 /// Real Ollama answers unknown paths with a plain-text 404.
@@ -230,9 +275,9 @@ pub(crate) async fn not_found() -> Response {
 }
 
 /// The requested model, marked as loaded; 400 without a model, 404 for an unknown one.
-fn loaded_model(shared: &Shared, req: &Value) -> Result<FakeModel, Response> {
+fn loaded_model(shared: &Shared, req: &Value) -> Result<FakeModel, (u16, String)> {
     let Some(name) = req["model"].as_str().filter(|n| !n.is_empty()) else {
-        return Err(wire::ollama_error(400, "model is required"));
+        return Err((400, "model is required".into()));
     };
     shared
         .with(|s| {
@@ -242,7 +287,12 @@ fn loaded_model(shared: &Shared, req: &Value) -> Result<FakeModel, Response> {
             }
             model
         })
-        .ok_or_else(|| wire::ollama_error(404, &format!("model \"{name}\" not found, try pulling it first")))
+        .ok_or_else(|| {
+            (
+                404,
+                format!("model \"{name}\" not found, try pulling it first"),
+            )
+        })
 }
 
 /// A whole (non-streamed) answer as the mode says: 500 for `error_after`, a cut body for
@@ -260,7 +310,10 @@ fn usage(reply: &Reply, prompt_estimate: u32, chunks: usize) -> (u32, u32) {
         Some(u) => (u.prompt_tokens, u.completion_tokens),
         None => {
             let produced = chunks + reply.tool_calls.len();
-            (prompt_estimate, u32::try_from(produced.max(1)).unwrap_or(u32::MAX))
+            (
+                prompt_estimate,
+                u32::try_from(produced.max(1)).unwrap_or(u32::MAX),
+            )
         }
     }
 }
@@ -285,7 +338,11 @@ fn with_stats(mut body: Value, stats: &Value) -> Value {
 }
 
 fn arguments_object(arguments: &Value) -> Value {
-    if arguments.is_null() { json!({}) } else { arguments.clone() }
+    if arguments.is_null() {
+        json!({})
+    } else {
+        arguments.clone()
+    }
 }
 
 fn details(model: &FakeModel) -> Value {

@@ -22,7 +22,11 @@ pub(crate) async fn chat_completions(State(shared): State<Arc<Shared>>, body: By
         Ok(req) => req,
         Err(e) => return wire::openai_error(400, &e),
     };
-    let Some(name) = req["model"].as_str().filter(|n| !n.is_empty()).map(str::to_string) else {
+    let Some(name) = req["model"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+    else {
         return wire::openai_error(400, "model is required");
     };
     let Some(model) = shared.with(|s| {
@@ -32,19 +36,36 @@ pub(crate) async fn chat_completions(State(shared): State<Arc<Shared>>, body: By
         }
         model
     }) else {
-        return wire::openai_error(404, &format!("model \"{name}\" not found, try pulling it first"));
+        return wire::openai_error(
+            404,
+            &format!("model \"{name}\" not found, try pulling it first"),
+        );
     };
-    let Some(messages) = req["messages"].as_array().filter(|m| !m.is_empty()).cloned() else {
+    let Some(messages) = req["messages"]
+        .as_array()
+        .filter(|m| !m.is_empty())
+        .cloned()
+    else {
         return wire::openai_error(400, "[] is too short - 'messages'");
     };
     if req["tools"].as_array().is_some_and(|t| !t.is_empty()) && !model.supports_tools() {
-        return wire::openai_error(400, &format!("registry.ollama.ai/library/{} does not support tools", model.name));
+        return wire::openai_error(
+            400,
+            &format!(
+                "registry.ollama.ai/library/{} does not support tools",
+                model.name
+            ),
+        );
     }
 
     let (reply, id, call_ids) = shared.with(|s| {
         let reply = s.take_reply(&wire::last_user_message(&messages));
         let id = format!("chatcmpl-{}", s.next_id());
-        let call_ids: Vec<String> = reply.tool_calls.iter().map(|_| format!("call_{:08x}", s.next_id())).collect();
+        let call_ids: Vec<String> = reply
+            .tool_calls
+            .iter()
+            .map(|_| format!("call_{:08x}", s.next_id()))
+            .collect();
         (reply, id, call_ids)
     });
     let settings = Settings::read(&shared);
@@ -58,12 +79,22 @@ pub(crate) async fn chat_completions(State(shared): State<Arc<Shared>>, body: By
     };
     let usage = json!({ "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                         "total_tokens": prompt_tokens + completion_tokens });
-    let finish_reason = if reply.tool_calls.is_empty() { "stop" } else { "tool_calls" };
+    let finish_reason = if reply.tool_calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
     let created = wire::unix_now();
     let arguments: Vec<String> = reply
         .tool_calls
         .iter()
-        .map(|c| if c.arguments.is_null() { "{}".to_string() } else { c.arguments.to_string() })
+        .map(|c| {
+            if c.arguments.is_null() {
+                "{}".to_string()
+            } else {
+                c.arguments.to_string()
+            }
+        })
         .collect();
 
     if req["stream"].as_bool() != Some(true) {
@@ -102,20 +133,34 @@ pub(crate) async fn chat_completions(State(shared): State<Arc<Shared>>, body: By
             "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
         }))
     };
-    let mut content: Vec<String> =
-        texts.iter().map(|piece| chunk(json!({ "role": "assistant", "content": piece }), None)).collect();
+    let mut content: Vec<String> = texts
+        .iter()
+        .map(|piece| chunk(json!({ "role": "assistant", "content": piece }), None))
+        .collect();
     let fragment_chars = settings.chunk_chars.unwrap_or(ARGUMENT_FRAGMENT_CHARS);
-    for (i, ((call, call_id), args)) in reply.tool_calls.iter().zip(&call_ids).zip(&arguments).enumerate() {
+    for (i, ((call, call_id), args)) in reply
+        .tool_calls
+        .iter()
+        .zip(&call_ids)
+        .zip(&arguments)
+        .enumerate()
+    {
         content.push(chunk(
             json!({ "role": "assistant", "content": "", "tool_calls": [{ "index": i, "id": call_id, "type": "function",
                      "function": { "name": call.name, "arguments": "" } }] }),
             None,
         ));
         for fragment in wire::pieces(args, Some(fragment_chars)) {
-            content.push(chunk(json!({ "tool_calls": [{ "index": i, "function": { "arguments": fragment } }] }), None));
+            content.push(chunk(
+                json!({ "tool_calls": [{ "index": i, "function": { "arguments": fragment } }] }),
+                None,
+            ));
         }
     }
-    let mut tail = vec![chunk(json!({ "role": "assistant", "content": "" }), Some(finish_reason))];
+    let mut tail = vec![chunk(
+        json!({ "role": "assistant", "content": "" }),
+        Some(finish_reason),
+    )];
     if req["stream_options"]["include_usage"].as_bool() == Some(true) {
         tail.push(event(&json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": name,
@@ -123,8 +168,15 @@ pub(crate) async fn chat_completions(State(shared): State<Arc<Shared>>, body: By
         })));
     }
     tail.push("data: [DONE]\n\n".into());
-    let malformed = format!("data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"delta\n\n");
-    let lines = settings.shape(content, tail, |m| event(&wire::openai_error_body(500, m)), malformed);
+    let malformed = format!(
+        "data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"delta\n\n"
+    );
+    let lines = settings.shape(
+        content,
+        tail,
+        |m| event(&wire::openai_error_body(500, m)),
+        malformed,
+    );
     wire::stream_response(lines, SSE, settings.between_chunks(), settings.frame_bytes)
 }
 

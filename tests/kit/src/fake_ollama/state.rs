@@ -12,7 +12,9 @@ use axum::response::Response;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::{Counters, FakeModel, Mode, RecordedRequest, Reply, canonical_name, default_models, wire};
+use super::{
+    Counters, FakeModel, Mode, RecordedRequest, Reply, canonical_name, default_models, wire,
+};
 
 /// Largest request body the fake reads (real requests are far smaller).
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -63,12 +65,18 @@ impl Inner {
     pub fn set_models(&mut self, models: Vec<FakeModel>) {
         self.models = models
             .into_iter()
-            .map(|m| FakeModel { name: canonical_name(&m.name), ..m })
+            .map(|m| FakeModel {
+                name: canonical_name(&m.name),
+                ..m
+            })
             .collect();
     }
 
     pub fn add_model(&mut self, model: FakeModel) {
-        let model = FakeModel { name: canonical_name(&model.name), ..model };
+        let model = FakeModel {
+            name: canonical_name(&model.name),
+            ..model
+        };
         match self.models.iter_mut().find(|m| m.name == model.name) {
             Some(existing) => *existing = model,
             None => self.models.push(model),
@@ -88,19 +96,27 @@ impl Inner {
 
     /// The next queued reply, or one that echoes the last user message.
     pub fn take_reply(&mut self, echo: &str) -> Reply {
-        self.replies.pop_front().unwrap_or_else(|| Reply::text(echo))
+        self.replies
+            .pop_front()
+            .unwrap_or_else(|| Reply::text(echo))
     }
 }
 
 impl Shared {
     pub fn new() -> Self {
         let (shutdown, _) = watch::channel(false);
-        Self { inner: Mutex::new(Inner::new()), shutdown }
+        Self {
+            inner: Mutex::new(Inner::new()),
+            shutdown,
+        }
     }
 
     /// Runs `f` with the state locked (never across an await).
     pub fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
-        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut inner)
     }
 
@@ -129,7 +145,11 @@ enum Gate {
 
 /// Logs the request (method, path, lowercase headers, JSON body), counts it, then applies
 /// the mode: down and fail-next answer with an error, hang never answers, slow delays.
-pub(crate) async fn record_and_gate(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+pub(crate) async fn record_and_gate(
+    State(shared): State<Arc<Shared>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(bytes) => bytes,
@@ -139,29 +159,48 @@ pub(crate) async fn record_and_gate(State(shared): State<Arc<Shared>>, req: Requ
     let headers: BTreeMap<String, String> = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
 
     let gate = shared.with(|s| {
-        s.log.push(RecordedRequest { method: parts.method.to_string(), path: path.clone(), headers, body });
+        s.log.push(RecordedRequest {
+            method: parts.method.to_string(),
+            path: path.clone(),
+            headers,
+            body,
+        });
         s.counters.total += 1;
         *s.counters.by_path.entry(path.clone()).or_default() += 1;
         if s.fail_next > 0 && MODEL_PATHS.contains(&path.as_str()) {
             s.fail_next -= 1;
-            return Gate::Fail { status: 503, message: "fake failure (fail-next)".into() };
+            return Gate::Fail {
+                status: 503,
+                message: "fake failure (fail-next)".into(),
+            };
         }
         match &s.mode {
-            Mode::Down { status, message } => Gate::Fail { status: *status, message: message.clone() },
+            Mode::Down { status, message } => Gate::Fail {
+                status: *status,
+                message: message.clone(),
+            },
             Mode::Hang => Gate::Hang,
-            Mode::Slow { first_chunk_ms, .. } => Gate::Pass { first_delay: Duration::from_millis(*first_chunk_ms) },
-            Mode::Normal | Mode::ErrorAfter { .. } | Mode::Malformed { .. } => {
-                Gate::Pass { first_delay: Duration::ZERO }
-            }
+            Mode::Slow { first_chunk_ms, .. } => Gate::Pass {
+                first_delay: Duration::from_millis(*first_chunk_ms),
+            },
+            Mode::Normal | Mode::ErrorAfter { .. } | Mode::Malformed { .. } => Gate::Pass {
+                first_delay: Duration::ZERO,
+            },
         }
     });
 
@@ -177,7 +216,8 @@ pub(crate) async fn record_and_gate(State(shared): State<Arc<Shared>>, req: Requ
             if !first_delay.is_zero() {
                 tokio::time::sleep(first_delay).await;
             }
-            next.run(Request::from_parts(parts, Body::from(bytes))).await
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
         }
     }
 }

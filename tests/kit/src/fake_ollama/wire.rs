@@ -24,12 +24,18 @@ pub(crate) struct Settings {
 
 impl Settings {
     pub fn read(shared: &Shared) -> Self {
-        shared.with(|s| Self { mode: s.mode.clone(), chunk_chars: s.chunk_chars, frame_bytes: s.frame_bytes })
+        shared.with(|s| Self {
+            mode: s.mode.clone(),
+            chunk_chars: s.chunk_chars,
+            frame_bytes: s.frame_bytes,
+        })
     }
 
     pub fn between_chunks(&self) -> Duration {
         match self.mode {
-            Mode::Slow { between_chunks_ms, .. } => Duration::from_millis(between_chunks_ms),
+            Mode::Slow {
+                between_chunks_ms, ..
+            } => Duration::from_millis(between_chunks_ms),
             _ => Duration::ZERO,
         }
     }
@@ -82,15 +88,27 @@ pub(crate) fn openai_error_body(status: u16, message: &str) -> Value {
 
 pub(crate) fn json_response(status: u16, body: &Value) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// A body that is cut short, for the malformed mode on non-streaming requests.
 pub(crate) fn truncated_json(body: &Value) -> Response {
     let text = body.to_string();
     let cut = text.len() / 2;
-    let cut = (0..=cut).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], text[..cut].to_string())
+    let cut = (0..=cut)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        text[..cut].to_string(),
+    )
         .into_response()
 }
 
@@ -116,7 +134,11 @@ pub(crate) fn pieces(text: &str, chunk_chars: Option<usize>) -> Vec<String> {
             let mut prev_space = false;
             for c in text.chars() {
                 let space = c.is_whitespace();
-                if space && !prev_space && !current.is_empty() && !current.chars().all(char::is_whitespace) {
+                if space
+                    && !prev_space
+                    && !current.is_empty()
+                    && !current.chars().all(char::is_whitespace)
+                {
                     out.push(std::mem::take(&mut current));
                 }
                 current.push(c);
@@ -138,7 +160,10 @@ pub(crate) fn estimate_tokens(text: &str) -> u32 {
 
 /// The prompt tokens of a chat request: the estimate over all message contents.
 pub(crate) fn prompt_tokens(messages: &[Value]) -> u32 {
-    messages.iter().map(|m| estimate_tokens(m["content"].as_str().unwrap_or(""))).sum()
+    messages
+        .iter()
+        .map(|m| estimate_tokens(m["content"].as_str().unwrap_or("")))
+        .sum()
 }
 
 /// The content of the last `user` message.
@@ -186,7 +211,11 @@ pub(crate) fn stream_response(
                 tokio::time::sleep(between).await;
             }
             let frames: Vec<Bytes> = match frame_bytes {
-                Some(n) => line.as_bytes().chunks(n).map(Bytes::copy_from_slice).collect(),
+                Some(n) => line
+                    .as_bytes()
+                    .chunks(n)
+                    .map(Bytes::copy_from_slice)
+                    .collect(),
                 None => vec![Bytes::from(line)],
             };
             let split = frames.len() > 1;
@@ -202,7 +231,12 @@ pub(crate) fn stream_response(
             }
         }
     });
-    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], Body::from_stream(ReceiverStream::new(rx))).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(ReceiverStream::new(rx)),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -211,7 +245,10 @@ mod tests {
 
     #[test]
     fn word_pieces_keep_leading_spaces_like_tokens() {
-        assert_eq!(pieces("Hello big  world", None), ["Hello", " big", "  world"]);
+        assert_eq!(
+            pieces("Hello big  world", None),
+            ["Hello", " big", "  world"]
+        );
         assert_eq!(pieces(" lead", None), [" lead"]);
         assert_eq!(pieces("", None), Vec::<String>::new());
     }

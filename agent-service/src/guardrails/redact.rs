@@ -1,0 +1,1026 @@
+//! Output redaction of PII and secrets: the built-in patterns, their validators (Luhn,
+//! IBAN mod-97, SSN areas) and the match-and-replace engine shared with streaming.
+//!
+//! Every pattern is compiled once (ASCII mode, so `\b` is an ASCII word boundary and the
+//! lazy DFA stays usable on any input) and a [`RegexSet`] over all of them is the hot-path
+//! prefilter: a clean text costs one DFA pass and no allocation.
+//!
+//! From the patterns' syntax trees the engine also derives what streaming needs: how many
+//! bytes of look-ahead decide a match (the hold-back) and which characters no pattern can
+//! ever match (a "break" ends every possible match, so text before it can be emitted).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+use super::stream::StreamRedactor;
+
+/// A redaction rule. [`Rule::as_str`] is the metric label and the replacement tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    Email,
+    Phone,
+    CardNumber,
+    NationalId,
+    Iban,
+    ApiKey,
+    BearerToken,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 7] = [
+        Rule::Email,
+        Rule::Phone,
+        Rule::CardNumber,
+        Rule::NationalId,
+        Rule::Iban,
+        Rule::ApiKey,
+        Rule::BearerToken,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Email => "email",
+            Rule::Phone => "phone",
+            Rule::CardNumber => "card_number",
+            Rule::NationalId => "national_id",
+            Rule::Iban => "iban",
+            Rule::ApiKey => "api_key",
+            Rule::BearerToken => "bearer_token",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+
+    fn replacement(self) -> &'static str {
+        match self {
+            Rule::Email => "[REDACTED:email]",
+            Rule::Phone => "[REDACTED:phone]",
+            Rule::CardNumber => "[REDACTED:card_number]",
+            Rule::NationalId => "[REDACTED:national_id]",
+            Rule::Iban => "[REDACTED:iban]",
+            Rule::ApiKey => "[REDACTED:api_key]",
+            Rule::BearerToken => "[REDACTED:bearer_token]",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of rules, as a bit mask over [`Rule`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct RuleSet(u8);
+
+impl RuleSet {
+    pub(super) fn contains(self, rule: Rule) -> bool {
+        self.0 & rule.bit() != 0
+    }
+
+    pub(super) fn insert(&mut self, rule: Rule) {
+        self.0 |= rule.bit();
+    }
+
+    pub(super) fn union(&mut self, other: RuleSet) {
+        self.0 |= other.0;
+    }
+
+    pub(super) fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The labels of the rules in the set, in [`Rule::ALL`] order.
+    pub(super) fn labels(self) -> Vec<&'static str> {
+        Rule::ALL
+            .into_iter()
+            .filter(|r| self.contains(*r))
+            .map(Rule::as_str)
+            .collect()
+    }
+}
+
+impl FromIterator<Rule> for RuleSet {
+    fn from_iter<I: IntoIterator<Item = Rule>>(iter: I) -> Self {
+        let mut set = RuleSet::default();
+        for rule in iter {
+            set.insert(rule);
+        }
+        set
+    }
+}
+
+/// Redacts PII and secrets. Cheap to clone (shared compiled patterns).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redactor {
+    enabled: RuleSet,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor")
+            .field("rules", &self.enabled.labels())
+            .finish()
+    }
+}
+
+/// The result of redacting one text: the text and the rules that fired (metric labels).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redacted<'a> {
+    pub text: Cow<'a, str>,
+    pub rules: Vec<&'static str>,
+}
+
+impl Redactor {
+    /// The built-in patterns (also used by the log writer before any policy is loaded).
+    pub fn builtin() -> Self {
+        Self::with_rules(Rule::ALL)
+    }
+
+    /// Only the given rules (a policy can switch rules off).
+    pub fn with_rules(rules: impl IntoIterator<Item = Rule>) -> Self {
+        Self {
+            enabled: rules.into_iter().collect(),
+        }
+    }
+
+    /// The rules this redactor applies.
+    pub fn rules(&self) -> impl Iterator<Item = Rule> + '_ {
+        Rule::ALL.into_iter().filter(|r| self.enabled.contains(*r))
+    }
+
+    pub fn redact<'a>(&self, text: &'a str) -> Redacted<'a> {
+        let (text, fired) = self.redact_text(text);
+        Redacted {
+            text,
+            rules: fired.labels(),
+        }
+    }
+
+    fn redact_text<'a>(&self, text: &'a str) -> (Cow<'a, str>, RuleSet) {
+        let mut candidates = Vec::new();
+        scan(self.enabled, text, 0, &mut candidates);
+        let mut regions = Vec::new();
+        let fired = regions_before(&candidates, text.len(), &mut regions);
+        if regions.is_empty() {
+            return (Cow::Borrowed(text), fired);
+        }
+        let mut out = String::with_capacity(text.len());
+        assemble(text, 0, text.len(), &regions, &mut out);
+        (Cow::Owned(out), fired)
+    }
+
+    /// Redacts every string inside a JSON value, in place; returns the rules that fired.
+    pub fn redact_json(&self, v: &mut serde_json::Value) -> Vec<&'static str> {
+        let mut fired = RuleSet::default();
+        self.redact_value(v, &mut fired);
+        fired.labels()
+    }
+
+    fn redact_value(&self, v: &mut serde_json::Value, fired: &mut RuleSet) {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => {
+                let (text, rules) = self.redact_text(s);
+                if let Cow::Owned(text) = text {
+                    fired.union(rules);
+                    *s = text;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| self.redact_value(i, fired)),
+            Value::Object(map) => map.values_mut().for_each(|i| self.redact_value(i, fired)),
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+
+    pub fn stream(&self) -> StreamRedactor {
+        StreamRedactor::new(self.enabled)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Patterns
+
+/// Pushes the byte ranges of `text` (a match, or its `secret` group) to redact, if any.
+type Validator = fn(text: &str, out: &mut Vec<Range<usize>>);
+
+/// `(rule, pattern, validator)`. A pattern with a `secret` group redacts only (parts of)
+/// that group; otherwise (parts of) the whole match. Patterns are compiled in ASCII mode.
+/// Each must be bounded, or a bounded head followed by one greedy open-ended run: that is
+/// what lets streaming decide a match with a fixed look-ahead (checked when compiling).
+const PATTERNS: &[(Rule, &str, Validator)] = &[
+    (
+        Rule::Email,
+        r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62}[A-Za-z0-9])?\.[A-Za-z]{2,18}\b",
+        always,
+    ),
+    // International: +CC and 1-6 groups, 8-15 digits in all (E.164).
+    (
+        Rule::Phone,
+        r"\+[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,5}\)?){0,5}[ .-]?[0-9]{1,5}\b",
+        e164_prefix,
+    ),
+    // NANP: (415) 555-0132, 415-555-0132, 1 415 555 0132, 4155550132.
+    (
+        Rule::Phone,
+        r"(?:\b1[ .-]?)?(?:\([2-9][0-9]{2}\)[ .-]?|\b[2-9][0-9]{2}[ .-]?)[2-9][0-9]{2}[ .-]?[0-9]{4}\b",
+        always,
+    ),
+    // A whole run of digit groups; the validator finds the card numbers in it.
+    (
+        Rule::CardNumber,
+        r"\b[0-9](?:[ -]?[0-9]){12,}",
+        card_numbers,
+    ),
+    // US SSN.
+    (Rule::NationalId, r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b", ssn),
+    // UK National Insurance number.
+    (
+        Rule::NationalId,
+        r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]\b",
+        nino,
+    ),
+    (
+        Rule::Iban,
+        r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
+        iban,
+    ),
+    // OpenAI / Anthropic style: sk-…, sk-proj-…, sk-ant-….
+    (Rule::ApiKey, r"\bsk-[A-Za-z0-9_-]{20,}", random_key),
+    // Stripe.
+    (
+        Rule::ApiKey,
+        r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",
+        always,
+    ),
+    // AWS access key id.
+    (Rule::ApiKey, r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", always),
+    // GitHub tokens.
+    (Rule::ApiKey, r"\bgh[pousr]_[A-Za-z0-9]{36,}", always),
+    (Rule::ApiKey, r"\bgithub_pat_[A-Za-z0-9_]{22,}", always),
+    // Slack.
+    (Rule::ApiKey, r"\bxox[abprs]-[A-Za-z0-9-]{10,}", has_digit),
+    // Google API key.
+    (Rule::ApiKey, r"\bAIza[0-9A-Za-z_-]{35}", always),
+    // Generic assignments: api_key=…, "token": "…", client_secret: ….
+    (
+        Rule::ApiKey,
+        r#"(?i)\b(?:api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret|(?:access|auth|refresh|api)[_-]?token|token|secret)["']? {0,3}[:=] {0,3}["']?(?P<secret>[A-Za-z0-9._~+/=-]{8,})"#,
+        token_like,
+    ),
+    (
+        Rule::ApiKey,
+        r#"(?i)\b(?:password|passwd|pwd)["']? {0,3}[:=] {0,3}["']?(?P<secret>[A-Za-z0-9!#$%&*+./=?@^_~-]{4,})"#,
+        always,
+    ),
+    // HTTP Basic credentials (user:password in base64).
+    (
+        Rule::ApiKey,
+        r#"(?i)\bauthorization["']? {0,3}[:=] {0,3}["']?basic {1,3}(?P<secret>[A-Za-z0-9+/=]{4,})"#,
+        always,
+    ),
+    (
+        Rule::BearerToken,
+        r"(?i)\bbearer {1,3}(?P<secret>[A-Za-z0-9._~+/=-]{8,})",
+        token_like,
+    ),
+];
+
+struct Pattern {
+    rule: Rule,
+    regex: Regex,
+    secret_group: Option<usize>,
+    validate: Validator,
+}
+
+/// The compiled patterns and what streaming derives from them.
+pub(super) struct Engine {
+    patterns: Vec<Pattern>,
+    set: RegexSet,
+    /// Bytes of look-ahead that decide any match (see [`decision_len`]).
+    pub(super) holdback: usize,
+    /// ASCII characters that no pattern can match.
+    ascii_breaks: [bool; 128],
+    /// Whether no pattern can match any non-ASCII character.
+    non_ascii_breaks: bool,
+}
+
+impl Engine {
+    /// Whether no match can contain `c` (so none can span it).
+    pub(super) fn is_break(&self, c: char) -> bool {
+        match usize::try_from(u32::from(c)) {
+            Ok(i) if i < 128 => self.ascii_breaks[i],
+            _ => self.non_ascii_breaks,
+        }
+    }
+}
+
+pub(super) fn engine() -> &'static Engine {
+    // The patterns are constants that every test compiles, so this cannot fail at run time.
+    static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
+        compile(PATTERNS).unwrap_or_else(|e| panic!("built-in redaction pattern: {e}"))
+    });
+    &ENGINE
+}
+
+fn compile(table: &[(Rule, &str, Validator)]) -> Result<Engine, String> {
+    let mut patterns = Vec::with_capacity(table.len());
+    let mut holdback = 0;
+    let mut matchable = [false; 128];
+    let mut non_ascii = false;
+    for &(rule, src, validate) in table {
+        let regex = RegexBuilder::new(src)
+            .unicode(false)
+            .build()
+            .map_err(|e| format!("{src}: {e}"))?;
+        let hir = regex_syntax::ParserBuilder::new()
+            .unicode(false)
+            .utf8(true)
+            .build()
+            .parse(src)
+            .map_err(|e| format!("{src}: {e}"))?;
+        if hir.properties().minimum_len().unwrap_or(0) == 0 {
+            return Err(format!("{src}: can match the empty string"));
+        }
+        let decide = decision_len(&hir)
+            .ok_or_else(|| format!("{src}: not bounded nor a bounded head and one open run"))?;
+        holdback = holdback.max(decide);
+        mark_matchable(&hir, &mut matchable, &mut non_ascii);
+        let secret_group = regex.capture_names().position(|n| n == Some("secret"));
+        patterns.push(Pattern {
+            rule,
+            regex,
+            secret_group,
+            validate,
+        });
+    }
+    let set = RegexSetBuilder::new(table.iter().map(|p| p.1))
+        .unicode(false)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Engine {
+        patterns,
+        set,
+        holdback,
+        ascii_breaks: matchable.map(|m| !m),
+        non_ascii_breaks: !non_ascii,
+    })
+}
+
+/// How many bytes of text, from a match's start, decide the leftmost-first match there.
+/// For a bounded pattern that is its maximum length. For `head run{min,}` (a bounded head
+/// and one greedy open-ended run last) it is the head's maximum plus `min` runs: once that
+/// much text is there the pattern has matched, and a longer match only extends the run up
+/// to the end of the text, where streaming treats it as still open.
+fn decision_len(hir: &Hir) -> Option<usize> {
+    if let Some(n) = hir.properties().maximum_len() {
+        return Some(n);
+    }
+    match hir.kind() {
+        HirKind::Capture(c) => decision_len(&c.sub),
+        HirKind::Concat(parts) => {
+            let (last, head) = parts.split_last()?;
+            let head_max = head
+                .iter()
+                .map(|h| h.properties().maximum_len())
+                .sum::<Option<usize>>()?;
+            Some(head_max + open_run_min(last)?)
+        }
+        _ => open_run_min(hir),
+    }
+}
+
+fn open_run_min(hir: &Hir) -> Option<usize> {
+    match hir.kind() {
+        HirKind::Capture(c) => open_run_min(&c.sub),
+        HirKind::Repetition(r) if r.max.is_none() && r.greedy => {
+            let unit = r.sub.properties().maximum_len()?;
+            usize::try_from(r.min).ok().map(|m| m * unit)
+        }
+        _ => None,
+    }
+}
+
+fn mark_matchable(hir: &Hir, ascii: &mut [bool; 128], non_ascii: &mut bool) {
+    let mut mark = |lo: u32, hi: u32| {
+        for c in lo..=hi.min(127) {
+            ascii[c as usize] = true;
+        }
+        if hi > 127 {
+            *non_ascii = true;
+        }
+    };
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => {}
+        HirKind::Literal(lit) => lit.0.iter().for_each(|&b| mark(b.into(), b.into())),
+        HirKind::Class(Class::Unicode(cls)) => cls
+            .iter()
+            .for_each(|r| mark(r.start().into(), r.end().into())),
+        HirKind::Class(Class::Bytes(cls)) => cls
+            .iter()
+            .for_each(|r| mark(r.start().into(), r.end().into())),
+        HirKind::Repetition(r) => mark_matchable(&r.sub, ascii, non_ascii),
+        HirKind::Capture(c) => mark_matchable(&c.sub, ascii, non_ascii),
+        HirKind::Concat(hs) | HirKind::Alternation(hs) => {
+            hs.iter().for_each(|h| mark_matchable(h, ascii, non_ascii))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Matching
+
+/// One match of one pattern, valid or not. Streaming never cuts inside a candidate, valid
+/// or not, so that it resumes scanning exactly where a whole-text scan would.
+#[derive(Debug, Clone)]
+pub(super) struct Candidate {
+    pub(super) start: usize,
+    pub(super) end: usize,
+    /// The spans to replace (within the `secret` group, or the whole match); none if the
+    /// validator rejected the match.
+    secrets: Vec<Range<usize>>,
+    rule: Rule,
+    pattern: usize,
+}
+
+/// A span to replace, the union of overlapping valid candidates.
+#[derive(Debug, Clone)]
+pub(super) struct Region {
+    start: usize,
+    end: usize,
+    rule: Rule,
+}
+
+/// Appends the candidates of the enabled rules that start at or after `from`; the text
+/// before `from` is context only (for `\b`).
+pub(super) fn scan(enabled: RuleSet, hay: &str, from: usize, out: &mut Vec<Candidate>) {
+    let engine = engine();
+    let hits = engine.set.matches_at(hay, from);
+    if !hits.matched_any() {
+        return;
+    }
+    for idx in hits.iter() {
+        let p = &engine.patterns[idx];
+        if !enabled.contains(p.rule) {
+            continue;
+        }
+        let mut pos = from;
+        while pos < hay.len() {
+            let found = match p.secret_group {
+                Some(group) => p.regex.captures_at(hay, pos).and_then(|caps| {
+                    let whole = caps.get(0)?;
+                    let secret = caps.get(group).unwrap_or(whole);
+                    Some((whole.range(), secret.range()))
+                }),
+                None => p.regex.find_at(hay, pos).map(|m| (m.range(), m.range())),
+            };
+            let Some((whole, secret)) = found else { break };
+            if whole.is_empty() {
+                break;
+            }
+            let mut secrets = Vec::new();
+            (p.validate)(&hay[secret.clone()], &mut secrets);
+            for r in &mut secrets {
+                *r = secret.start + r.start..secret.start + r.end;
+            }
+            out.push(Candidate {
+                start: whole.start,
+                end: whole.end,
+                secrets,
+                rule: p.rule,
+                pattern: idx,
+            });
+            pos = whole.end;
+        }
+    }
+}
+
+/// Fills `out` with the regions of valid candidates that end by `upto`, merged where they
+/// overlap and labelled with the first (leftmost, then longest, then earliest pattern);
+/// returns every rule that contributed.
+pub(super) fn regions_before(
+    candidates: &[Candidate],
+    upto: usize,
+    out: &mut Vec<Region>,
+) -> RuleSet {
+    let mut spans: Vec<(&Range<usize>, &Candidate)> = candidates
+        .iter()
+        .filter(|c| c.end <= upto)
+        .flat_map(|c| c.secrets.iter().map(move |s| (s, c)))
+        .collect();
+    spans.sort_by_key(|(s, c)| (s.start, std::cmp::Reverse(s.end), c.pattern));
+    let mut fired = RuleSet::default();
+    for (span, c) in spans {
+        fired.insert(c.rule);
+        match out.last_mut() {
+            Some(last) if span.start < last.end => last.end = last.end.max(span.end),
+            _ => out.push(Region {
+                start: span.start,
+                end: span.end,
+                rule: c.rule,
+            }),
+        }
+    }
+    fired
+}
+
+/// Appends `hay[from..to]` with `regions` (sorted, within the range) replaced.
+pub(super) fn assemble(hay: &str, from: usize, to: usize, regions: &[Region], out: &mut String) {
+    let mut pos = from;
+    for r in regions {
+        out.push_str(&hay[pos..r.start]);
+        out.push_str(r.rule.replacement());
+        pos = r.end;
+    }
+    out.push_str(&hay[pos..to]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Validators
+
+fn always(text: &str, out: &mut Vec<Range<usize>>) {
+    out.push(0..text.len());
+}
+
+fn whole_if(ok: bool, text: &str, out: &mut Vec<Range<usize>>) {
+    if ok {
+        out.push(0..text.len());
+    }
+}
+
+fn has_digit(text: &str, out: &mut Vec<Range<usize>>) {
+    whole_if(text.bytes().any(|b| b.is_ascii_digit()), text, out);
+}
+
+/// A key body that looks generated, not hyphenated prose (`sk-learn-and-numpy`): it has a
+/// digit, or a run of at least 20 letters and digits.
+fn random_key(text: &str, out: &mut Vec<Range<usize>>) {
+    let digit = text.bytes().any(|b| b.is_ascii_digit());
+    let long_run = text.split(['-', '_']).any(|segment| segment.len() >= 20);
+    whole_if(digit || long_run, text, out);
+}
+
+/// A value that looks generated: letters and digits, or long enough to be a token anyway.
+fn token_like(text: &str, out: &mut Vec<Range<usize>>) {
+    let digit = text.bytes().any(|b| b.is_ascii_digit());
+    let alpha = text.bytes().any(|b| b.is_ascii_alphabetic());
+    whole_if(text.len() >= 24 || (digit && alpha), text, out);
+}
+
+/// The byte ranges of the runs of ASCII digits in `text`.
+fn digit_groups(text: &str) -> Vec<Range<usize>> {
+    let mut groups = Vec::new();
+    let mut start = None;
+    for (i, b) in text.bytes().enumerate() {
+        match (b.is_ascii_digit(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                groups.push(s..i);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        groups.push(s..text.len());
+    }
+    groups
+}
+
+/// International numbers: the longest prefix of digit groups with 8-15 digits (E.164),
+/// so trailing digits that are not part of the number (a year, a count) stay.
+fn e164_prefix(text: &str, out: &mut Vec<Range<usize>>) {
+    let mut digits = 0;
+    let mut best = None;
+    for g in digit_groups(text) {
+        digits += g.len();
+        if (8..=15).contains(&digits) {
+            best = Some(g.end);
+        }
+    }
+    if let Some(end) = best {
+        out.push(0..end);
+    }
+}
+
+/// Card numbers inside a run of digit groups: from each group, the longest run of groups
+/// with 13-19 digits that passes the Luhn check. Groups other than the last have at least
+/// 4 digits (4-4-4-4, 4-6-5, 4-4-4-4-3 or none), which keeps dates and phone numbers out.
+fn card_numbers(text: &str, out: &mut Vec<Range<usize>>) {
+    let groups = digit_groups(text);
+    let mut i = 0;
+    while i < groups.len() {
+        let mut found = None;
+        let mut digits = 0;
+        for (j, g) in groups.iter().enumerate().skip(i) {
+            digits += g.len();
+            if digits > 19 {
+                break;
+            }
+            if digits >= 13 && luhn(&text[groups[i].start..g.end]) {
+                found = Some(j);
+            }
+            if g.len() < 4 {
+                break;
+            }
+        }
+        match found {
+            Some(j) => {
+                out.push(groups[i].start..groups[j].end);
+                i = j + 1;
+            }
+            None => i += 1,
+        }
+    }
+}
+
+fn digits(s: &str) -> impl DoubleEndedIterator<Item = u32> + '_ {
+    s.bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| u32::from(b - b'0'))
+}
+
+fn luhn(s: &str) -> bool {
+    let mut count = 0;
+    let mut sum = 0;
+    for (i, d) in digits(s).rev().enumerate() {
+        count += 1;
+        sum += if i % 2 == 1 {
+            let twice = d * 2;
+            if twice > 9 { twice - 9 } else { twice }
+        } else {
+            d
+        };
+    }
+    (13..=19).contains(&count) && sum % 10 == 0
+}
+
+/// US SSN: area not 000, 666 or 9xx; group not 00; serial not 0000.
+fn ssn(text: &str, out: &mut Vec<Range<usize>>) {
+    let mut parts = text.split('-');
+    let ok = match (parts.next(), parts.next(), parts.next()) {
+        (Some(area), Some(group), Some(serial)) => {
+            area != "000"
+                && area != "666"
+                && !area.starts_with('9')
+                && group != "00"
+                && serial != "0000"
+        }
+        _ => false,
+    };
+    whole_if(ok, text, out);
+}
+
+/// UK NINO: the prefixes never issued are excluded (the letter classes do the rest).
+fn nino(text: &str, out: &mut Vec<Range<usize>>) {
+    let ok = !matches!(
+        text.get(..2),
+        Some("BG" | "GB" | "KN" | "NK" | "NT" | "TN" | "ZZ")
+    );
+    whole_if(ok, text, out);
+}
+
+/// IBAN lengths of the countries that issue them (ECBS registry).
+#[rustfmt::skip]
+const IBAN_LENGTHS: &[(&str, usize)] = &[
+    ("AD", 24), ("AE", 23), ("AL", 28), ("AT", 20), ("AZ", 28), ("BA", 20), ("BE", 16),
+    ("BG", 22), ("BH", 22), ("BR", 29), ("CH", 21), ("CR", 22), ("CY", 28), ("CZ", 24),
+    ("DE", 22), ("DK", 18), ("DO", 28), ("EE", 20), ("EG", 29), ("ES", 24), ("FI", 18),
+    ("FO", 18), ("FR", 27), ("GB", 22), ("GE", 22), ("GI", 23), ("GL", 18), ("GR", 27),
+    ("GT", 28), ("HR", 21), ("HU", 28), ("IE", 22), ("IL", 23), ("IS", 26), ("IT", 27),
+    ("JO", 30), ("KW", 30), ("KZ", 20), ("LB", 28), ("LI", 21), ("LT", 20), ("LU", 20),
+    ("LV", 21), ("MC", 27), ("MD", 24), ("ME", 22), ("MK", 19), ("MR", 27), ("MT", 31),
+    ("MU", 30), ("NL", 18), ("NO", 15), ("PK", 24), ("PL", 28), ("PS", 29), ("PT", 25),
+    ("QA", 29), ("RO", 24), ("RS", 22), ("SA", 24), ("SE", 24), ("SI", 19), ("SK", 24),
+    ("SM", 27), ("TN", 24), ("TR", 26), ("UA", 29), ("VG", 24), ("XK", 20),
+];
+
+fn iban(text: &str, out: &mut Vec<Range<usize>>) {
+    whole_if(iban_valid(text), text, out);
+}
+
+/// IBAN: the country's length (15-34 for countries not listed) and mod-97 == 1.
+fn iban_valid(s: &str) -> bool {
+    let compact: Vec<u8> = s.bytes().filter(|b| *b != b' ').collect();
+    let Some(country) = compact.get(..2) else {
+        return false;
+    };
+    let length_ok = match IBAN_LENGTHS.iter().find(|(cc, _)| cc.as_bytes() == country) {
+        Some(&(_, n)) => compact.len() == n,
+        None => (15..=34).contains(&compact.len()),
+    };
+    if !length_ok {
+        return false;
+    }
+    let (head, rest) = compact.split_at(4);
+    let mut rem: u32 = 0;
+    for &b in rest.iter().chain(head) {
+        rem = match b {
+            b'0'..=b'9' => (rem * 10 + u32::from(b - b'0')) % 97,
+            b'A'..=b'Z' => (rem * 100 + u32::from(b - b'A') + 10) % 97,
+            _ => return false,
+        };
+    }
+    rem == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(input, expected)`: the redacted text, with every rule enabled.
+    fn check(cases: &[(&str, &str)]) {
+        let r = Redactor::builtin();
+        for (input, expected) in cases {
+            assert_eq!(r.redact(input).text, *expected, "input: {input:?}");
+        }
+    }
+
+    /// Texts nothing should touch: the result must borrow the input.
+    fn check_clean(cases: &[&str]) {
+        let r = Redactor::builtin();
+        for input in cases {
+            let out = r.redact(input);
+            assert!(
+                matches!(out.text, Cow::Borrowed(_)) && out.rules.is_empty(),
+                "{input:?} was redacted to {:?} by {:?}",
+                out.text,
+                out.rules
+            );
+        }
+    }
+
+    #[test]
+    fn email() {
+        check(&[
+            ("mail bob@example.com now", "mail [REDACTED:email] now"),
+            ("<Alice.Smith+tag@mail.example.co.uk>", "<[REDACTED:email]>"),
+            (
+                "end of sentence: ops@acme.io.",
+                "end of sentence: [REDACTED:email].",
+            ),
+            (
+                "mailto:x_y%z@sub-domain.example.org",
+                "mailto:[REDACTED:email]",
+            ),
+        ]);
+        check_clean(&["user@localhost", "npm i left-pad@1.3.0", "@handle and a@b"]);
+    }
+
+    #[test]
+    fn phone() {
+        check(&[
+            ("call +44 20 7946 0958 today", "call [REDACTED:phone] today"),
+            ("+1 (415) 555-0132", "[REDACTED:phone]"),
+            ("tel +4915112345678.", "tel [REDACTED:phone]."),
+            ("+33 1 42 68 53 00", "[REDACTED:phone]"),
+            (
+                "(415) 555-0132 or 415.555.0132",
+                "[REDACTED:phone] or [REDACTED:phone]",
+            ),
+            ("ring 1-800-555-0199", "ring [REDACTED:phone]"),
+            ("num 4155550132!", "num [REDACTED:phone]!"),
+        ]);
+        check_clean(&[
+            "ticket T-1001 and invoice INV-2001",
+            "in 2024, on 2024-01-15 at 10:30:00",
+            "total $1,234.56 or 1234.56 EUR",
+            "order 555-123-4567",
+            "epoch 1712345678 and +15% growth",
+            "version 1.2.3.4",
+        ]);
+    }
+
+    #[test]
+    fn card_number() {
+        check(&[
+            (
+                "card 4111 1111 1111 1111 ok",
+                "card [REDACTED:card_number] ok",
+            ),
+            ("4111-1111-1111-1111", "[REDACTED:card_number]"),
+            ("5500005555555559", "[REDACTED:card_number]"),
+            ("amex 378282246310005.", "amex [REDACTED:card_number]."),
+        ]);
+        check_clean(&[
+            "4111 1111 1111 1112",
+            "1234 5678 9012 3456",
+            "id 12345678901234567890123",
+            "4111 1111 111",
+        ]);
+    }
+
+    #[test]
+    fn national_id() {
+        check(&[
+            ("ssn 123-45-6789.", "ssn [REDACTED:national_id]."),
+            ("NINO JK 12 34 56 D", "NINO [REDACTED:national_id]"),
+            ("AB123456C", "[REDACTED:national_id]"),
+        ]);
+        check_clean(&[
+            "000-12-3456",
+            "666-12-3456",
+            "912-34-5678",
+            "123-00-4567",
+            "123-45-0000",
+            "GB123456A",
+            "QQ 12 34 56 C",
+            "date 2024-01-15",
+        ]);
+    }
+
+    #[test]
+    fn iban() {
+        check(&[
+            (
+                "pay GB82 WEST 1234 5698 7654 32 now",
+                "pay [REDACTED:iban] now",
+            ),
+            ("DE89370400440532013000", "[REDACTED:iban]"),
+            ("FR14 2004 1010 0505 0001 3M02 606", "[REDACTED:iban]"),
+        ]);
+        check_clean(&[
+            "GB83 WEST 1234 5698 7654 32",
+            "DE89370400440532013001",
+            "GB82 WEST 1234 5698 7654",
+            "AB12 CDEF GHIJ KLMN",
+        ]);
+    }
+
+    #[test]
+    fn api_key() {
+        check(&[
+            (
+                "key sk-proj-Abc123def456ghi789jkl012mno345",
+                "key [REDACTED:api_key]",
+            ),
+            ("sk-proj-abcdefghijklmnopqrstuvwx", "[REDACTED:api_key]"),
+            ("AKIAIOSFODNN7EXAMPLE", "[REDACTED:api_key]"),
+            (
+                "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB",
+                "[REDACTED:api_key]",
+            ),
+            ("xoxb-1234567890-abcdefghij", "[REDACTED:api_key]"),
+            (
+                "AIzaSyA1234567890abcdefghijklmnopqrstuv",
+                "[REDACTED:api_key]",
+            ),
+            ("sk_live_4eC39HqLyjWDarjtT1zdp7dc", "[REDACTED:api_key]"),
+            ("api_key=abc123xyz789", "api_key=[REDACTED:api_key]"),
+            (
+                r#"{"token": "f00ba4c0ffee1234"}"#,
+                r#"{"token": "[REDACTED:api_key]"}"#,
+            ),
+            (
+                "client_secret: s3cr3tV4lue",
+                "client_secret: [REDACTED:api_key]",
+            ),
+            ("password=hunter2", "password=[REDACTED:api_key]"),
+            (
+                "Authorization: Basic dXNlcjpwYXNz",
+                "Authorization: Basic [REDACTED:api_key]",
+            ),
+        ]);
+        check_clean(&[
+            "we use sk-learn-and-numpy-for-everything",
+            "the token: expiration",
+            "task-1234567890abcdefghijk",
+            "AKIA is a prefix",
+            "secret sauce",
+            "a basic dXNlcjpwYXNz question",
+        ]);
+    }
+
+    #[test]
+    fn bearer_token() {
+        check(&[
+            (
+                "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc_DEF-123",
+                "Authorization: Bearer [REDACTED:bearer_token]",
+            ),
+            ("bearer  abc123def456", "bearer  [REDACTED:bearer_token]"),
+        ]);
+        check_clean(&["the bearer instrument", "Bearer of bad news"]);
+    }
+
+    #[test]
+    fn overlapping_matches_merge() {
+        // The assignment and the sk- pattern both match the same key.
+        check(&[(
+            "api_key: sk-abcdefghij1234567890XYZ and done",
+            "api_key: [REDACTED:api_key] and done",
+        )]);
+    }
+
+    #[test]
+    fn rules_fired_are_reported_once() {
+        let out = Redactor::builtin().redact("a@b.io c@d.io 4111111111111111");
+        assert_eq!(out.rules, vec!["email", "card_number"]);
+    }
+
+    #[test]
+    fn disabled_rules_do_not_fire() {
+        let r = Redactor::with_rules([Rule::CardNumber]);
+        let out = r.redact("bob@example.com 4111111111111111");
+        assert_eq!(out.text, "bob@example.com [REDACTED:card_number]");
+        assert_eq!(r.rules().collect::<Vec<_>>(), vec![Rule::CardNumber]);
+    }
+
+    #[test]
+    fn redaction_is_idempotent() {
+        let r = Redactor::builtin();
+        let once = r
+            .redact("token: abc123def456 bob@x.io +44 20 7946 0958")
+            .text;
+        assert_eq!(r.redact(&once).text, once);
+    }
+
+    #[test]
+    fn non_ascii_text() {
+        check(&[
+            ("café bob@example.com ✓", "café [REDACTED:email] ✓"),
+            ("é4111111111111111é", "é[REDACTED:card_number]é"),
+        ]);
+        check_clean(&["日本語のテキスト", "ünïcödé"]);
+    }
+
+    #[test]
+    fn redact_json_walks_values_not_keys() {
+        let mut v = serde_json::json!({
+            "bob@example.com": "bob@example.com",
+            "nested": [{"card": "4111 1111 1111 1111"}, 42, null, true],
+            "clean": "nothing here",
+        });
+        let rules = Redactor::builtin().redact_json(&mut v);
+        assert_eq!(rules, vec!["email", "card_number"]);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "bob@example.com": "[REDACTED:email]",
+                "nested": [{"card": "[REDACTED:card_number]"}, 42, null, true],
+                "clean": "nothing here",
+            })
+        );
+    }
+
+    #[test]
+    fn engine_facts() {
+        let e = engine();
+        assert!(
+            e.holdback >= 64 && e.holdback <= 256,
+            "holdback {}",
+            e.holdback
+        );
+        for c in [
+            '\n', '\r', '\t', ',', ';', '"', '<', '>', '[', ']', '{', '}', '|', '\\',
+        ] {
+            let expected = !matches!(c, '"' | '\'');
+            assert_eq!(e.is_break(c), expected, "{c:?}");
+        }
+        for c in ['a', '0', ' ', '.', '-', '@', '+', '('] {
+            assert!(!e.is_break(c), "{c:?}");
+        }
+        assert!(e.is_break('é'));
+    }
+
+    #[test]
+    fn validators() {
+        fn ranges(v: Validator, text: &str) -> Vec<(usize, usize)> {
+            let mut out = Vec::new();
+            v(text, &mut out);
+            out.into_iter().map(|r| (r.start, r.end)).collect()
+        }
+        assert!(luhn("4111111111111111") && !luhn("4111111111111112"));
+        assert!(!luhn("0"), "too short");
+        assert!(iban_valid("GB82WEST12345698765432") && !iban_valid("GB82WEST1234569876543"));
+        assert!(ranges(ssn, "123-45").is_empty());
+        assert_eq!(ranges(e164_prefix, "+44 20 7946 0958"), [(0, 16)]);
+        assert_eq!(ranges(e164_prefix, "+44 20 7946 0958 2024"), [(0, 16)]);
+        assert!(ranges(e164_prefix, "+1 234").is_empty());
+        assert_eq!(
+            ranges(card_numbers, "4111 1111 1111 1111 5500 0055 5555 5559"),
+            [(0, 19), (20, 39)]
+        );
+        assert_eq!(ranges(card_numbers, "1234 4111 1111 1111 1111"), [(5, 24)]);
+    }
+
+    #[test]
+    fn clean_text_does_not_allocate() {
+        let text = "The quick brown fox jumps over the lazy dog. Ticket T-1001 was closed on \
+                    2024-01-15 after invoice INV-2001 ($1,299.00) was paid. "
+            .repeat(8);
+        assert!(text.len() >= 1000);
+        assert!(matches!(
+            Redactor::builtin().redact(&text).text,
+            Cow::Borrowed(_)
+        ));
+    }
+}
