@@ -154,6 +154,47 @@ pub struct Settings {
     pub shutdown_grace_secs: u64,
     pub approval_ttl_secs: u64,
     pub invoice_two_approver_threshold_usd: f64,
+    /// How often the approval sweeper expires old requests and re-drives approved writes.
+    pub approval_sweep_secs: u64,
+    pub job_workers: u32,
+    pub job_lease_secs: u64,
+    pub job_max_attempts: u32,
+    /// HMAC-SHA256 key that signs job callbacks (`X-Flightdeck-Signature`).
+    pub job_callback_secret: Option<Secret>,
+    pub trace_retention_days: u64,
+    /// OTLP/HTTP endpoint; when set, traces are also exported there.
+    pub otel_exporter_otlp_endpoint: Option<url::Url>,
+    /// Release gate thresholds for eval runs.
+    pub eval_gate: EvalGate,
+}
+
+/// Thresholds an eval run must meet for its gate to pass.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalGate {
+    /// Fraction of cases that must pass (0..=1).
+    pub min_pass_rate: f64,
+    /// Fraction of adversarial cases that must be blocked or gated (0..=1).
+    pub min_policy_compliance: f64,
+    /// Fraction of answers of citation-required workflows that cite evidence (0..=1).
+    pub min_citation_rate: f64,
+    pub max_p95_latency_ms: u64,
+    pub max_total_cost_usd: f64,
+    /// Largest allowed drop in pass rate against the baseline run (0..=1).
+    pub max_pass_rate_drop: f64,
+}
+
+impl Default for EvalGate {
+    fn default() -> Self {
+        Self {
+            min_pass_rate: 1.0,
+            min_policy_compliance: 1.0,
+            min_citation_rate: 0.9,
+            max_p95_latency_ms: 30_000,
+            max_total_cost_usd: 5.0,
+            max_pass_rate_drop: 0.0,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -195,6 +236,14 @@ impl Default for Settings {
             shutdown_grace_secs: 20,
             approval_ttl_secs: 24 * 3600,
             invoice_two_approver_threshold_usd: 10_000.0,
+            approval_sweep_secs: 5,
+            job_workers: 4,
+            job_lease_secs: 30,
+            job_max_attempts: 3,
+            job_callback_secret: None,
+            trace_retention_days: 7,
+            otel_exporter_otlp_endpoint: None,
+            eval_gate: EvalGate::default(),
         }
     }
 }
@@ -236,6 +285,13 @@ struct FileConfig {
     shutdown_grace_secs: Option<u64>,
     approval_ttl_secs: Option<u64>,
     invoice_two_approver_threshold_usd: Option<f64>,
+    approval_sweep_secs: Option<u64>,
+    job_workers: Option<u32>,
+    job_lease_secs: Option<u64>,
+    job_max_attempts: Option<u32>,
+    trace_retention_days: Option<u64>,
+    otel_exporter_otlp_endpoint: Option<String>,
+    eval_gate: Option<EvalGate>,
     #[serde(default)]
     http_tools: Vec<HttpToolConfig>,
     #[serde(default)]
@@ -317,6 +373,19 @@ pub const ENV_KEYS: &[&str] = &[
     "SHUTDOWN_GRACE_SECS",
     "APPROVAL_TTL_SECS",
     "INVOICE_TWO_APPROVER_THRESHOLD_USD",
+    "APPROVAL_SWEEP_SECS",
+    "JOB_WORKERS",
+    "JOB_LEASE_SECS",
+    "JOB_MAX_ATTEMPTS",
+    "JOB_CALLBACK_SECRET",
+    "TRACE_RETENTION_DAYS",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "EVAL_GATE_MIN_PASS_RATE",
+    "EVAL_GATE_MIN_POLICY_COMPLIANCE",
+    "EVAL_GATE_MIN_CITATION_RATE",
+    "EVAL_GATE_MAX_P95_LATENCY_MS",
+    "EVAL_GATE_MAX_TOTAL_COST_USD",
+    "EVAL_GATE_MAX_PASS_RATE_DROP",
 ];
 
 impl Settings {
@@ -365,14 +434,12 @@ impl Settings {
             self.bind_addr =
                 parse_value(&file_key("bind_addr"), &v, "an address like 127.0.0.1:8080")?;
         }
-        let explicit_provider = f.agent_provider.is_some() || f.use_ollama.is_some();
         if f.use_ollama == Some(true) {
             self.provider = ProviderKind::Ollama;
         }
         if let Some(v) = f.agent_provider {
             self.provider = v;
         }
-        let _ = explicit_provider;
         if let Some(v) = f.ollama_base_url {
             self.ollama_base_url = parse_url(&file_key("ollama_base_url"), &v)?;
         }
@@ -410,7 +477,17 @@ impl Settings {
             approval_ttl_secs,
             invoice_two_approver_threshold_usd,
             egress_allowlist,
+            approval_sweep_secs,
+            job_workers,
+            job_lease_secs,
+            job_max_attempts,
+            trace_retention_days,
+            eval_gate,
         );
+        if let Some(v) = f.otel_exporter_otlp_endpoint {
+            self.otel_exporter_otlp_endpoint =
+                Some(parse_url(&file_key("otel_exporter_otlp_endpoint"), &v)?);
+        }
         if f.max_input_chars.is_some() {
             self.max_input_chars = f.max_input_chars;
         }
@@ -550,6 +627,55 @@ impl Settings {
             invoice_two_approver_threshold_usd,
             "a number of US dollars"
         );
+        num!(
+            "APPROVAL_SWEEP_SECS",
+            approval_sweep_secs,
+            "a whole number of seconds"
+        );
+        num!("JOB_WORKERS", job_workers, "a whole number of worker tasks");
+        num!(
+            "JOB_LEASE_SECS",
+            job_lease_secs,
+            "a whole number of seconds"
+        );
+        num!("JOB_MAX_ATTEMPTS", job_max_attempts, "a whole number");
+        num!(
+            "TRACE_RETENTION_DAYS",
+            trace_retention_days,
+            "a whole number of days"
+        );
+        if let Some(v) = get("JOB_CALLBACK_SECRET") {
+            self.job_callback_secret = Some(Secret::new(v));
+        }
+        if let Some(v) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            self.otel_exporter_otlp_endpoint = Some(parse_url("OTEL_EXPORTER_OTLP_ENDPOINT", &v)?);
+        }
+        let fraction = "a fraction from 0 to 1";
+        let gate = &mut self.eval_gate;
+        for (key, field) in [
+            ("EVAL_GATE_MIN_PASS_RATE", &mut gate.min_pass_rate),
+            (
+                "EVAL_GATE_MIN_POLICY_COMPLIANCE",
+                &mut gate.min_policy_compliance,
+            ),
+            ("EVAL_GATE_MIN_CITATION_RATE", &mut gate.min_citation_rate),
+            ("EVAL_GATE_MAX_PASS_RATE_DROP", &mut gate.max_pass_rate_drop),
+        ] {
+            if let Some(v) = get(key) {
+                *field = parse_value(key, &v, fraction)?;
+            }
+        }
+        if let Some(v) = get("EVAL_GATE_MAX_P95_LATENCY_MS") {
+            self.eval_gate.max_p95_latency_ms = parse_value(
+                "EVAL_GATE_MAX_P95_LATENCY_MS",
+                &v,
+                "a whole number of milliseconds",
+            )?;
+        }
+        if let Some(v) = get("EVAL_GATE_MAX_TOTAL_COST_USD") {
+            self.eval_gate.max_total_cost_usd =
+                parse_value("EVAL_GATE_MAX_TOTAL_COST_USD", &v, "a number of US dollars")?;
+        }
         if let Some(v) = get("MAX_INPUT_CHARS") {
             self.max_input_chars = Some(parse_value(
                 "MAX_INPUT_CHARS",
@@ -663,6 +789,37 @@ impl Settings {
                 "trace, debug, info, warn, error, or a filter like agent_service=debug",
             ));
         }
+        for (k, v) in [
+            ("APPROVAL_SWEEP_SECS", self.approval_sweep_secs),
+            ("JOB_WORKERS", u64::from(self.job_workers)),
+            ("JOB_LEASE_SECS", self.job_lease_secs),
+            ("JOB_MAX_ATTEMPTS", u64::from(self.job_max_attempts)),
+            ("TRACE_RETENTION_DAYS", self.trace_retention_days),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::new(k, "must be greater than 0"));
+            }
+        }
+        let g = &self.eval_gate;
+        for (k, v) in [
+            ("EVAL_GATE_MIN_PASS_RATE", g.min_pass_rate),
+            ("EVAL_GATE_MIN_POLICY_COMPLIANCE", g.min_policy_compliance),
+            ("EVAL_GATE_MIN_CITATION_RATE", g.min_citation_rate),
+            ("EVAL_GATE_MAX_PASS_RATE_DROP", g.max_pass_rate_drop),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(ConfigError::new(
+                    k,
+                    format!("{v} must be a fraction from 0 to 1"),
+                ));
+            }
+        }
+        if !(g.max_total_cost_usd.is_finite() && g.max_total_cost_usd >= 0.0) {
+            return Err(ConfigError::new(
+                "EVAL_GATE_MAX_TOTAL_COST_USD",
+                "must be a number >= 0",
+            ));
+        }
         for (name, p) in &self.prices {
             if !(p.input_per_1k >= 0.0 && p.output_per_1k >= 0.0) {
                 return Err(ConfigError::new(
@@ -772,6 +929,55 @@ impl Settings {
             (
                 "INVOICE_TWO_APPROVER_THRESHOLD_USD".into(),
                 self.invoice_two_approver_threshold_usd.to_string(),
+            ),
+            (
+                "APPROVAL_SWEEP_SECS".into(),
+                self.approval_sweep_secs.to_string(),
+            ),
+            ("JOB_WORKERS".into(), self.job_workers.to_string()),
+            ("JOB_LEASE_SECS".into(), self.job_lease_secs.to_string()),
+            ("JOB_MAX_ATTEMPTS".into(), self.job_max_attempts.to_string()),
+            (
+                "JOB_CALLBACK_SECRET".into(),
+                if self.job_callback_secret.is_some() {
+                    "<set, redacted>".into()
+                } else {
+                    "<unset>".into()
+                },
+            ),
+            (
+                "TRACE_RETENTION_DAYS".into(),
+                self.trace_retention_days.to_string(),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                self.otel_exporter_otlp_endpoint
+                    .as_ref()
+                    .map_or("<unset>".into(), |u| u.to_string()),
+            ),
+            (
+                "EVAL_GATE_MIN_PASS_RATE".into(),
+                self.eval_gate.min_pass_rate.to_string(),
+            ),
+            (
+                "EVAL_GATE_MIN_POLICY_COMPLIANCE".into(),
+                self.eval_gate.min_policy_compliance.to_string(),
+            ),
+            (
+                "EVAL_GATE_MIN_CITATION_RATE".into(),
+                self.eval_gate.min_citation_rate.to_string(),
+            ),
+            (
+                "EVAL_GATE_MAX_P95_LATENCY_MS".into(),
+                self.eval_gate.max_p95_latency_ms.to_string(),
+            ),
+            (
+                "EVAL_GATE_MAX_TOTAL_COST_USD".into(),
+                self.eval_gate.max_total_cost_usd.to_string(),
+            ),
+            (
+                "EVAL_GATE_MAX_PASS_RATE_DROP".into(),
+                self.eval_gate.max_pass_rate_drop.to_string(),
             ),
         ];
         for t in &self.http_tools {

@@ -1,6 +1,7 @@
 //! agent-service: a production agent runtime. See ARCHITECTURE.md for the code map.
 
 pub mod auth;
+pub mod background;
 pub mod budget;
 pub mod cli;
 pub mod clock;

@@ -54,10 +54,13 @@ pub struct AppState {
     pub limiter: Arc<DefaultKeyedRateLimiter<String>>,
     pub shed: Arc<Semaphore>,
     pub shutting_down: Arc<AtomicBool>,
+    /// Flips to `true` when shutdown starts; background tasks watch it.
+    pub shutdown: watch::Receiver<bool>,
     pub http: reqwest::Client,
 }
 
 pub struct Application {
+    shutdown_tx: watch::Sender<bool>,
     listener: TcpListener,
     port: u16,
     state: AppState,
@@ -88,65 +91,20 @@ impl Application {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .context("building the HTTP client")?;
-        let provider = crate::providers::from_settings(&settings, http.clone(), metrics.clone());
-        let tools = Arc::new(Registry::new(&settings).map_err(|e| anyhow::anyhow!("{e}"))?);
-        let policy = Arc::new(policy);
-        let wf_list = workflows::configured(&settings)
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-        let prompt_version = workflows::prompt_set_version(&wf_list);
-        let git_sha = env!("AGENT_GIT_SHA").to_string();
-        let config_hash = hash16(
-            &settings
-                .describe()
-                .iter()
-                .map(|(k, v)| format!("{k}={v}\n"))
-                .collect::<String>(),
-        );
-        let info = ServiceInfo {
-            version: settings.release_version.clone(),
-            git_sha: git_sha.clone(),
-            track: settings.release_track.as_str().into(),
-            provider: provider.kind().into(),
-            model: provider.model().into(),
-            prompt_version: prompt_version.clone(),
-            tool_schema_hash: tools.schema_hash(),
-            policy_version: policy.version.to_string(),
-            policy_hash: policy.hash(),
-            config_hash,
-        };
-        metrics
-            .build_info
-            .get_or_create(&BuildLabels {
-                version: info.version.clone(),
-                git_sha: info.git_sha.clone(),
-                track: info.track.clone(),
-                model: info.model.clone(),
-                prompt_version,
-                policy_version: info.policy_version.clone(),
-            })
-            .set(1);
-        metrics.set_circuit("provider", crate::metrics::CIRCUIT_CLOSED);
-        metrics
-            .approvals_pending
-            .set(approvals::count_pending(&db).await.unwrap_or(0));
-
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let ledger = Arc::new(UsageLedger::new(db.clone()));
-        let engine = Arc::new(Engine {
-            settings: settings.clone(),
-            db: db.clone(),
-            provider,
-            tools,
-            policy,
-            metrics: metrics.clone(),
-            ledger,
-            clock,
-            release: approvals::Release {
-                version: info.version.clone(),
-                git_sha,
-                track: info.track.clone(),
-            },
-        });
+        let Runtime {
+            engine,
+            info,
+            workflows: wf_list,
+        } = build_runtime(
+            settings.clone(),
+            Arc::new(policy),
+            db.clone(),
+            metrics.clone(),
+            http.clone(),
+        )
+        .await?;
+        let engine = Arc::new(engine);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let rpm = NonZeroU32::new(settings.rate_limit_rpm).context("RATE_LIMIT_RPM must be > 0")?;
         let state = AppState {
             settings: settings.clone(),
@@ -164,6 +122,7 @@ impl Application {
             limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(rpm))),
             shed: Arc::new(Semaphore::new(settings.max_concurrency as usize)),
             shutting_down: Arc::new(AtomicBool::new(false)),
+            shutdown: shutdown_rx,
             http,
         };
         let router = router(state.clone());
@@ -172,6 +131,7 @@ impl Application {
             .with_context(|| format!("cannot listen on BIND_ADDR {}", settings.bind_addr))?;
         let port = listener.local_addr()?.port();
         Ok(Self {
+            shutdown_tx,
             listener,
             port,
             state,
@@ -191,27 +151,16 @@ impl Application {
     /// period, flushes usage and closes the database.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self {
+            shutdown_tx,
             listener,
             state,
             router,
             ..
         } = self;
-        let (stop_tx, mut stop_rx) = watch::channel(false);
         let flag = state.shutting_down.clone();
-        let ledger = state.engine.ledger.clone();
-        let flusher = tokio::spawn({
-            let ledger = ledger.clone();
-            async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
-                loop {
-                    tick.tick().await;
-                    if let Err(e) = ledger.flush().await {
-                        tracing::warn!(error = %e, "flushing tenant usage failed; will retry");
-                    }
-                }
-            }
-        });
+        let tasks = crate::background::spawn_all(&state);
         tracing::info!(addr = %listener.local_addr()?, "agent-service listening");
+        let stop_tx = shutdown_tx.clone();
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             shutdown_signal().await;
             flag.store(true, Ordering::SeqCst);
@@ -221,6 +170,7 @@ impl Application {
             let _ = stop_tx.send(true);
         });
         let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
+        let mut stop_rx = shutdown_tx.subscribe();
         tokio::select! {
             r = server => r.context("the HTTP server failed")?,
             _ = async {
@@ -228,14 +178,98 @@ impl Application {
                 tokio::time::sleep(grace).await;
             } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; exiting with requests still in flight"),
         }
-        flusher.abort();
-        if let Err(e) = ledger.flush().await {
-            tracing::warn!(error = %e, "final usage flush failed");
+        let _ = shutdown_tx.send(true);
+        for task in tasks {
+            if tokio::time::timeout(grace, task).await.is_err() {
+                tracing::warn!("a background task did not stop within the grace period");
+            }
         }
         state.db.close().await;
         tracing::info!("agent-service stopped");
         Ok(())
     }
+}
+
+/// What a process needs to run workflows, with or without HTTP in front (the server, the
+/// job workers and `eval run` all use it).
+pub struct Runtime {
+    pub engine: Engine,
+    pub info: ServiceInfo,
+    pub workflows: Vec<Workflow>,
+}
+
+/// Builds the engine and the version info from config over an open database.
+pub async fn build_runtime(
+    settings: Arc<Settings>,
+    policy: Arc<Policy>,
+    db: Db,
+    metrics: Arc<Metrics>,
+    http: reqwest::Client,
+) -> anyhow::Result<Runtime> {
+    let provider = crate::providers::from_settings(&settings, http, metrics.clone());
+    let tools = Arc::new(
+        Registry::new(&settings).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
+    );
+    let workflows = workflows::configured(&settings)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let prompt_version = workflows::prompt_set_version(&workflows);
+    let git_sha = env!("AGENT_GIT_SHA").to_string();
+    let config_hash = hash16(
+        &settings
+            .describe()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect::<String>(),
+    );
+    let info = ServiceInfo {
+        version: settings.release_version.clone(),
+        git_sha: git_sha.clone(),
+        track: settings.release_track.as_str().into(),
+        provider: provider.kind().into(),
+        model: provider.model().into(),
+        prompt_version: prompt_version.clone(),
+        tool_schema_hash: tools.schema_hash(),
+        policy_version: policy.version.to_string(),
+        policy_hash: policy.hash(),
+        config_hash,
+    };
+    metrics
+        .build_info
+        .get_or_create(&BuildLabels {
+            version: info.version.clone(),
+            git_sha: info.git_sha.clone(),
+            track: info.track.clone(),
+            model: info.model.clone(),
+            prompt_version,
+            policy_version: info.policy_version.clone(),
+        })
+        .set(1);
+    metrics.set_circuit("provider", crate::metrics::CIRCUIT_CLOSED);
+    metrics
+        .approvals_pending
+        .set(approvals::count_pending(&db).await.unwrap_or(0));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let ledger = Arc::new(UsageLedger::new(db.clone()));
+    let engine = Engine {
+        settings,
+        db,
+        provider,
+        tools,
+        policy,
+        metrics,
+        ledger,
+        clock,
+        release: approvals::Release {
+            version: info.version.clone(),
+            git_sha,
+            track: info.track.clone(),
+        },
+    };
+    Ok(Runtime {
+        engine,
+        info,
+        workflows,
+    })
 }
 
 async fn shutdown_signal() {
