@@ -14,7 +14,7 @@ cargo build --release --locked -p agent-service -q
 BIN=target/release/agent-service
 WORK=$(mktemp -d)
 trap 'kill "$PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-export DATABASE_URL="sqlite://$WORK/bench.db" LOG_LEVEL=warn RATE_LIMIT_RPM=100000000 \
+export DATABASE_URL="sqlite://$WORK/bench.db" LOG_LEVEL="${LOG_LEVEL:-warn}" RATE_LIMIT_RPM=100000000 \
   MAX_CONCURRENCY=4096 TENANT_DAILY_TOKEN_BUDGET=100000000000 TENANT_DAILY_COST_BUDGET_USD=100000000
 KEY=$("$BIN" seed-demo 2>/dev/null | awk -F'\t' '$1=="invoke" && $2=="demo" {print $3}')
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

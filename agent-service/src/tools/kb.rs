@@ -3,8 +3,11 @@
 //! retrieval service (`RETRIEVAL_URL`), whose failure makes the tool `Unavailable` so the
 //! `faq` workflow can answer in its degraded "no retrieval" mode.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use reqwest::header::ACCEPT;
 use serde::{Deserialize, Serialize};
@@ -43,10 +46,15 @@ pub(super) struct Query {
     limit: Option<usize>,
 }
 
+/// How long a tenant's indexed articles are reused before they are read again. Tools
+/// never write articles, so this only delays edits made by other means (seeding, admin
+/// SQL) by at most this long.
+const INDEX_TTL: Duration = Duration::from_secs(5);
+
 /// Where `kb_search` looks.
 pub(super) enum Search {
-    /// The tenant's `kb_articles` rows.
-    Local,
+    /// The tenant's `kb_articles` rows, tokenised once and cached per tenant.
+    Local(LocalIndex),
     /// `GET {url}?q=…&tenant=…&limit=…` answering `{"articles": [{id, title, snippet, score}]}`.
     Remote { url: Url, egress: Egress },
 }
@@ -70,7 +78,7 @@ impl Search {
     pub(super) async fn search(&self, ctx: &ToolCtx, q: &Query) -> Result<Value, ToolError> {
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
         let hits = match self {
-            Self::Local => local(ctx, &q.query, limit).await?,
+            Self::Local(index) => rank(&index.articles(ctx).await?, &q.query, limit),
             Self::Remote { url, egress } => remote(url, egress, ctx, &q.query, limit).await?,
         };
         Ok(json!({ "articles": hits }))
@@ -84,7 +92,55 @@ struct Article {
     tags: String,
 }
 
-async fn local(ctx: &ToolCtx, query: &str, limit: usize) -> Result<Vec<Hit>, ToolError> {
+/// An article with its terms worked out once.
+pub(super) struct Indexed {
+    article: Article,
+    title: BTreeSet<String>,
+    tags: BTreeSet<String>,
+    body: BTreeSet<String>,
+}
+
+impl From<Article> for Indexed {
+    fn from(a: Article) -> Self {
+        Self {
+            title: terms(&a.title),
+            tags: terms(&a.tags),
+            body: terms(&a.body),
+            article: a,
+        }
+    }
+}
+
+type TenantIndex = (Instant, Arc<Vec<Indexed>>);
+
+/// Per-tenant cache of indexed articles.
+#[derive(Default)]
+pub(super) struct LocalIndex {
+    cache: Mutex<HashMap<String, TenantIndex>>,
+}
+
+impl LocalIndex {
+    async fn articles(&self, ctx: &ToolCtx) -> Result<Arc<Vec<Indexed>>, ToolError> {
+        if let Some((at, index)) = self
+            .cache
+            .lock()
+            .expect("kb cache lock")
+            .get(ctx.tenant.as_str())
+            && at.elapsed() < INDEX_TTL
+        {
+            return Ok(index.clone());
+        }
+        let index: Arc<Vec<Indexed>> =
+            Arc::new(load(ctx).await?.into_iter().map(Indexed::from).collect());
+        self.cache.lock().expect("kb cache lock").insert(
+            ctx.tenant.as_str().to_string(),
+            (Instant::now(), index.clone()),
+        );
+        Ok(index)
+    }
+}
+
+async fn load(ctx: &ToolCtx) -> Result<Vec<Article>, ToolError> {
     let rows = sqlx::query("SELECT id, title, body, tags FROM kb_articles WHERE tenant = $1")
         .bind(ctx.tenant.as_str())
         .fetch_all(ctx.db.pool())
@@ -102,7 +158,7 @@ async fn local(ctx: &ToolCtx, query: &str, limit: usize) -> Result<Vec<Hit>, Too
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(|e| ToolError::db(KB_SEARCH, &e))?;
-    Ok(rank(articles, query, limit))
+    Ok(articles)
 }
 
 /// Lower-cased words of two or more characters, without stopwords, with a plural `s` cut.
@@ -118,7 +174,7 @@ fn terms(text: &str) -> BTreeSet<String> {
 }
 
 /// The best `limit` articles by weighted term overlap, ties broken by id.
-fn rank(articles: Vec<Article>, query: &str, limit: usize) -> Vec<Hit> {
+fn rank(articles: &[Indexed], query: &str, limit: usize) -> Vec<Hit> {
     let wanted = terms(query);
     if wanted.is_empty() {
         return Vec::new();
@@ -126,19 +182,18 @@ fn rank(articles: Vec<Article>, query: &str, limit: usize) -> Vec<Hit> {
     let best = u32::try_from(wanted.len())
         .unwrap_or(u32::MAX)
         .saturating_mul(TITLE_WEIGHT + TAG_WEIGHT + BODY_WEIGHT);
-    let mut scored: Vec<(u32, Article)> = articles
-        .into_iter()
+    let mut scored: Vec<(u32, &Article)> = articles
+        .iter()
         .filter_map(|a| {
-            let (title, tags, body) = (terms(&a.title), terms(&a.tags), terms(&a.body));
             let points: u32 = wanted
                 .iter()
                 .map(|t| {
-                    u32::from(title.contains(t)) * TITLE_WEIGHT
-                        + u32::from(tags.contains(t)) * TAG_WEIGHT
-                        + u32::from(body.contains(t)) * BODY_WEIGHT
+                    u32::from(a.title.contains(t)) * TITLE_WEIGHT
+                        + u32::from(a.tags.contains(t)) * TAG_WEIGHT
+                        + u32::from(a.body.contains(t)) * BODY_WEIGHT
                 })
                 .sum();
-            (points > 0).then_some((points, a))
+            (points > 0).then_some((points, &a.article))
         })
         .collect();
     scored.sort_by(|(pa, a), (pb, b)| pb.cmp(pa).then_with(|| a.id.cmp(&b.id)));
@@ -148,8 +203,8 @@ fn rank(articles: Vec<Article>, query: &str, limit: usize) -> Vec<Hit> {
         .map(|(points, a)| Hit {
             snippet: snippet(&a.body, &wanted),
             score: (f64::from(points) / f64::from(best) * 1000.0).round() / 1000.0,
-            id: a.id,
-            title: a.title,
+            id: a.id.clone(),
+            title: a.title.clone(),
         })
         .collect()
 }
@@ -243,12 +298,20 @@ mod tests {
             article("KB-4", "Unrelated", "Nothing.", "misc"),
             article("KB-0", "Other", "Also mentions refund.", ""),
         ];
-        let hits = rank(articles, "refunds", 10);
+        let indexed: Vec<Indexed> = articles.into_iter().map(Indexed::from).collect();
+        let hits = rank(&indexed, "refunds", 10);
         let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
         assert_eq!(ids, ["KB-1", "KB-2", "KB-0", "KB-3"]);
         assert_eq!(hits[0].score, 1.0);
         assert_eq!(hits[0].snippet, "Refunds take five days.");
-        assert!(rank(vec![article("KB-1", "x", "y", "z")], "the and of", 3).is_empty());
+        assert!(
+            rank(
+                &[Indexed::from(article("KB-1", "x", "y", "z"))],
+                "the and of",
+                3
+            )
+            .is_empty()
+        );
     }
 
     #[test]

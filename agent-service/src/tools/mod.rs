@@ -243,7 +243,7 @@ impl Registry {
             },
         )?;
         let search = match &settings.retrieval_url {
-            None => kb::Search::Local,
+            None => kb::Search::Local(kb::LocalIndex::default()),
             Some(url) => {
                 // The operator named this host; it is reachable whatever it resolves to.
                 let mut allow = settings.egress_allowlist.clone();
