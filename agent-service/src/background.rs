@@ -10,7 +10,13 @@ use crate::startup::AppState;
 
 /// Starts every background task of a serving process.
 pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
-    vec![tokio::spawn(usage_flusher(state.clone()))]
+    let mut tasks = vec![tokio::spawn(usage_flusher(state.clone()))];
+    tasks.extend(crate::jobs::spawn_tasks(state));
+    tasks.push(tokio::spawn(crate::approvals::sweeper(state.clone())));
+    tasks.push(tokio::spawn(crate::traces::writer::run(state.clone())));
+    tasks.push(tokio::spawn(crate::traces::retention::run(state.clone())));
+    tasks.push(tokio::spawn(crate::evals::worker::run(state.clone())));
+    tasks
 }
 
 /// Resolves when the process starts shutting down.

@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `migrate`, `keys create|list|revoke`, `seed-demo`,
-//! `check-config`.
+//! `check-config`, `eval run`.
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +33,40 @@ pub enum Command {
     SeedDemo,
     /// Print the effective configuration (secrets masked) and the pinned versions.
     CheckConfig,
+    /// Run eval suites and gate a release on them.
+    Eval {
+        #[command(subcommand)]
+        action: EvalCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Run a suite against the configured database and provider, store the run, write
+    /// <suite>-<run>.json, .md and .junit.xml reports and print a summary.
+    #[command(after_help = "Exit status: 0 the run completed (with --gate: and the gate passed); \
+                            1 the gate failed (--gate); 2 bad flags, unknown suite or baseline, malformed \
+                            suite file; 3 the run could not complete.")]
+    Run {
+        /// The suite to run (`golden`, `adversarial`, or one from --suites-dir).
+        #[arg(long)]
+        suite: String,
+        /// Exit with status 1 when the gate fails (thresholds: EVAL_GATE_*).
+        #[arg(long)]
+        gate: bool,
+        /// Compare with a completed run of the same suite: `latest` or a run id.
+        #[arg(long, value_name = "latest|RUN_ID")]
+        baseline: Option<String>,
+        /// Where the reports go (created if missing).
+        #[arg(long, value_name = "DIR", default_value = "reports")]
+        out: std::path::PathBuf,
+        /// Read suites from this directory's *.toml files instead of the shipped ones.
+        #[arg(long, value_name = "DIR")]
+        suites_dir: Option<std::path::PathBuf>,
+        /// The tenant that owns the stored run (whose keys can read it over the API).
+        #[arg(long, default_value = "eval")]
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,6 +21,7 @@ use crate::metrics::{Metrics, RequestLabels, TokenLabels, ToolLabels};
 use crate::providers::{ChatMessage, ChatRequest, Provider, ProviderError, ToolCall};
 use crate::tools::{ProposedChange, Registry, SideEffect, ToolCtx, ToolError};
 use crate::workflows::Workflow;
+use crate::traces::{RunTrace, SpanId, SpanKind, TraceHeader, TraceSink};
 
 /// How a run ended (the `status` of an invoke reply).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -116,6 +117,10 @@ pub struct Engine {
     pub ledger: Arc<UsageLedger>,
     pub clock: Arc<dyn Clock>,
     pub release: approvals::Release,
+    /// Where a gated write becomes a pending approval (refused while writes are frozen).
+    pub approvals: Arc<crate::approvals::ApprovalQueue>,
+    /// Where each run's trace goes (the background writer stores it).
+    pub traces: TraceSink,
 }
 
 /// Price of the scripted model's synthetic tokens (USD per 1k), so the demo shows cost.
@@ -131,6 +136,9 @@ struct Run<'a> {
     retrieval_called: bool,
     retrieval_down: bool,
     events: Option<&'a mpsc::UnboundedSender<RunEvent>>,
+    trace: &'a mut RunTrace,
+    /// The span of the tool call being handled (the parent of `approval.create`).
+    tool_span: SpanId,
 }
 
 impl Engine {
@@ -158,8 +166,10 @@ impl Engine {
         span.record("policy_version", self.policy.version.as_str());
         // Logged in full: the log writer redacts PII and secrets from every line.
         tracing::info!(input = %req.text, user_id = req.user_id.as_deref().unwrap_or(""), "run started");
+        let mut trace = self.begin_trace(req, started);
         self.metrics.inflight.inc();
-        let result = self.run_inner(req, events, started).await;
+        let result = self.run_inner(req, events, started, &mut trace).await;
+        finish_trace(trace, &result);
         self.metrics.inflight.dec();
         let status = match &result {
             Ok(o) => o.status.as_str(),
@@ -188,12 +198,39 @@ impl Engine {
         result
     }
 
+    /// Starts the run's trace: the root `request` span with who, what and which release.
+    fn begin_trace(&self, req: &RunRequest, started: Instant) -> RunTrace {
+        let mut trace = RunTrace::begin(
+            self.traces.clone(),
+            self.policy.clone(),
+            TraceHeader {
+                trace_id: req.trace_id.clone(),
+                tenant: req.principal.tenant.as_str().to_string(),
+                request_id: req.request_id.clone(),
+                workflow: req.workflow.name.to_string(),
+                user_id: req.user_id.clone(),
+                provider: self.provider.kind().to_string(),
+                model: self.provider.model().to_string(),
+                policy_version: self.policy.version.as_str().to_string(),
+                release_track: self.release.track.clone(),
+                release_version: self.release.version.clone(),
+                release_git_sha: self.release.git_sha.clone(),
+                started_at_ms: self.clock.now().timestamp_millis(),
+            },
+            started,
+        );
+        trace.input(&req.text);
+        trace
+    }
+
     async fn run_inner(
         &self,
         req: &RunRequest,
         events: Option<&mpsc::UnboundedSender<RunEvent>>,
         started: Instant,
+        trace: &mut RunTrace,
     ) -> Result<RunOutcome, Error> {
+        let tool_span = trace.root();
         let mut run = Run {
             engine: self,
             req,
@@ -204,9 +241,14 @@ impl Engine {
             retrieval_called: false,
             retrieval_down: false,
             events,
+            trace,
+            tool_span,
         };
 
         // Input guardrails first: a blocked input never reaches the model.
+        let guard_span = run
+            .trace
+            .start("guardrail.input", SpanKind::Internal, run.trace.root());
         let mut policy_check = self.policy.check_input(&req.text);
         if policy_check.is_ok()
             && let Some(max) = self.settings.max_input_chars
@@ -216,6 +258,10 @@ impl Engine {
                 rule: "input_too_large".into(),
                 message: format!("the input is longer than {max} characters"),
             });
+        }
+        match &policy_check {
+            Ok(()) => run.trace.guardrail(guard_span, "allow", &[]),
+            Err(block) => run.trace.guardrail(guard_span, "block", &[block.rule.as_str()]),
         }
         if let Err(block) = policy_check {
             self.metrics.guardrail_block(&block.rule);
@@ -248,6 +294,26 @@ impl Engine {
             run.usage.cost_usd,
         );
         outcome
+    }
+}
+
+/// Ends a run's trace with its outcome and hands it to the writer.
+fn finish_trace(mut trace: RunTrace, result: &Result<RunOutcome, Error>) {
+    match result {
+        Ok(o) => {
+            let root = trace.root();
+            if let Some(kind) = o.budget_kind {
+                trace.attr(root, "flightdeck.budget", kind.as_str());
+            }
+            if let Some(rule) = &o.guardrail_rule {
+                trace.attr(root, "flightdeck.guardrail.rule", rule.as_str());
+            }
+            if let Some(id) = &o.approval_request_id {
+                trace.attr(root, "flightdeck.approval.id", id.as_str());
+            }
+            trace.finish(o.status.as_str(), None, Some(&o.answer));
+        }
+        Err(e) => trace.finish("error", Some(e.code.as_str()), Some(&e.message)),
     }
 }
 
@@ -382,10 +448,20 @@ impl Run<'_> {
                 tools: tool_defs.clone(),
                 max_tokens: remaining,
             };
-            let response = self.call_model(&request).await?;
+            let llm_span =
+                self.trace
+                    .llm_start(engine.provider.kind(), engine.provider.model(), remaining);
+            let response = match self.call_model(&request).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.trace.fail(llm_span, e.code.as_str());
+                    return Err(e);
+                }
+            };
             let (pin, pout) = engine.price(&response.model);
             let cost = f64::from(response.usage.prompt_tokens) / 1000.0 * pin
                 + f64::from(response.usage.completion_tokens) / 1000.0 * pout;
+            self.trace.llm_end(llm_span, &response, cost);
             self.usage.prompt_tokens += response.usage.prompt_tokens;
             self.usage.completion_tokens += response.usage.completion_tokens;
             self.usage.cost_usd += cost;
@@ -433,8 +509,14 @@ impl Run<'_> {
                     arguments: shown_args,
                 });
 
+                let side_effect = engine.tools.get(&call.name).map(|s| s.side_effect.as_str());
+                let tool_span =
+                    self.trace
+                        .tool_start(&call.name, &call.id, side_effect, &call.arguments);
+                self.tool_span = tool_span;
                 if !tool_names.contains(&call.name.as_str()) {
                     let err = ToolError::UnknownTool(call.name.clone());
+                    self.trace.tool_end(tool_span, err.outcome(), None);
                     self.count_tool(&call.name, err.outcome());
                     messages.push(ChatMessage::tool(call, tool_message_content(&Err(err))));
                     continue;
@@ -444,9 +526,20 @@ impl Run<'_> {
                     .get(&call.name)
                     .is_some_and(|s| s.side_effect == SideEffect::Write);
                 if is_write {
-                    match self.gate_write(&ctx, call).await? {
-                        Ok(outcome) => return Ok(outcome),
+                    let gated = match self.gate_write(&ctx, call).await {
+                        Ok(g) => g,
+                        Err(e) => {
+                            self.trace.fail(tool_span, e.code.as_str());
+                            return Err(e);
+                        }
+                    };
+                    match gated {
+                        Ok(outcome) => {
+                            self.trace.tool_end(tool_span, "needs_approval", None);
+                            return Ok(outcome);
+                        }
                         Err(err) => {
+                            self.trace.tool_end(tool_span, err.outcome(), None);
                             self.count_tool(&call.name, err.outcome());
                             self.emit(RunEvent::ToolResult {
                                 name: call.name.clone(),
@@ -465,6 +558,14 @@ impl Run<'_> {
                     }
                     Err(e) => e.outcome(),
                 };
+                match &result {
+                    Ok(v) => self.trace.tool_end(tool_span, outcome, Some(v)),
+                    Err(e) => self.trace.tool_end(
+                        tool_span,
+                        outcome,
+                        Some(&json!({ "error": e.to_string() })),
+                    ),
+                }
                 if call.name == "kb_search" {
                     self.retrieval_called = true;
                     if matches!(result, Err(ToolError::Unavailable { .. })) {
@@ -580,8 +681,13 @@ impl Run<'_> {
             created_at: now,
             expires_at: now + (engine.settings.approval_ttl_secs as i64) * 1000,
         };
-        approvals::insert_pending(&engine.db, &record).await?;
-        engine.metrics.approvals_pending.inc();
+        let approval_span =
+            self.trace
+                .start("approval.create", SpanKind::Internal, self.tool_span);
+        // Stored with its audit event in one transaction; `writes_frozen` stores nothing.
+        engine.approvals.create(&record).await?;
+        self.trace
+            .approval_created(approval_span, &id, required, &change.resource);
         self.count_tool(&call.name, "needs_approval");
         tracing::info!(approval_id = %id, tool = %call.name, required_approvals = required, "write gated for approval");
         self.emit(RunEvent::ApprovalRequired {
@@ -601,9 +707,14 @@ impl Run<'_> {
         )))
     }
 
-    fn final_answer(&self, raw: String) -> RunOutcome {
+    fn final_answer(&mut self, raw: String) -> RunOutcome {
         let engine = self.engine;
+        let guard_span = self
+            .trace
+            .start("guardrail.output", SpanKind::Internal, self.trace.root());
         let redacted = engine.policy.redactor.redact(&raw);
+        let verdict = if redacted.rules.is_empty() { "allow" } else { "redacted" };
+        self.trace.guardrail(guard_span, verdict, &redacted.rules);
         for rule in &redacted.rules {
             engine.metrics.guardrail_block(&format!("redact_{rule}"));
         }
@@ -625,6 +736,8 @@ impl Run<'_> {
             let uncited = cited.is_empty() && !(self.retrieval_called && self.evidence.is_empty());
             if unknown || uncited {
                 engine.metrics.guardrail_block("citation_required");
+                self.trace.attr(guard_span, "flightdeck.guardrail.verdict", "block");
+                self.trace.attr(guard_span, "flightdeck.guardrail.rule", "citation_required");
                 tracing::warn!(
                     unknown,
                     uncited,

@@ -1,5 +1,6 @@
 //! agent-service: a production agent runtime. See ARCHITECTURE.md for the code map.
 
+pub mod approvals;
 pub mod auth;
 pub mod background;
 pub mod budget;
@@ -10,7 +11,9 @@ pub mod db;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod evals;
 pub mod guardrails;
+pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod providers;
@@ -19,4 +22,5 @@ pub mod routes;
 pub mod startup;
 pub mod telemetry;
 pub mod tools;
+pub mod traces;
 pub mod workflows;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use agent_service::cli::{Cli, Command, KeysCommand};
 use agent_service::config::Settings;
-use agent_service::db::{Db, demo, keys};
+use agent_service::db::{Db, audit, demo, keys};
 use agent_service::domain::{Role, Roles, TenantId};
 use agent_service::guardrails::{Policy, Redactor};
 use agent_service::startup::Application;
@@ -79,6 +79,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `eval run` has its own exit statuses (1 gate failed, 2 usage, 3 run failed).
+    if let Command::Eval { action } = command {
+        return runtime.block_on(agent_service::evals::command::run(
+            action.into(),
+            settings,
+            policy,
+        ));
+    }
     match runtime.block_on(run(command, settings, policy)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -106,6 +114,55 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Creates a key with its `key.created` audit event, in one transaction.
+async fn create_key(
+    db: &Db,
+    tenant: &TenantId,
+    name: &str,
+    roles: &Roles,
+    actor: &str,
+    policy: &Policy,
+) -> anyhow::Result<keys::NewKey> {
+    let now = now_ms();
+    let mut tx = db.pool().begin().await?;
+    let k = keys::create_in(&mut tx, tenant, name, roles, now).await?;
+    let event = audit::NewEvent {
+        chain: audit::Chain::Tenant(tenant.clone()),
+        actor: actor.into(),
+        action: "key.created".into(),
+        resource: format!("key/{}", k.key.id),
+        details: serde_json::json!({ "name": name, "roles": roles.to_csv() }),
+        request_id: None,
+        policy_version: policy.version.to_string(),
+    };
+    audit::append(&mut tx, &event, now).await?;
+    tx.commit().await?;
+    Ok(k)
+}
+
+/// Revokes a key with its `key.revoked` audit event, in one transaction; false when no
+/// live key has that id.
+async fn revoke_key(db: &Db, id: &str, policy: &Policy) -> anyhow::Result<bool> {
+    let now = now_ms();
+    let mut tx = db.pool().begin().await?;
+    let Some(tenant) = keys::revoke_in(&mut tx, id, now).await? else {
+        tx.rollback().await?;
+        return Ok(false);
+    };
+    let event = audit::NewEvent {
+        chain: audit::Chain::Tenant(tenant),
+        actor: "cli".into(),
+        action: "key.revoked".into(),
+        resource: format!("key/{id}"),
+        details: serde_json::json!({}),
+        request_id: None,
+        policy_version: policy.version.to_string(),
+    };
+    audit::append(&mut tx, &event, now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
@@ -129,7 +186,7 @@ async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Re
                         TenantId::parse(&tenant).map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
                     let roles =
                         Roles::parse(&roles).map_err(|e| anyhow::anyhow!("--roles: {e}"))?;
-                    let k = keys::create(&db, &tenant, &name, &roles, now_ms()).await?;
+                    let k = create_key(&db, &tenant, &name, &roles, "cli", &policy).await?;
                     eprintln!(
                         "created {} for tenant {} with roles {}; the key is shown only now:",
                         k.key.id,
@@ -165,7 +222,7 @@ async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Re
                     }
                 }
                 KeysCommand::Revoke { id } => {
-                    if keys::revoke(&db, &id, now_ms()).await? {
+                    if revoke_key(&db, &id, &policy).await? {
                         println!("revoked {id}");
                     } else {
                         anyhow::bail!(
@@ -191,12 +248,15 @@ async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Re
             created.push((Role::Invoke, other));
             for (role, tenant) in created {
                 let roles = Roles::parse(role.as_str()).map_err(anyhow::Error::msg)?;
-                let k =
-                    keys::create(&db, &tenant, &format!("demo-{role}"), &roles, now_ms()).await?;
+                let name = format!("demo-{role}");
+                let k = create_key(&db, &tenant, &name, &roles, "cli:seed-demo", &policy).await?;
                 println!("{role}\t{tenant}\t{}", k.plaintext);
             }
             db.close().await;
             Ok(())
+        }
+        Command::Eval { .. } => {
+            anyhow::bail!("`eval` is dispatched before the other commands; this is a bug")
         }
         Command::CheckConfig => {
             println!(

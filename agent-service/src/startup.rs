@@ -57,6 +57,10 @@ pub struct AppState {
     /// Flips to `true` when shutdown starts; background tasks watch it.
     pub shutdown: watch::Receiver<bool>,
     pub http: reqwest::Client,
+    /// The job queue's wake-ups, cancel signals and callback egress guard.
+    pub jobs: Arc<crate::jobs::JobQueue>,
+    /// Wakes the eval worker when `POST /v1/evals/runs` queues a run.
+    pub eval_wakeup: Arc<tokio::sync::Notify>,
 }
 
 pub struct Application {
@@ -103,6 +107,19 @@ impl Application {
             http.clone(),
         )
         .await?;
+        // `release_changed` in the system audit chain when this release differs from the last.
+        let release = crate::db::audit::ReleaseFingerprint {
+            version: info.version.clone(),
+            git_sha: info.git_sha.clone(),
+            track: info.track.clone(),
+            prompt_version: info.prompt_version.clone(),
+            policy_version: info.policy_version.clone(),
+            policy_hash: info.policy_hash.clone(),
+            config_hash: info.config_hash.clone(),
+        };
+        crate::db::audit::record_release(&db, &release, engine.clock.now().timestamp_millis())
+            .await
+            .context("recording the release in the audit log")?;
         let engine = Arc::new(engine);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let rpm = NonZeroU32::new(settings.rate_limit_rpm).context("RATE_LIMIT_RPM must be > 0")?;
@@ -124,6 +141,11 @@ impl Application {
             shutting_down: Arc::new(AtomicBool::new(false)),
             shutdown: shutdown_rx,
             http,
+            jobs: Arc::new(
+                crate::jobs::JobQueue::new(&settings.egress_allowlist)
+                    .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
+            ),
+            eval_wakeup: Arc::new(tokio::sync::Notify::new()),
         };
         let router = router(state.clone());
         let listener = TcpListener::bind(settings.bind_addr)
@@ -249,6 +271,14 @@ pub async fn build_runtime(
         .approvals_pending
         .set(approvals::count_pending(&db).await.unwrap_or(0));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let approval_queue = Arc::new(crate::approvals::ApprovalQueue::new(
+        db.clone(),
+        tools.clone(),
+        metrics.clone(),
+        clock.clone(),
+        policy.redactor.clone(),
+        policy.version.to_string(),
+    ));
     let ledger = Arc::new(UsageLedger::new(db.clone()));
     let engine = Engine {
         settings,
@@ -264,6 +294,8 @@ pub async fn build_runtime(
             git_sha,
             track: info.track.clone(),
         },
+        traces: crate::traces::TraceSink::default(),
+        approvals: approval_queue,
     };
     Ok(Runtime {
         engine,
@@ -301,7 +333,26 @@ fn router(state: AppState) -> Router {
         .route("/v1/workflows", get(routes::info::workflows))
         .route("/v1/invoke", post(routes::invoke::invoke))
         .route("/v1/invoke/stream", post(routes::invoke::invoke_stream))
+        .route("/v1/approvals", get(routes::approvals::list))
+        .route("/v1/approvals/events", get(routes::approvals::events))
+        .route("/v1/approvals/cancel", post(routes::approvals::cancel))
         .route("/v1/approvals/{id}", get(routes::approvals::get_one))
+        .route("/v1/approvals/{id}/approve", post(routes::approvals::approve))
+        .route("/v1/approvals/{id}/reject", post(routes::approvals::reject))
+        .route("/v1/audit", get(routes::audit::list))
+        .route("/v1/audit/verify", get(routes::audit::verify))
+        .route("/v1/admin/freeze", get(routes::admin::freeze_state).post(routes::admin::freeze))
+        .route("/v1/admin/unfreeze", post(routes::admin::unfreeze))
+        .route("/v1/traces", get(routes::traces::list))
+        .route("/v1/traces/{id}", get(routes::traces::get_one))
+        .route("/v1/jobs", post(routes::jobs::create).get(routes::jobs::list))
+        .route("/v1/jobs/{id}", get(routes::jobs::get_one))
+        .route("/v1/jobs/{id}/cancel", post(routes::jobs::cancel))
+        .route("/v1/evals/suites", get(routes::evals::suites))
+        .route("/v1/evals/runs", post(routes::evals::create_run).get(routes::evals::list_runs))
+        .route("/v1/evals/runs/{id}", get(routes::evals::get_run))
+        .route("/v1/evals/runs/{id}/report.md", get(routes::evals::report_markdown))
+        .route("/v1/evals/runs/{id}/report.xml", get(routes::evals::report_junit))
         .layer(from_fn_with_state(state.clone(), crate::limits::shed));
 
     Router::new()

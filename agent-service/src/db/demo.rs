@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::Db;
+use crate::domain::TenantId;
 
 /// The tenant the demo workflows run in.
 pub const DEMO_TENANT: &str = "demo";
@@ -251,6 +252,63 @@ pub async fn seed(db: &Db) -> Result<SeedReport, sqlx::Error> {
     Ok(report)
 }
 
+/// Copies tenant `demo`'s dataset (tickets, invoices, articles, same ids) into `tenant`,
+/// e.g. the `eval` tenant that eval runs use so they never touch a real tenant's data.
+/// Idempotent like [`seed`]: rows that exist are left as they are.
+pub async fn seed_tenant(db: &Db, tenant: &TenantId) -> Result<SeedReport, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    let mut report = SeedReport::default();
+    for t in TICKETS.iter().filter(|t| t.tenant == DEMO_TENANT) {
+        report.tickets += sqlx::query(
+            "INSERT INTO tickets (tenant, id, subject, body, status, priority, customer_email, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant, id) DO NOTHING",
+        )
+        .bind(tenant.as_str())
+        .bind(t.id)
+        .bind(t.subject)
+        .bind(t.body)
+        .bind(t.status)
+        .bind(t.priority)
+        .bind(t.customer_email)
+        .bind(BASE_MS - t.hours_ago * HOUR_MS)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    for i in INVOICES.iter().filter(|i| i.tenant == DEMO_TENANT) {
+        report.invoices += sqlx::query(
+            "INSERT INTO invoices (tenant, id, vendor, amount_usd, status, due_date, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, id) DO NOTHING",
+        )
+        .bind(tenant.as_str())
+        .bind(i.id)
+        .bind(i.vendor)
+        .bind(i.amount_usd)
+        .bind(i.status)
+        .bind(i.due_date)
+        .bind(BASE_MS)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    for a in ARTICLES.iter().filter(|a| a.tenant == DEMO_TENANT) {
+        report.kb_articles += sqlx::query(
+            "INSERT INTO kb_articles (tenant, id, title, body, tags) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, id) DO NOTHING",
+        )
+        .bind(tenant.as_str())
+        .bind(a.id)
+        .bind(a.title)
+        .bind(a.body)
+        .bind(a.tags)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    }
+    tx.commit().await?;
+    Ok(report)
+}
+
 /// Temporary databases for tests in this crate.
 #[cfg(test)]
 pub(crate) mod testing {
@@ -342,6 +400,27 @@ mod tests {
                 .expect("row")
                 .get("status");
         assert_eq!(status, "closed", "seeding must not overwrite existing rows");
+    }
+
+    #[tokio::test]
+    async fn seed_tenant_copies_the_demo_dataset_idempotently() {
+        let t = temp_db().await;
+        let eval = TenantId::parse("eval").expect("tenant");
+        let report = seed_tenant(&t.db, &eval).await.expect("seed eval");
+        assert_eq!(
+            (report.tickets, report.invoices, report.kb_articles),
+            (12, 8, 15)
+        );
+        assert_eq!(count(&t.db, "tickets", "eval").await, 12);
+        assert_eq!(count(&t.db, "tickets", DEMO_TENANT).await, 0, "demo is untouched");
+        assert_eq!(seed_tenant(&t.db, &eval).await.expect("again").total(), 0);
+        let paid: String =
+            sqlx::query("SELECT status FROM invoices WHERE tenant = 'eval' AND id = 'INV-2003'")
+                .fetch_one(t.db.pool())
+                .await
+                .expect("row")
+                .get("status");
+        assert_eq!(paid, "paid");
     }
 
     #[test]

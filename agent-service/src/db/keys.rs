@@ -62,6 +62,18 @@ pub async fn create(
     roles: &Roles,
     now_ms: i64,
 ) -> Result<NewKey, sqlx::Error> {
+    let mut conn = db.pool().acquire().await?;
+    create_in(&mut conn, tenant, name, roles, now_ms).await
+}
+
+/// [`create`] inside the caller's transaction (e.g. with its audit event).
+pub async fn create_in(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &TenantId,
+    name: &str,
+    roles: &Roles,
+    now_ms: i64,
+) -> Result<NewKey, sqlx::Error> {
     let plaintext = generate();
     let id = format!("key_{}", uuid::Uuid::now_v7().simple());
     sqlx::query(
@@ -74,7 +86,7 @@ pub async fn create(
     .bind(roles.to_csv())
     .bind(hash_key(&plaintext))
     .bind(now_ms)
-    .execute(db.pool())
+    .execute(&mut *conn)
     .await?;
     Ok(NewKey {
         key: ApiKey {
@@ -119,6 +131,27 @@ pub async fn list(db: &Db, tenant: Option<&TenantId>) -> Result<Vec<ApiKey>, sql
         }
     };
     rows.iter().map(row_to_key).collect()
+}
+
+/// Revokes a key inside the caller's transaction; returns the key's tenant, or `None`
+/// when no live key has that id.
+pub async fn revoke_in(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    now_ms: i64,
+) -> Result<Option<TenantId>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING tenant",
+    )
+    .bind(now_ms)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        let tenant: String = r.try_get("tenant")?;
+        TenantId::parse(&tenant).map_err(|e| sqlx::Error::Decode(e.into()))
+    })
+    .transpose()
 }
 
 /// Revokes a key; returns false when no live key has that id.

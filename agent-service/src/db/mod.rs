@@ -6,8 +6,11 @@
 //! has its own migration set under `migrations/agent-service/`.
 
 pub mod approvals;
+pub mod audit;
 pub mod demo;
+pub mod freeze;
 pub mod idempotency;
+pub mod jobs;
 pub mod keys;
 
 use std::str::FromStr;

@@ -67,7 +67,7 @@ pub struct InvokeResponse {
     pub guardrail_rule: Option<String>,
 }
 
-fn response_body(state: &AppState, req: &RunRequest, o: RunOutcome) -> InvokeResponse {
+pub(crate) fn response_body(state: &AppState, req: &RunRequest, o: RunOutcome) -> InvokeResponse {
     InvokeResponse {
         request_id: req.request_id.clone(),
         status: o.status,
@@ -86,7 +86,7 @@ fn response_body(state: &AppState, req: &RunRequest, o: RunOutcome) -> InvokeRes
     }
 }
 
-fn build_run(
+pub(crate) fn build_run(
     state: &AppState,
     principal: Principal,
     request_id: String,
@@ -126,7 +126,7 @@ fn build_run(
     })
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
     match headers.get("idempotency-key") {
         None => Ok(None),
         Some(v) => {

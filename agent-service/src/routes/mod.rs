@@ -1,9 +1,14 @@
 //! HTTP handlers and their wire types (DTOs). Only this layer knows JSON shapes.
 
+pub mod admin;
 pub mod approvals;
+pub mod audit;
+pub mod evals;
 pub mod health;
 pub mod info;
 pub mod invoke;
+pub mod jobs;
+pub mod traces;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

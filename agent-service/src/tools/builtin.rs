@@ -7,11 +7,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Row};
 
 use super::kb::{self, Search};
 use super::{ProposedChange, SideEffect, ToolCtx, ToolError, ToolSpec};
+use crate::db::Backend;
 
 pub const TICKET_READ: &str = "ticket_read";
 pub const KB_SEARCH: &str = "kb_search";
@@ -177,11 +178,11 @@ impl Builtin {
         match self {
             Self::TicketRead => {
                 let a: TicketRef = self.args(args)?;
-                Ok(load_ticket(ctx, &a.ticket_id).await?.to_json())
+                Ok(load_ticket(ctx.db.pool(), ctx, &a.ticket_id, false).await?.to_json())
             }
             Self::InvoiceRead => {
                 let a: InvoiceRef = self.args(args)?;
-                Ok(load_invoice(ctx, &a.invoice_id).await?.to_json())
+                Ok(load_invoice(ctx.db.pool(), ctx, &a.invoice_id, false).await?.to_json())
             }
             Self::KbSearch(search) => {
                 let a: kb::Query = self.args(args)?;
@@ -201,7 +202,7 @@ impl Builtin {
         match self {
             Self::TicketUpdate => {
                 let a: TicketUpdate = self.args(args)?;
-                let before = load_ticket(ctx, &a.ticket_id).await?;
+                let before = load_ticket(ctx.db.pool(), ctx, &a.ticket_id, false).await?;
                 let after = a.apply_to(&before)?;
                 Ok(ProposedChange::new(
                     format!("ticket/{}", before.id),
@@ -211,7 +212,7 @@ impl Builtin {
             }
             Self::InvoicePay => {
                 let a: InvoicePay = self.args(args)?;
-                let before = load_invoice(ctx, &a.invoice_id).await?;
+                let before = load_invoice(ctx.db.pool(), ctx, &a.invoice_id, false).await?;
                 let after = a.apply_to(&before)?;
                 Ok(ProposedChange::new(
                     format!("invoice/{}", before.id),
@@ -227,10 +228,29 @@ impl Builtin {
     }
 
     pub(super) async fn execute(&self, ctx: &ToolCtx, args: &Value) -> Result<Value, ToolError> {
+        let mut conn = ctx
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| ToolError::db(self.name(), &e))?;
+        self.execute_on(&mut conn, ctx, args).await
+    }
+
+    /// Applies the change on `conn`, which may be inside the caller's transaction (the
+    /// approvals module commits the write with the approval's status and audit event). On
+    /// PostgreSQL the record is locked while it is read, so concurrent writes to it queue.
+    pub(super) async fn execute_on(
+        &self,
+        conn: &mut AnyConnection,
+        ctx: &ToolCtx,
+        args: &Value,
+    ) -> Result<Value, ToolError> {
+        let lock = ctx.db.backend() == Backend::Postgres;
         match self {
             Self::TicketUpdate => {
                 let a: TicketUpdate = self.args(args)?;
-                let before = load_ticket(ctx, &a.ticket_id).await?;
+                let before = load_ticket(&mut *conn, ctx, &a.ticket_id, lock).await?;
                 let after = a.apply_to(&before)?;
                 // Compare-and-set on the last update: a concurrent change makes this a no-op.
                 let now = Utc::now().timestamp_millis().max(before.updated_at_ms + 1);
@@ -245,7 +265,7 @@ impl Builtin {
                 .bind(ctx.tenant.as_str())
                 .bind(&before.id)
                 .bind(before.updated_at_ms)
-                .execute(ctx.db.pool())
+                .execute(&mut *conn)
                 .await
                 .map_err(|e| ToolError::db(TICKET_UPDATE, &e))?;
                 if done.rows_affected() == 0 {
@@ -257,11 +277,13 @@ impl Builtin {
                         ),
                     ));
                 }
-                Ok(load_ticket(ctx, &before.id).await?.to_json())
+                Ok(load_ticket(&mut *conn, ctx, &before.id, false)
+                    .await?
+                    .to_json())
             }
             Self::InvoicePay => {
                 let a: InvoicePay = self.args(args)?;
-                let before = load_invoice(ctx, &a.invoice_id).await?;
+                let before = load_invoice(&mut *conn, ctx, &a.invoice_id, lock).await?;
                 a.apply_to(&before)?;
                 let now = Utc::now().timestamp_millis();
                 // Only from the status just checked: a second call finds it paid and stops.
@@ -273,7 +295,7 @@ impl Builtin {
                 .bind(ctx.tenant.as_str())
                 .bind(&before.id)
                 .bind(&before.status)
-                .execute(ctx.db.pool())
+                .execute(&mut *conn)
                 .await
                 .map_err(|e| ToolError::db(INVOICE_PAY, &e))?;
                 if done.rows_affected() == 0 {
@@ -285,7 +307,9 @@ impl Builtin {
                         ),
                     ));
                 }
-                Ok(load_invoice(ctx, &before.id).await?.to_json())
+                Ok(load_invoice(&mut *conn, ctx, &before.id, false)
+                    .await?
+                    .to_json())
             }
             Self::TicketRead | Self::InvoiceRead | Self::KbSearch(_) => Err(ToolError::failed(
                 self.name(),
@@ -346,14 +370,25 @@ fn rfc3339(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339())
 }
 
-async fn load_ticket(ctx: &ToolCtx, id: &str) -> Result<Ticket, ToolError> {
-    let row = sqlx::query(
+/// `FOR UPDATE` (PostgreSQL) when the record is read to be written in the same transaction.
+fn lock_clause(lock: bool) -> &'static str {
+    if lock { " FOR UPDATE" } else { "" }
+}
+
+async fn load_ticket<'c, E: sqlx::Executor<'c, Database = Any>>(
+    exec: E,
+    ctx: &ToolCtx,
+    id: &str,
+    lock: bool,
+) -> Result<Ticket, ToolError> {
+    let row = sqlx::query(&format!(
         "SELECT id, subject, body, status, priority, customer_email, updated_at \
-         FROM tickets WHERE tenant = $1 AND id = $2",
-    )
+         FROM tickets WHERE tenant = $1 AND id = $2{}",
+        lock_clause(lock)
+    ))
     .bind(ctx.tenant.as_str())
     .bind(id)
-    .fetch_optional(ctx.db.pool())
+    .fetch_optional(exec)
     .await
     .map_err(|e| ToolError::db(TICKET_READ, &e))?
     .ok_or_else(|| ToolError::NotFound(format!("ticket {id}")))?;
@@ -481,13 +516,19 @@ impl Invoice {
     }
 }
 
-async fn load_invoice(ctx: &ToolCtx, id: &str) -> Result<Invoice, ToolError> {
-    let row = sqlx::query(
-        "SELECT id, vendor, amount_usd, status, due_date FROM invoices WHERE tenant = $1 AND id = $2",
-    )
+async fn load_invoice<'c, E: sqlx::Executor<'c, Database = Any>>(
+    exec: E,
+    ctx: &ToolCtx,
+    id: &str,
+    lock: bool,
+) -> Result<Invoice, ToolError> {
+    let row = sqlx::query(&format!(
+        "SELECT id, vendor, amount_usd, status, due_date FROM invoices WHERE tenant = $1 AND id = $2{}",
+        lock_clause(lock)
+    ))
     .bind(ctx.tenant.as_str())
     .bind(id)
-    .fetch_optional(ctx.db.pool())
+    .fetch_optional(exec)
     .await
     .map_err(|e| ToolError::db(INVOICE_READ, &e))?
     .ok_or_else(|| ToolError::NotFound(format!("invoice {id}")))?;

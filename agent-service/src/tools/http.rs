@@ -189,6 +189,15 @@ impl HttpTool {
 
     /// Sends the request and returns the answer: its JSON, or `{status, body, truncated}`.
     pub(super) async fn call(&self, args: &Value) -> Result<Value, ToolError> {
+        self.call_with_headers(args, &[]).await
+    }
+
+    /// [`Self::call`] with extra request headers (e.g. `Idempotency-Key` on a write).
+    pub(super) async fn call_with_headers(
+        &self,
+        args: &Value,
+        headers: &[(&str, &str)],
+    ) -> Result<Value, ToolError> {
         let (url, body) = self.request_parts(args)?;
         let host = url.host_str().unwrap_or_default().to_string();
         let mut builder = self
@@ -196,6 +205,9 @@ impl HttpTool {
             .client()
             .request(self.method.clone(), url)
             .header(ACCEPT, "application/json, text/plain;q=0.9, */*;q=0.5");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
         if let Some(body) = &body {
             builder = builder.json(body);
         }

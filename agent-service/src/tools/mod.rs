@@ -395,6 +395,51 @@ impl Registry {
         .await
     }
 
+    /// [`Self::execute`] for a built-in write, on `conn` — inside the caller's transaction,
+    /// so the write commits or rolls back with the approval's status and audit event.
+    /// HTTP tools cannot join a database transaction: use [`Self::execute_http`].
+    #[tracing::instrument(skip(self, conn, ctx, args), fields(tenant = %ctx.tenant))]
+    pub async fn execute_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        ctx: &ToolCtx,
+        name: &str,
+        args: &Value,
+    ) -> Result<Value, ToolError> {
+        let tool = self.write_tool(name, args)?;
+        match &tool.kind {
+            Kind::Builtin(b) => tool.guarded(b.execute_on(conn, ctx, args)).await,
+            Kind::Http(_) => Err(ToolError::failed(
+                name,
+                "is an HTTP tool: it cannot run inside a database transaction",
+            )),
+        }
+    }
+
+    /// [`Self::execute`] for an HTTP write, sending `Idempotency-Key: <idempotency_key>` so
+    /// the receiver can drop a retry of a call whose outcome was lost (at-least-once
+    /// delivery, deduplicated by the key).
+    #[tracing::instrument(skip(self, ctx, args), fields(tenant = %ctx.tenant))]
+    pub async fn execute_http(
+        &self,
+        ctx: &ToolCtx,
+        name: &str,
+        args: &Value,
+        idempotency_key: &str,
+    ) -> Result<Value, ToolError> {
+        let tool = self.write_tool(name, args)?;
+        match &tool.kind {
+            Kind::Http(h) => {
+                tool.guarded(h.call_with_headers(args, &[("Idempotency-Key", idempotency_key)]))
+                    .await
+            }
+            Kind::Builtin(_) => Err(ToolError::failed(
+                name,
+                "is a built-in tool: execute it inside the approval's transaction",
+            )),
+        }
+    }
+
     /// A stable hash over every tool's name, schema and side effect (for `/v1/info`).
     pub fn schema_hash(&self) -> String {
         schema::contract_hash(self.tools.values().map(|t| &t.spec))

@@ -370,3 +370,27 @@ pub fn assert_error(
         "header and body request ids match"
     );
 }
+
+/// Crashes and restarts on the same database (job leases, exactly-once across crashes).
+impl TestApp {
+    /// Kills the process with SIGKILL, so no shutdown code runs, and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a new process on the same database and keys with these environment
+    /// variables (killing the current one first if it still runs). Logs start afresh.
+    pub async fn restart(&mut self, env: &[(&str, &str)]) {
+        self.kill9();
+        let db = TestDb {
+            url: self.db.url.clone(),
+            _dir: None,
+        };
+        let mut fresh = Self::spawn_on(db, self.keys.clone(), env).await;
+        std::mem::swap(&mut self.child, &mut fresh.child);
+        std::mem::swap(&mut self.logs, &mut fresh.logs);
+        std::mem::swap(&mut self.base, &mut fresh.base);
+        // `fresh` now holds the dead process and a database handle that owns no files.
+    }
+}

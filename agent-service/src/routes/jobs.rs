@@ -1,0 +1,571 @@
+//! Job-based runs: `POST /v1/jobs`, `GET /v1/jobs/{id}`, `GET /v1/jobs`,
+//! `POST /v1/jobs/{id}/cancel` — the wire side of the queue in [`crate::jobs`].
+
+use std::future::Future;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::invoke::{InvokeInput, InvokeRequest, build_run, idempotency_key};
+use crate::auth::Principal;
+use crate::db::idempotency::{self, Claim};
+use crate::db::jobs::{self as store, Job, JobStatus, NewJob};
+use crate::domain::{Role, TenantId};
+use crate::error::{Error, ErrorCode, Result};
+use crate::request_id::RequestId;
+use crate::startup::AppState;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJobRequest {
+    /// A workflow name from `/v1/workflows`.
+    pub workflow: String,
+    pub input: InvokeInput,
+    /// The end user on whose behalf the agent acts (recorded on approvals).
+    pub user_id: Option<String>,
+    /// Where to POST the job JSON when the job finishes, signed with
+    /// `X-Flightdeck-Signature: t=<unix>,v1=<hex HMAC-SHA256(JOB_CALLBACK_SECRET, "<t>.<body>")>`.
+    /// Needs `JOB_CALLBACK_SECRET`; checked by the egress guard (`EGRESS_ALLOWLIST`).
+    pub callback_url: Option<String>,
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatusOut {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    /// Dead-lettered: every attempt failed.
+    Dead,
+    Cancelled,
+}
+
+impl From<JobStatus> for JobStatusOut {
+    fn from(s: JobStatus) -> Self {
+        match s {
+            JobStatus::Queued => Self::Queued,
+            JobStatus::Running => Self::Running,
+            JobStatus::Succeeded => Self::Succeeded,
+            JobStatus::Failed => Self::Failed,
+            JobStatus::Dead => Self::Dead,
+            JobStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobInputOut {
+    /// The input as stored: redacted like every stored payload.
+    pub text: String,
+}
+
+/// Who holds a running job, until when.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LeaseOut {
+    pub owner: String,
+    pub expires_at: String,
+    pub heartbeat_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobErrorOut {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CallbackOut {
+    pub url: String,
+    /// `pending`, `delivered` or `failed`; null until the job finishes.
+    pub state: Option<String>,
+    pub attempts: i64,
+    /// The HTTP status of the last delivery attempt.
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    /// When it was delivered or given up on.
+    pub completed_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobOut {
+    pub id: String,
+    pub tenant: String,
+    pub status: JobStatusOut,
+    pub workflow: String,
+    pub input: JobInputOut,
+    pub user_id: Option<String>,
+    /// Attempts started so far (a released attempt at shutdown is not counted).
+    pub attempts: i64,
+    pub max_attempts: i64,
+    /// Set while `running`.
+    pub lease: Option<LeaseOut>,
+    pub cancel_requested: bool,
+    /// The invoke-shaped reply of the run, once `succeeded`.
+    #[schema(value_type = Option<crate::routes::invoke::InvokeResponse>)]
+    pub result: Option<Value>,
+    /// Why the job `failed` or is `dead`; while `queued` again, why the last attempt failed.
+    pub error: Option<JobErrorOut>,
+    pub callback: Option<CallbackOut>,
+    /// The request that created the job; its log lines carry it.
+    pub request_id: String,
+    pub created_at: String,
+    /// When the job is next due, while `queued`.
+    pub run_after: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub updated_at: String,
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+impl From<Job> for JobOut {
+    fn from(j: Job) -> Self {
+        Self {
+            id: j.id,
+            tenant: j.tenant,
+            status: j.status.into(),
+            workflow: j.workflow,
+            input: JobInputOut { text: j.input_text },
+            user_id: j.user_id,
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            lease: j.lease.map(|l| LeaseOut {
+                owner: l.owner,
+                expires_at: rfc3339(l.expires_at),
+                heartbeat_at: l.heartbeat_at.map(rfc3339),
+            }),
+            cancel_requested: j.cancel_requested,
+            result: j.result,
+            error: j.error.map(|e| JobErrorOut {
+                code: e.code,
+                message: e.message,
+            }),
+            callback: j.callback.map(|c| CallbackOut {
+                url: c.url,
+                state: c.state,
+                attempts: c.attempts,
+                last_status_code: c.status_code,
+                last_error: c.error,
+                completed_at: c.at.map(rfc3339),
+            }),
+            request_id: j.request_id,
+            created_at: rfc3339(j.created_at),
+            run_after: rfc3339(j.run_after),
+            started_at: j.started_at.map(rfc3339),
+            finished_at: j.finished_at.map(rfc3339),
+            updated_at: rfc3339(j.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobList {
+    pub items: Vec<JobOut>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// `queued`, `running`, `succeeded`, `failed`, `dead` or `cancelled`.
+    pub status: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1-100 (default 50).
+    pub limit: Option<u32>,
+}
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 100;
+const MAX_CALLBACK_URL: usize = 2048;
+const CURSOR_PREFIX: &str = "jobs:v1:";
+
+fn encode_cursor(last_id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{last_id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<String> {
+    let bad = || Error::invalid("cursor is not valid; pass next_cursor from a previous page");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let id = text.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
+    if is_job_id(id) {
+        Ok(id.to_string())
+    } else {
+        Err(bad())
+    }
+}
+
+fn new_job_id() -> String {
+    format!("job_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// `job_` and 32 lowercase hex digits, as [`new_job_id`] makes them.
+fn is_job_id(s: &str) -> bool {
+    s.strip_prefix("job_").is_some_and(|hex| {
+        hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+fn require_reader(principal: &Principal) -> Result<()> {
+    if [Role::Invoke, Role::Viewer, Role::Operator]
+        .into_iter()
+        .any(|r| principal.roles.allows(r))
+    {
+        Ok(())
+    } else {
+        Err(Error::forbidden(format!(
+            "reading jobs needs the invoke, viewer or operator role; this API key ({}) has: {}",
+            principal.key_name,
+            principal.roles.to_csv()
+        )))
+    }
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::internal(e.to_string()))
+}
+
+/// Runs `act` under the request's `Idempotency-Key`, if any: the first response to a key
+/// is stored and replayed for the same request (`route` + body); the same key with a
+/// different request is a 422. A failed `act` frees the key for a retry.
+pub(crate) async fn idempotent<F, Fut>(
+    state: &AppState,
+    tenant: &TenantId,
+    key: Option<String>,
+    route: &str,
+    raw: &[u8],
+    act: F,
+) -> Result<Response>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(StatusCode, String)>>,
+{
+    let Some(key) = key else {
+        let (status, body) = act().await?;
+        return Ok(json_response(status, body));
+    };
+    let hash = hex::encode(
+        Sha256::new()
+            .chain_update(route.as_bytes())
+            .chain_update(b"\n")
+            .chain_update(raw)
+            .finalize(),
+    );
+    let now = state.engine.clock.now().timestamp_millis();
+    match idempotency::claim(&state.db, tenant, &key, &hash, now).await? {
+        Claim::Fresh => {}
+        Claim::Replay { status, body } => {
+            let mut resp =
+                json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body);
+            resp.headers_mut()
+                .insert("idempotency-replayed", HeaderValue::from_static("true"));
+            return Ok(resp);
+        }
+        Claim::InProgress => {
+            return Err(Error::new(
+                ErrorCode::IdempotencyInProgress,
+                "a request with this Idempotency-Key is still running; retry shortly",
+            )
+            .retry_after(1));
+        }
+        Claim::Mismatch => {
+            return Err(Error::new(
+                ErrorCode::IdempotencyKeyReused,
+                "this Idempotency-Key was already used with a different request; use a new key",
+            ));
+        }
+    }
+    match act().await {
+        Ok((status, body)) => {
+            idempotency::complete(&state.db, tenant, &key, status.as_u16(), &body).await?;
+            Ok(json_response(status, body))
+        }
+        Err(e) => {
+            if let Err(db_err) = idempotency::release(&state.db, tenant, &key).await {
+                tracing::warn!(error = %db_err, "releasing idempotency key failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A callback URL the service can sign for and the egress guard lets through.
+fn check_callback_url(state: &AppState, raw: &str) -> Result<String> {
+    if state.settings.job_callback_secret.is_none() {
+        return Err(Error::invalid(
+            "callback_url needs JOB_CALLBACK_SECRET to be set on the service (callbacks are signed with it); set it or omit callback_url",
+        ));
+    }
+    if raw.len() > MAX_CALLBACK_URL {
+        return Err(Error::invalid(format!(
+            "callback_url is longer than {MAX_CALLBACK_URL} characters"
+        )));
+    }
+    let url = url::Url::parse(raw)
+        .map_err(|e| Error::invalid(format!("callback_url is not an absolute URL: {e}")))?;
+    state
+        .jobs
+        .egress()
+        .check_url(&url)
+        .map_err(|d| Error::invalid(format!("callback_url is refused: {}", d.message())))?;
+    Ok(url.to_string())
+}
+
+/// Queues a workflow run; a worker runs it as soon as one is free.
+#[utoipa::path(post, path = "/v1/jobs", security(("bearer" = [])), request_body = CreateJobRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
+    responses(
+        (status = 202, body = JobOut, description = "queued"),
+        (status = 400, body = crate::error::ErrorEnvelope), (status = 401, body = crate::error::ErrorEnvelope),
+        (status = 403, body = crate::error::ErrorEnvelope), (status = 404, body = crate::error::ErrorEnvelope, description = "unknown_workflow"),
+        (status = 409, body = crate::error::ErrorEnvelope), (status = 413, body = crate::error::ErrorEnvelope),
+        (status = 422, body = crate::error::ErrorEnvelope), (status = 429, body = crate::error::ErrorEnvelope),
+        (status = 503, body = crate::error::ErrorEnvelope)))]
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    let (parsed, raw): (CreateJobRequest, Bytes) = super::parse_json(&headers, body)?;
+    let key = idempotency_key(&headers)?;
+    let CreateJobRequest {
+        workflow,
+        input,
+        user_id,
+        callback_url,
+    } = parsed;
+    // Validated exactly like an invoke: role, workflow, input, user_id.
+    let run = build_run(
+        &state,
+        principal,
+        request_id,
+        InvokeRequest {
+            workflow,
+            input,
+            user_id,
+        },
+    )?;
+    let callback_url = callback_url
+        .as_deref()
+        .map(|u| check_callback_url(&state, u))
+        .transpose()?;
+    let p = &run.principal;
+    let new = NewJob {
+        id: new_job_id(),
+        tenant: p.tenant.clone(),
+        key_id: p.key_id.clone(),
+        key_name: p.key_name.clone(),
+        workflow: run.workflow.name.to_string(),
+        // Stored payloads are redacted; the job runs on what is stored.
+        input_text: state
+            .engine
+            .policy
+            .redactor
+            .redact(&run.text)
+            .text
+            .into_owned(),
+        user_id: run.user_id.clone(),
+        request_id: run.request_id.clone(),
+        max_attempts: i64::from(state.settings.job_max_attempts),
+        callback_url,
+        created_at: state.engine.clock.now().timestamp_millis(),
+    };
+    idempotent(&state, &p.tenant, key, "POST /v1/jobs", &raw, || async {
+        let job = store::insert(&state.db, &new).await?;
+        state.metrics.queue_depth.inc();
+        state.jobs.wake_worker();
+        tracing::info!(job_id = %job.id, workflow = %job.workflow, "job queued");
+        Ok((StatusCode::ACCEPTED, to_json(&JobOut::from(job))?))
+    })
+    .await
+}
+
+/// One job of the caller's tenant.
+#[utoipa::path(get, path = "/v1/jobs/{id}", security(("bearer" = [])),
+    params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = JobOut), (status = 401, body = crate::error::ErrorEnvelope),
+        (status = 403, body = crate::error::ErrorEnvelope), (status = 404, body = crate::error::ErrorEnvelope)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<JobOut>> {
+    require_reader(&principal)?;
+    store::get(&state.db, &principal.tenant, &id)
+        .await?
+        .map(|j| Json(j.into()))
+        .ok_or_else(|| Error::not_found(format!("job {id}")))
+}
+
+/// The caller's tenant's jobs, newest first.
+#[utoipa::path(get, path = "/v1/jobs", security(("bearer" = [])), params(ListParams),
+    responses((status = 200, body = JobList), (status = 400, body = crate::error::ErrorEnvelope),
+        (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope)))]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    params: std::result::Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<JobList>> {
+    require_reader(&principal)?;
+    let Query(params) =
+        params.map_err(|e| Error::invalid(format!("the query string is not valid: {e}")))?;
+    let status = params
+        .status
+        .as_deref()
+        .map(JobStatus::parse)
+        .transpose()
+        .map_err(Error::invalid)?;
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Error::invalid(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let before = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let mut jobs = store::list(
+        &state.db,
+        &principal.tenant,
+        status,
+        before.as_deref(),
+        i64::from(limit) + 1,
+    )
+    .await?;
+    let more = jobs.len() > limit as usize;
+    jobs.truncate(limit as usize);
+    let next_cursor = if more {
+        jobs.last().map(|j| encode_cursor(&j.id))
+    } else {
+        None
+    };
+    Ok(Json(JobList {
+        items: jobs.into_iter().map(JobOut::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Cancels a job: a queued one at once (200); a running one is asked to stop and its
+/// worker marks it cancelled at its next check (202); a finished one is a 409.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", security(("bearer" = [])),
+    params(("id" = String, Path, description = "job id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key")),
+    responses((status = 200, body = JobOut, description = "cancelled"),
+        (status = 202, body = JobOut, description = "running: cancellation requested"),
+        (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope),
+        (status = 404, body = crate::error::ErrorEnvelope), (status = 409, body = crate::error::ErrorEnvelope),
+        (status = 422, body = crate::error::ErrorEnvelope)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    if !(principal.roles.allows(Role::Invoke) || principal.roles.allows(Role::Operator)) {
+        return Err(Error::forbidden(format!(
+            "cancelling jobs needs the invoke or operator role; this API key ({}) has: {}",
+            principal.key_name,
+            principal.roles.to_csv()
+        )));
+    }
+    let key = idempotency_key(&headers)?;
+    let route = format!("POST /v1/jobs/{id}/cancel");
+    let tenant = principal.tenant.clone();
+    idempotent(&state, &tenant, key, &route, b"", || {
+        cancel_job(&state, &tenant, &id)
+    })
+    .await
+}
+
+async fn cancel_job(state: &AppState, tenant: &TenantId, id: &str) -> Result<(StatusCode, String)> {
+    // A job can move between the checks (claimed, or put back for a retry): look again.
+    for _ in 0..3 {
+        let now = state.engine.clock.now().timestamp_millis();
+        if let Some(job) = store::cancel_queued(&state.db, tenant, id, now).await? {
+            state.metrics.queue_depth.dec();
+            if job.callback.is_some() {
+                state.jobs.wake_callbacks();
+            }
+            tracing::info!(job_id = %id, "queued job cancelled");
+            return Ok((StatusCode::OK, to_json(&JobOut::from(job))?));
+        }
+        if let Some(job) = store::request_cancel(&state.db, tenant, id, now).await? {
+            state.jobs.signal_cancel(id);
+            tracing::info!(job_id = %id, "cancellation of a running job requested");
+            return Ok((StatusCode::ACCEPTED, to_json(&JobOut::from(job))?));
+        }
+        match store::get(&state.db, tenant, id).await? {
+            None => return Err(Error::not_found(format!("job {id}"))),
+            Some(job) if job.status.is_final() => {
+                return Err(Error::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "job {id} is already {}; only queued or running jobs can be cancelled",
+                        job.status
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Err(Error::new(
+        ErrorCode::Conflict,
+        format!("job {id} kept changing state while being cancelled; retry"),
+    )
+    .retry_after(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let id = new_job_id();
+        assert!(is_job_id(&id), "{id}");
+        assert_eq!(decode_cursor(&encode_cursor(&id)).expect("valid"), id);
+        let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("{CURSOR_PREFIX}job_' OR 1=1 --"));
+        for bad in ["", "!!!", "am9iXzE", forged.as_str()] {
+            let err = decode_cursor(bad).expect_err(bad);
+            assert_eq!(err.code, ErrorCode::InvalidInput);
+            assert!(err.message.contains("next_cursor"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+}

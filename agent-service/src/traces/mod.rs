@@ -1,0 +1,264 @@
+//! Stored traces: every run is recorded as a tree of spans (the request, guardrail checks,
+//! each LLM call with OpenTelemetry GenAI attributes, each tool call, approval creation),
+//! handed to a background writer over a bounded channel, stored in batches, listed at
+//! `/v1/traces`, exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and
+//! deleted after `TRACE_RETENTION_DAYS`.
+//!
+//! Invariant: a payload (input, answer, tool arguments and results) enters a
+//! [`SpanRecord`] only through the recorder, which redacts and truncates it first.
+
+pub mod otlp;
+pub mod recorder;
+pub mod repository;
+pub mod retention;
+pub mod writer;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+pub use recorder::{RunTrace, SpanId, TraceHeader};
+
+/// How many finished traces may wait for the writer before new ones are dropped.
+pub const CHANNEL_CAPACITY: usize = 4096;
+
+/// Every status a stored trace can have: the five run outcomes, `error` (the run ended
+/// with an error envelope; `error_code` says which) and `cancelled` (the caller went away
+/// before the run finished).
+pub const STATUSES: [&str; 7] = [
+    "success",
+    "approval_required",
+    "blocked",
+    "budget_exceeded",
+    "degraded",
+    "error",
+    "cancelled",
+];
+
+/// An attribute value, typed as OTLP types them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum AttrValue {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    StrList(Vec<String>),
+}
+
+impl From<&str> for AttrValue {
+    fn from(v: &str) -> Self {
+        Self::Str(v.to_string())
+    }
+}
+impl From<String> for AttrValue {
+    fn from(v: String) -> Self {
+        Self::Str(v)
+    }
+}
+impl From<i64> for AttrValue {
+    fn from(v: i64) -> Self {
+        Self::Int(v)
+    }
+}
+impl From<u32> for AttrValue {
+    fn from(v: u32) -> Self {
+        Self::Int(i64::from(v))
+    }
+}
+impl From<usize> for AttrValue {
+    fn from(v: usize) -> Self {
+        Self::Int(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+impl From<f64> for AttrValue {
+    fn from(v: f64) -> Self {
+        Self::Float(v)
+    }
+}
+impl From<bool> for AttrValue {
+    fn from(v: bool) -> Self {
+        Self::Bool(v)
+    }
+}
+impl From<Vec<String>> for AttrValue {
+    fn from(v: Vec<String>) -> Self {
+        Self::StrList(v)
+    }
+}
+
+/// The OpenTelemetry span kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanKind {
+    Internal,
+    Server,
+    Client,
+}
+
+impl SpanKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Internal => "internal",
+            Self::Server => "server",
+            Self::Client => "client",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanStatus {
+    Ok,
+    Error,
+}
+
+impl SpanStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// One finished span. Times are microseconds from the start of its trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanRecord {
+    /// 16 hex digits, as OTLP wants them.
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub name: String,
+    pub kind: SpanKind,
+    pub status: SpanStatus,
+    pub start_us: i64,
+    pub duration_us: i64,
+    pub attributes: Vec<(&'static str, AttrValue)>,
+    /// Redacted and truncated by the recorder.
+    pub payload: Vec<(&'static str, Value)>,
+}
+
+impl SpanRecord {
+    pub fn attributes_json(&self) -> String {
+        let map: serde_json::Map<String, Value> = self
+            .attributes
+            .iter()
+            .map(|(k, v)| {
+                (
+                    (*k).to_string(),
+                    serde_json::to_value(v).unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        Value::Object(map).to_string()
+    }
+
+    pub fn payload_json(&self) -> Option<String> {
+        if self.payload.is_empty() {
+            return None;
+        }
+        let map: serde_json::Map<String, Value> = self
+            .payload
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect();
+        Some(Value::Object(map).to_string())
+    }
+}
+
+/// One finished run: the summary row and its spans (the root span first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceRecord {
+    pub trace_id: String,
+    pub tenant: String,
+    pub request_id: String,
+    pub workflow: String,
+    /// One of [`STATUSES`].
+    pub status: String,
+    pub error_code: Option<String>,
+    /// Unix milliseconds (wall clock at the start of the run).
+    pub started_at_ms: i64,
+    pub duration_us: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_usd: f64,
+    pub model: String,
+    pub provider: String,
+    pub spans: Vec<SpanRecord>,
+}
+
+/// The sending side of the trace channel, shared by every run of a process. Sending
+/// never waits: when the writer falls behind and the channel is full, the trace is
+/// dropped and counted.
+#[derive(Clone)]
+pub struct TraceSink {
+    inner: Arc<SinkInner>,
+}
+
+struct SinkInner {
+    tx: mpsc::Sender<TraceRecord>,
+    rx: Mutex<Option<mpsc::Receiver<TraceRecord>>>,
+    open: AtomicUsize,
+    dropped: AtomicU64,
+}
+
+impl TraceSink {
+    pub fn new(capacity: usize) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        Self {
+            inner: Arc::new(SinkInner {
+                tx,
+                rx: Mutex::new(Some(rx)),
+                open: AtomicUsize::new(0),
+                dropped: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The receiving side, for the one writer of this process (`None` once taken).
+    pub fn take_receiver(&self) -> Option<mpsc::Receiver<TraceRecord>> {
+        self.inner.rx.lock().ok().and_then(|mut rx| rx.take())
+    }
+
+    /// Runs that have started recording and not yet submitted their trace.
+    pub fn open_runs(&self) -> usize {
+        self.inner.open.load(Ordering::SeqCst)
+    }
+
+    /// Traces dropped because the channel was full or closed.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+
+    fn opened(&self) {
+        self.inner.open.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn closed(&self) {
+        self.inner.open.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn submit(&self, trace: TraceRecord) {
+        if let Err(e) = self.inner.tx.try_send(trace) {
+            let n = self.inner.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let reason = match e {
+                mpsc::error::TrySendError::Full(_) => "the trace writer is behind",
+                mpsc::error::TrySendError::Closed(_) => "the trace writer has stopped",
+            };
+            if n == 1 || n.is_multiple_of(1000) {
+                tracing::warn!(
+                    dropped_total = n,
+                    reason,
+                    "trace dropped instead of delaying the request"
+                );
+            }
+        }
+    }
+}
+
+impl Default for TraceSink {
+    fn default() -> Self {
+        Self::new(CHANNEL_CAPACITY)
+    }
+}

@@ -1,0 +1,577 @@
+//! The recorder of one run: builds its span tree as the engine works (timings from the
+//! monotonic clock), redacts and truncates every payload on the way in, and hands the
+//! finished trace to the [`TraceSink`] without waiting. A run dropped before it finishes
+//! (the client went away) is still recorded, as `cancelled`.
+//!
+//! Attribute names follow the OpenTelemetry GenAI semantic conventions where they exist
+//! (`gen_ai.*`, `error.type`, `enduser.id`); the rest are namespaced `flightdeck.*`.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::{AttrValue, SpanKind, SpanRecord, SpanStatus, TraceRecord, TraceSink};
+use crate::guardrails::Policy;
+use crate::providers::ChatResponse;
+
+/// Longest stored payload field, in characters (after redaction).
+pub const MAX_PAYLOAD_CHARS: usize = 4096;
+
+/// A span of the trace being recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanId(usize);
+
+/// What is known about a run when it starts.
+#[derive(Debug, Clone)]
+pub struct TraceHeader {
+    pub trace_id: String,
+    pub tenant: String,
+    pub request_id: String,
+    pub workflow: String,
+    pub user_id: Option<String>,
+    /// `ollama`, `openai` or `scripted`.
+    pub provider: String,
+    /// The configured model.
+    pub model: String,
+    pub policy_version: String,
+    pub release_track: String,
+    pub release_version: String,
+    pub release_git_sha: String,
+    /// Wall clock at the start, Unix milliseconds (from the injected clock).
+    pub started_at_ms: i64,
+}
+
+/// The trace of one run, recorded as it happens.
+pub struct RunTrace {
+    sink: TraceSink,
+    policy: Arc<Policy>,
+    origin: Instant,
+    building: Option<Building>,
+}
+
+struct Building {
+    record: TraceRecord,
+    ended: Vec<bool>,
+}
+
+fn new_span_id() -> String {
+    // OTLP: 8 bytes, not all zero.
+    format!("{:016x}", rand::random::<u64>().max(1))
+}
+
+/// Cuts `text` to [`MAX_PAYLOAD_CHARS`] characters, saying how much was cut.
+fn truncate(text: &str) -> String {
+    match text.char_indices().nth(MAX_PAYLOAD_CHARS) {
+        None => text.to_string(),
+        Some((at, _)) => format!(
+            "{}…[truncated {} characters]",
+            &text[..at],
+            text[at..].chars().count()
+        ),
+    }
+}
+
+impl RunTrace {
+    /// Starts recording: the root `request` span begins at `origin`.
+    pub fn begin(sink: TraceSink, policy: Arc<Policy>, h: TraceHeader, origin: Instant) -> Self {
+        let scripted = h.provider == "scripted";
+        let mut attributes: Vec<(&'static str, AttrValue)> = vec![
+            ("flightdeck.workflow", h.workflow.as_str().into()),
+            ("flightdeck.tenant", h.tenant.as_str().into()),
+            ("flightdeck.request_id", h.request_id.as_str().into()),
+            ("flightdeck.policy_version", h.policy_version.into()),
+            ("flightdeck.release.track", h.release_track.into()),
+            ("flightdeck.release.version", h.release_version.into()),
+            ("flightdeck.release.git_sha", h.release_git_sha.into()),
+            ("gen_ai.provider.name", h.provider.as_str().into()),
+            ("gen_ai.system", h.provider.as_str().into()),
+            ("gen_ai.request.model", h.model.as_str().into()),
+            ("flightdeck.provider.scripted", scripted.into()),
+        ];
+        if scripted {
+            attributes.push((
+                "flightdeck.provider.label",
+                "scripted (deterministic offline model for demos and tests, not an LLM)".into(),
+            ));
+        }
+        if let Some(user) = &h.user_id {
+            let user = policy.redactor.redact(user).text.into_owned();
+            attributes.push(("enduser.id", truncate(&user).into()));
+        }
+        let root = SpanRecord {
+            span_id: new_span_id(),
+            parent_span_id: None,
+            name: "request".into(),
+            kind: SpanKind::Server,
+            status: SpanStatus::Ok,
+            start_us: 0,
+            duration_us: 0,
+            attributes,
+            payload: Vec::new(),
+        };
+        sink.opened();
+        Self {
+            sink,
+            policy,
+            origin,
+            building: Some(Building {
+                record: TraceRecord {
+                    trace_id: h.trace_id,
+                    tenant: h.tenant,
+                    request_id: h.request_id,
+                    workflow: h.workflow,
+                    status: String::new(),
+                    error_code: None,
+                    started_at_ms: h.started_at_ms,
+                    duration_us: 0,
+                    prompt_tokens: 0,
+                    completion_tokens: 0,
+                    cost_usd: 0.0,
+                    model: h.model,
+                    provider: h.provider,
+                    spans: vec![root],
+                },
+                ended: vec![false],
+            }),
+        }
+    }
+
+    /// The root `request` span.
+    pub fn root(&self) -> SpanId {
+        SpanId(0)
+    }
+
+    fn now_us(&self) -> i64 {
+        i64::try_from(self.origin.elapsed().as_micros()).unwrap_or(i64::MAX)
+    }
+
+    fn span_mut(&mut self, id: SpanId) -> Option<&mut SpanRecord> {
+        self.building.as_mut()?.record.spans.get_mut(id.0)
+    }
+
+    /// Starts a child span of `parent`.
+    pub fn start(&mut self, name: impl Into<String>, kind: SpanKind, parent: SpanId) -> SpanId {
+        let start_us = self.now_us();
+        let Some(b) = self.building.as_mut() else {
+            return parent;
+        };
+        let parent_span_id = b.record.spans.get(parent.0).map(|p| p.span_id.clone());
+        b.record.spans.push(SpanRecord {
+            span_id: new_span_id(),
+            parent_span_id,
+            name: name.into(),
+            kind,
+            status: SpanStatus::Ok,
+            start_us,
+            duration_us: 0,
+            attributes: Vec::new(),
+            payload: Vec::new(),
+        });
+        b.ended.push(false);
+        SpanId(b.record.spans.len() - 1)
+    }
+
+    pub fn attr(&mut self, span: SpanId, key: &'static str, value: impl Into<AttrValue>) {
+        let value = value.into();
+        if let Some(s) = self.span_mut(span) {
+            match s.attributes.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => s.attributes.push((key, value)),
+            }
+        }
+    }
+
+    /// Stores a text payload, redacted and truncated.
+    pub fn payload_text(&mut self, span: SpanId, key: &'static str, text: &str) {
+        let safe = truncate(&self.policy.redactor.redact(text).text);
+        if let Some(s) = self.span_mut(span) {
+            s.payload.push((key, Value::String(safe)));
+        }
+    }
+
+    /// Stores a JSON payload, redacted; one that serializes longer than
+    /// [`MAX_PAYLOAD_CHARS`] is stored as its truncated JSON text.
+    pub fn payload_json(&mut self, span: SpanId, key: &'static str, value: &Value) {
+        let mut safe = value.clone();
+        self.policy.redactor.redact_json(&mut safe);
+        let text = safe.to_string();
+        let stored = if text.len() > MAX_PAYLOAD_CHARS {
+            Value::String(truncate(&text))
+        } else {
+            safe
+        };
+        if let Some(s) = self.span_mut(span) {
+            s.payload.push((key, stored));
+        }
+    }
+
+    /// Ends a span (the first end counts).
+    pub fn end(&mut self, span: SpanId, status: SpanStatus) {
+        let now = self.now_us();
+        let Some(b) = self.building.as_mut() else {
+            return;
+        };
+        if b.ended.get(span.0).copied().unwrap_or(true) {
+            return;
+        }
+        b.ended[span.0] = true;
+        let s = &mut b.record.spans[span.0];
+        s.duration_us = (now - s.start_us).max(0);
+        s.status = status;
+    }
+
+    /// Ends a span as failed with an `error.type`.
+    pub fn fail(&mut self, span: SpanId, error_type: &str) {
+        self.attr(span, "error.type", error_type);
+        self.end(span, SpanStatus::Error);
+    }
+
+    /// Starts an LLM call span (`chat {model}`, GenAI attributes).
+    pub fn llm_start(&mut self, provider: &str, model: &str, max_tokens: u32) -> SpanId {
+        let root = self.root();
+        let span = self.start(format!("chat {model}"), SpanKind::Client, root);
+        self.attr(span, "gen_ai.operation.name", "chat");
+        self.attr(span, "gen_ai.provider.name", provider);
+        self.attr(span, "gen_ai.system", provider);
+        self.attr(span, "gen_ai.request.model", model);
+        self.attr(span, "gen_ai.request.max_tokens", max_tokens);
+        span
+    }
+
+    /// Ends an LLM call span with the model's answer, its token usage and cost.
+    pub fn llm_end(&mut self, span: SpanId, response: &ChatResponse, cost_usd: f64) {
+        let finish = if response.tool_calls.is_empty() {
+            "stop"
+        } else {
+            "tool_calls"
+        };
+        self.attr(span, "gen_ai.response.model", response.model.as_str());
+        self.attr(
+            span,
+            "gen_ai.usage.input_tokens",
+            response.usage.prompt_tokens,
+        );
+        self.attr(
+            span,
+            "gen_ai.usage.output_tokens",
+            response.usage.completion_tokens,
+        );
+        self.attr(
+            span,
+            "gen_ai.response.finish_reasons",
+            vec![finish.to_string()],
+        );
+        self.attr(span, "flightdeck.cost_usd", cost_usd);
+        self.attr(span, "flightdeck.tool_calls", response.tool_calls.len());
+        if !response.content.is_empty() {
+            self.payload_text(span, "output", &response.content);
+        }
+        if !response.tool_calls.is_empty() {
+            let calls: Vec<Value> = response
+                .tool_calls
+                .iter()
+                .map(|c| serde_json::json!({ "name": c.name, "arguments": c.arguments }))
+                .collect();
+            self.payload_json(span, "tool_calls", &Value::Array(calls));
+        }
+        self.end(span, SpanStatus::Ok);
+        if let Some(b) = self.building.as_mut() {
+            let r = &mut b.record;
+            r.prompt_tokens += i64::from(response.usage.prompt_tokens);
+            r.completion_tokens += i64::from(response.usage.completion_tokens);
+            r.cost_usd += cost_usd;
+            r.model.clone_from(&response.model);
+        }
+    }
+
+    /// Starts a tool call span (`execute_tool {name}`).
+    pub fn tool_start(
+        &mut self,
+        name: &str,
+        call_id: &str,
+        side_effect: Option<&str>,
+        arguments: &Value,
+    ) -> SpanId {
+        let root = self.root();
+        let span = self.start(format!("execute_tool {name}"), SpanKind::Internal, root);
+        self.attr(span, "gen_ai.operation.name", "execute_tool");
+        self.attr(span, "gen_ai.tool.name", name);
+        self.attr(span, "gen_ai.tool.call.id", call_id);
+        self.attr(span, "gen_ai.tool.type", "function");
+        if let Some(effect) = side_effect {
+            self.attr(span, "flightdeck.tool.side_effect", effect);
+        }
+        self.payload_json(span, "arguments", arguments);
+        span
+    }
+
+    /// Ends a tool call span with its outcome (`ok`, `needs_approval`, or an error kind).
+    pub fn tool_end(&mut self, span: SpanId, outcome: &str, result: Option<&Value>) {
+        self.attr(span, "flightdeck.tool.outcome", outcome);
+        if let Some(r) = result {
+            self.payload_json(span, "result", r);
+        }
+        if matches!(outcome, "ok" | "needs_approval") {
+            self.end(span, SpanStatus::Ok);
+        } else {
+            self.fail(span, outcome);
+        }
+    }
+
+    /// Records a guardrail check as one finished span: `verdict` is `allow`, `redacted`
+    /// or `block`; `rules` are the rules that fired.
+    pub fn guardrail(&mut self, span: SpanId, verdict: &str, rules: &[&str]) {
+        self.attr(span, "flightdeck.guardrail.verdict", verdict);
+        if !rules.is_empty() {
+            self.attr(span, "flightdeck.guardrail.rule", rules.join(","));
+        }
+        self.end(span, SpanStatus::Ok);
+    }
+
+    /// Ends an `approval.create` span: the pending approval a gated write became.
+    pub fn approval_created(&mut self, span: SpanId, id: &str, required: i64, resource: &str) {
+        self.attr(span, "flightdeck.approval.id", id);
+        self.attr(span, "flightdeck.approval.required_approvals", required);
+        self.attr(span, "flightdeck.approval.resource", resource);
+        self.end(span, SpanStatus::Ok);
+    }
+
+    /// Ends the trace: the root span gets the status, the answer and the totals; spans
+    /// still open (a deadline cut them short) end now as `interrupted`; the trace goes to
+    /// the writer.
+    pub fn finish(mut self, status: &str, error_code: Option<&str>, answer: Option<&str>) {
+        self.complete(status, error_code, answer);
+    }
+
+    fn complete(&mut self, status: &str, error_code: Option<&str>, answer: Option<&str>) {
+        if self.building.is_none() {
+            return;
+        }
+        let root = self.root();
+        if let Some(a) = answer {
+            self.payload_text(root, "output", a);
+        }
+        self.attr(root, "flightdeck.status", status);
+        if let Some(code) = error_code {
+            self.attr(root, "error.type", code);
+        }
+        let open: Vec<usize> = self
+            .building
+            .as_ref()
+            .map(|b| {
+                b.ended
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .filter(|(_, e)| !**e)
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for i in open {
+            self.fail(SpanId(i), "interrupted");
+        }
+        let (prompt, completion, cost) = self
+            .building
+            .as_ref()
+            .map(|b| {
+                (
+                    b.record.prompt_tokens,
+                    b.record.completion_tokens,
+                    b.record.cost_usd,
+                )
+            })
+            .unwrap_or_default();
+        self.attr(root, "flightdeck.usage.input_tokens", prompt);
+        self.attr(root, "flightdeck.usage.output_tokens", completion);
+        self.attr(root, "flightdeck.cost_usd", cost);
+        let failed = matches!(status, "error" | "cancelled");
+        self.end(
+            root,
+            if failed {
+                SpanStatus::Error
+            } else {
+                SpanStatus::Ok
+            },
+        );
+        if let Some(mut b) = self.building.take() {
+            b.record.status = status.to_string();
+            b.record.error_code = error_code.map(str::to_string);
+            b.record.duration_us = b.record.spans[0].duration_us;
+            self.sink.submit(b.record);
+            self.sink.closed();
+        }
+    }
+
+    /// Stores the run's input on the root span (redacted, truncated).
+    pub fn input(&mut self, text: &str) {
+        let root = self.root();
+        self.payload_text(root, "input", text);
+    }
+}
+
+impl Drop for RunTrace {
+    fn drop(&mut self) {
+        if self.building.is_some() {
+            self.complete("cancelled", Some("cancelled"), None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::{ToolCall, Usage};
+
+    fn header() -> TraceHeader {
+        TraceHeader {
+            trace_id: "tr_0123456789abcdef0123456789abcdef".into(),
+            tenant: "demo".into(),
+            request_id: "req-1".into(),
+            workflow: "faq".into(),
+            user_id: Some("jane@example.com".into()),
+            provider: "scripted".into(),
+            model: "scripted-v1".into(),
+            policy_version: "guardrails-v3".into(),
+            release_track: "stable".into(),
+            release_version: "0.1.0".into(),
+            release_git_sha: "abc".into(),
+            started_at_ms: 1_700_000_000_000,
+        }
+    }
+
+    fn policy() -> Arc<Policy> {
+        Arc::new(Policy::load(None).expect("built-in policy"))
+    }
+
+    fn attr<'a>(s: &'a SpanRecord, key: &str) -> Option<&'a AttrValue> {
+        s.attributes.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    #[tokio::test]
+    async fn records_a_tree_with_redacted_payloads_and_totals() {
+        let sink = TraceSink::new(4);
+        let mut rx = sink.take_receiver().expect("receiver");
+        let mut t = RunTrace::begin(sink.clone(), policy(), header(), Instant::now());
+        assert_eq!(sink.open_runs(), 1);
+        t.input("mail me at jane@example.com");
+        let llm = t.llm_start("scripted", "scripted-v1", 100);
+        t.llm_end(
+            llm,
+            &ChatResponse {
+                content: String::new(),
+                tool_calls: vec![ToolCall {
+                    id: "c1".into(),
+                    name: "kb_search".into(),
+                    arguments: serde_json::json!({"query": "jane@example.com"}),
+                }],
+                usage: Usage {
+                    prompt_tokens: 10,
+                    completion_tokens: 5,
+                },
+                model: "scripted-v1".into(),
+            },
+            0.25,
+        );
+        let tool = t.tool_start(
+            "kb_search",
+            "c1",
+            Some("read"),
+            &serde_json::json!({"q": "x"}),
+        );
+        // Left open: a deadline cut the run short.
+        let _ = tool;
+        t.finish("budget_exceeded", None, Some("stopped"));
+        assert_eq!(sink.open_runs(), 0);
+        let rec = rx.try_recv().expect("a trace was submitted");
+        assert_eq!(rec.status, "budget_exceeded");
+        assert_eq!((rec.prompt_tokens, rec.completion_tokens), (10, 5));
+        assert!((rec.cost_usd - 0.25).abs() < 1e-9);
+        assert_eq!(rec.spans.len(), 3);
+        let root_id = rec.spans[0].span_id.clone();
+        assert!(
+            rec.spans[1..]
+                .iter()
+                .all(|s| s.parent_span_id.as_deref() == Some(root_id.as_str()))
+        );
+        assert_eq!(rec.spans[2].status, SpanStatus::Error);
+        assert_eq!(
+            attr(&rec.spans[2], "error.type"),
+            Some(&AttrValue::Str("interrupted".into()))
+        );
+        assert_eq!(
+            attr(&rec.spans[1], "gen_ai.usage.input_tokens"),
+            Some(&AttrValue::Int(10))
+        );
+        let all: String = rec
+            .spans
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}{}",
+                    s.attributes_json(),
+                    s.payload_json().unwrap_or_default()
+                )
+            })
+            .collect();
+        assert!(!all.contains("jane@example.com"), "PII stored: {all}");
+        assert!(all.contains("kb_search"));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_run_is_recorded_as_cancelled() {
+        let sink = TraceSink::new(4);
+        let mut rx = sink.take_receiver().expect("receiver");
+        drop(RunTrace::begin(
+            sink.clone(),
+            policy(),
+            header(),
+            Instant::now(),
+        ));
+        let rec = rx.try_recv().expect("a trace was submitted");
+        assert_eq!(rec.status, "cancelled");
+        assert_eq!(rec.spans[0].status, SpanStatus::Error);
+        assert_eq!(sink.open_runs(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_channel_drops_and_counts() {
+        let sink = TraceSink::new(1);
+        let _rx = sink.take_receiver().expect("receiver");
+        for _ in 0..3 {
+            RunTrace::begin(sink.clone(), policy(), header(), Instant::now())
+                .finish("success", None, None);
+        }
+        assert_eq!(sink.dropped(), 2);
+        assert_eq!(sink.open_runs(), 0);
+    }
+
+    #[test]
+    fn long_payloads_are_truncated_on_a_char_boundary() {
+        let long = "é".repeat(MAX_PAYLOAD_CHARS + 10);
+        let cut = truncate(&long);
+        assert!(cut.starts_with(&"é".repeat(MAX_PAYLOAD_CHARS)));
+        assert!(cut.ends_with("[truncated 10 characters]"), "{cut}");
+        assert_eq!(truncate("short"), "short");
+    }
+
+    #[tokio::test]
+    async fn span_timings_come_from_the_monotonic_clock() {
+        let sink = TraceSink::new(4);
+        let mut rx = sink.take_receiver().expect("receiver");
+        let mut t = RunTrace::begin(sink, policy(), header(), Instant::now());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let g = t.start("guardrail.input", SpanKind::Internal, t.root());
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        t.guardrail(g, "allow", &[]);
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        t.finish("success", None, None);
+        let rec = rx.try_recv().expect("trace");
+        let (start, dur) = (rec.spans[1].start_us, rec.spans[1].duration_us);
+        assert!(start >= 5_000, "{start}");
+        assert!(dur >= 2_000, "{dur}");
+        assert!(rec.duration_us >= start + dur + 3_000, "{rec:?}");
+        assert_eq!(rec.spans[0].duration_us, rec.duration_us);
+    }
+}

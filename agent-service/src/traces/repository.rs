@@ -1,0 +1,321 @@
+//! Trace storage: batched inserts (one transaction per batch, multi-row statements), the
+//! tenant-scoped list with keyset paging over `(started_at, trace_id)`, one trace with its
+//! spans, and batched deletion of old traces. Runtime SQL both back-ends accept.
+
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::TraceRecord;
+use crate::db::Db;
+use crate::domain::TenantId;
+
+/// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bind limits.
+const TRACE_ROWS_PER_STATEMENT: usize = 200;
+const SPAN_ROWS_PER_STATEMENT: usize = 500;
+const TRACE_COLUMNS: usize = 14;
+const SPAN_COLUMNS: usize = 11;
+
+/// `($1, $2, …), (…)` for `rows` rows of `cols` parameters.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * cols + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// Stores a batch of traces and their spans in one transaction. A trace id that is
+/// already stored is skipped (a replayed batch changes nothing).
+pub async fn insert_batch(db: &Db, traces: &[TraceRecord]) -> Result<(), sqlx::Error> {
+    if traces.is_empty() {
+        return Ok(());
+    }
+    let mut tx = db.pool().begin().await?;
+    // The first statement is a write, so SQLite takes its write lock at once.
+    for chunk in traces.chunks(TRACE_ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO traces (trace_id, tenant, request_id, workflow, status, error_code, \
+             started_at, duration_us, prompt_tokens, completion_tokens, cost_usd, model, provider, \
+             span_count) VALUES {} ON CONFLICT (trace_id) DO NOTHING",
+            placeholders(chunk.len(), TRACE_COLUMNS)
+        );
+        let mut q = sqlx::query(&sql);
+        for t in chunk {
+            q = q
+                .bind(&t.trace_id)
+                .bind(&t.tenant)
+                .bind(&t.request_id)
+                .bind(&t.workflow)
+                .bind(&t.status)
+                .bind(&t.error_code)
+                .bind(t.started_at_ms)
+                .bind(t.duration_us)
+                .bind(t.prompt_tokens)
+                .bind(t.completion_tokens)
+                .bind(t.cost_usd)
+                .bind(&t.model)
+                .bind(&t.provider)
+                .bind(i64::try_from(t.spans.len()).unwrap_or(i64::MAX));
+        }
+        q.execute(&mut *tx).await?;
+    }
+    let spans: Vec<(&str, i64, &super::SpanRecord)> = traces
+        .iter()
+        .flat_map(|t| {
+            t.spans
+                .iter()
+                .enumerate()
+                .map(move |(i, s)| (t.trace_id.as_str(), i as i64, s))
+        })
+        .collect();
+    for chunk in spans.chunks(SPAN_ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO spans (trace_id, seq, span_id, parent_span_id, name, kind, status, \
+             start_us, duration_us, attributes, payload) VALUES {} \
+             ON CONFLICT (trace_id, seq) DO NOTHING",
+            placeholders(chunk.len(), SPAN_COLUMNS)
+        );
+        let mut q = sqlx::query(&sql);
+        for (trace_id, seq, s) in chunk {
+            q = q
+                .bind(*trace_id)
+                .bind(*seq)
+                .bind(&s.span_id)
+                .bind(&s.parent_span_id)
+                .bind(&s.name)
+                .bind(s.kind.as_str())
+                .bind(s.status.as_str())
+                .bind(s.start_us)
+                .bind(s.duration_us)
+                .bind(s.attributes_json())
+                .bind(s.payload_json());
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// A stored trace's summary row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSummary {
+    pub trace_id: String,
+    pub request_id: String,
+    pub workflow: String,
+    pub status: String,
+    pub error_code: Option<String>,
+    pub started_at_ms: i64,
+    pub duration_us: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_usd: f64,
+    pub model: String,
+    pub provider: String,
+    pub span_count: i64,
+}
+
+/// A stored span. Times are microseconds from the trace start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSpan {
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub start_us: i64,
+    pub duration_us: i64,
+    pub attributes: Value,
+    pub payload: Option<Value>,
+}
+
+/// Filters of the trace list; every one is optional. Results are newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TraceFilter {
+    pub status: Option<String>,
+    pub workflow: Option<String>,
+    pub min_duration_us: Option<i64>,
+    pub since_ms: Option<i64>,
+    pub request_id: Option<String>,
+    /// Keyset position: only traces strictly older than this `(started_at, trace_id)`.
+    pub before: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+const SUMMARY_COLUMNS: &str = "trace_id, request_id, workflow, status, error_code, started_at, \
+    duration_us, prompt_tokens, completion_tokens, cost_usd, model, provider, span_count";
+
+fn summary_from(row: &AnyRow) -> Result<TraceSummary, sqlx::Error> {
+    Ok(TraceSummary {
+        trace_id: row.try_get("trace_id")?,
+        request_id: row.try_get("request_id")?,
+        workflow: row.try_get("workflow")?,
+        status: row.try_get("status")?,
+        error_code: row.try_get("error_code")?,
+        started_at_ms: row.try_get("started_at")?,
+        duration_us: row.try_get("duration_us")?,
+        prompt_tokens: row.try_get("prompt_tokens")?,
+        completion_tokens: row.try_get("completion_tokens")?,
+        cost_usd: row.try_get("cost_usd")?,
+        model: row.try_get("model")?,
+        provider: row.try_get("provider")?,
+        span_count: row.try_get("span_count")?,
+    })
+}
+
+/// One page of the tenant's traces, newest first (`limit` rows at most).
+pub async fn list(
+    db: &Db,
+    tenant: &TenantId,
+    f: &TraceFilter,
+) -> Result<Vec<TraceSummary>, sqlx::Error> {
+    enum Arg<'a> {
+        Text(&'a str),
+        Int(i64),
+    }
+    let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM traces WHERE tenant = $1");
+    let mut args: Vec<Arg> = vec![Arg::Text(tenant.as_str())];
+    let filters = [
+        (" AND status = ", f.status.as_deref().map(Arg::Text)),
+        (" AND workflow = ", f.workflow.as_deref().map(Arg::Text)),
+        (" AND request_id = ", f.request_id.as_deref().map(Arg::Text)),
+        (" AND duration_us >= ", f.min_duration_us.map(Arg::Int)),
+        (" AND started_at >= ", f.since_ms.map(Arg::Int)),
+    ];
+    for (condition, arg) in filters {
+        if let Some(arg) = arg {
+            args.push(arg);
+            sql.push_str(&format!("{condition}${}", args.len()));
+        }
+    }
+    if let Some((at, id)) = &f.before {
+        // `started_at <= at` alone bounds the index range; the OR picks the exact position.
+        args.push(Arg::Int(*at));
+        let at_n = args.len();
+        args.push(Arg::Text(id));
+        let id_n = args.len();
+        sql.push_str(&format!(
+            " AND started_at <= ${at_n} AND (started_at < ${at_n} OR trace_id < ${id_n})"
+        ));
+    }
+    args.push(Arg::Int(f.limit));
+    sql.push_str(&format!(
+        " ORDER BY started_at DESC, trace_id DESC LIMIT ${}",
+        args.len()
+    ));
+    let mut q = sqlx::query(&sql);
+    for a in &args {
+        q = match a {
+            Arg::Text(t) => q.bind(*t),
+            Arg::Int(i) => q.bind(*i),
+        };
+    }
+    let rows = q.fetch_all(db.pool()).await?;
+    rows.iter().map(summary_from).collect()
+}
+
+fn json_text(text: &str) -> Result<Value, sqlx::Error> {
+    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// One trace of the tenant with its spans in recording order; another tenant's trace is
+/// simply not found.
+pub async fn get(
+    db: &Db,
+    tenant: &TenantId,
+    trace_id: &str,
+) -> Result<Option<(TraceSummary, Vec<StoredSpan>)>, sqlx::Error> {
+    let Some(row) = sqlx::query(&format!(
+        "SELECT {SUMMARY_COLUMNS} FROM traces WHERE tenant = $1 AND trace_id = $2"
+    ))
+    .bind(tenant.as_str())
+    .bind(trace_id)
+    .fetch_optional(db.pool())
+    .await?
+    else {
+        return Ok(None);
+    };
+    let summary = summary_from(&row)?;
+    let rows = sqlx::query(
+        "SELECT span_id, parent_span_id, name, kind, status, start_us, duration_us, attributes, \
+         payload FROM spans WHERE trace_id = $1 ORDER BY seq",
+    )
+    .bind(trace_id)
+    .fetch_all(db.pool())
+    .await?;
+    let spans = rows
+        .iter()
+        .map(|r| {
+            let attributes: String = r.try_get("attributes")?;
+            let payload: Option<String> = r.try_get("payload")?;
+            Ok(StoredSpan {
+                span_id: r.try_get("span_id")?,
+                parent_span_id: r.try_get("parent_span_id")?,
+                name: r.try_get("name")?,
+                kind: r.try_get("kind")?,
+                status: r.try_get("status")?,
+                start_us: r.try_get("start_us")?,
+                duration_us: r.try_get("duration_us")?,
+                attributes: json_text(&attributes)?,
+                payload: payload.as_deref().map(json_text).transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Some((summary, spans)))
+}
+
+/// Deletes up to `limit` of the oldest traces started before `cutoff_ms`, with their
+/// spans, in one transaction; returns how many traces went.
+pub async fn delete_older_than(db: &Db, cutoff_ms: i64, limit: i64) -> Result<u64, sqlx::Error> {
+    let ids: Vec<String> = sqlx::query(
+        "SELECT trace_id FROM traces WHERE started_at < $1 ORDER BY started_at LIMIT $2",
+    )
+    .bind(cutoff_ms)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(|r| r.try_get("trace_id"))
+    .collect::<Result<_, _>>()?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let list = (1..=ids.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut tx = db.pool().begin().await?;
+    let spans_sql = format!("DELETE FROM spans WHERE trace_id IN ({list})");
+    let traces_sql = format!("DELETE FROM traces WHERE trace_id IN ({list})");
+    let mut spans = sqlx::query(&spans_sql);
+    let mut traces = sqlx::query(&traces_sql);
+    for id in &ids {
+        spans = spans.bind(id);
+        traces = traces.bind(id);
+    }
+    spans.execute(&mut *tx).await?;
+    let deleted = traces.execute(&mut *tx).await?.rows_affected();
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn placeholders_number_rows_then_columns() {
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(1, 1), "($1)");
+    }
+}

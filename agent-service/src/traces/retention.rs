@@ -1,0 +1,51 @@
+//! Trace retention: a background task that deletes traces (and their spans) older than
+//! `TRACE_RETENTION_DAYS`, at start and then every [`INTERVAL`], in batches of
+//! [`BATCH`] traces so it never holds the database's write lock for long.
+
+use std::time::Duration;
+
+use crate::background::stopping;
+use crate::db::Db;
+use crate::startup::AppState;
+
+pub const INTERVAL: Duration = Duration::from_secs(600);
+pub const BATCH: i64 = 1000;
+/// Pause between two batches, so other writers get the lock.
+const PAUSE: Duration = Duration::from_millis(20);
+const DAY_MS: i64 = 86_400_000;
+
+/// The retention task of a serving process (registered in `background::spawn_all`).
+pub async fn run(state: AppState) {
+    let days = i64::try_from(state.settings.trace_retention_days).unwrap_or(i64::MAX / DAY_MS);
+    let mut tick = tokio::time::interval(INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stopping(&state) => return,
+        }
+        let cutoff = state.engine.clock.now().timestamp_millis() - days.saturating_mul(DAY_MS);
+        let purge = purge_older_than(&state.db, cutoff);
+        tokio::select! {
+            r = purge => match r {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, retention_days = days, "old traces deleted"),
+                Err(e) => tracing::warn!(error = %e, "deleting old traces failed; will retry"),
+            },
+            () = stopping(&state) => return,
+        }
+    }
+}
+
+/// Deletes every trace started before `cutoff_ms`, batch by batch; returns how many.
+pub async fn purge_older_than(db: &Db, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let n = super::repository::delete_older_than(db, cutoff_ms, BATCH).await?;
+        total += n;
+        if n < BATCH as u64 {
+            return Ok(total);
+        }
+        tokio::time::sleep(PAUSE).await;
+    }
+}

@@ -1,0 +1,196 @@
+//! The background trace writer: takes finished traces off the bounded channel, stores them
+//! in batches (up to [`BATCH_MAX`] traces, or what arrived within [`BATCH_LINGER`] of the
+//! first, in one transaction), then hands the batch to the OTLP exporter when one is
+//! configured. At shutdown it keeps writing until no run is still recording and the
+//! channel is empty, so traces of requests drained during the grace period are kept.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::otlp::{ExportQueue, Resource};
+use super::{TraceRecord, TraceSink, repository};
+use crate::config::Environment;
+use crate::db::Db;
+use crate::engine::Engine;
+use crate::startup::AppState;
+
+pub const BATCH_MAX: usize = 200;
+pub const BATCH_LINGER: Duration = Duration::from_millis(100);
+/// How often the shutdown drain looks for runs that are still recording.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+/// Consecutive idle polls (no open run, nothing queued) before the drain ends.
+const DRAIN_IDLE_POLLS: u32 = 3;
+const STORE_ATTEMPTS: u32 = 3;
+const EXPORT_CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// The OTLP resource of this process's engine.
+pub fn resource_of(engine: &Engine) -> Resource {
+    Resource {
+        service_version: engine.release.version.clone(),
+        git_sha: engine.release.git_sha.clone(),
+        track: engine.release.track.clone(),
+        environment: match engine.settings.environment {
+            Environment::Development => "development".into(),
+            Environment::Production => "production".into(),
+        },
+    }
+}
+
+fn exporter_of(engine: &Engine, http: &reqwest::Client) -> Option<ExportQueue> {
+    engine
+        .settings
+        .otel_exporter_otlp_endpoint
+        .as_ref()
+        .map(|endpoint| ExportQueue::spawn(http.clone(), endpoint, resource_of(engine)))
+}
+
+/// The writer of a serving process (registered in `background::spawn_all`).
+pub async fn run(state: AppState) {
+    let engine = state.engine.clone();
+    let Some(rx) = engine.traces.take_receiver() else {
+        tracing::warn!("the trace writer is already running; not starting a second one");
+        return;
+    };
+    let exporter = exporter_of(&engine, &state.http);
+    let stop = {
+        let state = state.clone();
+        async move { crate::background::stopping(&state).await }
+    };
+    write_until_stopped(state.db.clone(), engine.traces.clone(), rx, exporter, stop).await;
+}
+
+/// A writer started by a process without the HTTP server (e.g. `eval run`).
+pub struct WriterHandle {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl WriterHandle {
+    /// Writes every trace still recording or queued, then stops.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Starts a writer for `engine`'s traces; `None` if one is already running.
+pub fn spawn(engine: &Engine, http: &reqwest::Client) -> Option<WriterHandle> {
+    let rx = engine.traces.take_receiver()?;
+    let exporter = exporter_of(engine, http);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(write_until_stopped(
+        engine.db.clone(),
+        engine.traces.clone(),
+        rx,
+        exporter,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    Some(WriterHandle {
+        stop: stop_tx,
+        task,
+    })
+}
+
+/// Collects more traces into `batch` until it is full or `deadline` passes.
+async fn fill(
+    rx: &mut mpsc::Receiver<TraceRecord>,
+    batch: &mut Vec<TraceRecord>,
+    deadline: tokio::time::Instant,
+) {
+    while batch.len() < BATCH_MAX {
+        match tokio::time::timeout_at(deadline, rx.recv_many(batch, BATCH_MAX - batch.len())).await
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Stores and exports traces from `rx` until `stop` resolves and the drain is over.
+pub async fn write_until_stopped(
+    db: Db,
+    sink: TraceSink,
+    mut rx: mpsc::Receiver<TraceRecord>,
+    exporter: Option<ExportQueue>,
+    stop: impl Future<Output = ()>,
+) {
+    let mut stop = std::pin::pin!(stop);
+    let write = |batch: Vec<TraceRecord>| {
+        let db = db.clone();
+        let exporter = exporter.as_ref();
+        async move {
+            if store(&db, &batch).await
+                && let Some(e) = exporter
+            {
+                e.submit(batch);
+            }
+        }
+    };
+    loop {
+        let mut batch = Vec::with_capacity(BATCH_MAX);
+        tokio::select! {
+            biased;
+            () = &mut stop => break,
+            n = rx.recv_many(&mut batch, BATCH_MAX) => {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        fill(
+            &mut rx,
+            &mut batch,
+            tokio::time::Instant::now() + BATCH_LINGER,
+        )
+        .await;
+        write(batch).await;
+    }
+    // Shutting down: requests still draining keep recording; write until they are done.
+    let mut idle = 0;
+    while idle < DRAIN_IDLE_POLLS {
+        let mut batch = Vec::with_capacity(BATCH_MAX);
+        match tokio::time::timeout(DRAIN_POLL, rx.recv_many(&mut batch, BATCH_MAX)).await {
+            Ok(0) => break,
+            Ok(_) => {
+                idle = 0;
+                fill(&mut rx, &mut batch, tokio::time::Instant::now()).await;
+                write(batch).await;
+            }
+            Err(_) if sink.open_runs() == 0 => idle += 1,
+            Err(_) => idle = 0,
+        }
+    }
+    if let Some(e) = exporter {
+        e.close(EXPORT_CLOSE_WAIT).await;
+    }
+    let dropped = sink.dropped();
+    if dropped > 0 {
+        tracing::warn!(
+            dropped_total = dropped,
+            "trace writer stopped; some traces were dropped while it was behind"
+        );
+    }
+}
+
+/// Stores one batch, retrying a failed transaction; gives up (and logs) after
+/// [`STORE_ATTEMPTS`] so the channel keeps moving.
+async fn store(db: &Db, batch: &[TraceRecord]) -> bool {
+    for attempt in 1..=STORE_ATTEMPTS {
+        match repository::insert_batch(db, batch).await {
+            Ok(()) => return true,
+            Err(e) if attempt < STORE_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, traces = batch.len(), "storing traces failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, traces = batch.len(), "storing traces failed; this batch is lost");
+            }
+        }
+    }
+    false
+}

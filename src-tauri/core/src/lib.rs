@@ -1,0 +1,13 @@
+//! The Flightdeck console's display-free core: everything the desktop app does that is not
+//! drawing. It never depends on Tauri; see README.md for the module map.
+
+pub mod alerts;
+pub mod chart;
+pub mod domain;
+pub mod error;
+pub mod prom;
+pub mod secrets;
+pub mod series;
+
+pub use domain::{BaseUrl, ProfileId, ProfileKind, Secret};
+pub use error::{Error, ErrorCode, Result};
