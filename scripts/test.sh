@@ -9,6 +9,7 @@ source scripts/lib.sh
 apt_ensure build-essential pkg-config
 start_postgres
 
+bash scripts/test-deploy.sh
 log "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -20,8 +20,8 @@ use crate::guardrails::Policy;
 use crate::metrics::{Metrics, RequestLabels, TokenLabels, ToolLabels};
 use crate::providers::{ChatMessage, ChatRequest, Provider, ProviderError, ToolCall};
 use crate::tools::{ProposedChange, Registry, SideEffect, ToolCtx, ToolError};
-use crate::workflows::Workflow;
 use crate::traces::{RunTrace, SpanId, SpanKind, TraceHeader, TraceSink};
+use crate::workflows::Workflow;
 
 /// How a run ended (the `status` of an invoke reply).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -261,7 +261,9 @@ impl Engine {
         }
         match &policy_check {
             Ok(()) => run.trace.guardrail(guard_span, "allow", &[]),
-            Err(block) => run.trace.guardrail(guard_span, "block", &[block.rule.as_str()]),
+            Err(block) => run
+                .trace
+                .guardrail(guard_span, "block", &[block.rule.as_str()]),
         }
         if let Err(block) = policy_check {
             self.metrics.guardrail_block(&block.rule);
@@ -681,9 +683,9 @@ impl Run<'_> {
             created_at: now,
             expires_at: now + (engine.settings.approval_ttl_secs as i64) * 1000,
         };
-        let approval_span =
-            self.trace
-                .start("approval.create", SpanKind::Internal, self.tool_span);
+        let approval_span = self
+            .trace
+            .start("approval.create", SpanKind::Internal, self.tool_span);
         // Stored with its audit event in one transaction; `writes_frozen` stores nothing.
         engine.approvals.create(&record).await?;
         self.trace
@@ -709,11 +711,15 @@ impl Run<'_> {
 
     fn final_answer(&mut self, raw: String) -> RunOutcome {
         let engine = self.engine;
-        let guard_span = self
-            .trace
-            .start("guardrail.output", SpanKind::Internal, self.trace.root());
+        let guard_span =
+            self.trace
+                .start("guardrail.output", SpanKind::Internal, self.trace.root());
         let redacted = engine.policy.redactor.redact(&raw);
-        let verdict = if redacted.rules.is_empty() { "allow" } else { "redacted" };
+        let verdict = if redacted.rules.is_empty() {
+            "allow"
+        } else {
+            "redacted"
+        };
         self.trace.guardrail(guard_span, verdict, &redacted.rules);
         for rule in &redacted.rules {
             engine.metrics.guardrail_block(&format!("redact_{rule}"));
@@ -736,8 +742,10 @@ impl Run<'_> {
             let uncited = cited.is_empty() && !(self.retrieval_called && self.evidence.is_empty());
             if unknown || uncited {
                 engine.metrics.guardrail_block("citation_required");
-                self.trace.attr(guard_span, "flightdeck.guardrail.verdict", "block");
-                self.trace.attr(guard_span, "flightdeck.guardrail.rule", "citation_required");
+                self.trace
+                    .attr(guard_span, "flightdeck.guardrail.verdict", "block");
+                self.trace
+                    .attr(guard_span, "flightdeck.guardrail.rule", "citation_required");
                 tracing::warn!(
                     unknown,
                     uncited,

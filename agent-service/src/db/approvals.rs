@@ -246,11 +246,7 @@ pub struct Decision {
 }
 
 /// The decisions on one approval of the tenant, oldest first.
-pub async fn decisions(
-    db: &Db,
-    tenant: &TenantId,
-    id: &str,
-) -> Result<Vec<Decision>, sqlx::Error> {
+pub async fn decisions(db: &Db, tenant: &TenantId, id: &str) -> Result<Vec<Decision>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT approver, approver_name, decision, reason, request_id, decided_at \
          FROM approval_decisions WHERE tenant = $1 AND approval_id = $2 \
@@ -390,7 +386,10 @@ pub async fn cancel_pending(
         sql.push_str(&format!(" AND release_version = ${n}"));
     }
     sql.push_str(" RETURNING id");
-    let mut q = sqlx::query(&sql).bind(reason).bind(now).bind(tenant.as_str());
+    let mut q = sqlx::query(&sql)
+        .bind(reason)
+        .bind(now)
+        .bind(tenant.as_str());
     if let Some(t) = track {
         q = q.bind(t);
     }
@@ -425,33 +424,29 @@ pub async fn claim(
     now: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
     let row = match lease {
-        None => {
-            sqlx::query(
-                "UPDATE approvals SET status = 'executing', attempts = attempts + 1, updated_at = $1 \
+        None => sqlx::query(
+            "UPDATE approvals SET status = 'executing', attempts = attempts + 1, updated_at = $1 \
                  WHERE tenant = $2 AND id = $3 AND status = 'approved' RETURNING attempts",
-            )
-            .bind(now)
-            .bind(tenant.as_str())
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-        }
-        Some(lease) => {
-            sqlx::query(
-                "UPDATE approvals SET status = 'executing', attempts = attempts + 1, updated_at = $1, \
+        )
+        .bind(now)
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?,
+        Some(lease) => sqlx::query(
+            "UPDATE approvals SET status = 'executing', attempts = attempts + 1, updated_at = $1, \
                  lease_owner = $2, lease_until = $3 \
                  WHERE tenant = $4 AND id = $5 AND (status = 'approved' \
                  OR (status = 'executing' AND lease_until IS NOT NULL AND lease_until < $1)) \
                  RETURNING attempts",
-            )
-            .bind(now)
-            .bind(&lease.owner)
-            .bind(lease.until)
-            .bind(tenant.as_str())
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-        }
+        )
+        .bind(now)
+        .bind(&lease.owner)
+        .bind(lease.until)
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?,
     };
     row.map(|r| r.try_get("attempts")).transpose()
 }
@@ -492,14 +487,14 @@ pub async fn finish(
          WHERE tenant = $6 AND id = $7 AND status = 'executing' AND attempts = $8{owner_check}"
     );
     let mut q = sqlx::query(&sql)
-    .bind(status)
-    .bind(result)
-    .bind(error)
-    .bind(executed_at)
-    .bind(now)
-    .bind(tenant.as_str())
-    .bind(id)
-    .bind(attempt);
+        .bind(status)
+        .bind(result)
+        .bind(error)
+        .bind(executed_at)
+        .bind(now)
+        .bind(tenant.as_str())
+        .bind(id)
+        .bind(attempt);
     if let Some(o) = owner {
         q = q.bind(o);
     }

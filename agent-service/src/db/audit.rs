@@ -611,7 +611,11 @@ mod tests {
         assert_eq!(first.hash.len(), 64);
         assert_eq!(first.computed_hash(), first.hash, "deterministic");
         let second = event(2, &first.hash);
-        assert_ne!(second.hash, event(2, GENESIS).hash, "linked to the previous");
+        assert_ne!(
+            second.hash,
+            event(2, GENESIS).hash,
+            "linked to the previous"
+        );
         let edits: Vec<Box<dyn Fn(&mut Event)>> = vec![
             Box::new(|e| e.details["amount"] = json!(13)),
             Box::new(|e| e.actor = "key_2".into()),
@@ -644,8 +648,17 @@ mod tests {
         assert!(!r.differs_from(&same));
         let mut moved = same.clone();
         moved["track"] = json!("canary");
-        assert!(!r.differs_from(&moved), "the track alone is not a release change");
-        for key in ["version", "git_sha", "prompt_version", "policy_hash", "config_hash"] {
+        assert!(
+            !r.differs_from(&moved),
+            "the track alone is not a release change"
+        );
+        for key in [
+            "version",
+            "git_sha",
+            "prompt_version",
+            "policy_hash",
+            "config_hash",
+        ] {
             let mut other = same.clone();
             other[key] = json!("changed");
             assert!(r.differs_from(&other), "{key}");

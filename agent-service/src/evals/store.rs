@@ -110,6 +110,30 @@ pub struct NewRun<'a> {
     pub now: i64,
 }
 
+impl NewRun<'_> {
+    /// The run as [`insert`] stores it for a worker: queued, nothing done yet.
+    pub fn as_queued(&self) -> EvalRun {
+        EvalRun {
+            id: self.id.to_string(),
+            tenant: self.tenant.to_string(),
+            suite: self.suite.to_string(),
+            suite_hash: self.suite_hash.to_string(),
+            origin: self.origin.as_str().to_string(),
+            status: RunState::Queued,
+            done: 0,
+            total: self.total,
+            baseline_run_id: self.baseline_run_id.map(str::to_string),
+            versions: self.versions.clone(),
+            requested_by: self.requested_by.to_string(),
+            outcome: None,
+            error: None,
+            created_at: self.now,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
 pub fn new_run_id() -> String {
     format!("evr_{}", uuid::Uuid::now_v7().simple())
 }

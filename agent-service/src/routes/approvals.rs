@@ -24,10 +24,10 @@ use tokio::sync::watch;
 use super::invoke::idempotency_key;
 use crate::approvals::{APPROVAL_ACTION_PREFIX, Verdict};
 use crate::auth::Principal;
+use crate::db::Db;
 use crate::db::approvals::{self, ListCursor, STATUSES};
 use crate::db::audit::{self, Chain};
 use crate::db::idempotency::{self, Claim};
-use crate::db::Db;
 use crate::domain::{Role, TenantId};
 use crate::error::{Error, ErrorCode, Result};
 use crate::request_id::RequestId;
@@ -193,16 +193,15 @@ async fn detail(db: &Db, tenant: &TenantId, id: &str) -> Result<ApprovalDetail> 
             decided_at: rfc3339(d.decided_at),
         })
         .collect();
-    let execution = matches!(a.status.as_str(), "executing" | "executed" | "failed").then(|| {
-        ExecutionOut {
+    let execution =
+        matches!(a.status.as_str(), "executing" | "executed" | "failed").then(|| ExecutionOut {
             status: a.status.clone(),
             attempts: a.attempts,
             result: a.result.clone(),
             error: a.error.clone(),
             executed_at: a.executed_at.map(rfc3339),
             lease_until: a.lease_until.map(rfc3339),
-        }
-    });
+        });
     Ok(ApprovalDetail {
         approval: a.into(),
         decisions,
@@ -237,8 +236,7 @@ pub struct ListQuery {
 
 /// An opaque page cursor: base64url of `<tag>:<fields…>`.
 pub(crate) fn encode_cursor(tag: &str, fields: &[&str]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{tag}:{}", fields.join(":")))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{tag}:{}", fields.join(":")))
 }
 
 /// The fields of a cursor made by [`encode_cursor`] with this tag.
@@ -300,7 +298,9 @@ pub async fn list(
         Some(c) => {
             let parts = decode_cursor("a", c, 2)?;
             let created_at = parts[0].parse().map_err(|_| {
-                Error::invalid("cursor is not valid: pass the next_cursor of the previous page unchanged")
+                Error::invalid(
+                    "cursor is not valid: pass the next_cursor of the previous page unchanged",
+                )
             })?;
             Some(ListCursor {
                 created_at,
@@ -365,10 +365,8 @@ where
     match idempotency::claim(&state.db, tenant, &key, &hash, now).await? {
         Claim::Fresh => {}
         Claim::Replay { status, body } => {
-            let mut resp = json_response(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                body,
-            );
+            let mut resp =
+                json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body);
             resp.headers_mut()
                 .insert("idempotency-replayed", HeaderValue::from_static("true"));
             return Ok(resp);

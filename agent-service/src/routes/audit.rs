@@ -111,9 +111,9 @@ fn chain_for(principal: &Principal, chain: Option<&str>) -> Result<Chain> {
 
 fn text_filter(name: &str, value: Option<String>) -> Result<Option<String>> {
     match value {
-        Some(v) if v.is_empty() || v.len() > 256 => Err(Error::invalid(format!(
-            "{name} must be 1-256 characters"
-        ))),
+        Some(v) if v.is_empty() || v.len() > 256 => {
+            Err(Error::invalid(format!("{name} must be 1-256 characters")))
+        }
         other => Ok(other),
     }
 }
@@ -146,7 +146,9 @@ pub async fn list(
     let before_seq = match &q.cursor {
         None => None,
         Some(c) => Some(decode_cursor("e", c, 1)?[0].parse::<i64>().map_err(|_| {
-            Error::invalid("cursor is not valid: pass the next_cursor of the previous page unchanged")
+            Error::invalid(
+                "cursor is not valid: pass the next_cursor of the previous page unchanged",
+            )
         })?),
     };
     let filter = Filter {

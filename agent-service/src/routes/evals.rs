@@ -293,28 +293,23 @@ async fn queue_run(state: &AppState, principal: &Principal, req: CreateRun) -> R
     let id = store::new_run_id();
     let versions = Versions::from_info(&state.info);
     let now = state.engine.clock.now().timestamp_millis();
-    store::insert(
-        &state.db,
-        &NewRun {
-            id: &id,
-            tenant: &principal.tenant,
-            suite: &suite.name,
-            suite_hash: &suite.hash,
-            origin: Origin::Api,
-            total: suite.cases.len() as u64,
-            baseline_run_id: baseline.as_deref(),
-            versions: &versions,
-            requested_by: &principal.key_id,
-            now,
-        },
-        None,
-    )
-    .await?;
+    let run = NewRun {
+        id: &id,
+        tenant: &principal.tenant,
+        suite: &suite.name,
+        suite_hash: &suite.hash,
+        origin: Origin::Api,
+        total: suite.cases.len() as u64,
+        baseline_run_id: baseline.as_deref(),
+        versions: &versions,
+        requested_by: &principal.key_id,
+        now,
+    };
+    store::insert(&state.db, &run, None).await?;
     state.eval_wakeup.notify_one();
     tracing::info!(eval_run = %id, suite = %suite.name, baseline = ?baseline, "eval run queued");
-    store::get(&state.db, &principal.tenant, &id)
-        .await?
-        .ok_or_else(|| Error::internal("the queued eval run could not be read back"))
+    // As stored, whatever the worker has done with it since.
+    Ok(run.as_queued())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -386,10 +381,12 @@ async fn load(
     id: &str,
 ) -> Result<(EvalRun, Vec<CaseResult>)> {
     require_reader(principal)?;
-    let run = store::get(&state.db, &principal.tenant, id)
+    let mut run = store::get(&state.db, &principal.tenant, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("eval run {id}")))?;
     let cases = store::case_results(&state.db, id).await?;
+    // The cases were read after the run: a case recorded in between counts as done.
+    run.done = run.done.max(cases.len() as u64);
     Ok((run, cases))
 }
 

@@ -394,3 +394,16 @@ impl TestApp {
         // `fresh` now holds the dead process and a database handle that owns no files.
     }
 }
+
+/// More processes on one database (replicas racing, as in production).
+impl TestApp {
+    /// Starts another process on this app's database and keys, with these environment
+    /// variables; dropping it kills it and deletes nothing.
+    pub async fn replica(&self, env: &[(&str, &str)]) -> TestApp {
+        let db = TestDb {
+            url: self.db.url.clone(),
+            _dir: None,
+        };
+        Self::spawn_on(db, self.keys.clone(), env).await
+    }
+}

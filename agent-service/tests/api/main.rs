@@ -3,9 +3,12 @@
 
 mod helpers;
 
+mod approvals;
+mod audit;
 mod budgets;
 mod config;
 mod errors;
+mod evals;
 mod guardrails;
 mod idempotency;
 mod info;

@@ -1,6 +1,7 @@
 //! The Flightdeck console's display-free core: everything the desktop app does that is not
 //! drawing. It never depends on Tauri; see README.md for the module map.
 
+pub mod agent;
 pub mod alerts;
 pub mod chart;
 pub mod domain;

@@ -661,7 +661,7 @@ mod tests {
     use crate::prom::parse;
 
     fn approx(a: f64, b: f64) -> bool {
-        (a - b).abs() < 1e-9 || a.is_nan() && b.is_nan()
+        a == b || (a - b).abs() < 1e-9 || a.is_nan() && b.is_nan()
     }
 
     #[test]

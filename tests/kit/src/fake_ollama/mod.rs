@@ -13,10 +13,13 @@
 //! | `GET /api/tags` | the configured models |
 //! | `POST /api/show` | details and `capabilities`; 404 `{"error":"model 'x' not found"}` |
 //! | `GET /api/version` | `{"version": "…"}` |
-//! | `GET /api/ps` | the models used since the start |
+//! | `GET /api/ps` | the models used since the start (`size_vram` from [`FakeModel::size_vram`]) |
 //! | `POST /api/pull` | progress lines, then `{"status":"success"}`; adds the model |
 //! | `POST /v1/chat/completions` | OpenAI-compatible chat: SSE chunks, tool-call deltas, usage chunk, `data: [DONE]` |
 //! | `GET /v1/models` | OpenAI-compatible model list |
+//!
+//! The first chat or generate call of a model reports a cold `load_duration` (1.2 s), later
+//! ones a warm one (50 ms), like a real server that keeps the model loaded.
 //!
 //! Chat replies come from a FIFO queue of scripted [`Reply`]s (text and/or tool calls);
 //! when it is empty the reply echoes the last user message. An unknown model gets 404.
@@ -74,6 +77,10 @@ pub struct FakeModel {
     pub parameter_size: String,
     #[serde(default = "default_quantization")]
     pub quantization_level: String,
+    /// Bytes in GPU memory once loaded, as `/api/ps` reports them; `None`: all of it.
+    /// `Some(0)` is a model that fell back to the CPU.
+    #[serde(default)]
+    pub size_vram: Option<u64>,
 }
 
 fn default_size() -> u64 {
@@ -102,12 +109,19 @@ impl FakeModel {
             family: default_family(),
             parameter_size: default_parameter_size(),
             quantization_level: default_quantization(),
+            size_vram: None,
         }
     }
 
     /// The same model without the `tools` capability (chat with tools gets 400).
     pub fn without_tools(mut self) -> Self {
         self.capabilities.retain(|c| c != "tools");
+        self
+    }
+
+    /// The same model running on the CPU only (`size_vram` 0 in `/api/ps`).
+    pub fn on_cpu(mut self) -> Self {
+        self.size_vram = Some(0);
         self
     }
 

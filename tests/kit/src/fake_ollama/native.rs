@@ -22,8 +22,8 @@ pub(crate) async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
         Ok(req) => req,
         Err(e) => return wire::ollama_error(400, &e),
     };
-    let model = match loaded_model(&shared, &req) {
-        Ok(model) => model,
+    let (model, cold) = match loaded_model(&shared, &req) {
+        Ok(loaded) => loaded,
         Err((status, message)) => return wire::ollama_error(status, &message),
     };
     let messages = req["messages"].as_array().cloned().unwrap_or_default();
@@ -56,7 +56,7 @@ pub(crate) async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
         .enumerate()
         .map(|(i, c)| json!({ "function": { "index": i, "name": c.name, "arguments": arguments_object(&c.arguments) } }))
         .collect();
-    let stats = stats(prompt_tokens, eval_count);
+    let stats = stats(prompt_tokens, eval_count, cold);
 
     if req["stream"].as_bool() == Some(false) {
         let mut message = json!({ "role": "assistant", "content": reply.content });
@@ -103,9 +103,10 @@ pub(crate) async fn generate(State(shared): State<Arc<Shared>>, body: Bytes) -> 
         Ok(req) => req,
         Err(e) => return wire::ollama_error(400, &e),
     };
-    if let Err((status, message)) = loaded_model(&shared, &req) {
-        return wire::ollama_error(status, &message);
-    }
+    let cold = match loaded_model(&shared, &req) {
+        Ok((_, cold)) => cold,
+        Err((status, message)) => return wire::ollama_error(status, &message),
+    };
     let name = req["model"].as_str().unwrap_or_default().to_string();
     let prompt = req["prompt"].as_str().unwrap_or_default().to_string();
     let created = wire::now_rfc3339();
@@ -120,7 +121,7 @@ pub(crate) async fn generate(State(shared): State<Arc<Shared>>, body: Bytes) -> 
     let settings = Settings::read(&shared);
     let texts = wire::pieces(&reply.content, settings.chunk_chars);
     let (prompt_tokens, eval_count) = usage(&reply, wire::estimate_tokens(&prompt), texts.len());
-    let stats = stats(prompt_tokens, eval_count);
+    let stats = stats(prompt_tokens, eval_count, cold);
 
     if req["stream"].as_bool() == Some(false) {
         let full = with_stats(
@@ -209,7 +210,7 @@ pub(crate) async fn ps(State(shared): State<Arc<Shared>>) -> Response {
             .map(|m| {
                 let mut entry = model_entry(m);
                 entry["expires_at"] = json!(expires_at);
-                entry["size_vram"] = json!(m.size);
+                entry["size_vram"] = json!(m.size_vram.unwrap_or(m.size));
                 entry["context_length"] = json!(4096);
                 entry
             })
@@ -274,18 +275,17 @@ pub(crate) async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "404 page not found").into_response()
 }
 
-/// The requested model, marked as loaded; 400 without a model, 404 for an unknown one.
-fn loaded_model(shared: &Shared, req: &Value) -> Result<FakeModel, (u16, String)> {
+/// The requested model, marked as loaded, and whether this call loaded it (a cold start);
+/// 400 without a model, 404 for an unknown one.
+fn loaded_model(shared: &Shared, req: &Value) -> Result<(FakeModel, bool), (u16, String)> {
     let Some(name) = req["model"].as_str().filter(|n| !n.is_empty()) else {
         return Err((400, "model is required".into()));
     };
     shared
         .with(|s| {
-            let model = s.model(name).cloned();
-            if model.is_some() {
-                s.loaded.insert(canonical_name(name));
-            }
-            model
+            let model = s.model(name).cloned()?;
+            let cold = s.loaded.insert(canonical_name(name));
+            Some((model, cold))
         })
         .ok_or_else(|| {
             (
@@ -318,11 +318,16 @@ fn usage(reply: &Reply, prompt_estimate: u32, chunks: usize) -> (u32, u32) {
     }
 }
 
-fn stats(prompt_eval_count: u32, eval_count: u32) -> Value {
+/// `load_duration` of a model's first call (loading it) and of later ones.
+const COLD_LOAD_NS: u64 = 1_200_000_000;
+const WARM_LOAD_NS: u64 = 50_000_000;
+
+fn stats(prompt_eval_count: u32, eval_count: u32, cold: bool) -> Value {
     let eval_duration = u64::from(eval_count) * 20_000_000;
+    let load_duration = if cold { COLD_LOAD_NS } else { WARM_LOAD_NS };
     json!({
-        "total_duration": 150_000_000 + eval_duration,
-        "load_duration": 50_000_000,
+        "total_duration": 100_000_000 + load_duration + eval_duration,
+        "load_duration": load_duration,
         "prompt_eval_count": prompt_eval_count,
         "prompt_eval_duration": 100_000_000,
         "eval_count": eval_count,

@@ -1,0 +1,5 @@
+//! Cross-process tests of the console core: the agent client and the Local profile against
+//! the real agent-service binary, the smoke suite against the fake Ollama, the keyring.
+
+mod agent;
+mod helpers;
