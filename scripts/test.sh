@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-apt_ensure build-essential pkg-config
+apt_ensure build-essential pkg-config libdbus-1-dev dbus-x11 gnome-keyring
 start_postgres
 
 bash scripts/test-deploy.sh

@@ -44,9 +44,11 @@ pub enum Command {
 pub enum EvalCommand {
     /// Run a suite against the configured database and provider, store the run, write
     /// <suite>-<run>.json, .md and .junit.xml reports and print a summary.
-    #[command(after_help = "Exit status: 0 the run completed (with --gate: and the gate passed); \
+    #[command(
+        after_help = "Exit status: 0 the run completed (with --gate: and the gate passed); \
                             1 the gate failed (--gate); 2 bad flags, unknown suite or baseline, malformed \
-                            suite file; 3 the run could not complete.")]
+                            suite file; 3 the run could not complete."
+    )]
     Run {
         /// The suite to run (`golden`, `adversarial`, or one from --suites-dir).
         #[arg(long)]

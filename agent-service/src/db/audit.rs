@@ -616,15 +616,15 @@ mod tests {
             event(2, GENESIS).hash,
             "linked to the previous"
         );
-        let edits: Vec<Box<dyn Fn(&mut Event)>> = vec![
-            Box::new(|e| e.details["amount"] = json!(13)),
-            Box::new(|e| e.actor = "key_2".into()),
-            Box::new(|e| e.action = "approval.approved".into()),
-            Box::new(|e| e.at += 1),
-            Box::new(|e| e.request_id = None),
-            Box::new(|e| e.resource = "approval/apr_2".into()),
-            Box::new(|e| e.policy_version = "guardrails-v4".into()),
-            Box::new(|e| e.chain = "other".into()),
+        let edits: [fn(&mut Event); 8] = [
+            |e| e.details["amount"] = json!(13),
+            |e| e.actor = "key_2".into(),
+            |e| e.action = "approval.approved".into(),
+            |e| e.at += 1,
+            |e| e.request_id = None,
+            |e| e.resource = "approval/apr_2".into(),
+            |e| e.policy_version = "guardrails-v4".into(),
+            |e| e.chain = "other".into(),
         ];
         for edit in edits {
             let mut e = second.clone();

@@ -412,7 +412,11 @@ mod tests {
             (12, 8, 15)
         );
         assert_eq!(count(&t.db, "tickets", "eval").await, 12);
-        assert_eq!(count(&t.db, "tickets", DEMO_TENANT).await, 0, "demo is untouched");
+        assert_eq!(
+            count(&t.db, "tickets", DEMO_TENANT).await,
+            0,
+            "demo is untouched"
+        );
         assert_eq!(seed_tenant(&t.db, &eval).await.expect("again").total(), 0);
         let paid: String =
             sqlx::query("SELECT status FROM invoices WHERE tenant = 'eval' AND id = 'INV-2003'")

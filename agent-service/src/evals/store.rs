@@ -235,6 +235,18 @@ pub async fn claim_next(
     now: i64,
     lease_until: i64,
 ) -> Result<Option<String>, sqlx::Error> {
+    // A read first: the worker polls, and an idle poll should not take SQLite's write lock.
+    let waiting = sqlx::query(
+        "SELECT id FROM eval_runs WHERE origin = 'api' AND pin = $1 \
+         AND (status = 'queued' OR (status = 'running' AND lease_until < $2)) LIMIT 1",
+    )
+    .bind(pin)
+    .bind(now)
+    .fetch_optional(db.pool())
+    .await?;
+    if waiting.is_none() {
+        return Ok(None);
+    }
     let claimable = "origin = 'api' AND pin = $3 AND (status = 'queued' OR (status = 'running' AND lease_until < $4))";
     let lock = match db.backend() {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",

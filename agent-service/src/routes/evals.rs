@@ -416,7 +416,7 @@ async fn finished_report(
         return Err(Error::new(
             ErrorCode::Conflict,
             format!(
-                "eval run {id} is {} ({} of {} cases done); its report exists once it has completed",
+                "eval run {id} has status {} ({} of {} cases done); reports exist only for completed runs",
                 run.status.as_str(),
                 run.done,
                 run.total

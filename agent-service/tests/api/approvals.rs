@@ -366,7 +366,8 @@ async fn expiry(backend: Backend) {
             "T-1003"
         )
         .await,
-        "open"
+        "pending",
+        "the seeded status, unchanged"
     );
 }
 both!(expiry_test, super::expiry);
@@ -743,7 +744,7 @@ async fn event_stream(backend: Backend) {
 
     // While disconnected: two more requests, one rejected.
     let a = propose(&app, "ticket_update", "close ticket T-1011").await;
-    let b = propose(&app, "ticket_update", "close ticket T-1012").await;
+    let b = propose(&app, "ticket_update", "set T-1012 priority to high").await;
     decide(&app, app.key("approver"), &a, "reject", "no").await;
 
     let mut sse = SseStream::open(&app, app.key("approver"), Some(last)).await;
@@ -782,10 +783,13 @@ async fn event_stream(backend: Backend) {
 }
 both!(event_stream_test, super::event_stream);
 
+/// The invoices the stress tests pay.
+const STRESS_INVOICES: [&str; 3] = ["INV-2001", "INV-2005", "INV-2008"];
+
 /// Tickets and invoices the stress tests write to, each approval with a unique marker.
 fn stress_requests(n: usize) -> Vec<(String, String, Option<String>)> {
     let mut out = Vec::new();
-    for inv in ["INV-2001", "INV-2005", "INV-2008"] {
+    for inv in STRESS_INVOICES {
         out.push((
             "invoice_approval".to_string(),
             format!("pay invoice {inv}"),
@@ -860,9 +864,14 @@ async fn settled(db: &sqlx::AnyPool, within: Duration) -> BTreeMap<String, (Stri
 }
 
 /// Every approval executed exactly once: one `executed` status and attempt, its marker in
-/// exactly one ticket body once, each invoice paid, one `approval.executed` event each, and
-/// an intact audit chain.
-async fn assert_exactly_once(app: &TestApp, db: &sqlx::AnyPool, ids: &[(String, Option<String>)]) {
+/// exactly one ticket body once, each of `invoices` paid, one `approval.executed` event
+/// each, and an intact audit chain.
+async fn assert_exactly_once(
+    app: &TestApp,
+    db: &sqlx::AnyPool,
+    ids: &[(String, Option<String>)],
+    invoices: &[&str],
+) {
     let all = settled(db, Duration::from_secs(60)).await;
     for (id, _) in ids {
         assert_eq!(all[id], ("executed".to_string(), 1), "{id}: {all:?}");
@@ -881,7 +890,7 @@ async fn assert_exactly_once(app: &TestApp, db: &sqlx::AnyPool, ids: &[(String, 
             .sum();
         assert_eq!(n, 1, "{marker} applied {n} times");
     }
-    for inv in ["INV-2001", "INV-2005", "INV-2008"] {
+    for inv in invoices {
         assert_eq!(
             column(
                 db,
@@ -935,7 +944,7 @@ async fn crash_recovery(backend: Backend) {
     for t in tasks {
         t.await.expect("approver task");
     }
-    assert_exactly_once(&app, &db, &ids).await;
+    assert_exactly_once(&app, &db, &ids, &STRESS_INVOICES).await;
 }
 both!(crash_recovery_test, super::crash_recovery);
 
@@ -972,7 +981,7 @@ async fn two_processes_race(backend: Backend) {
     for t in tasks {
         t.await.expect("approver task");
     }
-    assert_exactly_once(&a, &db, &ids).await;
+    assert_exactly_once(&a, &db, &ids, &STRESS_INVOICES).await;
     drop(b);
 }
 both!(two_processes_race_test, super::two_processes_race);
@@ -1180,7 +1189,7 @@ async fn killed_inside_a_transaction(backend: Backend) {
         let (s, _, v) = decide(&app, app.key("approver"), &id, "approve", "ok").await;
         assert_eq!(s, 200, "{v}");
     }
-    assert_exactly_once(&app, &db, &[(id, Some("[txn-kill]".to_string()))]).await;
+    assert_exactly_once(&app, &db, &[(id, Some("[txn-kill]".to_string()))], &[]).await;
 }
 both!(
     killed_inside_a_transaction_test,

@@ -140,7 +140,7 @@ pub fn evaluate(stats: &WindowStats, t: &Thresholds, window_label: &str) -> Vec<
             reason: "the provider circuit breaker is open: model calls fail fast".into(),
         });
     }
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|b| std::cmp::Reverse(b.severity));
     out
 }
 
@@ -193,14 +193,26 @@ mod tests {
             },
             t,
             &[
-                (Rule::LatencyP99, Severity::Critical, "p99 latency 42 s is above 30 s over the last 5 min"),
-                (Rule::ErrorRate, Severity::Critical, "error rate 2.34 % is above 1 % over the last 5 min"),
+                (
+                    Rule::LatencyP99,
+                    Severity::Critical,
+                    "p99 latency 42 s is above 30 s over the last 5 min",
+                ),
+                (
+                    Rule::ErrorRate,
+                    Severity::Critical,
+                    "error rate 2.34 % is above 1 % over the last 5 min",
+                ),
                 (
                     Rule::CircuitOpen,
                     Severity::Critical,
                     "the provider circuit breaker is open: model calls fail fast",
                 ),
-                (Rule::QueueDepth, Severity::Warning, "150 jobs are waiting in the queue (more than 100)"),
+                (
+                    Rule::QueueDepth,
+                    Severity::Warning,
+                    "150 jobs are waiting in the queue (more than 100)",
+                ),
             ],
         );
     }

@@ -129,7 +129,10 @@ fn draw(
     if points.is_empty() {
         root.draw(&Text::new(
             "no data yet",
-            ((spec.width / 2).saturating_sub(36) as i32, (spec.height / 2) as i32),
+            (
+                (spec.width / 2).saturating_sub(36) as i32,
+                (spec.height / 2) as i32,
+            ),
             text(13),
         ))?;
     } else if points.len() == 1 {
@@ -255,7 +258,10 @@ mod tests {
             width: 10,
             ..ChartSpec::new("x", Unit::Count)
         };
-        assert_eq!(render_svg(&flat, &tiny).unwrap_err().code().as_str(), "invalid");
+        assert_eq!(
+            render_svg(&flat, &tiny).unwrap_err().code().as_str(),
+            "invalid"
+        );
         let dark = ChartSpec {
             dark: true,
             ..spec()
@@ -268,8 +274,20 @@ mod tests {
         assert_eq!(y_range(&[], None), (0.0, 1.0));
         assert_eq!(y_range(&[Point { t_ms: 0, v: 5.0 }], None), (0.0, 5.4));
         assert_eq!(y_range(&[Point { t_ms: 0, v: 0.0 }], None), (0.0, 1.0));
-        assert_eq!(y_range(&[Point { t_ms: 0, v: 5.0 }], Some(30.0)), (0.0, 32.4));
-        assert_eq!(x_range(&[Point { t_ms: 100_000, v: 1.0 }], None), (40_000, 160_000));
+        assert_eq!(
+            y_range(&[Point { t_ms: 0, v: 5.0 }], Some(30.0)),
+            (0.0, 32.4)
+        );
+        assert_eq!(
+            x_range(
+                &[Point {
+                    t_ms: 100_000,
+                    v: 1.0
+                }],
+                None
+            ),
+            (40_000, 160_000)
+        );
         assert_eq!(x_range(&[], Some((5, 10))), (5, 10));
         // 2023-11-14T22:13:20Z, shown in UTC+2.
         assert_eq!(time_label(1_700_000_000_000, 7200, 3_600_000), "00:13");

@@ -28,7 +28,10 @@ impl ProfileId {
 
     /// A fresh random id (`p-` and 12 hex digits).
     pub fn generate() -> Self {
-        Self(format!("p-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]))
+        Self(format!(
+            "p-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -184,7 +187,10 @@ mod tests {
         let cases: &[(&str, Option<&str>)] = &[
             ("http://127.0.0.1:8080", Some("http://127.0.0.1:8080")),
             ("http://127.0.0.1:8080/", Some("http://127.0.0.1:8080")),
-            (" https://agent.example.com/api/ ", Some("https://agent.example.com/api")),
+            (
+                " https://agent.example.com/api/ ",
+                Some("https://agent.example.com/api"),
+            ),
             ("ftp://x", None),
             ("localhost:8080", None),
             ("http://x/?a=1", None),

@@ -65,21 +65,38 @@ impl ErrorCode {
     }
 }
 
+/// An error answer of a service: its status and envelope, summarised when there was none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub status: u16,
+    /// The service's own code (`writes_frozen`, `unknown_workflow`, …) or `http_<status>`.
+    pub server_code: String,
+    pub message: String,
+    pub request_id: Option<String>,
+    pub endpoint: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} answered {} {}: {}",
+            self.endpoint, self.status, self.server_code, self.message
+        )?;
+        if let Some(r) = &self.request_id {
+            write!(f, " (request {r})")?;
+        }
+        Ok(())
+    }
+}
+
 /// Everything that can go wrong in the core.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The service answered with an error status (the agent-service envelope, or whatever
-    /// body another server sent, summarised).
-    #[error("{endpoint} answered {status} {server_code}: {message}{}", request_id.as_deref().map(|r| format!(" (request {r})")).unwrap_or_default())]
-    Api {
-        code: ErrorCode,
-        status: u16,
-        /// The service's own code (`writes_frozen`, `unknown_workflow`, …) or `http_<status>`.
-        server_code: String,
-        message: String,
-        request_id: Option<String>,
-        endpoint: String,
-    },
+    /// The service answered with an error status.
+    #[error("{0}")]
+    Api(Box<ApiError>),
     #[error("could not reach {endpoint}: {message}")]
     Network { endpoint: String, message: String },
     #[error("{endpoint} did not answer within {} ms", after.as_millis())]
@@ -104,7 +121,7 @@ pub enum Error {
 impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Api { code, .. } => *code,
+            Self::Api(a) => a.code,
             Self::Network { .. } => ErrorCode::Network,
             Self::Timeout { .. } => ErrorCode::Timeout,
             Self::Protocol { .. } | Self::MetricsParse { .. } => ErrorCode::Protocol,
@@ -112,6 +129,14 @@ impl Error {
             Self::Storage(_) => ErrorCode::Storage,
             Self::Keyring(_) => ErrorCode::Keyring,
             Self::Process(_) => ErrorCode::Process,
+        }
+    }
+
+    /// The service's answer, when this is one.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Self::Api(a) => Some(a),
+            _ => None,
         }
     }
 
@@ -133,8 +158,8 @@ impl Error {
                 endpoint: endpoint.to_string(),
                 after: timeout,
             }
-        } else if e.is_decode() || e.is_body() && !e.is_connect() {
-            Self::protocol(endpoint, e.without_url().to_string())
+        } else if e.is_decode() {
+            Self::protocol(endpoint, error_chain(&e.without_url()))
         } else {
             Self::Network {
                 endpoint: endpoint.to_string(),

@@ -4,11 +4,16 @@
 pub mod agent;
 pub mod alerts;
 pub mod chart;
+pub mod clock;
 pub mod domain;
 pub mod error;
+pub mod host;
+pub mod local;
 pub mod prom;
 pub mod secrets;
 pub mod series;
+pub mod smoke;
+pub mod store;
 
 pub use domain::{BaseUrl, ProfileId, ProfileKind, Secret};
-pub use error::{Error, ErrorCode, Result};
+pub use error::{ApiError, Error, ErrorCode, Result};

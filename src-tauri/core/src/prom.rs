@@ -54,6 +54,8 @@ impl MetricType {
     }
 }
 
+type LabelPairs = Vec<(String, String)>;
+
 /// Label pairs, sorted by name, names unique.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Labels(Vec<(String, String)>);
@@ -174,7 +176,12 @@ impl PromScrape {
 
     /// Like [`PromScrape::sum`], grouped by the value of one label (e.g. requests per
     /// `status`); samples without the label count under `""`.
-    pub fn sum_by(&self, name: &str, label: &str, filter: &[(&str, &str)]) -> BTreeMap<String, f64> {
+    pub fn sum_by(
+        &self,
+        name: &str,
+        label: &str,
+        filter: &[(&str, &str)],
+    ) -> BTreeMap<String, f64> {
         let mut out = BTreeMap::new();
         let Some(family) = self.family(name) else {
             return out;
@@ -256,7 +263,9 @@ pub fn parse(text: &str) -> Result<PromScrape> {
                 "HELP" | "TYPE" | "UNIT" => {
                     let (name, value) = rest.split_once(' ').unwrap_or((rest, ""));
                     if !is_metric_name(name) {
-                        return Err(err(format!("`# {keyword}` needs a metric name, got {name:?}")));
+                        return Err(err(format!(
+                            "`# {keyword}` needs a metric name, got {name:?}"
+                        )));
                     }
                     let idx = family_index(&mut out, &mut typed, name);
                     let family = &mut out.families[idx];
@@ -310,18 +319,14 @@ pub fn parse(text: &str) -> Result<PromScrape> {
 fn owning_family(scrape: &PromScrape, name: &str) -> Option<usize> {
     scrape.families.iter().rposition(|f| {
         f.name == name
-            || f.kind.suffixes().iter().any(|suffix| {
-                name.strip_suffix(suffix)
-                    .is_some_and(|base| base == f.name)
-            })
+            || f.kind
+                .suffixes()
+                .iter()
+                .any(|suffix| name.strip_suffix(suffix).is_some_and(|base| base == f.name))
     })
 }
 
-fn family_index(
-    scrape: &mut PromScrape,
-    typed: &mut BTreeMap<String, usize>,
-    name: &str,
-) -> usize {
+fn family_index(scrape: &mut PromScrape, typed: &mut BTreeMap<String, usize>, name: &str) -> usize {
     if let Some(i) = typed.get(name) {
         return *i;
     }
@@ -393,9 +398,7 @@ fn unescape_help(s: &str) -> Result<String, String> {
 }
 
 fn parse_sample(line: &str) -> Result<Sample, String> {
-    let name_end = line
-        .find(|c: char| c == '{' || c == ' ' || c == '\t')
-        .unwrap_or(line.len());
+    let name_end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
     let name = &line[..name_end];
     if !is_metric_name(name) {
         return Err(format!("{name:?} is not a valid metric name"));
@@ -424,14 +427,13 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
         .ok_or_else(|| format!("sample {name} has no value"))?;
     let value = parse_float(value_raw)
         .ok_or_else(|| format!("sample {name} has value {value_raw:?}, which is not a number"))?;
-    let timestamp = match fields.next() {
-        None => None,
-        Some(t) => Some(
-            parse_float(t)
-                .filter(|t| t.is_finite())
-                .ok_or_else(|| format!("sample {name} has timestamp {t:?}, which is not a number"))?,
-        ),
-    };
+    let timestamp =
+        match fields.next() {
+            None => None,
+            Some(t) => Some(parse_float(t).filter(|t| t.is_finite()).ok_or_else(|| {
+                format!("sample {name} has timestamp {t:?}, which is not a number")
+            })?),
+        };
     if let Some(extra) = fields.next() {
         return Err(format!("unexpected {extra:?} after the value of {name}"));
     }
@@ -449,7 +451,7 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
 
 /// Parses `name="value",...}` (the opening brace already consumed); returns the pairs and
 /// what follows the closing brace.
-fn parse_labels(mut s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(mut s: &str) -> Result<(LabelPairs, &str), String> {
     let mut labels = Vec::new();
     loop {
         s = s.trim_start_matches([' ', '\t']);
@@ -527,8 +529,11 @@ agent_build_info{version="0.1.0",git_sha="eb178aa",track="stable",model="scripte
     fn agent_service_exposition() {
         let s = parse(AGENT_METRICS).unwrap();
         assert!(s.openmetrics_eof);
-        let kinds: Vec<(&str, MetricType)> =
-            s.families.iter().map(|f| (f.name.as_str(), f.kind)).collect();
+        let kinds: Vec<(&str, MetricType)> = s
+            .families
+            .iter()
+            .map(|f| (f.name.as_str(), f.kind))
+            .collect();
         assert_eq!(
             kinds,
             [
@@ -545,7 +550,10 @@ agent_build_info{version="0.1.0",git_sha="eb178aa",track="stable",model="scripte
         assert_eq!(s.sum("agent_missing", &[]), None);
         assert_eq!(s.sum("agent_queue_depth", &[]), Some(3.0));
         assert_eq!(s.sum("agent_cost_usd", &[]), Some(0.00046850000000000006));
-        assert_eq!(s.family("agent_cost_usd").unwrap().unit.as_deref(), Some("usd"));
+        assert_eq!(
+            s.family("agent_cost_usd").unwrap().unit.as_deref(),
+            Some("usd")
+        );
         assert_eq!(
             s.family("agent_requests").unwrap().help.as_deref(),
             Some("Workflow requests by final status.")
@@ -554,20 +562,31 @@ agent_build_info{version="0.1.0",git_sha="eb178aa",track="stable",model="scripte
         assert_eq!(by_status.get("provider_unavailable"), Some(&2.0));
         assert_eq!(by_status.get("success"), Some(&7.0));
         let h = s.histogram("agent_request_duration_seconds", &[]).unwrap();
-        assert_eq!(h.buckets, vec![(0.1, 4.0), (1.0, 9.0), (f64::INFINITY, 10.0)]);
+        assert_eq!(
+            h.buckets,
+            vec![(0.1, 4.0), (1.0, 9.0), (f64::INFINITY, 10.0)]
+        );
         assert_eq!((h.sum, h.count), (3.5, 10.0));
         assert_eq!(
-            s.labels_of("agent_build_info").unwrap().get("policy_version"),
+            s.labels_of("agent_build_info")
+                .unwrap()
+                .get("policy_version"),
             Some("guardrails-v3")
         );
     }
 
     /// (input, expected samples as (name, labels, value) or the error's line and a part of
     /// its message).
-    fn check(input: &str, expect: std::result::Result<Vec<(&str, Vec<(&str, &str)>, f64)>, (usize, &str)>) {
+    /// Samples as (name, labels, value), or the error's line and part of its message.
+    type Expected<'a> =
+        std::result::Result<Vec<(&'a str, Vec<(&'a str, &'a str)>, f64)>, (usize, &'a str)>;
+    /// A sample flattened for comparison.
+    type Flat = (String, LabelPairs, f64);
+
+    fn check(input: &str, expect: Expected) {
         match (parse(input), expect) {
             (Ok(scrape), Ok(want)) => {
-                let got: Vec<(String, Vec<(String, String)>, f64)> = scrape
+                let got: Vec<Flat> = scrape
                     .families
                     .iter()
                     .flat_map(|f| f.samples.iter())
@@ -579,10 +598,10 @@ agent_build_info{version="0.1.0",git_sha="eb178aa",track="stable",model="scripte
                         )
                     })
                     .collect();
-                let want: Vec<(String, Vec<(String, String)>, f64)> = want
+                let want: Vec<Flat> = want
                     .into_iter()
                     .map(|(n, l, v)| {
-                        let mut l: Vec<(String, String)> =
+                        let mut l: LabelPairs =
                             l.into_iter().map(|(a, b)| (a.into(), b.into())).collect();
                         l.sort();
                         (n.into(), l, v)
@@ -601,7 +620,10 @@ agent_build_info{version="0.1.0",git_sha="eb178aa",track="stable",model="scripte
             }
             (Err(Error::MetricsParse { line, message }), Err((want_line, want_msg))) => {
                 assert_eq!(line, want_line, "{input:?}: {message}");
-                assert!(message.contains(want_msg), "{input:?}: {message:?} lacks {want_msg:?}");
+                assert!(
+                    message.contains(want_msg),
+                    "{input:?}: {message:?} lacks {want_msg:?}"
+                );
             }
             (got, want) => panic!("{input:?}: got {got:?}, want {want:?}"),
         }
@@ -612,7 +634,13 @@ agent_build_info{version="0.1.0",git_sha="eb178aa",track="stable",model="scripte
         check("up 1", Ok(vec![("up", vec![], 1.0)]));
         check("up 1 1700000000000\n", Ok(vec![("up", vec![], 1.0)]));
         check("x NaN", Ok(vec![("x", vec![], f64::NAN)]));
-        check("x +Inf\ny -Inf", Ok(vec![("x", vec![], f64::INFINITY), ("y", vec![], f64::NEG_INFINITY)]));
+        check(
+            "x +Inf\ny -Inf",
+            Ok(vec![
+                ("x", vec![], f64::INFINITY),
+                ("y", vec![], f64::NEG_INFINITY),
+            ]),
+        );
         check("x 1.5e3", Ok(vec![("x", vec![], 1500.0)]));
         check("x{} 2", Ok(vec![("x", vec![], 2.0)]));
         check(
@@ -623,11 +651,11 @@ agent_build_info{version="0.1.0",git_sha="eb178aa",track="stable",model="scripte
                 1.0,
             )]),
         );
-        check(r#"x{a="{},= #"} 1"#, Ok(vec![("x", vec![("a", "{},= #")], 1.0)]));
         check(
-            "# a free comment\n\nx 1\r\n",
-            Ok(vec![("x", vec![], 1.0)]),
+            r#"x{a="{},= #"} 1"#,
+            Ok(vec![("x", vec![("a", "{},= #")], 1.0)]),
         );
+        check("# a free comment\n\nx 1\r\n", Ok(vec![("x", vec![], 1.0)]));
         check(
             "# TYPE h histogram\nh_bucket{le=\"1\"} 1 # {trace_id=\"a\"} 0.5\nh_bucket{le=\"+Inf\"} 2\nh_count 2\nh_sum 1.5\n# EOF",
             Ok(vec![
@@ -657,7 +685,10 @@ agent_build_info{version="0.1.0",git_sha="eb178aa",track="stable",model="scripte
         check("x 1\n# TYPE x gauge", Err((2, "after its samples")));
         check("# TYPE x gauge\n# TYPE x counter", Err((2, "second time")));
         check("# TYPE h histogram\nh_bucket 1", Err((2, "no `le`")));
-        check("# TYPE h histogram\nh_bucket{le=\"big\"} 1", Err((2, "`le` value")));
+        check(
+            "# TYPE h histogram\nh_bucket{le=\"big\"} 1",
+            Err((2, "`le` value")),
+        );
         check("x 1\n# EOF\ny 2", Err((3, "after `# EOF`")));
         check("x 1 # nope", Err((1, "exemplar")));
         check("# HELP", Err((1, "metric name")));

@@ -80,7 +80,10 @@ impl Metric {
             .find(|m| m.as_str() == raw)
             .ok_or_else(|| {
                 let known: Vec<&str> = Self::ALL.iter().map(|m| m.as_str()).collect();
-                Error::invalid(format!("unknown metric {raw:?}; known: {}", known.join(", ")))
+                Error::invalid(format!(
+                    "unknown metric {raw:?}; known: {}",
+                    known.join(", ")
+                ))
             })
     }
 
@@ -267,7 +270,9 @@ impl Window {
         Self::ALL
             .into_iter()
             .find(|w| w.as_str() == raw)
-            .ok_or_else(|| Error::invalid(format!("window {raw:?} is not one of 5m, 15m, 1h, 6h, 24h")))
+            .ok_or_else(|| {
+                Error::invalid(format!("window {raw:?} is not one of 5m, 15m, 1h, 6h, 24h"))
+            })
     }
 }
 
@@ -351,7 +356,10 @@ pub fn bucket_increase(prev: Option<&Histogram>, cur: &Histogram) -> Vec<(f64, f
     match prev {
         Some(p)
             if p.buckets.len() == cur.buckets.len()
-                && p.buckets.iter().zip(&cur.buckets).all(|(a, b)| a.0 == b.0 && b.1 >= a.1) =>
+                && p.buckets
+                    .iter()
+                    .zip(&cur.buckets)
+                    .all(|(a, b)| a.0 == b.0 && b.1 >= a.1) =>
         {
             p.buckets
                 .iter()
@@ -470,7 +478,13 @@ impl SeriesStore {
     /// the first scrape on; rates and quantiles need the previous scrape, and an interval
     /// without requests records no error rate and no quantiles (there is nothing to rate).
     /// A scrape older than the previous one is ignored.
-    pub fn ingest(&mut self, service: &str, track: &str, t_ms: i64, scrape: &PromScrape) -> Derived {
+    pub fn ingest(
+        &mut self,
+        service: &str,
+        track: &str,
+        t_ms: i64,
+        scrape: &PromScrape,
+    ) -> Derived {
         let id = (service.to_string(), track.to_string());
         let cur = Snapshot::of(t_ms, scrape);
         let mut out: Derived = Vec::new();
@@ -504,7 +518,10 @@ impl SeriesStore {
             if requests > 0.0 {
                 out.push((Metric::ErrorRate, errors / requests));
             }
-            out.push((Metric::TokensPerSecond, increase(prev.tokens, cur.tokens) / dt));
+            out.push((
+                Metric::TokensPerSecond,
+                increase(prev.tokens, cur.tokens) / dt,
+            ));
             out.push((
                 Metric::CostPerHour,
                 increase(prev.cost_usd, cur.cost_usd) / dt * 3600.0,
@@ -556,10 +573,22 @@ impl SeriesStore {
     }
 
     /// The points of one series within `window` before `now_ms`.
-    pub fn window(&self, service: &str, track: &str, metric: Metric, window: Window, now_ms: i64) -> Vec<Point> {
+    pub fn window(
+        &self,
+        service: &str,
+        track: &str,
+        metric: Metric,
+        window: Window,
+        now_ms: i64,
+    ) -> Vec<Point> {
         let since = now_ms - window.duration().as_millis() as i64;
         self.ring(service, track, metric)
-            .map(|r| r.since(since).into_iter().filter(|p| p.t_ms <= now_ms).collect())
+            .map(|r| {
+                r.since(since)
+                    .into_iter()
+                    .filter(|p| p.t_ms <= now_ms)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -600,7 +629,9 @@ impl SeriesStore {
             queue_depth: self.latest(service, track, Metric::QueueDepth).map(|p| p.v),
             cost_per_hour: (!cost.is_empty())
                 .then(|| cost.iter().map(|p| p.v).sum::<f64>() / cost.len() as f64),
-            circuit_state: self.latest(service, track, Metric::CircuitState).map(|p| p.v),
+            circuit_state: self
+                .latest(service, track, Metric::CircuitState)
+                .map(|p| p.v),
         }
     }
 }
@@ -631,7 +662,8 @@ pub fn downsample_min_max(points: &[Point], columns: usize) -> Vec<Point> {
         let (mut lo, mut hi) = (points[i], points[i]);
         let mut j = i + 1;
         while j < points.len() {
-            let c = ((((points[j].t_ms - t0) as f64 / span) * columns as f64) as usize).min(columns - 1);
+            let c = ((((points[j].t_ms - t0) as f64 / span) * columns as f64) as usize)
+                .min(columns - 1);
             if c != col {
                 break;
             }
@@ -668,7 +700,8 @@ mod tests {
     fn histogram_quantile_matches_prometheus() {
         let inf = f64::INFINITY;
         // (q, buckets, expected): worked by hand with Prometheus' rule.
-        let cases: &[(f64, &[(f64, f64)], f64)] = &[
+        type Case<'a> = (f64, &'a [(f64, f64)], f64);
+        let cases: &[Case] = &[
             // 10 obs: 4 ≤ 0.1, 5 in (0.1, 1], 1 above. p50: rank 5 → bucket (0.1,1],
             // 1 of 5 into it → 0.1 + 0.9 × 1/5 = 0.28.
             (0.5, &[(0.1, 4.0), (1.0, 9.0), (inf, 10.0)], 0.28),
@@ -680,7 +713,11 @@ mod tests {
             (0.25, &[(0.1, 4.0), (1.0, 9.0), (inf, 10.0)], 0.0625),
             // 100 obs spread 50/40/10 over (0,10], (10,30], (30,60]: p95 rank 95 →
             // 5 of 10 into (30, 60] → 45.
-            (0.95, &[(10.0, 50.0), (30.0, 90.0), (60.0, 100.0), (inf, 100.0)], 45.0),
+            (
+                0.95,
+                &[(10.0, 50.0), (30.0, 90.0), (60.0, 100.0), (inf, 100.0)],
+                45.0,
+            ),
             // A lowest bound ≤ 0 is returned as is.
             (0.1, &[(-1.0, 5.0), (1.0, 10.0), (inf, 10.0)], -1.0),
             // Non-monotonic counts are repaired (max so far): [(1,4),(2,4),(inf,8)] →
@@ -694,7 +731,10 @@ mod tests {
         ];
         for (q, buckets, want) in cases {
             let got = histogram_quantile(*q, buckets);
-            assert!(approx(got, *want), "q={q} {buckets:?}: got {got}, want {want}");
+            assert!(
+                approx(got, *want),
+                "q={q} {buckets:?}: got {got}, want {want}"
+            );
         }
     }
 
@@ -704,10 +744,26 @@ mod tests {
         assert_eq!(increase(10.0, 10.0), 0.0);
         assert_eq!(increase(10.0, 3.0), 3.0, "reset: counted 3 since");
         let inf = f64::INFINITY;
-        let a = Histogram { buckets: vec![(1.0, 4.0), (inf, 6.0)], sum: 0.0, count: 6.0 };
-        let b = Histogram { buckets: vec![(1.0, 5.0), (inf, 9.0)], sum: 0.0, count: 9.0 };
-        let reset = Histogram { buckets: vec![(1.0, 1.0), (inf, 2.0)], sum: 0.0, count: 2.0 };
-        let rebucketed = Histogram { buckets: vec![(2.0, 7.0), (inf, 9.0)], sum: 0.0, count: 9.0 };
+        let a = Histogram {
+            buckets: vec![(1.0, 4.0), (inf, 6.0)],
+            sum: 0.0,
+            count: 6.0,
+        };
+        let b = Histogram {
+            buckets: vec![(1.0, 5.0), (inf, 9.0)],
+            sum: 0.0,
+            count: 9.0,
+        };
+        let reset = Histogram {
+            buckets: vec![(1.0, 1.0), (inf, 2.0)],
+            sum: 0.0,
+            count: 2.0,
+        };
+        let rebucketed = Histogram {
+            buckets: vec![(2.0, 7.0), (inf, 9.0)],
+            sum: 0.0,
+            count: 9.0,
+        };
         assert_eq!(bucket_increase(Some(&a), &b), vec![(1.0, 1.0), (inf, 3.0)]);
         assert_eq!(bucket_increase(Some(&b), &reset), reset.buckets);
         assert_eq!(bucket_increase(Some(&a), &rebucketed), rebucketed.buckets);
@@ -715,7 +771,15 @@ mod tests {
     }
 
     /// An exposition with the given totals, as the agent-service writes it.
-    fn exposition(ok: u64, failed: u64, tokens: u64, cost: f64, le_05: u64, le_1: u64, inf: u64, queue: u64) -> PromScrape {
+    /// `buckets` are the cumulative counts of `le="0.5"`, `le="1.0"` and `+Inf`.
+    fn exposition(
+        ok: u64,
+        failed: u64,
+        tokens: u64,
+        cost: f64,
+        (le_05, le_1, inf): (u64, u64, u64),
+        queue: u64,
+    ) -> PromScrape {
         parse(&format!(
             "# TYPE agent_requests counter\n\
              agent_requests_total{{workflow=\"faq\",status=\"success\",track=\"stable\"}} {ok}\n\
@@ -747,7 +811,12 @@ mod tests {
     #[test]
     fn ingest_derives_rates_and_quantiles() {
         let mut s = SeriesStore::new(SeriesConfig::default());
-        let first = s.ingest("agent", "stable", 0, &exposition(10, 0, 1000, 0.5, 10, 11, 11, 3));
+        let first = s.ingest(
+            "agent",
+            "stable",
+            0,
+            &exposition(10, 0, 1000, 0.5, (10, 11, 11), 3),
+        );
         assert_eq!(
             first,
             vec![(Metric::QueueDepth, 3.0), (Metric::CircuitState, 0.0)],
@@ -755,31 +824,64 @@ mod tests {
         );
         // 10 s later: +40 success, +10 failed (+0 blocked) = 50 requests; +5000 tokens;
         // +$0.05; buckets +20 ≤0.5, +45 ≤1, +50 total.
-        let d = s.ingest("agent", "stable", 10_000, &exposition(50, 10, 6000, 0.55, 30, 56, 61, 120));
+        let d = s.ingest(
+            "agent",
+            "stable",
+            10_000,
+            &exposition(50, 10, 6000, 0.55, (30, 56, 61), 120),
+        );
         assert!(approx(derived(&d, Metric::RequestRate).unwrap(), 5.0));
         assert!(approx(derived(&d, Metric::ErrorRate).unwrap(), 0.2));
         assert!(approx(derived(&d, Metric::TokensPerSecond).unwrap(), 500.0));
-        assert!(approx(derived(&d, Metric::CostPerHour).unwrap(), 0.05 / 10.0 * 3600.0));
+        assert!(approx(
+            derived(&d, Metric::CostPerHour).unwrap(),
+            0.05 / 10.0 * 3600.0
+        ));
         // p50: rank 25 of 50 → (0, 0.5] holds 20, (0.5, 1] holds 25: 0.5 + 0.5 × 5/25 = 0.6.
         assert!(approx(derived(&d, Metric::LatencyP50).unwrap(), 0.6));
         // p95: rank 47.5 → +Inf bucket (45 below it) → 1.0.
         assert!(approx(derived(&d, Metric::LatencyP95).unwrap(), 1.0));
         assert_eq!(derived(&d, Metric::QueueDepth), Some(120.0));
         // A restart: counters start over and count 5 requests (4 ok, 1 failed) since.
-        let d = s.ingest("agent", "stable", 20_000, &exposition(4, 1, 100, 0.01, 5, 5, 5, 0));
-        assert!(approx(derived(&d, Metric::RequestRate).unwrap(), 0.6), "4 + 1 blocked + 1 failed = 6 in 10 s");
+        let d = s.ingest(
+            "agent",
+            "stable",
+            20_000,
+            &exposition(4, 1, 100, 0.01, (5, 5, 5), 0),
+        );
+        assert!(
+            approx(derived(&d, Metric::RequestRate).unwrap(), 0.6),
+            "4 + 1 blocked + 1 failed = 6 in 10 s"
+        );
         assert!(approx(derived(&d, Metric::ErrorRate).unwrap(), 1.0 / 6.0));
         assert!(approx(derived(&d, Metric::LatencyP50).unwrap(), 0.25));
         // No requests in an interval: no error rate, no quantiles.
-        let d = s.ingest("agent", "stable", 30_000, &exposition(4, 1, 100, 0.01, 5, 5, 5, 0));
+        let d = s.ingest(
+            "agent",
+            "stable",
+            30_000,
+            &exposition(4, 1, 100, 0.01, (5, 5, 5), 0),
+        );
         assert_eq!(derived(&d, Metric::RequestRate), Some(0.0));
         assert_eq!(derived(&d, Metric::ErrorRate), None);
         assert_eq!(derived(&d, Metric::LatencyP99), None);
         // Out of order: ignored.
-        assert!(s.ingest("agent", "stable", 25_000, &exposition(9, 9, 9, 9.0, 9, 9, 9, 9)).is_empty());
+        assert!(
+            s.ingest(
+                "agent",
+                "stable",
+                25_000,
+                &exposition(9, 9, 9, 9.0, (9, 9, 9), 9)
+            )
+            .is_empty()
+        );
         let ring = s.ring("agent", "stable", Metric::RequestRate).unwrap();
         assert_eq!(ring.len(), 3);
-        assert_eq!(s.ring("agent", "canary", Metric::RequestRate).map(Ring::len), None);
+        assert_eq!(
+            s.ring("agent", "canary", Metric::RequestRate)
+                .map(Ring::len),
+            None
+        );
     }
 
     #[test]
@@ -791,10 +893,22 @@ mod tests {
         assert_eq!(config.capacity(), 17_280);
         let mut ring = Ring::new(4);
         for t in 1..=6 {
-            assert!(ring.push(Point { t_ms: t * 1000, v: t as f64 }));
+            assert!(ring.push(Point {
+                t_ms: t * 1000,
+                v: t as f64
+            }));
         }
-        assert!(!ring.push(Point { t_ms: 6000, v: 0.0 }), "not after the newest");
-        assert!(!ring.push(Point { t_ms: 7000, v: f64::NAN }), "not a number");
+        assert!(
+            !ring.push(Point { t_ms: 6000, v: 0.0 }),
+            "not after the newest"
+        );
+        assert!(
+            !ring.push(Point {
+                t_ms: 7000,
+                v: f64::NAN
+            }),
+            "not a number"
+        );
         assert_eq!(ring.len(), 4);
         let ts: Vec<i64> = ring.since(0).iter().map(|p| p.t_ms).collect();
         assert_eq!(ts, [3000, 4000, 5000, 6000]);
@@ -807,12 +921,25 @@ mod tests {
         for i in 0..=1440 {
             // One scrape every 5 s over the last 2 h: queue depth = minutes ago.
             let t = now - (1440 - i) * 5000;
-            s.ingest("a", "stable", t, &exposition(0, 0, 0, 0.0, 0, 0, 0, ((now - t) / 60_000) as u64));
+            s.ingest(
+                "a",
+                "stable",
+                t,
+                &exposition(0, 0, 0, 0.0, (0, 0, 0), ((now - t) / 60_000) as u64),
+            );
         }
         let w5 = s.window("a", "stable", Metric::QueueDepth, Window::M5, now);
         assert_eq!(w5.len(), 61, "5 min at 5 s, both ends included");
-        assert_eq!(s.window("a", "stable", Metric::QueueDepth, Window::H1, now).len(), 721);
-        assert_eq!(s.window("a", "stable", Metric::QueueDepth, Window::H24, now).len(), 1441);
+        assert_eq!(
+            s.window("a", "stable", Metric::QueueDepth, Window::H1, now)
+                .len(),
+            721
+        );
+        assert_eq!(
+            s.window("a", "stable", Metric::QueueDepth, Window::H24, now)
+                .len(),
+            1441
+        );
         assert_eq!(Window::parse("6h").unwrap(), Window::H6);
         assert_eq!(Window::parse("7m").unwrap_err().code().as_str(), "invalid");
     }
@@ -820,11 +947,21 @@ mod tests {
     #[test]
     fn window_stats_weight_error_rate_by_requests() {
         let mut s = SeriesStore::new(SeriesConfig::default());
-        s.ingest("a", "stable", 0, &exposition(0, 0, 0, 0.0, 0, 0, 0, 0));
+        s.ingest("a", "stable", 0, &exposition(0, 0, 0, 0.0, (0, 0, 0), 0));
         // 10 s: 99 more requests, 0 errors; 100 observations, all ≤ 0.5 s.
-        s.ingest("a", "stable", 10_000, &exposition(99, 0, 0, 0.0, 100, 100, 100, 0));
+        s.ingest(
+            "a",
+            "stable",
+            10_000,
+            &exposition(99, 0, 0, 0.0, (100, 100, 100), 0),
+        );
         // 20 s: 10 more requests, 5 failed; 10 slow (> 1 s).
-        s.ingest("a", "stable", 20_000, &exposition(104, 5, 0, 0.36, 100, 100, 110, 7));
+        s.ingest(
+            "a",
+            "stable",
+            20_000,
+            &exposition(104, 5, 0, 0.36, (100, 100, 110), 7),
+        );
         let w = s.window_stats("a", "stable", 20_000);
         // 5 errors of 109 requests, not the mean of 0 % and 50 %.
         assert!(approx(w.error_rate.unwrap(), 5.0 / 109.0));
@@ -833,13 +970,25 @@ mod tests {
         assert_eq!(w.queue_depth, Some(7.0));
         // $0 then $0.36 in 10 s = $129.6/h: mean 64.8.
         assert!(approx(w.cost_per_hour.unwrap(), 64.8));
-        assert_eq!(SeriesStore::new(SeriesConfig::default()).window_stats("x", "y", 0), WindowStats::default());
+        assert_eq!(
+            SeriesStore::new(SeriesConfig::default()).window_stats("x", "y", 0),
+            WindowStats::default()
+        );
     }
 
     #[test]
     fn downsampling_keeps_extremes_per_column() {
         let points: Vec<Point> = (0..1000)
-            .map(|i| Point { t_ms: i, v: if i == 503 { 100.0 } else if i == 777 { -50.0 } else { (i % 7) as f64 } })
+            .map(|i| Point {
+                t_ms: i,
+                v: if i == 503 {
+                    100.0
+                } else if i == 777 {
+                    -50.0
+                } else {
+                    (i % 7) as f64
+                },
+            })
             .collect();
         let d = downsample_min_max(&points, 100);
         assert!(d.len() <= 200, "{}", d.len());
@@ -847,7 +996,10 @@ mod tests {
         assert!(d.iter().any(|p| p.v == -50.0 && p.t_ms == 777));
         assert!(d.windows(2).all(|w| w[0].t_ms < w[1].t_ms), "time order");
         assert_eq!(d.first().map(|p| p.t_ms), Some(0));
-        assert_eq!(downsample_min_max(&points[..10], 100), points[..10].to_vec());
+        assert_eq!(
+            downsample_min_max(&points[..10], 100),
+            points[..10].to_vec()
+        );
         assert_eq!(downsample_min_max(&[], 100), vec![]);
     }
 

@@ -115,9 +115,10 @@ impl Bundle {
     }
 
     fn add(&mut self, value: serde_json::Value) -> Result<()> {
-        let meta: TypeMeta =
-            serde_json::from_value(value.clone()).map_err(|e| self.schema_error("?", "?", "?", e))?;
-        let is = |api_version: &str, kind: &str| meta.api_version == api_version && meta.kind == kind;
+        let meta: TypeMeta = serde_json::from_value(value.clone())
+            .map_err(|e| self.schema_error("?", "?", "?", e))?;
+        let is =
+            |api_version: &str, kind: &str| meta.api_version == api_version && meta.kind == kind;
         macro_rules! push {
             ($field:ident, $ty:ty) => {{
                 let object: $ty = self.typed(&meta, value)?;
@@ -155,7 +156,10 @@ impl Bundle {
         if is(Service::API_VERSION, Service::KIND) {
             push!(services, Service)
         }
-        if is(HorizontalPodAutoscaler::API_VERSION, HorizontalPodAutoscaler::KIND) {
+        if is(
+            HorizontalPodAutoscaler::API_VERSION,
+            HorizontalPodAutoscaler::KIND,
+        ) {
             push!(hpas, HorizontalPodAutoscaler)
         }
         if is(PodDisruptionBudget::API_VERSION, PodDisruptionBudget::KIND) {
@@ -177,7 +181,13 @@ impl Bundle {
             .map_err(|e| self.schema_error(&meta.api_version, &meta.kind, &meta.metadata.name, e))
     }
 
-    fn schema_error(&self, api_version: &str, kind: &str, name: &str, e: serde_json::Error) -> Error {
+    fn schema_error(
+        &self,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+        e: serde_json::Error,
+    ) -> Error {
         Error::Schema {
             source_name: self.name.clone(),
             api_version: api_version.to_string(),
@@ -202,12 +212,20 @@ impl Bundle {
 
     /// `(kind, name, namespace)` of every namespaced object.
     pub fn namespaced(&self) -> Vec<(&'static str, String, Option<String>)> {
-        fn rows<T: Resource + Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>>(
+        fn rows<
+            T: Resource + Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+        >(
             items: &[T],
         ) -> Vec<(&'static str, String, Option<String>)> {
             items
                 .iter()
-                .map(|o| (T::KIND, name_of(o).to_string(), o.metadata().namespace.clone()))
+                .map(|o| {
+                    (
+                        T::KIND,
+                        name_of(o).to_string(),
+                        o.metadata().namespace.clone(),
+                    )
+                })
                 .collect()
         }
         let mut all = Vec::new();

@@ -80,7 +80,9 @@ fn parse_steps(text: &str) -> Result<Vec<u8>, String> {
         })
         .collect::<Result<_, _>>()?;
     if steps.iter().any(|s| *s == 0 || *s > 100) {
-        return Err(format!("{STEPS}={text:?}: each step must be from 1 to 100 %"));
+        return Err(format!(
+            "{STEPS}={text:?}: each step must be from 1 to 100 %"
+        ));
     }
     if steps.windows(2).any(|w| w[0] >= w[1]) {
         return Err(format!("{STEPS}={text:?}: steps must strictly increase"));
@@ -98,7 +100,9 @@ fn check_analysis(a: &Analysis) -> Result<(), String> {
         ("max_guardrail_block_rate", a.max_guardrail_block_rate),
     ] {
         if !(0.0..=1.0).contains(&v) {
-            return Err(format!("{ANALYSIS}: {key}={v} must be a fraction from 0 to 1"));
+            return Err(format!(
+                "{ANALYSIS}: {key}={v} must be a fraction from 0 to 1"
+            ));
         }
     }
     if !(a.max_cost_per_success_usd.is_finite() && a.max_cost_per_success_usd >= 0.0) {

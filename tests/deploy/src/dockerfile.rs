@@ -22,7 +22,9 @@ pub struct Stage {
 impl Stage {
     /// The instructions with this keyword.
     pub fn all<'a>(&'a self, keyword: &'a str) -> impl Iterator<Item = &'a Instruction> + 'a {
-        self.instructions.iter().filter(move |i| i.keyword == keyword)
+        self.instructions
+            .iter()
+            .filter(move |i| i.keyword == keyword)
     }
 
     /// The last instruction with this keyword (the one that takes effect).
@@ -76,7 +78,12 @@ pub fn parse(text: &str) -> Result<Vec<Stage>, String> {
                 [image, as_kw, name] if as_kw.eq_ignore_ascii_case("as") => {
                     (image.to_string(), Some(name.to_string()))
                 }
-                _ => return Err(format!("line {start}: cannot read FROM {}", instruction.args)),
+                _ => {
+                    return Err(format!(
+                        "line {start}: cannot read FROM {}",
+                        instruction.args
+                    ));
+                }
             };
             stages.push(Stage {
                 image,
@@ -87,12 +94,19 @@ pub fn parse(text: &str) -> Result<Vec<Stage>, String> {
             match stages.last_mut() {
                 Some(stage) => stage.instructions.push(instruction),
                 None if instruction.keyword == "ARG" => {}
-                None => return Err(format!("line {start}: {} before the first FROM", instruction.keyword)),
+                None => {
+                    return Err(format!(
+                        "line {start}: {} before the first FROM",
+                        instruction.keyword
+                    ));
+                }
             }
         }
     }
     if let Some((start, _)) = pending {
-        return Err(format!("line {start}: the last instruction ends with a continuation"));
+        return Err(format!(
+            "line {start}: the last instruction ends with a continuation"
+        ));
     }
     Ok(stages)
 }
@@ -131,6 +145,9 @@ pub fn image_ref(reference: &str) -> ImageRef {
 /// True for `sha256:` followed by 64 lower-case hex digits.
 pub fn is_sha256_digest(digest: &str) -> bool {
     digest.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        hex.len() == 64
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
     })
 }

@@ -77,7 +77,11 @@ pub const CHECKS: &[(&str, Check)] = &[
 pub fn violations(bundle: &Bundle) -> Vec<String> {
     CHECKS
         .iter()
-        .flat_map(|(name, check)| check(bundle).into_iter().map(move |v| format!("{name}: {v}")))
+        .flat_map(|(name, check)| {
+            check(bundle)
+                .into_iter()
+                .map(move |v| format!("{name}: {v}"))
+        })
         .collect()
 }
 
@@ -116,13 +120,22 @@ pub fn app_container(d: &Deployment) -> Option<&Container> {
 /// Every container and init container of a Deployment.
 pub fn all_containers(d: &Deployment) -> Vec<&Container> {
     pod_spec(d)
-        .map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()).collect())
+        .map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// The literal `value` of an env var (None when unset or taken from a reference).
 pub fn env_literal<'a>(c: &'a Container, name: &str) -> Option<&'a str> {
-    c.env.iter().flatten().find(|e| e.name == name).and_then(|e| e.value.as_deref())
+    c.env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.as_deref())
 }
 
 /// The value a container sees for `key`: its own literal env, else the ConfigMaps it
@@ -157,7 +170,10 @@ pub fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> b
         }
     });
     let empty = selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
-        && selector.match_expressions.as_ref().is_none_or(|m| m.is_empty());
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(|m| m.is_empty());
     // An empty selector selects everything in a NetworkPolicy and nothing in a PDB; the
     // checks below never accept an empty selector, so treat it as "selects nothing".
     !empty && by_labels && by_expressions
@@ -188,29 +204,39 @@ fn the_tracks(bundle: &Bundle) -> impl Iterator<Item = (&'static str, &Deploymen
 /// The expected set of objects is there, and only those Deployments.
 pub fn objects(bundle: &Bundle) -> Vec<String> {
     let mut v = Vec::new();
-    let names: BTreeSet<&str> = bundle.deployments.iter().map(|d| name_of(d)).collect();
+    let names: BTreeSet<&str> = bundle.deployments.iter().map(name_of).collect();
     let expected: BTreeSet<&str> = [APP, CANARY].into();
     if names != expected {
-        v.push(format!("Deployments are {names:?}; expected exactly {expected:?}"));
+        v.push(format!(
+            "Deployments are {names:?}; expected exactly {expected:?}"
+        ));
     }
     match bundle.service_accounts.as_slice() {
         [sa] if name_of(sa) == APP => {
             if sa.automount_service_account_token != Some(false) {
-                v.push(format!("ServiceAccount {APP} must set automountServiceAccountToken: false"));
+                v.push(format!(
+                    "ServiceAccount {APP} must set automountServiceAccountToken: false"
+                ));
             }
         }
         other => v.push(format!(
             "expected one ServiceAccount {APP}, found {:?}",
-            other.iter().map(|s| name_of(s)).collect::<Vec<_>>()
+            other.iter().map(name_of).collect::<Vec<_>>()
         )),
     }
     for d in &bundle.deployments {
         let sa = pod_spec(d).and_then(|s| s.service_account_name.as_deref());
         if sa != Some(APP) {
-            v.push(format!("Deployment {} runs as ServiceAccount {sa:?}; expected {APP}", name_of(d)));
+            v.push(format!(
+                "Deployment {} runs as ServiceAccount {sa:?}; expected {APP}",
+                name_of(d)
+            ));
         }
         if app_container(d).is_none() {
-            v.push(format!("Deployment {} has no container named {CONTAINER}", name_of(d)));
+            v.push(format!(
+                "Deployment {} has no container named {CONTAINER}",
+                name_of(d)
+            ));
         }
         for c in all_containers(d) {
             for source in c.env_from.iter().flatten() {
@@ -243,11 +269,21 @@ pub fn namespace(bundle: &Bundle) -> Vec<String> {
     };
     for (kind, name, object_ns) in bundle.namespaced() {
         if object_ns.as_deref() != Some(ns) {
-            v.push(format!("{kind} {name} is in namespace {object_ns:?}; expected {ns}"));
+            v.push(format!(
+                "{kind} {name} is in namespace {object_ns:?}; expected {ns}"
+            ));
         }
     }
-    let labels = bundle.namespaces[0].metadata.labels.clone().unwrap_or_default();
-    if labels.get("pod-security.kubernetes.io/enforce").map(String::as_str) != Some("restricted") {
+    let labels = bundle.namespaces[0]
+        .metadata
+        .labels
+        .clone()
+        .unwrap_or_default();
+    if labels
+        .get("pod-security.kubernetes.io/enforce")
+        .map(String::as_str)
+        != Some("restricted")
+    {
         v.push(format!(
             "Namespace {ns} must carry pod-security.kubernetes.io/enforce: restricted"
         ));
@@ -276,7 +312,9 @@ pub fn tracks(bundle: &Bundle) -> Vec<String> {
             v.push(format!("Deployment {name} must be labelled {expected:?}"));
         }
         if !has_all(&template_labels(d)) {
-            v.push(format!("Deployment {name}'s pod template must be labelled {expected:?}"));
+            v.push(format!(
+                "Deployment {name}'s pod template must be labelled {expected:?}"
+            ));
         }
         let selector = d.spec.selector.clone();
         if selector.match_labels.clone().unwrap_or_default() != expected {
@@ -287,7 +325,9 @@ pub fn tracks(bundle: &Bundle) -> Vec<String> {
         }
         match app_container(d).and_then(|c| env_literal(c, "RELEASE_TRACK")) {
             Some(t) if t == *track => {}
-            other => v.push(format!("Deployment {name} sets RELEASE_TRACK={other:?}; expected {track}")),
+            other => v.push(format!(
+                "Deployment {name} sets RELEASE_TRACK={other:?}; expected {track}"
+            )),
         }
     }
     if let (Some(stable), Some(canary)) = (bundle.deployment(APP), bundle.deployment(CANARY)) {
@@ -351,7 +391,10 @@ fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: &str) ->
         (Value::Object(x), Value::Object(y)) => {
             let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             keys.into_iter().find_map(|k| {
-                let (l, r) = (x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null));
+                let (l, r) = (
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                );
                 first_difference(l, r, &format!("{path}.{k}"))
             })
         }
@@ -370,7 +413,10 @@ fn http_probe(c: &Container, probe: Option<&Probe>, kind: &str, path: &str) -> O
         return Some(format!("container {} has no {kind}", c.name));
     };
     let Some(get) = &probe.http_get else {
-        return Some(format!("container {}'s {kind} is not an HTTP GET of {path}", c.name));
+        return Some(format!(
+            "container {}'s {kind} is not an HTTP GET of {path}",
+            c.name
+        ));
     };
     if get.path.as_deref() != Some(path) {
         return Some(format!(
@@ -397,9 +443,18 @@ pub fn probes(bundle: &Bundle) -> Vec<String> {
             http_probe(c, c.liveness_probe.as_ref(), "livenessProbe", "/healthz"),
             http_probe(c, c.startup_probe.as_ref(), "startupProbe", "/healthz"),
         ];
-        v.extend(checks.into_iter().flatten().map(|m| format!("Deployment {}: {m}", name_of(d))));
+        v.extend(
+            checks
+                .into_iter()
+                .flatten()
+                .map(|m| format!("Deployment {}: {m}", name_of(d))),
+        );
         if !c.ports.iter().flatten().any(|p| p.container_port == PORT) {
-            v.push(format!("Deployment {}: container {} does not declare port {PORT}", name_of(d), c.name));
+            v.push(format!(
+                "Deployment {}: container {} does not declare port {PORT}",
+                name_of(d),
+                c.name
+            ));
         }
     }
     v
@@ -450,7 +505,9 @@ pub fn security(bundle: &Bundle) -> Vec<String> {
         let name = name_of(d);
         let pod = spec.security_context.clone().unwrap_or_default();
         if spec.automount_service_account_token != Some(false) {
-            v.push(format!("Deployment {name}: automountServiceAccountToken must be false"));
+            v.push(format!(
+                "Deployment {name}: automountServiceAccountToken must be false"
+            ));
         }
         for (flag, set) in [
             ("hostNetwork", spec.host_network),
@@ -463,7 +520,10 @@ pub fn security(bundle: &Bundle) -> Vec<String> {
         }
         for vol in spec.volumes.iter().flatten() {
             if vol.host_path.is_some() {
-                v.push(format!("Deployment {name}: volume {} is a hostPath", vol.name));
+                v.push(format!(
+                    "Deployment {name}: volume {} is a hostPath",
+                    vol.name
+                ));
             }
         }
         for c in all_containers(d) {
@@ -474,7 +534,9 @@ pub fn security(bundle: &Bundle) -> Vec<String> {
             }
             match sc.run_as_user.or(pod.run_as_user) {
                 Some(uid) if uid > 0 => {}
-                other => v.push(format!("{at}: runAsUser is {other:?}; set a non-zero numeric UID")),
+                other => v.push(format!(
+                    "{at}: runAsUser is {other:?}; set a non-zero numeric UID"
+                )),
             }
             if sc.read_only_root_filesystem != Some(true) {
                 v.push(format!("{at}: readOnlyRootFilesystem must be true"));
@@ -490,7 +552,10 @@ pub fn security(bundle: &Bundle) -> Vec<String> {
                 v.push(format!("{at}: capabilities.drop must contain ALL"));
             }
             if caps.add.as_ref().is_some_and(|a| !a.is_empty()) {
-                v.push(format!("{at}: capabilities.add must be empty, found {:?}", caps.add));
+                v.push(format!(
+                    "{at}: capabilities.add must be empty, found {:?}",
+                    caps.add
+                ));
             }
             let seccomp = sc
                 .seccomp_profile
@@ -498,7 +563,9 @@ pub fn security(bundle: &Bundle) -> Vec<String> {
                 .or(pod.seccomp_profile.clone())
                 .map(|p| p.type_);
             if !matches!(seccomp.as_deref(), Some("RuntimeDefault" | "Localhost")) {
-                v.push(format!("{at}: seccompProfile is {seccomp:?}; expected RuntimeDefault"));
+                v.push(format!(
+                    "{at}: seccompProfile is {seccomp:?}; expected RuntimeDefault"
+                ));
             }
         }
     }
@@ -510,7 +577,9 @@ pub fn security(bundle: &Bundle) -> Vec<String> {
 pub fn graceful_shutdown(bundle: &Bundle) -> Vec<String> {
     let mut v = Vec::new();
     for d in &bundle.deployments {
-        let (Some(spec), Some(c)) = (pod_spec(d), app_container(d)) else { continue };
+        let (Some(spec), Some(c)) = (pod_spec(d), app_container(d)) else {
+            continue;
+        };
         let name = name_of(d);
         let grace = spec.termination_grace_period_seconds.unwrap_or(30);
         let pre_stop = c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref());
@@ -529,7 +598,9 @@ pub fn graceful_shutdown(bundle: &Bundle) -> Vec<String> {
             Some(s) => match s.parse::<i64>() {
                 Ok(n) => n,
                 Err(_) => {
-                    v.push(format!("Deployment {name}: SHUTDOWN_GRACE_SECS={s:?} is not a number"));
+                    v.push(format!(
+                        "Deployment {name}: SHUTDOWN_GRACE_SECS={s:?} is not a number"
+                    ));
                     continue;
                 }
             },
@@ -574,12 +645,17 @@ pub fn image(bundle: &Bundle) -> Vec<String> {
         let Some(c) = app_container(d) else { continue };
         let name = name_of(d);
         let Some(reference) = c.image.as_deref() else {
-            v.push(format!("Deployment {name}: container {} has no image", c.name));
+            v.push(format!(
+                "Deployment {name}: container {} has no image",
+                c.name
+            ));
             continue;
         };
         let r = image_ref(reference);
         if !r.name.contains('/') {
-            v.push(format!("Deployment {name}: image {reference} names no registry"));
+            v.push(format!(
+                "Deployment {name}: image {reference} names no registry"
+            ));
         }
         match r.tag.as_deref() {
             None | Some("latest") => v.push(format!(
@@ -602,7 +678,10 @@ pub fn image(bundle: &Bundle) -> Vec<String> {
 pub fn service(bundle: &Bundle) -> Vec<String> {
     let mut v = Vec::new();
     let [svc] = bundle.services.as_slice() else {
-        return vec![format!("expected exactly one Service, found {}", bundle.services.len())];
+        return vec![format!(
+            "expected exactly one Service, found {}",
+            bundle.services.len()
+        )];
     };
     let spec = svc.spec.clone().unwrap_or_default();
     let expected: BTreeMap<String, String> = [(APP_LABEL.to_string(), APP.to_string())].into();
@@ -616,7 +695,10 @@ pub fn service(bundle: &Bundle) -> Vec<String> {
     for (track, d) in the_tracks(bundle) {
         let labels = template_labels(d);
         if !expected.iter().all(|(k, val)| labels.get(k) == Some(val)) {
-            v.push(format!("Service {} does not select the {track} pods", name_of(svc)));
+            v.push(format!(
+                "Service {} does not select the {track} pods",
+                name_of(svc)
+            ));
         }
         let Some(c) = app_container(d) else { continue };
         for p in spec.ports.iter().flatten() {
@@ -636,11 +718,7 @@ pub fn service(bundle: &Bundle) -> Vec<String> {
 /// An autoscaling/v2 HPA scales the stable Deployment, which leaves spec.replicas to it.
 pub fn hpa(bundle: &Bundle) -> Vec<String> {
     let mut v = Vec::new();
-    let targets: Vec<_> = bundle
-        .hpas
-        .iter()
-        .map(|h| (name_of(h), &h.spec))
-        .collect();
+    let targets: Vec<_> = bundle.hpas.iter().map(|h| (name_of(h), &h.spec)).collect();
     let stable: Vec<_> = targets
         .iter()
         .filter(|(_, s)| {
@@ -659,7 +737,9 @@ pub fn hpa(bundle: &Bundle) -> Vec<String> {
                 ));
             }
             if s.metrics.as_ref().is_none_or(|m| m.is_empty()) {
-                v.push(format!("HorizontalPodAutoscaler {name} has no metrics to scale on"));
+                v.push(format!(
+                    "HorizontalPodAutoscaler {name} has no metrics to scale on"
+                ));
             }
         }
         other => v.push(format!(
@@ -697,7 +777,11 @@ pub fn pdb(bundle: &Bundle) -> Vec<String> {
         .pdbs
         .iter()
         .filter(|p| {
-            let selector = p.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+            let selector = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.clone())
+                .unwrap_or_default();
             the_tracks(bundle).count() == TRACKS.len()
                 && the_tracks(bundle).all(|(_, d)| selects(&selector, &template_labels(d)))
         })
@@ -744,7 +828,11 @@ pub fn network_policy(bundle: &Bundle) -> Vec<String> {
         .network_policies
         .iter()
         .filter(|np| {
-            let selector = np.spec.as_ref().and_then(|s| s.pod_selector.clone()).unwrap_or_default();
+            let selector = np
+                .spec
+                .as_ref()
+                .and_then(|s| s.pod_selector.clone())
+                .unwrap_or_default();
             the_tracks(bundle).any(|(_, d)| selects(&selector, &template_labels(d)))
         })
         .collect();
@@ -758,22 +846,30 @@ pub fn network_policy(bundle: &Bundle) -> Vec<String> {
         let selector = spec.pod_selector.clone().unwrap_or_default();
         for (track, d) in the_tracks(bundle) {
             if !selects(&selector, &template_labels(d)) {
-                v.push(format!("NetworkPolicy {name} does not select the {track} pods"));
+                v.push(format!(
+                    "NetworkPolicy {name} does not select the {track} pods"
+                ));
             }
         }
         let types = spec.policy_types.clone().unwrap_or_default();
         for t in ["Ingress", "Egress"] {
             if !types.iter().any(|x| x == t) {
-                v.push(format!("NetworkPolicy {name}: policyTypes must include {t}"));
+                v.push(format!(
+                    "NetworkPolicy {name}: policyTypes must include {t}"
+                ));
             }
         }
         for (i, rule) in spec.ingress.iter().flatten().enumerate() {
             if rule.from.as_ref().is_none_or(|f| f.is_empty()) {
-                v.push(format!("NetworkPolicy {name}: ingress rule {i} admits every source; name the peers"));
+                v.push(format!(
+                    "NetworkPolicy {name}: ingress rule {i} admits every source; name the peers"
+                ));
             }
             let ports = rule.ports.clone().unwrap_or_default();
             if ports.is_empty() {
-                v.push(format!("NetworkPolicy {name}: ingress rule {i} opens every port; allow {PORT} only"));
+                v.push(format!(
+                    "NetworkPolicy {name}: ingress rule {i} opens every port; allow {PORT} only"
+                ));
             }
             for p in &ports {
                 if port_number(p) != Some(PORT) {
@@ -787,7 +883,10 @@ pub fn network_policy(bundle: &Bundle) -> Vec<String> {
                 if let Some(block) = &peer.ip_block
                     && (block.cidr == "0.0.0.0/0" || block.cidr == "::/0")
                 {
-                    v.push(format!("NetworkPolicy {name}: ingress rule {i} admits {}", block.cidr));
+                    v.push(format!(
+                        "NetworkPolicy {name}: ingress rule {i} admits {}",
+                        block.cidr
+                    ));
                 }
             }
         }
@@ -799,17 +898,23 @@ pub fn network_policy(bundle: &Bundle) -> Vec<String> {
         }
         for (i, rule) in egress.iter().enumerate() {
             if rule.to.as_ref().is_none_or(|t| t.is_empty()) {
-                v.push(format!("NetworkPolicy {name}: egress rule {i} allows every destination"));
+                v.push(format!(
+                    "NetworkPolicy {name}: egress rule {i} allows every destination"
+                ));
             }
             let ports = rule.ports.clone().unwrap_or_default();
             if ports.is_empty() {
-                v.push(format!("NetworkPolicy {name}: egress rule {i} allows every port"));
+                v.push(format!(
+                    "NetworkPolicy {name}: egress rule {i} allows every port"
+                ));
             }
             for p in &ports {
                 let protocol = p.protocol.clone().unwrap_or_else(|| "TCP".into());
                 let number = port_number(p);
                 if p.end_port.is_some()
-                    || !EGRESS_PORTS.iter().any(|(proto, n)| *proto == protocol && Some(*n) == number)
+                    || !EGRESS_PORTS
+                        .iter()
+                        .any(|(proto, n)| *proto == protocol && Some(*n) == number)
                 {
                     v.push(format!(
                         "NetworkPolicy {name}: egress rule {i} allows {protocol} {:?}; allowed are {EGRESS_PORTS:?} (deploy/README.md: widening)",
@@ -824,7 +929,10 @@ pub fn network_policy(bundle: &Bundle) -> Vec<String> {
                 if let Some(block) = &peer.ip_block
                     && (block.cidr == "0.0.0.0/0" || block.cidr == "::/0")
                 {
-                    v.push(format!("NetworkPolicy {name}: egress rule {i} reaches {}", block.cidr));
+                    v.push(format!(
+                        "NetworkPolicy {name}: egress rule {i} reaches {}",
+                        block.cidr
+                    ));
                 }
             }
         }
@@ -854,10 +962,16 @@ fn triples(rules: &[PolicyRule]) -> BTreeSet<(String, String, String)> {
 pub fn rbac(bundle: &Bundle) -> Vec<String> {
     let mut v = Vec::new();
     for r in &bundle.cluster_roles {
-        v.push(format!("ClusterRole {}: the bundle must not grant anything cluster-wide", name_of(r)));
+        v.push(format!(
+            "ClusterRole {}: the bundle must not grant anything cluster-wide",
+            name_of(r)
+        ));
     }
     for r in &bundle.cluster_role_bindings {
-        v.push(format!("ClusterRoleBinding {}: the bundle must not bind cluster-wide", name_of(r)));
+        v.push(format!(
+            "ClusterRoleBinding {}: the bundle must not bind cluster-wide",
+            name_of(r)
+        ));
     }
     for role in &bundle.roles {
         for (i, rule) in role.rules.iter().flatten().enumerate() {
@@ -865,24 +979,39 @@ pub fn rbac(bundle: &Bundle) -> Vec<String> {
                 ("apiGroups", rule.api_groups.clone().unwrap_or_default()),
                 ("resources", rule.resources.clone().unwrap_or_default()),
                 ("verbs", rule.verbs.clone()),
-                ("resourceNames", rule.resource_names.clone().unwrap_or_default()),
-                ("nonResourceURLs", rule.non_resource_urls.clone().unwrap_or_default()),
+                (
+                    "resourceNames",
+                    rule.resource_names.clone().unwrap_or_default(),
+                ),
+                (
+                    "nonResourceURLs",
+                    rule.non_resource_urls.clone().unwrap_or_default(),
+                ),
             ];
             for (field, values) in fields {
                 if values.iter().any(|x| x.contains('*')) {
-                    v.push(format!("Role {} rule {i}: {field} {values:?} contains a wildcard", name_of(role)));
+                    v.push(format!(
+                        "Role {} rule {i}: {field} {values:?} contains a wildcard",
+                        name_of(role)
+                    ));
                 }
             }
         }
     }
     let role = |name: &str| bundle.roles.iter().find(|r| name_of(*r) == name);
     match role(RELEASE_ROLE) {
-        None => v.push(format!("Role {RELEASE_ROLE} (the console's promote/abort/undo) is missing")),
+        None => v.push(format!(
+            "Role {RELEASE_ROLE} (the console's promote/abort/undo) is missing"
+        )),
         Some(r) => {
             let got = triples(r.rules.as_deref().unwrap_or_default());
             let want: BTreeSet<(String, String, String)> = RELEASE_RULES
                 .iter()
-                .flat_map(|(g, res, verbs)| verbs.iter().map(move |verb| (g.to_string(), res.to_string(), verb.to_string())))
+                .flat_map(|(g, res, verbs)| {
+                    verbs
+                        .iter()
+                        .map(move |verb| (g.to_string(), res.to_string(), verb.to_string()))
+                })
                 .collect();
             for (g, res, verb) in got.difference(&want) {
                 v.push(format!("Role {RELEASE_ROLE} grants {verb} on {res} (group {g:?}), which the console does not need"));
@@ -949,14 +1078,20 @@ pub fn secrets(bundle: &Bundle) -> Vec<String> {
     for cm in &bundle.config_maps {
         for key in cm.data.iter().flatten().map(|(k, _)| k) {
             if is_secret_key(key) {
-                v.push(format!("ConfigMap {} holds {key}, a credential; reference it from {SECRET_NAME}", name_of(cm)));
+                v.push(format!(
+                    "ConfigMap {} holds {key}, a credential; reference it from {SECRET_NAME}",
+                    name_of(cm)
+                ));
             }
         }
     }
     for d in &bundle.deployments {
         for c in all_containers(d) {
             for e in c.env.iter().flatten() {
-                let from_secret = e.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref());
+                let from_secret = e
+                    .value_from
+                    .as_ref()
+                    .and_then(|f| f.secret_key_ref.as_ref());
                 if is_secret_key(&e.name) && from_secret.is_none() {
                     v.push(format!(
                         "Deployment {} sets {} without a secretKeyRef; take it from Secret {SECRET_NAME}",
@@ -991,7 +1126,10 @@ pub fn secrets(bundle: &Bundle) -> Vec<String> {
             .and_then(|c| c.env.iter().flatten().find(|e| e.name == "DATABASE_URL"))
             .and_then(|e| e.value_from.as_ref()?.secret_key_ref.as_ref());
         if database.is_none() {
-            v.push(format!("Deployment {}: DATABASE_URL must come from Secret {SECRET_NAME}", name_of(d)));
+            v.push(format!(
+                "Deployment {}: DATABASE_URL must come from Secret {SECRET_NAME}",
+                name_of(d)
+            ));
         }
     }
     v
@@ -1010,7 +1148,9 @@ pub fn canary_plan(bundle: &Bundle) -> Vec<String> {
         let annotations = d.metadata.annotations.clone().unwrap_or_default();
         for key in [canary::STEPS, canary::STEP, canary::ANALYSIS] {
             if annotations.contains_key(key) {
-                v.push(format!("Deployment {APP} (stable) carries {key}; the plan lives on {CANARY} only"));
+                v.push(format!(
+                    "Deployment {APP} (stable) carries {key}; the plan lives on {CANARY} only"
+                ));
             }
         }
     }

@@ -28,4 +28,3 @@ pub fn memory_bytes(q: &str) -> Option<u64> {
     }
     q.parse().ok()
 }
-

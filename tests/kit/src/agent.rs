@@ -48,7 +48,11 @@ pub fn parse_keys(stdout: &str) -> Result<Keys, String> {
             [role, tenant, key] if !role.is_empty() && !tenant.is_empty() && !key.is_empty() => {
                 keys.insert((role.to_string(), tenant.to_string()), key.to_string());
             }
-            _ => return Err(format!("seed-demo line is not role<TAB>tenant<TAB>key: {line:?}")),
+            _ => {
+                return Err(format!(
+                    "seed-demo line is not role<TAB>tenant<TAB>key: {line:?}"
+                ));
+            }
         }
     }
     Ok(keys)

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::domain::{BaseUrl, Secret};
-use crate::error::{Error, Result, code_for};
+use crate::error::{ApiError, Error, Result, code_for};
 use crate::prom::{self, PromScrape};
 
 pub use wire::*;
@@ -106,6 +106,7 @@ impl std::fmt::Debug for AgentClient {
 struct Call<'a> {
     method: Method,
     path: &'a str,
+    accept: &'static str,
     query: Option<String>,
     body: Option<Value>,
     idempotency_key: Option<String>,
@@ -116,6 +117,7 @@ impl<'a> Call<'a> {
         Self {
             method: Method::GET,
             path,
+            accept: "application/json",
             query: None,
             body: None,
             idempotency_key: None,
@@ -170,7 +172,7 @@ impl AgentClient {
             .http
             .request(call.method, self.url(call.path, call.query.as_deref()))
             .timeout(self.timeout)
-            .header(ACCEPT, "application/json");
+            .header(ACCEPT, call.accept);
         if let Some(key) = &self.key {
             req = req.bearer_auth(key.expose());
         }
@@ -237,7 +239,11 @@ impl AgentClient {
     /// `GET /metrics` as text.
     pub async fn metrics_text(&self) -> Result<String> {
         let endpoint = self.base.join("/metrics");
-        let resp = self.send(Call::get("/metrics")).await?;
+        let call = Call {
+            accept: "application/openmetrics-text;version=1.0.0, text/plain;version=0.0.4;q=0.5",
+            ..Call::get("/metrics")
+        };
+        let resp = self.send(call).await?;
         resp.text()
             .await
             .map_err(|e| Error::from_reqwest(&endpoint, e, self.timeout))
@@ -287,7 +293,8 @@ impl AgentClient {
         if let Some(l) = limit {
             q.append_pair("limit", &l.to_string());
         }
-        self.json(Call::get("/v1/approvals").query(q.finish())).await
+        self.json(Call::get("/v1/approvals").query(q.finish()))
+            .await
     }
 
     pub async fn approval(&self, id: &str) -> Result<Approval> {
@@ -296,15 +303,31 @@ impl AgentClient {
     }
 
     /// Approves; `idempotency_key` makes a retried click safe (one is generated if `None`).
-    pub async fn approve(&self, id: &str, reason: &Reason, idempotency_key: Option<&str>) -> Result<Approval> {
+    pub async fn approve(
+        &self,
+        id: &str,
+        reason: &Reason,
+        idempotency_key: Option<&str>,
+    ) -> Result<Approval> {
         self.decide(id, "approve", reason, idempotency_key).await
     }
 
-    pub async fn reject(&self, id: &str, reason: &Reason, idempotency_key: Option<&str>) -> Result<Approval> {
+    pub async fn reject(
+        &self,
+        id: &str,
+        reason: &Reason,
+        idempotency_key: Option<&str>,
+    ) -> Result<Approval> {
         self.decide(id, "reject", reason, idempotency_key).await
     }
 
-    async fn decide(&self, id: &str, verb: &str, reason: &Reason, key: Option<&str>) -> Result<Approval> {
+    async fn decide(
+        &self,
+        id: &str,
+        verb: &str,
+        reason: &Reason,
+        key: Option<&str>,
+    ) -> Result<Approval> {
         let path = format!("/v1/approvals/{}/{verb}", segment("approval", id)?);
         let mut call = Call::post(&path, serde_json::json!({ "reason": reason.as_str() }));
         if let Some(k) = key {
@@ -336,7 +359,11 @@ impl AgentClient {
     }
 
     /// The live approval events; see [`ApprovalEvents`].
-    pub fn approval_events(&self, last_event_id: Option<u64>, config: StreamConfig) -> ApprovalEvents {
+    pub fn approval_events(
+        &self,
+        last_event_id: Option<u64>,
+        config: StreamConfig,
+    ) -> ApprovalEvents {
         ApprovalEvents::start(self.clone(), last_event_id, config)
     }
 
@@ -396,7 +423,11 @@ impl AgentClient {
         Ok(page.items)
     }
 
-    pub async fn eval_runs(&self, suite: Option<&str>, cursor: Option<&str>) -> Result<Page<EvalRunSummary>> {
+    pub async fn eval_runs(
+        &self,
+        suite: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<Page<EvalRunSummary>> {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         if let Some(s) = suite {
             q.append_pair("suite", s);
@@ -404,7 +435,8 @@ impl AgentClient {
         if let Some(c) = cursor {
             q.append_pair("cursor", c);
         }
-        self.json(Call::get("/v1/evals/runs").query(q.finish())).await
+        self.json(Call::get("/v1/evals/runs").query(q.finish()))
+            .await
     }
 
     pub async fn eval_run(&self, id: &str) -> Result<EvalRun> {
@@ -414,15 +446,21 @@ impl AgentClient {
 
     /// Queues a run (the service answers 202 at once); poll [`AgentClient::eval_run`].
     pub async fn start_eval(&self, req: &StartEval) -> Result<EvalRun> {
-        self.json(Call::post("/v1/evals/runs", to_value(req)?)).await
+        self.json(Call::post("/v1/evals/runs", to_value(req)?))
+            .await
     }
 }
 
 fn to_value<T: Serialize>(v: &T) -> Result<Value> {
-    serde_json::to_value(v).map_err(|e| Error::invalid(format!("the request could not be encoded: {e}")))
+    serde_json::to_value(v)
+        .map_err(|e| Error::invalid(format!("the request could not be encoded: {e}")))
 }
 
-async fn decode<T: DeserializeOwned>(endpoint: &str, resp: reqwest::Response, timeout: Duration) -> Result<T> {
+async fn decode<T: DeserializeOwned>(
+    endpoint: &str,
+    resp: reqwest::Response,
+    timeout: Duration,
+) -> Result<T> {
     let bytes = resp
         .bytes()
         .await
@@ -430,7 +468,10 @@ async fn decode<T: DeserializeOwned>(endpoint: &str, resp: reqwest::Response, ti
     serde_json::from_slice(&bytes).map_err(|e| {
         Error::protocol(
             endpoint,
-            format!("the body is not the expected JSON ({e}): {}", excerpt(&bytes)),
+            format!(
+                "the body is not the expected JSON ({e}): {}",
+                excerpt(&bytes)
+            ),
         )
     })
 }
@@ -455,7 +496,12 @@ async fn error_from_response(endpoint: &str, resp: reqwest::Response, timeout: D
 }
 
 /// An error status and body → the error, reading the envelope when there is one.
-pub(crate) fn error_from_parts(endpoint: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
+pub(crate) fn error_from_parts(
+    endpoint: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Error {
     let retry_after = headers
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
@@ -494,7 +540,7 @@ pub(crate) fn error_from_parts(endpoint: &str, status: StatusCode, headers: &Hea
                 body
             }
         });
-    Error::Api {
+    Error::Api(Box::new(ApiError {
         code: code_for(status.as_u16(), &server_code, retry_after),
         status: status.as_u16(),
         server_code,
@@ -503,7 +549,7 @@ pub(crate) fn error_from_parts(endpoint: &str, status: StatusCode, headers: &Hea
             .filter(|r| !r.is_empty())
             .or(header_request_id),
         endpoint: endpoint.to_string(),
-    }
+    }))
 }
 
 /// What an approval event says happened.
@@ -569,7 +615,8 @@ struct EventData {
 }
 
 fn approval_event(ev: &sse::SseEvent) -> std::result::Result<ApprovalEvent, String> {
-    let d: EventData = serde_json::from_str(&ev.data).map_err(|e| format!("event {:?}: {e}", ev.event))?;
+    let d: EventData =
+        serde_json::from_str(&ev.data).map_err(|e| format!("event {:?}: {e}", ev.event))?;
     Ok(ApprovalEvent {
         seq: d.seq,
         kind: ApprovalEventKind::parse(&d.event),
@@ -606,12 +653,20 @@ impl Default for StreamConfig {
 #[derive(Debug)]
 pub enum StreamItem {
     /// Connected (again); events after `resumed_after` follow without gaps.
-    Connected { resumed_after: Option<u64> },
+    Connected {
+        resumed_after: Option<u64>,
+    },
     Event(ApprovalEvent),
     /// An event whose data could not be read; the stream goes on.
-    Malformed { id: Option<String>, error: Error },
+    Malformed {
+        id: Option<String>,
+        error: Error,
+    },
     /// The connection failed or ended; the next attempt comes after `retry_in`.
-    Reconnecting { error: Error, retry_in: Duration },
+    Reconnecting {
+        error: Error,
+        retry_in: Duration,
+    },
 }
 
 /// The live approval event stream. It reconnects by itself with exponential backoff
@@ -674,7 +729,15 @@ async fn run_stream(
     let mut attempt: u32 = 0;
     let mut server_retry: Option<Duration> = None;
     loop {
-        let outcome = stream_once(&client, &endpoint, &mut last_seq, &config, &tx, &mut server_retry).await;
+        let outcome = stream_once(
+            &client,
+            &endpoint,
+            &mut last_seq,
+            &config,
+            &tx,
+            &mut server_retry,
+        )
+        .await;
         let error = match outcome {
             Ok(Connection::ReceiverGone) => return,
             Ok(Connection::Ended { received }) => {
@@ -748,7 +811,10 @@ async fn stream_once(
         Ok(Ok(r)) => r,
     };
     if !resp.status().is_success() {
-        return Err((error_from_response(endpoint, resp, client.timeout).await, false));
+        return Err((
+            error_from_response(endpoint, resp, client.timeout).await,
+            false,
+        ));
     }
     let content_type = resp
         .headers()
@@ -758,7 +824,10 @@ async fn stream_once(
         .to_string();
     if !content_type.starts_with("text/event-stream") {
         return Err((
-            Error::protocol(endpoint, format!("expected an event stream, got {content_type:?}")),
+            Error::protocol(
+                endpoint,
+                format!("expected an event stream, got {content_type:?}"),
+            ),
             false,
         ));
     }
@@ -784,7 +853,12 @@ async fn stream_once(
                     received,
                 ));
             }
-            Ok(Err(e)) => return Err((Error::from_reqwest(endpoint, e, config.idle_timeout), received)),
+            Ok(Err(e)) => {
+                return Err((
+                    Error::from_reqwest(endpoint, e, config.idle_timeout),
+                    received,
+                ));
+            }
             Ok(Ok(None)) => return Ok(Connection::Ended { received }),
             Ok(Ok(Some(c))) => c,
         };
@@ -840,7 +914,15 @@ mod tests {
     /// (status, headers, body) → (code, server code, message, request id).
     #[test]
     fn error_bodies_become_typed_errors() {
-        type Case<'a> = (u16, &'a [(&'a str, &'a str)], &'a str, ErrorCode, &'a str, &'a str, Option<&'a str>);
+        type Case<'a> = (
+            u16,
+            &'a [(&'a str, &'a str)],
+            &'a str,
+            ErrorCode,
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+        );
         let cases: &[Case] = &[
             (
                 401,
@@ -855,7 +937,9 @@ mod tests {
                 429,
                 &[("retry-after", "7")],
                 r#"{"error":{"code":"rate_limited","message":"slow down","request_id":"r2"}}"#,
-                ErrorCode::RateLimited { retry_after_secs: Some(7) },
+                ErrorCode::RateLimited {
+                    retry_after_secs: Some(7),
+                },
                 "rate_limited",
                 "slow down",
                 Some("r2"),
@@ -864,7 +948,9 @@ mod tests {
                 503,
                 &[("retry-after", "1"), ("x-request-id", "h3")],
                 r#"{"error":{"code":"overloaded","message":"busy","request_id":""}}"#,
-                ErrorCode::Unavailable { retry_after_secs: Some(1) },
+                ErrorCode::Unavailable {
+                    retry_after_secs: Some(1),
+                },
                 "overloaded",
                 "busy",
                 Some("h3"),
@@ -878,18 +964,72 @@ mod tests {
                 "frozen",
                 None,
             ),
-            (502, &[], "<html>bad gateway</html>", ErrorCode::Unavailable { retry_after_secs: None }, "http_502", "<html>bad gateway</html>", None),
-            (404, &[], r#"{"error":"model 'x' not found"}"#, ErrorCode::NotFound, "http_404", "model 'x' not found", None),
-            (400, &[], "", ErrorCode::Invalid, "http_400", "Bad Request", None),
-            (500, &[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")], "[1,2", ErrorCode::Unavailable { retry_after_secs: None }, "http_500", "[1,2", None),
-            (418, &[], r#"{"error":{"code":42}}"#, ErrorCode::Invalid, "http_418", r#"{"error":{"code":42}}"#, None),
+            (
+                502,
+                &[],
+                "<html>bad gateway</html>",
+                ErrorCode::Unavailable {
+                    retry_after_secs: None,
+                },
+                "http_502",
+                "<html>bad gateway</html>",
+                None,
+            ),
+            (
+                404,
+                &[],
+                r#"{"error":"model 'x' not found"}"#,
+                ErrorCode::NotFound,
+                "http_404",
+                "model 'x' not found",
+                None,
+            ),
+            (
+                400,
+                &[],
+                "",
+                ErrorCode::Invalid,
+                "http_400",
+                "Bad Request",
+                None,
+            ),
+            (
+                500,
+                &[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")],
+                "[1,2",
+                ErrorCode::Unavailable {
+                    retry_after_secs: None,
+                },
+                "http_500",
+                "[1,2",
+                None,
+            ),
+            (
+                418,
+                &[],
+                r#"{"error":{"code":42}}"#,
+                ErrorCode::Invalid,
+                "http_418",
+                r#"{"error":{"code":42}}"#,
+                None,
+            ),
         ];
         for (status, headers, body, code, server, message, rid) in cases {
-            match err(*status, headers, body) {
-                Error::Api { code: c, server_code, message: m, request_id, status: s, .. } => {
-                    assert_eq!((c, server_code.as_str(), m.as_str(), request_id.as_deref(), s), (*code, *server, *message, *rid, *status), "{body}");
+            match err(*status, headers, body).api() {
+                Some(a) => {
+                    assert_eq!(
+                        (
+                            a.code,
+                            a.server_code.as_str(),
+                            a.message.as_str(),
+                            a.request_id.as_deref(),
+                            a.status
+                        ),
+                        (*code, *server, *message, *rid, *status),
+                        "{body}"
+                    );
                 }
-                other => panic!("{other:?}"),
+                None => panic!("not an API error"),
             }
         }
     }
@@ -901,7 +1041,11 @@ mod tests {
         assert!(Reason::parse(&"é".repeat(2001)).is_err());
         assert!(segment("approval", "apr_01a2").is_ok());
         for bad in ["", "../admin", "a/b", "a?b", "a b"] {
-            assert_eq!(segment("approval", bad).unwrap_err().code(), ErrorCode::Invalid, "{bad}");
+            assert_eq!(
+                segment("approval", bad).unwrap_err().code(),
+                ErrorCode::Invalid,
+                "{bad}"
+            );
         }
     }
 
@@ -912,7 +1056,13 @@ mod tests {
             max_backoff: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(1),
         };
-        for (attempt, lo, hi) in [(0, 50, 100), (1, 100, 200), (3, 400, 800), (10, 1000, 2000), (40, 1000, 2000)] {
+        for (attempt, lo, hi) in [
+            (0, 50, 100),
+            (1, 100, 200),
+            (3, 400, 800),
+            (10, 1000, 2000),
+            (40, 1000, 2000),
+        ] {
             let d = backoff_delay(&c, attempt, None).as_millis();
             assert!((lo..=hi).contains(&d), "attempt {attempt}: {d} ms");
         }
@@ -929,11 +1079,30 @@ mod tests {
             retry_ms: None,
         };
         let e = approval_event(&ev).unwrap();
-        assert_eq!((e.seq, e.kind.clone(), e.approval_id.as_str(), e.status.as_deref()), (12, ApprovalEventKind::Created, "apr_1", Some("pending")));
-        let odd = sse::SseEvent { data: "{\"seq\":\"x\"}".into(), ..ev.clone() };
+        assert_eq!(
+            (
+                e.seq,
+                e.kind.clone(),
+                e.approval_id.as_str(),
+                e.status.as_deref()
+            ),
+            (12, ApprovalEventKind::Created, "apr_1", Some("pending"))
+        );
+        let odd = sse::SseEvent {
+            data: "{\"seq\":\"x\"}".into(),
+            ..ev.clone()
+        };
         assert!(approval_event(&odd).is_err());
-        let other = sse::SseEvent { data: ev.data.replace("\"event\":\"created\"", "\"event\":\"archived\""), ..ev };
-        assert_eq!(approval_event(&other).unwrap().kind, ApprovalEventKind::Other("archived".into()));
+        let other = sse::SseEvent {
+            data: ev
+                .data
+                .replace("\"event\":\"created\"", "\"event\":\"archived\""),
+            ..ev
+        };
+        assert_eq!(
+            approval_event(&other).unwrap().kind,
+            ApprovalEventKind::Other("archived".into())
+        );
     }
 
     #[test]
@@ -944,6 +1113,9 @@ mod tests {
             Some(Secret::parse("fdk_supersecret").unwrap()),
         );
         let dbg = format!("{c:?}");
-        assert!(dbg.contains("<redacted>") && !dbg.contains("supersecret"), "{dbg}");
+        assert!(
+            dbg.contains("<redacted>") && !dbg.contains("supersecret"),
+            "{dbg}"
+        );
     }
 }

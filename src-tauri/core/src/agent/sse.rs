@@ -144,9 +144,21 @@ mod tests {
         let stream = "\u{feff}: keep-alive\n\nid: 7\nevent: created\ndata: {\"a\":\ndata:1}\n\n\
                       event: approved\r\ndata: é\r\n\r\nretry: 3000\rdata: plain\r\r";
         let want = vec![
-            ("created".to_string(), "{\"a\":\n1}".to_string(), Some("7".to_string())),
-            ("approved".to_string(), "é".to_string(), Some("7".to_string())),
-            ("message".to_string(), "plain".to_string(), Some("7".to_string())),
+            (
+                "created".to_string(),
+                "{\"a\":\n1}".to_string(),
+                Some("7".to_string()),
+            ),
+            (
+                "approved".to_string(),
+                "é".to_string(),
+                Some("7".to_string()),
+            ),
+            (
+                "message".to_string(),
+                "plain".to_string(),
+                Some("7".to_string()),
+            ),
         ];
         for piece in [1, 2, 3, 5, 7, 64, 4096] {
             assert_eq!(decode_in_pieces(stream, piece), want, "pieces of {piece}");

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::agent::error_from_parts;
 use crate::domain::BaseUrl;
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{ApiError, Error, ErrorCode, Result};
 
 /// A model as `/api/tags` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -127,7 +127,12 @@ impl OllamaClient {
         &self.base
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<reqwest::Response> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<reqwest::Response> {
         let endpoint = self.base.join(path);
         let mut req = self.http.request(method, &endpoint).timeout(self.timeout);
         if let Some(b) = &body {
@@ -149,15 +154,21 @@ impl OllamaClient {
         Err(error_from_parts(&endpoint, status, &headers, &bytes))
     }
 
-    async fn json<T: serde::de::DeserializeOwned>(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<T> {
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<T> {
         let endpoint = self.base.join(path);
         let resp = self.send(method, path, body).await?;
         let bytes = resp
             .bytes()
             .await
             .map_err(|e| Error::from_reqwest(&endpoint, e, self.timeout))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::protocol(&endpoint, format!("the body is not the expected JSON: {e}")))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::protocol(&endpoint, format!("the body is not the expected JSON: {e}"))
+        })
     }
 
     pub async fn version(&self) -> Result<String> {
@@ -165,7 +176,9 @@ impl OllamaClient {
         struct V {
             version: String,
         }
-        let v: V = self.json(reqwest::Method::GET, "/api/version", None).await?;
+        let v: V = self
+            .json(reqwest::Method::GET, "/api/version", None)
+            .await?;
         Ok(v.version)
     }
 
@@ -186,7 +199,11 @@ impl OllamaClient {
             capabilities: Vec<String>,
         }
         let s: Show = self
-            .json(reqwest::Method::POST, "/api/show", Some(json!({ "model": model })))
+            .json(
+                reqwest::Method::POST,
+                "/api/show",
+                Some(json!({ "model": model })),
+            )
             .await?;
         Ok(s.capabilities)
     }
@@ -201,7 +218,11 @@ impl OllamaClient {
     }
 
     /// Pulls a model, reporting every progress line; ends at `{"status":"success"}`.
-    pub async fn pull(&self, model: &str, on_progress: &mut (dyn FnMut(PullProgress) + Send)) -> Result<()> {
+    pub async fn pull(
+        &self,
+        model: &str,
+        on_progress: &mut (dyn FnMut(PullProgress) + Send),
+    ) -> Result<()> {
         let endpoint = self.base.join("/api/pull");
         let resp = self
             .send(
@@ -212,8 +233,12 @@ impl OllamaClient {
             .await?;
         let mut success = false;
         read_ndjson(resp, &endpoint, self.timeout, |line| {
-            let p: PullProgress = serde_json::from_value(line)
-                .map_err(|e| Error::protocol(&endpoint, format!("a pull progress line is not understood: {e}")))?;
+            let p: PullProgress = serde_json::from_value(line).map_err(|e| {
+                Error::protocol(
+                    &endpoint,
+                    format!("a pull progress line is not understood: {e}"),
+                )
+            })?;
             success |= p.status == "success";
             on_progress(p);
             Ok(())
@@ -222,12 +247,20 @@ impl OllamaClient {
         if success {
             Ok(())
         } else {
-            Err(Error::protocol(&endpoint, "the pull ended without \"success\""))
+            Err(Error::protocol(
+                &endpoint,
+                "the pull ended without \"success\"",
+            ))
         }
     }
 
     /// A streamed chat: `messages` are `{role, content}` objects (and tool results).
-    pub async fn chat(&self, model: &str, messages: &[Value], tools: &[ToolSpec]) -> Result<ChatOutcome> {
+    pub async fn chat(
+        &self,
+        model: &str,
+        messages: &[Value],
+        tools: &[ToolSpec],
+    ) -> Result<ChatOutcome> {
         let endpoint = self.base.join("/api/chat");
         let mut body = json!({ "model": model, "messages": messages, "stream": true });
         if !tools.is_empty() {
@@ -240,14 +273,19 @@ impl OllamaClient {
                 .collect();
         }
         let start = Instant::now();
-        let resp = self.send(reqwest::Method::POST, "/api/chat", Some(body)).await?;
+        let resp = self
+            .send(reqwest::Method::POST, "/api/chat", Some(body))
+            .await?;
         let mut out = ChatOutcome::default();
         let mut done = false;
         read_ndjson(resp, &endpoint, self.timeout, |line| {
             out.chunks += 1;
             let message = &line["message"];
             let piece = message["content"].as_str().unwrap_or("");
-            let calls = message["tool_calls"].as_array().cloned().unwrap_or_default();
+            let calls = message["tool_calls"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             if out.time_to_first_token.is_none() && (!piece.is_empty() || !calls.is_empty()) {
                 out.time_to_first_token = Some(start.elapsed());
             }
@@ -255,7 +293,10 @@ impl OllamaClient {
             for c in calls {
                 let name = c["function"]["name"].as_str().unwrap_or("").to_string();
                 if name.is_empty() {
-                    return Err(Error::protocol(&endpoint, "a tool call without a function name"));
+                    return Err(Error::protocol(
+                        &endpoint,
+                        "a tool call without a function name",
+                    ));
                 }
                 out.tool_calls.push(ToolCall {
                     name,
@@ -274,7 +315,10 @@ impl OllamaClient {
         .await?;
         out.elapsed = start.elapsed();
         if !done {
-            return Err(Error::protocol(&endpoint, "the chat stream ended before \"done\": true"));
+            return Err(Error::protocol(
+                &endpoint,
+                "the chat stream ended before \"done\": true",
+            ));
         }
         Ok(out)
     }
@@ -298,14 +342,17 @@ async fn read_ndjson(
         }
         let value: Value = serde_json::from_str(text).map_err(|e| {
             let excerpt: String = text.chars().take(80).collect();
-            Error::protocol(endpoint, format!("a stream line is not JSON ({e}): {excerpt}"))
+            Error::protocol(
+                endpoint,
+                format!("a stream line is not JSON ({e}): {excerpt}"),
+            )
         })?;
         if let Some(message) = value.get("error") {
             let message = message
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_else(|| message.to_string());
-            return Err(Error::Api {
+            return Err(Error::Api(Box::new(ApiError {
                 code: ErrorCode::Unavailable {
                     retry_after_secs: None,
                 },
@@ -314,7 +361,7 @@ async fn read_ndjson(
                 message,
                 request_id: None,
                 endpoint: endpoint.to_string(),
-            });
+            })));
         }
         on_line(value)
     };
@@ -341,7 +388,10 @@ mod tests {
     fn model_names_and_speeds() {
         assert_eq!(canonical_model("llama3.2"), "llama3.2:latest");
         assert_eq!(canonical_model("llama3.2:1b"), "llama3.2:1b");
-        assert_eq!(canonical_model("registry.local:5000/m"), "registry.local:5000/m:latest");
+        assert_eq!(
+            canonical_model("registry.local:5000/m"),
+            "registry.local:5000/m:latest"
+        );
         let measured = ChatOutcome {
             eval_count: Some(50),
             eval_duration: Some(Duration::from_millis(2500)),

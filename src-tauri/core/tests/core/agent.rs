@@ -24,18 +24,44 @@ async fn health_readiness_info_registries_and_metrics() {
     assert_eq!(ready.circuit, "closed");
     let info = viewer.info().await.unwrap();
     assert!(info.provider.scripted, "{info:?}");
-    assert_eq!((info.track.as_str(), info.policy_version.as_str()), ("stable", "guardrails-v3"));
-    let mut workflows: Vec<String> = viewer.workflows().await.unwrap().into_iter().map(|w| w.name).collect();
+    assert_eq!(
+        (info.track.as_str(), info.policy_version.as_str()),
+        ("stable", "guardrails-v3")
+    );
+    let mut workflows: Vec<String> = viewer
+        .workflows()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
     workflows.sort();
-    assert_eq!(workflows, ["faq", "invoice_approval", "support_ticket_summary", "ticket_update"]);
+    assert_eq!(
+        workflows,
+        [
+            "faq",
+            "invoice_approval",
+            "support_ticket_summary",
+            "ticket_update"
+        ]
+    );
     let tools = viewer.tools().await.unwrap();
-    let update = tools.iter().find(|t| t.name == "ticket_update").expect("ticket_update tool");
+    let update = tools
+        .iter()
+        .find(|t| t.name == "ticket_update")
+        .expect("ticket_update tool");
     assert_eq!(update.side_effect, "write");
     let scrape = viewer.metrics().await.unwrap();
     assert!(scrape.openmetrics_eof);
-    let build = scrape.labels_of("agent_build_info").expect("agent_build_info");
+    let build = scrape
+        .labels_of("agent_build_info")
+        .expect("agent_build_info");
     assert_eq!(build.get("model"), Some("scripted-v1"));
-    assert!(scrape.histogram("agent_request_duration_seconds", &[]).is_some());
+    assert!(
+        scrape
+            .histogram("agent_request_duration_seconds", &[])
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,41 +70,67 @@ async fn errors_carry_closed_codes_and_request_ids() {
     let expect = |r: Result<(), flightdeck_core::Error>, code: ErrorCode, server: &str| {
         let e = r.unwrap_err();
         assert_eq!(e.code(), code, "{e}");
-        match &e {
-            flightdeck_core::Error::Api { server_code, request_id, .. } => {
-                assert_eq!(server_code, server, "{e}");
-                assert!(request_id.as_deref().is_some_and(|r| !r.is_empty()), "{e}");
+        match e.api() {
+            Some(a) => {
+                assert_eq!(a.server_code, server, "{e}");
+                assert!(
+                    a.request_id.as_deref().is_some_and(|r| !r.is_empty()),
+                    "{e}"
+                );
             }
-            other => panic!("not an API error: {other:?}"),
+            None => panic!("not an API error: {e:?}"),
         }
     };
     let bad_key = client_with_key(svc.url(), Some("fdk_not_a_key"));
-    expect(bad_key.info().await.map(drop), ErrorCode::Unauthorized, "unauthorized");
+    expect(
+        bad_key.info().await.map(drop),
+        ErrorCode::Unauthorized,
+        "unauthorized",
+    );
     let approver = client(&svc, "approver");
     expect(
-        approver.invoke(&InvokeRequest::new("faq", "hello")).await.map(drop),
+        approver
+            .invoke(&InvokeRequest::new("faq", "hello"))
+            .await
+            .map(drop),
         ErrorCode::Forbidden,
         "forbidden",
     );
     let invoker = client(&svc, "invoke");
     expect(
-        invoker.invoke(&InvokeRequest::new("no_such_workflow", "hello")).await.map(drop),
+        invoker
+            .invoke(&InvokeRequest::new("no_such_workflow", "hello"))
+            .await
+            .map(drop),
         ErrorCode::NotFound,
         "unknown_workflow",
     );
     expect(
-        invoker.invoke(&InvokeRequest::new("faq", "   ")).await.map(drop),
+        invoker
+            .invoke(&InvokeRequest::new("faq", "   "))
+            .await
+            .map(drop),
         ErrorCode::Invalid,
         "invalid_input",
     );
-    expect(approver.approval("apr_does_not_exist").await.map(drop), ErrorCode::NotFound, "not_found");
+    expect(
+        approver.approval("apr_does_not_exist").await.map(drop),
+        ErrorCode::NotFound,
+        "not_found",
+    );
     // Refused before anything is sent.
     let reason_err = Reason::parse(" ").unwrap_err();
     assert_eq!(reason_err.code(), ErrorCode::Invalid);
-    assert_eq!(approver.approval("../admin").await.unwrap_err().code(), ErrorCode::Invalid);
+    assert_eq!(
+        approver.approval("../admin").await.unwrap_err().code(),
+        ErrorCode::Invalid
+    );
     // Nobody listening.
     let closed = client_with_key("http://127.0.0.1:9", Some("k"));
-    assert_eq!(closed.healthz().await.unwrap_err().code(), ErrorCode::Network);
+    assert_eq!(
+        closed.healthz().await.unwrap_err().code(),
+        ErrorCode::Network
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,11 +140,16 @@ async fn approval_flow_with_live_events_resume_and_audit() {
     let invoker = client(&svc, "invoke");
     let mut events = approver.approval_events(None, StreamConfig::default());
     match within(10, "the stream to connect", events.next()).await {
-        Some(Ok(StreamItem::Connected { resumed_after: None })) => {}
+        Some(Ok(StreamItem::Connected {
+            resumed_after: None,
+        })) => {}
         other => panic!("expected Connected, got {other:?}"),
     }
     let reply = invoker
-        .invoke(&InvokeRequest::new("ticket_update", "Please close T-1001, priority urgent"))
+        .invoke(&InvokeRequest::new(
+            "ticket_update",
+            "Please close T-1001, priority urgent",
+        ))
         .await
         .unwrap();
     assert_eq!(reply.status, RunStatus::ApprovalRequired);
@@ -101,20 +158,39 @@ async fn approval_flow_with_live_events_resume_and_audit() {
         Some(Ok(StreamItem::Event(e))) => e,
         other => panic!("expected an event, got {other:?}"),
     };
-    assert_eq!((created.kind.clone(), created.approval_id.as_str()), (ApprovalEventKind::Created, id.as_str()));
+    assert_eq!(
+        (created.kind.clone(), created.approval_id.as_str()),
+        (ApprovalEventKind::Created, id.as_str())
+    );
 
-    let pending = approver.approvals(Some(ApprovalStatus::Pending), None, None).await.unwrap();
+    let pending = approver
+        .approvals(Some(ApprovalStatus::Pending), None, None)
+        .await
+        .unwrap();
     assert!(pending.items.iter().any(|a| a.id == id), "{pending:?}");
     let detail = approver.approval(&id).await.unwrap();
-    assert_eq!((detail.status, detail.tool.as_str()), (ApprovalStatus::Pending, "ticket_update"));
-    assert!(detail.proposed_change["diff"].as_str().is_some_and(|d| d.contains("+  \"status\": \"closed\"")));
+    assert_eq!(
+        (detail.status, detail.tool.as_str()),
+        (ApprovalStatus::Pending, "ticket_update")
+    );
+    assert!(
+        detail.proposed_change["diff"]
+            .as_str()
+            .is_some_and(|d| d.contains("+  \"status\": \"closed\""))
+    );
 
     let reason = Reason::parse("customer confirmed the fix").unwrap();
-    let decided = approver.approve(&id, &reason, Some("click-1")).await.unwrap();
+    let decided = approver
+        .approve(&id, &reason, Some("click-1"))
+        .await
+        .unwrap();
     assert_eq!(decided.status, ApprovalStatus::Executed, "{decided:?}");
     assert_eq!(decided.decisions.len(), 1);
     // The same click again replays the first answer instead of failing.
-    let replay = approver.approve(&id, &reason, Some("click-1")).await.unwrap();
+    let replay = approver
+        .approve(&id, &reason, Some("click-1"))
+        .await
+        .unwrap();
     assert_eq!(replay.status, ApprovalStatus::Executed);
     // A second, different decision is a conflict.
     let again = approver.reject(&id, &reason, None).await.unwrap_err();
@@ -127,13 +203,22 @@ async fn approval_flow_with_live_events_resume_and_audit() {
             other => panic!("expected an event, got {other:?}"),
         }
     }
-    assert_eq!(kinds, [ApprovalEventKind::Approved, ApprovalEventKind::Executing, ApprovalEventKind::Executed]);
+    assert_eq!(
+        kinds,
+        [
+            ApprovalEventKind::Approved,
+            ApprovalEventKind::Executing,
+            ApprovalEventKind::Executed
+        ]
+    );
     drop(events);
 
     // Resuming after `created` replays exactly what followed it.
     let mut resumed = approver.approval_events(Some(created.seq), StreamConfig::default());
     match within(10, "the resumed stream", resumed.next()).await {
-        Some(Ok(StreamItem::Connected { resumed_after })) => assert_eq!(resumed_after, Some(created.seq)),
+        Some(Ok(StreamItem::Connected { resumed_after })) => {
+            assert_eq!(resumed_after, Some(created.seq))
+        }
         other => panic!("expected Connected, got {other:?}"),
     }
     match within(10, "the first resumed event", resumed.next()).await {
@@ -145,7 +230,10 @@ async fn approval_flow_with_live_events_resume_and_audit() {
     }
 
     let audit = approver.audit_verify().await.unwrap();
-    assert!(audit.ok && audit.checked >= 4 && audit.first_broken.is_none(), "{audit:?}");
+    assert!(
+        audit.ok && audit.checked >= 4 && audit.first_broken.is_none(),
+        "{audit:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +250,11 @@ async fn freeze_refuses_writes_until_unfrozen_and_cancel_needs_a_filter() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), ErrorCode::Conflict);
-    assert!(matches!(&refused, flightdeck_core::Error::Api { server_code, .. } if server_code == "writes_frozen"));
+    assert!(
+        refused
+            .api()
+            .is_some_and(|a| a.server_code == "writes_frozen")
+    );
     assert!(!operator.unfreeze(&reason).await.unwrap().frozen);
     let reply = invoker
         .invoke(&InvokeRequest::new("ticket_update", "Please close T-1002"))
@@ -170,10 +262,17 @@ async fn freeze_refuses_writes_until_unfrozen_and_cancel_needs_a_filter() {
         .unwrap();
     assert_eq!(reply.status, RunStatus::ApprovalRequired);
     assert_eq!(
-        operator.cancel_approvals(None, None, &reason).await.unwrap_err().code(),
+        operator
+            .cancel_approvals(None, None, &reason)
+            .await
+            .unwrap_err()
+            .code(),
         ErrorCode::Invalid
     );
-    let cancelled = operator.cancel_approvals(Some("stable"), None, &reason).await.unwrap();
+    let cancelled = operator
+        .cancel_approvals(Some("stable"), None, &reason)
+        .await
+        .unwrap();
     assert_eq!(cancelled.cancelled, 1);
     assert_eq!(cancelled.ids, [reply.approval_request_id.unwrap()]);
 }
@@ -185,12 +284,18 @@ async fn traces_and_an_eval_run() {
     let viewer = client(&svc, "viewer");
     let operator = client(&svc, "operator");
     let reply = invoker
-        .invoke(&InvokeRequest::new("support_ticket_summary", "Summarize T-1001"))
+        .invoke(&InvokeRequest::new(
+            "support_ticket_summary",
+            "Summarize T-1001",
+        ))
         .await
         .unwrap();
     assert_eq!(reply.status, RunStatus::Success);
     // Traces are written in the background: poll until it is there.
-    let query = TraceQuery { request_id: Some(reply.request_id.clone()), ..TraceQuery::default() };
+    let query = TraceQuery {
+        request_id: Some(reply.request_id.clone()),
+        ..TraceQuery::default()
+    };
     let page = within(20, "the trace to be stored", async {
         loop {
             let page = viewer.traces(&query).await.unwrap();
@@ -204,18 +309,40 @@ async fn traces_and_an_eval_run() {
     assert_eq!(page.items.len(), 1, "{page:?}");
     let trace = viewer.trace(&page.items[0].trace_id).await.unwrap();
     assert_eq!(trace.summary.trace_id, reply.trace_id);
-    assert!(trace.spans.iter().any(|s| s.parent_span_id.is_none() && s.name == "request"));
-    assert!(trace.spans.iter().any(|s| s.name.starts_with("execute_tool")));
-    let errors = viewer.traces(&TraceQuery { errors_only: true, ..TraceQuery::default() }).await.unwrap();
+    assert!(
+        trace
+            .spans
+            .iter()
+            .any(|s| s.parent_span_id.is_none() && s.name == "request")
+    );
+    assert!(
+        trace
+            .spans
+            .iter()
+            .any(|s| s.name.starts_with("execute_tool"))
+    );
+    let errors = viewer
+        .traces(&TraceQuery {
+            errors_only: true,
+            ..TraceQuery::default()
+        })
+        .await
+        .unwrap();
     assert!(errors.items.is_empty());
 
     let suites = viewer.eval_suites().await.unwrap();
     assert!(suites.iter().any(|s| s.name == "golden"), "{suites:?}");
     let run = operator
-        .start_eval(&StartEval { suite: "golden".into(), baseline_run_id: None })
+        .start_eval(&StartEval {
+            suite: "golden".into(),
+            baseline_run_id: None,
+        })
         .await
         .unwrap();
-    assert!(matches!(run.status, EvalRunState::Queued | EvalRunState::Running));
+    assert!(matches!(
+        run.status,
+        EvalRunState::Queued | EvalRunState::Running
+    ));
     let done = within(90, "the eval run to finish", async {
         loop {
             let r = viewer.eval_run(&run.id).await.unwrap();
@@ -294,7 +421,9 @@ async fn event_stream_reconnects_resumes_and_stops_on_auth_errors() {
     let end = within(20, "the stream to end", async {
         loop {
             match stream.next().await {
-                Some(Ok(StreamItem::Connected { resumed_after })) => log.push(format!("connected after {resumed_after:?}")),
+                Some(Ok(StreamItem::Connected { resumed_after })) => {
+                    log.push(format!("connected after {resumed_after:?}"))
+                }
                 Some(Ok(StreamItem::Event(e))) => log.push(format!("event {} {:?}", e.seq, e.kind)),
                 Some(Ok(StreamItem::Malformed { id, .. })) => log.push(format!("malformed {id:?}")),
                 Some(Ok(StreamItem::Reconnecting { error, retry_in })) => {
@@ -323,6 +452,11 @@ async fn event_stream_reconnects_resumes_and_stops_on_auth_errors() {
     assert_eq!(end.map(|e| e.code()), Some(ErrorCode::Unauthorized));
     assert_eq!(
         *seen.lock().unwrap(),
-        [None, Some("1".to_string()), Some("3".to_string()), Some("3".to_string())]
+        [
+            None,
+            Some("1".to_string()),
+            Some("3".to_string()),
+            Some("3".to_string())
+        ]
     );
 }

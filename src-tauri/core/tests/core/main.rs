@@ -3,3 +3,7 @@
 
 mod agent;
 mod helpers;
+mod host;
+mod keyring;
+mod local;
+mod smoke;

@@ -25,7 +25,11 @@ fn pod_env(bundle: &Bundle, deployment: &str) -> BTreeMap<String, String> {
     let c = app_container(d).expect("container");
     let mut env = BTreeMap::new();
     for source in c.env_from.iter().flatten() {
-        let name = &source.config_map_ref.as_ref().expect("envFrom is ConfigMaps only").name;
+        let name = &source
+            .config_map_ref
+            .as_ref()
+            .expect("envFrom is ConfigMaps only")
+            .name;
         let cm = bundle
             .config_maps
             .iter()
@@ -45,7 +49,9 @@ fn pod_env(bundle: &Bundle, deployment: &str) -> BTreeMap<String, String> {
 }
 
 fn unknown_keys(env: &BTreeMap<String, String>) -> Vec<&String> {
-    env.keys().filter(|k| !ENV_KEYS.contains(&k.as_str())).collect()
+    env.keys()
+        .filter(|k| !ENV_KEYS.contains(&k.as_str()))
+        .collect()
 }
 
 #[test]
@@ -54,12 +60,21 @@ fn every_deployment_starts_with_configuration_agent_service_accepts() {
         for (track, deployment) in TRACKS {
             let at = format!("overlay {} Deployment {deployment}", bundle.name);
             let env = pod_env(bundle, deployment);
-            assert!(unknown_keys(&env).is_empty(), "{at}: keys agent-service does not read: {:?}", unknown_keys(&env));
-            let s = Settings::load_from(&env).unwrap_or_else(|e| panic!("{at}: agent-service rejects its configuration: {e}"));
+            assert!(
+                unknown_keys(&env).is_empty(),
+                "{at}: keys agent-service does not read: {:?}",
+                unknown_keys(&env)
+            );
+            let s = Settings::load_from(&env)
+                .unwrap_or_else(|e| panic!("{at}: agent-service rejects its configuration: {e}"));
             assert_eq!(s.environment, Environment::Production, "{at}: AGENT_ENV");
             assert_eq!(s.release_track.as_str(), *track, "{at}: RELEASE_TRACK");
             assert_eq!(s.log_format, LogFormat::Json, "{at}: LOG_FORMAT");
-            assert!(s.bind_addr.ip().is_unspecified(), "{at}: BIND_ADDR {} must listen on every interface", s.bind_addr);
+            assert!(
+                s.bind_addr.ip().is_unspecified(),
+                "{at}: BIND_ADDR {} must listen on every interface",
+                s.bind_addr
+            );
             assert_eq!(s.bind_addr.port(), PORT as u16, "{at}: BIND_ADDR port");
         }
     }
@@ -100,9 +115,17 @@ fn the_compose_service_starts_with_configuration_agent_service_accepts() {
             (k.clone(), interpolate(&text))
         })
         .collect();
-    assert!(unknown_keys(&env).is_empty(), "compose.yaml: keys agent-service does not read: {:?}", unknown_keys(&env));
-    let s = Settings::load_from(&env).unwrap_or_else(|e| panic!("compose.yaml: agent-service rejects its configuration: {e}"));
+    assert!(
+        unknown_keys(&env).is_empty(),
+        "compose.yaml: keys agent-service does not read: {:?}",
+        unknown_keys(&env)
+    );
+    let s = Settings::load_from(&env)
+        .unwrap_or_else(|e| panic!("compose.yaml: agent-service rejects its configuration: {e}"));
     assert_eq!(s.environment, Environment::Production);
-    assert!(s.database_url.starts_with("postgres://"), "compose runs on PostgreSQL");
+    assert!(
+        s.database_url.starts_with("postgres://"),
+        "compose runs on PostgreSQL"
+    );
     assert_eq!(s.bind_addr.port(), PORT as u16);
 }

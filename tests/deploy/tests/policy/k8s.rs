@@ -8,7 +8,11 @@ use crate::{assert_no_violations, overlay, overlays};
 fn check_every_overlay(name: &str, check: Check) {
     let mut failures = Vec::new();
     for bundle in overlays() {
-        failures.extend(check(bundle).into_iter().map(|v| format!("overlay {}: {v}", bundle.name)));
+        failures.extend(
+            check(bundle)
+                .into_iter()
+                .map(|v| format!("overlay {}: {v}", bundle.name)),
+        );
     }
     assert_no_violations(&format!("policy check {name}"), &failures);
 }
@@ -69,13 +73,20 @@ fn each_overlay_sets_its_namespace_replicas_and_config() {
     for (name, namespace, min_replicas, log_level) in OVERLAYS {
         let b = overlay(name);
         assert_eq!(b.namespace(), Some(*namespace), "overlay {name}: namespace");
-        let hpa = b.hpas.first().unwrap_or_else(|| panic!("overlay {name}: no HPA"));
+        let hpa = b
+            .hpas
+            .first()
+            .unwrap_or_else(|| panic!("overlay {name}: no HPA"));
         let min = hpa.spec.min_replicas.unwrap_or(1);
         assert!(
             min >= *min_replicas,
             "overlay {name}: HPA minReplicas {min}, expected at least {min_replicas}"
         );
-        let config = b.config_maps.first().and_then(|cm| cm.data.clone()).unwrap_or_default();
+        let config = b
+            .config_maps
+            .first()
+            .and_then(|cm| cm.data.clone())
+            .unwrap_or_default();
         assert_eq!(
             config.get("LOG_LEVEL").map(String::as_str),
             Some(*log_level),
@@ -96,5 +107,8 @@ fn each_overlay_sets_its_namespace_replicas_and_config() {
 fn prod_can_lose_a_pod_to_a_drain_and_keep_serving() {
     let prod = overlay("prod");
     let min = prod.hpas[0].spec.min_replicas.unwrap_or(1);
-    assert!(min >= 2, "prod HPA minReplicas {min}: one pod cannot be drained without an outage");
+    assert!(
+        min >= 2,
+        "prod HPA minReplicas {min}: one pod cannot be drained without an outage"
+    );
 }

@@ -43,7 +43,10 @@ fn rule(alert: &str) -> Value {
 
 #[test]
 fn the_spec_thresholds_each_have_an_alert_a_test_and_a_runbook_section() {
-    let names: Vec<String> = rules().iter().filter_map(|r| r["alert"].as_str().map(String::from)).collect();
+    let names: Vec<String> = rules()
+        .iter()
+        .filter_map(|r| r["alert"].as_str().map(String::from))
+        .collect();
     assert_eq!(names, ALERTS, "alerts.yml");
     let tests = deploy_yaml("prometheus/alerts_test.yml");
     let tested: BTreeSet<String> = tests["tests"]
@@ -61,15 +64,31 @@ fn the_spec_thresholds_each_have_an_alert_a_test_and_a_runbook_section() {
         .map(slug)
         .collect();
     for alert in ALERTS {
-        assert!(tested.contains(*alert), "alerts_test.yml never expects {alert} to fire");
+        assert!(
+            tested.contains(*alert),
+            "alerts_test.yml never expects {alert} to fire"
+        );
         let r = rule(alert);
         let url = r["annotations"]["runbook_url"].as_str().unwrap_or_default();
-        let anchor = url.strip_prefix("deploy/RUNBOOK.md#").unwrap_or_else(|| panic!("{alert}: runbook_url {url:?}"));
-        assert!(anchors.contains(anchor), "{alert}: RUNBOOK.md has no section #{anchor} (sections: {anchors:?})");
+        let anchor = url
+            .strip_prefix("deploy/RUNBOOK.md#")
+            .unwrap_or_else(|| panic!("{alert}: runbook_url {url:?}"));
+        assert!(
+            anchors.contains(anchor),
+            "{alert}: RUNBOOK.md has no section #{anchor} (sections: {anchors:?})"
+        );
         for key in ["summary", "description"] {
-            assert!(r["annotations"][key].as_str().is_some_and(|s| !s.is_empty()), "{alert}: annotation {key}");
+            assert!(
+                r["annotations"][key]
+                    .as_str()
+                    .is_some_and(|s| !s.is_empty()),
+                "{alert}: annotation {key}"
+            );
         }
-        assert!(r["labels"]["severity"].is_string(), "{alert}: severity label");
+        assert!(
+            r["labels"]["severity"].is_string(),
+            "{alert}: severity label"
+        );
     }
 }
 
@@ -94,7 +113,8 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     let mut i = 0;
     while let Some(pos) = expr[i..].find("agent_") {
         let start = i + pos;
-        let boundary = start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        let boundary =
+            start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
         let end = expr[start..]
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .map_or(expr.len(), |e| start + e);
@@ -118,7 +138,12 @@ fn alerts_use_metrics_agent_service_exports() {
             track: "stable".into(),
         })
         .inc();
-    metrics.budget_exceeded.get_or_create(&KindLabels { kind: "tokens".into() }).inc();
+    metrics
+        .budget_exceeded
+        .get_or_create(&KindLabels {
+            kind: "tokens".into(),
+        })
+        .inc();
     metrics.set_circuit("provider", 0);
     let exposition = metrics.encode();
     let declared: BTreeSet<&str> = exposition
@@ -147,19 +172,53 @@ fn alerts_use_metrics_agent_service_exports() {
 fn all_error_codes() -> Vec<ErrorCode> {
     use ErrorCode::*;
     let all = vec![
-        InvalidInput, MalformedJson, UnsupportedMediaType, Unauthorized, Forbidden, NotFound,
-        MethodNotAllowed, UnknownWorkflow, Conflict, IdempotencyKeyReused, IdempotencyInProgress,
-        PayloadTooLarge, RateLimited, Overloaded, ShuttingDown, ProviderUnavailable,
-        ProviderTimeout, ProviderError, TenantBudgetExceeded, WritesFrozen, DependencyUnavailable,
+        InvalidInput,
+        MalformedJson,
+        UnsupportedMediaType,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        UnknownWorkflow,
+        Conflict,
+        IdempotencyKeyReused,
+        IdempotencyInProgress,
+        PayloadTooLarge,
+        RateLimited,
+        Overloaded,
+        ShuttingDown,
+        ProviderUnavailable,
+        ProviderTimeout,
+        ProviderError,
+        TenantBudgetExceeded,
+        WritesFrozen,
+        DependencyUnavailable,
         Internal,
     ];
     for code in &all {
         match code {
-            InvalidInput | MalformedJson | UnsupportedMediaType | Unauthorized | Forbidden
-            | NotFound | MethodNotAllowed | UnknownWorkflow | Conflict | IdempotencyKeyReused
-            | IdempotencyInProgress | PayloadTooLarge | RateLimited | Overloaded | ShuttingDown
-            | ProviderUnavailable | ProviderTimeout | ProviderError | TenantBudgetExceeded
-            | WritesFrozen | DependencyUnavailable | Internal => {}
+            InvalidInput
+            | MalformedJson
+            | UnsupportedMediaType
+            | Unauthorized
+            | Forbidden
+            | NotFound
+            | MethodNotAllowed
+            | UnknownWorkflow
+            | Conflict
+            | IdempotencyKeyReused
+            | IdempotencyInProgress
+            | PayloadTooLarge
+            | RateLimited
+            | Overloaded
+            | ShuttingDown
+            | ProviderUnavailable
+            | ProviderTimeout
+            | ProviderError
+            | TenantBudgetExceeded
+            | WritesFrozen
+            | DependencyUnavailable
+            | Internal => {}
         }
     }
     all
@@ -167,8 +226,14 @@ fn all_error_codes() -> Vec<ErrorCode> {
 
 #[test]
 fn the_error_rate_counts_exactly_the_5xx_error_codes() {
-    let expr = rule("AgentServiceHighErrorRate")["expr"].as_str().unwrap().to_string();
-    let start = expr.find("status=~\"").expect("the error rate selects statuses with status=~") + "status=~\"".len();
+    let expr = rule("AgentServiceHighErrorRate")["expr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let start = expr
+        .find("status=~\"")
+        .expect("the error rate selects statuses with status=~")
+        + "status=~\"".len();
     let end = start + expr[start..].find('"').unwrap();
     let counted: BTreeSet<&str> = expr[start..end].split('|').collect();
     let server_errors: BTreeSet<&str> = all_error_codes()
@@ -176,21 +241,37 @@ fn the_error_rate_counts_exactly_the_5xx_error_codes() {
         .filter(|c| c.status().is_server_error())
         .map(|c| c.as_str())
         .collect();
-    assert_eq!(counted, server_errors, "AgentServiceHighErrorRate must count exactly the codes answered with 5xx");
+    assert_eq!(
+        counted, server_errors,
+        "AgentServiceHighErrorRate must count exactly the codes answered with 5xx"
+    );
     let header = deploy_text("prometheus/alerts.yml");
     for code in &server_errors {
-        assert!(header.contains(&format!("{code},")) || header.contains(&format!("{code}:")) || header.contains(&format!("{code}.")),
-            "alerts.yml's header must list {code} among the errors");
+        assert!(
+            header.contains(&format!("{code},"))
+                || header.contains(&format!("{code}:"))
+                || header.contains(&format!("{code}.")),
+            "alerts.yml's header must list {code} among the errors"
+        );
     }
 }
 
 #[test]
 fn prometheus_scrapes_the_pods_and_the_compose_service() {
     let config = deploy_yaml("prometheus/prometheus.yml");
-    let rule_files: Vec<&str> = config["rule_files"].as_array().expect("rule_files").iter().filter_map(Value::as_str).collect();
+    let rule_files: Vec<&str> = config["rule_files"]
+        .as_array()
+        .expect("rule_files")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     assert_eq!(rule_files, ["alerts.yml"]);
     let jobs = config["scrape_configs"].as_array().expect("scrape_configs");
-    let job = |name: &str| jobs.iter().find(|j| j["job_name"] == name).unwrap_or_else(|| panic!("job {name}"));
+    let job = |name: &str| {
+        jobs.iter()
+            .find(|j| j["job_name"] == name)
+            .unwrap_or_else(|| panic!("job {name}"))
+    };
 
     let compose = deploy_yaml("compose.yaml");
     let service_port = compose["services"]["agent-service"]["environment"]["BIND_ADDR"]
@@ -198,7 +279,11 @@ fn prometheus_scrapes_the_pods_and_the_compose_service() {
         .and_then(|a| a.rsplit(':').next())
         .expect("compose BIND_ADDR");
     let targets = &job("agent-service")["static_configs"][0]["targets"];
-    assert_eq!(targets, &serde_json::json!([format!("agent-service:{service_port}")]), "the compose target");
+    assert_eq!(
+        targets,
+        &serde_json::json!([format!("agent-service:{service_port}")]),
+        "the compose target"
+    );
 
     let pods = job("agent-service-pods");
     assert_eq!(pods["kubernetes_sd_configs"][0]["role"], "pod");
@@ -206,16 +291,28 @@ fn prometheus_scrapes_the_pods_and_the_compose_service() {
     let keeps_annotated = relabel.iter().any(|r| {
         r["action"] == "keep"
             && r["regex"] == "true"
-            && r["source_labels"] == serde_json::json!(["__meta_kubernetes_pod_annotation_prometheus_io_scrape"])
+            && r["source_labels"]
+                == serde_json::json!(["__meta_kubernetes_pod_annotation_prometheus_io_scrape"])
     });
-    assert!(keeps_annotated, "the pod job must keep only pods annotated prometheus.io/scrape: \"true\"");
+    assert!(
+        keeps_annotated,
+        "the pod job must keep only pods annotated prometheus.io/scrape: \"true\""
+    );
     for (meta, target) in [
-        ("__meta_kubernetes_pod_annotation_prometheus_io_path", "__metrics_path__"),
-        ("__meta_kubernetes_pod_annotation_prometheus_io_port", "__address__"),
+        (
+            "__meta_kubernetes_pod_annotation_prometheus_io_path",
+            "__metrics_path__",
+        ),
+        (
+            "__meta_kubernetes_pod_annotation_prometheus_io_port",
+            "__address__",
+        ),
     ] {
         assert!(
             relabel.iter().any(|r| r["target_label"] == target
-                && r["source_labels"].as_array().is_some_and(|s| s.iter().any(|l| l == meta))),
+                && r["source_labels"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|l| l == meta))),
             "the pod job must set {target} from {meta}"
         );
     }
@@ -225,11 +322,19 @@ fn prometheus_scrapes_the_pods_and_the_compose_service() {
 // promtool
 
 fn promtool(args: &[&str], dir: &Path) -> Output {
-    Command::new("promtool").args(args).current_dir(dir).output().expect("promtool runs")
+    Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("promtool runs")
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// A scratch directory for this test process.
@@ -245,9 +350,17 @@ fn promtool_accepts_the_config_and_the_rules_and_the_rule_tests_pass() {
         return;
     }
     let dir = deploy_file("prometheus");
-    for args in [&["check", "rules", "alerts.yml"][..], &["test", "rules", "alerts_test.yml"][..]] {
+    for args in [
+        &["check", "rules", "alerts.yml"][..],
+        &["test", "rules", "alerts_test.yml"][..],
+    ] {
         let o = promtool(args, &dir);
-        assert!(o.status.success(), "promtool {}:\n{}", args.join(" "), text(&o));
+        assert!(
+            o.status.success(),
+            "promtool {}:\n{}",
+            args.join(" "),
+            text(&o)
+        );
     }
     let o = promtool(&["check", "config", "prometheus.yml"], &dir);
     if o.status.success() {
@@ -260,20 +373,36 @@ fn promtool_accepts_the_config_and_the_rules_and_the_rule_tests_pass() {
         "promtool check config prometheus.yml:\n{}",
         text(&o)
     );
-    eprintln!("NOTE: this promtool has no Kubernetes discovery; checking prometheus.yml with a static pod target in its place");
+    eprintln!(
+        "NOTE: this promtool has no Kubernetes discovery; checking prometheus.yml with a static pod target in its place"
+    );
     let mut config = deploy_yaml("prometheus/prometheus.yml");
-    for job in config["scrape_configs"].as_array_mut().expect("scrape_configs") {
+    for job in config["scrape_configs"]
+        .as_array_mut()
+        .expect("scrape_configs")
+    {
         let job = job.as_object_mut().expect("job");
         if job.remove("kubernetes_sd_configs").is_some() {
-            job.insert("static_configs".into(), serde_json::json!([{"targets": ["10.0.0.1:8080"]}]));
+            job.insert(
+                "static_configs".into(),
+                serde_json::json!([{"targets": ["10.0.0.1:8080"]}]),
+            );
         }
     }
     let tmp = scratch("config");
-    std::fs::write(tmp.join("prometheus.yml"), serde_norway::to_string(&config).unwrap()).unwrap();
+    std::fs::write(
+        tmp.join("prometheus.yml"),
+        serde_norway::to_string(&config).unwrap(),
+    )
+    .unwrap();
     std::fs::copy(dir.join("alerts.yml"), tmp.join("alerts.yml")).unwrap();
     let o = promtool(&["check", "config", "prometheus.yml"], &tmp);
     let _ = std::fs::remove_dir_all(&tmp);
-    assert!(o.status.success(), "promtool check config (pod discovery swapped for a static target):\n{}", text(&o));
+    assert!(
+        o.status.success(),
+        "promtool check config (pod discovery swapped for a static target):\n{}",
+        text(&o)
+    );
 }
 
 /// (alert, text in its expression, the same text with the threshold moved): moving a
@@ -301,20 +430,41 @@ fn every_alert_threshold_is_pinned_by_the_rule_tests() {
     }
     let original = deploy_text("prometheus/alerts.yml");
     let tmp = scratch("thresholds");
-    std::fs::copy(deploy_file("prometheus/alerts_test.yml"), tmp.join("alerts_test.yml")).unwrap();
+    std::fs::copy(
+        deploy_file("prometheus/alerts_test.yml"),
+        tmp.join("alerts_test.yml"),
+    )
+    .unwrap();
     let mut survivors = Vec::new();
     for (alert, from, to) in THRESHOLD_MOVES {
         let expr = rule(alert)["expr"].as_str().unwrap().to_string();
-        assert!(expr.contains(from), "{alert}: expression {expr:?} no longer contains {from:?}; update THRESHOLD_MOVES");
-        let start = original.find(&format!("- alert: {alert}\n")).expect("the rule in alerts.yml");
-        let end = original[start + 1..].find("- alert: ").map_or(original.len(), |e| start + 1 + e);
-        let at = start + original[start..end].find(from).expect("the threshold inside its rule");
+        assert!(
+            expr.contains(from),
+            "{alert}: expression {expr:?} no longer contains {from:?}; update THRESHOLD_MOVES"
+        );
+        let start = original
+            .find(&format!("- alert: {alert}\n"))
+            .expect("the rule in alerts.yml");
+        let end = original[start + 1..]
+            .find("- alert: ")
+            .map_or(original.len(), |e| start + 1 + e);
+        let at = start
+            + original[start..end]
+                .find(from)
+                .expect("the threshold inside its rule");
         let moved = format!("{}{to}{}", &original[..at], &original[at + from.len()..]);
         std::fs::write(tmp.join("alerts.yml"), moved).unwrap();
-        if promtool(&["test", "rules", "alerts_test.yml"], &tmp).status.success() {
+        if promtool(&["test", "rules", "alerts_test.yml"], &tmp)
+            .status
+            .success()
+        {
             survivors.push(format!("{alert}: {from:?} → {to:?}"));
         }
     }
     let _ = std::fs::remove_dir_all(&tmp);
-    assert!(survivors.is_empty(), "alerts_test.yml still passes with these thresholds moved:\n  - {}", survivors.join("\n  - "));
+    assert!(
+        survivors.is_empty(),
+        "alerts_test.yml still passes with these thresholds moved:\n  - {}",
+        survivors.join("\n  - ")
+    );
 }

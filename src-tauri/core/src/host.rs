@@ -1,0 +1,302 @@
+//! [`Host`]: everything impure the console core needs, in one value (HTTP client, clock,
+//! local store, secret store), plus the few operations that combine them: profiles with
+//! their keys, a client for a profile, audited actions, and metric scrapes into series. The
+//! Tauri command layer holds one `Host` and stays a thin parse-call-map layer.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::agent::{AgentClient, http_client};
+use crate::clock::{Clock, SystemClock};
+use crate::domain::{BaseUrl, ProfileId, Secret};
+use crate::error::{Error, Result};
+use crate::secrets::{KeyringStore, MemoryStore, SecretStore};
+use crate::series::{Derived, SeriesKey, SeriesStore};
+use crate::store::{NewAction, Outcome, Profile, Store, Target};
+
+/// The impure parts, injected.
+#[derive(Clone)]
+pub struct Host {
+    pub http: reqwest::Client,
+    pub clock: Arc<dyn Clock>,
+    pub store: Store,
+    pub secrets: Arc<dyn SecretStore>,
+}
+
+impl Host {
+    pub fn new(
+        http: reqwest::Client,
+        clock: Arc<dyn Clock>,
+        store: Store,
+        secrets: Arc<dyn SecretStore>,
+    ) -> Self {
+        Self {
+            http,
+            clock,
+            store,
+            secrets,
+        }
+    }
+
+    /// The desktop wiring: `console.db` in `data_dir`, the OS keyring, the system clock.
+    pub async fn open(data_dir: &Path) -> Result<Self> {
+        Ok(Self::new(
+            http_client()?,
+            Arc::new(SystemClock),
+            Store::open(&data_dir.join("console.db")).await?,
+            Arc::new(KeyringStore::new()),
+        ))
+    }
+
+    /// Everything in memory: for tests and for a session that must leave nothing behind.
+    pub async fn in_memory(clock: Arc<dyn Clock>) -> Result<Self> {
+        Ok(Self::new(
+            http_client()?,
+            clock,
+            Store::in_memory().await?,
+            Arc::new(MemoryStore::new()),
+        ))
+    }
+
+    async fn secrets_call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn SecretStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        // Keyring calls may block on D-Bus: keep them off the async workers.
+        let secrets = self.secrets.clone();
+        tokio::task::spawn_blocking(move || f(secrets.as_ref()))
+            .await
+            .map_err(|e| Error::Keyring(format!("the keyring call did not finish: {e}")))?
+    }
+
+    /// Saves an agent-service profile; its key goes to the secret store, never the database.
+    pub async fn save_agent_profile(
+        &self,
+        id: ProfileId,
+        name: &str,
+        url: &str,
+        key: Option<&str>,
+    ) -> Result<Profile> {
+        let profile = Profile::new(
+            id,
+            name,
+            Target::Agent {
+                url: BaseUrl::parse(url)?,
+            },
+        )?;
+        let secret = key.map(Secret::parse).transpose()?;
+        let mut previous = None;
+        if let Some(secret) = secret {
+            let pid = profile.id.clone();
+            previous = self
+                .secrets_call(move |s| {
+                    let before = s.get(&pid)?;
+                    s.set(&pid, &secret)?;
+                    Ok(before)
+                })
+                .await
+                .map(Some)?;
+        }
+        if let Err(e) = self.store.save_profile(&profile, self.clock.now_ms()).await {
+            if let Some(before) = previous {
+                // Put the key store back as it was: no orphan key, no lost key.
+                let pid = profile.id.clone();
+                let _ = self
+                    .secrets_call(move |s| match before {
+                        Some(old) => s.set(&pid, &old),
+                        None => s.delete(&pid),
+                    })
+                    .await;
+            }
+            return Err(e);
+        }
+        Ok(profile)
+    }
+
+    /// Removes a profile and its key.
+    pub async fn remove_profile(&self, id: &ProfileId) -> Result<bool> {
+        let pid = id.clone();
+        self.secrets_call(move |s| s.delete(&pid)).await?;
+        self.store.delete_profile(id).await
+    }
+
+    /// A client for an agent profile, with its key from the secret store.
+    pub async fn agent_client(&self, id: &ProfileId) -> Result<AgentClient> {
+        let profile = self
+            .store
+            .profile(id)
+            .await?
+            .ok_or_else(|| Error::invalid(format!("there is no profile {id}")))?;
+        let Target::Agent { url } = profile.target else {
+            return Err(Error::invalid(format!(
+                "profile {id} is a Kubernetes profile, not an agent service"
+            )));
+        };
+        let pid = id.clone();
+        let key = self.secrets_call(move |s| s.get(&pid)).await?;
+        Ok(AgentClient::new(self.http.clone(), url, key))
+    }
+
+    /// What the Settings view shows as keyring status.
+    pub async fn keyring_status(&self) -> Result<String> {
+        self.secrets_call(|s| s.probe()).await
+    }
+
+    /// Runs an operator action and records who did what to which target and how it ended
+    /// (the error's message as detail on failure). The action's result is returned as is;
+    /// a failure to record it is an error only when the action itself succeeded.
+    pub async fn audited<T>(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        run: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let result = run.await;
+        let (outcome, detail) = match &result {
+            Ok(_) => (Outcome::Ok, String::new()),
+            Err(e) => (Outcome::Failed, format!("{}: {e}", e.code().as_str())),
+        };
+        let logged = self
+            .store
+            .log_action(
+                &NewAction {
+                    actor,
+                    action,
+                    target,
+                    outcome,
+                    detail: &detail,
+                },
+                self.clock.now_ms(),
+            )
+            .await;
+        match (result, logged) {
+            (Ok(v), Ok(_)) => Ok(v),
+            (Ok(_), Err(e)) => Err(e),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// Scrapes `/metrics` of a service, adds the derived values to `series` at the clock's
+    /// now, and keeps them in the local store's history.
+    pub async fn scrape(
+        &self,
+        client: &AgentClient,
+        service: &str,
+        track: &str,
+        series: &mut SeriesStore,
+    ) -> Result<Derived> {
+        let scrape = client.metrics().await?;
+        let t_ms = self.clock.now_ms();
+        let derived = series.ingest(service, track, t_ms, &scrape);
+        for (metric, v) in &derived {
+            let key = SeriesKey {
+                service: service.to_string(),
+                track: track.to_string(),
+                metric: *metric,
+            };
+            self.store
+                .append_points(&key, &[crate::series::Point { t_ms, v: *v }])
+                .await?;
+        }
+        Ok(derived)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[tokio::test]
+    async fn profiles_keep_keys_out_of_the_database() {
+        let host = Host::in_memory(Arc::new(ManualClock::new(1000)))
+            .await
+            .unwrap();
+        let id = ProfileId::parse("prod").unwrap();
+        let p = host
+            .save_agent_profile(
+                id.clone(),
+                "Production",
+                "https://agent.example.com",
+                Some("fdk_secret_1"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(p.name, "Production");
+        assert_eq!(
+            host.secrets.get(&id).unwrap().unwrap().expose(),
+            "fdk_secret_1"
+        );
+        let client = host.agent_client(&id).await.unwrap();
+        assert_eq!(client.base().as_str(), "https://agent.example.com");
+        assert!(!format!("{client:?}").contains("fdk_secret_1"));
+        // Bad input is refused before anything is stored.
+        let bad = host
+            .save_agent_profile(ProfileId::parse("x").unwrap(), "X", "not a url", Some("k"))
+            .await;
+        assert_eq!(bad.unwrap_err().code().as_str(), "invalid");
+        assert_eq!(
+            host.secrets.get(&ProfileId::parse("x").unwrap()).unwrap(),
+            None
+        );
+        // A name clash leaves no orphan key behind.
+        let clash = host
+            .save_agent_profile(
+                ProfileId::parse("y").unwrap(),
+                "Production",
+                "http://y",
+                Some("k"),
+            )
+            .await;
+        assert!(clash.is_err());
+        assert_eq!(
+            host.secrets.get(&ProfileId::parse("y").unwrap()).unwrap(),
+            None
+        );
+        assert!(host.remove_profile(&id).await.unwrap());
+        assert_eq!(host.secrets.get(&id).unwrap(), None);
+        assert_eq!(
+            host.agent_client(&id).await.unwrap_err().code().as_str(),
+            "invalid"
+        );
+        assert!(host.keyring_status().await.unwrap().contains("in-memory"));
+    }
+
+    #[tokio::test]
+    async fn actions_are_recorded_with_their_outcome() {
+        let clock = Arc::new(ManualClock::new(5000));
+        let host = Host::in_memory(clock.clone()).await.unwrap();
+        let ok: Result<u8> = host
+            .audited("prod (approver)", "approve", "approval/apr_1", async {
+                Ok(1)
+            })
+            .await;
+        assert_eq!(ok.unwrap(), 1);
+        clock.advance_ms(10);
+        let failed: Result<u8> = host
+            .audited("prod (approver)", "approve", "approval/apr_2", async {
+                Err(Error::invalid("reason is required"))
+            })
+            .await;
+        assert!(failed.is_err());
+        let log = host.store.actions(10, None).await.unwrap();
+        let rows: Vec<(i64, &str, Outcome, &str)> = log
+            .iter()
+            .map(|a| (a.at_ms, a.target.as_str(), a.outcome, a.detail.as_str()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (
+                    5010,
+                    "approval/apr_2",
+                    Outcome::Failed,
+                    "invalid: reason is required"
+                ),
+                (5000, "approval/apr_1", Outcome::Ok, ""),
+            ]
+        );
+    }
+}
