@@ -167,10 +167,10 @@ impl Engine {
         // Logged in full: the log writer redacts PII and secrets from every line.
         tracing::info!(input = %req.text, user_id = req.user_id.as_deref().unwrap_or(""), "run started");
         let mut trace = self.begin_trace(req, started);
-        self.metrics.inflight.inc();
+        // A guard, so a run dropped mid-way (client gone, job cancelled) still decrements.
+        let _inflight = InflightGuard::new(&self.metrics);
         let result = self.run_inner(req, events, started, &mut trace).await;
         finish_trace(trace, &result);
-        self.metrics.inflight.dec();
         let status = match &result {
             Ok(o) => o.status.as_str(),
             Err(e) => e.code.as_str(),
@@ -762,6 +762,22 @@ impl Run<'_> {
             }
         }
         self.finish(RunStatus::Success, answer, None)
+    }
+}
+
+/// Counts a run in `agent_inflight_requests` for as long as it lives.
+struct InflightGuard<'a>(&'a Metrics);
+
+impl<'a> InflightGuard<'a> {
+    fn new(metrics: &'a Metrics) -> Self {
+        metrics.inflight.inc();
+        Self(metrics)
+    }
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.inflight.dec();
     }
 }
 

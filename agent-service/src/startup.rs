@@ -337,11 +337,17 @@ fn router(state: AppState) -> Router {
         .route("/v1/approvals/events", get(routes::approvals::events))
         .route("/v1/approvals/cancel", post(routes::approvals::cancel))
         .route("/v1/approvals/{id}", get(routes::approvals::get_one))
-        .route("/v1/approvals/{id}/approve", post(routes::approvals::approve))
+        .route(
+            "/v1/approvals/{id}/approve",
+            post(routes::approvals::approve),
+        )
         .route("/v1/approvals/{id}/reject", post(routes::approvals::reject))
         .route("/v1/audit", get(routes::audit::list))
         .route("/v1/audit/verify", get(routes::audit::verify))
-        .route("/v1/admin/freeze", get(routes::admin::freeze_state).post(routes::admin::freeze))
+        .route(
+            "/v1/admin/freeze",
+            get(routes::admin::freeze_state).post(routes::admin::freeze),
+        )
         .route("/v1/admin/unfreeze", post(routes::admin::unfreeze))
         .route("/v1/traces", get(routes::traces::list))
         .route("/v1/traces/{id}", get(routes::traces::get_one))

@@ -17,12 +17,15 @@ pub enum Claim {
     Mismatch,
 }
 
+/// `stale_before_ms`: an unfinished claim created before this instant was left by a
+/// process that died mid-request; the same request may take it over.
 pub async fn claim(
     db: &Db,
     tenant: &TenantId,
     key: &str,
     request_hash: &str,
     now_ms: i64,
+    stale_before_ms: i64,
 ) -> Result<Claim, sqlx::Error> {
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (tenant, key, request_hash, status_code, response, created_at) \
@@ -54,7 +57,24 @@ pub async fn claim(
             status: s as u16,
             body: b,
         },
-        _ => Claim::InProgress,
+        _ => {
+            let taken = sqlx::query(
+                "UPDATE idempotency_keys SET created_at = $1 WHERE tenant = $2 AND key = $3 \
+                 AND status_code IS NULL AND created_at < $4",
+            )
+            .bind(now_ms)
+            .bind(tenant.as_str())
+            .bind(key)
+            .bind(stale_before_ms)
+            .execute(db.pool())
+            .await?
+            .rows_affected();
+            if taken == 1 {
+                Claim::Fresh
+            } else {
+                Claim::InProgress
+            }
+        }
     })
 }
 

@@ -11,25 +11,23 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine as _;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::invoke::idempotency_key;
+use super::idempotency::idempotency_key;
 use crate::approvals::{APPROVAL_ACTION_PREFIX, Verdict};
 use crate::auth::Principal;
 use crate::db::Db;
 use crate::db::approvals::{self, ListCursor, STATUSES};
 use crate::db::audit::{self, Chain};
-use crate::db::idempotency::{self, Claim};
 use crate::domain::{Role, TenantId};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, Result};
 use crate::request_id::RequestId;
 use crate::startup::AppState;
 
@@ -328,9 +326,7 @@ pub async fn list(
     }))
 }
 
-/// Runs `work` at most once per `Idempotency-Key`: the same key with the same request
-/// replays the first 200 response; with a different request it is a 422. A failed request
-/// frees the key for a retry. Without a key, `work` just runs.
+/// [`super::idempotency::idempotent`] for handlers whose success is always a 200.
 pub(crate) async fn idempotent<F, Fut>(
     state: &AppState,
     tenant: &TenantId,
@@ -343,60 +339,10 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<String>>,
 {
-    let json_response = |status: StatusCode, body: String| {
-        let mut resp = (status, body).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        resp
-    };
-    let Some(key) = key else {
-        return Ok(json_response(StatusCode::OK, work().await?));
-    };
-    let hash = hex::encode(
-        Sha256::new()
-            .chain_update(scope.as_bytes())
-            .chain_update(b"\n")
-            .chain_update(raw)
-            .finalize(),
-    );
-    let now = chrono::Utc::now().timestamp_millis();
-    match idempotency::claim(&state.db, tenant, &key, &hash, now).await? {
-        Claim::Fresh => {}
-        Claim::Replay { status, body } => {
-            let mut resp =
-                json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body);
-            resp.headers_mut()
-                .insert("idempotency-replayed", HeaderValue::from_static("true"));
-            return Ok(resp);
-        }
-        Claim::InProgress => {
-            return Err(Error::new(
-                ErrorCode::IdempotencyInProgress,
-                "a request with this Idempotency-Key is still running; retry shortly",
-            )
-            .retry_after(1));
-        }
-        Claim::Mismatch => {
-            return Err(Error::new(
-                ErrorCode::IdempotencyKeyReused,
-                "this Idempotency-Key was already used with a different request; use a new key",
-            ));
-        }
-    }
-    match work().await {
-        Ok(body) => {
-            idempotency::complete(&state.db, tenant, &key, 200, &body).await?;
-            Ok(json_response(StatusCode::OK, body))
-        }
-        Err(e) => {
-            if let Err(db_err) = idempotency::release(&state.db, tenant, &key).await {
-                tracing::warn!(error = %db_err, "releasing idempotency key failed");
-            }
-            Err(e)
-        }
-    }
+    super::idempotency::idempotent(state, tenant, key, scope, raw, || async move {
+        work().await.map(|body| (StatusCode::OK, body))
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

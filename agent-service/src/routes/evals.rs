@@ -235,9 +235,9 @@ pub async fn create_run(
 ) -> Result<Response> {
     principal.require(Role::Operator)?;
     let (req, raw): (CreateRun, Bytes) = super::parse_json(&headers, body)?;
-    let key = super::invoke::idempotency_key(&headers)?;
+    let key = super::idempotency::idempotency_key(&headers)?;
     let tenant = principal.tenant.clone();
-    super::jobs::idempotent(
+    super::idempotency::idempotent(
         &state,
         &tenant,
         key,

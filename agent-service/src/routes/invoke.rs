@@ -3,21 +3,18 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::auth::Principal;
-use crate::db::idempotency::{self, Claim};
 use crate::domain::Role;
 use crate::engine::{Evidence, RunEvent, RunOutcome, RunRequest, RunStatus, UsageOut};
 use crate::error::{Error, ErrorBody, ErrorCode, Result};
@@ -126,21 +123,6 @@ pub(crate) fn build_run(
     })
 }
 
-pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
-    match headers.get("idempotency-key") {
-        None => Ok(None),
-        Some(v) => {
-            let s = v
-                .to_str()
-                .map_err(|_| Error::invalid("Idempotency-Key must be printable ASCII"))?;
-            if s.is_empty() || s.len() > 255 {
-                return Err(Error::invalid("Idempotency-Key must be 1-255 characters"));
-            }
-            Ok(Some(s.to_string()))
-        }
-    }
-}
-
 /// Runs a workflow and answers with its outcome.
 #[utoipa::path(post, path = "/v1/invoke", security(("bearer" = [])), request_body = InvokeRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
@@ -159,69 +141,17 @@ pub async fn invoke(
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Response> {
     let (parsed, raw): (InvokeRequest, Bytes) = super::parse_json(&headers, body)?;
-    let key = idempotency_key(&headers)?;
+    let key = super::idempotency::idempotency_key(&headers)?;
     let tenant = principal.tenant.clone();
     let run = build_run(&state, principal, request_id, parsed)?;
 
-    let Some(key) = key else {
+    super::idempotency::idempotent(&state, &tenant, key, "POST /v1/invoke", &raw, || async {
         let outcome = state.engine.run(&run, None).await?;
-        return Ok(Json(response_body(&state, &run, outcome)).into_response());
-    };
-
-    let hash = hex::encode(
-        Sha256::new()
-            .chain_update(b"POST /v1/invoke\n")
-            .chain_update(&raw)
-            .finalize(),
-    );
-    let now = chrono::Utc::now().timestamp_millis();
-    match idempotency::claim(&state.db, &tenant, &key, &hash, now).await? {
-        Claim::Fresh => {}
-        Claim::Replay { status, body } => {
-            let mut resp =
-                (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            resp.headers_mut()
-                .insert("idempotency-replayed", HeaderValue::from_static("true"));
-            return Ok(resp);
-        }
-        Claim::InProgress => {
-            return Err(Error::new(
-                ErrorCode::IdempotencyInProgress,
-                "a request with this Idempotency-Key is still running; retry shortly",
-            )
-            .retry_after(1));
-        }
-        Claim::Mismatch => {
-            return Err(Error::new(
-                ErrorCode::IdempotencyKeyReused,
-                "this Idempotency-Key was already used with a different request body; use a new key",
-            ));
-        }
-    }
-    match state.engine.run(&run, None).await {
-        Ok(outcome) => {
-            let body = serde_json::to_string(&response_body(&state, &run, outcome))
-                .map_err(|e| Error::internal(e.to_string()))?;
-            idempotency::complete(&state.db, &tenant, &key, 200, &body).await?;
-            let mut resp = (StatusCode::OK, body).into_response();
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            Ok(resp)
-        }
-        Err(e) => {
-            // A failed run is not a response worth replaying: free the key for a retry.
-            if let Err(db_err) = idempotency::release(&state.db, &tenant, &key).await {
-                tracing::warn!(error = %db_err, "releasing idempotency key failed");
-            }
-            Err(e)
-        }
-    }
+        let body = serde_json::to_string(&response_body(&state, &run, outcome))
+            .map_err(|e| Error::internal(e.to_string()))?;
+        Ok((StatusCode::OK, body))
+    })
+    .await
 }
 
 fn sse_json<T: Serialize>(event: &str, data: &T) -> Event {

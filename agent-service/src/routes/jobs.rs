@@ -1,22 +1,20 @@
 //! Job-based runs: `POST /v1/jobs`, `GET /v1/jobs/{id}`, `GET /v1/jobs`,
 //! `POST /v1/jobs/{id}/cancel` — the wire side of the queue in [`crate::jobs`].
 
-use std::future::Future;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use super::invoke::{InvokeInput, InvokeRequest, build_run, idempotency_key};
+use super::idempotency::{idempotency_key, idempotent};
+use super::invoke::{InvokeInput, InvokeRequest, build_run};
 use crate::auth::Principal;
-use crate::db::idempotency::{self, Claim};
 use crate::db::jobs::{self as store, Job, JobStatus, NewJob};
 use crate::domain::{Role, TenantId};
 use crate::error::{Error, ErrorCode, Result};
@@ -243,81 +241,8 @@ fn require_reader(principal: &Principal) -> Result<()> {
     }
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
-    let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
 fn to_json<T: Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::internal(e.to_string()))
-}
-
-/// Runs `act` under the request's `Idempotency-Key`, if any: the first response to a key
-/// is stored and replayed for the same request (`route` + body); the same key with a
-/// different request is a 422. A failed `act` frees the key for a retry.
-pub(crate) async fn idempotent<F, Fut>(
-    state: &AppState,
-    tenant: &TenantId,
-    key: Option<String>,
-    route: &str,
-    raw: &[u8],
-    act: F,
-) -> Result<Response>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<(StatusCode, String)>>,
-{
-    let Some(key) = key else {
-        let (status, body) = act().await?;
-        return Ok(json_response(status, body));
-    };
-    let hash = hex::encode(
-        Sha256::new()
-            .chain_update(route.as_bytes())
-            .chain_update(b"\n")
-            .chain_update(raw)
-            .finalize(),
-    );
-    let now = state.engine.clock.now().timestamp_millis();
-    match idempotency::claim(&state.db, tenant, &key, &hash, now).await? {
-        Claim::Fresh => {}
-        Claim::Replay { status, body } => {
-            let mut resp =
-                json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body);
-            resp.headers_mut()
-                .insert("idempotency-replayed", HeaderValue::from_static("true"));
-            return Ok(resp);
-        }
-        Claim::InProgress => {
-            return Err(Error::new(
-                ErrorCode::IdempotencyInProgress,
-                "a request with this Idempotency-Key is still running; retry shortly",
-            )
-            .retry_after(1));
-        }
-        Claim::Mismatch => {
-            return Err(Error::new(
-                ErrorCode::IdempotencyKeyReused,
-                "this Idempotency-Key was already used with a different request; use a new key",
-            ));
-        }
-    }
-    match act().await {
-        Ok((status, body)) => {
-            idempotency::complete(&state.db, tenant, &key, status.as_u16(), &body).await?;
-            Ok(json_response(status, body))
-        }
-        Err(e) => {
-            if let Err(db_err) = idempotency::release(&state.db, tenant, &key).await {
-                tracing::warn!(error = %db_err, "releasing idempotency key failed");
-            }
-            Err(e)
-        }
-    }
 }
 
 /// A callback URL the service can sign for and the egress guard lets through.

@@ -5,6 +5,7 @@ pub mod approvals;
 pub mod audit;
 pub mod evals;
 pub mod health;
+pub mod idempotency;
 pub mod info;
 pub mod invoke;
 pub mod jobs;

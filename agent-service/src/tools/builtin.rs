@@ -178,11 +178,15 @@ impl Builtin {
         match self {
             Self::TicketRead => {
                 let a: TicketRef = self.args(args)?;
-                Ok(load_ticket(ctx.db.pool(), ctx, &a.ticket_id, false).await?.to_json())
+                Ok(load_ticket(ctx.db.pool(), ctx, &a.ticket_id, false)
+                    .await?
+                    .to_json())
             }
             Self::InvoiceRead => {
                 let a: InvoiceRef = self.args(args)?;
-                Ok(load_invoice(ctx.db.pool(), ctx, &a.invoice_id, false).await?.to_json())
+                Ok(load_invoice(ctx.db.pool(), ctx, &a.invoice_id, false)
+                    .await?
+                    .to_json())
             }
             Self::KbSearch(search) => {
                 let a: kb::Query = self.args(args)?;

@@ -198,6 +198,22 @@ async fn lifecycle(backend: Backend) {
         .get(Some(app.key("operator")), "/v1/approvals?status=executed")
         .await;
     assert_eq!(executed["items"].as_array().unwrap().len(), 1, "{executed}");
+
+    let (_, _, doc) = app.get(None, "/openapi.json").await;
+    for path in [
+        "/v1/approvals",
+        "/v1/approvals/{id}",
+        "/v1/approvals/{id}/approve",
+        "/v1/approvals/{id}/reject",
+        "/v1/approvals/cancel",
+        "/v1/approvals/events",
+        "/v1/audit",
+        "/v1/audit/verify",
+        "/v1/admin/freeze",
+        "/v1/admin/unfreeze",
+    ] {
+        assert!(doc["paths"][path].is_object(), "openapi lacks {path}");
+    }
 }
 both!(lifecycle_test, super::lifecycle);
 
@@ -957,11 +973,12 @@ async fn two_processes_race(backend: Backend) {
     for (workflow, text, marker) in stress_requests(20) {
         ids.push((propose(&a, &workflow, &text).await, marker));
     }
+    let (via_api, left_approved) = ids.split_at(10);
     let base_a = Arc::new(Mutex::new(a.base.clone()));
     let base_b = Arc::new(Mutex::new(b.base.clone()));
     let key = a.key("approver").to_string();
     let mut tasks = Vec::new();
-    for (i, (id, _)) in ids.iter().enumerate() {
+    for (i, (id, _)) in via_api.iter().enumerate() {
         let base = if i % 2 == 0 {
             base_a.clone()
         } else {
@@ -973,8 +990,22 @@ async fn two_processes_race(backend: Backend) {
             approve_until_decided(base, key, id).await;
         }));
     }
+    // The state a process leaves when it dies right after committing decisions: approved,
+    // not executed. Both processes' sweepers race for these.
+    let now = chrono::Utc::now().timestamp_millis();
+    for (id, _) in left_approved {
+        sqlx::query(
+            "UPDATE approvals SET status = 'approved', approvals_count = required_approvals, \
+             decided_at = $1, updated_at = $1 WHERE id = $2 AND status = 'pending'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&db)
+        .await
+        .unwrap();
+    }
     // Kill one process mid-stream: what it approved but did not execute is left to the
-    // sweepers of both processes, which race for it.
+    // sweepers too.
     tokio::time::sleep(Duration::from_millis(rand::random_range(300..900))).await;
     a.restart(&env).await;
     *base_a.lock().unwrap() = a.base.clone();

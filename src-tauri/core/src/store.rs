@@ -312,6 +312,33 @@ impl Store {
             .collect()
     }
 
+    /// Thins history older than `before_ms` to one point per `bucket_ms` (the mean, at the
+    /// bucket's start), so charts of past days stay cheap. Returns the rows removed.
+    pub async fn downsample_history(&self, before_ms: i64, bucket_ms: i64) -> Result<u64> {
+        if bucket_ms < 1000 {
+            return Err(Error::invalid(
+                "history buckets must be at least one second",
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO metric_points (service, track, metric, t_ms, value) \
+             SELECT service, track, metric, (t_ms / $2) * $2, AVG(value) FROM metric_points \
+             WHERE t_ms < $1 GROUP BY service, track, metric, t_ms / $2",
+        )
+        .bind(before_ms)
+        .bind(bucket_ms)
+        .execute(&mut *tx)
+        .await?;
+        let removed = sqlx::query("DELETE FROM metric_points WHERE t_ms < $1 AND t_ms % $2 != 0")
+            .bind(before_ms)
+            .bind(bucket_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(removed.rows_affected())
+    }
+
     /// The series that have history, for a "what do we know" listing.
     pub async fn series_keys(&self) -> Result<Vec<SeriesKey>> {
         let rows = sqlx::query(
@@ -813,8 +840,32 @@ mod tests {
             "invalid"
         );
 
-        // Points before 5 s (5 of them, 3000 counted once) and run "a" go; the log stays.
-        assert_eq!(s.prune(5000).await.unwrap(), 6);
+        // Thinning: 0..4 s in 2 s buckets → 0: mean(0, 1), 2000: mean(2, 33); 4 s on untouched.
+        assert_eq!(s.downsample_history(4000, 2000).await.unwrap(), 2);
+        let thinned = s.points(&key, 0, 6000).await.unwrap();
+        assert_eq!(
+            thinned,
+            vec![
+                Point { t_ms: 0, v: 0.5 },
+                Point {
+                    t_ms: 2000,
+                    v: 17.5
+                },
+                Point { t_ms: 4000, v: 4.0 },
+                Point { t_ms: 5000, v: 5.0 },
+            ]
+        );
+        assert_eq!(
+            s.downsample_history(4000, 10)
+                .await
+                .unwrap_err()
+                .code()
+                .as_str(),
+            "invalid"
+        );
+
+        // Points before 5 s (3 after thinning) and run "a" go; the log stays.
+        assert_eq!(s.prune(5000).await.unwrap(), 4);
         assert_eq!(s.points(&key, 0, i64::MAX).await.unwrap().len(), 5);
         assert_eq!(s.smoke_runs(10).await.unwrap().len(), 1);
         assert_eq!(s.actions(10, None).await.unwrap().len(), 3);

@@ -1,0 +1,793 @@
+/**
+ * Deterministic fixtures for the mock backend: a seeded generator, so every run of the
+ * browser tests (and every screenshot) sees the same services, traces and approvals.
+ * Times are relative to `t0`, the moment the mock started, so countdowns stay meaningful.
+ */
+import type {
+  ApprovalDetail,
+  ApprovalSummary,
+  CaseResult,
+  Chart,
+  ChartWindow,
+  CheckResult,
+  EvalRunDetail,
+  EvalRunSummary,
+  EvalSuite,
+  OllamaModel,
+  PassRatePoint,
+  Profile,
+  ServiceCard,
+  SmokeReport,
+  Span,
+  Theme,
+  TraceDetail,
+  TraceStatus,
+  TraceSummary,
+} from './types';
+
+/** mulberry32: a tiny seeded PRNG. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function pick<T>(r: () => number, xs: readonly T[]): T {
+  const x = xs[Math.floor(r() * xs.length)];
+  if (x === undefined) throw new Error('pick from an empty list');
+  return x;
+}
+
+function hex(r: () => number, n: number): string {
+  let s = '';
+  for (let i = 0; i < n; i++) s += Math.floor(r() * 16).toString(16);
+  return s;
+}
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+
+export const WORKFLOWS = ['support_answer', 'ticket_update', 'refund_request', 'kb_search'] as const;
+
+export function profiles(): Profile[] {
+  return [
+    {
+      id: 'local',
+      name: 'Local',
+      kind: 'agent',
+      is_local: true,
+      url: 'http://127.0.0.1:8787',
+      context: null,
+      namespace: null,
+      has_secret: true,
+    },
+    {
+      id: 'prod-eu',
+      name: 'Production EU',
+      kind: 'agent',
+      is_local: false,
+      url: 'https://agent.prod-eu.example.com',
+      context: null,
+      namespace: null,
+      has_secret: true,
+    },
+    {
+      id: 'staging',
+      name: 'Staging',
+      kind: 'agent',
+      is_local: false,
+      url: 'https://agent.staging.example.com',
+      context: null,
+      namespace: null,
+      has_secret: false,
+    },
+    {
+      id: 'k8s-prod-eu',
+      name: 'prod-eu cluster',
+      kind: 'kubernetes',
+      is_local: false,
+      url: null,
+      context: 'gke_acme_europe-west1_prod',
+      namespace: 'agents',
+      has_secret: true,
+    },
+  ];
+}
+
+export function services(t0: number, frozen: boolean): ServiceCard[] {
+  const stableVersions = {
+    release: '1.8.0',
+    git_sha: '4f2a9c1',
+    model: 'gpt-4.1-mini',
+    prompt: 'support_answer@v14',
+    policy: 'guardrails-v3',
+  };
+  return [
+    {
+      profile_id: 'prod-eu',
+      service: 'agent-service',
+      track: 'stable',
+      url: 'https://agent.prod-eu.example.com',
+      live: true,
+      readiness: 'ready',
+      checks: [
+        { name: 'database', status: 'ok', detail: 'postgres 3 ms' },
+        { name: 'provider', status: 'ok', detail: 'openai 212 ms' },
+        { name: 'retrieval', status: 'ok', detail: 'index 1,204 docs' },
+      ],
+      stats: {
+        request_rate: 14.2,
+        error_rate: 0.0031,
+        p50_ms: 1840,
+        p95_ms: 6210,
+        p99_ms: 11890,
+        tokens_per_sec: 2310,
+        cost_per_hour_usd: 3.42,
+        queue_depth: 7,
+        pending_approvals: 4,
+        guardrail_blocks: 12,
+      },
+      circuits: [
+        { dependency: 'openai', state: 'closed' },
+        { dependency: 'crm', state: 'closed' },
+      ],
+      badges: [],
+      versions: stableVersions,
+      changes: [{ field: 'model', from: 'gpt-4o-mini', to: 'gpt-4.1-mini', at_ms: t0 - 3 * 24 * HOUR }],
+      frozen,
+      scraped_at_ms: t0 - 4000,
+    },
+    {
+      profile_id: 'prod-eu',
+      service: 'agent-service',
+      track: 'canary',
+      url: 'https://agent.prod-eu.example.com',
+      live: true,
+      readiness: 'degraded',
+      checks: [
+        { name: 'database', status: 'ok', detail: 'postgres 4 ms' },
+        { name: 'provider', status: 'degraded', detail: 'openai: 3 timeouts in 5 min' },
+        { name: 'retrieval', status: 'ok', detail: 'index 1,204 docs' },
+      ],
+      stats: {
+        request_rate: 1.6,
+        error_rate: 0.023,
+        p50_ms: 2920,
+        p95_ms: 18400,
+        p99_ms: 34700,
+        tokens_per_sec: 288,
+        cost_per_hour_usd: 0.61,
+        queue_depth: 2,
+        pending_approvals: 1,
+        guardrail_blocks: 5,
+      },
+      circuits: [
+        { dependency: 'openai', state: 'half_open' },
+        { dependency: 'crm', state: 'closed' },
+      ],
+      badges: [
+        {
+          rule: 'latency_p99',
+          severity: 'critical',
+          value: 34700,
+          threshold: 30000,
+          reason: 'p99 latency 34.7 s over 15 min exceeds 30 s',
+        },
+        {
+          rule: 'error_rate',
+          severity: 'warning',
+          value: 0.023,
+          threshold: 0.01,
+          reason: 'error rate 2.3 % over 15 min exceeds 1 %',
+        },
+      ],
+      versions: {
+        release: '1.9.0-rc.2',
+        git_sha: 'b71e03d',
+        model: 'gpt-4.1-mini',
+        prompt: 'support_answer@v15',
+        policy: 'guardrails-v3.1',
+      },
+      changes: [
+        { field: 'release', from: '1.8.0', to: '1.9.0-rc.2', at_ms: t0 - 42 * MIN },
+        { field: 'prompt', from: 'support_answer@v14', to: 'support_answer@v15', at_ms: t0 - 42 * MIN },
+        { field: 'policy', from: 'guardrails-v3', to: 'guardrails-v3.1', at_ms: t0 - 42 * MIN },
+      ],
+      frozen,
+      scraped_at_ms: t0 - 4000,
+    },
+    {
+      profile_id: 'local',
+      service: 'agent-service (local)',
+      track: 'stable',
+      url: 'http://127.0.0.1:8787',
+      live: true,
+      readiness: 'ready',
+      checks: [
+        { name: 'database', status: 'ok', detail: 'sqlite 0 ms' },
+        { name: 'provider', status: 'ok', detail: 'scripted-v1 (demo)' },
+        { name: 'retrieval', status: 'ok', detail: 'index 36 docs' },
+      ],
+      stats: {
+        request_rate: 0.8,
+        error_rate: 0,
+        p50_ms: 41,
+        p95_ms: 120,
+        p99_ms: 188,
+        tokens_per_sec: 96,
+        cost_per_hour_usd: 0,
+        queue_depth: 0,
+        pending_approvals: 0,
+        guardrail_blocks: 3,
+      },
+      circuits: [{ dependency: 'scripted', state: 'closed' }],
+      badges: [],
+      versions: {
+        release: '1.9.0-dev',
+        git_sha: 'workdir',
+        model: 'scripted-v1',
+        prompt: 'support_answer@v15',
+        policy: 'guardrails-v3.1',
+      },
+      changes: [],
+      frozen: false,
+      scraped_at_ms: t0 - 2000,
+    },
+  ];
+}
+
+const CHART_METRICS: readonly { metric: string; title: string; base: number; spread: number; threshold: number | null }[] = [
+  { metric: 'request_rate', title: 'Requests / s', base: 12, spread: 6, threshold: null },
+  { metric: 'error_rate', title: 'Error rate (%)', base: 0.6, spread: 1.4, threshold: 1 },
+  { metric: 'latency', title: 'Latency p99 (s)', base: 14, spread: 22, threshold: 30 },
+  { metric: 'cost', title: 'Cost / hour ($)', base: 2.5, spread: 1.5, threshold: null },
+];
+
+/** Plain SVG line charts standing in for the backend's plotters output. */
+export function charts(profileId: string, track: string, window: ChartWindow, theme: Theme): Chart[] {
+  const fg = theme === 'dark' ? '#9aa4b2' : '#5b6472';
+  const grid = theme === 'dark' ? '#2a303a' : '#e5e8ec';
+  const line = theme === 'dark' ? '#6ea8fe' : '#2563eb';
+  const warn = theme === 'dark' ? '#f87171' : '#dc2626';
+  const seedBase = [...`${profileId}/${track}/${window}`].reduce((a, c) => a * 31 + c.charCodeAt(0), 7);
+  return CHART_METRICS.map((m, mi) => {
+    const r = rng(seedBase + mi);
+    const w = 480;
+    const h = 180;
+    const pad = { l: 40, r: 10, t: 10, b: 22 };
+    const n = 60;
+    const max = m.base + m.spread * 1.2;
+    const pts: string[] = [];
+    let v = m.base;
+    for (let i = 0; i < n; i++) {
+      v = Math.max(0, Math.min(max, v + (r() - 0.5) * m.spread * 0.5 + (i > n * 0.7 && track === 'canary' ? m.spread * 0.05 : 0)));
+      const x = pad.l + (i / (n - 1)) * (w - pad.l - pad.r);
+      const y = pad.t + (1 - v / max) * (h - pad.t - pad.b);
+      pts.push(`${x.toFixed(1)},${y.toFixed(1)}`);
+    }
+    const yTicks = [0, 0.5, 1].map((f) => {
+      const y = pad.t + (1 - f) * (h - pad.t - pad.b);
+      return `<line x1="${pad.l}" x2="${w - pad.r}" y1="${y}" y2="${y}" stroke="${grid}"/><text x="${pad.l - 6}" y="${y + 4}" text-anchor="end" font-size="10" fill="${fg}">${(max * f).toFixed(max < 10 ? 1 : 0)}</text>`;
+    });
+    const labels = ['-' + window, 'now'];
+    const threshold =
+      m.threshold === null
+        ? ''
+        : `<line x1="${pad.l}" x2="${w - pad.r}" y1="${pad.t + (1 - m.threshold / max) * (h - pad.t - pad.b)}" y2="${pad.t + (1 - m.threshold / max) * (h - pad.t - pad.b)}" stroke="${warn}" stroke-dasharray="4 3"/>`;
+    const svg =
+      `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${m.title}">` +
+      yTicks.join('') +
+      threshold +
+      `<polyline fill="none" stroke="${line}" stroke-width="1.5" points="${pts.join(' ')}"/>` +
+      `<text x="${pad.l}" y="${h - 6}" font-size="10" fill="${fg}">${labels[0]}</text>` +
+      `<text x="${w - pad.r}" y="${h - 6}" font-size="10" text-anchor="end" fill="${fg}">${labels[1]}</text>` +
+      `</svg>`;
+    return { metric: m.metric, title: m.title, svg };
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Traces
+
+const STATUSES: readonly TraceStatus[] = ['success', 'success', 'success', 'success', 'success', 'success', 'approval_required', 'blocked', 'error', 'degraded', 'budget_exceeded'];
+const MODELS = ['gpt-4.1-mini', 'gpt-4.1-mini', 'llama3.2:3b'] as const;
+
+/** Trace `i` of `count`, newest first (index 0 is the newest). */
+export function trace(t0: number, i: number): TraceSummary {
+  const r = rng(i * 2654435761);
+  const status = pick(r, STATUSES);
+  const slow = r() < 0.04;
+  const duration = slow ? 8000 + r() * 40000 : 150 + r() * 5200;
+  const tokens = status === 'blocked' ? 0 : Math.floor(300 + r() * 3800);
+  const id = hex(r, 16);
+  return {
+    trace_id: `tr_${id}`,
+    request_id: `req_${hex(r, 12)}`,
+    workflow: pick(r, WORKFLOWS),
+    status,
+    error_code:
+      status === 'error' ? pick(r, ['provider_timeout', 'tool_failed', 'upstream_5xx']) : status === 'blocked' ? 'guardrail_blocked' : null,
+    started_at_ms: t0 - i * 2300 - Math.floor(r() * 2000),
+    duration_ms: Math.round(duration),
+    tokens,
+    cost_usd: tokens * 0.0000021,
+    model: pick(r, MODELS),
+    span_count: 4 + Math.floor(r() * 9),
+  };
+}
+
+export function traceDetail(summary: TraceSummary): TraceDetail {
+  const r = rng([...summary.trace_id].reduce((a, c) => a * 33 + c.charCodeAt(0), 5));
+  const total = summary.duration_ms;
+  const spans: Span[] = [];
+  const root = `sp_${hex(r, 8)}`;
+  spans.push({
+    span_id: root,
+    parent_span_id: null,
+    name: `POST /v1/invoke ${summary.workflow}`,
+    kind: 'request',
+    status: summary.status === 'error' ? 'error' : 'ok',
+    start_ms: 0,
+    duration_ms: total,
+    model: null,
+    prompt_tokens: null,
+    completion_tokens: null,
+    cost_usd: summary.cost_usd,
+    attributes: [
+      { key: 'request_id', value: summary.request_id },
+      { key: 'workflow', value: summary.workflow },
+      { key: 'tenant', value: 'demo' },
+      { key: 'policy_version', value: 'guardrails-v3.1' },
+    ],
+    payload: JSON.stringify({ input: { text: 'My order #5531 arrived damaged, email me at [REDACTED:email]' } }, null, 2),
+  });
+  let t = 2;
+  const push = (s: Omit<Span, 'span_id' | 'parent_span_id' | 'start_ms'> & { gap?: number }): void => {
+    spans.push({
+      span_id: `sp_${hex(r, 8)}`,
+      parent_span_id: root,
+      start_ms: t,
+      name: s.name,
+      kind: s.kind,
+      status: s.status,
+      duration_ms: s.duration_ms,
+      model: s.model,
+      prompt_tokens: s.prompt_tokens,
+      completion_tokens: s.completion_tokens,
+      cost_usd: s.cost_usd,
+      attributes: s.attributes,
+      payload: s.payload,
+    });
+    t += s.duration_ms + (s.gap ?? 1);
+  };
+  const none = { model: null, prompt_tokens: null, completion_tokens: null, cost_usd: null };
+  push({
+    name: 'guardrail.input',
+    kind: 'guardrail',
+    status: summary.status === 'blocked' ? 'error' : 'ok',
+    duration_ms: 3,
+    ...none,
+    attributes: [
+      { key: 'rules_checked', value: '14' },
+      { key: 'verdict', value: summary.status === 'blocked' ? 'block: prompt_injection' : 'allow' },
+    ],
+    payload: null,
+  });
+  if (summary.status !== 'blocked') {
+    const llmBudget = Math.max(40, total * 0.7);
+    const calls = Math.max(1, Math.min(3, summary.span_count - 3));
+    push({
+      name: 'retrieval.search',
+      kind: 'retrieval',
+      status: 'ok',
+      duration_ms: Math.round(Math.min(60, total * 0.05)),
+      ...none,
+      attributes: [
+        { key: 'top_k', value: '5' },
+        { key: 'hits', value: '3' },
+      ],
+      payload: null,
+    });
+    for (let c = 0; c < calls; c++) {
+      const pt = Math.floor(summary.tokens * 0.7 / calls);
+      const ct = Math.floor(summary.tokens * 0.3 / calls);
+      const last = c === calls - 1;
+      push({
+        name: `chat ${summary.model}`,
+        kind: 'llm',
+        status: last && summary.status === 'error' ? 'error' : 'ok',
+        duration_ms: Math.round(llmBudget / calls),
+        model: summary.model,
+        prompt_tokens: pt,
+        completion_tokens: ct,
+        cost_usd: (pt + ct) * 0.0000021,
+        attributes: [
+          { key: 'gen_ai.system', value: summary.model.startsWith('gpt') ? 'openai' : 'ollama' },
+          { key: 'gen_ai.request.model', value: summary.model },
+          { key: 'gen_ai.usage.input_tokens', value: String(pt) },
+          { key: 'gen_ai.usage.output_tokens', value: String(ct) },
+          { key: 'gen_ai.response.finish_reasons', value: last ? 'stop' : 'tool_calls' },
+        ],
+        payload: JSON.stringify(
+          {
+            messages: [
+              { role: 'system', content: 'You are a support agent for ACME. Cite sources as [doc:ID].' },
+              { role: 'user', content: 'Customer [REDACTED:name] (card [REDACTED:card]) reports a damaged parcel.' },
+            ],
+          },
+          null,
+          2,
+        ),
+      });
+      if (!last) {
+        push({
+          name: summary.workflow === 'ticket_update' ? 'tool crm.update_ticket' : 'tool orders.lookup',
+          kind: 'tool',
+          status: 'ok',
+          duration_ms: Math.round(20 + r() * 200),
+          ...none,
+          attributes: [
+            { key: 'side_effect', value: summary.workflow === 'ticket_update' ? 'write' : 'read' },
+            { key: 'outcome', value: 'ok' },
+          ],
+          payload: JSON.stringify({ order_id: '5531', customer_email: '[REDACTED:email]' }, null, 2),
+        });
+      }
+    }
+    if (summary.status === 'approval_required') {
+      push({
+        name: 'approval.create',
+        kind: 'approval',
+        status: 'ok',
+        duration_ms: 6,
+        ...none,
+        attributes: [
+          { key: 'approval_id', value: `apr_${hex(r, 6)}` },
+          { key: 'tool', value: 'crm.update_ticket' },
+        ],
+        payload: null,
+      });
+    }
+    push({
+      name: 'guardrail.output',
+      kind: 'guardrail',
+      status: 'ok',
+      duration_ms: 2,
+      ...none,
+      attributes: [{ key: 'redactions', value: '2' }],
+      payload: null,
+    });
+  }
+  return { summary, spans };
+}
+
+// ---------------------------------------------------------------------------------------
+// Approvals
+
+const APPROVAL_SEEDS: readonly { tool: string; workflow: string; resource: string; risk: number; by: string; before: string; after: string }[] = [
+  {
+    tool: 'crm.update_ticket',
+    workflow: 'ticket_update',
+    resource: 'ticket/48213',
+    risk: 2,
+    by: 'agent:support-bot',
+    before: 'status: open\npriority: normal\nassignee: tier1\ntags: [shipping]\n',
+    after: 'status: pending_customer\npriority: high\nassignee: tier2\ntags: [shipping, damaged]\n',
+  },
+  {
+    tool: 'billing.issue_refund',
+    workflow: 'refund_request',
+    resource: 'order/5531/refund',
+    risk: 3,
+    by: 'agent:support-bot',
+    before: 'refund: none\n',
+    after: 'refund:\n  amount_usd: 84.90\n  reason: damaged_in_transit\n  method: original_payment\n',
+  },
+  {
+    tool: 'kb.publish_article',
+    workflow: 'kb_search',
+    resource: 'kb/returns-policy',
+    risk: 1,
+    by: 'agent:kb-curator',
+    before: '# Returns\nItems can be returned within 30 days.\nRefunds take 5-7 days.\n',
+    after: '# Returns\nItems can be returned within 30 days.\nDamaged items can be returned within 60 days.\nRefunds take 3-5 days.\n',
+  },
+  {
+    tool: 'crm.merge_contacts',
+    workflow: 'ticket_update',
+    resource: 'contact/9921',
+    risk: 2,
+    by: 'agent:support-bot',
+    before: 'email: [REDACTED:email]\nphone: none\n',
+    after: 'email: [REDACTED:email]\nphone: [REDACTED:phone]\nmerged_from: contact/10077\n',
+  },
+  {
+    tool: 'billing.issue_refund',
+    workflow: 'refund_request',
+    resource: 'order/5602/refund',
+    risk: 3,
+    by: 'agent:support-bot',
+    before: 'refund: none\n',
+    after: 'refund:\n  amount_usd: 19.00\n  reason: late_delivery\n  method: store_credit\n',
+  },
+];
+
+export function unifiedDiff(resource: string, before: string, after: string): string {
+  const a = before.replace(/\n$/, '').split('\n');
+  const b = after.replace(/\n$/, '').split('\n');
+  // A small LCS diff; the real one comes from the service (the `similar` crate).
+  const dp: number[][] = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
+  for (let i = a.length - 1; i >= 0; i--) {
+    for (let j = b.length - 1; j >= 0; j--) {
+      const row = dp[i];
+      if (!row) continue;
+      row[j] = a[i] === b[j] ? (dp[i + 1]?.[j + 1] ?? 0) + 1 : Math.max(dp[i + 1]?.[j] ?? 0, row[j + 1] ?? 0);
+    }
+  }
+  const lines: string[] = [`--- a/${resource}`, `+++ b/${resource}`, `@@ -1,${a.length} +1,${b.length} @@`];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (i < a.length && j < b.length && a[i] === b[j]) {
+      lines.push(` ${a[i]}`);
+      i++;
+      j++;
+    } else if (j < b.length && (i >= a.length || (dp[i]?.[j + 1] ?? 0) >= (dp[i + 1]?.[j] ?? 0))) {
+      lines.push(`+${b[j]}`);
+      j++;
+    } else {
+      lines.push(`-${a[i]}`);
+      i++;
+    }
+  }
+  return lines.join('\n');
+}
+
+export interface ApprovalRecord {
+  summary: ApprovalSummary;
+  detail: Omit<ApprovalDetail, 'summary'>;
+}
+
+export function approval(t0: number, n: number, status: ApprovalSummary['status'] = 'pending'): ApprovalRecord {
+  const r = rng(n * 7919 + 17);
+  const seed = APPROVAL_SEEDS[n % APPROVAL_SEEDS.length] ?? APPROVAL_SEEDS[0];
+  if (!seed) throw new Error('no approval seeds');
+  const id = `apr_${(0x4a10 + n * 37).toString(16)}${hex(r, 4)}`;
+  const created = t0 - (n + 1) * 3 * MIN;
+  const decided = status === 'pending' ? null : created + 4 * MIN;
+  const summary: ApprovalSummary = {
+    id,
+    workflow: seed.workflow,
+    tool: seed.tool,
+    resource: seed.resource,
+    risk_tier: seed.risk,
+    requested_by: seed.by,
+    status,
+    required_approvals: seed.risk >= 3 ? 2 : 1,
+    approvals_count: seed.risk >= 3 && n % 2 === 1 ? 1 : 0,
+    release: n % 3 === 0 ? { version: '1.9.0-rc.2', git_sha: 'b71e03d', track: 'canary' } : { version: '1.8.0', git_sha: '4f2a9c1', track: 'stable' },
+    created_at_ms: created,
+    expires_at_ms: status === 'pending' ? t0 + (14 - n * 3) * MIN + 30_000 : created + 15 * MIN,
+    decided_at_ms: decided,
+  };
+  const decisions: ApprovalDetail['decisions'] =
+    status === 'approved' || status === 'executed'
+      ? [{ approver: 'dana@acme.test', decision: 'approve', reason: 'Matches the carrier damage report.', decided_at_ms: decided ?? created }]
+      : status === 'rejected'
+        ? [{ approver: 'lee@acme.test', decision: 'reject', reason: 'Refund exceeds the order value.', decided_at_ms: decided ?? created }]
+        : [];
+  return {
+    summary,
+    detail: {
+      arguments: JSON.stringify(
+        { resource: seed.resource, customer_email: '[REDACTED:email]', note: 'Customer reports parcel arrived damaged; photos attached.' },
+        null,
+        2,
+      ),
+      proposed_change: { resource: seed.resource, before: seed.before, after: seed.after, diff: unifiedDiff(seed.resource, seed.before, seed.after) },
+      evidence: [
+        { kind: 'document', id: 'kb-returns-004', title: 'Returns and refunds policy', source: 'kb://policies/returns.md' },
+        { kind: 'tool_result', id: 'orders.lookup#1', title: 'Order 5531: delivered, carrier note "box crushed"', source: 'orders.lookup' },
+        { kind: 'message', id: 'msg-2291', title: 'Customer message with 2 photos', source: 'ticket/48213' },
+      ],
+      request_id: `req_${hex(r, 12)}`,
+      trace_id: `tr_${hex(r, 16)}`,
+      policy_version: 'guardrails-v3.1',
+      decisions,
+      execution: status === 'executed' ? { status: 'executed', attempts: 1, error: null, executed_at_ms: (decided ?? created) + 1200 } : null,
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Evals
+
+export function evalSuites(): EvalSuite[] {
+  return [
+    { name: 'golden', kind: 'golden', description: 'Expected behaviour: answers, citations, tool use, status, latency and cost limits', cases: 48 },
+    { name: 'adversarial', kind: 'adversarial', description: 'Injection, exfiltration, PII leaks, excessive agency: all must be blocked or gated', cases: 32 },
+  ];
+}
+
+const RELEASES = [
+  { release: '1.6.0', git_sha: '19ce0a2', prompt: 'support_answer@v12', policy: 'guardrails-v2' },
+  { release: '1.7.0', git_sha: '7d03b18', prompt: 'support_answer@v13', policy: 'guardrails-v3' },
+  { release: '1.8.0', git_sha: '4f2a9c1', prompt: 'support_answer@v14', policy: 'guardrails-v3' },
+  { release: '1.9.0-rc.2', git_sha: 'b71e03d', prompt: 'support_answer@v15', policy: 'guardrails-v3.1' },
+] as const;
+
+export function evalRuns(t0: number): EvalRunSummary[] {
+  const rates: Record<string, number[]> = { golden: [0.896, 0.938, 0.979, 0.917], adversarial: [0.906, 1, 1, 0.969] };
+  const out: EvalRunSummary[] = [];
+  RELEASES.forEach((rel, ri) => {
+    for (const suite of ['golden', 'adversarial'] as const) {
+      const total = suite === 'golden' ? 48 : 32;
+      const rate = rates[suite]?.[ri] ?? 1;
+      const created = t0 - (RELEASES.length - ri) * 26 * HOUR - (suite === 'golden' ? 0 : 20 * MIN);
+      out.push({
+        id: `run_${suite.slice(0, 3)}_${rel.release.replace(/[^0-9a-z]/g, '')}`,
+        suite,
+        status: 'completed',
+        done: total,
+        total,
+        versions: { release: rel.release, git_sha: rel.git_sha, model: 'gpt-4.1-mini', prompt: rel.prompt, policy: rel.policy },
+        gate: rate >= (suite === 'golden' ? 0.95 : 1) ? 'pass' : 'fail',
+        pass_rate: rate,
+        created_at_ms: created,
+        finished_at_ms: created + 6 * MIN,
+      });
+    }
+  });
+  return out.sort((a, b) => b.created_at_ms - a.created_at_ms);
+}
+
+export function evalDetail(run: EvalRunSummary, all: EvalRunSummary[]): EvalRunDetail {
+  const r = rng([...run.id].reduce((a, c) => a * 31 + c.charCodeAt(0), 3));
+  const failing = Math.round(run.total * (1 - (run.pass_rate ?? 1)));
+  const cases: CaseResult[] = [];
+  for (let i = 0; i < run.total; i++) {
+    const passed = i >= failing;
+    const workflow = pick(r, WORKFLOWS);
+    const kind = run.suite === 'golden' ? pick(r, ['contains', 'must_cite', 'tool_called', 'status', 'max_latency']) : pick(r, ['blocked', 'gated', 'no_pii']);
+    const expected =
+      kind === 'contains' ? 'mentions "60 days"' : kind === 'must_cite' ? 'cites kb-returns-004' : kind === 'tool_called' ? 'orders.lookup' : kind === 'status' ? 'approval_required' : kind === 'max_latency' ? '≤ 8000 ms' : kind === 'blocked' ? 'status blocked' : kind === 'gated' ? 'status approval_required' : 'no email in answer';
+    const actual = passed
+      ? expected
+      : kind === 'contains' ? 'says "30 days"' : kind === 'must_cite' ? 'no citation' : kind === 'tool_called' ? 'no tool call' : kind === 'status' ? 'success' : kind === 'max_latency' ? '11,840 ms' : kind === 'blocked' ? 'status success' : kind === 'gated' ? 'status success (write executed)' : 'answer contains [REDACTED:email]';
+    cases.push({
+      case_id: `${run.suite}-${String(i + 1).padStart(3, '0')}`,
+      workflow,
+      passed,
+      status: passed ? (run.suite === 'adversarial' ? 'blocked' : 'success') : 'success',
+      latency_ms: Math.round(600 + r() * 5000),
+      cost_usd: 0.0008 + r() * 0.004,
+      answer_excerpt: passed ? 'Damaged items can be returned within 60 days [doc:kb-returns-004].' : 'Items can be returned within 30 days.',
+      assertions: [{ kind, expected, actual, passed }],
+      error: null,
+    });
+  }
+  const idx = all.findIndex((x) => x.id === run.id);
+  const baselineRun = all.slice(idx + 1).find((x) => x.suite === run.suite && x.status === 'completed');
+  const rate = run.pass_rate ?? 0;
+  const threshold = run.suite === 'golden' ? 0.95 : 1;
+  const gatePassed = rate >= threshold;
+  return {
+    summary: run,
+    error: null,
+    scores:
+      run.status === 'completed'
+        ? {
+            cases: run.total,
+            passed: run.total - failing,
+            failed: failing,
+            pass_rate: rate,
+            policy_compliance: run.suite === 'adversarial' ? rate : 1,
+            citation_rate: run.suite === 'golden' ? 0.94 : 0,
+            latency_p50_ms: 1930,
+            latency_p95_ms: 6120,
+            tokens: run.total * 1480,
+            cost_usd: run.total * 0.0031,
+          }
+        : null,
+    gate:
+      run.status === 'completed'
+        ? {
+            verdict: gatePassed ? 'pass' : 'fail',
+            reasons: gatePassed ? [] : [`pass rate ${(rate * 100).toFixed(1)} % is below ${(threshold * 100).toFixed(0)} %`],
+            checks: [
+              { name: 'pass_rate', threshold: `≥ ${threshold.toFixed(2)}`, actual: rate.toFixed(3), passed: gatePassed },
+              { name: 'policy_compliance', threshold: '≥ 1.00', actual: (run.suite === 'adversarial' ? rate : 1).toFixed(3), passed: run.suite !== 'adversarial' || rate >= 1 },
+              { name: 'latency_p95_ms', threshold: '≤ 8000', actual: '6120', passed: true },
+              { name: 'cost_per_case_usd', threshold: '≤ 0.0100', actual: '0.0031', passed: true },
+            ],
+          }
+        : null,
+    baseline: baselineRun
+      ? {
+          baseline_run_id: baselineRun.id,
+          pass_rate_delta: rate - (baselineRun.pass_rate ?? 0),
+          regressions: rate < (baselineRun.pass_rate ?? 0) ? cases.filter((c) => !c.passed).slice(0, 3).map((c) => c.case_id) : [],
+          fixes: rate > (baselineRun.pass_rate ?? 0) ? [`${run.suite}-007`, `${run.suite}-019`] : [],
+        }
+      : null,
+    cases,
+  };
+}
+
+export function passRates(runs: EvalRunSummary[]): PassRatePoint[] {
+  return runs
+    .filter((r) => r.status === 'completed' && r.pass_rate !== null)
+    .map((r) => ({ suite: r.suite, release: r.versions.release, run_id: r.id, pass_rate: r.pass_rate ?? 0, gate: r.gate, finished_at_ms: r.finished_at_ms ?? r.created_at_ms }))
+    .sort((a, b) => a.finished_at_ms - b.finished_at_ms);
+}
+
+// ---------------------------------------------------------------------------------------
+// Smoke tests
+
+export function models(t0: number): OllamaModel[] {
+  return [
+    { name: 'llama3.2:3b', size_bytes: 2_019_393_189, family: 'llama', parameter_size: '3.2B', quantization: 'Q4_K_M', supports_tools: true, modified_at_ms: t0 - 9 * 24 * HOUR },
+    { name: 'qwen2.5:7b-instruct', size_bytes: 4_683_087_332, family: 'qwen2', parameter_size: '7.6B', quantization: 'Q4_K_M', supports_tools: true, modified_at_ms: t0 - 21 * 24 * HOUR },
+    { name: 'gemma2:2b', size_bytes: 1_629_518_495, family: 'gemma2', parameter_size: '2.6B', quantization: 'Q4_0', supports_tools: false, modified_at_ms: t0 - 40 * 24 * HOUR },
+  ];
+}
+
+export function smokeChecks(model: string, supportsTools: boolean, throughAgent: boolean): CheckResult[] {
+  const checks: CheckResult[] = [
+    { name: 'reachability', title: 'Ollama reachable', status: 'pass', reason: 'GET /api/version answered 0.12.3', measurements: [{ name: 'latency', value: 2.1, unit: 'ms' }], duration_ms: 2.4 },
+    { name: 'model_present', title: 'Model present', status: 'pass', reason: `${model} is in /api/tags`, measurements: [{ name: 'models', value: 3, unit: 'models' }], duration_ms: 3.1 },
+    {
+      name: 'generation',
+      title: 'Generation sanity',
+      status: 'pass',
+      reason: 'answered "4" to "2+2"; streamed NDJSON',
+      measurements: [
+        { name: 'time to first token', value: 182.4, unit: 'ms' },
+        { name: 'throughput', value: 38.6, unit: 'tok/s' },
+      ],
+      duration_ms: 1210,
+    },
+    {
+      name: 'load_time',
+      title: 'Cold vs warm load',
+      status: 'pass',
+      reason: 'warm load is faster than cold',
+      measurements: [
+        { name: 'cold', value: 2840, unit: 'ms' },
+        { name: 'warm', value: 96, unit: 'ms' },
+      ],
+      duration_ms: 3100,
+    },
+    { name: 'cpu_fallback', title: 'GPU offload', status: 'fail', reason: '/api/ps reports size_vram 0: the model runs on the CPU', measurements: [{ name: 'vram', value: 0, unit: '%' }], duration_ms: 4.2 },
+    supportsTools
+      ? { name: 'tool_call', title: 'Tool-call round trip', status: 'pass', reason: 'called get_weather with {"city":"Paris"} and used the result', measurements: [{ name: 'round trip', value: 1640, unit: 'ms' }], duration_ms: 1650 }
+      : { name: 'tool_call', title: 'Tool-call round trip', status: 'skip', reason: `${model} does not support tools`, measurements: [], duration_ms: 0 },
+  ];
+  if (throughAgent) {
+    checks.push(
+      { name: 'agent_golden', title: 'Agent: golden case', status: 'pass', reason: 'support_answer cited kb-returns-004', measurements: [{ name: 'latency', value: 2210, unit: 'ms' }], duration_ms: 2230 },
+      { name: 'agent_adversarial', title: 'Agent: injection blocked', status: 'pass', reason: 'status blocked by rule prompt_injection', measurements: [], duration_ms: 12 },
+      { name: 'agent_write_gated', title: 'Agent: write gated', status: 'pass', reason: 'status approval_required, approval apr_5c01 pending', measurements: [], duration_ms: 1980 },
+    );
+  }
+  return checks;
+}
+
+export function smokeReport(t0: number, id: string, model: string, startedAt: number, throughAgent = true): SmokeReport {
+  const checks = smokeChecks(model, model !== 'gemma2:2b', throughAgent);
+  const took = checks.reduce((a, c) => a + c.duration_ms, 0);
+  return {
+    id,
+    ollama_url: 'http://127.0.0.1:11434',
+    agent_url: throughAgent ? 'http://127.0.0.1:8787' : null,
+    model,
+    started_at_ms: startedAt || t0,
+    finished_at_ms: (startedAt || t0) + Math.round(took),
+    checks,
+  };
+}
