@@ -10,6 +10,7 @@ apt_ensure build-essential pkg-config libdbus-1-dev dbus-x11 gnome-keyring
 start_postgres
 
 bash scripts/test-deploy.sh
+bash scripts/test-ui.sh
 log "cargo fmt --check"
 cargo fmt --all -- --check
 

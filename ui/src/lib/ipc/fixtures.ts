@@ -37,6 +37,16 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** A 32-bit string hash (FNV-1a) to seed per-item generators. */
+function hash(s: string, seed: number): number {
+  let h = (0x811c9dc5 ^ seed) >>> 0;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
 function pick<T>(r: () => number, xs: readonly T[]): T {
   const x = xs[Math.floor(r() * xs.length)];
   if (x === undefined) throw new Error('pick from an empty list');
@@ -254,7 +264,7 @@ export function charts(profileId: string, track: string, window: ChartWindow, th
   const grid = theme === 'dark' ? '#2a303a' : '#e5e8ec';
   const line = theme === 'dark' ? '#6ea8fe' : '#2563eb';
   const warn = theme === 'dark' ? '#f87171' : '#dc2626';
-  const seedBase = [...`${profileId}/${track}/${window}`].reduce((a, c) => a * 31 + c.charCodeAt(0), 7);
+  const seedBase = hash(`${profileId}/${track}/${window}`, 7);
   return CHART_METRICS.map((m, mi) => {
     const r = rng(seedBase + mi);
     const w = 480;
@@ -322,7 +332,7 @@ export function trace(t0: number, i: number): TraceSummary {
 }
 
 export function traceDetail(summary: TraceSummary): TraceDetail {
-  const r = rng([...summary.trace_id].reduce((a, c) => a * 33 + c.charCodeAt(0), 5));
+  const r = rng(hash(summary.trace_id, 5));
   const total = summary.duration_ms;
   const spans: Span[] = [];
   const root = `sp_${hex(r, 8)}`;
@@ -537,12 +547,12 @@ export function unifiedDiff(resource: string, before: string, after: string): st
       lines.push(` ${a[i]}`);
       i++;
       j++;
-    } else if (j < b.length && (i >= a.length || (dp[i]?.[j + 1] ?? 0) >= (dp[i + 1]?.[j] ?? 0))) {
-      lines.push(`+${b[j]}`);
-      j++;
-    } else {
+    } else if (i < a.length && (j >= b.length || (dp[i + 1]?.[j] ?? 0) >= (dp[i]?.[j + 1] ?? 0))) {
       lines.push(`-${a[i]}`);
       i++;
+    } else {
+      lines.push(`+${b[j]}`);
+      j++;
     }
   }
   return lines.join('\n');
@@ -647,7 +657,7 @@ export function evalRuns(t0: number): EvalRunSummary[] {
 }
 
 export function evalDetail(run: EvalRunSummary, all: EvalRunSummary[]): EvalRunDetail {
-  const r = rng([...run.id].reduce((a, c) => a * 31 + c.charCodeAt(0), 3));
+  const r = rng(hash(run.id, 3));
   const failing = Math.round(run.total * (1 - (run.pass_rate ?? 1)));
   const cases: CaseResult[] = [];
   for (let i = 0; i < run.total; i++) {

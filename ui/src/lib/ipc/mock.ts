@@ -13,6 +13,7 @@ import type {
   ActionId,
   ApprovalSummary,
   ArgsOf,
+  ChartWindow,
   CommandError,
   CommandName,
   EvalRunSummary,
@@ -87,6 +88,7 @@ const ENDPOINT: Partial<Record<CommandName, string>> = {
 const LOCAL_ERRORS: Partial<Record<CommandName, CommandError>> = {
   list_profiles: { code: 'storage', message: 'local store: database is locked (another Flightdeck window holds it); close it and retry', server_code: null, request_id: null, retry_after_secs: null },
   keyring_status: { code: 'keyring', message: 'keyring: no Secret Service is running; install and unlock gnome-keyring or KWallet', server_code: null, request_id: null, retry_after_secs: null },
+  list_smoke_runs: { code: 'storage', message: 'local store: database is locked (another Flightdeck window holds it); close it and retry', server_code: null, request_id: null, retry_after_secs: null },
   get_settings: { code: 'storage', message: 'local store: database is locked (another Flightdeck window holds it); close it and retry', server_code: null, request_id: null, retry_after_secs: null },
 };
 
@@ -131,6 +133,25 @@ function optionsFromUrl(): Options {
   return { scenario, readOnly: q.get('readonly') === '1', fast: q.get('fast') === '1' };
 }
 
+function viaJson<T>(value: T): T {
+  return value === undefined ? value : (JSON.parse(JSON.stringify(value)) as T);
+}
+
+function loadSettings(key: string): Settings {
+  const fallback: Settings = { theme: 'light', retention_hours: 72 };
+  try {
+    const raw: unknown = JSON.parse(localStorage.getItem(key) ?? 'null');
+    if (typeof raw !== 'object' || raw === null) return fallback;
+    const o = raw as Record<string, unknown>;
+    return {
+      theme: o['theme'] === 'dark' ? 'dark' : 'light',
+      retention_hours: typeof o['retention_hours'] === 'number' ? o['retention_hours'] : fallback.retention_hours,
+    };
+  } catch {
+    return fallback;
+  }
+}
+
 type Handlers = { [K in CommandName]: (args: ArgsOf<K>) => Promise<ResultOf<K>> | ResultOf<K> };
 
 export function mockBackend(opts: Options = optionsFromUrl()): Backend {
@@ -146,7 +167,9 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
 
   // Mutable state of the `full` world.
   let profileList: ProfileList = { profiles: fx.profiles(), active_id: 'prod-eu' };
-  let settings: Settings = { theme: 'light', retention_hours: 72 };
+  // Kept across reloads, as the console's local store keeps them.
+  const SETTINGS_KEY = 'flightdeck.mock.settings';
+  let settings: Settings = loadSettings(SETTINGS_KEY);
   let freeze: FreezeState = { frozen: false, reason: null, changed_by: null, changed_at_ms: null };
   let approvalSeq = 0;
   const approvals = new Map<string, fx.ApprovalRecord>();
@@ -166,6 +189,7 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
     fx.smokeReport(t0, 'smk_0002', 'gemma2:2b', t0 - 26 * 60 * 60_000),
     fx.smokeReport(t0, 'smk_0001', 'llama3.2:3b', t0 - 4 * 24 * 60 * 60_000, false),
   ];
+  let overviewWindow: ChartWindow = '15m';
   let traceCache: TraceSummary[] | null = null;
   const allTraces = (): TraceSummary[] => {
     if (traceCache === null) {
@@ -246,10 +270,14 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
     get_settings: () => settings,
     update_settings: (s) => {
       if (!Number.isFinite(s.retention_hours) || s.retention_hours < 1 || s.retention_hours > 24 * 90) throw invalid('retention must be between 1 hour and 90 days');
-      settings = { ...s };
+      settings = { theme: s.theme, retention_hours: s.retention_hours };
+      localStorage.setItem(SETTINGS_KEY, JSON.stringify(settings));
       return settings;
     },
-    get_overview: (a) => ({ window: a.window, services: isEmpty() ? [] : fx.services(t0, freeze.frozen), generated_at_ms: t0 }),
+    get_overview: (a) => {
+      overviewWindow = a.window;
+      return { window: a.window, services: isEmpty() ? [] : fx.services(t0, freeze.frozen), generated_at_ms: t0 };
+    },
     get_charts: (a) => fx.charts(a.profile_id, a.track, a.window, a.theme),
     list_workflows: () => (isEmpty() ? [] : [...fx.WORKFLOWS]),
     list_traces: (q) => {
@@ -310,7 +338,7 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
     },
     verify_audit: async () => {
       await sleep(step);
-      return { ok: true, checked: 1204 + approvalSeq * 3, first_broken: null, verified_at_ms: Date.now() };
+      return { ok: true, checked: isEmpty() ? 0 : 1204 + approvalSeq * 3, first_broken: null, verified_at_ms: Date.now() };
     },
     list_eval_suites: () => (isEmpty() ? [] : fx.evalSuites()),
     list_eval_runs: () => (isEmpty() ? [] : evalRuns),
@@ -437,7 +465,7 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
       await sleep(step * 3);
       freeze = { frozen: true, reason: a.reason.trim(), changed_by: 'you@acme.test', changed_at_ms: Date.now() };
       emit('freeze_event', freeze);
-      return { freeze, rollouts_paused: 1, pack_path: `/home/you/Downloads/flightdeck-incident-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '')}.tar.gz` };
+      return { freeze, rollouts_paused: 1, pack_path: `/home/you/Downloads/flightdeck-incident-${new Date().toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-')}.tar.gz` };
     },
     unfreeze_writes: async (a) => {
       const d = denied('unfreeze_writes');
@@ -486,6 +514,22 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
   };
   window.__flightdeckMock = control;
 
+  // Outside tests, push a fresh overview every 5 s, as the backend does after each scrape.
+  if (!opts.fast) {
+    let tick = 0;
+    setInterval(() => {
+      if (scenario !== 'full') return;
+      const r = fx.rng(++tick);
+      const jitter = (v: number | null): number | null => (v === null ? null : Math.max(0, v * (0.9 + r() * 0.2)));
+      const services = fx.services(t0, freeze.frozen).map((c) => ({
+        ...c,
+        stats: { ...c.stats, request_rate: jitter(c.stats.request_rate), tokens_per_sec: jitter(c.stats.tokens_per_sec), p50_ms: jitter(c.stats.p50_ms) },
+        scraped_at_ms: Date.now(),
+      }));
+      emit('overview_event', { window: overviewWindow, services, generated_at_ms: Date.now() });
+    }, 5000);
+  }
+
   async function run<K extends CommandName>(command: K, args: ArgsOf<K>): Promise<ResultOf<K>> {
     calls.push({ command, args });
     const injected = failures.get(command);
@@ -510,7 +554,9 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
     }
     await sleep(latency);
     const handler = handlers[command] as (a: ArgsOf<K>) => Promise<ResultOf<K>> | ResultOf<K>;
-    return handler(args);
+    // Through JSON both ways, as Tauri's IPC: the UI never shares objects with the
+    // backend's state, and anything that does not survive JSON shows up here too.
+    return viaJson(await handler(viaJson(args)));
   }
 
   return {
@@ -518,12 +564,14 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
     invoke<K extends CommandName>(command: K, ...args: InvokeArgs<K>): Promise<ResultOf<K>> {
       return run(command, args[0] as ArgsOf<K>);
     },
-    async listen<E extends EventName>(event: E, handler: (payload: EventMap[E]) => void): Promise<Unsubscribe> {
+    listen<E extends EventName>(event: E, handler: (payload: EventMap[E]) => void): Promise<Unsubscribe> {
       const set = listeners.get(event) ?? new Set<(p: unknown) => void>();
       listeners.set(event, set);
       const h = handler as (p: unknown) => void;
       set.add(h);
-      return () => set.delete(h);
+      return Promise.resolve(() => {
+        set.delete(h);
+      });
     },
   };
 }

@@ -6,6 +6,13 @@ import { BackendError } from '../ipc';
 
 export type ResourceStatus = 'idle' | 'loading' | 'ready' | 'error';
 
+/** What a view renders from: a `Resource` or anything shaped like one. */
+export interface Source<T> {
+  status: ResourceStatus;
+  data: T | undefined;
+  error: BackendError | undefined;
+}
+
 export class Resource<T> {
   status = $state<ResourceStatus>('idle');
   /** The last good value; kept while a refresh is loading so the view does not flash. */
