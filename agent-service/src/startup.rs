@@ -351,14 +351,26 @@ fn router(state: AppState) -> Router {
         .route("/v1/admin/unfreeze", post(routes::admin::unfreeze))
         .route("/v1/traces", get(routes::traces::list))
         .route("/v1/traces/{id}", get(routes::traces::get_one))
-        .route("/v1/jobs", post(routes::jobs::create).get(routes::jobs::list))
+        .route(
+            "/v1/jobs",
+            post(routes::jobs::create).get(routes::jobs::list),
+        )
         .route("/v1/jobs/{id}", get(routes::jobs::get_one))
         .route("/v1/jobs/{id}/cancel", post(routes::jobs::cancel))
         .route("/v1/evals/suites", get(routes::evals::suites))
-        .route("/v1/evals/runs", post(routes::evals::create_run).get(routes::evals::list_runs))
+        .route(
+            "/v1/evals/runs",
+            post(routes::evals::create_run).get(routes::evals::list_runs),
+        )
         .route("/v1/evals/runs/{id}", get(routes::evals::get_run))
-        .route("/v1/evals/runs/{id}/report.md", get(routes::evals::report_markdown))
-        .route("/v1/evals/runs/{id}/report.xml", get(routes::evals::report_junit))
+        .route(
+            "/v1/evals/runs/{id}/report.md",
+            get(routes::evals::report_markdown),
+        )
+        .route(
+            "/v1/evals/runs/{id}/report.xml",
+            get(routes::evals::report_junit),
+        )
         .layer(from_fn_with_state(state.clone(), crate::limits::shed));
 
     Router::new()

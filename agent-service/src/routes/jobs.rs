@@ -1,7 +1,6 @@
 //! Job-based runs: `POST /v1/jobs`, `GET /v1/jobs/{id}`, `GET /v1/jobs`,
 //! `POST /v1/jobs/{id}/cancel` — the wire side of the queue in [`crate::jobs`].
 
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};

@@ -135,36 +135,83 @@ pub struct SpanRecord {
     pub start_us: i64,
     pub duration_us: i64,
     pub attributes: Vec<(&'static str, AttrValue)>,
-    /// Redacted and truncated by the recorder.
-    pub payload: Vec<(&'static str, Value)>,
+    /// Each value is JSON text, redacted and truncated by the recorder.
+    pub payload: Vec<(&'static str, String)>,
 }
 
-impl SpanRecord {
-    pub fn attributes_json(&self) -> String {
-        let map: serde_json::Map<String, Value> = self
-            .attributes
-            .iter()
-            .map(|(k, v)| {
-                (
-                    (*k).to_string(),
-                    serde_json::to_value(v).unwrap_or(Value::Null),
-                )
-            })
-            .collect();
-        Value::Object(map).to_string()
+fn push_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Writing a plain value to a Vec cannot fail; a non-finite float is written as null.
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.extend_from_slice(b"null");
     }
+}
 
-    pub fn payload_json(&self) -> Option<String> {
-        if self.payload.is_empty() {
-            return None;
+/// The stored span document of a trace: a JSON array with one object per span
+/// (`span_id`, `parent_span_id`, `name`, `kind`, `status`, `start_us`, `duration_us`,
+/// `attributes`, `payload`), written straight from the records without building values.
+pub fn spans_json(spans: &[SpanRecord]) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(256 * spans.len() + 2);
+    out.push(b'[');
+    for (i, s) in spans.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-        let map: serde_json::Map<String, Value> = self
-            .payload
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), v.clone()))
-            .collect();
-        Some(Value::Object(map).to_string())
+        out.extend_from_slice(b"{\"span_id\":");
+        push_json(&mut out, &s.span_id);
+        out.extend_from_slice(b",\"parent_span_id\":");
+        push_json(&mut out, &s.parent_span_id);
+        out.extend_from_slice(b",\"name\":");
+        push_json(&mut out, &s.name);
+        out.extend_from_slice(b",\"kind\":");
+        push_json(&mut out, s.kind.as_str());
+        out.extend_from_slice(b",\"status\":");
+        push_json(&mut out, s.status.as_str());
+        out.extend_from_slice(b",\"start_us\":");
+        push_json(&mut out, &s.start_us);
+        out.extend_from_slice(b",\"duration_us\":");
+        push_json(&mut out, &s.duration_us);
+        out.extend_from_slice(b",\"attributes\":{");
+        for (j, (k, v)) in s.attributes.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            push_json(&mut out, k);
+            out.push(b':');
+            push_json(&mut out, v);
+        }
+        out.extend_from_slice(b"},\"payload\":");
+        if s.payload.is_empty() {
+            out.extend_from_slice(b"null");
+        } else {
+            out.push(b'{');
+            for (j, (k, v)) in s.payload.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                push_json(&mut out, k);
+                out.push(b':');
+                out.extend_from_slice(v.as_bytes());
+            }
+            out.push(b'}');
+        }
+        out.push(b'}');
     }
+    out.push(b']');
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// One span as stored and read back. Times are microseconds from the trace start.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct StoredSpan {
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub start_us: i64,
+    pub duration_us: i64,
+    pub attributes: Value,
+    pub payload: Option<Value>,
 }
 
 /// One finished run: the summary row and its spans (the root span first).

@@ -277,7 +277,7 @@ mod tests {
                     start_us: 0,
                     duration_us: 1_500,
                     attributes: vec![("flightdeck.workflow", "faq".into())],
-                    payload: vec![("input", json!("secret text"))],
+                    payload: vec![("input", json!("secret text").to_string())],
                 },
                 SpanRecord {
                     span_id: "00000000000000bb".into(),

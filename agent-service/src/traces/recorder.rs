@@ -182,28 +182,36 @@ impl RunTrace {
         }
     }
 
-    /// Stores a text payload, redacted and truncated.
-    pub fn payload_text(&mut self, span: SpanId, key: &'static str, text: &str) {
-        let safe = truncate(&self.policy.redactor.redact(text).text);
+    fn push_payload(&mut self, span: SpanId, key: &'static str, json_text: String) {
         if let Some(s) = self.span_mut(span) {
-            s.payload.push((key, Value::String(safe)));
+            s.payload.push((key, json_text));
         }
     }
 
+    /// Stores a text payload, redacted and truncated.
+    pub fn payload_text(&mut self, span: SpanId, key: &'static str, text: &str) {
+        if self.building.is_none() {
+            return;
+        }
+        let safe = truncate(&self.policy.redactor.redact(text).text);
+        self.push_payload(span, key, Value::String(safe).to_string());
+    }
+
     /// Stores a JSON payload, redacted; one that serializes longer than
-    /// [`MAX_PAYLOAD_CHARS`] is stored as its truncated JSON text.
+    /// [`MAX_PAYLOAD_CHARS`] is stored as its truncated JSON text (a string).
     pub fn payload_json(&mut self, span: SpanId, key: &'static str, value: &Value) {
+        if self.building.is_none() {
+            return;
+        }
         let mut safe = value.clone();
         self.policy.redactor.redact_json(&mut safe);
         let text = safe.to_string();
         let stored = if text.len() > MAX_PAYLOAD_CHARS {
-            Value::String(truncate(&text))
+            Value::String(truncate(&text)).to_string()
         } else {
-            safe
+            text
         };
-        if let Some(s) = self.span_mut(span) {
-            s.payload.push((key, stored));
-        }
+        self.push_payload(span, key, stored);
     }
 
     /// Ends a span (the first end counts).
@@ -504,17 +512,15 @@ mod tests {
             attr(&rec.spans[1], "gen_ai.usage.input_tokens"),
             Some(&AttrValue::Int(10))
         );
-        let all: String = rec
-            .spans
-            .iter()
-            .map(|s| {
-                format!(
-                    "{}{}",
-                    s.attributes_json(),
-                    s.payload_json().unwrap_or_default()
-                )
-            })
-            .collect();
+        let all = crate::traces::spans_json(&rec.spans);
+        let parsed: Vec<crate::traces::StoredSpan> =
+            serde_json::from_str(&all).expect("the span document is JSON");
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(parsed[1].attributes["gen_ai.usage.input_tokens"], 10);
+        assert_eq!(
+            parsed[2].payload.as_ref().map(|p| p["arguments"].clone()),
+            Some(serde_json::json!({"q": "x"}))
+        );
         assert!(!all.contains("jane@example.com"), "PII stored: {all}");
         assert!(all.contains("kb_search"));
     }

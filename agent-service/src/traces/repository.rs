@@ -1,17 +1,21 @@
 //! Trace storage: batched inserts (one transaction per batch, multi-row statements), the
 //! tenant-scoped list with keyset paging over `(started_at, trace_id)`, one trace with its
 //! spans, and batched deletion of old traces. Runtime SQL both back-ends accept.
+//!
+//! A trace is one `traces` row (the summary the list pages over) and one `spans` row
+//! holding its span tree as a JSON array: the tree is always read whole, and one row per
+//! trace costs a fraction of one row per span to write (see `scripts/bench-traces.sh`).
 
-use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+pub use super::StoredSpan;
 use super::TraceRecord;
 use crate::db::{Backend, Db};
 use crate::domain::TenantId;
 
 const TRACE_COLUMNS: usize = 14;
-const SPAN_COLUMNS: usize = 11;
+const SPAN_COLUMNS: usize = 2;
 
 /// Rows per multi-row INSERT. SQLite (through sqlx) looks up each parameter's name by a
 /// linear scan, so binding cost grows with the square of the parameters in one
@@ -79,36 +83,14 @@ pub async fn insert_batch(db: &Db, traces: &[TraceRecord]) -> Result<(), sqlx::E
         }
         q.execute(&mut *tx).await?;
     }
-    let spans: Vec<(&str, i64, &super::SpanRecord)> = traces
-        .iter()
-        .flat_map(|t| {
-            t.spans
-                .iter()
-                .enumerate()
-                .map(move |(i, s)| (t.trace_id.as_str(), i as i64, s))
-        })
-        .collect();
-    for chunk in spans.chunks(rows_per_statement(db.backend(), SPAN_COLUMNS)) {
+    for chunk in traces.chunks(rows_per_statement(db.backend(), SPAN_COLUMNS)) {
         let sql = format!(
-            "INSERT INTO spans (trace_id, seq, span_id, parent_span_id, name, kind, status, \
-             start_us, duration_us, attributes, payload) VALUES {} \
-             ON CONFLICT (trace_id, seq) DO NOTHING",
+            "INSERT INTO spans (trace_id, spans) VALUES {} ON CONFLICT (trace_id) DO NOTHING",
             placeholders(chunk.len(), SPAN_COLUMNS)
         );
         let mut q = sqlx::query(&sql);
-        for (trace_id, seq, s) in chunk {
-            q = q
-                .bind(*trace_id)
-                .bind(*seq)
-                .bind(&s.span_id)
-                .bind(&s.parent_span_id)
-                .bind(&s.name)
-                .bind(s.kind.as_str())
-                .bind(s.status.as_str())
-                .bind(s.start_us)
-                .bind(s.duration_us)
-                .bind(s.attributes_json())
-                .bind(s.payload_json());
+        for t in chunk {
+            q = q.bind(&t.trace_id).bind(super::spans_json(&t.spans));
         }
         q.execute(&mut *tx).await?;
     }
@@ -131,20 +113,6 @@ pub struct TraceSummary {
     pub model: String,
     pub provider: String,
     pub span_count: i64,
-}
-
-/// A stored span. Times are microseconds from the trace start.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredSpan {
-    pub span_id: String,
-    pub parent_span_id: Option<String>,
-    pub name: String,
-    pub kind: String,
-    pub status: String,
-    pub start_us: i64,
-    pub duration_us: i64,
-    pub attributes: Value,
-    pub payload: Option<Value>,
 }
 
 /// Filters of the trace list; every one is optional. Results are newest first.
@@ -232,10 +200,6 @@ pub async fn list(
     rows.iter().map(summary_from).collect()
 }
 
-fn json_text(text: &str) -> Result<Value, sqlx::Error> {
-    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
 /// One trace of the tenant with its spans in recording order; another tenant's trace is
 /// simply not found.
 pub async fn get(
@@ -254,31 +218,16 @@ pub async fn get(
         return Ok(None);
     };
     let summary = summary_from(&row)?;
-    let rows = sqlx::query(
-        "SELECT span_id, parent_span_id, name, kind, status, start_us, duration_us, attributes, \
-         payload FROM spans WHERE trace_id = $1 ORDER BY seq",
-    )
-    .bind(trace_id)
-    .fetch_all(db.pool())
-    .await?;
-    let spans = rows
-        .iter()
-        .map(|r| {
-            let attributes: String = r.try_get("attributes")?;
-            let payload: Option<String> = r.try_get("payload")?;
-            Ok(StoredSpan {
-                span_id: r.try_get("span_id")?,
-                parent_span_id: r.try_get("parent_span_id")?,
-                name: r.try_get("name")?,
-                kind: r.try_get("kind")?,
-                status: r.try_get("status")?,
-                start_us: r.try_get("start_us")?,
-                duration_us: r.try_get("duration_us")?,
-                attributes: json_text(&attributes)?,
-                payload: payload.as_deref().map(json_text).transpose()?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let doc: Option<String> = sqlx::query("SELECT spans FROM spans WHERE trace_id = $1")
+        .bind(trace_id)
+        .fetch_optional(db.pool())
+        .await?
+        .map(|r| r.try_get("spans"))
+        .transpose()?;
+    let spans: Vec<StoredSpan> = match doc {
+        Some(text) => serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        None => Vec::new(),
+    };
     Ok(Some((summary, spans)))
 }
 

@@ -1,5 +1,5 @@
--- Stored traces: one row per run (the summary the list endpoint pages over) and one row
--- per span. Timestamps: `started_at` is Unix milliseconds; span offsets and durations are
+-- Stored traces: one row per run (the summary the list endpoint pages over) and its span
+-- tree. Timestamps: `started_at` is Unix milliseconds; span offsets and durations are
 -- microseconds from the trace start. Attributes and payloads are JSON TEXT; payloads are
 -- redacted before they are written.
 
@@ -27,17 +27,9 @@ CREATE INDEX traces_tenant_request ON traces (tenant, request_id);
 -- Retention deletes the oldest traces of every tenant.
 CREATE INDEX traces_started ON traces (started_at);
 
+-- The span tree of each trace, as one JSON array (span_id, parent_span_id, name, kind,
+-- status, start_us, duration_us, attributes, payload): read whole, written once.
 CREATE TABLE spans (
-    trace_id        TEXT NOT NULL,
-    seq             BIGINT NOT NULL,
-    span_id         TEXT NOT NULL,
-    parent_span_id  TEXT,
-    name            TEXT NOT NULL,
-    kind            TEXT NOT NULL,
-    status          TEXT NOT NULL,
-    start_us        BIGINT NOT NULL,
-    duration_us     BIGINT NOT NULL,
-    attributes      TEXT NOT NULL,
-    payload         TEXT,
-    PRIMARY KEY (trace_id, seq)
+    trace_id  TEXT PRIMARY KEY,
+    spans     TEXT NOT NULL
 );
