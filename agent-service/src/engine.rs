@@ -209,7 +209,7 @@ impl Engine {
                 request_id: req.request_id.clone(),
                 workflow: req.workflow.name.to_string(),
                 user_id: req.user_id.clone(),
-                provider: self.provider.kind().to_string(),
+                provider: self.provider.kind(),
                 model: self.provider.model().to_string(),
                 policy_version: self.policy.version.as_str().to_string(),
                 release_track: self.release.track.clone(),
@@ -308,10 +308,10 @@ fn finish_trace(mut trace: RunTrace, result: &Result<RunOutcome, Error>) {
                 trace.attr(root, "flightdeck.budget", kind.as_str());
             }
             if let Some(rule) = &o.guardrail_rule {
-                trace.attr(root, "flightdeck.guardrail.rule", rule.as_str());
+                trace.attr(root, "flightdeck.guardrail.rule", rule.clone());
             }
             if let Some(id) = &o.approval_request_id {
-                trace.attr(root, "flightdeck.approval.id", id.as_str());
+                trace.attr(root, "flightdeck.approval.id", id.clone());
             }
             trace.finish(o.status.as_str(), None, Some(&o.answer));
         }

@@ -13,6 +13,7 @@ pub mod repository;
 pub mod retention;
 pub mod writer;
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -42,21 +43,21 @@ pub const STATUSES: [&str; 7] = [
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum AttrValue {
-    Str(String),
+    Str(Cow<'static, str>),
     Int(i64),
     Float(f64),
     Bool(bool),
     StrList(Vec<String>),
 }
 
-impl From<&str> for AttrValue {
-    fn from(v: &str) -> Self {
-        Self::Str(v.to_string())
+impl From<&'static str> for AttrValue {
+    fn from(v: &'static str) -> Self {
+        Self::Str(Cow::Borrowed(v))
     }
 }
 impl From<String> for AttrValue {
     fn from(v: String) -> Self {
-        Self::Str(v)
+        Self::Str(Cow::Owned(v))
     }
 }
 impl From<i64> for AttrValue {

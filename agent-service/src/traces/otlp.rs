@@ -105,7 +105,7 @@ pub fn encode(traces: &[TraceRecord], resource: &Resource) -> Value {
                         SpanStatus::Ok => json!({ "code": 1 }),
                         SpanStatus::Error => {
                             let message = s.attributes.iter().find(|(k, _)| *k == "error.type").and_then(|(_, v)| match v {
-                                AttrValue::Str(m) => Some(m.as_str()),
+                                AttrValue::Str(m) => Some(m.as_ref()),
                                 _ => None,
                             }).unwrap_or("error");
                             json!({ "code": 2, "message": message })
@@ -123,19 +123,19 @@ pub fn encode(traces: &[TraceRecord], resource: &Resource) -> Value {
         ("service.name", AttrValue::from("agent-service")),
         (
             "service.version",
-            AttrValue::from(resource.service_version.as_str()),
+            AttrValue::from(resource.service_version.clone()),
         ),
         (
             "deployment.environment.name",
-            AttrValue::from(resource.environment.as_str()),
+            AttrValue::from(resource.environment.clone()),
         ),
         (
             "flightdeck.release.track",
-            AttrValue::from(resource.track.as_str()),
+            AttrValue::from(resource.track.clone()),
         ),
         (
             "flightdeck.release.git_sha",
-            AttrValue::from(resource.git_sha.as_str()),
+            AttrValue::from(resource.git_sha.clone()),
         ),
     ];
     json!({

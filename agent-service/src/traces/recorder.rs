@@ -31,7 +31,7 @@ pub struct TraceHeader {
     pub workflow: String,
     pub user_id: Option<String>,
     /// `ollama`, `openai` or `scripted`.
-    pub provider: String,
+    pub provider: &'static str,
     /// The configured model.
     pub model: String,
     pub policy_version: String,
@@ -77,16 +77,16 @@ impl RunTrace {
     pub fn begin(sink: TraceSink, policy: Arc<Policy>, h: TraceHeader, origin: Instant) -> Self {
         let scripted = h.provider == "scripted";
         let mut attributes: Vec<(&'static str, AttrValue)> = vec![
-            ("flightdeck.workflow", h.workflow.as_str().into()),
-            ("flightdeck.tenant", h.tenant.as_str().into()),
-            ("flightdeck.request_id", h.request_id.as_str().into()),
+            ("flightdeck.workflow", h.workflow.clone().into()),
+            ("flightdeck.tenant", h.tenant.clone().into()),
+            ("flightdeck.request_id", h.request_id.clone().into()),
             ("flightdeck.policy_version", h.policy_version.into()),
             ("flightdeck.release.track", h.release_track.into()),
             ("flightdeck.release.version", h.release_version.into()),
             ("flightdeck.release.git_sha", h.release_git_sha.into()),
-            ("gen_ai.provider.name", h.provider.as_str().into()),
-            ("gen_ai.system", h.provider.as_str().into()),
-            ("gen_ai.request.model", h.model.as_str().into()),
+            ("gen_ai.provider.name", h.provider.into()),
+            ("gen_ai.system", h.provider.into()),
+            ("gen_ai.request.model", h.model.clone().into()),
             ("flightdeck.provider.scripted", scripted.into()),
         ];
         if scripted {
@@ -129,7 +129,7 @@ impl RunTrace {
                     completion_tokens: 0,
                     cost_usd: 0.0,
                     model: h.model,
-                    provider: h.provider,
+                    provider: h.provider.to_string(),
                     spans: vec![root],
                 },
                 ended: vec![false],
@@ -230,19 +230,19 @@ impl RunTrace {
     }
 
     /// Ends a span as failed with an `error.type`.
-    pub fn fail(&mut self, span: SpanId, error_type: &str) {
+    pub fn fail(&mut self, span: SpanId, error_type: &'static str) {
         self.attr(span, "error.type", error_type);
         self.end(span, SpanStatus::Error);
     }
 
     /// Starts an LLM call span (`chat {model}`, GenAI attributes).
-    pub fn llm_start(&mut self, provider: &str, model: &str, max_tokens: u32) -> SpanId {
+    pub fn llm_start(&mut self, provider: &'static str, model: &str, max_tokens: u32) -> SpanId {
         let root = self.root();
         let span = self.start(format!("chat {model}"), SpanKind::Client, root);
         self.attr(span, "gen_ai.operation.name", "chat");
         self.attr(span, "gen_ai.provider.name", provider);
         self.attr(span, "gen_ai.system", provider);
-        self.attr(span, "gen_ai.request.model", model);
+        self.attr(span, "gen_ai.request.model", model.to_string());
         self.attr(span, "gen_ai.request.max_tokens", max_tokens);
         span
     }
@@ -254,7 +254,7 @@ impl RunTrace {
         } else {
             "tool_calls"
         };
-        self.attr(span, "gen_ai.response.model", response.model.as_str());
+        self.attr(span, "gen_ai.response.model", response.model.clone());
         self.attr(
             span,
             "gen_ai.usage.input_tokens",
@@ -271,17 +271,13 @@ impl RunTrace {
             vec![finish.to_string()],
         );
         self.attr(span, "flightdeck.cost_usd", cost_usd);
-        self.attr(span, "flightdeck.tool_calls", response.tool_calls.len());
         if !response.content.is_empty() {
             self.payload_text(span, "output", &response.content);
         }
         if !response.tool_calls.is_empty() {
-            let calls: Vec<Value> = response
-                .tool_calls
-                .iter()
-                .map(|c| serde_json::json!({ "name": c.name, "arguments": c.arguments }))
-                .collect();
-            self.payload_json(span, "tool_calls", &Value::Array(calls));
+            // The arguments are on each tool call's own span.
+            let names: Vec<String> = response.tool_calls.iter().map(|c| c.name.clone()).collect();
+            self.attr(span, "flightdeck.tool_calls", names);
         }
         self.end(span, SpanStatus::Ok);
         if let Some(b) = self.building.as_mut() {
@@ -298,14 +294,14 @@ impl RunTrace {
         &mut self,
         name: &str,
         call_id: &str,
-        side_effect: Option<&str>,
+        side_effect: Option<&'static str>,
         arguments: &Value,
     ) -> SpanId {
         let root = self.root();
         let span = self.start(format!("execute_tool {name}"), SpanKind::Internal, root);
         self.attr(span, "gen_ai.operation.name", "execute_tool");
-        self.attr(span, "gen_ai.tool.name", name);
-        self.attr(span, "gen_ai.tool.call.id", call_id);
+        self.attr(span, "gen_ai.tool.name", name.to_string());
+        self.attr(span, "gen_ai.tool.call.id", call_id.to_string());
         self.attr(span, "gen_ai.tool.type", "function");
         if let Some(effect) = side_effect {
             self.attr(span, "flightdeck.tool.side_effect", effect);
@@ -315,7 +311,7 @@ impl RunTrace {
     }
 
     /// Ends a tool call span with its outcome (`ok`, `needs_approval`, or an error kind).
-    pub fn tool_end(&mut self, span: SpanId, outcome: &str, result: Option<&Value>) {
+    pub fn tool_end(&mut self, span: SpanId, outcome: &'static str, result: Option<&Value>) {
         self.attr(span, "flightdeck.tool.outcome", outcome);
         if let Some(r) = result {
             self.payload_json(span, "result", r);
@@ -329,7 +325,7 @@ impl RunTrace {
 
     /// Records a guardrail check as one finished span: `verdict` is `allow`, `redacted`
     /// or `block`; `rules` are the rules that fired.
-    pub fn guardrail(&mut self, span: SpanId, verdict: &str, rules: &[&str]) {
+    pub fn guardrail(&mut self, span: SpanId, verdict: &'static str, rules: &[&str]) {
         self.attr(span, "flightdeck.guardrail.verdict", verdict);
         if !rules.is_empty() {
             self.attr(span, "flightdeck.guardrail.rule", rules.join(","));
@@ -339,20 +335,30 @@ impl RunTrace {
 
     /// Ends an `approval.create` span: the pending approval a gated write became.
     pub fn approval_created(&mut self, span: SpanId, id: &str, required: i64, resource: &str) {
-        self.attr(span, "flightdeck.approval.id", id);
+        self.attr(span, "flightdeck.approval.id", id.to_string());
         self.attr(span, "flightdeck.approval.required_approvals", required);
-        self.attr(span, "flightdeck.approval.resource", resource);
+        self.attr(span, "flightdeck.approval.resource", resource.to_string());
         self.end(span, SpanStatus::Ok);
     }
 
     /// Ends the trace: the root span gets the status, the answer and the totals; spans
     /// still open (a deadline cut them short) end now as `interrupted`; the trace goes to
     /// the writer.
-    pub fn finish(mut self, status: &str, error_code: Option<&str>, answer: Option<&str>) {
+    pub fn finish(
+        mut self,
+        status: &'static str,
+        error_code: Option<&'static str>,
+        answer: Option<&str>,
+    ) {
         self.complete(status, error_code, answer);
     }
 
-    fn complete(&mut self, status: &str, error_code: Option<&str>, answer: Option<&str>) {
+    fn complete(
+        &mut self,
+        status: &'static str,
+        error_code: Option<&'static str>,
+        answer: Option<&str>,
+    ) {
         if self.building.is_none() {
             return;
         }
@@ -439,7 +445,7 @@ mod tests {
             request_id: "req-1".into(),
             workflow: "faq".into(),
             user_id: Some("jane@example.com".into()),
-            provider: "scripted".into(),
+            provider: "scripted",
             model: "scripted-v1".into(),
             policy_version: "guardrails-v3".into(),
             release_track: "stable".into(),

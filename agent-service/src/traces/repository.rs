@@ -19,11 +19,11 @@ const SPAN_COLUMNS: usize = 2;
 
 /// Rows per multi-row INSERT. SQLite (through sqlx) looks up each parameter's name by a
 /// linear scan, so binding cost grows with the square of the parameters in one
-/// statement: a few hundred parameters is the sweet spot. PostgreSQL binds by position;
+/// statement: about a hundred parameters keeps that small. PostgreSQL binds by position;
 /// larger statements save round trips (and stay under its 65,535-parameter limit).
 fn rows_per_statement(backend: Backend, columns: usize) -> usize {
     match backend {
-        Backend::Sqlite => 384 / columns,
+        Backend::Sqlite => 112 / columns,
         Backend::Postgres => 6000 / columns,
     }
 }
@@ -231,12 +231,37 @@ pub async fn get(
     Ok(Some((summary, spans)))
 }
 
-/// Deletes up to `limit` of the oldest traces started before `cutoff_ms`, with their
-/// spans, in one transaction; returns how many traces went.
-pub async fn delete_older_than(db: &Db, cutoff_ms: i64, limit: i64) -> Result<u64, sqlx::Error> {
-    let ids: Vec<String> = sqlx::query(
-        "SELECT trace_id FROM traces WHERE started_at < $1 ORDER BY started_at LIMIT $2",
+/// Every tenant that has traces, by a loose index scan (one index probe per tenant), so
+/// retention needs no index of its own on `started_at`.
+pub async fn tenants(db: &Db) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query(
+        "WITH RECURSIVE t(tenant) AS ( \
+           SELECT MIN(tenant) FROM traces \
+           UNION ALL \
+           SELECT (SELECT MIN(tenant) FROM traces WHERE traces.tenant > t.tenant) FROM t \
+           WHERE t.tenant IS NOT NULL) \
+         SELECT tenant FROM t WHERE tenant IS NOT NULL",
     )
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(|r| r.try_get("tenant"))
+    .collect()
+}
+
+/// Deletes up to `limit` of the tenant's oldest traces started before `cutoff_ms`, with
+/// their spans, in one transaction; returns how many traces went.
+pub async fn delete_older_than(
+    db: &Db,
+    tenant: &str,
+    cutoff_ms: i64,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let ids: Vec<String> = sqlx::query(
+        "SELECT trace_id FROM traces WHERE tenant = $1 AND started_at < $2 \
+         ORDER BY started_at LIMIT $3",
+    )
+    .bind(tenant)
     .bind(cutoff_ms)
     .bind(limit)
     .fetch_all(db.pool())
@@ -251,7 +276,6 @@ pub async fn delete_older_than(db: &Db, cutoff_ms: i64, limit: i64) -> Result<u6
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut tx = db.pool().begin().await?;
     let spans_sql = format!("DELETE FROM spans WHERE trace_id IN ({list})");
     let traces_sql = format!("DELETE FROM traces WHERE trace_id IN ({list})");
     let mut spans = sqlx::query(&spans_sql);
@@ -260,6 +284,7 @@ pub async fn delete_older_than(db: &Db, cutoff_ms: i64, limit: i64) -> Result<u6
         spans = spans.bind(id);
         traces = traces.bind(id);
     }
+    let mut tx = db.pool().begin().await?;
     spans.execute(&mut *tx).await?;
     let deleted = traces.execute(&mut *tx).await?.rows_affected();
     tx.commit().await?;

@@ -1,8 +1,8 @@
-//! The background trace writer: takes finished traces off the bounded channel, stores them
-//! in batches (up to [`BATCH_MAX`] traces, or what arrived within [`BATCH_LINGER`] of the
-//! first, in one transaction), then hands the batch to the OTLP exporter when one is
-//! configured. At shutdown it keeps writing until no run is still recording and the
-//! channel is empty, so traces of requests drained during the grace period are kept.
+//! The background trace writer: every [`FLUSH_INTERVAL`] it takes the finished traces off
+//! the bounded channel and stores them in batches (up to [`BATCH_MAX`] traces per
+//! transaction), then hands each batch to the OTLP exporter when one is configured. At
+//! shutdown it keeps writing until no run is still recording and the channel is empty, so
+//! traces of requests drained during the grace period are kept.
 
 use std::future::Future;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use crate::engine::Engine;
 use crate::startup::AppState;
 
 pub const BATCH_MAX: usize = 200;
-pub const BATCH_LINGER: Duration = Duration::from_millis(100);
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// How often the shutdown drain looks for runs that are still recording.
 const DRAIN_POLL: Duration = Duration::from_millis(50);
 /// Consecutive idle polls (no open run, nothing queued) before the drain ends.
@@ -96,22 +96,56 @@ pub fn spawn(engine: &Engine, http: &reqwest::Client) -> Option<WriterHandle> {
     })
 }
 
-/// Collects more traces into `batch` until it is full or `deadline` passes.
-async fn fill(
-    rx: &mut mpsc::Receiver<TraceRecord>,
-    batch: &mut Vec<TraceRecord>,
-    deadline: tokio::time::Instant,
-) {
-    while batch.len() < BATCH_MAX {
-        match tokio::time::timeout_at(deadline, rx.recv_many(batch, BATCH_MAX - batch.len())).await
+/// Where batches go: the database, then the OTLP exporter.
+struct Destination {
+    db: Db,
+    exporter: Option<ExportQueue>,
+}
+
+impl Destination {
+    async fn write(&self, batch: Vec<TraceRecord>) {
+        if store(&self.db, &batch).await
+            && let Some(e) = &self.exporter
         {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+            e.submit(batch);
+        }
+    }
+
+    /// Writes everything queued right now, [`BATCH_MAX`] traces per transaction, without
+    /// waiting for more. Returns how many traces it took and whether the channel is still
+    /// open.
+    async fn drain(&self, rx: &mut mpsc::Receiver<TraceRecord>) -> (usize, bool) {
+        let mut taken = 0;
+        loop {
+            let mut batch = Vec::with_capacity(BATCH_MAX);
+            let mut open = true;
+            while batch.len() < BATCH_MAX {
+                match rx.try_recv() {
+                    Ok(t) => batch.push(t),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+            let full = batch.len() == BATCH_MAX;
+            taken += batch.len();
+            if !batch.is_empty() {
+                self.write(batch).await;
+            }
+            if !full || !open {
+                return (taken, open);
+            }
         }
     }
 }
 
 /// Stores and exports traces from `rx` until `stop` resolves and the drain is over.
+///
+/// The writer wakes on a timer ([`FLUSH_INTERVAL`]) rather than per trace: a request
+/// hands its trace over without waking anyone, so recording costs no cross-thread
+/// wake-up on the request path.
 pub async fn write_until_stopped(
     db: Db,
     sink: TraceSink,
@@ -120,52 +154,31 @@ pub async fn write_until_stopped(
     stop: impl Future<Output = ()>,
 ) {
     let mut stop = std::pin::pin!(stop);
-    let write = |batch: Vec<TraceRecord>| {
-        let db = db.clone();
-        let exporter = exporter.as_ref();
-        async move {
-            if store(&db, &batch).await
-                && let Some(e) = exporter
-            {
-                e.submit(batch);
-            }
-        }
-    };
-    loop {
-        let mut batch = Vec::with_capacity(BATCH_MAX);
+    let dest = Destination { db, exporter };
+    let mut tick = tokio::time::interval(FLUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut open = true;
+    while open {
         tokio::select! {
             biased;
             () = &mut stop => break,
-            n = rx.recv_many(&mut batch, BATCH_MAX) => {
-                if n == 0 {
-                    break;
-                }
-            }
+            _ = tick.tick() => {}
         }
-        fill(
-            &mut rx,
-            &mut batch,
-            tokio::time::Instant::now() + BATCH_LINGER,
-        )
-        .await;
-        write(batch).await;
+        open = dest.drain(&mut rx).await.1;
     }
     // Shutting down: requests still draining keep recording; write until they are done.
     let mut idle = 0;
-    while idle < DRAIN_IDLE_POLLS {
-        let mut batch = Vec::with_capacity(BATCH_MAX);
-        match tokio::time::timeout(DRAIN_POLL, rx.recv_many(&mut batch, BATCH_MAX)).await {
-            Ok(0) => break,
-            Ok(_) => {
-                idle = 0;
-                fill(&mut rx, &mut batch, tokio::time::Instant::now()).await;
-                write(batch).await;
-            }
-            Err(_) if sink.open_runs() == 0 => idle += 1,
-            Err(_) => idle = 0,
+    while open && idle < DRAIN_IDLE_POLLS {
+        let (taken, still_open) = dest.drain(&mut rx).await;
+        open = still_open;
+        if taken > 0 || sink.open_runs() > 0 {
+            idle = 0;
+        } else {
+            idle += 1;
         }
+        tokio::time::sleep(DRAIN_POLL).await;
     }
-    if let Some(e) = exporter {
+    if let Some(e) = dest.exporter {
         e.close(EXPORT_CLOSE_WAIT).await;
     }
     let dropped = sink.dropped();

@@ -546,7 +546,7 @@ both!(
     super::bad_filters_are_400_naming_the_parameter
 );
 
-fn synthetic(trace_id: String, started_at_ms: i64) -> TraceRecord {
+fn synthetic(tenant: &str, trace_id: String, started_at_ms: i64) -> TraceRecord {
     let span = |name: &str, parent: Option<String>| SpanRecord {
         span_id: format!("{:016x}", rand_id(&trace_id, name)),
         parent_span_id: parent,
@@ -562,7 +562,7 @@ fn synthetic(trace_id: String, started_at_ms: i64) -> TraceRecord {
     let child = span("guardrail.input", Some(root.span_id.clone()));
     TraceRecord {
         trace_id,
-        tenant: "demo".into(),
+        tenant: tenant.into(),
         request_id: "old".into(),
         workflow: "faq".into(),
         status: "success".into(),
@@ -591,16 +591,27 @@ async fn retention_deletes_old_traces_in_batches(backend: Backend) {
     let store = agent_service::db::Db::connect(&db.url).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis();
     let day = 86_400_000;
-    // 2,500 traces older than the 3-day retention (more than two delete batches), and
-    // three recent ones.
-    let old: Vec<TraceRecord> = (0..2500)
-        .map(|i| synthetic(format!("tr_old{i:05}"), now - 4 * day - i64::from(i) * 1000))
+    // 2,500 traces older than the 3-day retention in tenant demo (more than two delete
+    // batches), 50 in each of two other tenants, and three recent ones.
+    let old: Vec<TraceRecord> = (0..2600)
+        .map(|i| {
+            let tenant = match i {
+                0..2500 => "demo",
+                2500..2550 => "other",
+                _ => "acme",
+            };
+            synthetic(
+                tenant,
+                format!("tr_old{i:05}"),
+                now - 4 * day - i64::from(i) * 1000,
+            )
+        })
         .collect();
     for chunk in old.chunks(500) {
         repository::insert_batch(&store, chunk).await.unwrap();
     }
     let recent: Vec<TraceRecord> = (0..3)
-        .map(|i| synthetic(format!("tr_new{i}"), now - 2 * day - i64::from(i)))
+        .map(|i| synthetic("demo", format!("tr_new{i}"), now - 2 * day - i64::from(i)))
         .collect();
     repository::insert_batch(&store, &recent).await.unwrap();
     let count = |sql: &'static str| {
@@ -613,8 +624,8 @@ async fn retention_deletes_old_traces_in_batches(backend: Backend) {
                 .get::<i64, _>("n")
         }
     };
-    assert_eq!(count("SELECT COUNT(*) AS n FROM traces").await, 2503);
-    assert_eq!(count("SELECT COUNT(*) AS n FROM spans").await, 2503);
+    assert_eq!(count("SELECT COUNT(*) AS n FROM traces").await, 2603);
+    assert_eq!(count("SELECT COUNT(*) AS n FROM spans").await, 2603);
 
     let app = TestApp::spawn_on(db, keys, &[("TRACE_RETENTION_DAYS", "3")]).await;
     let start = Instant::now();
@@ -643,7 +654,7 @@ async fn retention_deletes_old_traces_in_batches(backend: Backend) {
         .get(Some(app.key("viewer")), "/v1/traces/tr_old00000")
         .await;
     assert_error(s, &h, &v, 404, "not_found");
-    assert!(app.logs().contains(r#""deleted":2500"#), "{}", app.logs());
+    assert!(app.logs().contains(r#""deleted":2600"#), "{}", app.logs());
     store.close().await;
 }
 both!(
