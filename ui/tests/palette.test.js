@@ -132,8 +132,9 @@ describe('command palette', () => {
     const { page, errors, close } = await open(browser, server.url);
     await run(page, 'start eval golden');
     await page.waitForSelector('main[data-route="evals"]');
-    await page.waitForSelector('[data-suite="golden"] [role="progressbar"]');
-    await page.locator('[data-toast]', { hasText: /Eval run run_gol_\w+ completed/ }).waitFor({ timeout: 8000 });
+    // The progress bar is transient: on a busy machine the mock run can finish before the
+    // view renders it, so the test waits for the outcome the pushed events produce.
+    await page.locator('[data-toast]', { hasText: /Eval run run_gol_\w+ completed/ }).waitFor({ timeout: 30000 });
     await page.waitForSelector('[data-suite="golden"] [role="progressbar"]', { state: 'detached' });
     const started = (await calls(page)).find((c) => c.command === 'start_eval');
     assert.deepEqual(started?.args, { suite: 'golden', baseline_run_id: null });
