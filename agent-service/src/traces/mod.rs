@@ -23,8 +23,9 @@ use tokio::sync::mpsc;
 
 pub use recorder::{RunTrace, SpanId, TraceHeader};
 
-/// How many finished traces may wait for the writer before new ones are dropped.
-pub const CHANNEL_CAPACITY: usize = 4096;
+/// How many finished traces may wait for the writer before new ones are dropped: ten
+/// flush intervals at 1,000 traces/s, a few MB at most.
+pub const CHANNEL_CAPACITY: usize = 1024;
 
 /// Every status a stored trace can have: the five run outcomes, `error` (the run ended
 /// with an error envelope; `error_code` says which) and `cancelled` (the caller went away
