@@ -9,6 +9,7 @@
  */
 import { BackendError, type Backend, type InvokeArgs, type Unsubscribe } from './backend';
 import * as fx from './fixtures';
+import { releaseMock, type ReleaseMockControl } from './mock-releases';
 import type {
   ActionId,
   ApprovalSummary,
@@ -54,6 +55,8 @@ export interface MockControl {
   readonly notifications: readonly NotifyArgs[];
   /** Every command call, oldest first. */
   readonly calls: readonly MockCall[];
+  /** The Releases part (issue #5): watch-driven changes, unreachable clusters. */
+  readonly releases: ReleaseMockControl;
 }
 
 declare global {
@@ -83,6 +86,9 @@ const ENDPOINT: Partial<Record<CommandName, string>> = {
   run_smoke: 'http://127.0.0.1:11434/api/chat',
   get_freeze_state: 'https://agent.prod-eu.example.com/v1/admin/freeze',
   incident_switch: 'https://agent.prod-eu.example.com/v1/admin/freeze',
+  list_releases: 'https://34.77.12.9:6443/apis/apps/v1/namespaces/agents/deployments (prod-eu cluster)',
+  get_release: 'https://34.77.12.9:6443/apis/apps/v1/namespaces/agents/deployments (prod-eu cluster)',
+  list_kube_contexts: 'the kubeconfig',
 };
 
 const LOCAL_ERRORS: Partial<Record<CommandName, CommandError>> = {
@@ -238,6 +244,18 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
   }
 
   const isEmpty = (): boolean => scenario === 'empty';
+
+  const rel = releaseMock({
+    t0,
+    step,
+    isEmpty,
+    readOnly: () => readOnly,
+    profiles: () => profileList.profiles,
+    addProfile: (p) => {
+      profileList = { ...profileList, profiles: [...profileList.profiles, p] };
+    },
+    emit,
+  });
 
   const handlers: Handlers = {
     list_profiles: () => (isEmpty() ? { profiles: [], active_id: null } : profileList),
@@ -480,6 +498,7 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
       notifications.push(a);
       return null;
     },
+    ...rel.handlers,
   };
 
   const control: MockControl = {
@@ -511,6 +530,7 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
     get calls() {
       return calls;
     },
+    releases: rel.control,
   };
   window.__flightdeckMock = control;
 

@@ -18,6 +18,25 @@
  * - a failing command rejects with a `CommandError` (serialized `{code, message, …}`).
  */
 
+import type {
+  AddKubeProfileArgs,
+  KubeContext,
+  PromoteArgs,
+  ReleaseActionResult,
+  ReleaseDetail,
+  ReleaseList,
+  ReleaseProgressEvent,
+  ReleaseReasonArgs,
+  ReleaseRefArgs,
+  ReleaseSummary,
+  UndoArgs,
+} from './releases';
+
+// Releases (issue #5): the contract's DTOs live in ./releases.ts. Their names avoid the eval,
+// approval and smoke types' `Verdict`, `ReleaseRef` and `Measurement`: `AnalysisVerdict`,
+// `RolloutRef`, `MetricSample`.
+export type * from './releases';
+
 // ---------------------------------------------------------------------------------------
 // Errors
 
@@ -727,6 +746,16 @@ export interface CommandMap {
   unfreeze_writes: { args: IncidentArgs; result: FreezeState };
   // desktop integration
   notify: { args: NotifyArgs; result: null };
+  // releases (issue #5)
+  list_kube_contexts: { args: NoArgs; result: KubeContext[] };
+  add_kube_profile: { args: AddKubeProfileArgs; result: Profile };
+  list_releases: { args: NoArgs; result: ReleaseList };
+  get_release: { args: ReleaseRefArgs; result: ReleaseDetail };
+  promote_release: { args: PromoteArgs; result: ReleaseActionResult };
+  abort_release: { args: ReleaseReasonArgs; result: ReleaseActionResult };
+  undo_release: { args: UndoArgs; result: ReleaseActionResult };
+  pause_release: { args: ReleaseReasonArgs; result: ReleaseActionResult };
+  resume_release: { args: ReleaseReasonArgs; result: ReleaseActionResult };
 }
 
 export type CommandName = keyof CommandMap;
@@ -745,6 +774,10 @@ export interface EventMap {
   freeze_event: FreezeState;
   /** The active profile or its key's roles changed. */
   permissions_event: Permissions;
+  /** A watch-driven change of one release (issue #5). */
+  release_event: ReleaseSummary;
+  /** Progress of a release action (promote, abort, undo, pause, resume). */
+  release_progress: ReleaseProgressEvent;
 }
 
 export type EventName = keyof EventMap;

@@ -6,6 +6,7 @@ export const ROUTES = [
   { id: 'overview', title: 'Overview', key: 'o' },
   { id: 'traces', title: 'Traces', key: 't' },
   { id: 'approvals', title: 'Approvals', key: 'a' },
+  { id: 'releases', title: 'Releases', key: 'r' },
   { id: 'evals', title: 'Evals', key: 'e' },
   { id: 'smoke', title: 'Smoke tests', key: 's' },
   { id: 'settings', title: 'Settings', key: ',' },
