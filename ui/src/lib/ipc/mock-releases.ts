@@ -65,7 +65,24 @@ export interface ReleaseMockControl {
   setPhaseDelay(ms: number): void;
   /** Pending approvals of each release's canary (what abort cancels). */
   readonly pendingApprovals: Readonly<Record<string, number>>;
+  /**
+   * What `list_kube_contexts` / `add_kube_profile` find: `present` (three contexts),
+   * `missing` (no KUBECONFIG and no ~/.kube/config: they reject with `not_found`) or
+   * `empty` (a kubeconfig without contexts). Also set from the URL: `&kubeconfig=missing|empty`.
+   */
+  setKubeconfig(state: KubeconfigState): void;
 }
+
+/** The kubeconfig the mock pretends to read (see `ReleaseMockControl.setKubeconfig`). */
+export type KubeconfigState = 'present' | 'missing' | 'empty';
+
+function kubeconfigFromUrl(): KubeconfigState {
+  const v = typeof window === 'undefined' ? null : new URLSearchParams(window.location.search).get('kubeconfig');
+  return v === 'missing' || v === 'empty' ? v : 'present';
+}
+
+/** A DNS-1123 label, what Kubernetes accepts as a namespace name. */
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 interface Cluster {
   profile_id: string;
@@ -306,6 +323,16 @@ function invalid(message: string): BackendError {
   return new BackendError({ code: 'invalid', message, server_code: null, request_id: null, retry_after_secs: null });
 }
 
+function noKubeconfig(): BackendError {
+  return new BackendError({
+    code: 'not_found',
+    message: 'no kubeconfig found: KUBECONFIG is not set and ~/.kube/config does not exist (create it with your cloud CLI, e.g. `gcloud container clusters get-credentials`, or `kubectl config set-context`)',
+    server_code: null,
+    request_id: null,
+    retry_after_secs: null,
+  });
+}
+
 const VERB: Record<ReleaseActionId, string> = {
   promote_step: 'patch',
   promote_full: 'patch',
@@ -318,6 +345,7 @@ const VERB: Record<ReleaseActionId, string> = {
 export function releaseMock(ctx: ReleaseMockContext): { handlers: ReleaseHandlers; control: ReleaseMockControl } {
   const cls = clusters();
   let phaseMs = ctx.step;
+  let kubeconfig: KubeconfigState = kubeconfigFromUrl();
   const byKey = new Map<string, ReleaseRecord>();
   for (const r of records(ctx.t0)) byKey.set(key(r.summary.ref), r);
 
@@ -385,15 +413,18 @@ export function releaseMock(ctx: ReleaseMockContext): { handlers: ReleaseHandler
   }
 
   const handlers: ReleaseHandlers = {
-    list_kube_contexts: (): KubeContext[] =>
-      ctx.isEmpty()
+    list_kube_contexts: (): KubeContext[] => {
+      if (kubeconfig === 'missing') throw noKubeconfig();
+      return ctx.isEmpty() || kubeconfig === 'empty'
         ? []
-        : cls.map((c, i) => ({ name: c.context, cluster: c.context.replace(/^gke_/, ''), user: `${c.context}-user`, namespace: c.profile_id === 'k8s-staging' ? null : 'agents', current: i === 0 })),
+        : cls.map((c, i) => ({ name: c.context, cluster: c.context.replace(/^gke_/, ''), user: `${c.context}-user`, namespace: c.profile_id === 'k8s-staging' ? null : 'agents', current: i === 0 }));
+    },
     add_kube_profile: (a) => {
+      if (kubeconfig === 'missing') throw noKubeconfig();
       const name = a.name.trim();
       if (name === '') throw invalid('The profile needs a name');
-      if (!cls.some((c) => c.context === a.context)) throw invalid(`kube context ${JSON.stringify(a.context)} is not in the kubeconfig`);
-      if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(a.namespace)) throw invalid(`${JSON.stringify(a.namespace)} is not a namespace name`);
+      if (kubeconfig === 'empty' || ctx.isEmpty() || !cls.some((c) => c.context === a.context)) throw invalid(`kube context ${JSON.stringify(a.context)} is not in the kubeconfig`);
+      if (a.namespace.length > 63 || !NAMESPACE.test(a.namespace)) throw invalid(`${JSON.stringify(a.namespace)} is not a namespace name (a DNS-1123 label: lowercase letters, digits and "-", at most 63)`);
       const id = `k8s-${name.toLowerCase().replace(/[^a-z0-9_-]+/g, '-')}`.slice(0, 64);
       if (ctx.profiles().some((p) => p.id === id)) throw conflict(`A profile named ${name} already exists`);
       const p: Profile = { id, name, kind: 'kubernetes', is_local: false, url: null, context: a.context, namespace: a.namespace, has_secret: false };
@@ -500,6 +531,9 @@ export function releaseMock(ctx: ReleaseMockContext): { handlers: ReleaseHandler
     },
     setPhaseDelay(ms) {
       phaseMs = ms;
+    },
+    setKubeconfig(state) {
+      kubeconfig = state;
     },
     get pendingApprovals() {
       return Object.fromEntries([...byKey.values()].map((r) => [r.summary.ref.name, r.canaryApprovals]));
