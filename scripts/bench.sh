@@ -3,15 +3,23 @@
 # connections: GET /healthz (the machine's ceiling) and POST /v1/invoke for
 # support_ticket_summary. Prints requests/s, p50/p99 latency and the server's peak RSS.
 # Usage: scripts/bench.sh [duration_secs=15] [connections=64]
+# Environment: TRACE_SAMPLE_RATE (default 1.0, every trace stored; the run prints it),
+# LOG_LEVEL (default warn), BENCH_BIN (benchmark this binary instead of building one; for
+# A/B runs of two builds on the same machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 DURATION=${1:-15}
 CONNS=${2:-64}
 apt_ensure wrk
-log "building release binary"
-cargo build --release --locked -p agent-service -q
-BIN=target/release/agent-service
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN
+else
+  log "building release binary"
+  cargo build --release --locked -p agent-service -q
+  BIN=target/release/agent-service
+fi
+export TRACE_SAMPLE_RATE="${TRACE_SAMPLE_RATE:-1.0}"
 WORK=$(mktemp -d)
 trap 'kill "$PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export DATABASE_URL="sqlite://$WORK/bench.db" LOG_LEVEL="${LOG_LEVEL:-warn}" RATE_LIMIT_RPM=100000000 \
@@ -49,7 +57,14 @@ run() { # name path script
 }
 # Warm up caches and the connection pool.
 wrk -t1 -c8 -d2s -s "$WORK/invoke.lua" "http://127.0.0.1:$PORT/v1/invoke" >/dev/null
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; wrk -t2 -c$CONNS -d${DURATION}s"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk -t2 -c$CONNS -d${DURATION}s"
+echo "settings: LOG_LEVEL=$LOG_LEVEL TRACE_SAMPLE_RATE=$TRACE_SAMPLE_RATE, SQLite, scripted provider"
+
 run "GET /healthz (ceiling)" /healthz "$WORK/get.lua"
 run "POST /v1/invoke (summary)" /v1/invoke "$WORK/invoke.lua"
 printf 'server peak RSS: %s MB\n' "$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$PID/status)"
+M=$(curl -fsS "http://127.0.0.1:$PORT/metrics")
+printf 'traces: dropped %s, sampled out %s\n' \
+  "$(awk '$1=="agent_traces_dropped_total" {print $2}' <<<"$M")" \
+  "$(awk '$1=="agent_traces_sampled_out_total" {print $2}' <<<"$M")"
+

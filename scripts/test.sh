@@ -11,6 +11,13 @@ start_postgres
 
 bash scripts/test-deploy.sh
 bash scripts/test-ui.sh
+log "the console core knows nothing about Tauri (cargo tree -p flightdeck-core -i tauri)"
+tree=$(cargo tree --locked -p flightdeck-core -i tauri 2>&1 || true)
+case "$tree" in
+  "" | *"did not match any packages"*) ;;
+  *) printf 'flightdeck-core must not depend on tauri (keep Tauri in src-tauri/):\n%s\n' "$tree" >&2; exit 1 ;;
+esac
+bash scripts/test-desktop.sh
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -22,4 +29,13 @@ if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
   cargo test --workspace --locked --no-fail-fast
+fi
+
+# The tests above regenerate the IPC types (ts-rs): they must equal what is committed.
+log "generated IPC types are committed"
+if ! git diff --exit-code --stat -- ui/src/lib/ipc/generated \
+  || [ -n "$(git status --porcelain -- ui/src/lib/ipc/generated)" ]; then
+  git status --short -- ui/src/lib/ipc/generated
+  echo "generated IPC types changed: run cargo test -p flightdeck-core and commit ui/src/lib/ipc/generated" >&2
+  exit 1
 fi

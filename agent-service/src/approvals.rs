@@ -513,6 +513,7 @@ impl ApprovalQueue {
         )
         .await?;
         tx.commit().await?;
+        self.tools.records_changed(tenant);
         self.changed();
         self.count_tool(&a.tool, label);
         Ok(match outcome {

@@ -162,6 +162,10 @@ pub struct Settings {
     /// HMAC-SHA256 key that signs job callbacks (`X-Flightdeck-Signature`).
     pub job_callback_secret: Option<Secret>,
     pub trace_retention_days: u64,
+    /// Fraction (0..=1) of successful runs whose trace is stored and exported; runs that
+    /// end in any other status (error, blocked, approval_required, budget_exceeded,
+    /// degraded, cancelled) are always kept. Default 1.0: every trace.
+    pub trace_sample_rate: f64,
     /// OTLP/HTTP endpoint; when set, traces are also exported there.
     pub otel_exporter_otlp_endpoint: Option<url::Url>,
     /// Release gate thresholds for eval runs.
@@ -242,6 +246,7 @@ impl Default for Settings {
             job_max_attempts: 3,
             job_callback_secret: None,
             trace_retention_days: 7,
+            trace_sample_rate: 1.0,
             otel_exporter_otlp_endpoint: None,
             eval_gate: EvalGate::default(),
         }
@@ -290,6 +295,7 @@ struct FileConfig {
     job_lease_secs: Option<u64>,
     job_max_attempts: Option<u32>,
     trace_retention_days: Option<u64>,
+    trace_sample_rate: Option<f64>,
     otel_exporter_otlp_endpoint: Option<String>,
     eval_gate: Option<EvalGate>,
     #[serde(default)]
@@ -379,6 +385,7 @@ pub const ENV_KEYS: &[&str] = &[
     "JOB_MAX_ATTEMPTS",
     "JOB_CALLBACK_SECRET",
     "TRACE_RETENTION_DAYS",
+    "TRACE_SAMPLE_RATE",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "EVAL_GATE_MIN_PASS_RATE",
     "EVAL_GATE_MIN_POLICY_COMPLIANCE",
@@ -482,6 +489,7 @@ impl Settings {
             job_lease_secs,
             job_max_attempts,
             trace_retention_days,
+            trace_sample_rate,
             eval_gate,
         );
         if let Some(v) = f.otel_exporter_otlp_endpoint {
@@ -644,6 +652,11 @@ impl Settings {
             trace_retention_days,
             "a whole number of days"
         );
+        num!(
+            "TRACE_SAMPLE_RATE",
+            trace_sample_rate,
+            "a fraction from 0 to 1"
+        );
         if let Some(v) = get("JOB_CALLBACK_SECRET") {
             self.job_callback_secret = Some(Secret::new(v));
         }
@@ -800,6 +813,15 @@ impl Settings {
                 return Err(ConfigError::new(k, "must be greater than 0"));
             }
         }
+        if !(0.0..=1.0).contains(&self.trace_sample_rate) {
+            return Err(ConfigError::new(
+                "TRACE_SAMPLE_RATE",
+                format!(
+                    "{} must be a fraction from 0 to 1 (1 keeps every trace)",
+                    self.trace_sample_rate
+                ),
+            ));
+        }
         let g = &self.eval_gate;
         for (k, v) in [
             ("EVAL_GATE_MIN_PASS_RATE", g.min_pass_rate),
@@ -948,6 +970,10 @@ impl Settings {
             (
                 "TRACE_RETENTION_DAYS".into(),
                 self.trace_retention_days.to_string(),
+            ),
+            (
+                "TRACE_SAMPLE_RATE".into(),
+                self.trace_sample_rate.to_string(),
             ),
             (
                 "OTEL_EXPORTER_OTLP_ENDPOINT".into(),

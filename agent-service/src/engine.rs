@@ -429,11 +429,17 @@ impl Run<'_> {
         let engine = self.engine;
         let wf = &self.req.workflow;
         let tool_names: Vec<&str> = wf.tools.iter().map(String::as_str).collect();
-        let tool_defs = engine.tools.defs(&tool_names);
-        let mut messages = vec![
-            ChatMessage::system(wf.system_prompt(self.req.principal.tenant.as_str())),
-            ChatMessage::user(self.req.text.clone()),
-        ];
+        // One request for the whole run: the conversation grows in place, so no call
+        // copies the messages or the tools' schemas.
+        let mut request = ChatRequest {
+            workflow: wf.name.to_string(),
+            messages: vec![
+                ChatMessage::system(wf.system_prompt(self.req.principal.tenant.as_str())),
+                ChatMessage::user(self.req.text.clone()),
+            ],
+            tools: engine.tools.defs(&tool_names),
+            max_tokens: 0,
+        };
         let ctx = ToolCtx {
             tenant: self.req.principal.tenant.clone(),
             db: engine.db.clone(),
@@ -444,12 +450,7 @@ impl Run<'_> {
             if remaining == 0 {
                 return Ok(self.exceeded(BudgetKind::Tokens));
             }
-            let request = ChatRequest {
-                workflow: wf.name.to_string(),
-                messages: messages.clone(),
-                tools: tool_defs.clone(),
-                max_tokens: remaining,
-            };
+            request.max_tokens = remaining;
             let llm_span =
                 self.trace
                     .llm_start(engine.provider.kind(), engine.provider.model(), remaining);
@@ -495,7 +496,7 @@ impl Run<'_> {
                 return Ok(self.final_answer(response.content));
             }
 
-            messages.push(ChatMessage::assistant(
+            request.messages.push(ChatMessage::assistant(
                 response.content.clone(),
                 response.tool_calls.clone(),
             ));
@@ -504,12 +505,15 @@ impl Run<'_> {
                     return Ok(self.exceeded(kind));
                 }
                 self.tool_calls.push(call.name.clone());
-                let mut shown_args = call.arguments.clone();
-                engine.policy.redactor.redact_json(&mut shown_args);
-                self.emit(RunEvent::ToolCall {
-                    name: call.name.clone(),
-                    arguments: shown_args,
-                });
+                if self.events.is_some() {
+                    // Only a streamed run shows the arguments; redact them only then.
+                    let mut shown_args = call.arguments.clone();
+                    engine.policy.redactor.redact_json(&mut shown_args);
+                    self.emit(RunEvent::ToolCall {
+                        name: call.name.clone(),
+                        arguments: shown_args,
+                    });
+                }
 
                 let side_effect = engine.tools.get(&call.name).map(|s| s.side_effect.as_str());
                 let tool_span =
@@ -520,7 +524,9 @@ impl Run<'_> {
                     let err = ToolError::UnknownTool(call.name.clone());
                     self.trace.tool_end(tool_span, err.outcome(), None);
                     self.count_tool(&call.name, err.outcome());
-                    messages.push(ChatMessage::tool(call, tool_message_content(&Err(err))));
+                    request
+                        .messages
+                        .push(ChatMessage::tool(call, tool_message_content(&Err(err))));
                     continue;
                 }
                 let is_write = engine
@@ -547,7 +553,9 @@ impl Run<'_> {
                                 name: call.name.clone(),
                                 outcome: err.outcome().into(),
                             });
-                            messages.push(ChatMessage::tool(call, tool_message_content(&Err(err))));
+                            request
+                                .messages
+                                .push(ChatMessage::tool(call, tool_message_content(&Err(err))));
                             continue;
                         }
                     }
@@ -579,7 +587,9 @@ impl Run<'_> {
                     name: call.name.clone(),
                     outcome: outcome.into(),
                 });
-                messages.push(ChatMessage::tool(call, tool_message_content(&result)));
+                request
+                    .messages
+                    .push(ChatMessage::tool(call, tool_message_content(&result)));
             }
         }
     }

@@ -30,8 +30,16 @@ pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Re
         .into_response();
     };
     // The permit lives as long as the response body, so a streamed reply (SSE) counts
-    // against the cap until its last event.
+    // against the cap until its last event. A body of known length is already in memory:
+    // it is passed through untouched (keeping its Content-Length) and the permit ends
+    // with the handler.
     let resp = next.run(req).await;
+    if axum::body::HttpBody::size_hint(resp.body())
+        .exact()
+        .is_some()
+    {
+        return resp;
+    }
     resp.map(|body| {
         use futures::StreamExt;
         axum::body::Body::from_stream(body.into_data_stream().map(move |chunk| {

@@ -81,6 +81,10 @@ pub struct Metrics {
     pub circuit_state: Family<DependencyLabels, Gauge>,
     pub provider_errors: Family<ProviderErrorLabels, Counter>,
     pub build_info: Family<BuildLabels, Gauge>,
+    /// Traces not stored because the writer was behind (its channel full) or stopped.
+    pub traces_dropped: Counter,
+    /// Successful runs' traces left out by `TRACE_SAMPLE_RATE` (by design, not a loss).
+    pub traces_sampled_out: Counter,
 }
 
 /// Circuit states as gauge values: 0 closed, 1 half-open, 2 open.
@@ -107,6 +111,8 @@ impl Metrics {
         let circuit_state = Family::<DependencyLabels, Gauge>::default();
         let provider_errors = Family::<ProviderErrorLabels, Counter>::default();
         let build_info = Family::<BuildLabels, Gauge>::default();
+        let traces_dropped = Counter::default();
+        let traces_sampled_out = Counter::default();
 
         // prometheus-client appends `_total` to counters itself.
         registry.register(
@@ -171,6 +177,16 @@ impl Metrics {
             "Build and release versions",
             build_info.clone(),
         );
+        registry.register(
+            "agent_traces_dropped",
+            "Traces dropped because the trace writer was behind or stopped",
+            traces_dropped.clone(),
+        );
+        registry.register(
+            "agent_traces_sampled_out",
+            "Traces of successful runs not stored because of TRACE_SAMPLE_RATE",
+            traces_sampled_out.clone(),
+        );
         Self {
             registry,
             requests,
@@ -187,6 +203,8 @@ impl Metrics {
             circuit_state,
             provider_errors,
             build_info,
+            traces_dropped,
+            traces_sampled_out,
         }
     }
 

@@ -68,6 +68,10 @@ impl Db {
                     .max_connections(8)
                     .min_connections(1)
                     .acquire_timeout(Duration::from_secs(10))
+                    // A local file does not drop idle connections: the default ping before
+                    // every acquire is a wasted round trip to the connection's worker thread
+                    // (two thread hand-offs per query under load; see docs/benchmarks.md).
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(

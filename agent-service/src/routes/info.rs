@@ -89,6 +89,33 @@ pub async fn info(
     }))
 }
 
+/// Who the caller is: the tenant, roles and non-secret id of the presented API key.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WhoamiResponse {
+    pub tenant: String,
+    /// The key's roles, sorted (`invoke`, `viewer`, `approver`, `operator`, `admin`).
+    pub roles: Vec<String>,
+    /// The key's id (`key_…`), never the key itself or its hash.
+    pub key_id: String,
+    /// The key's human-readable name.
+    pub key_name: String,
+}
+
+/// The identity behind the bearer key: any valid key may ask (no role required).
+#[utoipa::path(get, path = "/v1/whoami", security(("bearer" = [])), responses((status = 200, body = WhoamiResponse), (status = 401, body = crate::error::ErrorEnvelope)))]
+pub async fn whoami(principal: Principal) -> Json<WhoamiResponse> {
+    Json(WhoamiResponse {
+        tenant: principal.tenant.as_str().to_string(),
+        roles: principal
+            .roles
+            .iter()
+            .map(|r| r.as_str().to_string())
+            .collect(),
+        key_id: principal.key_id,
+        key_name: principal.key_name,
+    })
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ToolOut {
     pub name: String,
@@ -188,6 +215,7 @@ pub async fn workflows(State(state): State<AppState>, _principal: Principal) -> 
         crate::routes::health::readyz,
         crate::routes::health::metrics,
         info,
+        whoami,
         tools,
         workflows,
         crate::routes::invoke::invoke,

@@ -2,6 +2,7 @@
 //! knowledge base, and the two write tools (`ticket_update`, `invoice_pay`) whose changes
 //! are proposed for approval and applied later. Every query is scoped to the caller's tenant.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -11,6 +12,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row};
 
 use super::kb::{self, Search};
+use super::records::{self, RecordCache};
 use super::{ProposedChange, SideEffect, ToolCtx, ToolError, ToolSpec};
 use crate::db::Backend;
 
@@ -28,12 +30,13 @@ const MAX_CONCURRENCY: u32 = 32;
 const AMOUNT_TOLERANCE_USD: f64 = 0.005;
 
 /// A built-in tool's body.
+/// The record tools share one [`RecordCache`]: the reads fill it, the writes empty it.
 pub(super) enum Builtin {
-    TicketRead,
+    TicketRead(Arc<RecordCache>),
     KbSearch(Search),
-    InvoiceRead,
-    TicketUpdate,
-    InvoicePay,
+    InvoiceRead(Arc<RecordCache>),
+    TicketUpdate(Arc<RecordCache>),
+    InvoicePay(Arc<RecordCache>),
 }
 
 fn spec(
@@ -63,7 +66,7 @@ fn invoice_id_schema() -> Value {
 }
 
 /// The built-in tools and their contracts; `search` is how `kb_search` searches.
-pub(super) fn tools(search: Search) -> Vec<(ToolSpec, Builtin)> {
+pub(super) fn tools(search: Search, records: &Arc<RecordCache>) -> Vec<(ToolSpec, Builtin)> {
     vec![
         (
             spec(
@@ -78,7 +81,7 @@ pub(super) fn tools(search: Search) -> Vec<(ToolSpec, Builtin)> {
                     "additionalProperties": false
                 }),
             ),
-            Builtin::TicketRead,
+            Builtin::TicketRead(records.clone()),
         ),
         (
             spec(
@@ -111,7 +114,7 @@ pub(super) fn tools(search: Search) -> Vec<(ToolSpec, Builtin)> {
                     "additionalProperties": false
                 }),
             ),
-            Builtin::InvoiceRead,
+            Builtin::InvoiceRead(records.clone()),
         ),
         (
             spec(
@@ -134,7 +137,7 @@ pub(super) fn tools(search: Search) -> Vec<(ToolSpec, Builtin)> {
                     "additionalProperties": false
                 }),
             ),
-            Builtin::TicketUpdate,
+            Builtin::TicketUpdate(records.clone()),
         ),
         (
             spec(
@@ -153,7 +156,7 @@ pub(super) fn tools(search: Search) -> Vec<(ToolSpec, Builtin)> {
                     "additionalProperties": false
                 }),
             ),
-            Builtin::InvoicePay,
+            Builtin::InvoicePay(records.clone()),
         ),
     ]
 }
@@ -161,11 +164,11 @@ pub(super) fn tools(search: Search) -> Vec<(ToolSpec, Builtin)> {
 impl Builtin {
     fn name(&self) -> &'static str {
         match self {
-            Self::TicketRead => TICKET_READ,
+            Self::TicketRead(_) => TICKET_READ,
             Self::KbSearch(_) => KB_SEARCH,
-            Self::InvoiceRead => INVOICE_READ,
-            Self::TicketUpdate => TICKET_UPDATE,
-            Self::InvoicePay => INVOICE_PAY,
+            Self::InvoiceRead(_) => INVOICE_READ,
+            Self::TicketUpdate(_) => TICKET_UPDATE,
+            Self::InvoicePay(_) => INVOICE_PAY,
         }
     }
 
@@ -176,23 +179,35 @@ impl Builtin {
 
     pub(super) async fn run(&self, ctx: &ToolCtx, args: &Value) -> Result<Value, ToolError> {
         match self {
-            Self::TicketRead => {
+            Self::TicketRead(cache) => {
                 let a: TicketRef = self.args(args)?;
-                Ok(load_ticket(ctx.db.pool(), ctx, &a.ticket_id, false)
+                let kind = records::Kind::Ticket;
+                if let Some(hit) = cache.get(&ctx.tenant, kind, &a.ticket_id) {
+                    return Ok(hit);
+                }
+                let found = load_ticket(ctx.db.pool(), ctx, &a.ticket_id, false)
                     .await?
-                    .to_json())
+                    .to_json();
+                cache.put(&ctx.tenant, kind, &a.ticket_id, found.clone());
+                Ok(found)
             }
-            Self::InvoiceRead => {
+            Self::InvoiceRead(cache) => {
                 let a: InvoiceRef = self.args(args)?;
-                Ok(load_invoice(ctx.db.pool(), ctx, &a.invoice_id, false)
+                let kind = records::Kind::Invoice;
+                if let Some(hit) = cache.get(&ctx.tenant, kind, &a.invoice_id) {
+                    return Ok(hit);
+                }
+                let found = load_invoice(ctx.db.pool(), ctx, &a.invoice_id, false)
                     .await?
-                    .to_json())
+                    .to_json();
+                cache.put(&ctx.tenant, kind, &a.invoice_id, found.clone());
+                Ok(found)
             }
             Self::KbSearch(search) => {
                 let a: kb::Query = self.args(args)?;
                 search.search(ctx, &a).await
             }
-            Self::TicketUpdate | Self::InvoicePay => {
+            Self::TicketUpdate(_) | Self::InvoicePay(_) => {
                 Err(ToolError::WriteNeedsApproval(self.name().into()))
             }
         }
@@ -204,7 +219,7 @@ impl Builtin {
         args: &Value,
     ) -> Result<ProposedChange, ToolError> {
         match self {
-            Self::TicketUpdate => {
+            Self::TicketUpdate(_) => {
                 let a: TicketUpdate = self.args(args)?;
                 let before = load_ticket(ctx.db.pool(), ctx, &a.ticket_id, false).await?;
                 let after = a.apply_to(&before)?;
@@ -214,7 +229,7 @@ impl Builtin {
                     after.to_json(),
                 ))
             }
-            Self::InvoicePay => {
+            Self::InvoicePay(_) => {
                 let a: InvoicePay = self.args(args)?;
                 let before = load_invoice(ctx.db.pool(), ctx, &a.invoice_id, false).await?;
                 let after = a.apply_to(&before)?;
@@ -224,10 +239,9 @@ impl Builtin {
                     after.to_json(),
                 ))
             }
-            Self::TicketRead | Self::InvoiceRead | Self::KbSearch(_) => Err(ToolError::failed(
-                self.name(),
-                "is a read tool: there is no change to propose",
-            )),
+            Self::TicketRead(_) | Self::InvoiceRead(_) | Self::KbSearch(_) => Err(
+                ToolError::failed(self.name(), "is a read tool: there is no change to propose"),
+            ),
         }
     }
 
@@ -238,7 +252,12 @@ impl Builtin {
             .acquire()
             .await
             .map_err(|e| ToolError::db(self.name(), &e))?;
-        self.execute_on(&mut conn, ctx, args).await
+        let result = self.execute_on(&mut conn, ctx, args).await;
+        if let Self::TicketUpdate(cache) | Self::InvoicePay(cache) = self {
+            // Committed now: a read that raced the write must not keep the old record.
+            cache.forget_tenant(&ctx.tenant);
+        }
+        result
     }
 
     /// Applies the change on `conn`, which may be inside the caller's transaction (the
@@ -251,8 +270,13 @@ impl Builtin {
         args: &Value,
     ) -> Result<Value, ToolError> {
         let lock = ctx.db.backend() == Backend::Postgres;
+        if let Self::TicketUpdate(cache) | Self::InvoicePay(cache) = self {
+            // Again after the commit (Registry::records_changed); this one covers a write
+            // that is not part of a larger transaction.
+            cache.forget_tenant(&ctx.tenant);
+        }
         match self {
-            Self::TicketUpdate => {
+            Self::TicketUpdate(_) => {
                 let a: TicketUpdate = self.args(args)?;
                 let before = load_ticket(&mut *conn, ctx, &a.ticket_id, lock).await?;
                 let after = a.apply_to(&before)?;
@@ -285,7 +309,7 @@ impl Builtin {
                     .await?
                     .to_json())
             }
-            Self::InvoicePay => {
+            Self::InvoicePay(_) => {
                 let a: InvoicePay = self.args(args)?;
                 let before = load_invoice(&mut *conn, ctx, &a.invoice_id, lock).await?;
                 a.apply_to(&before)?;
@@ -315,10 +339,9 @@ impl Builtin {
                     .await?
                     .to_json())
             }
-            Self::TicketRead | Self::InvoiceRead | Self::KbSearch(_) => Err(ToolError::failed(
-                self.name(),
-                "is a read tool: there is no change to execute",
-            )),
+            Self::TicketRead(_) | Self::InvoiceRead(_) | Self::KbSearch(_) => Err(
+                ToolError::failed(self.name(), "is a read tool: there is no change to execute"),
+            ),
         }
     }
 }

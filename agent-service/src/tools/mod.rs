@@ -10,6 +10,7 @@ mod builtin;
 pub mod egress;
 mod http;
 mod kb;
+mod records;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -226,6 +227,8 @@ impl Tool {
 /// All tools this process offers.
 pub struct Registry {
     tools: BTreeMap<String, Tool>,
+    /// Records the built-in read tools served recently (see `records`).
+    records: Arc<records::RecordCache>,
 }
 
 impl Registry {
@@ -260,8 +263,9 @@ impl Registry {
             }
         };
 
+        let records = Arc::new(records::RecordCache::default());
         let mut tools = BTreeMap::new();
-        for (spec, body) in builtin::tools(search) {
+        for (spec, body) in builtin::tools(search, &records) {
             let validator = schema::compile(&spec.parameters).map_err(|message| ConfigError {
                 key: "tools".into(),
                 message: format!("the schema of built-in tool {} {message}", spec.name),
@@ -290,7 +294,13 @@ impl Registry {
                 Tool::new(spec, validator, Kind::Http(body)),
             );
         }
-        Ok(Self { tools })
+        Ok(Self { tools, records })
+    }
+
+    /// Forgets the cached records of `tenant`: called after a transaction that wrote to
+    /// its tickets or invoices commits.
+    pub fn records_changed(&self, tenant: &TenantId) {
+        self.records.forget_tenant(tenant);
     }
 
     pub fn get(&self, name: &str) -> Option<&ToolSpec> {

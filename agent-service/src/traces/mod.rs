@@ -14,9 +14,10 @@ pub mod retention;
 pub mod writer;
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -239,7 +240,8 @@ pub struct TraceRecord {
 
 /// The sending side of the trace channel, shared by every run of a process. Sending
 /// never waits: when the writer falls behind and the channel is full, the trace is
-/// dropped and counted.
+/// dropped and counted (`agent_traces_dropped_total`). With a sample rate below 1, only
+/// that fraction of *successful* runs is kept; every other outcome is always kept.
 #[derive(Clone)]
 pub struct TraceSink {
     inner: Arc<SinkInner>,
@@ -249,20 +251,53 @@ struct SinkInner {
     tx: mpsc::Sender<TraceRecord>,
     rx: Mutex<Option<mpsc::Receiver<TraceRecord>>>,
     open: AtomicUsize,
-    dropped: AtomicU64,
+    dropped: Counter,
+    sampled_out: Counter,
+    sample_rate: f64,
 }
 
 impl TraceSink {
+    /// A sink that keeps every trace, with counters of its own.
     pub fn new(capacity: usize) -> Self {
+        Self::with_sampling(capacity, 1.0, Counter::default(), Counter::default())
+    }
+
+    /// A sink keeping `sample_rate` (clamped to 0..=1) of successful runs' traces, counting
+    /// drops and sampled-out traces on the given counters (the process's metrics).
+    pub fn with_sampling(
+        capacity: usize,
+        sample_rate: f64,
+        dropped: Counter,
+        sampled_out: Counter,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
+        let sample_rate = if sample_rate.is_nan() {
+            1.0
+        } else {
+            sample_rate.clamp(0.0, 1.0)
+        };
         Self {
             inner: Arc::new(SinkInner {
                 tx,
                 rx: Mutex::new(Some(rx)),
                 open: AtomicUsize::new(0),
-                dropped: AtomicU64::new(0),
+                dropped,
+                sampled_out,
+                sample_rate,
             }),
         }
+    }
+
+    /// Whether a finished run with this status is stored: always, unless it succeeded and
+    /// the sample rate leaves it out.
+    fn keeps(&self, status: &str) -> bool {
+        let rate = self.inner.sample_rate;
+        status != "success" || rate >= 1.0 || (rate > 0.0 && rand::random::<f64>() < rate)
+    }
+
+    /// Traces of successful runs left out by the sample rate.
+    pub fn sampled_out(&self) -> u64 {
+        self.inner.sampled_out.get()
     }
 
     /// The receiving side, for the one writer of this process (`None` once taken).
@@ -277,7 +312,7 @@ impl TraceSink {
 
     /// Traces dropped because the channel was full or closed.
     pub fn dropped(&self) -> u64 {
-        self.inner.dropped.load(Ordering::Relaxed)
+        self.inner.dropped.get()
     }
 
     fn opened(&self) {
@@ -289,8 +324,12 @@ impl TraceSink {
     }
 
     fn submit(&self, trace: TraceRecord) {
+        if !self.keeps(&trace.status) {
+            self.inner.sampled_out.inc();
+            return;
+        }
         if let Err(e) = self.inner.tx.try_send(trace) {
-            let n = self.inner.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let n = self.inner.dropped.inc() + 1;
             let reason = match e {
                 mpsc::error::TrySendError::Full(_) => "the trace writer is behind",
                 mpsc::error::TrySendError::Closed(_) => "the trace writer has stopped",

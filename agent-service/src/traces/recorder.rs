@@ -559,6 +559,113 @@ mod tests {
         assert_eq!(sink.open_runs(), 0);
     }
 
+    #[tokio::test]
+    async fn sampling_leaves_out_only_successful_runs() {
+        let p = policy();
+        use prometheus_client::metrics::counter::Counter;
+        let (dropped, sampled_out) = (Counter::default(), Counter::default());
+        let sink = TraceSink::with_sampling(16, 0.0, dropped.clone(), sampled_out.clone());
+        let mut rx = sink.take_receiver().expect("receiver");
+        let outcomes = [
+            ("success", None),
+            ("blocked", None),
+            ("approval_required", None),
+            ("budget_exceeded", None),
+            ("degraded", None),
+            ("error", Some("provider_unavailable")),
+            ("success", None),
+        ];
+        for (status, code) in outcomes {
+            RunTrace::begin(sink.clone(), p.clone(), header(), Instant::now())
+                .finish(status, code, None);
+        }
+        // A run dropped mid-way (cancelled) is kept too.
+        drop(RunTrace::begin(
+            sink.clone(),
+            p.clone(),
+            header(),
+            Instant::now(),
+        ));
+        let mut kept = Vec::new();
+        while let Ok(rec) = rx.try_recv() {
+            kept.push(rec.status);
+        }
+        assert_eq!(
+            kept,
+            [
+                "blocked",
+                "approval_required",
+                "budget_exceeded",
+                "degraded",
+                "error",
+                "cancelled"
+            ]
+        );
+        assert_eq!((sampled_out.get(), sink.sampled_out()), (2, 2));
+        assert_eq!((dropped.get(), sink.dropped()), (0, 0));
+        assert_eq!(sink.open_runs(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_default_rate_keeps_every_trace_and_a_half_rate_keeps_some() {
+        let p = policy();
+        let all = TraceSink::new(64);
+        let mut rx = all.take_receiver().expect("receiver");
+        for _ in 0..50 {
+            RunTrace::begin(all.clone(), p.clone(), header(), Instant::now())
+                .finish("success", None, None);
+        }
+        let mut n = 0;
+        while rx.try_recv().is_ok() {
+            n += 1;
+        }
+        assert_eq!((n, all.sampled_out()), (50, 0));
+
+        use prometheus_client::metrics::counter::Counter;
+        let half = TraceSink::with_sampling(512, 0.5, Counter::default(), Counter::default());
+        let mut rx = half.take_receiver().expect("receiver");
+        for _ in 0..400 {
+            RunTrace::begin(half.clone(), p.clone(), header(), Instant::now())
+                .finish("success", None, None);
+        }
+        let mut kept = 0u64;
+        while rx.try_recv().is_ok() {
+            kept += 1;
+        }
+        assert_eq!(kept + half.sampled_out(), 400);
+        // Binomial(400, 0.5): 120..=280 is more than 8 standard deviations wide.
+        assert!(
+            (120..=280).contains(&kept),
+            "kept {kept} of 400 at rate 0.5"
+        );
+    }
+
+    #[tokio::test]
+    async fn drops_and_sampled_out_traces_show_in_metrics() {
+        let p = policy();
+        let metrics = crate::metrics::Metrics::new();
+        let sink = TraceSink::with_sampling(
+            1,
+            0.0,
+            metrics.traces_dropped.clone(),
+            metrics.traces_sampled_out.clone(),
+        );
+        let _rx = sink.take_receiver().expect("receiver");
+        // Three kept outcomes into a channel of one: two are dropped.
+        for _ in 0..3 {
+            RunTrace::begin(sink.clone(), p.clone(), header(), Instant::now())
+                .finish("blocked", None, None);
+        }
+        RunTrace::begin(sink.clone(), p.clone(), header(), Instant::now())
+            .finish("success", None, None);
+        let text = metrics.encode();
+        assert!(text.contains("\nagent_traces_dropped_total 2\n"), "{text}");
+        assert!(
+            text.contains("\nagent_traces_sampled_out_total 1\n"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn long_payloads_are_truncated_on_a_char_boundary() {
         let long = "é".repeat(MAX_PAYLOAD_CHARS + 10);

@@ -37,6 +37,11 @@ fn bad_values_name_the_key() {
         ),
         (&[("MAX_CONCURRENCY", "many")], &["MAX_CONCURRENCY"]),
         (
+            &[("TRACE_SAMPLE_RATE", "1.5")],
+            &["TRACE_SAMPLE_RATE", "fraction from 0 to 1"],
+        ),
+        (&[("TRACE_SAMPLE_RATE", "half")], &["TRACE_SAMPLE_RATE"]),
+        (
             &[("OLLAMA_BASE_URL", "localhost:11434")],
             &["OLLAMA_BASE_URL"],
         ),

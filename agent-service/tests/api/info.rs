@@ -94,3 +94,52 @@ async fn self_description(backend: Backend) {
     );
 }
 both!(self_description_test, super::self_description);
+
+/// `GET /v1/whoami`: any valid key learns its tenant, roles and key id; never the secret.
+async fn whoami(backend: Backend) {
+    let app = TestApp::spawn(backend, &[]).await;
+
+    let viewer = app.key("viewer");
+    let (s, _, v) = app.get(Some(viewer), "/v1/whoami").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["tenant"], "demo", "{v}");
+    assert_eq!(v["roles"], serde_json::json!(["viewer"]), "{v}");
+    assert_eq!(v["key_name"], "demo-viewer", "{v}");
+    let viewer_id = v["key_id"].as_str().expect("key_id").to_string();
+    assert!(viewer_id.starts_with("key_"), "{v}");
+    let body = v.to_string();
+    assert!(
+        !body.contains(viewer),
+        "whoami must not echo the key: {body}"
+    );
+    assert!(
+        !body.contains("fdk_"),
+        "whoami must not carry key material: {body}"
+    );
+
+    let (s, _, v) = app
+        .get(Some(app.key_of("approver", "other")), "/v1/whoami")
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["tenant"], "other", "{v}");
+    assert_eq!(v["roles"], serde_json::json!(["approver"]), "{v}");
+    assert_eq!(v["key_name"], "demo-approver", "{v}");
+    let approver_id = v["key_id"].as_str().expect("key_id");
+    assert!(
+        approver_id.starts_with("key_") && approver_id != viewer_id,
+        "{v}"
+    );
+
+    let (s, h, v) = app.get(None, "/v1/whoami").await;
+    assert_error(s, &h, &v, 401, "unauthorized");
+    let (s, h, v) = app.get(Some("fdk_not-a-real-key"), "/v1/whoami").await;
+    assert_error(s, &h, &v, 401, "unauthorized");
+
+    let (s, _, v) = app.get(None, "/openapi.json").await;
+    assert_eq!(s, 200);
+    let op = &v["paths"]["/v1/whoami"]["get"];
+    assert!(op.is_object(), "openapi lacks /v1/whoami: {}", v["paths"]);
+    assert!(op["responses"]["401"].is_object(), "{op}");
+    assert!(v["components"]["schemas"]["WhoamiResponse"]["properties"]["key_id"].is_object());
+}
+both!(whoami_test, super::whoami);

@@ -269,6 +269,11 @@ impl AgentClient {
         Ok(page.items)
     }
 
+    /// `GET /v1/whoami`: who the key is (tenant, roles); any valid key may ask.
+    pub async fn whoami(&self) -> Result<Whoami> {
+        self.json(Call::get("/v1/whoami")).await
+    }
+
     /// `POST /v1/invoke` (no idempotency key: every call is a new run).
     pub async fn invoke(&self, req: &InvokeRequest) -> Result<InvokeReply> {
         let mut call = Call::post("/v1/invoke", to_value(req)?);
@@ -283,18 +288,21 @@ impl AgentClient {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Page<Approval>> {
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        if let Some(s) = status {
-            q.append_pair("status", s.as_str());
-        }
-        if let Some(c) = cursor {
-            q.append_pair("cursor", c);
-        }
-        if let Some(l) = limit {
-            q.append_pair("limit", &l.to_string());
-        }
-        self.json(Call::get("/v1/approvals").query(q.finish()))
-            .await
+        // The serializer is not `Send`: finish the query before awaiting, so the future is.
+        let query = {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            if let Some(s) = status {
+                q.append_pair("status", s.as_str());
+            }
+            if let Some(c) = cursor {
+                q.append_pair("cursor", c);
+            }
+            if let Some(l) = limit {
+                q.append_pair("limit", &l.to_string());
+            }
+            q.finish()
+        };
+        self.json(Call::get("/v1/approvals").query(query)).await
     }
 
     pub async fn approval(&self, id: &str) -> Result<Approval> {
@@ -394,7 +402,6 @@ impl AgentClient {
     }
 
     pub async fn traces(&self, q: &TraceQuery) -> Result<Page<TraceSummary>> {
-        let mut s = url::form_urlencoded::Serializer::new(String::new());
         let pairs: [(&str, Option<String>); 8] = [
             ("status", q.status.clone()),
             ("workflow", q.workflow.clone()),
@@ -405,12 +412,16 @@ impl AgentClient {
             ("cursor", q.cursor.clone()),
             ("limit", q.limit.map(|v| v.to_string())),
         ];
-        for (k, v) in pairs {
-            if let Some(v) = v {
-                s.append_pair(k, &v);
+        let query = {
+            let mut s = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in pairs {
+                if let Some(v) = v {
+                    s.append_pair(k, &v);
+                }
             }
-        }
-        self.json(Call::get("/v1/traces").query(s.finish())).await
+            s.finish()
+        };
+        self.json(Call::get("/v1/traces").query(query)).await
     }
 
     pub async fn trace(&self, id: &str) -> Result<Trace> {
@@ -428,15 +439,17 @@ impl AgentClient {
         suite: Option<&str>,
         cursor: Option<&str>,
     ) -> Result<Page<EvalRunSummary>> {
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        if let Some(s) = suite {
-            q.append_pair("suite", s);
-        }
-        if let Some(c) = cursor {
-            q.append_pair("cursor", c);
-        }
-        self.json(Call::get("/v1/evals/runs").query(q.finish()))
-            .await
+        let query = {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            if let Some(s) = suite {
+                q.append_pair("suite", s);
+            }
+            if let Some(c) = cursor {
+                q.append_pair("cursor", c);
+            }
+            q.finish()
+        };
+        self.json(Call::get("/v1/evals/runs").query(query)).await
     }
 
     pub async fn eval_run(&self, id: &str) -> Result<EvalRun> {

@@ -554,6 +554,10 @@ pub struct EvalRun {
     #[serde(default)]
     pub baseline_run_id: Option<String>,
     #[serde(default)]
+    pub created_at: String,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    #[serde(default)]
     pub error: Option<String>,
     /// `{cases, passed, failed, pass_rate, latency_p50_ms, …}`.
     #[serde(default)]
@@ -573,4 +577,16 @@ pub struct StartEval {
     pub suite: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline_run_id: Option<String>,
+}
+
+/// `GET /v1/whoami`: the tenant, roles and non-secret id of the presented key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Whoami {
+    pub tenant: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub key_id: String,
+    #[serde(default)]
+    pub key_name: String,
 }

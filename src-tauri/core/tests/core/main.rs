@@ -2,8 +2,10 @@
 //! the real agent-service binary, the smoke suite against the fake Ollama, the keyring.
 
 mod agent;
+mod console;
 mod helpers;
 mod host;
 mod keyring;
 mod local;
+mod releases;
 mod smoke;

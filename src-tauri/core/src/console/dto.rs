@@ -1,0 +1,1083 @@
+//! The DTOs that cross the IPC boundary between the Tauri command layer and the UI: every
+//! command's arguments and result, every pushed event, and `CommandError`. The TypeScript
+//! in `ui/src/lib/ipc/generated/` is generated from these (ts-rs, `cargo test -p
+//! flightdeck-core`) and checked for drift by `scripts/test.sh`.
+//!
+//! Wire conventions: snake_case fields; optional values are `null`, never absent; times are
+//! unix milliseconds (`*_ms`); money is US dollars (`*_usd`); rates are fractions 0..1.
+//! No DTO carries a secret: API keys go in through `AddAgentProfileArgs` and nowhere out.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+/// The closed set of codes the UI may match on (flightdeck-core `ErrorCode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export, rename = "ErrorCode")]
+pub enum CommandErrorCode {
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    RateLimited,
+    Unavailable,
+    Invalid,
+    Network,
+    Timeout,
+    Protocol,
+    Storage,
+    Keyring,
+    Process,
+}
+
+/// What every failing command rejects with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, thiserror::Error)]
+#[error("{message}")]
+#[ts(export)]
+pub struct CommandError {
+    pub code: CommandErrorCode,
+    /// A human sentence naming the thing and the fix; shown as is.
+    pub message: String,
+    /// The agent-service's own code (`writes_frozen`, `separation_of_duties`, …) if any.
+    pub server_code: Option<String>,
+    pub request_id: Option<String>,
+    /// For `rate_limited` and `unavailable`: how long the server asked to wait.
+    #[ts(type = "number | null")]
+    pub retry_after_secs: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Profiles, keyring, permissions, settings
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ProfileKind {
+    Agent,
+    Kubernetes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Profile {
+    pub id: String,
+    pub name: String,
+    pub kind: ProfileKind,
+    /// The bundled agent-service started by the console (SPEC 3.2).
+    pub is_local: bool,
+    /// `agent` profiles: the base URL.
+    pub url: Option<String>,
+    /// `kubernetes` profiles: the kube context and namespace.
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+    /// Whether the keyring holds a key or token for it (never the secret itself).
+    pub has_secret: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ProfileList {
+    pub profiles: Vec<Profile>,
+    pub active_id: Option<String>,
+}
+
+/// Its Debug never prints the key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct AddAgentProfileArgs {
+    pub name: String,
+    pub url: String,
+    /// Goes straight into the OS keyring; never stored or logged elsewhere.
+    pub api_key: String,
+}
+
+impl std::fmt::Debug for AddAgentProfileArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddAgentProfileArgs")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("api_key", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ProfileIdArgs {
+    pub profile_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct KeyringStatus {
+    pub available: bool,
+    /// `secret-service`, `keychain`, `windows-credential`, …
+    pub backend: String,
+    /// Why it is unavailable, or a short confirmation.
+    pub message: String,
+}
+
+/// Every action the UI can ask for; permissions are reported per action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ActionId {
+    Approve,
+    Reject,
+    VerifyAudit,
+    IncidentSwitch,
+    UnfreezeWrites,
+    StartEval,
+    PullModel,
+    RunSmoke,
+    ManageProfiles,
+    UpdateSettings,
+}
+
+impl ActionId {
+    pub const ALL: [ActionId; 10] = [
+        Self::Approve,
+        Self::Reject,
+        Self::VerifyAudit,
+        Self::IncidentSwitch,
+        Self::UnfreezeWrites,
+        Self::StartEval,
+        Self::PullModel,
+        Self::RunSmoke,
+        Self::ManageProfiles,
+        Self::UpdateSettings,
+    ];
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ActionPermission {
+    pub action: ActionId,
+    pub allowed: bool,
+    /// Why it is denied ("the key's roles (viewer) do not include approver"); null if allowed.
+    pub reason: Option<String>,
+}
+
+/// What the active profile's key (API roles, Kubernetes RBAC) allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Permissions {
+    pub profile_id: Option<String>,
+    pub roles: Vec<String>,
+    pub actions: Vec<ActionPermission>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum Theme {
+    #[default]
+    Light,
+    Dark,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Settings {
+    pub theme: Theme,
+    /// How long metric history, traces shown offline and smoke results are kept.
+    pub retention_hours: f64,
+}
+
+// ---------------------------------------------------------------------------------------
+// Overview
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub enum ChartWindow {
+    #[serde(rename = "5m")]
+    M5,
+    #[serde(rename = "15m")]
+    M15,
+    #[serde(rename = "1h")]
+    H1,
+    #[serde(rename = "6h")]
+    H6,
+    #[serde(rename = "24h")]
+    H24,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ReadyState {
+    Ready,
+    Degraded,
+    Unavailable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum CircuitState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum AlertRule {
+    LatencyP99,
+    ErrorRate,
+    QueueDepth,
+    BudgetBurn,
+    CircuitOpen,
+}
+
+/// How one dependency of a service is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum DependencyStatus {
+    Ok,
+    Degraded,
+    Failing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct DependencyCheck {
+    /// `database`, `provider`, `retrieval`, …
+    pub name: String,
+    pub status: DependencyStatus,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Circuit {
+    pub dependency: String,
+    pub state: CircuitState,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct AlertBadge {
+    pub rule: AlertRule,
+    pub severity: Severity,
+    pub value: f64,
+    pub threshold: f64,
+    /// "p99 latency 41.2 s over 5 min exceeds 30 s".
+    pub reason: String,
+}
+
+/// Window statistics; null where there is no data yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ServiceStats {
+    pub request_rate: Option<f64>,
+    pub error_rate: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub tokens_per_sec: Option<f64>,
+    pub cost_per_hour_usd: Option<f64>,
+    pub queue_depth: Option<f64>,
+    pub pending_approvals: Option<f64>,
+    /// Guardrail blocks within the window.
+    pub guardrail_blocks: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct VersionSet {
+    pub release: String,
+    pub git_sha: String,
+    pub model: String,
+    pub prompt: String,
+    pub policy: String,
+}
+
+/// A field of [`VersionSet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum VersionField {
+    Release,
+    GitSha,
+    Model,
+    Prompt,
+    Policy,
+}
+
+/// One entry of the "what changed" strip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct VersionChange {
+    pub field: VersionField,
+    pub from: String,
+    pub to: String,
+    #[ts(type = "number")]
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ServiceCard {
+    pub profile_id: String,
+    pub service: String,
+    pub track: String,
+    pub url: String,
+    pub live: bool,
+    pub readiness: ReadyState,
+    pub checks: Vec<DependencyCheck>,
+    pub stats: ServiceStats,
+    pub circuits: Vec<Circuit>,
+    pub badges: Vec<AlertBadge>,
+    pub versions: VersionSet,
+    pub changes: Vec<VersionChange>,
+    pub frozen: bool,
+    #[ts(type = "number | null")]
+    pub scraped_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Overview {
+    pub window: ChartWindow,
+    pub services: Vec<ServiceCard>,
+    #[ts(type = "number")]
+    pub generated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct OverviewArgs {
+    /// Also the window later `overview_event` pushes are computed for.
+    pub window: ChartWindow,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ChartArgs {
+    pub profile_id: String,
+    pub track: String,
+    pub window: ChartWindow,
+    pub theme: Theme,
+}
+
+/// A chart rendered by the backend (plotters); the UI only injects `svg`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Chart {
+    pub metric: String,
+    pub title: String,
+    pub svg: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Traces
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum TraceStatus {
+    Success,
+    ApprovalRequired,
+    Blocked,
+    BudgetExceeded,
+    Degraded,
+    Error,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct TraceQuery {
+    pub errors_only: bool,
+    /// Only traces slower than this many milliseconds.
+    #[ts(type = "number | null")]
+    pub min_duration_ms: Option<u64>,
+    pub workflow: Option<String>,
+    /// Exact or prefix match on the request id.
+    pub request_id: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct TraceSummary {
+    pub trace_id: String,
+    pub request_id: String,
+    pub workflow: String,
+    pub status: TraceStatus,
+    pub error_code: Option<String>,
+    #[ts(type = "number")]
+    pub started_at_ms: i64,
+    pub duration_ms: f64,
+    #[ts(type = "number")]
+    pub tokens: i64,
+    pub cost_usd: f64,
+    pub model: String,
+    #[ts(type = "number")]
+    pub span_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct TracePage {
+    pub items: Vec<TraceSummary>,
+    pub next_cursor: Option<String>,
+    /// Matching traces in all, when the service knows.
+    #[ts(type = "number | null")]
+    pub total: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum SpanKind {
+    Request,
+    Guardrail,
+    Retrieval,
+    Llm,
+    Tool,
+    Approval,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct SpanAttribute {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum SpanStatus {
+    Ok,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Span {
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub name: String,
+    pub kind: SpanKind,
+    pub status: SpanStatus,
+    /// Offset from the trace start.
+    pub start_ms: f64,
+    pub duration_ms: f64,
+    pub model: Option<String>,
+    #[ts(type = "number | null")]
+    pub prompt_tokens: Option<i64>,
+    #[ts(type = "number | null")]
+    pub completion_tokens: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub attributes: Vec<SpanAttribute>,
+    /// Pretty-printed, already redacted by the service (`[REDACTED:email]`).
+    pub payload: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct TraceDetail {
+    pub summary: TraceSummary,
+    pub spans: Vec<Span>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct TraceIdArgs {
+    pub trace_id: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Approvals and audit
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Executing,
+    Executed,
+    Failed,
+    Rejected,
+    Expired,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ReleaseRef {
+    pub version: String,
+    pub git_sha: String,
+    pub track: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ApprovalSummary {
+    pub id: String,
+    pub workflow: String,
+    pub tool: String,
+    /// `proposed_change.resource`.
+    pub resource: String,
+    #[ts(type = "number")]
+    pub risk_tier: i64,
+    pub requested_by: String,
+    pub status: ApprovalStatus,
+    #[ts(type = "number")]
+    pub required_approvals: i64,
+    #[ts(type = "number")]
+    pub approvals_count: i64,
+    pub release: ReleaseRef,
+    #[ts(type = "number")]
+    pub created_at_ms: i64,
+    #[ts(type = "number")]
+    pub expires_at_ms: i64,
+    #[ts(type = "number | null")]
+    pub decided_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Evidence {
+    pub kind: String,
+    pub id: String,
+    pub title: Option<String>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ProposedChange {
+    pub resource: String,
+    pub before: String,
+    pub after: String,
+    /// Unified diff text (`---`, `+++`, `@@`, `+`, `-`, ` ` lines).
+    pub diff: String,
+}
+
+/// An approver's verdict on an approval request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum DecisionKind {
+    Approve,
+    Reject,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Decision {
+    pub approver: String,
+    pub decision: DecisionKind,
+    pub reason: String,
+    #[ts(type = "number")]
+    pub decided_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Execution {
+    pub status: String,
+    #[ts(type = "number")]
+    pub attempts: i64,
+    pub error: Option<String>,
+    #[ts(type = "number | null")]
+    pub executed_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ApprovalDetail {
+    pub summary: ApprovalSummary,
+    /// Redacted, pretty-printed JSON.
+    pub arguments: String,
+    pub proposed_change: ProposedChange,
+    pub evidence: Vec<Evidence>,
+    pub request_id: String,
+    pub trace_id: String,
+    pub policy_version: String,
+    pub decisions: Vec<Decision>,
+    pub execution: Option<Execution>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ApprovalListView {
+    Pending,
+    History,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ApprovalListArgs {
+    pub view: ApprovalListView,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ApprovalPage {
+    pub items: Vec<ApprovalSummary>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ApprovalIdArgs {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct DecideArgs {
+    pub id: String,
+    pub decision: DecisionKind,
+    /// Required, non-blank (SPEC 2.6).
+    pub reason: String,
+}
+
+/// How the approval queue changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ApprovalEventKind {
+    Created,
+    Updated,
+    Removed,
+}
+
+/// Pushed on every change of the queue (SSE `/v1/approvals/events` relayed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ApprovalEvent {
+    pub kind: ApprovalEventKind,
+    pub approval: ApprovalSummary,
+}
+
+/// The first link of the audit hash chain that does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct BrokenLink {
+    #[ts(type = "number")]
+    pub seq: i64,
+    pub id: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct AuditStatus {
+    pub ok: bool,
+    #[ts(type = "number")]
+    pub checked: u64,
+    pub first_broken: Option<BrokenLink>,
+    #[ts(type = "number")]
+    pub verified_at_ms: i64,
+}
+
+// ---------------------------------------------------------------------------------------
+// Evals
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum EvalSuiteKind {
+    Golden,
+    Adversarial,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum EvalRunState {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct EvalSuite {
+    pub name: String,
+    pub kind: EvalSuiteKind,
+    pub description: String,
+    #[ts(type = "number")]
+    pub cases: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct EvalVersions {
+    pub release: String,
+    pub git_sha: String,
+    pub model: String,
+    pub prompt: String,
+    pub policy: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct EvalRunSummary {
+    pub id: String,
+    pub suite: String,
+    pub status: EvalRunState,
+    #[ts(type = "number")]
+    pub done: u64,
+    #[ts(type = "number")]
+    pub total: u64,
+    pub versions: EvalVersions,
+    pub gate: Option<Verdict>,
+    pub pass_rate: Option<f64>,
+    #[ts(type = "number")]
+    pub created_at_ms: i64,
+    #[ts(type = "number | null")]
+    pub finished_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct EvalScores {
+    #[ts(type = "number")]
+    pub cases: u64,
+    #[ts(type = "number")]
+    pub passed: u64,
+    #[ts(type = "number")]
+    pub failed: u64,
+    pub pass_rate: f64,
+    pub policy_compliance: f64,
+    pub citation_rate: f64,
+    pub latency_p50_ms: f64,
+    pub latency_p95_ms: f64,
+    #[ts(type = "number")]
+    pub tokens: u64,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct GateCheck {
+    pub name: String,
+    /// "≥ 0.95", "≤ 8000 ms".
+    pub threshold: String,
+    pub actual: String,
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Gate {
+    pub verdict: Verdict,
+    pub reasons: Vec<String>,
+    pub checks: Vec<GateCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct BaselineDiff {
+    pub baseline_run_id: String,
+    pub pass_rate_delta: f64,
+    /// Case ids that passed in the baseline and fail now.
+    pub regressions: Vec<String>,
+    /// Case ids that failed in the baseline and pass now.
+    pub fixes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Assertion {
+    pub kind: String,
+    pub expected: String,
+    pub actual: String,
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct CaseResult {
+    pub case_id: String,
+    pub workflow: String,
+    pub passed: bool,
+    pub status: String,
+    #[ts(type = "number")]
+    pub latency_ms: u64,
+    pub cost_usd: f64,
+    pub answer_excerpt: String,
+    pub assertions: Vec<Assertion>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct EvalRunDetail {
+    pub summary: EvalRunSummary,
+    pub error: Option<String>,
+    pub scores: Option<EvalScores>,
+    pub gate: Option<Gate>,
+    pub baseline: Option<BaselineDiff>,
+    pub cases: Vec<CaseResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct EvalRunIdArgs {
+    pub run_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct StartEvalArgs {
+    pub suite: String,
+    /// Null: the newest completed run of the suite.
+    pub baseline_run_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct PassRatePoint {
+    pub suite: String,
+    pub release: String,
+    pub run_id: String,
+    pub pass_rate: f64,
+    pub gate: Option<Verdict>,
+    #[ts(type = "number")]
+    pub finished_at_ms: i64,
+}
+
+/// Pushed while a run started from this console progresses, and once when it ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct EvalProgressEvent {
+    pub run_id: String,
+    pub status: EvalRunState,
+    #[ts(type = "number")]
+    pub done: u64,
+    #[ts(type = "number")]
+    pub total: u64,
+    pub pass_rate: Option<f64>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Smoke tests
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct OllamaStatus {
+    pub url: String,
+    pub reachable: bool,
+    pub version: Option<String>,
+    /// Why it is not reachable.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct OllamaModel {
+    pub name: String,
+    #[ts(type = "number")]
+    pub size_bytes: u64,
+    pub family: String,
+    pub parameter_size: String,
+    pub quantization: String,
+    pub supports_tools: bool,
+    #[ts(type = "number")]
+    pub modified_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct PullModelArgs {
+    pub model: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct PullProgressEvent {
+    pub model: String,
+    /// Ollama's status line: `pulling manifest`, `downloading`, `verifying sha256`, `success`.
+    pub status: String,
+    #[ts(type = "number | null")]
+    pub completed_bytes: Option<u64>,
+    #[ts(type = "number | null")]
+    pub total_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum CheckStatus {
+    Pass,
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Measurement {
+    pub name: String,
+    pub value: f64,
+    /// `ms`, `tok/s`, `models`, `bytes`, `%`.
+    pub unit: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct CheckResult {
+    /// Stable id: `reachability`, `generation`, `agent_golden`, …
+    pub name: String,
+    pub title: String,
+    pub status: CheckStatus,
+    pub reason: String,
+    pub measurements: Vec<Measurement>,
+    pub duration_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct SmokeReport {
+    pub id: String,
+    pub ollama_url: String,
+    pub agent_url: Option<String>,
+    pub model: String,
+    #[ts(type = "number")]
+    pub started_at_ms: i64,
+    #[ts(type = "number")]
+    pub finished_at_ms: i64,
+    pub checks: Vec<CheckResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct SmokeRunSummary {
+    pub id: String,
+    pub model: String,
+    #[ts(type = "number")]
+    pub started_at_ms: i64,
+    #[ts(type = "number")]
+    pub passed: i64,
+    #[ts(type = "number")]
+    pub failed: i64,
+    #[ts(type = "number")]
+    pub skipped: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct RunSmokeArgs {
+    pub model: String,
+    /// Also run the agent-service cases through the active profile.
+    pub through_agent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct SmokeRunIdArgs {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ExportFormat {
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ExportSmokeArgs {
+    pub id: String,
+    pub format: ExportFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ExportedFile {
+    pub path: String,
+    #[ts(type = "number")]
+    pub bytes: u64,
+}
+
+/// flightdeck-core `SmokeProgress`, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[ts(export)]
+pub enum SmokeProgressEvent {
+    CheckStarted {
+        name: String,
+        title: String,
+        #[ts(type = "number")]
+        index: u64,
+        #[ts(type = "number")]
+        total: u64,
+    },
+    CheckFinished {
+        result: CheckResult,
+    },
+}
+
+// ---------------------------------------------------------------------------------------
+// Incident switch and notifications
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct FreezeState {
+    pub frozen: bool,
+    pub reason: Option<String>,
+    pub changed_by: Option<String>,
+    #[ts(type = "number | null")]
+    pub changed_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct IncidentArgs {
+    /// Required; written to the audit log of the service and the local action log.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct IncidentResult {
+    pub freeze: FreezeState,
+    /// Rollouts of the service paused (0 without a Kubernetes profile).
+    #[ts(type = "number")]
+    pub rollouts_paused: u64,
+    /// Where the incident pack (failing traces, versions, metrics) was written.
+    pub pack_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct NotifyArgs {
+    pub title: String,
+    pub body: String,
+}
