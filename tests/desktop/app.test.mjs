@@ -106,14 +106,19 @@ async function shot(name) {
 
 /** Calls a command of the app the way the UI does (through Tauri's IPC). @param {string} command @param {unknown} [args] */
 async function invoke(command, args) {
-  const r = await session.execAsync(
+  const r = await invokeRaw(command, args);
+  if (r.err !== undefined) throw new Error(`${command}: ${JSON.stringify(r.err)}`);
+  return r.ok;
+}
+
+/** The same, returning `{ok}` or `{err}` (what the command rejected with). @param {string} command @param {unknown} [args] */
+async function invokeRaw(command, args) {
+  return session.execAsync(
     `const done = arguments[arguments.length - 1];
      window.__TAURI_INTERNALS__.invoke(arguments[0], arguments[1])
        .then((v) => done({ ok: v }), (e) => done({ err: e }));`,
     [command, args === undefined ? {} : { args }],
   );
-  if (r.err !== undefined) throw new Error(`${command}: ${JSON.stringify(r.err)}`);
-  return r.ok;
 }
 
 before(async () => {
@@ -211,7 +216,7 @@ describe('the desktop app', () => {
       const res = await fetch(`${local.url}/v1/invoke`, {
         method: 'POST',
         headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ workflow: 'ticket_update', input: { text: `Close ticket T-${1001 + (i % 12)}` } }),
+        body: JSON.stringify({ workflow: 'ticket_update', input: { text: `Please set T-${1001 + (i % 12)} priority high. Comment: desktop e2e sample ${i} at ${Date.now()}` } }),
       });
       const body = await res.json();
       assert.equal(body.status, 'approval_required', JSON.stringify(body));
@@ -228,6 +233,18 @@ describe('the desktop app', () => {
     console.log(`# approval on screen after the invoke was sent (ms): ${latencies.join(', ')}; p50 ${p50}, p99 ${p99}`);
     writeFileSync(join(ARTIFACTS, 'approval-latency.json'), JSON.stringify({ samples_ms: latencies, p50_ms: p50, p99_ms: p99 }, null, 2));
     assert.ok(Math.max(...latencies) <= 1000, `every approval within 1 s: ${latencies.join(', ')} ms`);
+
+    // Bad input through the real IPC: a typed CommandError with the fields the UI reads,
+    // and nothing decided.
+    const noReason = await invokeRaw('decide_approval', { id, decision: 'approve', reason: '  ' });
+    assert.ok(noReason.err, 'an empty reason is refused');
+    assert.deepEqual(Object.keys(noReason.err).sort(), ['code', 'message', 'request_id', 'retry_after_secs', 'server_code']);
+    assert.equal(noReason.err.code, 'invalid');
+    const unknown = await invokeRaw('get_approval', { id: 'apr_does_not_exist' });
+    assert.ok(['not_found', 'invalid'].includes(unknown.err?.code), JSON.stringify(unknown));
+    const malformed = await invokeRaw('decide_approval', { id });
+    assert.match(String(malformed.err), /missing field `decision`|missing field `reason`/);
+    assert.equal((await invoke('get_approval', { id })).summary.status, 'pending');
 
     // Approve the last one with the keyboard: select it, `a`, a reason, Enter.
     await session.click(await session.find(`#approval-list [data-id="${id}"]`));
