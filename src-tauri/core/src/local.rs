@@ -160,6 +160,33 @@ fn base_command(config: &LocalConfig, database_url: &str) -> Command {
     cmd
 }
 
+/// Asks the kernel to send the child SIGTERM (a graceful drain) when its parent dies, so a
+/// console killed with SIGKILL (a crash, WebDriver ending a session) leaves no orphaned
+/// service behind. The signal follows the *thread* that spawned the child: `start` runs on a
+/// runtime worker, which lives as long as the runtime, i.e. the app.
+#[cfg(target_os = "linux")]
+fn stop_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: `getpid` runs before the fork; between fork and exec the child makes only
+    // async-signal-safe calls (`prctl`, `getppid`) and allocates nothing.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: then nobody sends the signal.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stop_with_parent(_cmd: &mut Command) {}
+
 impl LocalService {
     /// Detects the provider, seeds the demo data, starts `serve` and waits for its port.
     pub async fn start(config: &LocalConfig, http: &reqwest::Client) -> Result<Self> {
@@ -214,6 +241,7 @@ impl LocalService {
                 cmd.env("AGENT_PROVIDER", "scripted");
             }
         }
+        stop_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| {
             Error::Process(format!("{} could not start: {e}", config.binary.display()))
         })?;
@@ -561,6 +589,34 @@ async fn generate(client: AgentClient, config: TrafficConfig, stats: Arc<Traffic
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The parent-death signal follows the spawning thread: when it ends (as the app's does
+    /// when it dies), the child gets SIGTERM instead of living on as an orphan.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_child_is_signalled_when_its_parent_goes() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = std::thread::spawn(|| {
+            let mut cmd = Command::new("sleep");
+            cmd.arg("30");
+            stop_with_parent(&mut cmd);
+            cmd.spawn().unwrap()
+        })
+        .join()
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the orphan kept running"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+    }
 
     #[test]
     fn demo_keys_and_the_listening_line() {
