@@ -4,31 +4,10 @@
 
 use flightdeck_core::console::CommandError;
 use flightdeck_core::console::dto::*;
+use flightdeck_core::releases::dto as rd;
 use tauri::State;
 
 use crate::AppState;
-
-/// Runs a core future that is not `Send` (Tauri's async commands must be) on a blocking
-/// thread of the same runtime. Needed while `flightdeck_core::agent::AgentClient::{approvals,
-/// traces, …}` hold a `url::form_urlencoded::Serializer` (not `Sync`) across an `.await`;
-/// once the core finishes the query string before awaiting, these commands become plain
-/// one-line delegations like the others.
-async fn not_send<F, Fut, T>(call: F) -> Result<T, CommandError>
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<T, CommandError>>,
-    T: Send + 'static,
-{
-    let runtime = tokio::runtime::Handle::current();
-    tauri::async_runtime::spawn_blocking(move || runtime.block_on(call()))
-        .await
-        .map_err(|e| {
-            CommandError::new(
-                CommandErrorCode::Process,
-                format!("the command stopped: {e}"),
-            )
-        })?
-}
 
 /// Every command, for `Builder::invoke_handler`.
 pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static {
@@ -66,6 +45,15 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         incident_switch,
         unfreeze_writes,
         notify,
+        list_kube_contexts,
+        add_kube_profile,
+        list_releases,
+        get_release,
+        promote_release,
+        abort_release,
+        undo_release,
+        pause_release,
+        resume_release,
     ]
 }
 
@@ -147,8 +135,7 @@ pub async fn list_traces(
     state: State<'_, AppState>,
     args: TraceQuery,
 ) -> Result<TracePage, CommandError> {
-    let console = state.console().await?;
-    not_send(move || async move { console.list_traces(args).await }).await
+    state.console().await?.list_traces(args).await
 }
 
 #[tauri::command]
@@ -164,8 +151,7 @@ pub async fn list_approvals(
     state: State<'_, AppState>,
     args: ApprovalListArgs,
 ) -> Result<ApprovalPage, CommandError> {
-    let console = state.console().await?;
-    not_send(move || async move { console.list_approvals(args).await }).await
+    state.console().await?.list_approvals(args).await
 }
 
 #[tauri::command]
@@ -198,8 +184,7 @@ pub async fn list_eval_suites(state: State<'_, AppState>) -> Result<Vec<EvalSuit
 pub async fn list_eval_runs(
     state: State<'_, AppState>,
 ) -> Result<Vec<EvalRunSummary>, CommandError> {
-    let console = state.console().await?;
-    not_send(move || async move { console.list_eval_runs().await }).await
+    state.console().await?.list_eval_runs().await
 }
 
 #[tauri::command]
@@ -222,8 +207,7 @@ pub async fn start_eval(
 pub async fn eval_pass_rates(
     state: State<'_, AppState>,
 ) -> Result<Vec<PassRatePoint>, CommandError> {
-    let console = state.console().await?;
-    not_send(move || async move { console.eval_pass_rates().await }).await
+    state.console().await?.eval_pass_rates().await
 }
 
 #[tauri::command]
@@ -285,8 +269,7 @@ pub async fn incident_switch(
     state: State<'_, AppState>,
     args: IncidentArgs,
 ) -> Result<IncidentResult, CommandError> {
-    let console = state.console().await?;
-    not_send(move || async move { console.incident_switch(args).await }).await
+    state.console().await?.incident_switch(args).await
 }
 
 #[tauri::command]
@@ -300,4 +283,75 @@ pub async fn unfreeze_writes(
 #[tauri::command]
 pub async fn notify(state: State<'_, AppState>, args: NotifyArgs) -> Result<(), CommandError> {
     state.console().await?.notify(args).await
+}
+
+// --- releases (the Releases view; `release_event` / `release_progress` go through the
+// same `EventSink` by name) -----------------------------------------------------------
+
+#[tauri::command]
+pub async fn list_kube_contexts(
+    state: State<'_, AppState>,
+) -> Result<Vec<rd::KubeContext>, CommandError> {
+    state.console().await?.list_kube_contexts().await
+}
+
+#[tauri::command]
+pub async fn add_kube_profile(
+    state: State<'_, AppState>,
+    args: rd::AddKubeProfileArgs,
+) -> Result<Profile, CommandError> {
+    state.console().await?.add_kube_profile(args).await
+}
+
+#[tauri::command]
+pub async fn list_releases(state: State<'_, AppState>) -> Result<rd::ReleaseList, CommandError> {
+    state.console().await?.list_releases().await
+}
+
+#[tauri::command]
+pub async fn get_release(
+    state: State<'_, AppState>,
+    args: rd::ReleaseRefArgs,
+) -> Result<rd::ReleaseDetail, CommandError> {
+    state.console().await?.get_release(args).await
+}
+
+#[tauri::command]
+pub async fn promote_release(
+    state: State<'_, AppState>,
+    args: rd::PromoteArgs,
+) -> Result<rd::ReleaseActionResult, CommandError> {
+    state.console().await?.promote_release(args).await
+}
+
+#[tauri::command]
+pub async fn abort_release(
+    state: State<'_, AppState>,
+    args: rd::ReleaseReasonArgs,
+) -> Result<rd::ReleaseActionResult, CommandError> {
+    state.console().await?.abort_release(args).await
+}
+
+#[tauri::command]
+pub async fn undo_release(
+    state: State<'_, AppState>,
+    args: rd::UndoArgs,
+) -> Result<rd::ReleaseActionResult, CommandError> {
+    state.console().await?.undo_release(args).await
+}
+
+#[tauri::command]
+pub async fn pause_release(
+    state: State<'_, AppState>,
+    args: rd::ReleaseReasonArgs,
+) -> Result<rd::ReleaseActionResult, CommandError> {
+    state.console().await?.pause_release(args).await
+}
+
+#[tauri::command]
+pub async fn resume_release(
+    state: State<'_, AppState>,
+    args: rd::ReleaseReasonArgs,
+) -> Result<rd::ReleaseActionResult, CommandError> {
+    state.console().await?.resume_release(args).await
 }

@@ -8,6 +8,7 @@
 pub mod dto;
 mod live;
 pub mod map;
+mod releases;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,8 @@ use crate::agent::{AgentClient, Reason, StartEval, TraceQuery as WireTraceQuery}
 use crate::domain::{BaseUrl, ProfileId, Secret};
 use crate::host::Host;
 use crate::local::{LocalConfig, LocalService, Traffic, TrafficConfig};
+use crate::releases::cluster::KubeconfigSource;
+use crate::releases::{ReleaseOptions, ReleaseService};
 use crate::series::{SeriesConfig, SeriesStore};
 use crate::smoke::ollama::OllamaClient;
 use crate::smoke::{self, SmokeConfig, SmokeProgress};
@@ -58,6 +61,12 @@ pub struct ConsoleOptions {
     pub ollama_url: BaseUrl,
     /// Where exported reports and incident packs are written.
     pub export_dir: PathBuf,
+    /// Where the Kubernetes profiles' contexts come from (default: `KUBECONFIG` or
+    /// `~/.kube/config`).
+    pub kubeconfig: KubeconfigSource,
+    /// Timeouts and the actor of release actions. The analysis tick of canaries runs
+    /// every `scrape_interval`.
+    pub releases: ReleaseOptions,
 }
 
 impl ConsoleOptions {
@@ -78,6 +87,8 @@ impl ConsoleOptions {
             traffic: false,
             scrape_interval: Duration::from_secs(5),
             ollama_url,
+            kubeconfig: KubeconfigSource::Default,
+            releases: ReleaseOptions::default(),
         }
     }
 }
@@ -129,6 +140,7 @@ struct Inner {
     series: tokio::sync::Mutex<SeriesStore>,
     local: Mutex<Option<Local>>,
     local_error: Mutex<Option<CommandError>>,
+    releases: releases::Releases,
 }
 
 /// The console's application layer; cheap to clone (one shared state).
@@ -234,8 +246,14 @@ impl Console {
             scrape_interval: options.scrape_interval,
             ..SeriesConfig::default()
         });
+        let release_service = ReleaseService::new(
+            host.clone(),
+            options.kubeconfig.clone(),
+            options.releases.clone(),
+        );
         let console = Console {
             inner: Arc::new(Inner {
+                releases: releases::Releases::new(release_service, sink.clone()),
                 host,
                 sink,
                 state: Mutex::new(State {
@@ -278,6 +296,8 @@ impl Console {
             console.save_settings()?;
         }
         console.restart_live();
+        console.sync_releases().await;
+        console.start_release_tick();
         Ok(console)
     }
 
@@ -345,6 +365,7 @@ impl Console {
         for t in std::mem::take(&mut lock(&self.inner.state).tasks) {
             t.abort();
         }
+        self.inner.releases.stop();
         let local = lock(&self.inner.local).take();
         if let Some(mut local) = local {
             drop(local.traffic.take());
@@ -535,6 +556,8 @@ impl Console {
             lock(&self.inner.state).persisted.active_id = Some(saved.id.to_string());
             self.save_settings()?;
             self.restart_live();
+            // Kubernetes profiles follow the active agent-service profile.
+            self.sync_releases().await;
         }
         Ok(Profile {
             id: saved.id.to_string(),
@@ -566,6 +589,7 @@ impl Console {
             self.inner.host.remove_profile(&pid),
         )
         .await?;
+        self.sync_releases().await;
         if self.active_id().as_deref() == Some(pid.as_str()) {
             let next = self.default_active().await?;
             lock(&self.inner.state).persisted.active_id = next;
@@ -586,6 +610,8 @@ impl Console {
             lock(&self.inner.state).persisted.active_id = Some(args.profile_id.clone());
             self.save_settings()?;
             self.restart_live();
+            // Kubernetes profiles follow the active agent-service profile.
+            self.sync_releases().await;
         }
         self.list_profiles().await
     }
@@ -1108,8 +1134,10 @@ impl Console {
         }
     }
 
-    /// Freezes writes on the active service and writes an incident pack (the freeze,
-    /// versions, recent failing traces, the metrics and the series' window stats).
+    /// Freezes writes on the active service, pauses the canaries in progress of the
+    /// Kubernetes profiles linked to it (`rollouts_paused`, reason = the incident's) and
+    /// writes an incident pack (the freeze, versions, recent failing traces, the metrics
+    /// and the series' window stats).
     pub async fn incident_switch(&self, args: IncidentArgs) -> CmdResult<IncidentResult> {
         self.guard(ActionId::IncidentSwitch)?;
         let reason = Reason::parse(&args.reason)
@@ -1120,10 +1148,11 @@ impl Console {
             .await?;
         let freeze = map::freeze_state(&frozen);
         self.freeze_seen(&freeze);
+        let rollouts_paused = self.pause_linked_rollouts(&id, reason.as_str()).await;
         let pack_path = live::incident_pack(self, &id, &client, &freeze, reason.as_str()).await?;
         Ok(IncidentResult {
             freeze,
-            rollouts_paused: 0,
+            rollouts_paused,
             pack_path,
         })
     }
@@ -1252,6 +1281,39 @@ mod tests {
             title: "t".into(),
             body: "b".into(),
         }));
+        {
+            use crate::releases::dto as rd;
+            let r = || rd::ReleaseRef {
+                profile_id: "k".into(),
+                namespace: "ns".into(),
+                name: "app".into(),
+            };
+            let why = || rd::ReleaseReasonArgs {
+                release: r(),
+                reason: "r".into(),
+            };
+            send(c.list_kube_contexts());
+            send(c.add_kube_profile(rd::AddKubeProfileArgs {
+                name: "n".into(),
+                context: "c".into(),
+                namespace: "ns".into(),
+            }));
+            send(c.list_releases());
+            send(c.get_release(rd::ReleaseRefArgs { release: r() }));
+            send(c.promote_release(rd::PromoteArgs {
+                release: r(),
+                full: false,
+                reason: "r".into(),
+            }));
+            send(c.abort_release(why()));
+            send(c.undo_release(rd::UndoArgs {
+                release: r(),
+                revision: 1,
+                reason: "r".into(),
+            }));
+            send(c.pause_release(why()));
+            send(c.resume_release(why()));
+        }
         send(c.shutdown());
     }
 

@@ -1,0 +1,466 @@
+//! Releases wired into the console (`Console`'s release commands, `release_event`,
+//! `release_progress`, the analysis tick, the incident switch) against the fake Kubernetes
+//! API server with real agent-service processes behind the pods.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flightdeck_core::clock::SystemClock;
+use flightdeck_core::console::dto::{
+    AddAgentProfileArgs, CommandErrorCode, IncidentArgs, ProfileIdArgs, ProfileKind,
+};
+use flightdeck_core::console::{Console, ConsoleOptions, EventSink};
+use flightdeck_core::host::Host;
+use flightdeck_core::releases::ReleaseOptions;
+use flightdeck_core::releases::cluster::KubeconfigSource;
+use flightdeck_core::releases::dto::*;
+use serde_json::{Value, json};
+use testkit::{AgentService, FakeKube, KubeconfigOpts};
+
+use crate::helpers::within;
+
+const NS: &str = "flightdeck-test";
+const APP: &str = "agent-service";
+
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<(String, Value)>>,
+}
+
+impl EventSink for Recorder {
+    fn emit(&self, event: &str, payload: Value) {
+        self.events
+            .lock()
+            .unwrap()
+            .push((event.to_string(), payload));
+    }
+}
+
+impl Recorder {
+    fn of(&self, event: &str) -> Vec<Value> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(e, _)| e == event)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+
+    async fn wait_for(&self, secs: u64, event: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        within(secs, event, async {
+            loop {
+                if let Some(v) = self.of(event).into_iter().find(|v| pred(v)) {
+                    return v;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "fd-console-releases-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn deployment(name: &str, track: &str, replicas: i64, version: &str, annotations: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS, "annotations": annotations,
+            "labels": {"app.kubernetes.io/name": APP, "track": track}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": APP, "track": track}},
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": APP, "track": track,
+                    "app.kubernetes.io/version": version}},
+                "spec": {"containers": [{"name": "agent-service",
+                    "image": format!("ghcr.io/flightdeck/agent-service:{version}"),
+                    "ports": [{"name": "http", "containerPort": 8080}]}]}
+            }
+        }
+    })
+}
+
+/// A fake cluster with the release `agent-service` (stable 0.1.0, canary 0.2.0 at step 0)
+/// in `NS`; its kubeconfig context is `context`.
+async fn cluster(dir: &TempDir, context: &str) -> (FakeKube, PathBuf) {
+    let kube = FakeKube::start().await;
+    let kc = dir.0.join(format!("kubeconfig-{context}"));
+    kube.write_kubeconfig(
+        &kc,
+        &KubeconfigOpts {
+            context: context.into(),
+            namespace: Some(NS.into()),
+            token: None,
+            exec: false,
+        },
+    )
+    .unwrap();
+    kube.apply_value(deployment(APP, "stable", 9, "0.1.0", json!({})))
+        .unwrap();
+    let analysis = json!({"max_error_rate": 0.01, "max_p95_latency_ms": 8000,
+        "min_success_rate": 0.95, "max_cost_per_success_usd": 0.05,
+        "max_guardrail_block_rate": 0.5, "min_samples": 5});
+    kube.apply_value(deployment(
+        &format!("{APP}-canary"),
+        "canary",
+        0,
+        "0.2.0",
+        json!({"flightdeck.dev/canary-steps": "10,25,50,100", "flightdeck.dev/canary-step": "0",
+               "flightdeck.dev/analysis": analysis.to_string()}),
+    ))
+    .unwrap();
+    (kube, kc)
+}
+
+fn release_options() -> ReleaseOptions {
+    ReleaseOptions {
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(10),
+        rollout_timeout: Duration::from_secs(30),
+        poll_interval: Duration::from_millis(50),
+        failure_limit: 1,
+        // The tick must not pause the canary itself before the incident switch does.
+        inconclusive_pause_after: 10_000,
+        conflict_retries: 3,
+        actor: "tester".into(),
+    }
+}
+
+async fn console(dir: &TempDir, kubeconfigs: Vec<PathBuf>, sink: Arc<Recorder>) -> Console {
+    let host = Host::in_memory(Arc::new(SystemClock)).await.unwrap();
+    within(
+        30,
+        "the console",
+        Console::start(
+            host,
+            sink,
+            ConsoleOptions {
+                scrape_interval: Duration::from_millis(400),
+                kubeconfig: KubeconfigSource::Paths(kubeconfigs),
+                releases: release_options(),
+                ..ConsoleOptions::new(dir.0.join("data"))
+            },
+        ),
+    )
+    .await
+    .unwrap()
+}
+
+/// Real agent-services as the pods of both tracks.
+fn backends(kube: &FakeKube) -> (AgentService, AgentService) {
+    let stable = AgentService::spawn(&[("RELEASE_TRACK", "stable"), ("RELEASE_VERSION", "0.1.0")]);
+    let canary = AgentService::spawn(&[("RELEASE_TRACK", "canary"), ("RELEASE_VERSION", "0.2.0")]);
+    for (track, svc) in [("stable", &stable), ("canary", &canary)] {
+        kube.set_backend(
+            NS,
+            BTreeMap::from([("track".to_string(), track.to_string())]),
+            svc.url(),
+        );
+    }
+    (stable, canary)
+}
+
+fn add_kube(name: &str, context: &str) -> AddKubeProfileArgs {
+    AddKubeProfileArgs {
+        name: name.into(),
+        context: context.into(),
+        namespace: NS.into(),
+    }
+}
+
+fn rref(profile_id: &str) -> ReleaseRef {
+    ReleaseRef {
+        profile_id: profile_id.into(),
+        namespace: NS.into(),
+        name: APP.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_releases_list_promote_events_and_the_analysis_tick() {
+    let dir = TempDir::new();
+    let (kube, kc) = cluster(&dir, "fake").await;
+    let (_stable, _canary) = backends(&kube);
+    let sink = Arc::new(Recorder::default());
+    let console = console(&dir, vec![kc], sink.clone()).await;
+
+    let contexts = console.list_kube_contexts().await.unwrap();
+    assert_eq!(contexts.len(), 1);
+    assert_eq!(contexts[0].name, "fake");
+    let unknown = console
+        .add_kube_profile(add_kube("Nope", "nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code, CommandErrorCode::Invalid, "{unknown:?}");
+    let profile = console
+        .add_kube_profile(add_kube("Fake cluster", "fake"))
+        .await
+        .unwrap();
+    assert_eq!(profile.kind, ProfileKind::Kubernetes);
+    assert_eq!(profile.context.as_deref(), Some("fake"));
+    assert_eq!(profile.namespace.as_deref(), Some(NS));
+    let listed = console.list_profiles().await.unwrap();
+    assert!(listed.profiles.iter().any(|p| p.id == profile.id));
+
+    let list = console.list_releases().await.unwrap();
+    assert!(list.errors.is_empty(), "{:?}", list.errors);
+    assert_eq!(list.releases.len(), 1);
+    let s = &list.releases[0];
+    assert_eq!(s.release, rref(&profile.id));
+    assert_eq!(s.cluster, "Fake cluster");
+    assert_eq!(s.state, ReleaseState::WaitingDecision);
+    // The watch started with the profile pushes the release once.
+    let first = sink
+        .wait_for(10, "release_event", |e| e["ref"]["name"] == APP)
+        .await;
+    assert_eq!(first["ref"]["profile_id"], profile.id.as_str());
+    assert_eq!(first["step"], 0);
+
+    // An action needs a reason, and says so as a typed error.
+    let blank = console
+        .promote_release(PromoteArgs {
+            release: rref(&profile.id),
+            full: false,
+            reason: " ".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(blank.code, CommandErrorCode::Invalid, "{blank:?}");
+
+    let r = within(
+        60,
+        "promote",
+        console.promote_release(PromoteArgs {
+            release: rref(&profile.id),
+            full: false,
+            reason: "metrics look good".into(),
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.detail.summary.step, 1, "{}", r.message);
+    let progress = sink.of("release_progress");
+    assert!(!progress.is_empty());
+    assert!(progress.iter().all(|p| p["ref"]["name"] == APP));
+    assert!(
+        progress
+            .iter()
+            .any(|p| p["action"] == "promote_step" && p["done"] == true && p["error"].is_null()),
+        "{progress:?}"
+    );
+    sink.wait_for(10, "release_event", |e| {
+        e["step"] == 1 && e["actual_weight"] == 10
+    })
+    .await;
+
+    // The periodic analysis tick judges the canary now that it has a pod: its verdict
+    // arrives as a release_event (too few samples yet: inconclusive).
+    let judged = sink
+        .wait_for(20, "release_event", |e| !e["verdict"].is_null())
+        .await;
+    assert_eq!(judged["verdict"], "inconclusive", "{judged}");
+    let detail = console
+        .get_release(ReleaseRefArgs {
+            release: rref(&profile.id),
+        })
+        .await
+        .unwrap();
+    assert_eq!(detail.summary.verdict, Some(Verdict::Inconclusive));
+    assert!(detail.analysis.is_some());
+
+    // A removed profile is no longer listed (and its watch stops).
+    console
+        .remove_profile(ProfileIdArgs {
+            profile_id: profile.id.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(console.list_releases().await.unwrap().releases.is_empty());
+    console.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_releases_incident_switch_pauses_the_linked_canary() {
+    let dir = TempDir::new();
+    let (kube, kc) = cluster(&dir, "fake").await;
+    let (stable, canary) = backends(&kube);
+    let sink = Arc::new(Recorder::default());
+    let console = console(&dir, vec![kc], sink.clone()).await;
+
+    // Without an agent-service profile there is nothing to freeze.
+    let none = console
+        .incident_switch(IncidentArgs {
+            reason: "p99 over 30 s".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(none.code, CommandErrorCode::Invalid, "{none:?}");
+
+    // The active agent-service profile: the service the cluster runs (its canary here).
+    let agent = console
+        .add_agent_profile(AddAgentProfileArgs {
+            name: "Prod service".into(),
+            url: canary.url().into(),
+            api_key: canary.key("admin").into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        console.list_profiles().await.unwrap().active_id.as_deref(),
+        Some(agent.id.as_str())
+    );
+    let kp = console
+        .add_kube_profile(add_kube("Prod cluster", "fake"))
+        .await
+        .unwrap();
+    within(
+        60,
+        "promote",
+        console.promote_release(PromoteArgs {
+            release: rref(&kp.id),
+            full: false,
+            reason: "first step".into(),
+        }),
+    )
+    .await
+    .unwrap();
+
+    let incident = console
+        .incident_switch(IncidentArgs {
+            reason: "p99 over 30 s on prod".into(),
+        })
+        .await
+        .unwrap();
+    assert!(incident.freeze.frozen);
+    assert_eq!(incident.rollouts_paused, 1);
+    let c = kube.deployment(NS, &format!("{APP}-canary")).unwrap();
+    let ann = &c["metadata"]["annotations"];
+    assert_eq!(ann["flightdeck.dev/paused"], "true");
+    assert_eq!(ann["flightdeck.dev/paused-reason"], "p99 over 30 s on prod");
+    // Paused, not aborted: the canary keeps its step and its pod.
+    assert_eq!(ann["flightdeck.dev/canary-step"], "1");
+    assert_eq!(c["spec"]["replicas"], 1);
+    let s = &console.list_releases().await.unwrap().releases[0];
+    assert_eq!(s.state, ReleaseState::Paused);
+    sink.wait_for(10, "release_event", |e| e["state"] == "paused")
+        .await;
+
+    // An already paused canary is not paused (nor counted) again.
+    let again = console
+        .incident_switch(IncidentArgs {
+            reason: "still slow".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.rollouts_paused, 0);
+
+    // Another service becomes active: the cluster is re-linked to it, so its incident
+    // switch pauses the (resumed) canary.
+    let other = console
+        .add_agent_profile(AddAgentProfileArgs {
+            name: "Staging service".into(),
+            url: stable.url().into(),
+            api_key: stable.key("admin").into(),
+        })
+        .await
+        .unwrap();
+    console
+        .set_active_profile(ProfileIdArgs {
+            profile_id: other.id.clone(),
+        })
+        .await
+        .unwrap();
+    let resumed = console
+        .resume_release(ReleaseReasonArgs {
+            release: rref(&kp.id),
+            reason: "latency back to normal".into(),
+        })
+        .await
+        .unwrap();
+    assert_ne!(resumed.detail.summary.state, ReleaseState::Paused);
+    let third = console
+        .incident_switch(IncidentArgs {
+            reason: "errors on staging".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(third.rollouts_paused, 1);
+    let c = kube.deployment(NS, &format!("{APP}-canary")).unwrap();
+    assert_eq!(
+        c["metadata"]["annotations"]["flightdeck.dev/paused-reason"],
+        "errors on staging"
+    );
+    console.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_releases_an_unreachable_cluster_is_a_cluster_error_others_still_list() {
+    let dir = TempDir::new();
+    let (up, kc_up) = cluster(&dir, "up").await;
+    let (down, kc_down) = cluster(&dir, "down").await;
+    let sink = Arc::new(Recorder::default());
+    let console = console(&dir, vec![kc_up, kc_down], sink.clone()).await;
+    let contexts = console.list_kube_contexts().await.unwrap();
+    assert_eq!(contexts.len(), 2, "{contexts:?}");
+    let a = console
+        .add_kube_profile(add_kube("Up", "up"))
+        .await
+        .unwrap();
+    let b = console
+        .add_kube_profile(add_kube("Down", "down"))
+        .await
+        .unwrap();
+    assert_eq!(console.list_releases().await.unwrap().releases.len(), 2);
+    down.stop().await.unwrap();
+
+    let list = within(10, "list_releases", console.list_releases())
+        .await
+        .unwrap();
+    assert_eq!(list.releases.len(), 1, "{list:?}");
+    assert_eq!(list.releases[0].release.profile_id, a.id);
+    assert_eq!(list.errors.len(), 1, "{list:?}");
+    assert_eq!(list.errors[0].profile_id, b.id);
+    assert_eq!(list.errors[0].cluster, "Down");
+    assert!(
+        list.errors[0]
+            .message
+            .contains("could not reach cluster Down"),
+        "{}",
+        list.errors[0].message
+    );
+    let e = console
+        .get_release(ReleaseRefArgs {
+            release: rref(&b.id),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e.code,
+            CommandErrorCode::Network | CommandErrorCode::Timeout
+        ),
+        "{e:?}"
+    );
+    drop(up);
+    console.shutdown().await;
+}
