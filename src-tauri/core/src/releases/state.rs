@@ -17,7 +17,7 @@ pub const STEP: &str = "flightdeck.dev/canary-step";
 pub const ANALYSIS: &str = "flightdeck.dev/analysis";
 pub const PAUSED: &str = "flightdeck.dev/paused";
 pub const PAUSED_REASON: &str = "flightdeck.dev/paused-reason";
-/// Set by Abort (the operator's reason), removed by the next promote or resume.
+/// Set by Abort (the operator's reason), removed by the next promote (resume keeps it).
 pub const ABORTED: &str = "flightdeck.dev/aborted";
 /// Set by a full promotion, removed by the next promote step.
 pub const COMPLETED: &str = "flightdeck.dev/completed";
