@@ -153,10 +153,29 @@ impl Host {
         target: &str,
         run: impl Future<Output = Result<T>>,
     ) -> Result<T> {
+        self.audited_because(actor, action, target, "", run).await
+    }
+
+    /// [`Host::audited`] that also records why the operator acted (`reason`, may be empty),
+    /// whatever the outcome: "reason: …" on success, "code: error (reason: …)" on failure.
+    pub async fn audited_because<T>(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        reason: &str,
+        run: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         let result = run.await;
+        let reason = reason.trim();
         let (outcome, detail) = match &result {
-            Ok(_) => (Outcome::Ok, String::new()),
-            Err(e) => (Outcome::Failed, format!("{}: {e}", e.code().as_str())),
+            Ok(_) if reason.is_empty() => (Outcome::Ok, String::new()),
+            Ok(_) => (Outcome::Ok, format!("reason: {reason}")),
+            Err(e) if reason.is_empty() => (Outcome::Failed, format!("{}: {e}", e.code().as_str())),
+            Err(e) => (
+                Outcome::Failed,
+                format!("{}: {e} (reason: {reason})", e.code().as_str()),
+            ),
         };
         let logged = self
             .store
@@ -297,6 +316,30 @@ mod tests {
                 ),
                 (5000, "approval/apr_1", Outcome::Ok, ""),
             ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_operators_reason_is_recorded_whatever_the_outcome() {
+        let host = Host::in_memory(Arc::new(ManualClock::new(1)))
+            .await
+            .unwrap();
+        let _ = host
+            .audited_because("me", "pause", "release/a", " incident 42 ", async {
+                Ok(())
+            })
+            .await;
+        let _: Result<()> = host
+            .audited_because("me", "abort", "release/b", "bad canary", async {
+                Err(Error::invalid("no canary"))
+            })
+            .await;
+        let log = host.store.actions(10, None).await.unwrap();
+        let details: Vec<&str> = log.iter().map(|a| a.detail.as_str()).collect();
+        assert!(details.contains(&"reason: incident 42"), "{details:?}");
+        assert!(
+            details.contains(&"invalid: no canary (reason: bad canary)"),
+            "{details:?}"
         );
     }
 }

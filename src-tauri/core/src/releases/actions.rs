@@ -35,7 +35,7 @@ impl ReleaseService {
         let host = self.inner.host.clone();
         let actor = self.inner.options.actor.clone();
         let outcome = host
-            .audited(&actor, action.as_str(), &log_target(r), async {
+            .audited_because(&actor, action.as_str(), &log_target(r), reason, async {
                 let reason = reason_of(reason)?;
                 let c = self.cluster(r).await?;
                 self.progress(r, action, "checking permissions", None, false, None);

@@ -275,7 +275,7 @@ impl ReleaseService {
         let action = ReleaseActionId::Pause;
         self.inner
             .host
-            .audited(&actor, action.as_str(), &log_target(r), async {
+            .audited_because(&actor, action.as_str(), &log_target(r), &reason, async {
                 self.set_paused(c, r, action, Some(&reason)).await?;
                 self.record_event(c, r, action, &actor, &reason).await
             })
