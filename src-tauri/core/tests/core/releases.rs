@@ -329,6 +329,13 @@ async fn releases_a_canary_walks_10_25_50_100_under_promote() {
     assert_eq!(log.len(), 4);
     assert!(log.iter().all(|l| l.outcome == "ok" && l.actor == "tester"));
     assert_eq!(log[0].action, "promote_step");
+    assert!(
+        log.iter().all(|l| l
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("reason: "))),
+        "every logged action carries the operator's reason: {log:?}"
+    );
     // Waiting for ready replicas was reported as progress, and each action finished.
     let progress = rig.progress.lock().unwrap();
     assert!(
