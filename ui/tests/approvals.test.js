@@ -3,22 +3,10 @@
 // its error), Enter to confirm, Esc to cancel; N-of-M; a pushed approval_event appearing
 // in the queue with a desktop notification through the backend's `notify` command.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { calls, expectState, launch, mock, open, serveDist, shot } from './harness.js';
+import { describe, it } from 'node:test';
+import { calls, expectState, mock, shot, useBrowser } from './harness.js';
 
-/** @type {{url: string, close: () => Promise<void>}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await serveDist();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ui = useBrowser();
 
 /** @param {import('playwright-core').Page} page */
 async function selectedId(page) {
@@ -37,7 +25,7 @@ async function decisions(page) {
 
 describe('approvals', () => {
   it('approve with the keyboard: j/k, a, the reason is required, Enter confirms; N-of-M stays pending', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'approvals' });
+    const { page, errors, close } = await ui.open({ route: 'approvals' });
     await expectState(page, 'approvals', 'full');
     await page.waitForSelector('[data-approval]');
     const ids = await queueIds(page);
@@ -91,7 +79,7 @@ describe('approvals', () => {
   });
 
   it('reject with the keyboard: Esc cancels, r + reason + Enter rejects, history shows it', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'approvals' });
+    const { page, errors, close } = await ui.open({ route: 'approvals' });
     await page.waitForSelector('[data-approval]');
     const ids = await queueIds(page);
     await page.keyboard.press('j');
@@ -122,7 +110,7 @@ describe('approvals', () => {
   });
 
   it('a decision the backend refuses shows its message in the form', async () => {
-    const { page, close } = await open(browser, server.url, { route: 'approvals' });
+    const { page, close } = await ui.open({ route: 'approvals' });
     await page.waitForSelector('[data-approval]');
     await mock(page, (m) => m.failNext('decide_approval', { code: 'conflict', server_code: 'separation_of_duties', message: 'You proposed this change; another approver must decide it' }));
     await page.keyboard.press('a');
@@ -136,7 +124,7 @@ describe('approvals', () => {
   });
 
   it('a pushed approval_event appears in the queue and raises a desktop notification via notify', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'approvals' });
+    const { page, errors, close } = await ui.open({ route: 'approvals' });
     await page.waitForSelector('[data-approval]');
     assert.equal((await queueIds(page)).length, 5);
     const pushed = await mock(page, (m) => m.pushApproval({ tool: 'crm.close_ticket', resource: 'ticket/50001' }));
@@ -156,7 +144,7 @@ describe('approvals', () => {
   });
 
   it('events arrive on any view: the sidebar count and notification update off the approvals page', async () => {
-    const { page, close } = await open(browser, server.url, { route: 'overview' });
+    const { page, close } = await ui.open({ route: 'overview' });
     await page.waitForSelector('[data-nav="approvals"] .count');
     await mock(page, (m) => m.pushApproval());
     await page.waitForFunction(() => document.querySelector('[data-nav="approvals"] .count')?.textContent === '6');
@@ -165,7 +153,7 @@ describe('approvals', () => {
   });
 
   it('expiry countdowns tick', async () => {
-    const { page, close } = await open(browser, server.url, { route: 'approvals' });
+    const { page, close } = await ui.open({ route: 'approvals' });
     await page.waitForSelector('[data-approval]');
     const cd = page.locator('#approval-list [role="option"] .countdown').first();
     const a = await cd.innerText();
@@ -175,7 +163,7 @@ describe('approvals', () => {
   });
 
   it('the trace link opens the traces view filtered by the request id', async () => {
-    const { page, close } = await open(browser, server.url, { route: 'approvals' });
+    const { page, close } = await ui.open({ route: 'approvals' });
     await page.waitForSelector('[data-approval]');
     await page.locator('[data-trace-link]').click();
     await page.waitForSelector('main[data-route="traces"]');
@@ -188,7 +176,7 @@ describe('approvals', () => {
   });
 
   it('the audit chain status is shown and can be verified again', async () => {
-    const { page, close } = await open(browser, server.url, { route: 'approvals' });
+    const { page, close } = await ui.open({ route: 'approvals' });
     await page.waitForSelector('[data-audit="ok"]');
     assert.match(await page.locator('[data-audit]').innerText(), /Audit chain intact · [\d,]+ events/);
     const before = (await calls(page)).filter((c) => c.command === 'verify_audit').length;

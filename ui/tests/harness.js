@@ -9,6 +9,7 @@ import { createServer } from 'node:http';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -96,6 +97,36 @@ export async function open(browser, base, o = {}) {
   await page.goto(`${base}/?${q}#/${o.route ?? 'overview'}`);
   await page.waitForSelector('main[data-route]');
   return { page, errors, close: () => context.close() };
+}
+
+/**
+ * One test file's browser: serves `dist/` and starts Chromium before the file's tests,
+ * closes both after them. `ui.open(o)` is `open(browser, url, o)`; `ui.url` the server's.
+ */
+export function useBrowser() {
+  /** @type {{url: string, close: () => Promise<void>} | undefined} */
+  let server;
+  /** @type {import('playwright-core').Browser | undefined} */
+  let browser;
+  before(async () => {
+    server = await serveDist();
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+  const started = () => {
+    if (!server || !browser) throw new Error('useBrowser(): used outside a test');
+    return { server, browser };
+  };
+  return {
+    get url() {
+      return started().server.url;
+    },
+    /** @param {Parameters<typeof open>[2]} [o] */
+    open: (o) => open(started().browser, started().server.url, o),
+  };
 }
 
 /**

@@ -2,22 +2,10 @@
 // The command palette (Ctrl+K) reaches every action: navigation, approve/reject a given
 // request, the incident switch (confirmed, with a required reason), smoke tests, evals.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { calls, launch, open, serveDist, shot } from './harness.js';
+import { describe, it } from 'node:test';
+import { calls, shot, useBrowser } from './harness.js';
 
-/** @type {{url: string, close: () => Promise<void>}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await serveDist();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ui = useBrowser();
 
 /**
  * Opens the palette with Ctrl+K and runs the first command matching `query` with Enter.
@@ -34,7 +22,7 @@ async function run(page, query) {
 
 describe('command palette', () => {
   it('opens with Ctrl+K, focuses the search, lists commands, closes with Esc', async () => {
-    const { page, errors, close } = await open(browser, server.url);
+    const { page, errors, close } = await ui.open();
     await page.waitForSelector('[data-card]');
     await page.keyboard.press('Control+k');
     await page.waitForSelector('dialog.palette[open]');
@@ -53,7 +41,7 @@ describe('command palette', () => {
   });
 
   it('arrow keys move the active option; "go to traces" navigates', async () => {
-    const { page, close } = await open(browser, server.url);
+    const { page, close } = await ui.open();
     await page.keyboard.press('Control+k');
     await page.keyboard.type('go to');
     await page.keyboard.press('ArrowDown');
@@ -67,7 +55,7 @@ describe('command palette', () => {
   });
 
   it('"approve apr_…" opens that request with the reason focused; "reject …" likewise', async () => {
-    const { page, close } = await open(browser, server.url);
+    const { page, close } = await ui.open();
     await page.waitForSelector('[data-nav="approvals"] .count');
     await page.keyboard.press('Control+k');
     await page.keyboard.type('approve apr_');
@@ -89,7 +77,7 @@ describe('command palette', () => {
   });
 
   it('"freeze writes" asks for confirmation and a reason, then freezes and exports the pack', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'approvals' });
+    const { page, errors, close } = await ui.open({ route: 'approvals' });
     await page.waitForSelector('[data-approval]');
     await run(page, 'freeze writes');
     const dialog = page.locator('dialog[open]', { hasText: 'Incident switch' });
@@ -116,7 +104,7 @@ describe('command palette', () => {
   });
 
   it('"run smoke tests" runs the suite with progress and stores the result', async () => {
-    const { page, errors, close } = await open(browser, server.url);
+    const { page, errors, close } = await ui.open();
     await run(page, 'run smoke tests');
     await page.waitForSelector('main[data-route="smoke"]');
     await page.waitForSelector('[data-smoke-progress] [role="progressbar"]');
@@ -129,7 +117,7 @@ describe('command palette', () => {
   });
 
   it('"start eval golden" starts a run whose progress is pushed until it completes', async () => {
-    const { page, errors, close } = await open(browser, server.url);
+    const { page, errors, close } = await ui.open();
     await run(page, 'start eval golden');
     await page.waitForSelector('main[data-route="evals"]');
     // The progress bar is transient: on a busy machine the mock run can finish before the
@@ -144,7 +132,7 @@ describe('command palette', () => {
   });
 
   it('keyboard navigation between views with g + key', async () => {
-    const { page, close } = await open(browser, server.url);
+    const { page, close } = await ui.open();
     await page.waitForSelector('[data-card]');
     for (const [key, route] of [['t', 'traces'], ['a', 'approvals'], ['e', 'evals'], ['s', 'smoke'], [',', 'settings'], ['o', 'overview']]) {
       await page.keyboard.press('g');

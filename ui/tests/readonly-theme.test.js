@@ -3,22 +3,10 @@
 // (tooltip and text for screen readers), also in the palette and on their shortcuts; a
 // permissions_event applies without a reload. The theme toggle switches and persists.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { calls, expectState, launch, mock, open, serveDist, shot } from './harness.js';
+import { describe, it } from 'node:test';
+import { calls, expectState, mock, shot, useBrowser } from './harness.js';
 
-/** @type {{url: string, close: () => Promise<void>}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await serveDist();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ui = useBrowser();
 
 /**
  * Asserts `button` is disabled, marked denied, and carries `reason` as its tooltip and
@@ -39,7 +27,7 @@ async function assertDenied(button, reason) {
 
 describe('read-only connection', () => {
   it('approvals: approve/reject disabled with the reason; a and r do nothing but explain', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'approvals', readOnly: true });
+    const { page, errors, close } = await ui.open({ route: 'approvals', readOnly: true });
     await page.waitForSelector('[data-approval]');
     await page.waitForSelector('[data-readonly]');
     assert.match(await page.locator('[data-readonly]').innerText(), /Read-only · viewer/);
@@ -56,7 +44,7 @@ describe('read-only connection', () => {
   });
 
   it('evals and the palette: denied commands are listed disabled with the reason and do not run', async () => {
-    const { page, close } = await open(browser, server.url, { route: 'evals', readOnly: true });
+    const { page, close } = await ui.open({ route: 'evals', readOnly: true });
     await expectState(page, 'eval-suites', 'full');
     await assertDenied(page.locator('[data-suite="golden"] button[data-action="start_eval"]'), /do not include operator/);
     await page.keyboard.press('Control+k');
@@ -72,7 +60,7 @@ describe('read-only connection', () => {
   });
 
   it('settings lists each action with allowed/denied and the reason', async () => {
-    const { page, close } = await open(browser, server.url, { route: 'settings', readOnly: true });
+    const { page, close } = await ui.open({ route: 'settings', readOnly: true });
     await expectState(page, 'permissions', 'full');
     const row = page.locator('[data-permission="approve"]');
     assert.match(await row.innerText(), /denied[\s\S]*do not include approver/);
@@ -81,7 +69,7 @@ describe('read-only connection', () => {
   });
 
   it('a permissions_event applies at once, without a reload', async () => {
-    const { page, close } = await open(browser, server.url, { route: 'approvals' });
+    const { page, close } = await ui.open({ route: 'approvals' });
     await page.waitForSelector('[data-approval]');
     const approve = page.locator('[data-approval] button[data-action="approve"]');
     assert.equal(await approve.isDisabled(), false);
@@ -96,7 +84,7 @@ describe('read-only connection', () => {
 
 describe('theme', () => {
   it('toggles light/dark, saves it to the backend, and keeps it across a reload', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'settings' });
+    const { page, errors, close } = await ui.open({ route: 'settings' });
     await expectState(page, 'retention', 'full');
     const bg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
     assert.equal(await page.locator('html').getAttribute('data-theme'), 'light');

@@ -5,22 +5,10 @@
 // promote; a conflict reloading the release; read-only rendering with the SSAR reason; an
 // unreachable cluster not hiding the others; the palette's "promote …" confirmation.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { calls, expectState, launch, mock, open, serveDist, shot } from './harness.js';
+import { describe, it } from 'node:test';
+import { calls, expectState, mock, shot, useBrowser } from './harness.js';
 
-/** @type {{url: string, close: () => Promise<void>}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await serveDist();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ui = useBrowser();
 
 /** @param {import('playwright-core').Page} page */
 function names(page) {
@@ -42,7 +30,7 @@ async function sent(page, command) {
 
 /** Opens the Releases view in the full scenario with the first release's detail shown. */
 async function openFull(/** @type {{readOnly?: boolean}} */ o = {}) {
-  const r = await open(browser, server.url, { route: 'releases', readOnly: o.readOnly });
+  const r = await ui.open({ route: 'releases', readOnly: o.readOnly });
   await expectState(r.page, 'releases', 'full');
   await r.page.waitForSelector('[data-release="support-agent"]');
   return r;
@@ -77,7 +65,7 @@ describe('releases view states', () => {
   });
 
   it('empty: says why and what to do', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'releases', scenario: 'empty' });
+    const { page, errors, close } = await ui.open({ route: 'releases', scenario: 'empty' });
     await expectState(page, 'releases', 'empty');
     assert.match(await page.locator('[data-region="releases"] [data-state="empty"]').innerText(), /No releases on the connected clusters[\s\S]*Add a Kubernetes connection in Settings/);
     assert.equal(await page.locator('#release-list [role="option"]').count(), 0);
@@ -87,7 +75,7 @@ describe('releases view states', () => {
   });
 
   it('loading: placeholders and a busy region', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'releases', scenario: 'loading' });
+    const { page, errors, close } = await ui.open({ route: 'releases', scenario: 'loading' });
     await expectState(page, 'releases', 'loading');
     const region = page.locator('[data-region="releases"]');
     assert.equal(await region.getAttribute('aria-busy'), 'true');
@@ -98,7 +86,7 @@ describe('releases view states', () => {
   });
 
   it('error: the backend message, and Retry recovers', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'releases', scenario: 'error' });
+    const { page, errors, close } = await ui.open({ route: 'releases', scenario: 'error' });
     await expectState(page, 'releases', 'error');
     const alert = page.locator('[data-region="releases"] [role="alert"]').first();
     const text = await alert.innerText();
@@ -376,7 +364,7 @@ describe('releases', () => {
   });
 
   it('palette: "promote support-agent in agents" opens the same confirmation; g r reaches the view', async () => {
-    const { page, errors, close } = await open(browser, server.url);
+    const { page, errors, close } = await ui.open();
     await page.waitForSelector('[data-card]');
     await page.keyboard.press('g');
     await page.keyboard.press('r');

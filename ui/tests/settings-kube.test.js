@@ -5,22 +5,10 @@
 // the same from the keyboard only; failures (invalid, no kubeconfig) keeping what was typed;
 // a kubeconfig without contexts; a connection that may not manage profiles.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { calls, expectState, launch, mock, open, serveDist, shot } from './harness.js';
+import { describe, it } from 'node:test';
+import { calls, expectState, mock, shot, useBrowser } from './harness.js';
 
-/** @type {{url: string, close: () => Promise<void>}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await serveDist();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ui = useBrowser();
 
 const EU = 'gke_acme_europe-west1_prod';
 const US = 'gke_acme_us-east1_prod';
@@ -41,7 +29,7 @@ function toggle(page) {
 
 /** Opens Settings and the cluster form with its contexts loaded. */
 async function openForm(/** @type {{scenario?: 'full'|'empty'}} */ o = {}) {
-  const r = await open(browser, server.url, { route: 'settings', scenario: o.scenario });
+  const r = await ui.open({ route: 'settings', scenario: o.scenario });
   await expectState(r.page, 'settings', o.scenario === 'empty' ? 'empty' : 'full');
   await toggle(r.page).click();
   await r.page.locator('form[data-kube-form]').waitFor();
@@ -112,7 +100,7 @@ describe('settings: add a Kubernetes cluster', () => {
   });
 
   it('works from the keyboard only: Enter opens, arrows pick the context, Enter adds, Esc cancels', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'settings' });
+    const { page, errors, close } = await ui.open({ route: 'settings' });
     await expectState(page, 'settings', 'full');
     await toggle(page).focus();
     await page.keyboard.press('Enter');
@@ -204,7 +192,7 @@ describe('settings: add a Kubernetes cluster', () => {
   });
 
   it('no kubeconfig: says so with the not_found code and where it looked; Retry once it exists', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'settings' });
+    const { page, errors, close } = await ui.open({ route: 'settings' });
     await expectState(page, 'settings', 'full');
     await mock(page, (m) => m.releases.setKubeconfig('missing'));
     await toggle(page).click();
@@ -241,9 +229,9 @@ describe('settings: add a Kubernetes cluster', () => {
   });
 
   it('a kubeconfig without contexts: empty state with how to add one; Reload finds new ones', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'settings' });
+    const { page, errors, close } = await ui.open({ route: 'settings' });
     // The scenario switch from the URL, as a developer sets it.
-    await page.goto(`${server.url}/?mock=full&fast=1&kubeconfig=empty#/settings`);
+    await page.goto(`${ui.url}/?mock=full&fast=1&kubeconfig=empty#/settings`);
     await expectState(page, 'settings', 'full');
     await toggle(page).click();
     await expectState(page, 'kube-contexts', 'empty');
@@ -259,7 +247,7 @@ describe('settings: add a Kubernetes cluster', () => {
     assert.equal(await add.isDisabled(), false);
 
     // The empty console (no profiles at all) offers the cluster form from its empty state.
-    await page.goto(`${server.url}/?mock=empty&fast=1#/settings`);
+    await page.goto(`${ui.url}/?mock=empty&fast=1#/settings`);
     await expectState(page, 'settings', 'empty');
     await page.locator('[data-region="settings"] [data-state="empty"]').getByRole('button', { name: 'Add Kubernetes cluster' }).click();
     await expectState(page, 'kube-contexts', 'empty');

@@ -4,22 +4,10 @@
 // tokens, cost and redacted payloads; the overview's window and charts; smoke pulls and
 // exports; adding a connection.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { calls, expectState, launch, mock, open, serveDist, shot } from './harness.js';
+import { describe, it } from 'node:test';
+import { calls, expectState, mock, shot, useBrowser } from './harness.js';
 
-/** @type {{url: string, close: () => Promise<void>}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await serveDist();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ui = useBrowser();
 
 /**
  * The last `list_traces` query the UI sent.
@@ -34,7 +22,7 @@ async function lastTraceQuery(page) {
 
 describe('traces', () => {
   it('renders only the visible rows of 100,000 and pages in more while scrolling', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'traces' });
+    const { page, errors, close } = await ui.open({ route: 'traces' });
     await expectState(page, 'traces', 'full');
     await page.locator('[data-trace-count]', { hasText: '200 loaded of 100,000' }).waitFor();
     const list = page.locator('[role="listbox"][aria-label="Traces"]');
@@ -52,7 +40,7 @@ describe('traces', () => {
   });
 
   it('moves through rows with the keyboard and opens the waterfall', async () => {
-    const { page, close } = await open(browser, server.url, { route: 'traces' });
+    const { page, close } = await ui.open({ route: 'traces' });
     await expectState(page, 'trace-detail', 'full');
     const list = page.locator('[role="listbox"][aria-label="Traces"]');
     const first = await list.locator('[role="option"][aria-selected="true"]').getAttribute('data-row');
@@ -67,7 +55,7 @@ describe('traces', () => {
   });
 
   it('filters: errors only, slow, workflow and request id reach the backend', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'traces' });
+    const { page, errors, close } = await ui.open({ route: 'traces' });
     await expectState(page, 'traces', 'full');
     await page.getByLabel('Errors only').check();
     await page.waitForFunction(() => {
@@ -102,7 +90,7 @@ describe('traces', () => {
   });
 
   it('the waterfall shows spans with tokens and cost, and redacted payloads', async () => {
-    const { page, close } = await open(browser, server.url, { route: 'traces' });
+    const { page, close } = await ui.open({ route: 'traces' });
     await page.locator('#rid').fill('');
     await page.getByLabel('Errors only').check();
     await expectState(page, 'trace-detail', 'full');
@@ -120,7 +108,7 @@ describe('traces', () => {
 
 describe('overview', () => {
   it('shows alert badges with reasons and what changed; the window reaches the backend; charts are injected', async () => {
-    const { page, errors, close } = await open(browser, server.url);
+    const { page, errors, close } = await ui.open();
     await expectState(page, 'overview', 'full');
     const canary = page.locator('[data-card="prod-eu/canary"]');
     assert.match(await canary.locator('[data-alert="latency_p99"]').innerText(), /p99 latency 34\.7 s over 15 min exceeds 30 s/);
@@ -141,7 +129,7 @@ describe('overview', () => {
 
 describe('overview events', () => {
   it('an overview_event for the shown window replaces the cards; one for another window is ignored', async () => {
-    const { page, close } = await open(browser, server.url);
+    const { page, close } = await ui.open();
     await expectState(page, 'overview', 'full');
     await mock(page, (m) => m.emit('overview_event', { window: '6h', services: [], generated_at_ms: Date.now() }));
     await page.waitForTimeout(100);
@@ -154,7 +142,7 @@ describe('overview events', () => {
 
 describe('smoke tests', () => {
   it('pulls a model with a progress bar, then exports a report', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'smoke' });
+    const { page, errors, close } = await ui.open({ route: 'smoke' });
     await expectState(page, 'models', 'full');
     await page.locator('#pull-name').fill('llama3.2:1b');
     await page.keyboard.press('Enter');
@@ -177,7 +165,7 @@ describe('smoke tests', () => {
 
 describe('settings', () => {
   it('adds an agent endpoint; a bad URL is refused with the reason', async () => {
-    const { page, errors, close } = await open(browser, server.url, { route: 'settings' });
+    const { page, errors, close } = await ui.open({ route: 'settings' });
     await expectState(page, 'settings', 'full');
     await page.getByRole('button', { name: 'Add agent endpoint' }).click();
     await page.locator('#p-name').fill('EU canary');

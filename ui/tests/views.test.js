@@ -2,22 +2,10 @@
 // Every view in each of its four states (empty, loading, error, full), with a screenshot
 // per view and state, and Retry recovering from the error state.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { expectState, launch, mock, open, serveDist, shot } from './harness.js';
+import { describe, it } from 'node:test';
+import { expectState, mock, shot, useBrowser } from './harness.js';
 
-/** @type {{url: string, close: () => Promise<void>}} */
-let server;
-/** @type {import('playwright-core').Browser} */
-let browser;
-
-before(async () => {
-  server = await serveDist();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const ui = useBrowser();
 
 /**
  * Each view: its route, the region that carries its main state, what the full state shows,
@@ -36,7 +24,7 @@ const VIEWS = [
 for (const v of VIEWS) {
   describe(`${v.route} view`, () => {
     it('full: renders its data', async () => {
-      const { page, errors, close } = await open(browser, server.url, { route: v.route, scenario: 'full' });
+      const { page, errors, close } = await ui.open({ route: v.route, scenario: 'full' });
       await expectState(page, v.region, 'full');
       assert.ok((await page.locator(v.full).count()) > 0, `${v.full} is shown`);
       await shot(page, `${v.route}-full`);
@@ -45,7 +33,7 @@ for (const v of VIEWS) {
     });
 
     it('empty: says why and what to do', async () => {
-      const { page, errors, close } = await open(browser, server.url, { route: v.route, scenario: 'empty' });
+      const { page, errors, close } = await ui.open({ route: v.route, scenario: 'empty' });
       await expectState(page, v.region, 'empty');
       const text = await page.locator(`[data-region="${v.region}"] [data-state="empty"]`).innerText();
       assert.match(text, v.empty);
@@ -56,7 +44,7 @@ for (const v of VIEWS) {
     });
 
     it('loading: shows placeholders and a busy region, never a blank page', async () => {
-      const { page, errors, close } = await open(browser, server.url, { route: v.route, scenario: 'loading' });
+      const { page, errors, close } = await ui.open({ route: v.route, scenario: 'loading' });
       await expectState(page, v.region, 'loading');
       const region = page.locator(`[data-region="${v.region}"]`);
       assert.equal(await region.getAttribute('aria-busy'), 'true');
@@ -67,7 +55,7 @@ for (const v of VIEWS) {
     });
 
     it('error: shows the message and Retry recovers', async () => {
-      const { page, errors, close } = await open(browser, server.url, { route: v.route, scenario: 'error' });
+      const { page, errors, close } = await ui.open({ route: v.route, scenario: 'error' });
       await expectState(page, v.region, 'error');
       const alert = page.locator(`[data-region="${v.region}"] [role="alert"]`).first();
       const text = await alert.innerText();
@@ -87,7 +75,7 @@ for (const v of VIEWS) {
 describe('dark theme', () => {
   for (const route of ['overview', 'approvals', 'traces']) {
     it(`${route} renders in dark`, async () => {
-      const { page, errors, close } = await open(browser, server.url, { route, scenario: 'full' });
+      const { page, errors, close } = await ui.open({ route, scenario: 'full' });
       await page.locator('[data-theme-toggle]').click();
       assert.equal(await page.locator('html').getAttribute('data-theme'), 'dark');
       await expectState(page, route, 'full');
