@@ -20,13 +20,14 @@ if [ ! -f ui/dist/index.html ]; then
   log "building the UI"
   (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build -- --logLevel warn)
 fi
-log "building the app, agent-service and fake-ollama"
+log "building the app, agent-service, fake-ollama and fake-kube"
 start=$(date +%s)
 # One package per invocation: building them together would unify the dependencies
 # features differently from every other build here and rebuild shared crates.
 cargo build --locked -p flightdeck
 cargo build --locked -p agent-service
 cargo build --locked -p testkit --bin fake-ollama
+cargo build --locked -p testkit --bin fake-kube
 log "build took $(( $(date +%s) - start )) s"
 
 mkdir -p target/desktop-artifacts

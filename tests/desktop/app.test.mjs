@@ -6,10 +6,13 @@
 // Flows: the app starts the bundled agent-service (Local profile, scripted model); a
 // write-gated invoke posted to it appears in the Approvals view within one second (every
 // sample printed, p50/p99); it is approved with the keyboard and shows `executed`; a smoke
-// run against the fake Ollama shows its results. Screenshots go to target/desktop-artifacts/.
+// run against the fake Ollama shows its results; a canary of the dev overlay is promoted one
+// step through the Releases view against testkit's fake Kubernetes API server (started before
+// the app, which gets its kubeconfig through KUBECONFIG). Screenshots go to
+// target/desktop-artifacts/.
 //
-// Env: FLIGHTDECK_APP, AGENT_SERVICE_BIN, FAKE_OLLAMA_BIN (default target/debug/…),
-// DESKTOP_ARTIFACTS, APPROVAL_SAMPLES (default 5).
+// Env: FLIGHTDECK_APP, AGENT_SERVICE_BIN, FAKE_OLLAMA_BIN, FAKE_KUBE_BIN (default
+// target/debug/…), DESKTOP_ARTIFACTS, APPROVAL_SAMPLES (default 5).
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -26,6 +29,9 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const APP = process.env.FLIGHTDECK_APP ?? join(ROOT, 'target/debug/flightdeck');
 const AGENT = process.env.AGENT_SERVICE_BIN ?? join(ROOT, 'target/debug/agent-service');
 const FAKE_OLLAMA = process.env.FAKE_OLLAMA_BIN ?? join(ROOT, 'target/debug/fake-ollama');
+const FAKE_KUBE = process.env.FAKE_KUBE_BIN ?? join(ROOT, 'target/debug/fake-kube');
+/** The dev overlay's namespace (deploy/k8s/overlays/dev). */
+const KUBE_NS = 'flightdeck-dev';
 const ARTIFACTS = process.env.DESKTOP_ARTIFACTS ?? join(ROOT, 'target/desktop-artifacts');
 const SAMPLES = Number(process.env.APPROVAL_SAMPLES ?? 5);
 
@@ -96,6 +102,85 @@ let home = '';
 let ollamaUrl = '';
 /** @type {import('node:child_process').ChildProcess | undefined} */
 let fakeOllama;
+/**
+ * The fake Kubernetes API server: its process, URL (control API under /__fake) and
+ * kubeconfig, or why it could not start (the canary test reports that; the others run).
+ * @type {{proc?: import('node:child_process').ChildProcess, url: string, kubeconfig: string, error?: string}}
+ */
+const kube = { url: '', kubeconfig: '' };
+
+/** Ends fake-kube (if it runs) and waits for it to exit. */
+async function stopFakeKube() {
+  const p = kube.proc;
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  p.kill('SIGTERM');
+  if ((await Promise.race([exited.then(() => true), sleep(5_000).then(() => false)])) === false) p.kill('SIGKILL');
+}
+// Whatever happens (a failed hook, an uncaught error, Ctrl-C), fake-kube does not outlive the run.
+process.once('exit', () => kube.proc?.kill('SIGKILL'));
+for (const sig of /** @type {const} */ (['SIGINT', 'SIGTERM'])) {
+  process.once(sig, () => {
+    kube.proc?.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+
+/**
+ * Starts `fake-kube` seeded with `kubectl kustomize deploy/k8s/overlays/dev`, writing its
+ * kubeconfig (context "fake", namespace flightdeck-dev) into `dir`; resolves once it listens.
+ * @param {string} dir
+ */
+async function startFakeKube(dir) {
+  const seed = spawnSync('kubectl', ['kustomize', join(ROOT, 'deploy/k8s/overlays/dev')], { encoding: 'utf8' });
+  if (seed.status !== 0) throw new Error(`kubectl kustomize deploy/k8s/overlays/dev failed: ${seed.error ?? seed.stderr}`);
+  const seedFile = join(dir, 'dev-overlay.yaml');
+  writeFileSync(seedFile, seed.stdout);
+  kube.kubeconfig = join(dir, 'kubeconfig.yaml');
+  const proc = spawn(FAKE_KUBE, ['--port', '0', '--kubeconfig-out', kube.kubeconfig, '--seed', seedFile, '--namespace', KUBE_NS], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  kube.proc = proc;
+  let stderr = '';
+  proc.stderr?.on('data', (d) => (stderr += d));
+  kube.url = await new Promise((res, rej) => {
+    let out = '';
+    const timer = setTimeout(() => rej(new Error(`fake-kube did not start within 15 s: ${out}${stderr}`)), 15_000);
+    proc.once('error', (e) => (clearTimeout(timer), rej(e)));
+    proc.once('exit', (code) => (clearTimeout(timer), rej(new Error(`fake-kube exited (${code}): ${stderr}`))));
+    proc.stdout?.on('data', (d) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        res(m[1]);
+      }
+    });
+  });
+  proc.removeAllListeners('exit');
+  // Skipped kinds (RBAC, ConfigMap, HPA, …) are expected: the fake serves what the console uses.
+  console.log(`# fake-kube at ${kube.url}, kubeconfig ${kube.kubeconfig}`);
+}
+
+/** The fake's control API. @param {string} method @param {string} path @param {unknown} [body] */
+async function fake(method, path, body) {
+  const res = await fetch(`${kube.url}/__fake${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  assert.ok(res.ok, `${method} /__fake${path}: HTTP ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** A Deployment of the dev namespace as the fake stores it. @param {string} name */
+async function fakeDeployment(name) {
+  const all = await fake('GET', `/objects?apiVersion=apps/v1&kind=Deployment&namespace=${KUBE_NS}`);
+  const d = all.find((/** @type {{metadata: {name: string}}} */ o) => o.metadata.name === name);
+  assert.ok(d, `the fake has Deployment ${KUBE_NS}/${name}: ${all.map((/** @type {any} */ o) => o.metadata.name)}`);
+  return d;
+}
 
 /** @param {string} name */
 async function shot(name) {
@@ -127,6 +212,12 @@ before(async () => {
   // Nothing listens here while the app starts, so the Local profile runs the scripted
   // model; the fake Ollama is started on this port later, for the Smoke tests view.
   ollamaUrl = `http://127.0.0.1:${await freePort()}`;
+  // The fake Kubernetes API server runs before the app starts: the app reads KUBECONFIG
+  // from its environment (inherited from tauri-driver through WebKitWebDriver).
+  await startFakeKube(home).catch((/** @type {Error} */ e) => {
+    kube.error = e.message;
+    console.log(`# fake-kube did not start: ${e.message}`);
+  });
   const port = await freePort();
   const nativePort = await freePort();
   driver = spawn('tauri-driver', ['--port', String(port), '--native-port', String(nativePort)], {
@@ -137,6 +228,8 @@ before(async () => {
       XDG_CACHE_HOME: join(home, 'cache'),
       OLLAMA_BASE_URL: ollamaUrl,
       FLIGHTDECK_AGENT_BIN: AGENT,
+      // An absent file when fake-kube did not start: no clusters rather than the user's own.
+      KUBECONFIG: kube.kubeconfig || join(home, 'no-kubeconfig'),
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
@@ -161,6 +254,7 @@ after(async () => {
   await session?.end().catch(() => undefined);
   driver?.kill('SIGTERM');
   fakeOllama?.kill('SIGTERM');
+  await stopFakeKube();
   rmSync(home, { recursive: true, force: true });
   assert.ok(children.length > 0, 'the app had a Local agent-service child');
   assert.deepEqual(left, [], 'the Local agent-service was still running 10 s after the app got SIGTERM');
@@ -301,7 +395,107 @@ describe('the desktop app', () => {
     await shot('smoke-results');
   });
 
-  // Next (helper H3): "promote a canary through the UI against the fake Kubernetes API
-  // server" — start testkit's fake-kube here, point KUBECONFIG at it before the session
-  // starts (in `before`), and drive the Releases view like the flows above.
+  it('promotes a canary one step through the UI against the fake Kubernetes API server', async () => {
+    assert.ok(!kube.error && kube.url, `fake-kube runs: ${kube.error}`);
+    const REASON = 'Desktop e2e: canary healthy, take the first step';
+    const CANARY_VERSION = '0.2.0-rc.2';
+    // The canary of the dev overlay before: step 0 of "50,100", no replicas.
+    const before = await fakeDeployment('agent-service-canary');
+    assert.equal(before.metadata.annotations['flightdeck.dev/canary-step'], '0');
+    assert.equal(before.metadata.annotations['flightdeck.dev/canary-steps'], '50,100');
+    assert.equal(before.spec.replicas, 0);
+    // A release starts the way CD starts one (`kubectl set image deployment/agent-service-canary
+    // …`): the canary's pod template gets the new image and RELEASE_VERSION; the overlay's
+    // canary runs the stable image, which the console rightly refuses to promote.
+    const container = before.spec.template.spec.containers.find((/** @type {{name: string}} */ c) => c.name === 'agent-service');
+    assert.ok(container, 'the canary has an agent-service container');
+    assert.match(container.image, /:0\.2\.0-rc\.1$/);
+    container.image = container.image.replace(/:[^:]+$/, `:${CANARY_VERSION}`);
+    container.env.find((/** @type {{name: string}} */ e) => e.name === 'RELEASE_VERSION').value = CANARY_VERSION;
+    delete before.status;
+    await fake('POST', '/apply', before);
+    // The analysis reads each track's /metrics through the API server's pod proxy: the
+    // fake forwards those to the Local agent-service, so there is something real to read.
+    const { profiles } = await invoke('list_profiles');
+    const local = profiles.find((/** @type {{is_local: boolean}} */ p) => p.is_local);
+    await fake('POST', '/backends', { namespace: KUBE_NS, selector: { 'app.kubernetes.io/name': 'agent-service' }, base_url: local.url });
+
+    // Settings: add the cluster from the kubeconfig's context, namespace flightdeck-dev.
+    await session.click(await session.find('[data-nav="settings"]'));
+    await session.waitFor('main[data-route="settings"]');
+    await session.click(await session.waitFor('[data-add-kube] button'));
+    await session.waitFor('form[data-kube-form]');
+    await session.click(await session.waitFor('#k-context option[value="fake"]', { timeout: 10_000 }));
+    assert.equal(await session.property(await session.find('#k-context'), 'value'), 'fake');
+    const ns = await session.find('#k-namespace');
+    assert.equal(await session.property(ns, 'value'), KUBE_NS, "the context's namespace is pre-filled");
+    await session.clear(ns);
+    await session.sendKeys(ns, KUBE_NS);
+    await session.sendKeys(await session.find('#k-name'), 'fake dev');
+    await session.click(await session.waitFor('form[data-kube-form] button', { text: /^\s*Add cluster\s*$/ }));
+    await session.waitFor('[data-toast="success"]', { text: /Added fake dev/ });
+    const row = await session.waitFor('[data-profile][data-kind="kubernetes"]', { text: /fake dev/ });
+    assert.match(await session.text(row), /fake\s*\/\s*flightdeck-dev/);
+    await shot('kube-profile-added');
+
+    // Releases: the dev overlay's agent-service at step 0 of 2; promote one step with a reason.
+    await session.click(await session.find('[data-nav="releases"]'));
+    await session.waitFor('main[data-route="releases"]');
+    const item = '#release-list [role="option"][data-name="agent-service"]';
+    await session.waitFor(`${item} [data-step]`, { text: /step 0 of 2/, timeout: 30_000 });
+    await session.click(await session.find(item));
+    await session.waitFor(`${item}[aria-selected="true"]`);
+    await session.waitFor('[data-release="agent-service"]', { text: new RegExp(CANARY_VERSION.replaceAll('.', '\\.')) });
+    const promote = '[data-release="agent-service"] button[data-release-action="promote_step"]';
+    await session.waitFor(`${promote}:not([disabled])`, { timeout: 30_000 }).catch(async (e) => {
+      // Say why: the button's reason (SSAR answer or release state) and what the view shows.
+      const why = await session.exec(
+        `const b = document.querySelector(arguments[0]);
+         return { button: b ? { disabled: b.disabled, reason: b.parentElement?.title ?? null } : null,
+                  alerts: [...document.querySelectorAll('main [role="alert"]')].map((a) => a.textContent.trim()) }`,
+        [promote],
+      );
+      await shot('release-promote-disabled');
+      throw new Error(`${e.message}: ${JSON.stringify(why)}`);
+    });
+    await shot('release-before-promote');
+    await session.click(await session.find(promote));
+    await session.waitFor('dialog[open] [data-release-dialog="promote_step"]');
+    await session.sendKeys(await session.find('dialog[open] #release-reason'), REASON);
+    await session.click(await session.find('dialog[open] [data-release-confirm]'));
+    const done = Date.now() + 60_000;
+    // The promotion finished (or failed, with the UI's own message).
+    for (;;) {
+      const state = await session.exec(`return {
+        toast: [...document.querySelectorAll('[data-toast]')].map((t) => t.dataset.toast + ': ' + t.textContent.trim()).join(' | '),
+        failure: document.querySelector('dialog[open] [data-release-error]')?.textContent.trim() ?? '',
+      }`); // (no key named "error": webdriver.mjs takes a value with one for WebDriver's own error)
+      // The backend's own message, e.g. "agent-service promoted to step 1 of 2 (50 %)".
+      if (/success: agent-service promoted to step 1 of 2 \(50 %\)/i.test(state.toast)) break;
+      if (state.failure || Date.now() > done) {
+        await shot('release-promote-failed');
+        assert.fail(`the promotion did not finish: ${JSON.stringify(state)}`);
+      }
+      await sleep(100);
+    }
+    await session.waitFor(`${item} [data-step]`, { text: /step 1 of 2/, timeout: 10_000 });
+    // Desired 50 % (steps "50,100", step 1) and, with one ready replica per track, actual 50 % too.
+    await session.waitFor('[data-release="agent-service"] .weight[data-desired="50"][data-actual="50"]', { timeout: 10_000 });
+    await shot('release-promoted');
+
+    // What the API server got: the step annotation, replicas for the canary and the Event.
+    const canary = await fakeDeployment('agent-service-canary');
+    assert.equal(canary.metadata.annotations['flightdeck.dev/canary-step'], '1');
+    assert.ok(canary.spec.replicas > 0, `canary replicas ${canary.spec.replicas}`);
+    assert.match(canary.spec.template.spec.containers[0].image, new RegExp(`:${CANARY_VERSION.replaceAll('.', '\\.')}$`));
+    // A step only scales the canary: stable keeps its image.
+    const stable = await fakeDeployment('agent-service');
+    assert.match(stable.spec.template.spec.containers[0].image, /:0\.2\.0-rc\.1$/);
+    const events = await fake('GET', `/events?namespace=${KUBE_NS}`);
+    const promoted = events.filter((/** @type {{reason: string}} */ e) => e.reason === 'FlightdeckPromote');
+    assert.equal(promoted.length, 1, `one FlightdeckPromote Event: ${JSON.stringify(events.map((/** @type {any} */ e) => e.reason))}`);
+    assert.equal(promoted[0].involvedObject.name, 'agent-service-canary');
+    assert.ok(promoted[0].message.includes(REASON), `the Event carries the reason: ${promoted[0].message}`);
+    console.log(`# canary promoted: step 1 of 2, ${canary.spec.replicas} canary replica(s); Event: ${promoted[0].message}`);
+  });
 });

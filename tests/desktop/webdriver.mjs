@@ -83,6 +83,21 @@ export class Session {
     return this.cmd('GET', `/element/${el}/text`);
   }
 
+  /** A DOM property of an element (e.g. an input's `value`). @param {string} el @param {string} name */
+  property(el, name) {
+    return this.cmd('GET', `/element/${el}/property/${name}`);
+  }
+
+  /** Empties an input or textarea. @param {string} el */
+  clear(el) {
+    return this.cmd('POST', `/element/${el}/clear`, {});
+  }
+
+  /** Focuses an element and types `text` into it (WebDriver "Element Send Keys"). @param {string} el @param {string} text */
+  sendKeys(el, text) {
+    return this.cmd('POST', `/element/${el}/value`, { text });
+  }
+
   /** Types into the focused element (keyboard shortcuts included). @param {string} text */
   async type(text) {
     const actions = [];
