@@ -22,12 +22,9 @@ if [ ! -f ui/dist/index.html ]; then
 fi
 log "building the app, agent-service, fake-ollama and fake-kube"
 start=$(date +%s)
-# One package per invocation: building them together would unify the dependencies
-# features differently from every other build here and rebuild shared crates.
-cargo build --locked -p flightdeck
-cargo build --locked -p agent-service
-cargo build --locked -p testkit --bin fake-ollama
-cargo build --locked -p testkit --bin fake-kube
+# One build of every binary of the workspace: the same feature unification as the clippy
+# and nextest runs over the workspace, so shared crates are compiled once, not per package.
+cargo build --locked --workspace --bins
 log "build took $(( $(date +%s) - start )) s"
 
 mkdir -p target/desktop-artifacts
@@ -94,6 +91,8 @@ if [ "$(id -u)" = 0 ] && [ "${DESKTOP_DEB:-1}" != 0 ]; then
     exit 1
   fi
   deb_check
+elif [ "$(id -u)" = 0 ]; then
+  log "DESKTOP_DEB=0: the .deb install check is skipped"
 else
   log "not root: the .deb install check runs in CI (as root)"
 fi
