@@ -347,12 +347,19 @@ pub struct ServiceCard {
     pub frozen: bool,
     #[ts(type = "number | null")]
     pub scraped_at_ms: Option<i64>,
+    /// Why the console could not read this service the last time it tried (unreachable,
+    /// timed out, `/metrics` refused); null after a read that worked. A card with
+    /// `live: false` still shows the numbers scraped before, from the series.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct Overview {
     pub window: ChartWindow,
+    /// One card per agent-service profile (the Local one included) and track its metrics
+    /// carry; the active profile's cards first. Unreachable services are cards too.
     pub services: Vec<ServiceCard>,
     #[ts(type = "number")]
     pub generated_at_ms: i64,

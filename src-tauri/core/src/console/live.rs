@@ -1,26 +1,65 @@
-//! The console's live side: the background tasks of the active profile (a scrape loop that
-//! feeds the series and the history and pushes `overview_event`; the approval event stream
-//! relayed as `approval_event` with a desktop notification for new requests; a permissions
-//! refresh), the Overview cards and charts built from them, eval progress, incident packs.
+//! The console's live side: the background tasks (a scrape loop per agent-service profile,
+//! the Local one included, that feeds the series and the history, and one loop that pushes
+//! `overview_event` with every profile's cards; for the active profile, the approval event
+//! stream relayed as `approval_event` with a desktop notification for new requests and a
+//! permissions refresh), the Overview cards and charts built from them, eval progress,
+//! incident packs.
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use super::dto::*;
-use super::{CmdResult, Console, lock, map, write_atomic};
+use super::{CmdResult, Console, LOCAL_PROFILE_ID, lock, map, write_atomic};
 use crate::agent::{AgentClient, ApprovalEventKind, StreamConfig, StreamItem};
 use crate::alerts::{self, Thresholds};
 use crate::chart::{self, ChartSpec};
+use crate::prom::PromScrape;
 use crate::series::{Metric, Point, SeriesKey, SeriesStore, Window};
+use crate::store::Target;
 
 /// What the console last learned about a profile's service.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Known {
+    /// The track the service reports for itself (`/v1/info`); empty until read.
     pub track: String,
     pub versions: Option<VersionSet>,
     /// Newest first, at most [`MAX_CHANGES`].
     pub changes: Vec<VersionChange>,
+    /// The tracks the last scrape's metrics carried, in card order.
+    pub tracks: Vec<String>,
+    /// The versions of each track, from the `agent_build_info` labels.
+    pub track_versions: HashMap<String, VersionSet>,
+    pub url: Option<String>,
+    /// The last readiness probe; `None` before the first.
+    pub health: Option<Health>,
+    pub frozen: Option<bool>,
+    /// Why the last read failed; `None` after one that worked.
+    pub error: Option<String>,
+}
+
+/// What the last `/readyz` said.
+#[derive(Debug, Clone)]
+pub(super) struct Health {
+    live: bool,
+    readiness: ReadyState,
+    checks: Vec<DependencyCheck>,
+    circuits: Vec<Circuit>,
+}
+
+impl Health {
+    fn down() -> Self {
+        Self {
+            live: false,
+            readiness: ReadyState::Unavailable,
+            checks: Vec::new(),
+            circuits: Vec::new(),
+        }
+    }
 }
 
 const MAX_CHANGES: usize = 20;
@@ -32,6 +71,11 @@ const HOUSEKEEPING_EVERY: u64 = 720;
 const KEEP_FULL_MS: i64 = 3_600_000;
 const HISTORY_BUCKET_MS: i64 = 60_000;
 const SERVICE: &str = "agent-service";
+/// Services read at the same time; the others wait for a permit, never for a dead one
+/// longer than the read's time limit.
+const MAX_CONCURRENT_READS: usize = 4;
+/// The track of a service that never said which it runs (agent-service's default).
+const DEFAULT_TRACK: &str = "stable";
 
 /// The charts the Overview shows per service and track, with their alert thresholds.
 const CHARTS: [(Metric, Option<f64>); 8] = [
@@ -96,8 +140,184 @@ pub(super) fn stats(
     }
 }
 
+/// Card order of tracks: stable, canary, then the others by name.
+fn track_order(track: &str) -> (u8, &str) {
+    match track {
+        "stable" => (0, track),
+        "canary" => (1, track),
+        _ => (2, track),
+    }
+}
+
+/// The tracks the samples of `scrape` are labelled with, in card order.
+fn tracks_of(scrape: &PromScrape) -> Vec<String> {
+    let set: BTreeSet<&str> = scrape
+        .families
+        .iter()
+        .flat_map(|f| f.samples.iter())
+        .filter_map(|s| s.labels.get("track"))
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut tracks: Vec<String> = set.into_iter().map(str::to_string).collect();
+    tracks.sort_by(|a, b| track_order(a).cmp(&track_order(b)));
+    tracks
+}
+
+/// Splits a scrape by track. A sample labelled with a track belongs to it; a sample
+/// without a `track` label (the latency histogram, tokens, cost, gauges) belongs to the
+/// service's own track `own` (`/v1/info`; else `agent_build_info`'s; else the first), since
+/// one process runs one track. The own track always has a part, even an empty one.
+pub(super) fn split_by_track(scrape: &PromScrape, own: Option<&str>) -> Vec<(String, PromScrape)> {
+    let mut tracks = tracks_of(scrape);
+    let own = own
+        .filter(|t| !t.is_empty())
+        .or_else(|| {
+            scrape
+                .labels_of("agent_build_info")
+                .and_then(|l| l.get("track"))
+        })
+        .map(str::to_string)
+        .or_else(|| tracks.first().cloned())
+        .unwrap_or_else(|| DEFAULT_TRACK.to_string());
+    if !tracks.contains(&own) {
+        tracks.push(own.clone());
+        tracks.sort_by(|a, b| track_order(a).cmp(&track_order(b)));
+    }
+    tracks
+        .into_iter()
+        .map(|track| {
+            let mine = track == own;
+            let families = scrape
+                .families
+                .iter()
+                .filter_map(|f| {
+                    let samples: Vec<_> = f
+                        .samples
+                        .iter()
+                        .filter(|s| s.labels.get("track").map_or(mine, |t| t == track))
+                        .cloned()
+                        .collect();
+                    (!samples.is_empty()).then(|| crate::prom::Family {
+                        name: f.name.clone(),
+                        kind: f.kind,
+                        help: f.help.clone(),
+                        unit: f.unit.clone(),
+                        samples,
+                    })
+                })
+                .collect();
+            let part = PromScrape {
+                families,
+                openmetrics_eof: scrape.openmetrics_eof,
+            };
+            (track, part)
+        })
+        .collect()
+}
+
+/// Each track's versions from the `agent_build_info` labels.
+fn build_versions(scrape: &PromScrape) -> HashMap<String, VersionSet> {
+    let Some(f) = scrape.family("agent_build_info") else {
+        return HashMap::new();
+    };
+    f.samples
+        .iter()
+        .filter_map(|s| {
+            let l = |n: &str| s.labels.get(n).unwrap_or_default().to_string();
+            let track = s.labels.get("track")?.to_string();
+            Some((
+                track,
+                VersionSet {
+                    release: l("version"),
+                    git_sha: l("git_sha"),
+                    model: l("model"),
+                    prompt: l("prompt_version"),
+                    policy: l("policy_version"),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The cards of one profile: one per track it is known to carry (its own track, or
+/// `stable`, before anything was read), with the window's numbers from the series.
+pub(super) fn cards(
+    profile_id: &str,
+    known: &Known,
+    series: &SeriesStore,
+    window: ChartWindow,
+    now_ms: i64,
+) -> Vec<ServiceCard> {
+    let own = if known.track.is_empty() {
+        DEFAULT_TRACK
+    } else {
+        known.track.as_str()
+    };
+    let mut tracks = known.tracks.clone();
+    if !tracks.iter().any(|t| t == own) {
+        tracks.push(own.to_string());
+        tracks.sort_by(|a, b| track_order(a).cmp(&track_order(b)));
+    }
+    let health = known.health.clone().unwrap_or_else(Health::down);
+    let error = match (&known.health, &known.error) {
+        (_, Some(e)) => Some(e.clone()),
+        (None, None) => Some("not read yet".to_string()),
+        (Some(_), None) => None,
+    };
+    tracks
+        .into_iter()
+        .map(|track| {
+            let is_own = track == own;
+            let badges = alerts::evaluate(
+                &series.window_stats(profile_id, &track, now_ms),
+                &Thresholds::default(),
+                "5 min",
+            )
+            .iter()
+            .map(map::badge)
+            .collect();
+            let scraped_at_ms = Metric::ALL
+                .iter()
+                .filter_map(|m| series.latest(profile_id, &track, *m))
+                .map(|p| p.t_ms)
+                .max();
+            let versions = if is_own { known.versions.clone() } else { None }
+                .or_else(|| known.track_versions.get(&track).cloned())
+                .unwrap_or_default();
+            ServiceCard {
+                profile_id: profile_id.to_string(),
+                service: SERVICE.into(),
+                stats: stats(
+                    series,
+                    profile_id,
+                    &track,
+                    map::chart_window(window),
+                    now_ms,
+                ),
+                url: known.url.clone().unwrap_or_default(),
+                live: health.live,
+                readiness: health.readiness,
+                checks: health.checks.clone(),
+                circuits: health.circuits.clone(),
+                badges,
+                versions,
+                changes: if is_own {
+                    known.changes.clone()
+                } else {
+                    Vec::new()
+                },
+                frozen: known.frozen.unwrap_or(false),
+                scraped_at_ms,
+                error: error.clone(),
+                track,
+            }
+        })
+        .collect()
+}
+
 impl Console {
-    /// Stops the live tasks of the previous profile and starts those of the active one.
+    /// Stops the live tasks of the previous profile and starts those of the active one,
+    /// and the scrape loops of every agent-service profile.
     pub(super) fn restart_live(&self) {
         let active = {
             let mut st = lock(&self.inner.state);
@@ -115,9 +335,8 @@ impl Console {
                 let _ = c.get_permissions().await;
             })
         };
-        let mut tasks = vec![perms];
+        let mut tasks = vec![perms, tokio::spawn(overview_loop(self.clone()))];
         if let Some(id) = active {
-            tasks.push(tokio::spawn(scrape_loop(self.clone(), id.clone())));
             tasks.push(tokio::spawn(approval_loop(self.clone(), id)));
         }
         lock(&self.inner.state).tasks.extend(tasks);
@@ -125,6 +344,33 @@ impl Console {
 
     fn still_active(&self, profile_id: &str) -> bool {
         lock(&self.inner.state).persisted.active_id.as_deref() == Some(profile_id)
+    }
+
+    /// The agent-service profiles (Local while it runs, then the stored ones), the active
+    /// one first.
+    pub(super) async fn agent_profiles(&self) -> CmdResult<Vec<String>> {
+        let mut ids = Vec::new();
+        if self.local_running() {
+            ids.push(LOCAL_PROFILE_ID.to_string());
+        }
+        for p in self.inner.host.store.profiles().await? {
+            if matches!(p.target, Target::Agent { .. }) {
+                ids.push(p.id.to_string());
+            }
+        }
+        if let Some(active) = self.active_id()
+            && let Some(i) = ids.iter().position(|id| *id == active)
+        {
+            let id = ids.remove(i);
+            ids.insert(0, id);
+        }
+        Ok(ids)
+    }
+
+    /// How long one read of a service may take before it counts as failed.
+    fn read_timeout(&self) -> Duration {
+        (self.inner.options.scrape_interval * 2)
+            .clamp(Duration::from_secs(2), Duration::from_secs(10))
     }
 
     /// Reads `/v1/info`, records version changes; the profile's track.
@@ -145,21 +391,70 @@ impl Console {
         Some(info.track)
     }
 
-    async fn card(&self, profile_id: &str, window: ChartWindow) -> CmdResult<ServiceCard> {
-        let client = self.client_of(profile_id, "admin").await?;
-        let (ready, track, freeze) = tokio::join!(
+    /// [`Console::refresh`] within the read time limit; past it the service counts as down.
+    async fn refresh_within(&self, profile_id: &str, scrape: bool) {
+        let limit = self.read_timeout();
+        if tokio::time::timeout(limit, self.refresh(profile_id, scrape))
+            .await
+            .is_err()
+        {
+            let mut st = lock(&self.inner.state);
+            let k = st.known.entry(profile_id.to_string()).or_default();
+            let what = k
+                .url
+                .clone()
+                .unwrap_or_else(|| format!("profile {profile_id}"));
+            k.health = Some(Health::down());
+            k.error = Some(format!(
+                "{what} did not answer within {} ms",
+                limit.as_millis()
+            ));
+        }
+    }
+
+    /// Reads one profile's service: readiness, versions, the freeze and, with `scrape`,
+    /// `/metrics` into the series (split by track) and the history. What failed becomes the
+    /// profile's error; a probe without `scrape` does not clear the last scrape's error.
+    async fn refresh(&self, profile_id: &str, scrape: bool) {
+        let client = match self.client_of(profile_id, "admin").await {
+            Ok(c) => c,
+            Err(e) => {
+                let mut st = lock(&self.inner.state);
+                let k = st.known.entry(profile_id.to_string()).or_default();
+                k.health = Some(Health::down());
+                k.error = Some(e.message);
+                return;
+            }
+        };
+        // Known before the service answers (or does not), for the card and the errors.
+        lock(&self.inner.state)
+            .known
+            .entry(profile_id.to_string())
+            .or_default()
+            .url = Some(client.base().to_string());
+        let metrics = async {
+            if scrape {
+                Some(client.metrics().await)
+            } else {
+                None
+            }
+        };
+        let (ready, track, freeze, metrics) = tokio::join!(
             client.readyz(),
             self.learn(profile_id, &client),
-            client.freeze_state()
+            client.freeze_state(),
+            metrics
         );
-        let (live, readiness, checks, circuits) = match ready {
-            Ok(r) => {
-                let readiness = match r.status {
+        let mut error = None;
+        let health = match ready {
+            Ok(r) => Health {
+                live: true,
+                readiness: match r.status {
                     crate::agent::ReadyState::Ready => ReadyState::Ready,
                     crate::agent::ReadyState::Degraded => ReadyState::Degraded,
                     crate::agent::ReadyState::Unavailable => ReadyState::Unavailable,
-                };
-                let checks = r
+                },
+                checks: r
                     .checks
                     .iter()
                     .map(|(name, c)| DependencyCheck {
@@ -167,88 +462,151 @@ impl Console {
                         status: map::dependency_status(&c.status),
                         detail: c.detail.clone(),
                     })
-                    .collect();
-                let circuits = map::circuit_state(&r.circuit)
+                    .collect(),
+                circuits: map::circuit_state(&r.circuit)
                     .map(|state| {
                         vec![Circuit {
                             dependency: "provider".into(),
                             state,
                         }]
                     })
-                    .unwrap_or_default();
-                (true, readiness, checks, circuits)
-            }
+                    .unwrap_or_default(),
+            },
             // It answered, with an error status: alive but not ready.
-            Err(e) if e.api().is_some() => (true, ReadyState::Unavailable, vec![], vec![]),
-            Err(_) => (false, ReadyState::Unavailable, vec![], vec![]),
-        };
-        let frozen = match freeze {
-            Ok(f) => {
-                let f = map::freeze_state(&f);
-                self.freeze_seen(&f);
-                f.frozen
+            Err(e) if e.api().is_some() => Health {
+                live: true,
+                ..Health::down()
+            },
+            Err(e) => {
+                error = Some(e.to_string());
+                Health::down()
             }
-            Err(_) => lock(&self.inner.state)
-                .freeze
-                .as_ref()
-                .is_some_and(|f| f.frozen),
         };
+        let frozen = freeze.ok().map(|f| {
+            let f = map::freeze_state(&f);
+            if self.still_active(profile_id) {
+                self.freeze_seen(&f);
+            }
+            f.frozen
+        });
+        let mut scraped = None;
+        match metrics {
+            Some(Ok(m)) => {
+                let own = track.or_else(|| {
+                    lock(&self.inner.state)
+                        .known
+                        .get(profile_id)
+                        .map(|k| k.track.clone())
+                });
+                match self.ingest(profile_id, own.as_deref(), &m).await {
+                    Ok(tracks) => scraped = Some((tracks, build_versions(&m))),
+                    Err(e) => error = Some(format!("the history could not be stored: {e}")),
+                }
+            }
+            Some(Err(e)) => {
+                error.get_or_insert_with(|| format!("metrics: {e}"));
+            }
+            None => {}
+        }
+        let mut st = lock(&self.inner.state);
+        let k = st.known.entry(profile_id.to_string()).or_default();
+        k.url = Some(client.base().to_string());
+        k.health = Some(health);
+        if frozen.is_some() {
+            k.frozen = frozen;
+        }
+        if let Some((tracks, versions)) = scraped {
+            k.tracks = tracks;
+            k.track_versions = versions;
+        }
+        if scrape || error.is_some() {
+            k.error = error;
+        }
+    }
+
+    /// Records one scrape of a profile, split by track, in the series (without holding
+    /// them during the request) and the local store's history; the tracks it carried.
+    async fn ingest(
+        &self,
+        profile_id: &str,
+        own_track: Option<&str>,
+        scrape: &PromScrape,
+    ) -> crate::Result<Vec<String>> {
+        let t_ms = self.now_ms();
+        let parts = split_by_track(scrape, own_track);
+        let derived: Vec<_> = {
+            let mut series = self.inner.series.lock().await;
+            parts
+                .iter()
+                .map(|(track, part)| (track.clone(), series.ingest(profile_id, track, t_ms, part)))
+                .collect()
+        };
+        for (track, points) in &derived {
+            for (metric, v) in points {
+                let key = SeriesKey {
+                    service: profile_id.to_string(),
+                    track: track.clone(),
+                    metric: *metric,
+                };
+                self.inner
+                    .host
+                    .store
+                    .append_points(&key, &[Point { t_ms, v: *v }])
+                    .await?;
+            }
+        }
+        Ok(parts.into_iter().map(|(t, _)| t).collect())
+    }
+
+    /// One profile's cards after a fresh probe (for the incident pack).
+    async fn profile_cards(&self, profile_id: &str, window: ChartWindow) -> Vec<ServiceCard> {
+        self.refresh_within(profile_id, false).await;
+        let now = self.now_ms();
+        let series = self.inner.series.lock().await;
         let known = lock(&self.inner.state)
             .known
             .get(profile_id)
             .cloned()
             .unwrap_or_default();
-        let track = track.unwrap_or_else(|| {
-            if known.track.is_empty() {
-                "stable".into()
-            } else {
-                known.track.clone()
-            }
-        });
-        let now = self.now_ms();
-        let series = self.inner.series.lock().await;
-        let stats = stats(&series, profile_id, &track, map::chart_window(window), now);
-        let badges = alerts::evaluate(
-            &series.window_stats(profile_id, &track, now),
-            &Thresholds::default(),
-            "5 min",
-        )
-        .iter()
-        .map(map::badge)
-        .collect();
-        let scraped_at_ms = Metric::ALL
-            .iter()
-            .filter_map(|m| series.latest(profile_id, &track, *m))
-            .map(|p| p.t_ms)
-            .max();
-        drop(series);
-        Ok(ServiceCard {
-            profile_id: profile_id.to_string(),
-            service: SERVICE.into(),
-            track,
-            url: client.base().to_string(),
-            live,
-            readiness,
-            checks,
-            stats,
-            circuits,
-            badges,
-            versions: known.versions.unwrap_or_default(),
-            changes: known.changes,
-            frozen,
-            scraped_at_ms,
-        })
+        cards(profile_id, &known, &series, window, now)
     }
 
-    pub(super) async fn overview(&self, window: ChartWindow) -> CmdResult<Overview> {
-        let services = match self.active_id() {
-            Some(id) => vec![self.card(&id, window).await?],
-            None => Vec::new(),
+    /// Every agent-service profile's cards, the active profile's first, as the scrape loops
+    /// last left them. With `probe`, a profile never read yet (just added, or its loop not
+    /// started) is read first: readiness, versions and freeze, at most
+    /// [`MAX_CONCURRENT_READS`] at a time, each within the read time limit.
+    pub(super) async fn overview(&self, window: ChartWindow, probe: bool) -> CmdResult<Overview> {
+        use futures::StreamExt as _;
+        let ids = self.agent_profiles().await?;
+        if probe {
+            let unread: Vec<&String> = {
+                let st = lock(&self.inner.state);
+                ids.iter()
+                    .filter(|id| st.known.get(*id).is_none_or(|k| k.health.is_none()))
+                    .collect()
+            };
+            futures::stream::iter(unread)
+                .for_each_concurrent(MAX_CONCURRENT_READS, |id| self.refresh_within(id, false))
+                .await;
+        }
+        let now = self.now_ms();
+        let series = self.inner.series.lock().await;
+        let known: Vec<Known> = {
+            let st = lock(&self.inner.state);
+            ids.iter()
+                .map(|id| st.known.get(id).cloned().unwrap_or_default())
+                .collect()
         };
+        let services = ids
+            .iter()
+            .zip(&known)
+            .flat_map(|(id, k)| cards(id, k, &series, window, now))
+            .collect();
+        drop(series);
         Ok(Overview {
             window,
             services,
-            generated_at_ms: self.now_ms(),
+            generated_at_ms: now,
         })
     }
 
@@ -264,40 +622,49 @@ impl Console {
             .await?;
         Ok(())
     }
+}
 
-    /// Scrapes `/metrics` into the series (without holding them during the request) and the
-    /// local store's history.
-    async fn scrape_once(
-        &self,
-        profile_id: &str,
-        client: &AgentClient,
-        track: &str,
-    ) -> crate::Result<()> {
-        let scrape = client.metrics().await?;
-        let t_ms = self.now_ms();
-        let derived = self
-            .inner
-            .series
-            .lock()
-            .await
-            .ingest(profile_id, track, t_ms, &scrape);
-        for (metric, v) in derived {
-            let key = SeriesKey {
-                service: profile_id.to_string(),
-                track: track.to_string(),
-                metric,
-            };
-            self.inner
-                .host
-                .store
-                .append_points(&key, &[Point { t_ms, v }])
-                .await?;
+/// The scrape loop of each agent-service profile, started and stopped as profiles come and
+/// go; dropping it (its task aborted) stops them all.
+#[derive(Default)]
+struct ScrapeLoops(HashMap<String, JoinHandle<()>>);
+
+impl ScrapeLoops {
+    fn sync(&mut self, console: &Console, ids: &[String], permits: &Arc<Semaphore>) {
+        self.0.retain(|id, task| {
+            let keep = ids.contains(id) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        lock(&console.inner.state)
+            .known
+            .retain(|id, _| ids.contains(id));
+        for id in ids {
+            if !self.0.contains_key(id) {
+                let task = tokio::spawn(scrape_loop(console.clone(), id.clone(), permits.clone()));
+                self.0.insert(id.clone(), task);
+            }
         }
-        Ok(())
     }
 }
 
-async fn scrape_loop(console: Console, profile_id: String) {
+impl Drop for ScrapeLoops {
+    fn drop(&mut self) {
+        for task in self.0.values() {
+            task.abort();
+        }
+    }
+}
+
+/// Every scrape interval: follows the profile list (a scrape loop per agent-service
+/// profile), re-reads the key's roles now and then, keeps the history in bounds, and pushes
+/// `overview_event` with every profile's cards as the scrape loops left them.
+async fn overview_loop(console: Console) {
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_READS));
+    let mut loops = ScrapeLoops::default();
+    let mut pushed_empty = false;
     let mut tick = tokio::time::interval(console.inner.options.scrape_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for n in 0u64.. {
@@ -311,33 +678,38 @@ async fn scrape_loop(console: Console, profile_id: String) {
         {
             tracing::warn!(error = %e.message, "history housekeeping failed");
         }
-        let client = match console.client_of(&profile_id, "admin").await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(profile = %profile_id, error = %e.message, "no client to scrape");
-                continue;
-            }
-        };
-        let known = lock(&console.inner.state)
-            .known
-            .get(&profile_id)
-            .map(|k| k.track.clone())
-            .filter(|t| !t.is_empty());
-        let track = match known {
-            Some(t) => Some(t),
-            None => console.learn(&profile_id, &client).await,
-        };
-        if let Some(track) = &track
-            && let Err(e) = console.scrape_once(&profile_id, &client, track).await
-        {
-            tracing::debug!(profile = %profile_id, error = %e, "scrape failed");
+        match console.agent_profiles().await {
+            Ok(ids) => loops.sync(&console, &ids, &permits),
+            Err(e) => tracing::warn!(error = %e.message, "the profiles could not be listed"),
+        }
+        // The first tick only starts the loops: nothing has been read yet.
+        if n == 0 {
+            continue;
         }
         let window = lock(&console.inner.state).overview_window;
-        match console.overview(window).await {
-            Ok(o) if console.still_active(&profile_id) => console.emit("overview_event", &o),
-            Ok(_) => return,
+        match console.overview(window, false).await {
+            // Without any service, one empty push says so; repeating it says nothing.
+            Ok(o) if o.services.is_empty() && pushed_empty => {}
+            Ok(o) => {
+                pushed_empty = o.services.is_empty();
+                console.emit("overview_event", &o);
+            }
             Err(e) => tracing::debug!(error = %e.message, "overview failed"),
         }
+    }
+}
+
+/// Reads one profile's service every scrape interval on its own timer, holding one of the
+/// shared permits while it reads, never longer than the read time limit.
+async fn scrape_loop(console: Console, profile_id: String, permits: Arc<Semaphore>) {
+    let mut tick = tokio::time::interval(console.inner.options.scrape_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Ok(_permit) = permits.acquire().await else {
+            return;
+        };
+        console.refresh_within(&profile_id, true).await;
     }
 }
 
@@ -480,7 +852,7 @@ pub(super) async fn incident_pack(
     }
     let info = client.info().await;
     let metrics = client.metrics_text().await;
-    let card = console.card(profile_id, ChartWindow::M15).await.ok();
+    let cards = console.profile_cards(profile_id, ChartWindow::M15).await;
     let pack = json!({
         "kind": "flightdeck-incident-pack",
         "created_at_ms": now,
@@ -491,7 +863,7 @@ pub(super) async fn incident_pack(
         "versions": info.as_ref().map_or_else(|e| json!({ "error": e.to_string() }), |i| json!(i)),
         "failing_traces": failing.as_ref().map_or_else(|e| json!({ "error": e.to_string() }), |p| json!(p.items)),
         "failing_trace_details": traces,
-        "overview": card,
+        "overview": cards,
         "metrics_text": metrics.unwrap_or_else(|e| format!("# metrics unavailable: {e}")),
     });
     let stamp = chrono::DateTime::from_timestamp_millis(now)
@@ -569,6 +941,129 @@ pub(super) async fn charts(console: &Console, args: &ChartArgs) -> CmdResult<Vec
 mod tests {
     use super::*;
     use crate::series::SeriesConfig;
+
+    /// Two tracks in one exposition (a service whose metrics carry both).
+    const TWO_TRACKS: &str = "# TYPE agent_requests_total counter\n\
+        agent_requests_total{workflow=\"faq\",status=\"success\",track=\"stable\"} 10\n\
+        agent_requests_total{workflow=\"faq\",status=\"success\",track=\"canary\"} 4\n\
+        agent_requests_total{workflow=\"faq\",status=\"internal\",track=\"canary\"} 1\n\
+        # TYPE agent_approvals_pending gauge\nagent_approvals_pending 3\n\
+        # TYPE agent_build_info gauge\n\
+        agent_build_info{version=\"1.8.0\",git_sha=\"a1\",track=\"stable\",model=\"m\",prompt_version=\"p1\",policy_version=\"v3\"} 1\n\
+        agent_build_info{version=\"1.9.0\",git_sha=\"b2\",track=\"canary\",model=\"m\",prompt_version=\"p2\",policy_version=\"v3\"} 1\n";
+
+    fn part<'a>(parts: &'a [(String, PromScrape)], track: &str) -> &'a PromScrape {
+        &parts.iter().find(|(t, _)| t == track).unwrap().1
+    }
+
+    #[test]
+    fn a_scrape_splits_by_its_track_labels() {
+        let scrape = crate::prom::parse(TWO_TRACKS).unwrap();
+        let parts = split_by_track(&scrape, Some("stable"));
+        let tracks: Vec<&str> = parts.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(tracks, ["stable", "canary"]);
+        let (stable, canary) = (part(&parts, "stable"), part(&parts, "canary"));
+        assert_eq!(stable.sum("agent_requests_total", &[]), Some(10.0));
+        assert_eq!(canary.sum("agent_requests_total", &[]), Some(5.0));
+        // What carries no track label is the service's own track's, counted once.
+        assert_eq!(stable.sum("agent_approvals_pending", &[]), Some(3.0));
+        assert_eq!(canary.sum("agent_approvals_pending", &[]), None);
+        let versions = build_versions(&scrape);
+        assert_eq!(versions["canary"].release, "1.9.0");
+        assert_eq!(versions["stable"].prompt, "p1");
+
+        // Unknown own track: agent_build_info has two, so the first in card order.
+        let parts = split_by_track(&scrape, None);
+        assert_eq!(
+            part(&parts, "stable").sum("agent_approvals_pending", &[]),
+            Some(3.0)
+        );
+        // A canary process whose metrics also carry stable samples keeps the rest itself.
+        let parts = split_by_track(&scrape, Some("canary"));
+        assert_eq!(
+            part(&parts, "canary").sum("agent_approvals_pending", &[]),
+            Some(3.0)
+        );
+        assert_eq!(
+            part(&parts, "stable").sum("agent_approvals_pending", &[]),
+            None
+        );
+    }
+
+    #[test]
+    fn a_scrape_without_track_labels_is_the_own_track() {
+        let scrape =
+            crate::prom::parse("# TYPE agent_approvals_pending gauge\nagent_approvals_pending 2\n")
+                .unwrap();
+        for (own, want) in [
+            (Some("canary"), "canary"),
+            (None, "stable"),
+            (Some(""), "stable"),
+        ] {
+            let parts = split_by_track(&scrape, own);
+            assert_eq!(parts.len(), 1, "{own:?}");
+            assert_eq!(parts[0].0, want);
+            assert_eq!(parts[0].1, scrape, "nothing is lost");
+        }
+    }
+
+    #[test]
+    fn cards_per_track_and_for_a_service_never_read() {
+        let s = SeriesStore::new(SeriesConfig::default());
+        let never = cards("p", &Known::default(), &s, ChartWindow::M5, 1_000);
+        assert_eq!(never.len(), 1);
+        assert_eq!(never[0].track, "stable");
+        assert!(!never[0].live);
+        assert_eq!(never[0].error.as_deref(), Some("not read yet"));
+
+        let mut s = SeriesStore::new(SeriesConfig::default());
+        let scrape = crate::prom::parse(TWO_TRACKS).unwrap();
+        // Two scrapes: rates need the previous one.
+        for t_ms in [1_000, 1_500] {
+            for (track, part) in split_by_track(&scrape, Some("stable")) {
+                s.ingest("p", &track, t_ms, &part);
+            }
+        }
+        let own = VersionSet {
+            release: "1.8.0".into(),
+            ..VersionSet::default()
+        };
+        let known = Known {
+            track: "stable".into(),
+            versions: Some(own.clone()),
+            changes: vec![VersionChange {
+                field: VersionField::Release,
+                from: "1.7.0".into(),
+                to: "1.8.0".into(),
+                at_ms: 500,
+            }],
+            tracks: vec!["stable".into(), "canary".into()],
+            track_versions: build_versions(&scrape),
+            url: Some("http://svc/".into()),
+            health: Some(Health {
+                live: true,
+                readiness: ReadyState::Ready,
+                checks: vec![],
+                circuits: vec![],
+            }),
+            frozen: Some(true),
+            error: None,
+        };
+        let c = cards("p", &known, &s, ChartWindow::M5, 2_000);
+        let tracks: Vec<&str> = c.iter().map(|c| c.track.as_str()).collect();
+        assert_eq!(tracks, ["stable", "canary"]);
+        assert_eq!(c[0].versions, own);
+        assert_eq!(c[0].changes.len(), 1);
+        assert_eq!(c[1].versions.release, "1.9.0");
+        assert!(c[1].changes.is_empty(), "what changed is the own track's");
+        assert_eq!(c[0].stats.pending_approvals, Some(3.0));
+        assert_eq!(c[1].stats.pending_approvals, None);
+        assert!(c.iter().all(|c| c.live && c.frozen && c.error.is_none()));
+        assert!(
+            c.iter()
+                .all(|c| c.url == "http://svc/" && c.scraped_at_ms.is_some())
+        );
+    }
 
     #[test]
     fn stats_of_an_empty_series_are_null() {

@@ -715,11 +715,13 @@ impl Console {
 
     // --- overview ------------------------------------------------------------------------
 
-    /// The cards of the active profile (live readiness, versions and freeze; stats from the
-    /// scraped series); later `overview_event`s use `args.window`.
+    /// A card per agent-service profile and track, the active profile's first (readiness,
+    /// versions and freeze as the scrape loops last read them, at once for a profile not
+    /// read yet; stats from the scraped series; an unreachable service is a card with
+    /// `live: false` and its error); later `overview_event`s use `args.window`.
     pub async fn get_overview(&self, args: OverviewArgs) -> CmdResult<Overview> {
         lock(&self.inner.state).overview_window = args.window;
-        self.overview(args.window).await
+        self.overview(args.window, true).await
     }
 
     pub async fn get_charts(&self, args: ChartArgs) -> CmdResult<Vec<Chart>> {

@@ -151,6 +151,7 @@ export function services(t0: number, frozen: boolean): ServiceCard[] {
       changes: [{ field: 'model', from: 'gpt-4o-mini', to: 'gpt-4.1-mini', at_ms: t0 - 3 * 24 * HOUR }],
       frozen,
       scraped_at_ms: t0 - 4000,
+      error: null,
     },
     {
       profile_id: 'prod-eu',
@@ -210,6 +211,7 @@ export function services(t0: number, frozen: boolean): ServiceCard[] {
       ],
       frozen,
       scraped_at_ms: t0 - 4000,
+      error: null,
     },
     {
       profile_id: 'local',
@@ -247,6 +249,36 @@ export function services(t0: number, frozen: boolean): ServiceCard[] {
       changes: [],
       frozen: false,
       scraped_at_ms: t0 - 2000,
+      error: null,
+    },
+    {
+      // A service the console cannot reach: still a card, with what it last knew and why.
+      profile_id: 'staging',
+      service: 'agent-service',
+      track: 'stable',
+      url: 'https://agent.staging.example.com/',
+      live: false,
+      readiness: 'unavailable',
+      checks: [],
+      stats: {
+        request_rate: null,
+        error_rate: null,
+        p50_ms: null,
+        p95_ms: null,
+        p99_ms: null,
+        tokens_per_sec: null,
+        cost_per_hour_usd: null,
+        queue_depth: null,
+        pending_approvals: null,
+        guardrail_blocks: null,
+      },
+      circuits: [],
+      badges: [],
+      versions: { release: '', git_sha: '', model: '', prompt: '', policy: '' },
+      changes: [],
+      frozen: false,
+      scraped_at_ms: null,
+      error: 'could not reach https://agent.staging.example.com/readyz: connection refused',
     },
   ];
 }

@@ -2,4 +2,9 @@
 import type { ChartWindow } from "./ChartWindow";
 import type { ServiceCard } from "./ServiceCard";
 
-export type Overview = { window: ChartWindow, services: Array<ServiceCard>, generated_at_ms: number, };
+export type Overview = { window: ChartWindow, 
+/**
+ * One card per agent-service profile (the Local one included) and track its metrics
+ * carry; the active profile's cards first. Unreachable services are cards too.
+ */
+services: Array<ServiceCard>, generated_at_ms: number, };

@@ -7,4 +7,10 @@ import type { ServiceStats } from "./ServiceStats";
 import type { VersionChange } from "./VersionChange";
 import type { VersionSet } from "./VersionSet";
 
-export type ServiceCard = { profile_id: string, service: string, track: string, url: string, live: boolean, readiness: ReadyState, checks: Array<DependencyCheck>, stats: ServiceStats, circuits: Array<Circuit>, badges: Array<AlertBadge>, versions: VersionSet, changes: Array<VersionChange>, frozen: boolean, scraped_at_ms: number | null, };
+export type ServiceCard = { profile_id: string, service: string, track: string, url: string, live: boolean, readiness: ReadyState, checks: Array<DependencyCheck>, stats: ServiceStats, circuits: Array<Circuit>, badges: Array<AlertBadge>, versions: VersionSet, changes: Array<VersionChange>, frozen: boolean, scraped_at_ms: number | null, 
+/**
+ * Why the console could not read this service the last time it tried (unreachable,
+ * timed out, `/metrics` refused); null after a read that worked. A card with
+ * `live: false` still shows the numbers scraped before, from the series.
+ */
+error: string | null, };
