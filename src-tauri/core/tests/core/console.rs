@@ -659,8 +659,9 @@ async fn console_smoke_tests_and_models_against_the_fake_ollama() {
         .unwrap_err();
     assert_eq!(no_agent.code, CommandErrorCode::Invalid, "{no_agent:?}");
 
-    // Ollama down: discovery says why, listing is a network error.
-    drop(fake);
+    // Ollama down: discovery says why, listing is a network error. `shutdown` waits until
+    // the server has stopped (dropping the handle only asks it to).
+    fake.shutdown().await.unwrap();
     let down = console.discover_ollama().await.unwrap();
     assert!(!down.reachable && down.error.is_some());
     assert_eq!(
