@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod fake_kube;
 pub mod fake_ollama;
+pub mod serve;
 
 pub use agent::AgentService;
 pub use fake_kube::{FakeKube, KubeconfigOpts};

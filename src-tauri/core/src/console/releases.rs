@@ -87,16 +87,8 @@ impl Console {
 
     /// The Kubernetes profiles in the store.
     async fn kube_profiles(&self) -> CmdResult<Vec<ProfileId>> {
-        Ok(self
-            .inner
-            .host
-            .store
-            .profiles()
-            .await?
-            .into_iter()
-            .filter(|p| matches!(p.target, Target::Kubernetes { .. }))
-            .map(|p| p.id)
-            .collect())
+        let profiles = self.releases().service.kube_profiles().await?;
+        Ok(profiles.into_iter().map(|p| p.id).collect())
     }
 
     /// The active profile when it is a stored agent-service profile (Local is not).

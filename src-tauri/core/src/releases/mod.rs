@@ -295,10 +295,9 @@ impl ReleaseService {
         Ok(profile)
     }
 
-    /// Every release of every Kubernetes profile; a cluster that fails is listed in
-    /// `errors` and does not hide the others. Those waiting for a decision come first.
-    pub async fn list_releases(&self) -> Result<ReleaseList> {
-        let profiles: Vec<Profile> = self
+    /// The Kubernetes profiles in the store.
+    pub async fn kube_profiles(&self) -> Result<Vec<Profile>> {
+        Ok(self
             .inner
             .host
             .store
@@ -306,7 +305,13 @@ impl ReleaseService {
             .await?
             .into_iter()
             .filter(|p| matches!(p.target, Target::Kubernetes { .. }))
-            .collect();
+            .collect())
+    }
+
+    /// Every release of every Kubernetes profile; a cluster that fails is listed in
+    /// `errors` and does not hide the others. Those waiting for a decision come first.
+    pub async fn list_releases(&self) -> Result<ReleaseList> {
+        let profiles = self.kube_profiles().await?;
         let results = futures::future::join_all(profiles.iter().map(|p| async move {
             let c = self.connect(p).await?;
             self.list_cluster(&c).await

@@ -326,6 +326,15 @@ mod tests {
         }))
     }
 
+    /// `d` with the annotation `key` set to `value`.
+    fn annotated(mut d: Deployment, key: &str, value: &str) -> Deployment {
+        d.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(key.into(), value.into());
+        d
+    }
+
     fn stable(image: &str) -> Deployment {
         deployment(serde_json::json!({
             "metadata": {"name": "agent-service", "uid": "u1", "generation": 1,
@@ -392,12 +401,7 @@ mod tests {
             release_state(&s, Some(&c), Some(&plan)),
             ReleaseState::Progressing
         );
-        let mut c = canary("1", 1, 1, "img:2");
-        c.metadata
-            .annotations
-            .as_mut()
-            .unwrap()
-            .insert(PAUSED.into(), "true".into());
+        let c = annotated(canary("1", 1, 1, "img:2"), PAUSED, "true");
         assert_eq!(
             release_state(&s, Some(&c), Some(&plan)),
             ReleaseState::Paused
@@ -408,22 +412,12 @@ mod tests {
             release_state(&s, Some(&c), Some(&plan0)),
             ReleaseState::Idle
         );
-        let mut c = canary("0", 0, 0, "img:1");
-        c.metadata
-            .annotations
-            .as_mut()
-            .unwrap()
-            .insert(COMPLETED.into(), "true".into());
+        let c = annotated(canary("0", 0, 0, "img:1"), COMPLETED, "true");
         assert_eq!(
             release_state(&s, Some(&c), Some(&plan0)),
             ReleaseState::Complete
         );
-        let mut c = canary("0", 0, 0, "img:2");
-        c.metadata
-            .annotations
-            .as_mut()
-            .unwrap()
-            .insert(ABORTED.into(), "bad".into());
+        let c = annotated(canary("0", 0, 0, "img:2"), ABORTED, "bad");
         assert_eq!(
             release_state(&s, Some(&c), Some(&plan0)),
             ReleaseState::Aborted

@@ -11,7 +11,7 @@ use flightdeck_core::agent::{
 };
 use testkit::AgentService;
 
-use crate::helpers::{client, client_with_key, within};
+use crate::helpers::{client, client_with_key, eval_run_done, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_info_registries_and_metrics() {
@@ -343,16 +343,7 @@ async fn traces_and_an_eval_run() {
         run.status,
         EvalRunState::Queued | EvalRunState::Running
     ));
-    let done = within(90, "the eval run to finish", async {
-        loop {
-            let r = viewer.eval_run(&run.id).await.unwrap();
-            if matches!(r.status, EvalRunState::Completed | EvalRunState::Failed) {
-                return r;
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
-    .await;
+    let done = eval_run_done(&viewer, &run.id).await;
     assert_eq!(done.status, EvalRunState::Completed, "{:?}", done.error);
     assert!(done.gate.is_some() && !done.cases.is_empty());
     let runs = viewer.eval_runs(Some("golden"), None).await.unwrap();

@@ -4,13 +4,13 @@
 //! input is a `CommandError` with the right code, and no secret leaves the keyring.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flightdeck_core::agent::InvokeRequest;
 use flightdeck_core::clock::SystemClock;
 use flightdeck_core::console::dto::*;
-use flightdeck_core::console::{Console, ConsoleOptions, EventSink};
+use flightdeck_core::console::{Console, ConsoleOptions};
 use flightdeck_core::host::Host;
 use flightdeck_core::{BaseUrl, ProfileId};
 use serde_json::{Value, json};
@@ -18,62 +18,7 @@ use testkit::agent::agent_service_bin;
 use testkit::{AgentService, FakeOllama, Reply};
 
 use crate::helpers::within;
-
-/// Records every pushed event and notification.
-#[derive(Default)]
-struct Recorder {
-    events: Mutex<Vec<(String, Value)>>,
-    notes: Mutex<Vec<(String, String)>>,
-}
-
-impl EventSink for Recorder {
-    fn emit(&self, event: &str, payload: Value) {
-        self.events
-            .lock()
-            .unwrap()
-            .push((event.to_string(), payload));
-    }
-
-    fn notify(&self, title: &str, body: &str) {
-        self.notes
-            .lock()
-            .unwrap()
-            .push((title.to_string(), body.to_string()));
-    }
-}
-
-impl Recorder {
-    fn of(&self, event: &str) -> Vec<Value> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(e, _)| e == event)
-            .map(|(_, p)| p.clone())
-            .collect()
-    }
-
-    /// The first `event` payload (recorded so far or later) that satisfies `pred`.
-    async fn wait_for(&self, secs: u64, event: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        within(secs, event, async {
-            loop {
-                if let Some(v) = self.of(event).into_iter().find(|v| pred(v)) {
-                    return v;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-    }
-
-    fn clear(&self) {
-        self.events.lock().unwrap().clear();
-    }
-
-    fn all_json(&self) -> String {
-        serde_json::to_string(&*self.events.lock().unwrap()).unwrap()
-    }
-}
+use crate::rig::Recorder;
 
 fn temp_dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("fd-console-{}", uuid::Uuid::new_v4().simple()));

@@ -57,6 +57,16 @@ impl Overviews {
     }
 }
 
+/// The overview asked directly, over the last five minutes.
+async fn overview_m5(console: &Console) -> Overview {
+    console
+        .get_overview(OverviewArgs {
+            window: ChartWindow::M5,
+        })
+        .await
+        .unwrap()
+}
+
 fn card<'a>(o: &'a Overview, profile: &str) -> Option<&'a ServiceCard> {
     o.services.iter().find(|c| c.profile_id == profile)
 }
@@ -217,12 +227,7 @@ async fn overview_has_a_card_per_service_and_track_and_keeps_unreachable_ones() 
     .await;
 
     // Asked directly: the same cards, and a switch puts the new active profile first.
-    let asked = console
-        .get_overview(OverviewArgs {
-            window: ChartWindow::M5,
-        })
-        .await
-        .unwrap();
+    let asked = overview_m5(&console).await;
     assert_eq!(asked.services.len(), 4);
     assert_eq!(asked.services[0].profile_id, "stable");
     assert!(!card(&asked, "dead").unwrap().live && !card(&asked, "hung").unwrap().live);
@@ -232,12 +237,7 @@ async fn overview_has_a_card_per_service_and_track_and_keeps_unreachable_ones() 
         })
         .await
         .unwrap();
-    let asked = console
-        .get_overview(OverviewArgs {
-            window: ChartWindow::M5,
-        })
-        .await
-        .unwrap();
+    let asked = overview_m5(&console).await;
     let first: Vec<&str> = asked
         .services
         .iter()
@@ -270,12 +270,7 @@ async fn overview_has_a_card_per_service_and_track_and_keeps_unreachable_ones() 
         })
         .await
         .unwrap();
-    let asked = console
-        .get_overview(OverviewArgs {
-            window: ChartWindow::M5,
-        })
-        .await
-        .unwrap();
+    let asked = overview_m5(&console).await;
     assert!(card(&asked, "dead").is_none() && asked.services.len() == 3);
     console.shutdown().await;
     drop(hung);

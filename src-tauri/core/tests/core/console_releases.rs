@@ -2,149 +2,21 @@
 //! `release_progress`, the analysis tick, the incident switch) against the fake Kubernetes
 //! API server with real agent-service processes behind the pods.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use flightdeck_core::clock::SystemClock;
 use flightdeck_core::console::dto::{
     AddAgentProfileArgs, CommandErrorCode, IncidentArgs, ProfileIdArgs, ProfileKind,
 };
-use flightdeck_core::console::{Console, ConsoleOptions, EventSink};
+use flightdeck_core::console::{Console, ConsoleOptions};
 use flightdeck_core::host::Host;
-use flightdeck_core::releases::ReleaseOptions;
 use flightdeck_core::releases::cluster::KubeconfigSource;
 use flightdeck_core::releases::dto::*;
-use serde_json::{Value, json};
-use testkit::{AgentService, FakeKube, KubeconfigOpts};
 
 use crate::helpers::within;
-
-const NS: &str = "flightdeck-test";
-const APP: &str = "agent-service";
-
-#[derive(Default)]
-struct Recorder {
-    events: Mutex<Vec<(String, Value)>>,
-}
-
-impl EventSink for Recorder {
-    fn emit(&self, event: &str, payload: Value) {
-        self.events
-            .lock()
-            .unwrap()
-            .push((event.to_string(), payload));
-    }
-}
-
-impl Recorder {
-    fn of(&self, event: &str) -> Vec<Value> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(e, _)| e == event)
-            .map(|(_, p)| p.clone())
-            .collect()
-    }
-
-    async fn wait_for(&self, secs: u64, event: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        within(secs, event, async {
-            loop {
-                if let Some(v) = self.of(event).into_iter().find(|v| pred(v)) {
-                    return v;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-    }
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "fd-console-releases-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn deployment(name: &str, track: &str, replicas: i64, version: &str, annotations: Value) -> Value {
-    json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS, "annotations": annotations,
-            "labels": {"app.kubernetes.io/name": APP, "track": track}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": APP, "track": track}},
-            "template": {
-                "metadata": {"labels": {"app.kubernetes.io/name": APP, "track": track,
-                    "app.kubernetes.io/version": version}},
-                "spec": {"containers": [{"name": "agent-service",
-                    "image": format!("ghcr.io/flightdeck/agent-service:{version}"),
-                    "ports": [{"name": "http", "containerPort": 8080}]}]}
-            }
-        }
-    })
-}
-
-/// A fake cluster with the release `agent-service` (stable 0.1.0, canary 0.2.0 at step 0)
-/// in `NS`; its kubeconfig context is `context`.
-async fn cluster(dir: &TempDir, context: &str) -> (FakeKube, PathBuf) {
-    let kube = FakeKube::start().await;
-    let kc = dir.0.join(format!("kubeconfig-{context}"));
-    kube.write_kubeconfig(
-        &kc,
-        &KubeconfigOpts {
-            context: context.into(),
-            namespace: Some(NS.into()),
-            token: None,
-            exec: false,
-        },
-    )
-    .unwrap();
-    kube.apply_value(deployment(APP, "stable", 9, "0.1.0", json!({})))
-        .unwrap();
-    let analysis = json!({"max_error_rate": 0.01, "max_p95_latency_ms": 8000,
-        "min_success_rate": 0.95, "max_cost_per_success_usd": 0.05,
-        "max_guardrail_block_rate": 0.5, "min_samples": 5});
-    kube.apply_value(deployment(
-        &format!("{APP}-canary"),
-        "canary",
-        0,
-        "0.2.0",
-        json!({"flightdeck.dev/canary-steps": "10,25,50,100", "flightdeck.dev/canary-step": "0",
-               "flightdeck.dev/analysis": analysis.to_string()}),
-    ))
-    .unwrap();
-    (kube, kc)
-}
-
-fn release_options() -> ReleaseOptions {
-    ReleaseOptions {
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(10),
-        rollout_timeout: Duration::from_secs(30),
-        poll_interval: Duration::from_millis(50),
-        failure_limit: 1,
-        // The tick must not pause the canary itself before the incident switch does.
-        inconclusive_pause_after: 10_000,
-        conflict_retries: 3,
-        actor: "tester".into(),
-    }
-}
+use crate::rig::{APP, NS, Recorder, TempDir, backends, cluster, release_options};
 
 async fn console(dir: &TempDir, kubeconfigs: Vec<PathBuf>, sink: Arc<Recorder>) -> Console {
     let host = Host::in_memory(Arc::new(SystemClock)).await.unwrap();
@@ -157,27 +29,14 @@ async fn console(dir: &TempDir, kubeconfigs: Vec<PathBuf>, sink: Arc<Recorder>) 
             ConsoleOptions {
                 scrape_interval: Duration::from_millis(400),
                 kubeconfig: KubeconfigSource::Paths(kubeconfigs),
-                releases: release_options(),
+                // The tick must not pause the canary itself before the incident switch does.
+                releases: release_options(10_000),
                 ..ConsoleOptions::new(dir.0.join("data"))
             },
         ),
     )
     .await
     .unwrap()
-}
-
-/// Real agent-services as the pods of both tracks.
-fn backends(kube: &FakeKube) -> (AgentService, AgentService) {
-    let stable = AgentService::spawn(&[("RELEASE_TRACK", "stable"), ("RELEASE_VERSION", "0.1.0")]);
-    let canary = AgentService::spawn(&[("RELEASE_TRACK", "canary"), ("RELEASE_VERSION", "0.2.0")]);
-    for (track, svc) in [("stable", &stable), ("canary", &canary)] {
-        kube.set_backend(
-            NS,
-            BTreeMap::from([("track".to_string(), track.to_string())]),
-            svc.url(),
-        );
-    }
-    (stable, canary)
 }
 
 fn add_kube(name: &str, context: &str) -> AddKubeProfileArgs {
@@ -198,9 +57,9 @@ fn rref(profile_id: &str) -> ReleaseRef {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_releases_list_promote_events_and_the_analysis_tick() {
-    let dir = TempDir::new();
-    let (kube, kc) = cluster(&dir, "fake").await;
-    let (_stable, _canary) = backends(&kube);
+    let dir = TempDir::new("fd-console-releases");
+    let (kube, kc) = cluster(&dir, "fake", false, 5).await;
+    let (_stable, _canary) = backends(&kube, &[]);
     let sink = Arc::new(Recorder::default());
     let console = console(&dir, vec![kc], sink.clone()).await;
 
@@ -301,9 +160,9 @@ async fn console_releases_list_promote_events_and_the_analysis_tick() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_releases_incident_switch_pauses_the_linked_canary() {
-    let dir = TempDir::new();
-    let (kube, kc) = cluster(&dir, "fake").await;
-    let (stable, canary) = backends(&kube);
+    let dir = TempDir::new("fd-console-releases");
+    let (kube, kc) = cluster(&dir, "fake", false, 5).await;
+    let (stable, canary) = backends(&kube, &[]);
     let sink = Arc::new(Recorder::default());
     let console = console(&dir, vec![kc], sink.clone()).await;
 
@@ -415,9 +274,9 @@ async fn console_releases_incident_switch_pauses_the_linked_canary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_releases_an_unreachable_cluster_is_a_cluster_error_others_still_list() {
-    let dir = TempDir::new();
-    let (up, kc_up) = cluster(&dir, "up").await;
-    let (down, kc_down) = cluster(&dir, "down").await;
+    let dir = TempDir::new("fd-console-releases");
+    let (up, kc_up) = cluster(&dir, "up", false, 5).await;
+    let (down, kc_down) = cluster(&dir, "down", false, 5).await;
     let sink = Arc::new(Recorder::default());
     let console = console(&dir, vec![kc_up, kc_down], sink.clone()).await;
     let contexts = console.list_kube_contexts().await.unwrap();

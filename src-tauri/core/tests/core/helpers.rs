@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use flightdeck_core::agent::{AgentClient, http_client};
+use flightdeck_core::agent::{AgentClient, EvalRun, EvalRunState, http_client};
 use flightdeck_core::{BaseUrl, Secret};
 use testkit::AgentService;
 
@@ -25,4 +25,18 @@ pub async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Outp
         Ok(v) => v,
         Err(_) => panic!("timed out after {secs} s waiting for {what}"),
     }
+}
+
+/// Polls the eval run `id` through `client` until it completes or fails (90 s at most).
+pub async fn eval_run_done(client: &AgentClient, id: &str) -> EvalRun {
+    within(90, "the eval run to finish", async {
+        loop {
+            let r = client.eval_run(id).await.unwrap();
+            if matches!(r.status, EvalRunState::Completed | EvalRunState::Failed) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await
 }

@@ -10,4 +10,5 @@ mod host;
 mod keyring;
 mod local;
 mod releases;
+mod rig;
 mod smoke;

@@ -4,8 +4,6 @@
 //! restores a revision, conflicts are never applied blindly, RBAC disables actions, an
 //! unreachable cluster fails fast, exec-plugin kubeconfig works.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,15 +13,13 @@ use flightdeck_core::clock::ManualClock;
 use flightdeck_core::host::Host;
 use flightdeck_core::releases::cluster::KubeconfigSource;
 use flightdeck_core::releases::dto::*;
-use flightdeck_core::releases::{ReleaseOptions, ReleaseService};
+use flightdeck_core::releases::{ReleaseOptions, ReleaseService, WatchHandle};
 use serde_json::{Value, json};
 use testkit::fake_kube::Policy;
-use testkit::{AgentService, FakeKube, KubeconfigOpts};
+use testkit::{AgentService, FakeKube};
 
-use crate::helpers::{client, within};
-
-const NS: &str = "flightdeck-test";
-const APP: &str = "agent-service";
+use crate::helpers::{client, eval_run_done, within};
+use crate::rig::{APP, NS, TempDir, backends, cluster, release_options};
 
 struct Rig {
     kube: Arc<FakeKube>,
@@ -37,67 +33,6 @@ struct Rig {
     _dir: TempDir,
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "fd-releases-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
-}
-
-fn analysis_json(min_samples: u64) -> String {
-    json!({"max_error_rate": 0.01, "max_p95_latency_ms": 8000, "min_success_rate": 0.95,
-           "max_cost_per_success_usd": 0.05, "max_guardrail_block_rate": 0.5,
-           "min_samples": min_samples})
-    .to_string()
-}
-
-fn deployment(
-    name: &str,
-    track: &str,
-    replicas: i64,
-    image: &str,
-    version: &str,
-    annotations: Value,
-) -> Value {
-    json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS, "annotations": annotations,
-            "labels": {"app.kubernetes.io/name": APP, "track": track}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": APP, "track": track}},
-            "template": {
-                "metadata": {"labels": {"app.kubernetes.io/name": APP, "track": track,
-                    "app.kubernetes.io/version": version},
-                    "annotations": {"flightdeck.dev/model": "scripted-v1"}},
-                "spec": {"containers": [{"name": "agent-service", "image": image,
-                    "ports": [{"name": "http", "containerPort": 8080}],
-                    "env": [{"name": "RELEASE_TRACK", "value": track},
-                            {"name": "RELEASE_VERSION", "value": version}]}]}
-            }
-        }
-    })
-}
-
 fn release(rig: &Rig) -> ReleaseRef {
     ReleaseRef {
         profile_id: rig.profile.as_str().to_string(),
@@ -107,16 +42,7 @@ fn release(rig: &Rig) -> ReleaseRef {
 }
 
 fn options() -> ReleaseOptions {
-    ReleaseOptions {
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(10),
-        rollout_timeout: Duration::from_secs(30),
-        poll_interval: Duration::from_millis(50),
-        failure_limit: 1,
-        inconclusive_pause_after: 2,
-        conflict_retries: 3,
-        actor: "tester".into(),
-    }
+    release_options(2)
 }
 
 async fn rig_with(
@@ -125,51 +51,12 @@ async fn rig_with(
     opts: ReleaseOptions,
     exec: bool,
 ) -> Rig {
-    let kube = Arc::new(FakeKube::start().await);
-    let dir = TempDir::new();
-    let kc = dir.0.join("kubeconfig");
-    kube.write_kubeconfig(
-        &kc,
-        &KubeconfigOpts {
-            context: "fake".into(),
-            namespace: Some(NS.into()),
-            token: None,
-            exec,
-        },
-    )
-    .unwrap();
+    let dir = TempDir::new("fd-releases");
+    let (kube, kc) = cluster(&dir, "fake", exec, min_samples).await;
+    let kube = Arc::new(kube);
     kube.apply_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
         .unwrap();
-    let stable = AgentService::spawn(&[("RELEASE_TRACK", "stable"), ("RELEASE_VERSION", "0.1.0")]);
-    let mut env = vec![("RELEASE_TRACK", "canary"), ("RELEASE_VERSION", "0.2.0")];
-    env.extend_from_slice(canary_env);
-    let canary = AgentService::spawn(&env);
-    for (track, svc) in [("stable", &stable), ("canary", &canary)] {
-        kube.set_backend(
-            NS,
-            BTreeMap::from([("track".to_string(), track.to_string())]),
-            svc.url(),
-        );
-    }
-    kube.apply_value(deployment(
-        APP,
-        "stable",
-        9,
-        "ghcr.io/flightdeck/agent-service:0.1.0",
-        "0.1.0",
-        json!({}),
-    ))
-    .unwrap();
-    kube.apply_value(deployment(
-        &format!("{APP}-canary"),
-        "canary",
-        0,
-        "ghcr.io/flightdeck/agent-service:0.2.0",
-        "0.2.0",
-        json!({"flightdeck.dev/canary-steps": "10,25,50,100", "flightdeck.dev/canary-step": "0",
-               "flightdeck.dev/analysis": analysis_json(min_samples)}),
-    ))
-    .unwrap();
+    let (stable, canary) = backends(&kube, canary_env);
 
     let clock = Arc::new(ManualClock::new(1_790_000_000_000));
     let host = Host::in_memory(clock.clone()).await.unwrap();
@@ -252,6 +139,33 @@ async fn promote(rig: &Rig, full: bool) -> ReleaseActionResult {
     )
     .await
     .unwrap()
+}
+
+/// A one-step promote with `reason` that must fail: its error.
+async fn promote_refused(rig: &Rig, reason: &str) -> flightdeck_core::Error {
+    rig.svc
+        .promote_release(PromoteArgs {
+            release: release(rig),
+            full: false,
+            reason: reason.into(),
+        })
+        .await
+        .unwrap_err()
+}
+
+/// A watch of the rig's cluster and the summaries it has pushed so far.
+async fn watch_summaries(rig: &Rig) -> (WatchHandle, Arc<Mutex<Vec<ReleaseSummary>>>) {
+    let seen: Arc<Mutex<Vec<ReleaseSummary>>> = Arc::default();
+    let sink = seen.clone();
+    let watch = rig
+        .svc
+        .watch(
+            &rig.profile,
+            Arc::new(move |s| sink.lock().unwrap().push(s)),
+        )
+        .await
+        .unwrap();
+    (watch, seen)
 }
 
 /// Sends `n` faq requests to a service (traffic the Service would route to it).
@@ -662,15 +576,7 @@ async fn releases_a_409_during_promote_is_retried_on_fresh_state_never_blindly()
                 kube.apply_value(d).unwrap();
             }
         })));
-    let e = rig
-        .svc
-        .promote_release(PromoteArgs {
-            release: release(&rig),
-            full: false,
-            reason: "next".into(),
-        })
-        .await
-        .unwrap_err();
+    let e = promote_refused(&rig, "next").await;
     assert_eq!(e.code().as_str(), "conflict", "{e}");
     assert!(
         e.to_string().contains("the canary step went from 1 to 2"),
@@ -706,15 +612,7 @@ async fn releases_forbidden_actions_are_disabled_with_the_reason() {
         assert!(reason.contains("patch deployments.apps"), "{reason}");
         assert!(reason.contains("create events"), "{reason}");
     }
-    let e = rig
-        .svc
-        .promote_release(PromoteArgs {
-            release: release(&rig),
-            full: false,
-            reason: "try".into(),
-        })
-        .await
-        .unwrap_err();
+    let e = promote_refused(&rig, "try").await;
     assert_eq!(e.code().as_str(), "forbidden", "{e}");
     assert_eq!(
         ann(&canary_obj(&rig), "flightdeck.dev/canary-step").as_deref(),
@@ -794,7 +692,7 @@ async fn releases_an_unreachable_cluster_is_a_clear_error_fast() {
     assert!(matches!(e.code().as_str(), "network" | "timeout"), "{e}");
 
     // A cluster that never answers the connect (a black-hole address) times out.
-    let dir = TempDir::new();
+    let dir = TempDir::new("fd-releases");
     let kc = dir.0.join("kubeconfig");
     std::fs::write(
         &kc,
@@ -842,16 +740,7 @@ async fn releases_exec_plugin_kubeconfig_works_and_watch_pushes_changes() {
     let list = rig.svc.list_releases().await.unwrap();
     assert!(list.errors.is_empty(), "{:?}", list.errors);
     assert_eq!(list.releases.len(), 1);
-    let seen: Arc<Mutex<Vec<ReleaseSummary>>> = Arc::default();
-    let sink = seen.clone();
-    let _watch = rig
-        .svc
-        .watch(
-            &rig.profile,
-            Arc::new(move |s| sink.lock().unwrap().push(s)),
-        )
-        .await
-        .unwrap();
+    let (_watch, seen) = watch_summaries(&rig).await;
     within(10, "the initial watch summary", async {
         while seen.lock().unwrap().is_empty() {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -885,16 +774,7 @@ async fn releases_the_eval_gate_of_the_canary_version_is_read_from_its_service()
         })
         .await
         .unwrap();
-    let done = within(90, "the eval run to finish", async {
-        loop {
-            let r = operator.eval_run(&run.id).await.unwrap();
-            if matches!(r.status, EvalRunState::Completed | EvalRunState::Failed) {
-                return r;
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
-    .await;
+    let done = eval_run_done(&operator, &run.id).await;
     assert_eq!(done.status, EvalRunState::Completed, "{:?}", done.error);
     let detail = rig
         .svc
@@ -1022,16 +902,7 @@ async fn releases_argo_rollouts_are_listed_and_driven_through_their_fields() {
         namespace: NS.into(),
         name: "checkout".into(),
     };
-    let seen: Arc<Mutex<Vec<ReleaseSummary>>> = Arc::default();
-    let sink = seen.clone();
-    let _watch = rig
-        .svc
-        .watch(
-            &rig.profile,
-            Arc::new(move |s| sink.lock().unwrap().push(s)),
-        )
-        .await
-        .unwrap();
+    let (_watch, seen) = watch_summaries(&rig).await;
     // Those waiting for a decision come first: pause the Deployment release, and the
     // Rollout (alphabetically later) leads the list.
     rig.svc

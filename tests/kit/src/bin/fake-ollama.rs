@@ -28,22 +28,8 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding the fake Ollama to {addr}"))?;
     // One line a spawning test can wait for and parse.
     println!("fake-ollama listening on {}", fake.url());
-    stopped().await.context("waiting for a stop signal")?;
+    testkit::serve::stop_signal()
+        .await
+        .context("waiting for a stop signal")?;
     fake.shutdown().await.context("stopping the fake Ollama")
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn stopped() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
-    }
 }

@@ -493,6 +493,22 @@ fn scale_of(obj: &Value) -> Value {
 }
 
 fn list(shared: &Arc<Shared>, p: &ResPath, query: &Query) -> Result<Response, ApiError> {
+    let (labels, fields) = list_selectors(query, p.ty.kind)?;
+    let st = shared.lock();
+    let items = st.list(
+        p.ty,
+        p.namespace.as_deref(),
+        labels.as_ref(),
+        fields.as_ref(),
+    );
+    Ok(ok(&list_body(p.ty.kind, &p.ty.api_version(), st.rv, items)))
+}
+
+/// The `labelSelector` and `fieldSelector` of a list (field paths of `kind`).
+pub fn list_selectors(
+    query: &Query,
+    kind: &str,
+) -> Result<(Option<LabelSelector>, Option<FieldSelector>), ApiError> {
     let labels = query
         .get("labelSelector")
         .map(|s| LabelSelector::parse(s))
@@ -500,17 +516,20 @@ fn list(shared: &Arc<Shared>, p: &ResPath, query: &Query) -> Result<Response, Ap
         .map_err(ApiError::bad_request)?;
     let fields = query
         .get("fieldSelector")
-        .map(|s| FieldSelector::parse(s, p.ty.kind))
+        .map(|s| FieldSelector::parse(s, kind))
         .transpose()
         .map_err(ApiError::bad_request)?;
-    let st = shared.lock();
-    let items: Vec<Value> = st
-        .list(
-            p.ty,
-            p.namespace.as_deref(),
-            labels.as_ref(),
-            fields.as_ref(),
-        )
+    Ok((labels, fields))
+}
+
+/// A `<kind>List` at resourceVersion `rv`.
+pub fn list_body(
+    kind: &str,
+    api_version: &str,
+    rv: u64,
+    items: impl IntoIterator<Item = Value>,
+) -> Value {
+    let items: Vec<Value> = items
         .into_iter()
         .map(|mut o| {
             // List items carry no kind/apiVersion, as the API server sends them.
@@ -521,12 +540,12 @@ fn list(shared: &Arc<Shared>, p: &ResPath, query: &Query) -> Result<Response, Ap
             o
         })
         .collect();
-    Ok(ok(&json!({
-        "kind": format!("{}List", p.ty.kind),
-        "apiVersion": p.ty.api_version(),
-        "metadata": {"resourceVersion": st.rv.to_string()},
+    json!({
+        "kind": format!("{kind}List"),
+        "apiVersion": api_version,
+        "metadata": {"resourceVersion": rv.to_string()},
         "items": items,
-    })))
+    })
 }
 
 fn ssar(shared: &Arc<Shared>, body: &[u8]) -> Result<Response, ApiError> {

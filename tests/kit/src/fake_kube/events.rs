@@ -8,10 +8,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::api::{Query, decode_body_as, validate};
+use super::api::{Query, decode_body_as, list_body, list_selectors, validate};
 use super::patch;
 use super::resources::{EVENTS, EVENTS_V1};
-use super::selectors::{FieldSelector, LabelSelector};
 use super::state::Shared;
 use super::status::{ApiError, json_response};
 
@@ -81,34 +80,20 @@ pub fn handle(
     let ok = |v: &Value| json_response(StatusCode::OK, v);
     match (verb, name) {
         ("list", None) => {
-            let labels = query
-                .get("labelSelector")
-                .map(|s| LabelSelector::parse(s))
-                .transpose()
-                .map_err(ApiError::bad_request)?;
-            let fields = query
-                .get("fieldSelector")
-                .map(|s| FieldSelector::parse(s, "Event"))
-                .transpose()
-                .map_err(ApiError::bad_request)?;
+            let (labels, fields) = list_selectors(query, "Event")?;
             let st = shared.lock();
             let items: Vec<Value> = st
                 .list(&EVENTS, ns, labels.as_ref(), None)
                 .iter()
                 .map(core_to_v1)
                 .filter(|e| fields.as_ref().is_none_or(|f| f.matches(e)))
-                .map(|mut e| {
-                    if let Some(m) = e.as_object_mut() {
-                        m.remove("kind");
-                        m.remove("apiVersion");
-                    }
-                    e
-                })
                 .collect();
-            Ok(ok(&json!({
-                "kind": "EventList", "apiVersion": "events.k8s.io/v1",
-                "metadata": {"resourceVersion": st.rv.to_string()}, "items": items,
-            })))
+            Ok(ok(&list_body(
+                "Event",
+                EVENTS_V1.api_version().as_str(),
+                st.rv,
+                items,
+            )))
         }
         ("get", Some(name)) => shared
             .lock()

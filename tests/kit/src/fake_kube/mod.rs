@@ -56,8 +56,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 pub use api::FAKE_KUBE_VERSION;
 pub use controller::{HASH_LABEL, REVISION};
@@ -66,6 +64,8 @@ pub use policy::{Decision, Policy, PolicyRule};
 pub use state::{Backend, FailRule, RequestRecord};
 
 use state::Shared;
+
+use crate::serve::Server;
 
 /// Which object an `apply` touched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,9 +117,8 @@ impl std::error::Error for FakeKubeError {}
 
 /// A running fake Kubernetes API server. Dropping the handle stops it.
 pub struct FakeKube {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
-    server: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl FakeKube {
@@ -141,33 +140,20 @@ impl FakeKube {
 
     /// Starts on `addr` with this bearer token (`None`: no authentication).
     pub async fn bind_with_token(addr: SocketAddr, token: Option<String>) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
         let shared = Shared::new(token);
-        let app = router(shared.clone());
-        let mut stopped = shared.subscribe_shutdown();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
-        tracing::debug!(%addr, "fake Kubernetes API listening");
-        Ok(Self {
-            addr,
-            shared,
-            server: Some(server),
-        })
+        let server =
+            Server::start(addr, router(shared.clone()), shared.subscribe_shutdown()).await?;
+        tracing::debug!(addr = %server.addr, "fake Kubernetes API listening");
+        Ok(Self { server, shared })
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr)
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr
     }
 
     /// The bearer token every API request needs (`""` when authentication is off).
@@ -331,10 +317,7 @@ impl FakeKube {
     /// Stops serving and waits until the port is closed (the cluster becomes unreachable).
     pub async fn stop(mut self) -> std::io::Result<()> {
         self.shared.shutdown();
-        match self.server.take() {
-            Some(server) => server.await.map_err(std::io::Error::other)?,
-            None => Ok(()),
-        }
+        self.server.join().await
     }
 }
 

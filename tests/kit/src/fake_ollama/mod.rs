@@ -52,10 +52,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use state::Shared;
+
+use crate::serve::Server;
 
 /// The Ollama version the fake claims to be on `/api/version`.
 pub const FAKE_OLLAMA_VERSION: &str = "0.11.4";
@@ -284,9 +284,8 @@ pub struct Counters {
 
 /// A running fake Ollama. Dropping the handle stops the server.
 pub struct FakeOllama {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
-    server: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl FakeOllama {
@@ -302,30 +301,16 @@ impl FakeOllama {
 
     /// Starts on `addr` (port 0 picks a free port).
     pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new());
-        let app = router(shared.clone());
-        let mut stopped = shared.subscribe_shutdown();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    // Either the flag flips or the sender is gone: both mean stop.
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
-        tracing::debug!(%addr, "fake Ollama listening");
-        Ok(Self {
-            addr,
-            shared,
-            server: Some(server),
-        })
+        let server =
+            Server::start(addr, router(shared.clone()), shared.subscribe_shutdown()).await?;
+        tracing::debug!(addr = %server.addr, "fake Ollama listening");
+        Ok(Self { server, shared })
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash (what `OLLAMA_BASE_URL` takes).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr)
     }
 
     /// The OpenAI-compatible base URL, `http://127.0.0.1:PORT/v1`.
@@ -334,7 +319,7 @@ impl FakeOllama {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -413,10 +398,7 @@ impl FakeOllama {
     /// Stops accepting, releases hanging requests and waits for the server to end.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         self.shared.shutdown();
-        match self.server.take() {
-            Some(server) => server.await.map_err(std::io::Error::other)?,
-            None => Ok(()),
-        }
+        self.server.join().await
     }
 }
 
