@@ -463,6 +463,11 @@ pub(super) struct Region {
 /// before `from` is context only (for `\b`).
 pub(super) fn scan(enabled: RuleSet, hay: &str, from: usize, out: &mut Vec<Candidate>) {
     let engine = engine();
+    // Most texts match nothing: `is_match_at` answers that without allocating the set of
+    // matching patterns and stops early; only a text that matches pays for `matches_at`.
+    if !engine.set.is_match_at(hay, from) {
+        return;
+    }
     let hits = engine.set.matches_at(hay, from);
     if !hits.matched_any() {
         return;

@@ -4,6 +4,7 @@
 //! `faq` workflow can answer in its degraded "no retrieval" mode.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,12 +93,14 @@ struct Article {
     tags: String,
 }
 
-/// An article with its terms worked out once.
+/// An article with its terms (and its body's sentences with theirs, for the snippet)
+/// worked out once.
 pub(super) struct Indexed {
     article: Article,
     title: BTreeSet<String>,
     tags: BTreeSet<String>,
     body: BTreeSet<String>,
+    sentences: Vec<Sentence>,
 }
 
 impl From<Article> for Indexed {
@@ -106,9 +109,32 @@ impl From<Article> for Indexed {
             title: terms(&a.title),
             tags: terms(&a.tags),
             body: terms(&a.body),
+            sentences: sentences(&a.body),
             article: a,
         }
     }
+}
+
+/// One non-empty sentence of a body (a byte range of it, trimmed) and its terms.
+struct Sentence {
+    range: Range<usize>,
+    terms: BTreeSet<String>,
+}
+
+/// The non-empty sentences of `body`, each ending at `.`, `!` or `?` (or at the end).
+fn sentences(body: &str) -> Vec<Sentence> {
+    let base = body.as_ptr() as usize;
+    body.split_inclusive(['.', '!', '?'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let start = s.as_ptr() as usize - base;
+            Sentence {
+                range: start..start + s.len(),
+                terms: terms(s),
+            }
+        })
+        .collect()
 }
 
 type TenantIndex = (Instant, Arc<Vec<Indexed>>);
@@ -182,7 +208,7 @@ fn rank(articles: &[Indexed], query: &str, limit: usize) -> Vec<Hit> {
     let best = u32::try_from(wanted.len())
         .unwrap_or(u32::MAX)
         .saturating_mul(TITLE_WEIGHT + TAG_WEIGHT + BODY_WEIGHT);
-    let mut scored: Vec<(u32, &Article)> = articles
+    let mut scored: Vec<(u32, &Indexed)> = articles
         .iter()
         .filter_map(|a| {
             let points: u32 = wanted
@@ -193,32 +219,30 @@ fn rank(articles: &[Indexed], query: &str, limit: usize) -> Vec<Hit> {
                         + u32::from(a.body.contains(t)) * BODY_WEIGHT
                 })
                 .sum();
-            (points > 0).then_some((points, &a.article))
+            (points > 0).then_some((points, a))
         })
         .collect();
-    scored.sort_by(|(pa, a), (pb, b)| pb.cmp(pa).then_with(|| a.id.cmp(&b.id)));
+    scored.sort_by(|(pa, a), (pb, b)| pb.cmp(pa).then_with(|| a.article.id.cmp(&b.article.id)));
     scored
         .into_iter()
         .take(limit)
         .map(|(points, a)| Hit {
-            snippet: snippet(&a.body, &wanted),
+            snippet: snippet(&a.article.body, &a.sentences, &wanted),
             score: (f64::from(points) / f64::from(best) * 1000.0).round() / 1000.0,
-            id: a.id.clone(),
-            title: a.title.clone(),
+            id: a.article.id.clone(),
+            title: a.article.title.clone(),
         })
         .collect()
 }
 
-/// The first sentence of `body` that mentions a query term (else the first sentence).
-fn snippet(body: &str, wanted: &BTreeSet<String>) -> String {
-    let mut sentences = body
-        .split_inclusive(['.', '!', '?'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
-    let first = sentences.clone().next().unwrap_or(body);
+/// The first sentence of `body` that mentions a query term (else the first sentence;
+/// else the whole body). `sentences` are `body`'s, from [`sentences`].
+fn snippet(body: &str, sentences: &[Sentence], wanted: &BTreeSet<String>) -> String {
     let best = sentences
-        .find(|s| !terms(s).is_disjoint(wanted))
-        .unwrap_or(first);
+        .iter()
+        .find(|s| !s.terms.is_disjoint(wanted))
+        .or_else(|| sentences.first())
+        .map_or(body, |s| &body[s.range.clone()]);
     truncate_chars(best, SNIPPET_CHARS)
 }
 
@@ -319,11 +343,11 @@ mod tests {
         let wanted = terms("locked account");
         let body =
             "Use the reset link. After five failures the account is locked! Admins can unlock it.";
-        assert_eq!(
-            snippet(body, &wanted),
-            "After five failures the account is locked!"
-        );
-        assert_eq!(snippet("No match here. Second.", &wanted), "No match here.");
-        assert!(snippet(&"word ".repeat(100), &wanted).chars().count() <= SNIPPET_CHARS + 1);
+        let snip = |body: &str| snippet(body, &sentences(body), &wanted);
+        assert_eq!(snip(body), "After five failures the account is locked!");
+        assert_eq!(snip("No match here. Second."), "No match here.");
+        assert_eq!(snip("  Ends without a stop   "), "Ends without a stop");
+        assert_eq!(snip("   "), "   ", "no sentence: the body as it is");
+        assert!(snip(&"word ".repeat(100)).chars().count() <= SNIPPET_CHARS + 1);
     }
 }

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 pub use recorder::{RunTrace, SpanId, TraceHeader};
 
@@ -254,6 +254,8 @@ struct SinkInner {
     dropped: Counter,
     sampled_out: Counter,
     sample_rate: f64,
+    /// Wakes the writer before its next tick once the channel is half full.
+    backlog: Notify,
 }
 
 impl TraceSink {
@@ -284,6 +286,7 @@ impl TraceSink {
                 dropped,
                 sampled_out,
                 sample_rate,
+                backlog: Notify::new(),
             }),
         }
     }
@@ -315,6 +318,12 @@ impl TraceSink {
         self.inner.dropped.get()
     }
 
+    /// Resolves when the channel has filled to half its capacity since the writer last
+    /// waited here (or at once if it did while nobody waited).
+    pub async fn backlog(&self) {
+        self.inner.backlog.notified().await;
+    }
+
     fn opened(&self) {
         self.inner.open.fetch_add(1, Ordering::SeqCst);
     }
@@ -328,19 +337,28 @@ impl TraceSink {
             self.inner.sampled_out.inc();
             return;
         }
-        if let Err(e) = self.inner.tx.try_send(trace) {
-            let n = self.inner.dropped.inc() + 1;
-            let reason = match e {
-                mpsc::error::TrySendError::Full(_) => "the trace writer is behind",
-                mpsc::error::TrySendError::Closed(_) => "the trace writer has stopped",
-            };
-            if n == 1 || n.is_multiple_of(1000) {
-                tracing::warn!(
-                    dropped_total = n,
-                    reason,
-                    "trace dropped instead of delaying the request"
-                );
-            }
+        let tx = &self.inner.tx;
+        match tx.try_send(trace) {
+            // Past half full, the writer is woken rather than left to its timer: under load
+            // the channel would otherwise fill up between two ticks and drop traces.
+            Ok(()) if tx.capacity() <= tx.max_capacity() / 2 => self.inner.backlog.notify_one(),
+            Ok(()) => {}
+            Err(e) => self.count_drop(e),
+        }
+    }
+
+    fn count_drop(&self, e: mpsc::error::TrySendError<TraceRecord>) {
+        let n = self.inner.dropped.inc() + 1;
+        let reason = match e {
+            mpsc::error::TrySendError::Full(_) => "the trace writer is behind",
+            mpsc::error::TrySendError::Closed(_) => "the trace writer has stopped",
+        };
+        if n == 1 || n.is_multiple_of(1000) {
+            tracing::warn!(
+                dropped_total = n,
+                reason,
+                "trace dropped instead of delaying the request"
+            );
         }
     }
 }

@@ -72,6 +72,45 @@ fn truncate(text: &str) -> String {
     }
 }
 
+/// Writes `value` as JSON, every string value redacted (object keys are not): the same
+/// text as redacting a copy with [`Redactor::redact_json`] and serializing it, without
+/// the copy.
+///
+/// [`Redactor::redact_json`]: crate::guardrails::Redactor::redact_json
+fn write_redacted(out: &mut Vec<u8>, value: &Value, redactor: &crate::guardrails::Redactor) {
+    // Writing to a Vec cannot fail, and a `Value` holds no non-finite float.
+    match value {
+        Value::String(s) => {
+            let _ = serde_json::to_writer(&mut *out, redactor.redact(s).text.as_ref());
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_redacted(out, item, redactor);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let _ = serde_json::to_writer(&mut *out, k);
+                out.push(b':');
+                write_redacted(out, v, redactor);
+            }
+            out.push(b'}');
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {
+            let _ = serde_json::to_writer(&mut *out, value);
+        }
+    }
+}
+
 impl RunTrace {
     /// Starts recording: the root `request` span begins at `origin`.
     pub fn begin(sink: TraceSink, policy: Arc<Policy>, h: TraceHeader, origin: Instant) -> Self {
@@ -203,9 +242,11 @@ impl RunTrace {
         if self.building.is_none() {
             return;
         }
-        let mut safe = value.clone();
-        self.policy.redactor.redact_json(&mut safe);
-        let text = safe.to_string();
+        let mut out = Vec::with_capacity(256);
+        write_redacted(&mut out, value, &self.policy.redactor);
+        // Only whole JSON tokens of valid UTF-8 were written.
+        let text = String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         let stored = if text.len() > MAX_PAYLOAD_CHARS {
             Value::String(truncate(&text)).to_string()
         } else {
@@ -459,6 +500,27 @@ mod tests {
         Arc::new(Policy::load(None).expect("built-in policy"))
     }
 
+    #[test]
+    fn redacted_json_is_written_as_a_redacted_copy_would_serialize() {
+        let redactor = crate::guardrails::Redactor::builtin();
+        let value = serde_json::json!({
+            "id": "T-1001",
+            "body": "Mail jane.doe@acme-corp.com or call +1 415-555-0134.\nQuote \"x\" \\ tab\t é ✓",
+            "nested": [null, true, 1.5, -3, 18446744073709551615u64, {"card": "4111 1111 1111 1111"}],
+            "token: sk-abcdefghijklmnopqrstuvwxyz": "key names are not redacted",
+            "empty": {},
+            "list": [],
+        });
+        let mut copy = value.clone();
+        assert!(
+            !redactor.redact_json(&mut copy).is_empty(),
+            "the fixture has PII"
+        );
+        let mut out = Vec::new();
+        write_redacted(&mut out, &value, &redactor);
+        assert_eq!(String::from_utf8(out).expect("utf-8"), copy.to_string());
+    }
+
     fn attr<'a>(s: &'a SpanRecord, key: &str) -> Option<&'a AttrValue> {
         s.attributes.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
@@ -557,6 +619,28 @@ mod tests {
         }
         assert_eq!(sink.dropped(), 2);
         assert_eq!(sink.open_runs(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_half_full_channel_wakes_the_writer() {
+        let sink = TraceSink::new(4);
+        let _rx = sink.take_receiver().expect("receiver");
+        let wait = std::time::Duration::from_millis(50);
+        let finish = || {
+            RunTrace::begin(sink.clone(), policy(), header(), Instant::now())
+                .finish("success", None, None);
+        };
+        finish();
+        assert!(
+            tokio::time::timeout(wait, sink.backlog()).await.is_err(),
+            "one of four queued: the writer waits for its tick"
+        );
+        finish();
+        assert!(
+            tokio::time::timeout(wait, sink.backlog()).await.is_ok(),
+            "two of four queued: the writer is woken"
+        );
+        assert_eq!(sink.dropped(), 0);
     }
 
     #[tokio::test]

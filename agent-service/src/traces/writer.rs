@@ -145,7 +145,8 @@ impl Destination {
 ///
 /// The writer wakes on a timer ([`FLUSH_INTERVAL`]) rather than per trace: a request
 /// hands its trace over without waking anyone, so recording costs no cross-thread
-/// wake-up on the request path.
+/// wake-up on the request path. Under load it is also woken once the channel is half
+/// full ([`TraceSink::backlog`]), so a burst between two ticks is not dropped.
 pub async fn write_until_stopped(
     db: Db,
     sink: TraceSink,
@@ -163,6 +164,7 @@ pub async fn write_until_stopped(
             biased;
             () = &mut stop => break,
             _ = tick.tick() => {}
+            () = sink.backlog() => {}
         }
         open = dest.drain(&mut rx).await.1;
     }
