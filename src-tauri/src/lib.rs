@@ -44,9 +44,47 @@ impl AppState {
     }
 }
 
+/// WebKitGTK's switch for its accelerated compositing mode (read by the UI and web processes).
+const WEBKIT_NO_COMPOSITING: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+/// `FLIGHTDECK_GPU_COMPOSITING=1` keeps WebKit's default (compositing on).
+const GPU_COMPOSITING: &str = "FLIGHTDECK_GPU_COMPOSITING";
+
+/// Whether the app turns WebKit's accelerated compositing off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compositing {
+    /// Set `WEBKIT_DISABLE_COMPOSITING_MODE=1` before the first webview exists.
+    TurnOff,
+    /// The user chose: `WEBKIT_DISABLE_COMPOSITING_MODE` is already set, or
+    /// `FLIGHTDECK_GPU_COMPOSITING=1` asks for WebKit's default.
+    AsConfigured,
+}
+
+/// Accelerated compositing renders each layer of the page into OpenGL textures. The console's
+/// pages are flat 2D (cards, tables, inline SVG charts), so it buys nothing visible, while it
+/// costs the web process a GL context and its buffers: measured under Xvfb (Mesa's software
+/// GL), 158 -> 96 MiB PSS for the web process (docs/benchmarks.md, "Desktop app"). It is off
+/// unless the user set WebKit's own switch or opts back in with `FLIGHTDECK_GPU_COMPOSITING=1`.
+fn webkit_compositing(webkit_switch_set: bool, gpu_opt_in: Option<&str>) -> Compositing {
+    if webkit_switch_set || gpu_opt_in.map(str::trim) == Some("1") {
+        Compositing::AsConfigured
+    } else {
+        Compositing::TurnOff
+    }
+}
+
 /// Builds and runs the app until it exits.
 pub fn run() {
     init_tracing();
+    let compositing = webkit_compositing(
+        std::env::var_os(WEBKIT_NO_COMPOSITING).is_some(),
+        std::env::var(GPU_COMPOSITING).ok().as_deref(),
+    );
+    if compositing == Compositing::TurnOff {
+        // SAFETY: `run` is the first thing `main` does: no other thread exists yet that could
+        // read the environment concurrently (tracing's subscriber starts none).
+        unsafe { std::env::set_var(WEBKIT_NO_COMPOSITING, "1") };
+    }
+    tracing::debug!(?compositing, "WebKit accelerated compositing");
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_notification::init())
         .invoke_handler(commands::handler())
@@ -193,6 +231,27 @@ mod tests {
         assert_eq!(agent_binary(Some(&exe), None), beside);
         assert_eq!(agent_binary(Some(&exe), Some(PathBuf::new())), beside);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn compositing_is_off_unless_the_user_chose() {
+        assert_eq!(webkit_compositing(false, None), Compositing::TurnOff);
+        assert_eq!(webkit_compositing(false, Some("0")), Compositing::TurnOff);
+        assert_eq!(webkit_compositing(false, Some("")), Compositing::TurnOff);
+        assert_eq!(
+            webkit_compositing(false, Some("1")),
+            Compositing::AsConfigured
+        );
+        assert_eq!(
+            webkit_compositing(false, Some(" 1 ")),
+            Compositing::AsConfigured
+        );
+        // WebKit's own switch, whatever its value, is the user's choice and is left alone.
+        assert_eq!(webkit_compositing(true, None), Compositing::AsConfigured);
+        assert_eq!(
+            webkit_compositing(true, Some("0")),
+            Compositing::AsConfigured
+        );
     }
 
     #[test]

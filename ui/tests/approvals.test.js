@@ -143,6 +143,30 @@ describe('approvals', () => {
     await close();
   });
 
+  it('an arrived approval is marked new until it is decided, then no longer (history shows it unmarked)', async () => {
+    const { page, errors, close } = await ui.open({ route: 'approvals' });
+    await page.waitForSelector('[data-approval]');
+    const pushed = await mock(page, (m) => m.pushApproval({ tool: 'crm.close_ticket', resource: 'ticket/50002' }));
+    const newPill = (/** @type {string} */ id) => page.locator(`#approval-list [data-id="${id}"] .pill`, { hasText: /^new$/ });
+    await newPill(pushed.id).waitFor();
+    await page.locator(`#approval-list [data-id="${pushed.id}"]`).click();
+    await page.waitForSelector(`[data-approval="${pushed.id}"]`);
+    await page.keyboard.press('r');
+    await page.waitForSelector('form[data-decision="reject"]');
+    await page.keyboard.type('Not this one.');
+    await page.keyboard.press('Enter');
+    await page.locator('[data-toast="success"]', { hasText: `Rejected ${pushed.id}` }).waitFor();
+    await page.waitForFunction((id) => !document.querySelector(`#approval-list [data-id="${id}"]`), pushed.id);
+
+    await page.getByRole('tab', { name: 'History' }).click();
+    const row = page.locator(`#approval-list [data-id="${pushed.id}"]`);
+    await row.waitFor();
+    assert.match(await row.innerText(), /rejected/);
+    assert.equal(await newPill(pushed.id).count(), 0, 'a decided approval is not new any more');
+    assert.deepEqual(errors, []);
+    await close();
+  });
+
   it('events arrive on any view: the sidebar count and notification update off the approvals page', async () => {
     const { page, close } = await ui.open({ route: 'overview' });
     await page.waitForSelector('[data-nav="approvals"] .count');

@@ -26,7 +26,7 @@ class ApprovalQueue {
     if (id === null) return Promise.reject(new Error('no approval selected'));
     return backend.invoke('get_approval', { id });
   });
-  /** Ids that arrived by event since the queue was opened (highlighted). */
+  /** Ids that arrived by event since the queue was opened and are still pending (marked new). */
   fresh = $state<ReadonlySet<string>>(new Set());
 
   // The decision form.
@@ -69,6 +69,9 @@ class ApprovalQueue {
         .catch(() => undefined);
       return;
     }
+    // Decided or expired: no longer new. Without this the set would keep every id that ever
+    // arrived for as long as the app runs.
+    if (a.status !== 'pending' && this.fresh.has(a.id)) this.fresh = new Set([...this.fresh].filter((x) => x !== a.id));
     if (pend !== undefined) {
       const rest = pend.filter((x) => x.id !== a.id);
       if (e.kind === 'updated' && a.status === 'pending') this.pending.set([...rest, a].sort((x, y) => x.expires_at_ms - y.expires_at_ms));
