@@ -457,7 +457,9 @@ async fn cancel_queued_and_running(backend: Backend) {
 both!(cancel_test, super::cancel_queued_and_running);
 
 async fn queue_depth_gauge_counts_queued_jobs(backend: Backend) {
-    let fake = slow_model(3000).await;
+    // Slow enough that the first job is still running through the counts below, even on
+    // a loaded two-core machine (at 3 s it sometimes finished and the next one started).
+    let fake = slow_model(6000).await;
     let mut env = ollama_env(&fake);
     env.push(("JOB_WORKERS", "1".into()));
     let app = TestApp::spawn(backend, &env_refs(&env)).await;
@@ -490,7 +492,7 @@ async fn queue_depth_gauge_counts_queued_jobs(backend: Backend) {
     let queued = queued_now(&app).await;
     assert_eq!(app.metric("agent_queue_depth").await, Some(queued));
     for id in &ids {
-        wait_job(&app, id, Duration::from_secs(30), is_finished).await;
+        wait_job(&app, id, Duration::from_secs(60), is_finished).await;
     }
     assert_eq!(app.metric("agent_queue_depth").await, Some(0.0));
 }
