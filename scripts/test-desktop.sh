@@ -55,7 +55,7 @@ deb_check() {
   cp target/debug/agent-service "target/deb-staging/agent-service-$triple"
   log "tauri build --debug --bundles deb"
   start=$(date +%s)
-  npx --prefix ui tauri build --debug --bundles deb \
+  scripts/tauri.sh build --debug --bundles deb \
     --config "{\"bundle\":{\"externalBin\":[\"$PWD/target/deb-staging/agent-service\"]}}"
   log "bundling took $(( $(date +%s) - start )) s"
   deb=$(ls -t target/debug/bundle/deb/*.deb | head -1)
