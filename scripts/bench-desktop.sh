@@ -44,5 +44,5 @@ headless() {
 log "cold start and memory ($BENCH_PROFILE builds, BENCH_MINUTES=${BENCH_MINUTES:-5})"
 headless node tests/desktop/bench.mjs
 log "approval arrival latency (APPROVAL_SAMPLES=${APPROVAL_SAMPLES:=20})"
-APPROVAL_SAMPLES=$APPROVAL_SAMPLES FLIGHTDECK_APP="$PWD/target/$BENCH_PROFILE/flightdeck" \
-  AGENT_SERVICE_BIN="$PWD/target/$BENCH_PROFILE/agent-service" headless node --test --test-reporter=spec tests/desktop/app.test.mjs
+APPROVAL_SAMPLES=$APPROVAL_SAMPLES FLIGHTDECK_APP="${CARGO_TARGET_DIR:-$PWD/target}/$BENCH_PROFILE/flightdeck" \
+  AGENT_SERVICE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/$BENCH_PROFILE/agent-service" headless node --test --test-reporter=spec tests/desktop/app.test.mjs

@@ -27,7 +27,8 @@ start=$(date +%s)
 cargo build --locked --workspace --bins
 log "build took $(( $(date +%s) - start )) s"
 
-mkdir -p target/desktop-artifacts
+target="${CARGO_TARGET_DIR:-$PWD/target}"   # cargo's target dir
+mkdir -p "$target/desktop-artifacts"
 # One Xvfb display and one D-Bus session (keyring for the profiles' keys) for the tests.
 run_headless() {
   HOME_DIR=$(mktemp -d)
@@ -51,14 +52,14 @@ log "desktop e2e took $(( $(date +%s) - start )) s"
 deb_check() {
   local triple deb
   triple=$(rustc -vV | sed -n 's/^host: //p')
-  mkdir -p target/deb-staging
-  cp target/debug/agent-service "target/deb-staging/agent-service-$triple"
+  mkdir -p "$target/deb-staging"
+  cp "$target/debug/agent-service" "$target/deb-staging/agent-service-$triple"
   log "tauri build --debug --bundles deb"
   start=$(date +%s)
   scripts/tauri.sh build --debug --bundles deb \
-    --config "{\"bundle\":{\"externalBin\":[\"$PWD/target/deb-staging/agent-service\"]}}"
+    --config "{\"bundle\":{\"externalBin\":[\"$target/deb-staging/agent-service\"]}}"
   log "bundling took $(( $(date +%s) - start )) s"
-  deb=$(ls -t target/debug/bundle/deb/*.deb | head -1)
+  deb=$(ls -t "$target"/debug/bundle/deb/*.deb | head -1)
   dpkg-deb -c "$deb" | grep -Eq ' (\./)?usr/bin/agent-service$' || { echo "$deb lacks /usr/bin/agent-service" >&2; return 1; }
   log "installing $deb, starting /usr/bin/flightdeck under Xvfb, removing it"
   dpkg -i "$deb" >/dev/null

@@ -26,13 +26,15 @@ import { fileURLToPath } from 'node:url';
 import { Key, Session, waitForHttp } from './webdriver.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const APP = process.env.FLIGHTDECK_APP ?? join(ROOT, 'target/debug/flightdeck');
-const AGENT = process.env.AGENT_SERVICE_BIN ?? join(ROOT, 'target/debug/agent-service');
-const FAKE_OLLAMA = process.env.FAKE_OLLAMA_BIN ?? join(ROOT, 'target/debug/fake-ollama');
-const FAKE_KUBE = process.env.FAKE_KUBE_BIN ?? join(ROOT, 'target/debug/fake-kube');
+// Cargo's target dir: CARGO_TARGET_DIR when set, else target/ in the repository.
+const TARGET = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(ROOT, 'target');
+const APP = process.env.FLIGHTDECK_APP ?? join(TARGET, 'debug/flightdeck');
+const AGENT = process.env.AGENT_SERVICE_BIN ?? join(TARGET, 'debug/agent-service');
+const FAKE_OLLAMA = process.env.FAKE_OLLAMA_BIN ?? join(TARGET, 'debug/fake-ollama');
+const FAKE_KUBE = process.env.FAKE_KUBE_BIN ?? join(TARGET, 'debug/fake-kube');
 /** The dev overlay's namespace (deploy/k8s/overlays/dev). */
 const KUBE_NS = 'flightdeck-dev';
-const ARTIFACTS = process.env.DESKTOP_ARTIFACTS ?? join(ROOT, 'target/desktop-artifacts');
+const ARTIFACTS = process.env.DESKTOP_ARTIFACTS ?? join(TARGET, 'desktop-artifacts');
 const SAMPLES = Number(process.env.APPROVAL_SAMPLES ?? 5);
 
 /** @returns {Promise<number>} */

@@ -24,10 +24,12 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 // The cargo profile of the three binaries (`release`: what users run; scripts/bench-desktop.sh
 // builds all three with the same profile, so the blank window is built like the app).
 const PROFILE = process.env.BENCH_PROFILE ?? 'release';
-const APP = process.env.FLIGHTDECK_APP ?? join(ROOT, `target/${PROFILE}/flightdeck`);
-const BLANK = process.env.BLANK_APP ?? join(ROOT, `target/${PROFILE}/flightdeck-blank`);
-const AGENT = process.env.AGENT_SERVICE_BIN ?? join(ROOT, `target/${PROFILE}/agent-service`);
-const ARTIFACTS = process.env.DESKTOP_ARTIFACTS ?? join(ROOT, 'target/desktop-artifacts');
+// Cargo's target dir: CARGO_TARGET_DIR when set, else target/ in the repository.
+const TARGET = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(ROOT, 'target');
+const APP = process.env.FLIGHTDECK_APP ?? join(TARGET, `${PROFILE}/flightdeck`);
+const BLANK = process.env.BLANK_APP ?? join(TARGET, `${PROFILE}/flightdeck-blank`);
+const AGENT = process.env.AGENT_SERVICE_BIN ?? join(TARGET, `${PROFILE}/agent-service`);
+const ARTIFACTS = process.env.DESKTOP_ARTIFACTS ?? join(TARGET, 'desktop-artifacts');
 const MINUTES = Number(process.env.BENCH_MINUTES ?? 5);
 const COLD_RUNS = Number(process.env.COLD_RUNS ?? 3);
 

@@ -253,22 +253,44 @@ fn compile_one(key: &str, index: usize, pattern: &str) -> Result<Regex, String> 
         .build()
         .map_err(|e| format!("{key}[{index}] is not a valid regex {pattern:?}: {e}"))?;
     if regex.is_match("") {
-        return Err(format!(
-            "{key}[{index}] {pattern:?} matches the empty string, so it would match every input"
-        ));
+        return Err(empty_match(key, index, pattern));
     }
     Ok(regex)
 }
 
-/// Checks each pattern on its own (for an error naming it), then builds one set.
-fn pattern_set(key: &str, patterns: &[String]) -> Result<RegexSet, String> {
-    for (i, p) in patterns.iter().enumerate() {
-        compile_one(key, i, p)?;
-    }
-    RegexSetBuilder::new(patterns)
+fn empty_match(key: &str, index: usize, pattern: &str) -> String {
+    format!("{key}[{index}] {pattern:?} matches the empty string, so it would match every input")
+}
+
+/// Builds one case-insensitive set over `patterns` (each pattern compiled once). When the
+/// set does not compile, the patterns are compiled one by one for an error that names the
+/// culprit; a pattern that matches the empty string is refused, named by `keys[i]`.
+fn build_set(patterns: &[&str], keys: &[(&str, usize)], set_key: &str) -> Result<RegexSet, String> {
+    let set = match RegexSetBuilder::new(patterns)
         .case_insensitive(true)
         .build()
-        .map_err(|e| format!("{key}: the patterns do not compile together: {e}"))
+    {
+        Ok(set) => set,
+        Err(e) => {
+            for (p, (key, i)) in patterns.iter().zip(keys) {
+                compile_one(key, *i, p)?;
+            }
+            return Err(format!(
+                "{set_key}: the patterns do not compile together: {e}"
+            ));
+        }
+    };
+    if let Some(i) = set.matches("").iter().next() {
+        let (key, index) = keys[i];
+        return Err(empty_match(key, index, patterns[i]));
+    }
+    Ok(set)
+}
+
+fn pattern_set(key: &str, patterns: &[String]) -> Result<RegexSet, String> {
+    let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    let keys: Vec<(&str, usize)> = (0..patterns.len()).map(|i| (key, i)).collect();
+    build_set(&refs, &keys, key)
 }
 
 type TopicRules = (RegexSet, Vec<usize>, Vec<Block>);
@@ -277,6 +299,7 @@ fn topic_rules(topics: &[TopicSection]) -> Result<TopicRules, String> {
     let mut names = BTreeSet::new();
     let mut patterns = Vec::new();
     let mut topic_of = Vec::new();
+    let mut index = Vec::new();
     let mut blocks = Vec::new();
     for (t, topic) in topics.iter().enumerate() {
         let valid_name = topic.name.len() <= 48
@@ -300,11 +323,10 @@ fn topic_rules(topics: &[TopicSection]) -> Result<TopicRules, String> {
         if topic.patterns.is_empty() {
             return Err(format!("input.blocked_topics[{t}].patterns is empty"));
         }
-        let key = format!("input.blocked_topics[{t}].patterns");
         for (i, p) in topic.patterns.iter().enumerate() {
-            compile_one(&key, i, p)?;
             patterns.push(p.as_str());
             topic_of.push(t);
+            index.push(i);
         }
         blocks.push(Block {
             rule: format!("blocked_topic:{}", topic.name),
@@ -314,10 +336,12 @@ fn topic_rules(topics: &[TopicSection]) -> Result<TopicRules, String> {
                 .unwrap_or_else(|| TOPIC_MESSAGE.into()),
         });
     }
-    let set = RegexSetBuilder::new(patterns)
-        .case_insensitive(true)
-        .build()
-        .map_err(|e| format!("input.blocked_topics: the patterns do not compile together: {e}"))?;
+    let keys: Vec<String> = topic_of
+        .iter()
+        .map(|t| format!("input.blocked_topics[{t}].patterns"))
+        .collect();
+    let keys: Vec<(&str, usize)> = keys.iter().map(String::as_str).zip(index).collect();
+    let set = build_set(&patterns, &keys, "input.blocked_topics")?;
     Ok((set, topic_of, blocks))
 }
 
@@ -597,6 +621,23 @@ mod tests {
                     "{MINIMAL}[[input.blocked_topics]]\nname = \"t\"\npatterns = [\"x\"]\n[[input.blocked_topics]]\nname = \"t\"\npatterns = [\"y\"]\n"
                 ),
                 "input.blocked_topics[1].name \"t\" is used twice",
+            ),
+            // One set is compiled for all topics: errors still name the topic and pattern.
+            (
+                &format!(
+                    "{MINIMAL}[[input.blocked_topics]]\nname = \"a\"\npatterns = [\"x\"]\n[[input.blocked_topics]]\nname = \"b\"\npatterns = [\"y\", \"z|\"]\n"
+                ),
+                "input.blocked_topics[1].patterns[1] \"z|\" matches the empty string",
+            ),
+            (
+                &format!(
+                    "{MINIMAL}[[input.blocked_topics]]\nname = \"a\"\npatterns = [\"x\"]\n[[input.blocked_topics]]\nname = \"b\"\npatterns = [\"y\", \"(z\"]\n"
+                ),
+                "input.blocked_topics[1].patterns[1] is not a valid regex \"(z\"",
+            ),
+            (
+                &format!("{MINIMAL}injection_patterns = [\"ok\", \"x\", \"(?i)y?\"]\n"),
+                "input.injection_patterns[2] \"(?i)y?\" matches the empty string",
             ),
         ];
         for (content, expected) in cases {
