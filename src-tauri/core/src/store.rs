@@ -146,6 +146,11 @@ pub struct SmokeRun {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// In-memory stores only: a connection outside the pool that keeps the shared-cache
+    /// memory database alive. Without it, a pooled connection closed mid-query (a task
+    /// aborted at shutdown) would take the database with it, and the pool's next
+    /// connection would open a new, empty one ("no such table").
+    _keeper: Option<std::sync::Arc<tokio::sync::Mutex<sqlx::SqliteConnection>>>,
 }
 
 impl Store {
@@ -182,19 +187,27 @@ impl Store {
 
     /// A private in-memory database (tests, or a session that must not persist).
     pub async fn in_memory() -> Result<Self> {
+        // sqlx names each `:memory:` database uniquely and opens it with a shared cache, so
+        // every connection made from these options sees the same database while one is open.
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        let keeper = sqlx::ConnectOptions::connect(&options).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Self::migrated(pool).await
+        let mut store = Self::migrated(pool).await?;
+        store._keeper = Some(std::sync::Arc::new(tokio::sync::Mutex::new(keeper)));
+        Ok(store)
     }
 
     async fn migrated(pool: SqlitePool) -> Result<Self> {
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            _keeper: None,
+        })
     }
 
     pub async fn close(&self) {
@@ -538,6 +551,26 @@ mod tests {
             },
         )
         .unwrap()
+    }
+
+    /// The pool's only connection going away (as when a task is aborted mid-query) must not
+    /// take the in-memory database with it.
+    #[tokio::test]
+    async fn an_in_memory_store_outlives_its_pooled_connection() {
+        let s = Store::in_memory().await.unwrap();
+        s.save_profile(&agent("prod", "Production", "https://agent.example.com"), 1)
+            .await
+            .unwrap();
+        let conn = s.pool.acquire().await.unwrap().detach();
+        sqlx::Connection::close(conn).await.unwrap();
+        let names: Vec<String> = s
+            .profiles()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["Production"]);
     }
 
     #[tokio::test]
