@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Desktop benchmarks, under Xvfb in a D-Bus session (like scripts/test-desktop.sh), of
-# BENCH_PROFILE builds (default release, what users run; `debug` is what the e2e drives):
+# BENCH_PROFILE builds (default `desktop`, the distributable build users run: see the
+# profile in Cargo.toml; `release` and `debug`, what the e2e drives, for comparison):
 #   - cold start to the first rendered Overview card (WebDriver, COLD_RUNS fresh data dirs);
 #   - PSS of the whole process tree (app + WebKit processes + the Local agent-service) after
 #     BENCH_MINUTES (default 5) of Local demo traffic, beside a blank Tauri 2 window
@@ -17,13 +18,14 @@ source scripts/lib.sh
 apt_ensure libwebkit2gtk-4.1-dev xvfb xauth webkit2gtk-driver at-spi2-core dbus-x11 gnome-keyring
 command -v tauri-driver >/dev/null || cargo install tauri-driver --locked -q
 [ -f ui/dist/index.html ] || (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build -- --logLevel warn)
-# BENCH_PROFILE (default release: what users run): the app, the blank window and the
-# agent-service are built with the same profile.
-export BENCH_PROFILE=${BENCH_PROFILE:-release}
+# BENCH_PROFILE: the app, the blank window and the agent-service are built with the same
+# profile.
+export BENCH_PROFILE=${BENCH_PROFILE:-desktop}
 case "$BENCH_PROFILE" in
+  desktop) profile_flag=(--profile desktop) ;;
   release) profile_flag=(--release) ;;
   debug) profile_flag=() ;;
-  *) echo "bench-desktop.sh: BENCH_PROFILE must be release or debug, not '$BENCH_PROFILE'" >&2; exit 2 ;;
+  *) echo "bench-desktop.sh: BENCH_PROFILE must be desktop, release or debug, not '$BENCH_PROFILE'" >&2; exit 2 ;;
 esac
 # One package per invocation (as scripts/test-desktop.sh): building them together would
 # unify dependency features differently and rebuild shared crates.

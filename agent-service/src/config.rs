@@ -114,11 +114,21 @@ fn default_tool_concurrency() -> u32 {
     8
 }
 
+/// The fewest connections `DATABASE_MAX_CONNECTIONS` may ask for: background tasks (the
+/// trace writer, the job workers, the approval sweeper) hold connections beside requests.
+pub const MIN_DATABASE_CONNECTIONS: u32 = 2;
+/// The most connections `DATABASE_MAX_CONNECTIONS` may ask for (PostgreSQL's default
+/// `max_connections` is 100, shared by every replica).
+pub const MAX_DATABASE_CONNECTIONS: u32 = 1000;
+
 /// The effective configuration of one process.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub environment: Environment,
     pub database_url: String,
+    /// Connections in the database pool; `None`: the back-end's default
+    /// ([`crate::db::Db::default_max_connections`]).
+    pub database_max_connections: Option<u32>,
     pub bind_addr: SocketAddr,
     pub provider: ProviderKind,
     pub ollama_base_url: url::Url,
@@ -206,6 +216,7 @@ impl Default for Settings {
         Self {
             environment: Environment::Development,
             database_url: "sqlite://agent-service.db".into(),
+            database_max_connections: None,
             bind_addr: "127.0.0.1:8080".parse().expect("static address"),
             provider: ProviderKind::Scripted,
             ollama_base_url: url::Url::parse("http://127.0.0.1:11434").expect("static url"),
@@ -259,6 +270,7 @@ impl Default for Settings {
 struct FileConfig {
     agent_env: Option<Environment>,
     database_url: Option<String>,
+    database_max_connections: Option<u32>,
     bind_addr: Option<String>,
     agent_provider: Option<ProviderKind>,
     use_ollama: Option<bool>,
@@ -347,6 +359,7 @@ pub const ENV_KEYS: &[&str] = &[
     "AGENT_CONFIG",
     "AGENT_ENV",
     "DATABASE_URL",
+    "DATABASE_MAX_CONNECTIONS",
     "BIND_ADDR",
     "AGENT_PROVIDER",
     "USE_OLLAMA",
@@ -437,6 +450,9 @@ impl Settings {
         if let Some(v) = f.database_url {
             self.database_url = v;
         }
+        if let Some(v) = f.database_max_connections {
+            self.database_max_connections = Some(v);
+        }
         if let Some(v) = f.bind_addr {
             self.bind_addr =
                 parse_value(&file_key("bind_addr"), &v, "an address like 127.0.0.1:8080")?;
@@ -522,6 +538,13 @@ impl Settings {
         }
         if let Some(v) = get("DATABASE_URL") {
             self.database_url = v;
+        }
+        if let Some(v) = get("DATABASE_MAX_CONNECTIONS") {
+            self.database_max_connections = Some(parse_value(
+                "DATABASE_MAX_CONNECTIONS",
+                &v,
+                "a whole number of connections",
+            )?);
         }
         if let Some(v) = get("BIND_ADDR") {
             self.bind_addr = parse_value("BIND_ADDR", &v, "an address like 127.0.0.1:8080")?;
@@ -813,6 +836,16 @@ impl Settings {
                 return Err(ConfigError::new(k, "must be greater than 0"));
             }
         }
+        if let Some(n) = self.database_max_connections
+            && !(MIN_DATABASE_CONNECTIONS..=MAX_DATABASE_CONNECTIONS).contains(&n)
+        {
+            return Err(ConfigError::new(
+                "DATABASE_MAX_CONNECTIONS",
+                format!(
+                    "{n} must be from {MIN_DATABASE_CONNECTIONS} to {MAX_DATABASE_CONNECTIONS}"
+                ),
+            ));
+        }
         if !(0.0..=1.0).contains(&self.trace_sample_rate) {
             return Err(ConfigError::new(
                 "TRACE_SAMPLE_RATE",
@@ -861,6 +894,18 @@ impl Settings {
                 format!("{:?}", self.environment).to_lowercase(),
             ),
             ("DATABASE_URL".into(), redact_url(&self.database_url)),
+            (
+                "DATABASE_MAX_CONNECTIONS".into(),
+                self.database_max_connections.map_or_else(
+                    || {
+                        format!(
+                            "<default: {}>",
+                            crate::db::Db::default_max_connections(&self.database_url)
+                        )
+                    },
+                    |n| n.to_string(),
+                ),
+            ),
             ("BIND_ADDR".into(), self.bind_addr.to_string()),
             ("AGENT_PROVIDER".into(), self.provider.as_str().into()),
             ("OLLAMA_BASE_URL".into(), self.ollama_base_url.to_string()),
@@ -1147,6 +1192,29 @@ mod tests {
         assert!(e.message.contains("max_tool_cals"), "{e}");
         let e = err(&[("AGENT_CONFIG", "/nonexistent/agent.toml")]);
         assert!(e.message.contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn database_pool_size_is_validated_and_described() {
+        let s = Settings::load_from(&env(&[])).unwrap();
+        assert_eq!(s.database_max_connections, None);
+        let described = |s: &Settings| {
+            s.describe()
+                .into_iter()
+                .find(|(k, _)| k == "DATABASE_MAX_CONNECTIONS")
+                .unwrap()
+                .1
+        };
+        assert_eq!(described(&s), "<default: 8>");
+        let s = Settings::load_from(&env(&[("DATABASE_MAX_CONNECTIONS", "3")])).unwrap();
+        assert_eq!(s.database_max_connections, Some(3));
+        assert_eq!(described(&s), "3");
+        for bad in ["0", "1", "1001", "-2", "many"] {
+            let e = err(&[("DATABASE_MAX_CONNECTIONS", bad)]);
+            assert_eq!(e.key, "DATABASE_MAX_CONNECTIONS", "{bad}: {e}");
+        }
+        let e = err(&[("DATABASE_MAX_CONNECTIONS", "1")]);
+        assert!(e.message.contains("from 2 to 1000"), "{e}");
     }
 
     #[test]

@@ -98,12 +98,14 @@ fn main() -> ExitCode {
 }
 
 async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect(&settings.database_url).await.with_context(|| {
-        format!(
-            "cannot open DATABASE_URL {}",
-            agent_service::config::redact_url(&settings.database_url)
-        )
-    })?;
+    let db = Db::connect_with(&settings.database_url, settings.database_max_connections)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open DATABASE_URL {}",
+                agent_service::config::redact_url(&settings.database_url)
+            )
+        })?;
     db.migrate()
         .await
         .context("applying database migrations failed")?;

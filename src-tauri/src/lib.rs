@@ -48,43 +48,49 @@ impl AppState {
 const WEBKIT_NO_COMPOSITING: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
 /// `FLIGHTDECK_GPU_COMPOSITING=1` keeps WebKit's default (compositing on).
 const GPU_COMPOSITING: &str = "FLIGHTDECK_GPU_COMPOSITING";
+/// JavaScriptCore's switch for its JIT compilers (JSC reads `JSC_<option>` from the
+/// environment of the web process, which inherits the app's).
+const JSC_JIT: &str = "JSC_useJIT";
+/// `FLIGHTDECK_JS_JIT=1` keeps JavaScriptCore's default (JIT on).
+const JS_JIT: &str = "FLIGHTDECK_JS_JIT";
 
-/// Whether the app turns WebKit's accelerated compositing off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Compositing {
-    /// Set `WEBKIT_DISABLE_COMPOSITING_MODE=1` before the first webview exists.
-    TurnOff,
-    /// The user chose: `WEBKIT_DISABLE_COMPOSITING_MODE` is already set, or
-    /// `FLIGHTDECK_GPU_COMPOSITING=1` asks for WebKit's default.
-    AsConfigured,
-}
-
-/// Accelerated compositing renders each layer of the page into OpenGL textures. The console's
-/// pages are flat 2D (cards, tables, inline SVG charts), so it buys nothing visible, while it
-/// costs the web process a GL context and its buffers: measured under Xvfb (Mesa's software
-/// GL), 158 -> 96 MiB PSS for the web process (docs/benchmarks.md, "Desktop app"). It is off
-/// unless the user set WebKit's own switch or opts back in with `FLIGHTDECK_GPU_COMPOSITING=1`.
-fn webkit_compositing(webkit_switch_set: bool, gpu_opt_in: Option<&str>) -> Compositing {
-    if webkit_switch_set || gpu_opt_in.map(str::trim) == Some("1") {
-        Compositing::AsConfigured
-    } else {
-        Compositing::TurnOff
+/// The WebKit settings the app makes for itself, as environment variables to set before the
+/// first webview exists. Each is left alone when the user set WebKit's own variable, or opted
+/// back into WebKit's default with the app's switch (`=1`).
+///
+/// - Accelerated compositing off: it renders each layer of the page into OpenGL textures. The
+///   console's pages are flat 2D (cards, tables, inline SVG charts), so it buys nothing
+///   visible, while it costs the web process a GL context and its buffers: measured under
+///   Xvfb (Mesa's software GL), 158 -> 96 MiB PSS for the web process.
+/// - JavaScriptCore's JIT off: the UI's script is event handlers and Svelte updates a few
+///   times a second, which the interpreter runs well within a frame; the JIT tiers cost the
+///   web process ~9 MiB (their compilers' code and the code they generate), and a web process
+///   without writable-executable memory is a smaller target for the markup it renders from
+///   the services it connects to.
+///
+/// Measurements: docs/benchmarks.md, "Desktop app".
+fn webkit_settings(get: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, &'static str)> {
+    let opted_in = |switch: &str| get(switch).as_deref().map(str::trim) == Some("1");
+    let mut out = Vec::new();
+    if get(WEBKIT_NO_COMPOSITING).is_none() && !opted_in(GPU_COMPOSITING) {
+        out.push((WEBKIT_NO_COMPOSITING, "1"));
     }
+    if get(JSC_JIT).is_none() && !opted_in(JS_JIT) {
+        out.push((JSC_JIT, "0"));
+    }
+    out
 }
 
 /// Builds and runs the app until it exits.
 pub fn run() {
     init_tracing();
-    let compositing = webkit_compositing(
-        std::env::var_os(WEBKIT_NO_COMPOSITING).is_some(),
-        std::env::var(GPU_COMPOSITING).ok().as_deref(),
-    );
-    if compositing == Compositing::TurnOff {
+    let webkit = webkit_settings(|k| std::env::var(k).ok());
+    for (key, value) in &webkit {
         // SAFETY: `run` is the first thing `main` does: no other thread exists yet that could
         // read the environment concurrently (tracing's subscriber starts none).
-        unsafe { std::env::set_var(WEBKIT_NO_COMPOSITING, "1") };
+        unsafe { std::env::set_var(key, value) };
     }
-    tracing::debug!(?compositing, "WebKit accelerated compositing");
+    tracing::debug!(?webkit, "WebKit settings made by the app");
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_notification::init())
         .invoke_handler(commands::handler())
@@ -234,23 +240,33 @@ mod tests {
     }
 
     #[test]
-    fn compositing_is_off_unless_the_user_chose() {
-        assert_eq!(webkit_compositing(false, None), Compositing::TurnOff);
-        assert_eq!(webkit_compositing(false, Some("0")), Compositing::TurnOff);
-        assert_eq!(webkit_compositing(false, Some("")), Compositing::TurnOff);
+    fn webkit_settings_are_made_unless_the_user_chose() {
+        let settings = |pairs: &[(&str, &str)]| {
+            let env: std::collections::HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            webkit_settings(|k| env.get(k).cloned())
+        };
+        let both = vec![(WEBKIT_NO_COMPOSITING, "1"), (JSC_JIT, "0")];
+        assert_eq!(settings(&[]), both);
+        assert_eq!(settings(&[(GPU_COMPOSITING, "0"), (JS_JIT, "")]), both);
+        // The app's switches opt back into WebKit's defaults, one at a time.
+        assert_eq!(settings(&[(GPU_COMPOSITING, " 1 ")]), vec![(JSC_JIT, "0")]);
         assert_eq!(
-            webkit_compositing(false, Some("1")),
-            Compositing::AsConfigured
+            settings(&[(JS_JIT, "1")]),
+            vec![(WEBKIT_NO_COMPOSITING, "1")]
+        );
+        assert_eq!(settings(&[(GPU_COMPOSITING, "1"), (JS_JIT, "1")]), vec![]);
+        // WebKit's own variables, whatever their value, are the user's choice and are left
+        // alone.
+        assert_eq!(
+            settings(&[(WEBKIT_NO_COMPOSITING, "0")]),
+            vec![(JSC_JIT, "0")]
         );
         assert_eq!(
-            webkit_compositing(false, Some(" 1 ")),
-            Compositing::AsConfigured
-        );
-        // WebKit's own switch, whatever its value, is the user's choice and is left alone.
-        assert_eq!(webkit_compositing(true, None), Compositing::AsConfigured);
-        assert_eq!(
-            webkit_compositing(true, Some("0")),
-            Compositing::AsConfigured
+            settings(&[(JSC_JIT, "1")]),
+            vec![(WEBKIT_NO_COMPOSITING, "1")]
         );
     }
 

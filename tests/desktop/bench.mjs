@@ -8,7 +8,7 @@
 //    the PSS of each whole process tree (the app, its WebKit processes and, for Flightdeck,
 //    the agent-service child) read from /proc/<pid>/smaps_rollup. PSS splits pages shared
 //    between processes, so shared libraries count once across all three trees.
-// Env: BENCH_PROFILE (release), BENCH_MINUTES (5), COLD_RUNS (3; 0 skips), FLIGHTDECK_APP,
+// Env: BENCH_PROFILE (desktop), BENCH_MINUTES (5), COLD_RUNS (3; 0 skips), FLIGHTDECK_APP,
 // BLANK_APP, AGENT_SERVICE_BIN, DESKTOP_ARTIFACTS.
 // Prints a summary and writes target/desktop-artifacts/bench.json.
 
@@ -23,7 +23,7 @@ import { Session, waitForHttp } from './webdriver.mjs';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 // The cargo profile of the three binaries (`release`: what users run; scripts/bench-desktop.sh
 // builds all three with the same profile, so the blank window is built like the app).
-const PROFILE = process.env.BENCH_PROFILE ?? 'release';
+const PROFILE = process.env.BENCH_PROFILE ?? 'desktop';
 // Cargo's target dir: CARGO_TARGET_DIR when set, else target/ in the repository.
 const TARGET = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(ROOT, 'target');
 const APP = process.env.FLIGHTDECK_APP ?? join(TARGET, `${PROFILE}/flightdeck`);
@@ -116,11 +116,11 @@ async function memory() {
   /** @type {NodeJS.ProcessEnv} */
   const env = { ...process.env, XDG_DATA_HOME: home, FLIGHTDECK_AGENT_BIN: AGENT, OLLAMA_BASE_URL: 'http://127.0.0.1:9', FLIGHTDECK_LOG: 'warn' };
   // Each program runs with its own defaults: Flightdeck turns WebKit's accelerated compositing
-  // off itself (src-tauri/src/lib.rs), the blank window keeps WebKit's default (the issue's
-  // baseline). A second blank window with compositing off (WebKit's switch) shows how much
-  // of the difference that setting alone makes, measured in the same run.
-  delete env.WEBKIT_DISABLE_COMPOSITING_MODE;
-  delete env.FLIGHTDECK_GPU_COMPOSITING;
+  // and JavaScriptCore's JIT off itself (src-tauri/src/lib.rs), the blank window keeps
+  // WebKit's defaults (the issue's baseline). A second blank window with compositing off
+  // (WebKit's switch) shows how much of the difference that setting alone makes, measured in
+  // the same run (its page runs no script to speak of, so the JIT setting would not move it).
+  for (const k of ['WEBKIT_DISABLE_COMPOSITING_MODE', 'FLIGHTDECK_GPU_COMPOSITING', 'JSC_useJIT', 'FLIGHTDECK_JS_JIT']) delete env[k];
   const app = spawn(APP, [], { env, stdio: 'ignore' });
   const blank = spawn(BLANK, [], { env, stdio: 'ignore' });
   const blankFlat = spawn(BLANK, [], { env: { ...env, WEBKIT_DISABLE_COMPOSITING_MODE: '1' }, stdio: 'ignore' });

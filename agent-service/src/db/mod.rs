@@ -46,8 +46,29 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator =
     sqlx::migrate!("../migrations/agent-service/postgres");
 
 impl Db {
-    /// Connects (creating the SQLite file on first use) without migrating.
+    /// The pool size when `DATABASE_MAX_CONNECTIONS` is not set: SQLite has one writer at a
+    /// time, so a few connections serve the concurrent readers; PostgreSQL gets more.
+    pub fn default_max_connections(database_url: &str) -> u32 {
+        if database_url.starts_with("sqlite:") {
+            8
+        } else {
+            16
+        }
+    }
+
+    /// Connects (creating the SQLite file on first use) without migrating, with the
+    /// back-end's default pool size.
     pub async fn connect(database_url: &str) -> Result<Self, sqlx::Error> {
+        Self::connect_with(database_url, None).await
+    }
+
+    /// Connects with at most `max_connections` pooled connections (`None`: the default).
+    pub async fn connect_with(
+        database_url: &str,
+        max_connections: Option<u32>,
+    ) -> Result<Self, sqlx::Error> {
+        let max_connections =
+            max_connections.unwrap_or_else(|| Self::default_max_connections(database_url));
         sqlx::any::install_default_drivers();
         let backend = if database_url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -65,7 +86,7 @@ impl Db {
         let pool = match backend {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
-                    .max_connections(8)
+                    .max_connections(max_connections)
                     .min_connections(1)
                     .acquire_timeout(Duration::from_secs(10))
                     // A local file does not drop idle connections: the default ping before
@@ -87,7 +108,7 @@ impl Db {
             }
             Backend::Postgres => {
                 AnyPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(opts)
                     .await?

@@ -151,15 +151,17 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
         TenantId::parse(&opts.tenant).map_err(|e| Failure::Usage(format!("--tenant: {e}")))?;
     let run_err = |what: &str, e: &dyn std::fmt::Display| Failure::Run(format!("{what}: {e}"));
 
-    let db = Db::connect(&settings.database_url).await.map_err(|e| {
-        run_err(
-            &format!(
-                "cannot open DATABASE_URL {}",
-                crate::config::redact_url(&settings.database_url)
-            ),
-            &e,
-        )
-    })?;
+    let db = Db::connect_with(&settings.database_url, settings.database_max_connections)
+        .await
+        .map_err(|e| {
+            run_err(
+                &format!(
+                    "cannot open DATABASE_URL {}",
+                    crate::config::redact_url(&settings.database_url)
+                ),
+                &e,
+            )
+        })?;
     db.migrate()
         .await
         .map_err(|e| run_err("applying database migrations failed", &e))?;

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::helpers::{BIN, temp_dir};
+use crate::helpers::{BIN, Backend, TestApp, temp_dir};
 
 fn start_with(env: &[(&str, &str)]) -> (i32, String) {
     let dir = temp_dir();
@@ -46,6 +46,14 @@ fn bad_values_name_the_key() {
             &["OLLAMA_BASE_URL"],
         ),
         (&[("DATABASE_URL", "mysql://x/y")], &["DATABASE_URL"]),
+        (
+            &[("DATABASE_MAX_CONNECTIONS", "1")],
+            &["DATABASE_MAX_CONNECTIONS", "from 2 to 1000"],
+        ),
+        (
+            &[("DATABASE_MAX_CONNECTIONS", "lots")],
+            &["DATABASE_MAX_CONNECTIONS", "whole number"],
+        ),
         (&[("BIND_ADDR", "nowhere")], &["BIND_ADDR"]),
         (&[("AGENT_ENV", "production")], &["AGENT_PROVIDER"]),
         (
@@ -108,4 +116,43 @@ fn check_config_masks_secrets() {
     assert!(text.contains("AGENT_PROVIDER = openai"), "{text}");
     assert!(text.contains("policy_version = guardrails-v3"), "{text}");
     assert!(text.contains("tool_schema_hash = "), "{text}");
+}
+
+/// The SQLite pool opens at most `DATABASE_MAX_CONNECTIONS` connections: sqlx runs each one
+/// on a thread of its own, so the process's threads show the pool's size under concurrent
+/// requests.
+#[tokio::test]
+async fn the_database_pool_size_is_applied() {
+    let sqlite_threads = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.starts_with("sqlx-sqlite"))
+            .count()
+    };
+    let app = TestApp::spawn(Backend::Sqlite, &[("DATABASE_MAX_CONNECTIONS", "2")]).await;
+    let texts: Vec<String> = (0..24)
+        .map(|i| format!("Summarize ticket T-{}", 1001 + i % 12))
+        .collect();
+    let replies = futures::future::join_all(
+        texts
+            .iter()
+            .map(|t| app.invoke("support_ticket_summary", t)),
+    )
+    .await;
+    for (status, body) in replies {
+        assert!(status.is_success(), "{status} {body}");
+    }
+    let n = sqlite_threads(app.pid());
+    assert!(
+        (1..=2).contains(&n),
+        "{n} SQLite connections with a pool of 2"
+    );
+    let check = Command::new(BIN)
+        .arg("check-config")
+        .env_clear()
+        .env("DATABASE_MAX_CONNECTIONS", "2")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&check.stdout).contains("DATABASE_MAX_CONNECTIONS = 2"));
 }

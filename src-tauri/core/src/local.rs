@@ -150,6 +150,9 @@ pub fn listening_addr(line: &str) -> Option<String> {
         .flatten()
 }
 
+/// The Local service's database pool size (`DATABASE_MAX_CONNECTIONS`).
+pub const LOCAL_DB_CONNECTIONS: &str = "2";
+
 fn base_command(config: &LocalConfig, database_url: &str) -> Command {
     let mut cmd = Command::new(&config.binary);
     cmd.env_clear()
@@ -224,6 +227,10 @@ impl LocalService {
             .env("BIND_ADDR", "127.0.0.1:0")
             .env("LOG_LEVEL", "info")
             .env("AGENT_ENV", "development")
+            // A single user's demo traffic: two pooled SQLite connections serve it (each
+            // connection holds its own page and statement caches; 8, the default, cost
+            // ~3.5 MiB more; docs/benchmarks.md).
+            .env("DATABASE_MAX_CONNECTIONS", LOCAL_DB_CONNECTIONS)
             .env(
                 "SHUTDOWN_GRACE_SECS",
                 config.stop_grace.as_secs().max(1).to_string(),
