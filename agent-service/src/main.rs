@@ -10,7 +10,6 @@ use agent_service::domain::{Role, Roles, TenantId};
 use agent_service::guardrails::{Policy, Redactor};
 use agent_service::startup::Application;
 use agent_service::telemetry;
-use anyhow::Context;
 use clap::Parser;
 
 /// mimalloc: the request path allocates many small strings and JSON values; under load
@@ -97,21 +96,6 @@ fn main() -> ExitCode {
     }
 }
 
-async fn open_db(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect_with(&settings.database_url, settings.database_max_connections)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open DATABASE_URL {}",
-                agent_service::config::redact_url(&settings.database_url)
-            )
-        })?;
-    db.migrate()
-        .await
-        .context("applying database migrations failed")?;
-    Ok(db)
-}
-
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -172,12 +156,12 @@ async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Re
             app.run_until_stopped().await
         }
         Command::Migrate => {
-            open_db(&settings).await?;
+            Db::open(&settings).await?;
             println!("migrations applied");
             Ok(())
         }
         Command::Keys { action } => {
-            let db = open_db(&settings).await?;
+            let db = Db::open(&settings).await?;
             match action {
                 KeysCommand::Create {
                     tenant,
@@ -237,7 +221,7 @@ async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Re
             Ok(())
         }
         Command::SeedDemo => {
-            let db = open_db(&settings).await?;
+            let db = Db::open(&settings).await?;
             let report = demo::seed(&db).await?;
             eprintln!("demo data: {report:?}");
             let demo_tenant = TenantId::parse("demo").map_err(anyhow::Error::msg)?;

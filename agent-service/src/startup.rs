@@ -92,17 +92,7 @@ impl Application {
     /// Connects and migrates the database, loads the policy, wires everything, binds.
     pub async fn build(settings: Settings, policy: Policy) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
-        let db = Db::connect_with(&settings.database_url, settings.database_max_connections)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open DATABASE_URL {}",
-                    crate::config::redact_url(&settings.database_url)
-                )
-            })?;
-        db.migrate()
-            .await
-            .context("applying database migrations failed")?;
+        let db = Db::open(&settings).await?;
         let metrics = Arc::new(Metrics::new());
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))

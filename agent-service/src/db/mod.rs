@@ -117,6 +117,24 @@ impl Db {
         Ok(Self { pool, backend })
     }
 
+    /// Connects to `DATABASE_URL` with the configured pool size and applies the migrations:
+    /// what every command that serves or runs work does first.
+    pub async fn open(settings: &crate::config::Settings) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let db = Self::connect_with(&settings.database_url, settings.database_max_connections)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open DATABASE_URL {}",
+                    crate::config::redact_url(&settings.database_url)
+                )
+            })?;
+        db.migrate()
+            .await
+            .context("applying database migrations failed")?;
+        Ok(db)
+    }
+
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await,

@@ -151,20 +151,9 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
         TenantId::parse(&opts.tenant).map_err(|e| Failure::Usage(format!("--tenant: {e}")))?;
     let run_err = |what: &str, e: &dyn std::fmt::Display| Failure::Run(format!("{what}: {e}"));
 
-    let db = Db::connect_with(&settings.database_url, settings.database_max_connections)
+    let db = Db::open(&settings)
         .await
-        .map_err(|e| {
-            run_err(
-                &format!(
-                    "cannot open DATABASE_URL {}",
-                    crate::config::redact_url(&settings.database_url)
-                ),
-                &e,
-            )
-        })?;
-    db.migrate()
-        .await
-        .map_err(|e| run_err("applying database migrations failed", &e))?;
+        .map_err(|e| Failure::Run(format!("{e:#}")))?;
     let baseline = resolve_baseline(&db, &tenant, &suite, opts.baseline.as_deref()).await?;
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
