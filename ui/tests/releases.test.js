@@ -123,6 +123,11 @@ describe('releases', () => {
     const { page, errors, close } = await openFull();
     await page.locator('#release-list [data-name="triage-agent"]').click();
     await page.waitForSelector('[data-release="triage-agent"]');
+    const headers = await page.locator('[data-release="triage-agent"] table[aria-label="Canary analysis"] thead th').allInnerTexts();
+    assert.deepEqual(
+      headers.map((h) => h.trim().toLowerCase()),
+      ['metric and condition', 'over time', 'canary', 'stable', 'limit', 'failures', 'verdict'],
+    );
     const row = page.locator('[data-release="triage-agent"] tr[data-metric="error_rate"]');
     assert.equal(await row.getAttribute('data-verdict'), 'fail');
     const canary = Number.parseFloat((await row.locator('[data-value="canary"]').innerText()).replace('%', ''));
