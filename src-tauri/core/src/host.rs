@@ -3,9 +3,10 @@
 //! their keys, a client for a profile, audited actions, and metric scrapes into series. The
 //! Tauri command layer holds one `Host` and stays a thin parse-call-map layer.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::agent::{AgentClient, http_client};
 use crate::clock::{Clock, SystemClock};
@@ -15,6 +16,15 @@ use crate::secrets::{KeyringStore, MemoryStore, SecretStore};
 use crate::series::{Derived, SeriesKey, SeriesStore};
 use crate::store::{NewAction, Outcome, Profile, Store, Target};
 
+/// How long a key read from the secret store is reused. The live loops ask for a client
+/// every scrape interval; without this each would be a D-Bus round trip to the Secret
+/// Service. Keys changed through the console take effect at once (the entry is dropped);
+/// one changed in another keyring tool, within this time.
+pub const KEY_CACHE_MS: i64 = 60_000;
+
+/// Keys as last read from the secret store, each with the time of the read (ms).
+type KeyCache = HashMap<ProfileId, (Option<Secret>, i64)>;
+
 /// The impure parts, injected.
 #[derive(Clone)]
 pub struct Host {
@@ -22,6 +32,8 @@ pub struct Host {
     pub clock: Arc<dyn Clock>,
     pub store: Store,
     pub secrets: Arc<dyn SecretStore>,
+    /// Keys as last read, with when ([`KEY_CACHE_MS`]).
+    keys: Arc<Mutex<KeyCache>>,
 }
 
 impl Host {
@@ -36,7 +48,28 @@ impl Host {
             clock,
             store,
             secrets,
+            keys: Arc::default(),
         }
+    }
+
+    fn keys(&self) -> std::sync::MutexGuard<'_, KeyCache> {
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A profile's key: from the cache when read less than [`KEY_CACHE_MS`] ago.
+    async fn key_of(&self, id: &ProfileId) -> Result<Option<Secret>> {
+        let now = self.clock.now_ms();
+        if let Some((key, at)) = self.keys().get(id)
+            && now.saturating_sub(*at) < KEY_CACHE_MS
+        {
+            return Ok(key.clone());
+        }
+        let pid = id.clone();
+        let key = self.secrets_call(move |s| s.get(&pid)).await?;
+        self.keys().insert(id.clone(), (key.clone(), now));
+        Ok(key)
     }
 
     /// The desktop wiring: `console.db` in `data_dir`, the OS keyring, the system clock.
@@ -88,6 +121,7 @@ impl Host {
         let secret = key.map(Secret::parse).transpose()?;
         let mut previous = None;
         if let Some(secret) = secret {
+            self.keys().remove(&profile.id);
             let pid = profile.id.clone();
             previous = self
                 .secrets_call(move |s| {
@@ -109,15 +143,21 @@ impl Host {
                     })
                     .await;
             }
+            self.keys().remove(&profile.id);
             return Err(e);
         }
+        // A read between the write and here may have cached the old key.
+        self.keys().remove(&profile.id);
         Ok(profile)
     }
 
     /// Removes a profile and its key.
     pub async fn remove_profile(&self, id: &ProfileId) -> Result<bool> {
         let pid = id.clone();
-        self.secrets_call(move |s| s.delete(&pid)).await?;
+        self.keys().remove(id);
+        let deleted = self.secrets_call(move |s| s.delete(&pid)).await;
+        self.keys().remove(id);
+        deleted?;
         self.store.delete_profile(id).await
     }
 
@@ -133,8 +173,7 @@ impl Host {
                 "profile {id} is a Kubernetes profile, not an agent service"
             )));
         };
-        let pid = id.clone();
-        let key = self.secrets_call(move |s| s.get(&pid)).await?;
+        let key = self.key_of(id).await?;
         Ok(AgentClient::new(self.http.clone(), url, key))
     }
 
@@ -281,6 +320,74 @@ mod tests {
             "invalid"
         );
         assert!(host.keyring_status().await.unwrap().contains("in-memory"));
+    }
+
+    /// Counts reads, to see which reach the secret store.
+    struct Counting(MemoryStore, std::sync::atomic::AtomicUsize);
+    impl SecretStore for Counting {
+        fn get(&self, profile: &ProfileId) -> Result<Option<Secret>> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.get(profile)
+        }
+        fn set(&self, profile: &ProfileId, secret: &Secret) -> Result<()> {
+            self.0.set(profile, secret)
+        }
+        fn delete(&self, profile: &ProfileId) -> Result<()> {
+            self.0.delete(profile)
+        }
+        fn probe(&self) -> Result<String> {
+            self.0.probe()
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_are_read_once_a_minute_and_console_changes_apply_at_once() {
+        let clock = Arc::new(ManualClock::new(1000));
+        let store = Arc::new(Counting(MemoryStore::new(), Default::default()));
+        let host = Host::new(
+            http_client().unwrap(),
+            clock.clone(),
+            Store::in_memory().await.unwrap(),
+            store.clone(),
+        );
+        let reads = || store.1.load(std::sync::atomic::Ordering::SeqCst);
+        let key = |s: Option<Secret>| s.map(|s| s.expose().to_string());
+        let id = ProfileId::parse("prod").unwrap();
+        host.save_agent_profile(id.clone(), "Prod", "http://a", Some("fdk_one"))
+            .await
+            .unwrap();
+        let before = reads();
+        for _ in 0..5 {
+            assert_eq!(
+                key(host.key_of(&id).await.unwrap()).as_deref(),
+                Some("fdk_one")
+            );
+            host.agent_client(&id).await.unwrap();
+        }
+        assert_eq!(reads() - before, 1, "one read serves the next minute");
+        // Changed behind the console's back: seen once the cached read is a minute old.
+        store.set(&id, &Secret::parse("fdk_two").unwrap()).unwrap();
+        clock.advance_ms(KEY_CACHE_MS - 1);
+        assert_eq!(
+            key(host.key_of(&id).await.unwrap()).as_deref(),
+            Some("fdk_one")
+        );
+        clock.advance_ms(1);
+        assert_eq!(
+            key(host.key_of(&id).await.unwrap()).as_deref(),
+            Some("fdk_two")
+        );
+        assert_eq!(reads() - before, 2);
+        // Changed through the console: at once.
+        host.save_agent_profile(id.clone(), "Prod", "http://a", Some("fdk_three"))
+            .await
+            .unwrap();
+        assert_eq!(
+            key(host.key_of(&id).await.unwrap()).as_deref(),
+            Some("fdk_three")
+        );
+        host.remove_profile(&id).await.unwrap();
+        assert_eq!(host.key_of(&id).await.unwrap(), None);
     }
 
     #[tokio::test]
