@@ -103,6 +103,25 @@ describe('releases view states', () => {
 });
 
 describe('releases', () => {
+  it('release_removed takes a deleted release out of the list and closes its detail', async () => {
+    const { page, errors, close } = await openFull();
+    const before = (await sent(page, 'list_releases')).length;
+    await page.locator('#release-list [data-name="refund-agent"]').click();
+    await page.waitForSelector('[data-release="refund-agent"]');
+    // Another release deleted: the list loses it, the open detail stays.
+    await mock(page, (m) => m.releases.remove('billing-agent'));
+    await page.waitForSelector('#release-list [data-name="billing-agent"]', { state: 'detached' });
+    assert.equal(await page.locator('[data-release="refund-agent"]').count(), 1);
+    // The open one deleted: its detail closes with a note saying why.
+    await mock(page, (m) => m.releases.remove('refund-agent'));
+    await page.waitForSelector('[data-release="refund-agent"]', { state: 'detached' });
+    await page.locator('[data-toast="info"]', { hasText: 'refund-agent was deleted from the cluster' }).waitFor();
+    assert.deepEqual(await names(page), ['support-agent', 'triage-agent', 'search-agent']);
+    assert.equal((await sent(page, 'list_releases')).length, before, 'pushed, not polled');
+    assert.deepEqual(errors, []);
+    await close();
+  });
+
   it('release_event moves a release that now waits for a decision to the top, without polling', async () => {
     const { page, errors, close } = await openFull();
     const before = (await sent(page, 'list_releases')).length;

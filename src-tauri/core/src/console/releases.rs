@@ -1,6 +1,7 @@
 //! The Releases view wired into the console (issues #4, #5): the nine release commands
-//! delegate to a [`ReleaseService`]; `release_event` is pushed from a watch per
-//! Kubernetes profile and whenever the periodic analysis tick changes a release's
+//! delegate to a [`ReleaseService`]; `release_event` (and `release_removed`, with the
+//! release's ref, when its stable Deployment or Rollout is deleted) is pushed from a watch
+//! per Kubernetes profile, and `release_event` whenever the periodic analysis tick changes a release's
 //! verdict; `release_progress` from the service's progress sink. Every Kubernetes
 //! profile is linked to the active agent-service profile (the eval gate and the cancel of
 //! a canary's approvals go through it), re-linked when the active profile changes; the
@@ -20,7 +21,7 @@ use super::dto::{ActionId, CommandError, Profile, ProfileKind};
 use super::{CmdResult, Console, EventSink, LOCAL_PROFILE_ID, lock};
 use crate::domain::ProfileId;
 use crate::releases::dto as rd;
-use crate::releases::{ReleaseService, WatchHandle};
+use crate::releases::{ReleaseChange, ReleaseService, WatchHandle};
 use crate::store::Target;
 
 /// The console's release state: the service, the running watches and the last verdict
@@ -67,12 +68,16 @@ impl Releases {
 }
 
 fn summary_sink(sink: Arc<dyn EventSink>) -> crate::releases::SummarySink {
-    Arc::new(
-        move |s: rd::ReleaseSummary| match serde_json::to_value(&s) {
-            Ok(v) => sink.emit("release_event", v),
-            Err(e) => tracing::error!(error = %e, "release_event could not be encoded"),
-        },
-    )
+    Arc::new(move |change: ReleaseChange| {
+        let (event, value) = match &change {
+            ReleaseChange::Updated(s) => ("release_event", serde_json::to_value(s)),
+            ReleaseChange::Removed(r) => ("release_removed", serde_json::to_value(r)),
+        };
+        match value {
+            Ok(v) => sink.emit(event, v),
+            Err(e) => tracing::error!(error = %e, "{event} could not be encoded"),
+        }
+    })
 }
 
 impl Console {

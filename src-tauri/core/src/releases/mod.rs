@@ -16,7 +16,7 @@ pub mod state;
 
 pub use actions::merge_diff;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -77,8 +77,87 @@ impl Default for ReleaseOptions {
 
 /// Receives progress of long actions (the console emits `release_progress`).
 pub type ProgressSink = Arc<dyn Fn(ReleaseProgressEvent) + Send + Sync>;
-/// Receives watch-driven changes of releases (the console emits `release_event`).
-pub type SummarySink = Arc<dyn Fn(ReleaseSummary) + Send + Sync>;
+/// A watch-driven change of one release.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReleaseChange {
+    /// New or changed (the console emits `release_event`).
+    Updated(Box<ReleaseSummary>),
+    /// Its stable Deployment (or its Rollout) is gone (the console emits `release_removed`).
+    Removed(ReleaseRef),
+}
+
+/// Receives watch-driven changes of releases.
+pub type SummarySink = Arc<dyn Fn(ReleaseChange) + Send + Sync>;
+
+/// What a watch has pushed per release, so that it pushes only changes, and the releases a
+/// re-list (after the watch lost its connection) found, so that those missing from it are
+/// reported removed: a re-list reports no deletions of its own.
+#[derive(Default)]
+struct Pushed {
+    last: HashMap<String, ReleaseSummary>,
+    relisting: Option<HashSet<String>>,
+}
+
+impl Pushed {
+    /// Pushes `s` unless it is what was pushed last for its release (`updated_at_ms` aside).
+    fn update(&mut self, mut s: ReleaseSummary, sink: &SummarySink) {
+        let at = s.updated_at_ms;
+        s.updated_at_ms = 0;
+        if self.last.get(&s.release.name) != Some(&s) {
+            self.last.insert(s.release.name.clone(), s.clone());
+            s.updated_at_ms = at;
+            sink(ReleaseChange::Updated(Box::new(s)));
+        }
+    }
+
+    fn remove(&mut self, release: ReleaseRef, sink: &SummarySink) {
+        self.last.remove(&release.name);
+        sink(ReleaseChange::Removed(release));
+    }
+
+    fn relist_started(&mut self) {
+        self.relisting = Some(HashSet::new());
+    }
+
+    fn relisted(&mut self, name: &str) {
+        if let Some(seen) = self.relisting.as_mut() {
+            seen.insert(name.to_string());
+        }
+    }
+
+    /// Ends a re-list: what was pushed before and is not in it is removed.
+    fn relist_done(&mut self, c: &Cluster, sink: &SummarySink) {
+        let Some(seen) = self.relisting.take() else {
+            return;
+        };
+        let gone: Vec<String> = self
+            .last
+            .keys()
+            .filter(|name| !seen.contains(*name))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.remove(c.release_ref(&name), sink);
+        }
+    }
+}
+
+/// The release a watched Deployment belongs to, and whether it is the canary half: a
+/// canary is `<app>-canary` labelled `track=canary`; a canary without that name is none.
+fn release_of(d: &Deployment) -> Option<(String, bool)> {
+    let name = d.metadata.name.clone()?;
+    let canary = d
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(TRACK_LABEL))
+        .is_some_and(|t| t == "canary");
+    if canary {
+        Some((name.strip_suffix("-canary")?.to_string(), true))
+    } else {
+        Some((name, false))
+    }
+}
 
 /// The Releases view's back end.
 #[derive(Clone)]
@@ -106,6 +185,14 @@ struct Cluster {
 }
 
 impl Cluster {
+    fn release_ref(&self, name: &str) -> ReleaseRef {
+        ReleaseRef {
+            profile_id: self.profile.id.as_str().to_string(),
+            namespace: self.namespace.clone(),
+            name: name.to_string(),
+        }
+    }
+
     fn deployments(&self) -> Api<Deployment> {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
@@ -481,42 +568,45 @@ impl ReleaseService {
                 c.deployments(),
                 watcher::Config::default().labels(&format!("{APP_LABEL},{TRACK_LABEL}")),
             )
-            .default_backoff()
-            .touched_objects();
+            .default_backoff();
             futures::pin_mut!(stream);
-            let mut last: HashMap<String, ReleaseSummary> = HashMap::new();
+            let mut pushed = Pushed::default();
             while let Some(item) = stream.next().await {
-                let d = match item {
-                    Ok(d) => d,
+                let event = match item {
+                    Ok(event) => event,
                     Err(e) => {
                         tracing::warn!(profile = %c.profile.id, error = %e, "release watch error; retrying");
                         continue;
                     }
                 };
-                let name = d.metadata.name.clone().unwrap_or_default();
-                let track = d
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(TRACK_LABEL).cloned())
-                    .unwrap_or_default();
-                let app = match track.as_str() {
-                    "canary" => match name.strip_suffix("-canary") {
-                        Some(a) => a.to_string(),
-                        None => continue,
-                    },
-                    _ => name,
+                let (d, deleted) = match event {
+                    watcher::Event::Init => {
+                        pushed.relist_started();
+                        continue;
+                    }
+                    watcher::Event::InitDone => {
+                        pushed.relist_done(&c, &sink);
+                        continue;
+                    }
+                    watcher::Event::InitApply(d) => {
+                        if let Some((app, _)) = release_of(&d) {
+                            pushed.relisted(&app);
+                        }
+                        (d, false)
+                    }
+                    watcher::Event::Apply(d) => (d, false),
+                    watcher::Event::Delete(d) => (d, true),
                 };
-                let Ok((stable, canary)) = svc.objects(&c, &app).await else {
+                let Some((app, canary)) = release_of(&d) else {
                     continue;
                 };
-                let mut s = svc.summary(&c, &stable, canary.as_ref());
-                let at = s.updated_at_ms;
-                s.updated_at_ms = 0;
-                if last.get(&app) != Some(&s) {
-                    last.insert(app, s.clone());
-                    s.updated_at_ms = at;
-                    sink(s);
+                if deleted && !canary {
+                    pushed.remove(c.release_ref(&app), &sink);
+                    continue;
+                }
+                // A canary's change (or deletion) changes its release: read both again.
+                if let Ok((stable, canary)) = svc.objects(&c, &app).await {
+                    pushed.update(svc.summary(&c, &stable, canary.as_ref()), &sink);
                 }
             }
         });
@@ -531,27 +621,41 @@ impl ReleaseService {
         if !self.rollouts_served(&c).await {
             return;
         }
-        let stream = watcher(self.rollouts(&c), watcher::Config::default())
-            .default_backoff()
-            .touched_objects();
+        let stream = watcher(self.rollouts(&c), watcher::Config::default()).default_backoff();
         futures::pin_mut!(stream);
-        let mut last: HashMap<String, ReleaseSummary> = HashMap::new();
+        let mut pushed = Pushed::default();
         while let Some(item) = stream.next().await {
-            let Ok(obj) = item else {
+            let Ok(event) = item else {
                 continue;
+            };
+            let obj = match event {
+                watcher::Event::Init => {
+                    pushed.relist_started();
+                    continue;
+                }
+                watcher::Event::InitDone => {
+                    pushed.relist_done(&c, &sink);
+                    continue;
+                }
+                watcher::Event::Delete(obj) => {
+                    if let Some(name) = obj.metadata.name.as_deref() {
+                        pushed.remove(c.release_ref(name), &sink);
+                    }
+                    continue;
+                }
+                watcher::Event::InitApply(obj) => {
+                    if let Some(name) = obj.metadata.name.as_deref() {
+                        pushed.relisted(name);
+                    }
+                    obj
+                }
+                watcher::Event::Apply(obj) => obj,
             };
             let Ok(ro) = serde_json::to_value(&obj) else {
                 continue;
             };
             let sets = self.rollout_sets(&c, &ro).await.unwrap_or_default();
-            let mut s = self.rollout_summary(&c, &ro, &sets);
-            let at = s.updated_at_ms;
-            s.updated_at_ms = 0;
-            if last.get(&s.release.name) != Some(&s) {
-                last.insert(s.release.name.clone(), s.clone());
-                s.updated_at_ms = at;
-                sink(s);
-            }
+            pushed.update(self.rollout_summary(&c, &ro, &sets), &sink);
         }
     }
 

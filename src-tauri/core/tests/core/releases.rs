@@ -13,7 +13,7 @@ use flightdeck_core::clock::ManualClock;
 use flightdeck_core::host::Host;
 use flightdeck_core::releases::cluster::KubeconfigSource;
 use flightdeck_core::releases::dto::*;
-use flightdeck_core::releases::{ReleaseOptions, ReleaseService, WatchHandle};
+use flightdeck_core::releases::{ReleaseChange, ReleaseOptions, ReleaseService, WatchHandle};
 use serde_json::{Value, json};
 use testkit::fake_kube::Policy;
 use testkit::{AgentService, FakeKube};
@@ -153,9 +153,24 @@ async fn promote_refused(rig: &Rig, reason: &str) -> flightdeck_core::Error {
         .unwrap_err()
 }
 
-/// A watch of the rig's cluster and the summaries it has pushed so far.
-async fn watch_summaries(rig: &Rig) -> (WatchHandle, Arc<Mutex<Vec<ReleaseSummary>>>) {
-    let seen: Arc<Mutex<Vec<ReleaseSummary>>> = Arc::default();
+/// What a watch has pushed so far.
+type Seen = Arc<Mutex<Vec<ReleaseChange>>>;
+
+/// The summaries among what a watch pushed.
+fn updated(seen: &Seen) -> Vec<ReleaseSummary> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|c| match c {
+            ReleaseChange::Updated(s) => Some(s.as_ref().clone()),
+            ReleaseChange::Removed(_) => None,
+        })
+        .collect()
+}
+
+/// A watch of the rig's cluster and what it has pushed so far.
+async fn watch_summaries(rig: &Rig) -> (WatchHandle, Seen) {
+    let seen: Seen = Arc::default();
     let sink = seen.clone();
     let watch = rig
         .svc
@@ -742,18 +757,46 @@ async fn releases_exec_plugin_kubeconfig_works_and_watch_pushes_changes() {
     assert_eq!(list.releases.len(), 1);
     let (_watch, seen) = watch_summaries(&rig).await;
     within(10, "the initial watch summary", async {
-        while seen.lock().unwrap().is_empty() {
+        while updated(&seen).is_empty() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
     .await;
     promote(&rig, false).await;
     within(10, "a watch summary at step 1", async {
-        while !seen
+        while !updated(&seen)
+            .iter()
+            .any(|s| s.step == 1 && s.actual_weight == 10)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    // The canary's Deployment deleted: its release is pushed again, without a canary.
+    assert!(
+        rig.kube
+            .delete("apps/v1", "Deployment", Some(NS), &format!("{APP}-canary"))
+    );
+    within(10, "a watch summary without the canary", async {
+        while !updated(&seen).iter().any(|s| s.canary.is_none()) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    // The stable one deleted: the release is gone, and the watch says so.
+    assert!(
+        !seen
             .lock()
             .unwrap()
             .iter()
-            .any(|s| s.step == 1 && s.actual_weight == 10)
+            .any(|c| matches!(c, ReleaseChange::Removed(_)))
+    );
+    assert!(rig.kube.delete("apps/v1", "Deployment", Some(NS), APP));
+    within(10, "the release removed", async {
+        while !seen
+            .lock()
+            .unwrap()
+            .contains(&ReleaseChange::Removed(release(&rig)))
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -1007,9 +1050,7 @@ async fn releases_argo_rollouts_are_listed_and_driven_through_their_fields() {
     assert_eq!(ro["status"]["abort"], json!(true));
     assert_eq!(r.detail.summary.state, ReleaseState::Aborted);
     within(10, "the watch to push the aborted rollout", async {
-        while !seen
-            .lock()
-            .unwrap()
+        while !updated(&seen)
             .iter()
             .any(|s| s.release.name == "checkout" && s.state == ReleaseState::Aborted)
         {
@@ -1060,6 +1101,21 @@ async fn releases_argo_rollouts_are_listed_and_driven_through_their_fields() {
             .get("rollouts-pod-template-hash")
             .is_none()
     );
+    // A deleted Rollout is pushed as removed.
+    assert!(
+        rig.kube
+            .delete("argoproj.io/v1alpha1", "Rollout", Some(NS), "checkout")
+    );
+    within(10, "the rollout removed", async {
+        while !seen
+            .lock()
+            .unwrap()
+            .contains(&ReleaseChange::Removed(rref.clone()))
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
     // Without the CRD the cluster lists its Deployments only.
     rig.kube.enable_rollouts(false);
     let list = rig.svc.list_releases().await.unwrap();

@@ -59,6 +59,8 @@ export interface ReleaseMockContext {
 export interface ReleaseMockControl {
   /** Changes a release as a Kubernetes watch would and pushes `release_event`. */
   update(name: string, patch: Partial<ReleaseSummary>): ReleaseSummary;
+  /** Deletes a release as if from the cluster and pushes `release_removed`. */
+  remove(name: string): void;
   /** Makes a cluster (profile id) unreachable or reachable again for the next `list_releases`. */
   setUnreachable(profileId: string, unreachable: boolean): void;
   /** Sets the delay between an action's progress phases (ms), to watch the progress. */
@@ -523,6 +525,12 @@ export function releaseMock(ctx: ReleaseMockContext): { handlers: ReleaseHandler
       r.summary = { ...r.summary, ...patch, updated_at_ms: Date.now() };
       ctx.emit('release_event', r.summary);
       return r.summary;
+    },
+    remove(name) {
+      const r = [...byKey.values()].find((x) => x.summary.ref.name === name);
+      if (!r) throw new Error(`no mock release ${name}`);
+      byKey.delete(key(r.summary.ref));
+      ctx.emit('release_removed', r.summary.ref);
     },
     setUnreachable(profileId, unreachable) {
       const c = cls.find((x) => x.profile_id === profileId);

@@ -28,6 +28,7 @@ import type {
   ReleaseReasonArgs,
   ReleaseRefArgs,
   ReleaseSummary,
+  RolloutRef,
   UndoArgs,
 } from './releases';
 
@@ -314,6 +315,8 @@ export interface EventMap {
   permissions_event: Permissions;
   /** A watch-driven change of one release (issue #5). */
   release_event: ReleaseSummary;
+  /** A release's stable Deployment (or its Rollout) was deleted from the cluster. */
+  release_removed: RolloutRef;
   /** Progress of a release action (promote, abort, undo, pause, resume). */
   release_progress: ReleaseProgressEvent;
 }

@@ -98,6 +98,7 @@ class ReleasesStore {
 
   constructor() {
     void backend.listen('release_event', (s) => this.#onEvent(s));
+    void backend.listen('release_removed', (r) => this.#onRemoved(r));
     void backend.listen('release_progress', (p) => {
       const d = this.dialog;
       if (d === null || !this.busy || refKey(d.ref) !== refKey(p.ref) || d.action !== p.action) return;
@@ -134,6 +135,17 @@ class ReleasesStore {
       this.detail.set({ ...d, summary: s });
       // The analysis, events and log change with it: read them once (pushed, not polled).
       void this.detail.refresh().then(() => this.#remember());
+    }
+  }
+
+  #onRemoved(ref: RolloutRef): void {
+    const k = refKey(ref);
+    const l = this.list.data;
+    if (l !== undefined) this.list.set({ releases: l.releases.filter((r) => refKey(r.ref) !== k), errors: l.errors });
+    if (this.selectedKey === k) {
+      this.selectedKey = null;
+      this.lastResult = null;
+      toasts.show('info', `${ref.name} was deleted from the cluster`, `${ref.namespace} on ${ref.profile_id}`);
     }
   }
 
