@@ -90,11 +90,37 @@ describe('settings: add a Kubernetes cluster', () => {
     assert.deepEqual((await sent(page, 'add_kube_profile')).map((c) => c.args), [{ name: 'prod-us', context: US, namespace: 'billing' }]);
     assert.ok((await sent(page, 'list_profiles')).length > listsBefore, 'the list is reloaded from the backend');
     assert.equal(await row.getAttribute('data-kind'), 'kubernetes');
-    assert.match(await row.innerText(), /prod-us\s+Kubernetes\s+gke_acme_us-east1_prod \/ billing\s+kubeconfig/);
+    assert.match(await row.innerText(), /prod-us\s+Kubernetes\s+gke_acme_us-east1_prod \/ billing\s+→ the active connection\s+kubeconfig/);
     await page.locator('[data-toast="success"]', { hasText: 'Added prod-us' }).waitFor();
     assert.equal(await page.locator('form[data-kube-form]').count(), 0, 'the form closes after adding');
     // The others stay listed.
     assert.equal(await page.locator('[data-profile]').count(), 5);
+    assert.deepEqual(errors, []);
+    await close();
+  });
+
+  it('links the cluster to a named agent service, or leaves it following the active one', async () => {
+    const { page, errors, close } = await openForm();
+    await expectState(page, 'kube-contexts', 'full');
+    const link = page.locator('#k-agent');
+    const options = await link.locator('option').evaluateAll((els) => els.map((e) => ({ value: e.getAttribute('value') ?? '', text: e.textContent?.trim() ?? '' })));
+    assert.equal(await link.inputValue(), '', 'follows the active connection by default');
+    assert.equal(options[0]?.text, 'Follow the active connection');
+    const agents = options.slice(1);
+    assert.ok(agents.length >= 1, 'the stored agent-service profiles are offered');
+    assert.ok(!agents.some((o) => o.value === 'local'), 'never the bundled Local service');
+    const target = agents[0];
+    assert.ok(target);
+    await link.selectOption(target.value);
+    await page.locator('#k-name').fill('prod-linked');
+    await page.getByRole('button', { name: 'Add cluster', exact: true }).click();
+    const row = page.locator('[data-profile="k8s-prod-linked"]');
+    await row.waitFor();
+    const args = /** @type {{agent_profile_id?: string} | undefined} */ ((await sent(page, 'add_kube_profile')).at(-1)?.args);
+    assert.equal(args?.agent_profile_id, target.value);
+    assert.equal(await row.locator('[data-agent-link]').getAttribute('data-agent-link'), target.value);
+    assert.match(await row.locator('[data-agent-link]').innerText(), new RegExp(`→ ${target.text}`));
+    await shot(page, 'settings-kube-linked');
     assert.deepEqual(errors, []);
     await close();
   });

@@ -6,6 +6,7 @@
 //! statements, and the macros would need a prepared database (or `.sqlx` data) at build
 //! time for every crate that builds the workspace.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -265,6 +266,40 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(profile_row).transpose()
+    }
+
+    /// Links a Kubernetes profile to an agent-service profile (`None`: it follows the
+    /// console's active profile). The caller checks that `agent` is an agent profile.
+    pub async fn set_agent_link(&self, kube: &ProfileId, agent: Option<&ProfileId>) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE profiles SET agent_profile = $2 WHERE id = $1 AND kind = 'kubernetes'",
+        )
+        .bind(kube.as_str())
+        .bind(agent.map(ProfileId::as_str))
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::invalid(format!(
+                "there is no Kubernetes profile {kube}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every explicit link: Kubernetes profile → agent-service profile.
+    pub async fn agent_links(&self) -> Result<HashMap<ProfileId, ProfileId>> {
+        let rows = sqlx::query(
+            "SELECT id, agent_profile FROM profiles WHERE kind = 'kubernetes' AND agent_profile IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                let agent: String = r.try_get("agent_profile")?;
+                Ok((ProfileId::parse(&id)?, ProfileId::parse(&agent)?))
+            })
+            .collect()
     }
 
     /// True when it existed.
@@ -618,7 +653,8 @@ mod tests {
                 "context",
                 "namespace",
                 "created_at",
-                "updated_at"
+                "updated_at",
+                "agent_profile"
             ]
         );
     }
@@ -691,7 +727,7 @@ mod tests {
                 .execute(&s.pool)
                 .await
                 .unwrap();
-            sqlx::query("INSERT INTO profiles VALUES ($1, $1, $2, $3, $4, $5, 0, 0)")
+            sqlx::query("INSERT INTO profiles VALUES ($1, $1, $2, $3, $4, $5, 0, 0, NULL)")
                 .bind(id)
                 .bind(kind)
                 .bind(url)

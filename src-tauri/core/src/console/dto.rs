@@ -75,6 +75,11 @@ pub struct Profile {
     pub namespace: Option<String>,
     /// Whether the keyring holds a key or token for it (never the secret itself).
     pub has_secret: bool,
+    /// `kubernetes` profiles: the agent-service profile it is linked to; absent when it
+    /// follows the active profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub agent_profile_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

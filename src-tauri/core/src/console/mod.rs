@@ -485,6 +485,7 @@ impl Console {
                 context: None,
                 namespace: None,
                 has_secret: true,
+                agent_profile_id: None,
             });
         }
         let stored = self.inner.host.store.profiles().await?;
@@ -502,7 +503,9 @@ impl Console {
                 format!("the keyring call did not finish: {e}"),
             )
         })??;
+        let links = self.inner.host.store.agent_links().await?;
         for (p, has_secret) in stored.into_iter().zip(has) {
+            let agent_profile_id = links.get(&p.id).map(ToString::to_string);
             let (kind, url, context, namespace) = match p.target {
                 Target::Agent { url } => (ProfileKind::Agent, Some(url.to_string()), None, None),
                 Target::Kubernetes { context, namespace } => (
@@ -521,6 +524,7 @@ impl Console {
                 context,
                 namespace,
                 has_secret,
+                agent_profile_id,
             });
         }
         Ok(ProfileList {
@@ -568,6 +572,7 @@ impl Console {
             context: None,
             namespace: None,
             has_secret: true,
+            agent_profile_id: None,
         })
     }
 
@@ -1299,6 +1304,7 @@ mod tests {
                 name: "n".into(),
                 context: "c".into(),
                 namespace: "ns".into(),
+                agent_profile_id: None,
             }));
             send(c.list_releases());
             send(c.get_release(rd::ReleaseRefArgs { release: r() }));

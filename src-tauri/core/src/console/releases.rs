@@ -3,14 +3,15 @@
 //! release's ref, when its stable Deployment or Rollout is deleted) is pushed from a watch
 //! per Kubernetes profile, and `release_event` whenever the periodic analysis tick changes a release's
 //! verdict; `release_progress` from the service's progress sink. Every Kubernetes
-//! profile is linked to the active agent-service profile (the eval gate and the cancel of
-//! a canary's approvals go through it), re-linked when the active profile changes; the
-//! Local profile is never linked (it is the bundled service, not one running in a
+//! profile is linked to an agent-service profile (the eval gate and the cancel of a
+//! canary's approvals go through it): the one it names, else the active one, re-linked when
+//! the active profile changes; the Local profile is never linked (it is the bundled service, not one running in a
 //! cluster). The incident switch pauses every canary linked to the frozen service.
 //!
-//! Choice: there is no explicit per-profile link yet (`AddKubeProfileArgs` has no
-//! `agent_profile_id`), so a Kubernetes profile always follows the active agent-service
-//! profile; the links are in memory and rebuilt at start and on every profile change.
+//! Links: a Kubernetes profile added with `agent_profile_id` stays linked to that
+//! agent-service profile (stored; removing that profile falls back to following); one added
+//! without follows the active agent-service profile. The service's links are rebuilt at
+//! start and on every profile change.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -96,6 +97,22 @@ impl Console {
         Ok(profiles.into_iter().map(|p| p.id).collect())
     }
 
+    /// The agent-service profile a Kubernetes profile may be linked to: a stored one (the
+    /// Local profile is the bundled service, not one running in a cluster).
+    async fn link_target(&self, id: &str) -> CmdResult<ProfileId> {
+        let not_linkable = || {
+            CommandError::invalid(format!(
+                "{id:?} is not an agent-service profile a cluster can be linked to (the Local \
+                 profile cannot: it is the bundled service, not one running in a cluster)"
+            ))
+        };
+        let pid = ProfileId::parse(id).map_err(|_| not_linkable())?;
+        match self.inner.host.store.profile(&pid).await? {
+            Some(p) if matches!(p.target, Target::Agent { .. }) => Ok(pid),
+            _ => Err(not_linkable()),
+        }
+    }
+
     /// The active profile when it is a stored agent-service profile (Local is not).
     async fn linkable_active(&self) -> Option<ProfileId> {
         let id = self.active_id()?;
@@ -111,7 +128,8 @@ impl Console {
 
     /// Brings the watches and the agent links in line with the stored Kubernetes profiles
     /// and the active profile: a watch per profile (a new one started, a removed one's
-    /// stopped), every profile linked to the active agent-service profile. A watch that
+    /// stopped), every profile linked to the agent profile it names, else to the active
+    /// agent-service profile. A watch that
     /// cannot start is logged and retried at the next sync.
     pub(super) async fn sync_releases(&self) {
         let r = self.releases();
@@ -123,13 +141,21 @@ impl Console {
                 return;
             }
         };
-        let agent = self.linkable_active().await;
+        let active = self.linkable_active().await;
+        let explicit = match self.inner.host.store.agent_links().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "the cluster links could not be read; following the active profile");
+                HashMap::new()
+            }
+        };
         {
             let mut links = lock(&r.links);
             links.retain(|id, _| kube.iter().any(|k| k.as_str() == id));
             for k in &kube {
+                let agent = explicit.get(k).cloned().or_else(|| active.clone());
                 r.service.link_agent_profile(k, agent.clone());
-                links.insert(k.as_str().to_string(), agent.clone());
+                links.insert(k.as_str().to_string(), agent);
             }
         }
         lock(&r.watches).retain(|id, _| kube.iter().any(|k| k.as_str() == id));
@@ -261,13 +287,17 @@ impl Console {
         Ok(self.releases().service.list_kube_contexts().await?)
     }
 
-    /// Saves a Kubernetes profile, links it to the active agent-service profile and
-    /// starts its watch.
+    /// Saves a Kubernetes profile, links it to the agent-service profile it names (or, without
+    /// one, to the active profile, followed as it changes) and starts its watch.
     pub async fn add_kube_profile(&self, args: rd::AddKubeProfileArgs) -> CmdResult<Profile> {
         self.guard(ActionId::ManageProfiles)?;
         if args.name.trim().is_empty() {
             return Err(CommandError::invalid("The profile needs a name"));
         }
+        let link = match args.agent_profile_id.as_deref() {
+            None => None,
+            Some(id) => Some(self.link_target(id).await?),
+        };
         let target = format!("kube-context/{}", args.context);
         let saved = self
             .audited(
@@ -276,6 +306,13 @@ impl Console {
                 self.releases().service.add_kube_profile(args),
             )
             .await?;
+        if link.is_some() {
+            self.inner
+                .host
+                .store
+                .set_agent_link(&saved.id, link.as_ref())
+                .await?;
+        }
         self.sync_releases().await;
         let (context, namespace) = match saved.target {
             Target::Kubernetes { context, namespace } => (Some(context), Some(namespace)),
@@ -290,6 +327,7 @@ impl Console {
             context,
             namespace,
             has_secret: false,
+            agent_profile_id: link.map(|l| l.to_string()),
         })
     }
 

@@ -316,6 +316,11 @@ pub struct AddKubeProfileArgs {
     pub name: String,
     pub context: String,
     pub namespace: String,
+    /// The agent-service profile the cluster's services answer through (the eval gate,
+    /// cancelling a canary's approvals, the incident switch). Absent: the active profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub agent_profile_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

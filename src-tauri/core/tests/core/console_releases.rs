@@ -44,6 +44,7 @@ fn add_kube(name: &str, context: &str) -> AddKubeProfileArgs {
         name: name.into(),
         context: context.into(),
         namespace: NS.into(),
+        agent_profile_id: None,
     }
 }
 
@@ -321,5 +322,114 @@ async fn console_releases_an_unreachable_cluster_is_a_cluster_error_others_still
         "{e:?}"
     );
     drop(up);
+    console.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_releases_a_cluster_linked_to_a_named_service_stays_linked() {
+    let dir = TempDir::new("fd-console-links");
+    let (kube, kc) = cluster(&dir, "fake", false, 5).await;
+    let (stable, canary) = backends(&kube, &[]);
+    let sink = Arc::new(Recorder::default());
+    let console = console(&dir, vec![kc], sink.clone()).await;
+    let prod = console
+        .add_agent_profile(AddAgentProfileArgs {
+            name: "Prod service".into(),
+            url: canary.url().into(),
+            api_key: canary.key("admin").into(),
+        })
+        .await
+        .unwrap();
+    let staging = console
+        .add_agent_profile(AddAgentProfileArgs {
+            name: "Staging service".into(),
+            url: stable.url().into(),
+            api_key: stable.key("admin").into(),
+        })
+        .await
+        .unwrap();
+    console
+        .set_active_profile(ProfileIdArgs {
+            profile_id: staging.id.clone(),
+        })
+        .await
+        .unwrap();
+
+    // Only a stored agent-service profile can be named, and nothing is saved otherwise.
+    for bad in ["local", "nope", "Not An Id!"] {
+        let e = console
+            .add_kube_profile(AddKubeProfileArgs {
+                agent_profile_id: Some(bad.into()),
+                ..add_kube(&format!("Bad {bad}"), "fake")
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, CommandErrorCode::Invalid, "{bad}: {e:?}");
+    }
+    let kubes = || async {
+        console
+            .list_profiles()
+            .await
+            .unwrap()
+            .profiles
+            .into_iter()
+            .filter(|p| p.kind == ProfileKind::Kubernetes)
+            .collect::<Vec<_>>()
+    };
+    assert!(kubes().await.is_empty(), "refused profiles are not saved");
+
+    let kp = console
+        .add_kube_profile(AddKubeProfileArgs {
+            agent_profile_id: Some(prod.id.clone()),
+            ..add_kube("Prod cluster", "fake")
+        })
+        .await
+        .unwrap();
+    assert_eq!(kp.agent_profile_id.as_deref(), Some(prod.id.as_str()));
+    assert_eq!(
+        kubes().await[0].agent_profile_id.as_deref(),
+        Some(prod.id.as_str())
+    );
+    within(
+        60,
+        "promote",
+        console.promote_release(PromoteArgs {
+            release: rref(&kp.id),
+            full: false,
+            reason: "first step".into(),
+        }),
+    )
+    .await
+    .unwrap();
+    // The active service is staging: its incident switch does not touch prod's canary.
+    let on_staging = console
+        .incident_switch(IncidentArgs {
+            reason: "errors on staging".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(on_staging.rollouts_paused, 0);
+    console
+        .set_active_profile(ProfileIdArgs {
+            profile_id: prod.id.clone(),
+        })
+        .await
+        .unwrap();
+    let on_prod = console
+        .incident_switch(IncidentArgs {
+            reason: "errors on prod".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(on_prod.rollouts_paused, 1);
+
+    // The named service removed: the cluster follows the active profile again.
+    console
+        .remove_profile(ProfileIdArgs {
+            profile_id: prod.id.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(kubes().await[0].agent_profile_id, None);
     console.shutdown().await;
 }

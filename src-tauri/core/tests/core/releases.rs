@@ -69,6 +69,7 @@ async fn rig_with(
             name: "Fake cluster".into(),
             context: "fake".into(),
             namespace: NS.into(),
+            agent_profile_id: None,
         })
         .await
         .unwrap();
@@ -726,6 +727,7 @@ async fn releases_an_unreachable_cluster_is_a_clear_error_fast() {
         name: "Void".into(),
         context: "void".into(),
         namespace: "default".into(),
+        agent_profile_id: None,
     })
     .await
     .unwrap();
@@ -743,6 +745,7 @@ async fn releases_an_unreachable_cluster_is_a_clear_error_fast() {
             name: "X".into(),
             context: "nope".into(),
             namespace: "default".into(),
+            agent_profile_id: None,
         })
         .await
         .unwrap_err();

@@ -429,7 +429,11 @@ export function releaseMock(ctx: ReleaseMockContext): { handlers: ReleaseHandler
       if (a.namespace.length > 63 || !NAMESPACE.test(a.namespace)) throw invalid(`${JSON.stringify(a.namespace)} is not a namespace name (a DNS-1123 label: lowercase letters, digits and "-", at most 63)`);
       const id = `k8s-${name.toLowerCase().replace(/[^a-z0-9_-]+/g, '-')}`.slice(0, 64);
       if (ctx.profiles().some((p) => p.id === id)) throw conflict(`A profile named ${name} already exists`);
-      const p: Profile = { id, name, kind: 'kubernetes', is_local: false, url: null, context: a.context, namespace: a.namespace, has_secret: false };
+      const link = a.agent_profile_id;
+      if (link !== undefined && !ctx.profiles().some((p) => p.id === link && p.kind === 'agent' && !p.is_local)) {
+        throw invalid(`${JSON.stringify(link)} is not an agent-service profile a cluster can be linked to`);
+      }
+      const p: Profile = { id, name, kind: 'kubernetes', is_local: false, url: null, context: a.context, namespace: a.namespace, has_secret: false, ...(link === undefined ? {} : { agent_profile_id: link }) };
       ctx.addProfile(p);
       return p;
     },

@@ -17,4 +17,9 @@ context: string | null, namespace: string | null,
 /**
  * Whether the keyring holds a key or token for it (never the secret itself).
  */
-has_secret: boolean, };
+has_secret: boolean, 
+/**
+ * `kubernetes` profiles: the agent-service profile it is linked to; absent when it
+ * follows the active profile.
+ */
+agent_profile_id?: string, };
