@@ -47,6 +47,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         notify,
         list_kube_contexts,
         add_kube_profile,
+        link_kube_profile,
         list_releases,
         get_release,
         promote_release,
@@ -293,6 +294,14 @@ pub async fn list_kube_contexts(
     state: State<'_, AppState>,
 ) -> Result<Vec<rd::KubeContext>, CommandError> {
     state.console().await?.list_kube_contexts().await
+}
+
+#[tauri::command]
+pub async fn link_kube_profile(
+    state: State<'_, AppState>,
+    args: rd::LinkKubeProfileArgs,
+) -> Result<ProfileList, CommandError> {
+    state.console().await?.link_kube_profile(args).await
 }
 
 #[tauri::command]

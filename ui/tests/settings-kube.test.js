@@ -90,7 +90,9 @@ describe('settings: add a Kubernetes cluster', () => {
     assert.deepEqual((await sent(page, 'add_kube_profile')).map((c) => c.args), [{ name: 'prod-us', context: US, namespace: 'billing' }]);
     assert.ok((await sent(page, 'list_profiles')).length > listsBefore, 'the list is reloaded from the backend');
     assert.equal(await row.getAttribute('data-kind'), 'kubernetes');
-    assert.match(await row.innerText(), /prod-us\s+Kubernetes\s+gke_acme_us-east1_prod \/ billing\s+→ the active connection\s+kubeconfig/);
+    assert.match(await row.innerText(), /prod-us\s+Kubernetes\s+gke_acme_us-east1_prod \/ billing/);
+    assert.match(await row.innerText(), /kubeconfig/);
+    assert.equal(await row.locator('select[data-agent-link]').inputValue(), '', 'follows the active connection');
     await page.locator('[data-toast="success"]', { hasText: 'Added prod-us' }).waitFor();
     assert.equal(await page.locator('form[data-kube-form]').count(), 0, 'the form closes after adding');
     // The others stay listed.
@@ -118,9 +120,32 @@ describe('settings: add a Kubernetes cluster', () => {
     await row.waitFor();
     const args = /** @type {{agent_profile_id?: string} | undefined} */ ((await sent(page, 'add_kube_profile')).at(-1)?.args);
     assert.equal(args?.agent_profile_id, target.value);
-    assert.equal(await row.locator('[data-agent-link]').getAttribute('data-agent-link'), target.value);
-    assert.match(await row.locator('[data-agent-link]').innerText(), new RegExp(`→ ${target.text}`));
+    const shown = row.locator('select[data-agent-link]');
+    assert.equal(await shown.inputValue(), target.value);
+    assert.equal(await shown.evaluate((e) => /** @type {HTMLSelectElement} */ (e).selectedOptions[0]?.textContent), target.text);
     await shot(page, 'settings-kube-linked');
+    assert.deepEqual(errors, []);
+    await close();
+  });
+
+  it("re-links an existing cluster from the list, and back to following the active connection", async () => {
+    const { page, errors, close } = await ui.open({ route: 'settings' });
+    await expectState(page, 'settings', 'full');
+    const row = page.locator('tr[data-kind="kubernetes"]').first();
+    const id = await row.getAttribute('data-profile');
+    const link = row.locator('select[data-agent-link]');
+    assert.equal(await link.inputValue(), '');
+    const agent = await link.locator('option').nth(1).getAttribute('value');
+    assert.ok(agent);
+    await link.selectOption(agent);
+    await page.locator('[data-toast="success"]', { hasText: 'now answers to' }).waitFor();
+    assert.equal(await link.getAttribute('data-agent-link'), agent);
+    await link.selectOption('');
+    await page.waitForFunction((pid) => document.querySelector(`tr[data-profile="${pid}"] select[data-agent-link]`)?.getAttribute('data-agent-link') === '', id);
+    assert.deepEqual(
+      (await sent(page, 'link_kube_profile')).map((c) => c.args),
+      [{ profile_id: id, agent_profile_id: agent }, { profile_id: id }],
+    );
     assert.deepEqual(errors, []);
     await close();
   });

@@ -1306,6 +1306,10 @@ mod tests {
                 namespace: "ns".into(),
                 agent_profile_id: None,
             }));
+            send(c.link_kube_profile(rd::LinkKubeProfileArgs {
+                profile_id: "k".into(),
+                agent_profile_id: None,
+            }));
             send(c.list_releases());
             send(c.get_release(rd::ReleaseRefArgs { release: r() }));
             send(c.promote_release(rd::PromoteArgs {

@@ -331,6 +331,37 @@ impl Console {
         })
     }
 
+    /// Links a Kubernetes profile to the agent-service profile named (or, without one, lets
+    /// it follow the active profile) and re-links its releases at once.
+    pub async fn link_kube_profile(
+        &self,
+        args: rd::LinkKubeProfileArgs,
+    ) -> CmdResult<super::dto::ProfileList> {
+        self.guard(ActionId::ManageProfiles)?;
+        let kube = ProfileId::parse(&args.profile_id)?;
+        match self.inner.host.store.profile(&kube).await? {
+            Some(p) if matches!(p.target, Target::Kubernetes { .. }) => {}
+            _ => {
+                return Err(CommandError::not_found(format!(
+                    "No Kubernetes profile {}",
+                    args.profile_id
+                )));
+            }
+        }
+        let link = match args.agent_profile_id.as_deref() {
+            None => None,
+            Some(id) => Some(self.link_target(id).await?),
+        };
+        let target = format!("profile/{kube}");
+        let store = self.inner.host.store.clone();
+        self.audited("link_profile", &target, async {
+            store.set_agent_link(&kube, link.as_ref()).await
+        })
+        .await?;
+        self.sync_releases().await;
+        self.list_profiles().await
+    }
+
     pub async fn list_releases(&self) -> CmdResult<rd::ReleaseList> {
         Ok(self.releases().service.list_releases().await?)
     }

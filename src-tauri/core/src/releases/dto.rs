@@ -323,6 +323,17 @@ pub struct AddKubeProfileArgs {
     pub agent_profile_id: Option<String>,
 }
 
+/// Links a Kubernetes profile to an agent-service profile, or (without one) lets it follow
+/// the active profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export, export_to = "releases/")]
+pub struct LinkKubeProfileArgs {
+    pub profile_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub agent_profile_id: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export, export_to = "releases/")]
 pub struct ReleaseRefArgs {

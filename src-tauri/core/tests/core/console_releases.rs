@@ -423,6 +423,77 @@ async fn console_releases_a_cluster_linked_to_a_named_service_stays_linked() {
         .unwrap();
     assert_eq!(on_prod.rollouts_paused, 1);
 
+    // Re-linked to staging while prod stays active: staging's switch now pauses it.
+    console
+        .resume_release(ReleaseReasonArgs {
+            release: rref(&kp.id),
+            reason: "recovered".into(),
+        })
+        .await
+        .unwrap();
+    let list = console
+        .link_kube_profile(LinkKubeProfileArgs {
+            profile_id: kp.id.clone(),
+            agent_profile_id: Some(staging.id.clone()),
+        })
+        .await
+        .unwrap();
+    let linked = list.profiles.iter().find(|p| p.id == kp.id).unwrap();
+    assert_eq!(
+        linked.agent_profile_id.as_deref(),
+        Some(staging.id.as_str())
+    );
+    assert_eq!(
+        console.list_profiles().await.unwrap().active_id.as_deref(),
+        Some(prod.id.as_str())
+    );
+    console
+        .set_active_profile(ProfileIdArgs {
+            profile_id: staging.id.clone(),
+        })
+        .await
+        .unwrap();
+    let relinked = console
+        .incident_switch(IncidentArgs {
+            reason: "staging again".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(relinked.rollouts_paused, 1);
+    // Bad re-links change nothing.
+    for (profile, agent) in [
+        ("nope", Some(prod.id.clone())),
+        (kp.id.as_str(), Some("local".into())),
+        (prod.id.as_str(), None),
+    ] {
+        let e = console
+            .link_kube_profile(LinkKubeProfileArgs {
+                profile_id: profile.into(),
+                agent_profile_id: agent,
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e.code,
+                CommandErrorCode::Invalid | CommandErrorCode::NotFound
+            ),
+            "{profile}: {e:?}"
+        );
+    }
+    assert_eq!(
+        kubes().await[0].agent_profile_id.as_deref(),
+        Some(staging.id.as_str())
+    );
+    // Back to prod for the removal below.
+    console
+        .link_kube_profile(LinkKubeProfileArgs {
+            profile_id: kp.id.clone(),
+            agent_profile_id: Some(prod.id.clone()),
+        })
+        .await
+        .unwrap();
+
     // The named service removed: the cluster follows the active profile again.
     console
         .remove_profile(ProfileIdArgs {

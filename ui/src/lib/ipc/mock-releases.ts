@@ -28,11 +28,12 @@ import type {
   TrackInfo,
   AnalysisVerdict,
 } from './releases';
-import type { ArgsOf, EventMap, EventName, Profile, ResultOf } from './types';
+import type { ArgsOf, EventMap, EventName, Profile, ProfileList, ResultOf } from './types';
 
 export type ReleaseCommand =
   | 'list_kube_contexts'
   | 'add_kube_profile'
+  | 'link_kube_profile'
   | 'list_releases'
   | 'get_release'
   | 'promote_release'
@@ -52,6 +53,8 @@ export interface ReleaseMockContext {
   readOnly(): boolean;
   profiles(): Profile[];
   addProfile(p: Profile): void;
+  /** Replaces the profile with its id; the new list. */
+  replaceProfile(p: Profile): ProfileList;
   emit<E extends EventName>(event: E, payload: EventMap[E]): void;
 }
 
@@ -436,6 +439,18 @@ export function releaseMock(ctx: ReleaseMockContext): { handlers: ReleaseHandler
       const p: Profile = { id, name, kind: 'kubernetes', is_local: false, url: null, context: a.context, namespace: a.namespace, has_secret: false, ...(link === undefined ? {} : { agent_profile_id: link }) };
       ctx.addProfile(p);
       return p;
+    },
+    link_kube_profile: (a) => {
+      const p = ctx.profiles().find((x) => x.id === a.profile_id && x.kind === 'kubernetes');
+      if (!p) throw new BackendError({ code: 'not_found', message: `No Kubernetes profile ${a.profile_id}`, server_code: null, request_id: null, retry_after_secs: null });
+      const link = a.agent_profile_id;
+      if (link !== undefined && !ctx.profiles().some((x) => x.id === link && x.kind === 'agent' && !x.is_local)) {
+        throw invalid(`${JSON.stringify(link)} is not an agent-service profile a cluster can be linked to`);
+      }
+      const next: Profile = { ...p };
+      if (link === undefined) delete next.agent_profile_id;
+      else next.agent_profile_id = link;
+      return ctx.replaceProfile(next);
     },
     list_releases: (): ReleaseList => {
       if (ctx.isEmpty()) return { releases: [], errors: [] };

@@ -254,6 +254,10 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
     addProfile: (p) => {
       profileList = { ...profileList, profiles: [...profileList.profiles, p] };
     },
+    replaceProfile: (p) => {
+      profileList = { ...profileList, profiles: profileList.profiles.map((x) => (x.id === p.id ? p : x)) };
+      return profileList;
+    },
     emit,
   });
 

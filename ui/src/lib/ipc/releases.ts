@@ -14,6 +14,7 @@ export type { ReleaseRef as RolloutRef } from './generated/releases/ReleaseRef';
 export type { Measurement as MetricSample } from './generated/releases/Measurement';
 
 export type { AddKubeProfileArgs } from './generated/releases/AddKubeProfileArgs';
+export type { LinkKubeProfileArgs } from './generated/releases/LinkKubeProfileArgs';
 export type { ClusterError } from './generated/releases/ClusterError';
 export type { EvalGateStatus } from './generated/releases/EvalGateStatus';
 export type { GateVerdict } from './generated/releases/GateVerdict';

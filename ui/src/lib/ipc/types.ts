@@ -20,6 +20,7 @@
 import type {
   AddKubeProfileArgs,
   KubeContext,
+  LinkKubeProfileArgs,
   PromoteArgs,
   ReleaseActionResult,
   ReleaseDetail,
@@ -288,6 +289,7 @@ export interface CommandMap {
   // releases (issue #5)
   list_kube_contexts: { args: NoArgs; result: KubeContext[] };
   add_kube_profile: { args: AddKubeProfileArgs; result: Profile };
+  link_kube_profile: { args: LinkKubeProfileArgs; result: ProfileList };
   list_releases: { args: NoArgs; result: ReleaseList };
   get_release: { args: ReleaseRefArgs; result: ReleaseDetail };
   promote_release: { args: PromoteArgs; result: ReleaseActionResult };

@@ -10,6 +10,7 @@ class ProfileStore {
   add = new Action((name: string, url: string, apiKey: string) => backend.invoke('add_agent_profile', { name, url, api_key: apiKey }));
   remove = new Action((id: string) => backend.invoke('remove_profile', { profile_id: id }));
   activate = new Action((id: string) => backend.invoke('set_active_profile', { profile_id: id }));
+  relink = new Action((id: string, agent: string | null) => backend.invoke('link_kube_profile', agent === null ? { profile_id: id } : { profile_id: id, agent_profile_id: agent }));
 
   get active(): string | null {
     const l = this.list.data;
@@ -35,6 +36,18 @@ class ProfileStore {
       return;
     }
     this.list.set(l);
+  }
+
+  /** Links a Kubernetes profile to an agent-service profile (`null`: follow the active one). */
+  async link(id: string, agent: string | null): Promise<void> {
+    const l = await this.relink.run(id, agent);
+    if (l === undefined) {
+      toasts.show('error', 'Could not change the link', this.relink.error?.message ?? null);
+      return;
+    }
+    this.list.set(l);
+    const name = (pid: string) => l.profiles.find((p) => p.id === pid)?.name ?? pid;
+    toasts.show('success', `${name(id)} now answers to ${agent === null ? 'the active connection' : name(agent)}`);
   }
 
   /** Adds an agent endpoint; resolves to whether it worked (the form shows `add.error`). */
