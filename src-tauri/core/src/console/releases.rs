@@ -106,6 +106,9 @@ impl Console {
                  profile cannot: it is the bundled service, not one running in a cluster)"
             ))
         };
+        if id == LOCAL_PROFILE_ID {
+            return Err(not_linkable());
+        }
         let pid = ProfileId::parse(id).map_err(|_| not_linkable())?;
         match self.inner.host.store.profile(&pid).await? {
             Some(p) if matches!(p.target, Target::Agent { .. }) => Ok(pid),
@@ -115,15 +118,7 @@ impl Console {
 
     /// The active profile when it is a stored agent-service profile (Local is not).
     async fn linkable_active(&self) -> Option<ProfileId> {
-        let id = self.active_id()?;
-        if id == LOCAL_PROFILE_ID {
-            return None;
-        }
-        let pid = ProfileId::parse(&id).ok()?;
-        match self.inner.host.store.profile(&pid).await {
-            Ok(Some(p)) if matches!(p.target, Target::Agent { .. }) => Some(pid),
-            _ => None,
-        }
+        self.link_target(&self.active_id()?).await.ok()
     }
 
     /// Brings the watches and the agent links in line with the stored Kubernetes profiles

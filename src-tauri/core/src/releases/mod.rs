@@ -115,13 +115,34 @@ impl Pushed {
         sink(ReleaseChange::Removed(release));
     }
 
-    fn relist_started(&mut self) {
-        self.relisting = Some(HashSet::new());
-    }
-
-    fn relisted(&mut self, name: &str) {
-        if let Some(seen) = self.relisting.as_mut() {
-            seen.insert(name.to_string());
+    /// Takes one watcher event: keeps the re-list's bookkeeping (`release_name` names the
+    /// release an object belongs to) and hands back the object of an apply or delete, with
+    /// whether it was deleted.
+    fn take<K>(
+        &mut self,
+        event: kube::runtime::watcher::Event<K>,
+        c: &Cluster,
+        sink: &SummarySink,
+        release_name: impl Fn(&K) -> Option<String>,
+    ) -> Option<(K, bool)> {
+        use kube::runtime::watcher::Event;
+        match event {
+            Event::Init => {
+                self.relisting = Some(HashSet::new());
+                None
+            }
+            Event::InitDone => {
+                self.relist_done(c, sink);
+                None
+            }
+            Event::InitApply(obj) => {
+                if let (Some(seen), Some(name)) = (self.relisting.as_mut(), release_name(&obj)) {
+                    seen.insert(name);
+                }
+                Some((obj, false))
+            }
+            Event::Apply(obj) => Some((obj, false)),
+            Event::Delete(obj) => Some((obj, true)),
         }
     }
 
@@ -579,23 +600,10 @@ impl ReleaseService {
                         continue;
                     }
                 };
-                let (d, deleted) = match event {
-                    watcher::Event::Init => {
-                        pushed.relist_started();
-                        continue;
-                    }
-                    watcher::Event::InitDone => {
-                        pushed.relist_done(&c, &sink);
-                        continue;
-                    }
-                    watcher::Event::InitApply(d) => {
-                        if let Some((app, _)) = release_of(&d) {
-                            pushed.relisted(&app);
-                        }
-                        (d, false)
-                    }
-                    watcher::Event::Apply(d) => (d, false),
-                    watcher::Event::Delete(d) => (d, true),
+                let Some((d, deleted)) =
+                    pushed.take(event, &c, &sink, |d| release_of(d).map(|(app, _)| app))
+                else {
+                    continue;
                 };
                 let Some((app, canary)) = release_of(&d) else {
                     continue;
@@ -628,29 +636,16 @@ impl ReleaseService {
             let Ok(event) = item else {
                 continue;
             };
-            let obj = match event {
-                watcher::Event::Init => {
-                    pushed.relist_started();
-                    continue;
-                }
-                watcher::Event::InitDone => {
-                    pushed.relist_done(&c, &sink);
-                    continue;
-                }
-                watcher::Event::Delete(obj) => {
-                    if let Some(name) = obj.metadata.name.as_deref() {
-                        pushed.remove(c.release_ref(name), &sink);
-                    }
-                    continue;
-                }
-                watcher::Event::InitApply(obj) => {
-                    if let Some(name) = obj.metadata.name.as_deref() {
-                        pushed.relisted(name);
-                    }
-                    obj
-                }
-                watcher::Event::Apply(obj) => obj,
+            let Some((obj, deleted)) = pushed.take(event, &c, &sink, |o| o.metadata.name.clone())
+            else {
+                continue;
             };
+            if deleted {
+                if let Some(name) = obj.metadata.name.as_deref() {
+                    pushed.remove(c.release_ref(name), &sink);
+                }
+                continue;
+            }
             let Ok(ro) = serde_json::to_value(&obj) else {
                 continue;
             };

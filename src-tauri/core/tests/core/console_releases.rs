@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use flightdeck_core::clock::SystemClock;
 use flightdeck_core::console::dto::{
-    AddAgentProfileArgs, CommandErrorCode, IncidentArgs, ProfileIdArgs, ProfileKind,
+    AddAgentProfileArgs, CommandErrorCode, IncidentArgs, Profile, ProfileIdArgs, ProfileKind,
 };
 use flightdeck_core::console::{Console, ConsoleOptions};
 use flightdeck_core::host::Host;
@@ -46,6 +46,18 @@ fn add_kube(name: &str, context: &str) -> AddKubeProfileArgs {
         namespace: NS.into(),
         agent_profile_id: None,
     }
+}
+
+/// Adds `svc` as an agent-service profile with its admin key (the first one becomes active).
+async fn add_agent(console: &Console, name: &str, svc: &testkit::AgentService) -> Profile {
+    console
+        .add_agent_profile(AddAgentProfileArgs {
+            name: name.into(),
+            url: svc.url().into(),
+            api_key: svc.key("admin").into(),
+        })
+        .await
+        .unwrap()
 }
 
 fn rref(profile_id: &str) -> ReleaseRef {
@@ -177,14 +189,7 @@ async fn console_releases_incident_switch_pauses_the_linked_canary() {
     assert_eq!(none.code, CommandErrorCode::Invalid, "{none:?}");
 
     // The active agent-service profile: the service the cluster runs (its canary here).
-    let agent = console
-        .add_agent_profile(AddAgentProfileArgs {
-            name: "Prod service".into(),
-            url: canary.url().into(),
-            api_key: canary.key("admin").into(),
-        })
-        .await
-        .unwrap();
+    let agent = add_agent(&console, "Prod service", &canary).await;
     assert_eq!(
         console.list_profiles().await.unwrap().active_id.as_deref(),
         Some(agent.id.as_str())
@@ -236,14 +241,7 @@ async fn console_releases_incident_switch_pauses_the_linked_canary() {
 
     // Another service becomes active: the cluster is re-linked to it, so its incident
     // switch pauses the (resumed) canary.
-    let other = console
-        .add_agent_profile(AddAgentProfileArgs {
-            name: "Staging service".into(),
-            url: stable.url().into(),
-            api_key: stable.key("admin").into(),
-        })
-        .await
-        .unwrap();
+    let other = add_agent(&console, "Staging service", &stable).await;
     console
         .set_active_profile(ProfileIdArgs {
             profile_id: other.id.clone(),
@@ -332,22 +330,8 @@ async fn console_releases_a_cluster_linked_to_a_named_service_stays_linked() {
     let (stable, canary) = backends(&kube, &[]);
     let sink = Arc::new(Recorder::default());
     let console = console(&dir, vec![kc], sink.clone()).await;
-    let prod = console
-        .add_agent_profile(AddAgentProfileArgs {
-            name: "Prod service".into(),
-            url: canary.url().into(),
-            api_key: canary.key("admin").into(),
-        })
-        .await
-        .unwrap();
-    let staging = console
-        .add_agent_profile(AddAgentProfileArgs {
-            name: "Staging service".into(),
-            url: stable.url().into(),
-            api_key: stable.key("admin").into(),
-        })
-        .await
-        .unwrap();
+    let prod = add_agent(&console, "Prod service", &canary).await;
+    let staging = add_agent(&console, "Staging service", &stable).await;
     console
         .set_active_profile(ProfileIdArgs {
             profile_id: staging.id.clone(),
