@@ -21,7 +21,7 @@ service_only() {
   export LOG_FORMAT="${LOG_FORMAT:-pretty}"
   log "building agent-service"
   cargo build --release --locked -p agent-service -q
-  local bin=target/release/agent-service
+  local bin="${CARGO_TARGET_DIR:-target}/release/agent-service"
   log "seeding demo data; fresh demo keys (role, tenant, key):"
   "$bin" seed-demo | tee .local/demo-keys.tsv
   local key
@@ -59,7 +59,7 @@ flags=()
 if [ "${FLIGHTDECK_RELEASE:-0}" = 1 ]; then profile=release; flags=(--release); fi
 log "building the Flightdeck app and the agent-service ($profile)"
 cargo build --locked "${flags[@]}" -p flightdeck -p agent-service --bin flightdeck --bin agent-service
-app="target/$profile/flightdeck"
+app="${CARGO_TARGET_DIR:-target}/$profile/flightdeck"
 
 if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
   log "no display (\$DISPLAY and \$WAYLAND_DISPLAY are unset): the console cannot open a window here"
