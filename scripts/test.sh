@@ -8,6 +8,7 @@ source scripts/lib.sh
 
 apt_ensure build-essential pkg-config libdbus-1-dev dbus-x11 gnome-keyring
 start_postgres
+disk_report "start"
 
 bash scripts/test-deploy.sh
 bash scripts/test-ui.sh
@@ -18,18 +19,22 @@ case "$tree" in
   *) printf 'flightdeck-core must not depend on tauri (keep Tauri in src-tauri/):\n%s\n' "$tree" >&2; exit 1 ;;
 esac
 bash scripts/test-desktop.sh
+disk_report "after the desktop checks"
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+disk_report "after clippy"
 log "tests (SQLite and PostgreSQL at ${TEST_POSTGRES_URL%%@*}@…)"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+disk_report "after the tests"
 
 # The tests above regenerate the IPC types (ts-rs): they must equal what is committed.
 log "generated IPC types are committed"
