@@ -1053,7 +1053,8 @@ async fn receiver() -> (u16, Arc<Mutex<Vec<String>>>) {
 async fn http_write_crash_is_retried_with_the_same_key(backend: Backend) {
     let fake = FakeOllama::start().await;
     let (port, calls) = receiver().await;
-    let dir = temp_dir();
+    let tmp = temp_dir();
+    let dir = tmp.path();
     let config = dir.join("agent.toml");
     std::fs::write(
         &config,
@@ -1132,7 +1133,6 @@ async fn http_write_crash_is_retried_with_the_same_key(backend: Backend) {
         ]
     );
     assert_eq!(verify(&app).await["ok"], true);
-    let _ = std::fs::remove_dir_all(dir);
 }
 both!(
     http_write_crash_test,

@@ -5,7 +5,8 @@ use std::process::Command;
 use crate::helpers::{BIN, Backend, TestApp, temp_dir};
 
 fn start_with(env: &[(&str, &str)]) -> (i32, String) {
-    let dir = temp_dir();
+    let tmp = temp_dir();
+    let dir = tmp.path();
     let mut cmd = Command::new(BIN);
     cmd.arg("serve")
         .env_clear()
@@ -15,7 +16,6 @@ fn start_with(env: &[(&str, &str)]) -> (i32, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run");
-    let _ = std::fs::remove_dir_all(dir);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).to_string(),
@@ -82,7 +82,8 @@ fn bad_values_name_the_key() {
 
 #[test]
 fn config_file_errors_name_the_key() {
-    let dir = temp_dir();
+    let tmp = temp_dir();
+    let dir = tmp.path();
     let path = dir.join("agent.toml");
     std::fs::write(&path, "max_tool_calls = \"three\"\n").unwrap();
     let (code, stderr) = start_with(&[("AGENT_CONFIG", path.to_str().unwrap())]);
@@ -92,7 +93,6 @@ fn config_file_errors_name_the_key() {
     let (code, stderr) = start_with(&[("AGENT_CONFIG", path.to_str().unwrap())]);
     assert_ne!(code, 0, "{stderr}");
     assert!(stderr.contains("http_tools.t.side_effect"), "{stderr}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

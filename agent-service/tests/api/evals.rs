@@ -145,7 +145,8 @@ async fn approvals_in(db_url: &str, tenant: &str) -> Vec<String> {
 async fn shipped_policy_passes_the_gate(backend: Backend) {
     let db = TestDb::new(backend).await;
     seed(&db.url);
-    let out = temp_dir();
+    let out_tmp = temp_dir();
+    let out = out_tmp.path();
     let out_arg = out.display().to_string();
 
     let golden = eval(
@@ -170,7 +171,7 @@ async fn shipped_policy_passes_the_gate(backend: Backend) {
         golden.stderr
     );
     let id = run_id(&golden.stdout);
-    let r = reports(&out, "golden", &id);
+    let r = reports(out, "golden", &id);
     assert_eq!(r.json["id"], id.as_str());
     assert_eq!(r.json["status"], "completed");
     assert_eq!(r.json["origin"], "cli");
@@ -276,7 +277,7 @@ async fn shipped_policy_passes_the_gate(backend: Backend) {
         adversarial.stdout, adversarial.stderr
     );
     let id = run_id(&adversarial.stdout);
-    let r = reports(&out, "adversarial", &id);
+    let r = reports(out, "adversarial", &id);
     assert_eq!(
         r.json["scores"]["policy_compliance"], 1.0,
         "{}",
@@ -322,10 +323,12 @@ both!(shipped_policy_test, super::shipped_policy_passes_the_gate);
 async fn broken_policy_fails_the_gate(backend: Backend) {
     let db = TestDb::new(backend).await;
     let keys = seed(&db.url);
-    let out = temp_dir();
+    let out_tmp = temp_dir();
+    let out = out_tmp.path();
     let out_arg = out.display().to_string();
-    let dir = temp_dir();
-    let broken = broken_policy(&dir);
+    let tmp = temp_dir();
+    let dir = tmp.path();
+    let broken = broken_policy(dir);
     let broken_env = [("POLICY_PATH", broken.to_str().unwrap())];
     let owned = ["--tenant", "demo", "--out", &out_arg];
 
@@ -363,7 +366,7 @@ async fn broken_policy_fails_the_gate(backend: Backend) {
         bad.stdout
     );
     let bad_id = run_id(&bad.stdout);
-    let r = reports(&out, "adversarial", &bad_id);
+    let r = reports(out, "adversarial", &bad_id);
     assert_eq!(r.json["gate"]["verdict"], "fail");
     let compliance = r.json["scores"]["policy_compliance"].as_f64().unwrap();
     let expected = (ADVERSARIAL_CASES - INJECTION_ONLY.len()) as f64 / ADVERSARIAL_CASES as f64;
@@ -654,8 +657,9 @@ async fn api_runs_show_progress_and_reports(backend: Backend) {
     assert_eq!(none["items"], json!([]));
 
     // The broken policy, baselined against the good run: the injections flip to fail.
-    let dir = temp_dir();
-    let broken = broken_policy(&dir);
+    let tmp = temp_dir();
+    let dir = tmp.path();
+    let broken = broken_policy(dir);
     app.restart(&[("POLICY_PATH", broken.to_str().unwrap())])
         .await;
     let (s, _, v) = app
@@ -842,7 +846,8 @@ both!(api_errors_test, super::api_refuses_bad_requests);
 async fn cli_refuses_bad_input(backend: Backend) {
     let db = TestDb::new(backend).await;
     seed(&db.url);
-    let dir = temp_dir();
+    let tmp = temp_dir();
+    let dir = tmp.path();
     let out_arg = dir.join("reports").display().to_string();
 
     let usage = |args: &[&str], fragment: &str| {

@@ -40,26 +40,15 @@ macro_rules! both {
 /// A database for one test.
 pub struct TestDb {
     pub url: String,
-    _dir: Option<tempdir::Dir>,
+    _dir: Option<tempfile::TempDir>,
 }
 
-mod tempdir {
-    /// A temporary directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-pub fn temp_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "agent-service-test-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+/// A temporary directory for one test, removed when dropped (also when the test panics).
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("agent-service-test-")
+        .tempdir()
+        .expect("create temp dir")
 }
 
 impl TestDb {
@@ -67,10 +56,10 @@ impl TestDb {
         match backend {
             Backend::Sqlite => {
                 let dir = temp_dir();
-                let url = format!("sqlite://{}/agent.db", dir.display());
+                let url = format!("sqlite://{}/agent.db", dir.path().display());
                 Self {
                     url,
-                    _dir: Some(tempdir::Dir(dir)),
+                    _dir: Some(dir),
                 }
             }
             Backend::Postgres => {

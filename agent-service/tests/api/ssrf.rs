@@ -16,7 +16,8 @@ fn http_tool(name: &str, url: &str) -> String {
 
 #[test]
 fn internal_address_literals_are_refused_at_start() {
-    let dir = temp_dir();
+    let tmp = temp_dir();
+    let dir = tmp.path();
     for (target, reason) in [
         ("http://127.0.0.1:9/x", "loopback"),
         ("http://10.1.2.3/x", "private"),
@@ -45,7 +46,6 @@ fn internal_address_literals_are_refused_at_start() {
             "the error names the fix: {stderr}"
         );
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The machine's own host name: sandboxes and containers map it to an internal address
@@ -90,7 +90,8 @@ async fn names_and_redirects_to_internal_addresses_are_refused(backend: Backend)
     tokio::spawn(async move { axum::serve(listener, router).await });
 
     let host = internal_hostname();
-    let dir = temp_dir();
+    let tmp = temp_dir();
+    let dir = tmp.path();
     let config = dir.join("agent.toml");
     let mut toml = "egress_allowlist = [\"127.0.0.2\"]\n".to_string();
     toml.push_str(&http_tool("named_internal", &format!("http://{host}:9/x")));
@@ -159,7 +160,6 @@ async fn names_and_redirects_to_internal_addresses_are_refused(backend: Backend)
         tool_msgs.iter().any(|m| m.contains("169.254.169.254")),
         "{tool_msgs:?}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 both!(
     ssrf_names_test,

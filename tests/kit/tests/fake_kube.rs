@@ -20,27 +20,37 @@ use testkit::fake_kube::{FakeKube, KubeconfigOpts, Policy, PolicyRule};
 
 const NS: &str = "shop";
 
-fn temp_path(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("fake-kube-test-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
+/// A temporary directory for one test's files, removed when dropped.
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("fake-kube-test-")
+        .tempdir()
+        .expect("temp dir")
 }
 
-async fn client_with(fake: &FakeKube, opts: &KubeconfigOpts) -> kube::Result<Client> {
-    let path = temp_path("kubeconfig");
+/// A client from a kubeconfig the fake writes, and the directory holding that kubeconfig:
+/// an exec-plugin user runs the script beside it for every token, so keep it while the
+/// client is in use.
+async fn client_with(
+    fake: &FakeKube,
+    opts: &KubeconfigOpts,
+) -> (tempfile::TempDir, kube::Result<Client>) {
+    let dir = temp_dir();
+    let path = dir.path().join("kubeconfig");
     fake.write_kubeconfig(&path, opts)
         .expect("kubeconfig written");
     let kc = Kubeconfig::read_from(&path).expect("kubeconfig readable by kube");
     let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .expect("kube config");
-    Client::try_from(config)
+    (dir, Client::try_from(config))
 }
 
 /// A client without kube's default retry of 429/503/504 (it backs off for minutes).
 async fn client_no_retry(fake: &FakeKube) -> Client {
-    let path = temp_path("kubeconfig");
+    // A token user: nothing is read from the kubeconfig's directory after this.
+    let dir = temp_dir();
+    let path = dir.path().join("kubeconfig");
     fake.write_kubeconfig(&path, &KubeconfigOpts::default())
         .expect("kubeconfig written");
     let kc = Kubeconfig::read_from(&path).expect("kubeconfig readable by kube");
@@ -51,9 +61,11 @@ async fn client_no_retry(fake: &FakeKube) -> Client {
     Client::try_from(config).expect("client")
 }
 
+/// A client with the fake's bearer token (its kubeconfig is not needed after this).
 async fn client(fake: &FakeKube) -> Client {
     client_with(fake, &KubeconfigOpts::default())
         .await
+        .1
         .expect("client")
 }
 
@@ -102,9 +114,8 @@ fn revision(d: &Deployment) -> Option<String> {
 #[tokio::test]
 async fn fake_kube_token_and_exec_kubeconfigs_authenticate() {
     let fake = FakeKube::start().await;
-    let token = client_with(&fake, &KubeconfigOpts::default())
-        .await
-        .unwrap();
+    let (_token_dir, token) = client_with(&fake, &KubeconfigOpts::default()).await;
+    let token = token.unwrap();
     let names: Vec<String> = Api::<Namespace>::all(token)
         .list(&ListParams::default())
         .await
@@ -115,7 +126,7 @@ async fn fake_kube_token_and_exec_kubeconfigs_authenticate() {
         .collect();
     assert_eq!(names, ["default", "kube-system"]);
 
-    let exec = client_with(
+    let (_exec_dir, exec) = client_with(
         &fake,
         &KubeconfigOpts {
             exec: true,
@@ -123,8 +134,8 @@ async fn fake_kube_token_and_exec_kubeconfigs_authenticate() {
             ..KubeconfigOpts::default()
         },
     )
-    .await
-    .unwrap();
+    .await;
+    let exec = exec.unwrap();
     let v = exec.apiserver_version().await.expect("version");
     assert_eq!(v.major, "1");
     Api::<Namespace>::all(exec.clone())
@@ -135,15 +146,15 @@ async fn fake_kube_token_and_exec_kubeconfigs_authenticate() {
     let header = fake.request_log().last().cloned().expect("logged");
     assert_eq!(header.status, 200);
 
-    let wrong = client_with(
+    let (_wrong_dir, wrong) = client_with(
         &fake,
         &KubeconfigOpts {
             token: Some("not-the-token".into()),
             ..KubeconfigOpts::default()
         },
     )
-    .await
-    .unwrap();
+    .await;
+    let wrong = wrong.unwrap();
     let err = api_error(
         Api::<Namespace>::all(wrong)
             .get("default")
@@ -727,6 +738,82 @@ async fn fake_kube_watch_streams_changes_bookmarks_and_gone() {
 }
 
 #[tokio::test]
+async fn fake_kube_interrupted_watches_end_refuse_and_miss_changes_until_resumed() {
+    let (fake, _) = started_with_web().await;
+    // Without kube's retry of 503s (it would back off for minutes).
+    let deps: Api<Deployment> = Api::namespaced(client_no_retry(&fake).await, NS);
+    let rv = fake.resource_version().to_string();
+    let wp = WatchParams::default().timeout(30).disable_bookmarks();
+    let mut open = deps.watch(&wp, &rv).await.unwrap().boxed();
+
+    // Interrupted: the open watch ends without carrying what changes afterwards.
+    fake.interrupt_watches();
+    assert!(fake.delete("apps/v1", "Deployment", Some(NS), "web-canary"));
+    let end = tokio::time::timeout(Duration::from_secs(5), open.try_next())
+        .await
+        .expect("the interrupted watch ends")
+        .unwrap();
+    assert!(end.is_none(), "an interrupted watch carried {end:?}");
+    // New watches are refused with 503 (lists are served).
+    match deps.watch(&wp, &rv).await {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!(e.code, 503, "{e:?}");
+            assert_eq!(e.reason, "ServiceUnavailable");
+        }
+        Ok(_) => panic!("a watch was served while interrupted"),
+        Err(other) => panic!("expected a 503 Status, got {other:?}"),
+    }
+    let names: Vec<String> = deps
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|d| d.metadata.name)
+        .collect();
+    assert_eq!(names, ["web"]);
+
+    // Resumed: a watch from the earlier resourceVersion replays the deletion; after a
+    // compaction it gets 410 instead (the client must re-list to learn of it).
+    fake.resume_watches();
+    let mut replay = deps.watch(&wp, &rv).await.unwrap().boxed();
+    let ev = tokio::time::timeout(Duration::from_secs(5), replay.try_next())
+        .await
+        .expect("the replayed deletion in time")
+        .unwrap();
+    assert!(
+        matches!(ev, Some(WatchEvent::Deleted(ref d)) if d.metadata.name.as_deref() == Some("web-canary")),
+        "{ev:?}"
+    );
+    fake.compact();
+    let mut gone = deps.watch(&wp, &rv).await.unwrap().boxed();
+    match gone.try_next().await.unwrap() {
+        Some(WatchEvent::Error(e)) => assert_eq!(e.code, 410),
+        other => panic!("expected a 410 ERROR event, got {other:?}"),
+    }
+
+    // The control API does the same for other processes.
+    let http = reqwest::Client::new();
+    let put = |interrupted: bool| {
+        http.put(format!("{}/__fake/watches", fake.url()))
+            .json(&json!({ "interrupted": interrupted }))
+            .send()
+    };
+    assert_eq!(put(true).await.unwrap().status(), 204);
+    let now = fake.resource_version().to_string();
+    assert!(matches!(deps.watch(&wp, &now).await, Err(kube::Error::Api(e)) if e.code == 503));
+    assert_eq!(put(false).await.unwrap().status(), 204);
+    assert!(deps.watch(&wp, &now).await.is_ok());
+    let bad = http
+        .put(format!("{}/__fake/watches", fake.url()))
+        .json(&json!({ "interupted": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422, "an unknown field is refused");
+}
+
+#[tokio::test]
 async fn fake_kube_ssar_and_policy_forbid_real_requests() {
     let (fake, c) = started_with_web().await;
     fake.set_policy(
@@ -1039,8 +1126,9 @@ async fn fake_kube_applies_the_kustomize_dev_overlay() {
 #[tokio::test]
 async fn fake_kube_binary_serves_with_control_api() {
     use tokio::io::AsyncBufReadExt;
-    let kc = temp_path("kubeconfig");
-    let seed = temp_path("seed.json");
+    let tmp = temp_dir();
+    let kc = tmp.path().join("kubeconfig");
+    let seed = tmp.path().join("seed.json");
     std::fs::write(
         &seed,
         serde_json::to_string(&json!([deployment("web", "stable", "web:1", 1)])).unwrap(),

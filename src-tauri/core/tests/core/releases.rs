@@ -809,6 +809,66 @@ async fn releases_exec_plugin_kubeconfig_works_and_watch_pushes_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_a_release_deleted_while_the_watch_was_down_is_removed_after_the_relist() {
+    let rig = rig().await;
+    let (_watch, seen) = watch_summaries(&rig).await;
+    within(10, "the initial watch summary", async {
+        while updated(&seen).is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    // The watch connection drops; meanwhile both Deployments of the release are deleted
+    // and the API server compacts its history, so no watch event tells of the deletion:
+    // the watch resumes from its last resourceVersion, gets 410 Gone and re-lists.
+    let stable = stable_obj(&rig);
+    rig.kube.clear_request_log();
+    rig.kube.interrupt_watches();
+    assert!(
+        rig.kube
+            .delete("apps/v1", "Deployment", Some(NS), &format!("{APP}-canary"))
+    );
+    assert!(rig.kube.delete("apps/v1", "Deployment", Some(NS), APP));
+    rig.kube.compact();
+    rig.kube.resume_watches();
+    within(30, "the release removed after the re-list", async {
+        while !seen
+            .lock()
+            .unwrap()
+            .contains(&ReleaseChange::Removed(release(&rig)))
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    // It came from the re-list: no watch event carried either deletion (the canary's
+    // alone would have pushed the release again without its canary first).
+    assert!(
+        !updated(&seen).iter().any(|s| s.canary.is_none()),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    let relisted = rig.kube.request_log().iter().any(|r| {
+        r.method == "GET" && r.path.ends_with("/deployments") && !r.query.contains("watch=true")
+    });
+    assert!(relisted, "no list of Deployments after the interruption");
+    // A release that comes back is pushed again.
+    let mut again = stable.clone();
+    again["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| matches!(k.as_str(), "name" | "namespace" | "labels" | "annotations"));
+    again.as_object_mut().unwrap().remove("status");
+    rig.kube.apply_value(again).unwrap();
+    within(10, "the release pushed again", async {
+        while !matches!(seen.lock().unwrap().last(), Some(ReleaseChange::Updated(_))) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn releases_the_eval_gate_of_the_canary_version_is_read_from_its_service() {
     use flightdeck_core::agent::{EvalRunState, StartEval};
     let rig = rig().await;

@@ -15,6 +15,7 @@
 //! | `PUT /__fake/bookmark-interval` | `{"ms":1000}` | watch bookmark period |
 //! | `PUT /__fake/rollouts` | `{"enabled":true}` | serve `argoproj.io/v1alpha1` rollouts |
 //! | `POST /__fake/compact` | | watches from older resourceVersions get 410 |
+//! | `PUT /__fake/watches` | `{"interrupted":true}` | ends every open watch; new ones get 503 until `{"interrupted":false}` |
 //! | `GET /__fake/requests` / `DELETE /__fake/requests` | | the API request log / clear it |
 //! | `GET /__fake/events?namespace=ns` | | core v1 Events, oldest first |
 //! | `GET /__fake/info` | | `{"token","resource_version"}` |
@@ -49,6 +50,7 @@ pub fn router() -> axum::Router<Arc<Shared>> {
         .route("/bookmark-interval", put(bookmark_interval))
         .route("/rollouts", put(rollouts))
         .route("/compact", post(compact))
+        .route("/watches", put(watches))
         .route("/requests", get(requests).delete(clear_requests))
         .route("/events", get(events_route))
         .route("/info", get(info))
@@ -303,6 +305,21 @@ async fn rollouts(State(shared): State<Arc<Shared>>, Json(e): Json<Enabled>) -> 
 
 async fn compact(State(shared): State<Arc<Shared>>) -> StatusCode {
     shared.lock().compact();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Watches {
+    interrupted: bool,
+}
+
+async fn watches(State(shared): State<Arc<Shared>>, Json(w): Json<Watches>) -> StatusCode {
+    if w.interrupted {
+        shared.interrupt_watches();
+    } else {
+        shared.resume_watches();
+    }
     StatusCode::NO_CONTENT
 }
 

@@ -309,6 +309,19 @@ impl FakeKube {
         self.shared.lock().compact();
     }
 
+    /// Ends every open watch and answers new watch requests with 503 until
+    /// [`FakeKube::resume_watches`]: what changes meanwhile reaches a client only through
+    /// its next list, or a watch from its last resourceVersion (410 Gone after
+    /// [`FakeKube::compact`], which makes it re-list).
+    pub fn interrupt_watches(&self) {
+        self.shared.interrupt_watches();
+    }
+
+    /// Serves watch requests again after [`FakeKube::interrupt_watches`].
+    pub fn resume_watches(&self) {
+        self.shared.resume_watches();
+    }
+
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().rv

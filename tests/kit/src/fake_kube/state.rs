@@ -78,6 +78,8 @@ pub struct State {
     pub token: Option<String>,
     pub user: String,
     pub rollouts: bool,
+    /// Watch requests get 503 (set by [`Shared::interrupt_watches`]).
+    pub watches_down: bool,
     /// Pods to turn Running + Ready once the ready delay has passed: (namespace, name, uid).
     pub pending_ready: Vec<(String, String, String)>,
     tx: broadcast::Sender<Arc<WatchRecord>>,
@@ -87,6 +89,8 @@ pub struct State {
 pub struct Shared {
     state: Mutex<State>,
     shutdown: watch::Sender<bool>,
+    /// Bumped by [`Shared::interrupt_watches`]: every open watch ends.
+    watch_epoch: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -107,6 +111,7 @@ impl Shared {
             token,
             user: "fake-user".into(),
             rollouts: false,
+            watches_down: false,
             pending_ready: Vec::new(),
             tx,
             seq: 0,
@@ -115,9 +120,11 @@ impl Shared {
             st.ensure_namespace(ns);
         }
         let (shutdown, _) = watch::channel(false);
+        let (watch_epoch, _) = watch::channel(0);
         Arc::new(Self {
             state: Mutex::new(st),
             shutdown,
+            watch_epoch,
         })
     }
 
@@ -178,6 +185,26 @@ impl Shared {
 
     pub fn shutdown(&self) {
         let _ = self.shutdown.send(true);
+    }
+
+    /// Taken by a watch under the state lock: it ends when the epoch moves.
+    pub fn subscribe_watch_epoch(&self) -> watch::Receiver<u64> {
+        self.watch_epoch.subscribe()
+    }
+
+    /// Ends every open watch, and answers new watch requests with 503 until
+    /// [`Shared::resume_watches`], as an API server whose watch cache is re-initialising
+    /// does. Changes made meanwhile reach the clients only by their next list (or by a
+    /// watch from their last resourceVersion, unless the history was compacted).
+    pub fn interrupt_watches(&self) {
+        let mut st = self.lock();
+        st.watches_down = true;
+        // Under the lock: no change can be recorded between the flag and the epoch.
+        self.watch_epoch.send_modify(|e| *e += 1);
+    }
+
+    pub fn resume_watches(&self) {
+        self.lock().watches_down = false;
     }
 }
 

@@ -1,5 +1,6 @@
 //! `?watch=true`: newline-delimited WatchEvents from a resourceVersion, with bookmarks,
-//! `timeoutSeconds`, and 410 Gone (as an ERROR event) for a compacted resourceVersion.
+//! `timeoutSeconds`, and 410 Gone (as an ERROR event) for a compacted resourceVersion;
+//! interrupted on demand (every open watch ends, new ones get 503 until resumed).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -136,8 +137,16 @@ pub async fn watch(shared: &Arc<Shared>, p: &ResPath, q: &Query) -> Result<Respo
         ),
     };
     let mut initial: Vec<Bytes> = Vec::new();
-    let (rx, start_rv, interval, stop) = {
+    let (rx, start_rv, interval, stop, mut epoch) = {
         let st = shared.lock();
+        if st.watches_down {
+            return Err(ApiError::new(
+                503,
+                "watches are unavailable: the watch cache is re-initialising",
+            ));
+        }
+        let mut epoch = shared.subscribe_watch_epoch();
+        epoch.borrow_and_update();
         let rx = st.subscribe();
         let mut ended = false;
         match from {
@@ -165,7 +174,7 @@ pub async fn watch(shared: &Arc<Shared>, p: &ResPath, q: &Query) -> Result<Respo
                 }
             }
         }
-        (rx, st.rv, st.bookmark_interval, ended)
+        (rx, st.rv, st.bookmark_interval, ended, epoch)
     };
     let (tx, body_rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let mut shutdown = shared.subscribe_shutdown();
@@ -191,6 +200,9 @@ pub async fn watch(shared: &Arc<Shared>, p: &ResPath, q: &Query) -> Result<Respo
         tick.tick().await;
         loop {
             let out = tokio::select! {
+                // Checked first: a watch interrupted before a change never carries it.
+                biased;
+                _ = epoch.changed() => return,
                 _ = &mut deadline => return,
                 _ = &mut stopped => return,
                 _ = tick.tick(), if bookmarks => Some(line("BOOKMARK", &bookmark(ty, last_rv, false))),
