@@ -184,6 +184,16 @@ async fn watch_summaries(rig: &Rig) -> (WatchHandle, Seen) {
     (watch, seen)
 }
 
+/// Waits up to `secs` for what the watch pushed to satisfy `done`.
+async fn seen_until(seen: &Seen, secs: u64, what: &str, done: impl Fn(&Seen) -> bool) {
+    within(secs, what, async {
+        while !done(seen) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
 /// Sends `n` faq requests to a service (traffic the Service would route to it).
 async fn traffic(svc: &AgentService, n: usize) {
     let c = client(svc, "invoke");
@@ -759,20 +769,15 @@ async fn releases_exec_plugin_kubeconfig_works_and_watch_pushes_changes() {
     assert!(list.errors.is_empty(), "{:?}", list.errors);
     assert_eq!(list.releases.len(), 1);
     let (_watch, seen) = watch_summaries(&rig).await;
-    within(10, "the initial watch summary", async {
-        while updated(&seen).is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    seen_until(&seen, 10, "the initial watch summary", |seen| {
+        !updated(seen).is_empty()
     })
     .await;
     promote(&rig, false).await;
-    within(10, "a watch summary at step 1", async {
-        while !updated(&seen)
+    seen_until(&seen, 10, "a watch summary at step 1", |seen| {
+        updated(seen)
             .iter()
             .any(|s| s.step == 1 && s.actual_weight == 10)
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     })
     .await;
     // The canary's Deployment deleted: its release is pushed again, without a canary.
@@ -780,10 +785,8 @@ async fn releases_exec_plugin_kubeconfig_works_and_watch_pushes_changes() {
         rig.kube
             .delete("apps/v1", "Deployment", Some(NS), &format!("{APP}-canary"))
     );
-    within(10, "a watch summary without the canary", async {
-        while !updated(&seen).iter().any(|s| s.canary.is_none()) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    seen_until(&seen, 10, "a watch summary without the canary", |seen| {
+        updated(seen).iter().any(|s| s.canary.is_none())
     })
     .await;
     // The stable one deleted: the release is gone, and the watch says so.
@@ -795,14 +798,10 @@ async fn releases_exec_plugin_kubeconfig_works_and_watch_pushes_changes() {
             .any(|c| matches!(c, ReleaseChange::Removed(_)))
     );
     assert!(rig.kube.delete("apps/v1", "Deployment", Some(NS), APP));
-    within(10, "the release removed", async {
-        while !seen
-            .lock()
+    seen_until(&seen, 10, "the release removed", |seen| {
+        seen.lock()
             .unwrap()
             .contains(&ReleaseChange::Removed(release(&rig)))
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     })
     .await;
     drop(rig.stable);
@@ -812,10 +811,8 @@ async fn releases_exec_plugin_kubeconfig_works_and_watch_pushes_changes() {
 async fn releases_a_release_deleted_while_the_watch_was_down_is_removed_after_the_relist() {
     let rig = rig().await;
     let (_watch, seen) = watch_summaries(&rig).await;
-    within(10, "the initial watch summary", async {
-        while updated(&seen).is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    seen_until(&seen, 10, "the initial watch summary", |seen| {
+        !updated(seen).is_empty()
     })
     .await;
     // The watch connection drops; meanwhile both Deployments of the release are deleted
@@ -831,14 +828,10 @@ async fn releases_a_release_deleted_while_the_watch_was_down_is_removed_after_th
     assert!(rig.kube.delete("apps/v1", "Deployment", Some(NS), APP));
     rig.kube.compact();
     rig.kube.resume_watches();
-    within(30, "the release removed after the re-list", async {
-        while !seen
-            .lock()
+    seen_until(&seen, 30, "the release removed after the re-list", |seen| {
+        seen.lock()
             .unwrap()
             .contains(&ReleaseChange::Removed(release(&rig)))
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     })
     .await;
     // It came from the re-list: no watch event carried either deletion (the canary's
@@ -860,10 +853,8 @@ async fn releases_a_release_deleted_while_the_watch_was_down_is_removed_after_th
         .retain(|k, _| matches!(k.as_str(), "name" | "namespace" | "labels" | "annotations"));
     again.as_object_mut().unwrap().remove("status");
     rig.kube.apply_value(again).unwrap();
-    within(10, "the release pushed again", async {
-        while !matches!(seen.lock().unwrap().last(), Some(ReleaseChange::Updated(_))) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    seen_until(&seen, 10, "the release pushed again", |seen| {
+        matches!(seen.lock().unwrap().last(), Some(ReleaseChange::Updated(_)))
     })
     .await;
 }
@@ -1112,13 +1103,10 @@ async fn releases_argo_rollouts_are_listed_and_driven_through_their_fields() {
         .unwrap();
     assert_eq!(ro["status"]["abort"], json!(true));
     assert_eq!(r.detail.summary.state, ReleaseState::Aborted);
-    within(10, "the watch to push the aborted rollout", async {
-        while !updated(&seen)
+    seen_until(&seen, 10, "the watch to push the aborted rollout", |seen| {
+        updated(seen)
             .iter()
             .any(|s| s.release.name == "checkout" && s.state == ReleaseState::Aborted)
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     })
     .await;
     let events: Vec<(String, String)> = rig
@@ -1169,14 +1157,10 @@ async fn releases_argo_rollouts_are_listed_and_driven_through_their_fields() {
         rig.kube
             .delete("argoproj.io/v1alpha1", "Rollout", Some(NS), "checkout")
     );
-    within(10, "the rollout removed", async {
-        while !seen
-            .lock()
+    seen_until(&seen, 10, "the rollout removed", |seen| {
+        seen.lock()
             .unwrap()
             .contains(&ReleaseChange::Removed(rref.clone()))
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     })
     .await;
     // Without the CRD the cluster lists its Deployments only.
