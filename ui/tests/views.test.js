@@ -16,7 +16,7 @@ const VIEWS = [
   { route: 'overview', region: 'overview', full: '[data-card]', empty: /No services connected/ },
   { route: 'traces', region: 'traces', full: '[data-row]', empty: /No traces yet/ },
   { route: 'approvals', region: 'approvals', full: '#approval-list [role="option"]', empty: /Nothing waits for a decision/ },
-  { route: 'evals', region: 'evals', full: '.run-list [role="option"]', empty: /No eval runs yet/ },
+  { route: 'evals', region: 'evals', full: '[aria-label="Eval runs"] [role="option"]', empty: /No eval runs yet/ },
   { route: 'smoke', region: 'smoke', full: '[data-ollama="reachable"]', empty: /No local Ollama found/ },
   { route: 'settings', region: 'settings', full: '[data-profile]', empty: /No connections yet/ },
 ];
