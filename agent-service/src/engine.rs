@@ -326,11 +326,16 @@ impl RunOutcome {
     }
 }
 
+/// The tool message the model reads: the result's compact JSON (serialized into a byte
+/// buffer; `Value`'s `Display` goes through a formatter adapter and costs about twice as
+/// much for the same text), or `{"error": …}`.
 fn tool_message_content(result: &Result<Value, ToolError>) -> String {
-    match result {
-        Ok(v) => v.to_string(),
-        Err(e) => json!({ "error": e.to_string() }).to_string(),
-    }
+    let value = match result {
+        Ok(v) => serde_json::to_string(v),
+        Err(e) => serde_json::to_string(&json!({ "error": e.to_string() })),
+    };
+    // A `Value` always serializes (its map keys are strings, its numbers finite).
+    value.unwrap_or_default()
 }
 
 fn evidence_from(tool: &str, result: &Value) -> Vec<Evidence> {

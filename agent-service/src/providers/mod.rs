@@ -205,8 +205,19 @@ pub fn from_settings(
 
 /// Rough token count for providers that do not report usage: about 4 characters a token.
 pub fn estimate_tokens(text: &str) -> u32 {
-    let chars = text.chars().count() as u32;
-    chars.div_ceil(4).max(u32::from(!text.is_empty()))
+    tokens_of_chars(text.chars().count())
+}
+
+fn tokens_of_chars(chars: usize) -> u32 {
+    let chars = u32::try_from(chars).unwrap_or(u32::MAX);
+    chars.div_ceil(4).max(u32::from(chars > 0))
+}
+
+/// [`estimate_tokens`] of the messages' contents joined by newlines, without building
+/// the joined text.
+pub fn estimate_prompt_tokens(messages: &[ChatMessage]) -> u32 {
+    let chars: usize = messages.iter().map(|m| m.content.chars().count()).sum();
+    tokens_of_chars(chars + messages.len().saturating_sub(1))
 }
 
 /// `base` joined with a relative `path`, whether or not `base` ends with `/`
@@ -295,6 +306,27 @@ pub(crate) fn excerpt(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod helper_tests {
     use super::*;
+
+    #[test]
+    fn prompt_estimate_counts_the_contents_joined_by_newlines() {
+        let msgs = |texts: &[&str]| -> Vec<ChatMessage> {
+            texts.iter().map(|t| ChatMessage::user(*t)).collect()
+        };
+        for texts in [
+            &[][..],
+            &[""][..],
+            &["", ""][..],
+            &["abc"][..],
+            &["Summarize ticket T-1001", "ünïcödé ✓", ""][..],
+            &["a", "b", "c", "d"][..],
+        ] {
+            assert_eq!(
+                estimate_prompt_tokens(&msgs(texts)),
+                estimate_tokens(&texts.join("\n")),
+                "{texts:?}"
+            );
+        }
+    }
 
     #[test]
     fn endpoint_joins_with_or_without_trailing_slash() {

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::{
     ChatMessage, ChatModel, ChatRequest, ChatResponse, LineSplitter, MessageRole, ProviderError,
-    TokenSink, ToolCall, ToolDef, Usage, endpoint, estimate_tokens, excerpt, send_error,
-    status_error,
+    TokenSink, ToolCall, ToolDef, Usage, endpoint, estimate_prompt_tokens, estimate_tokens,
+    excerpt, send_error, status_error,
 };
 
 /// A model served by an Ollama server.
@@ -274,7 +274,7 @@ impl StreamedReply {
     fn finish(self, req: &ChatRequest, configured_model: &str) -> ChatResponse {
         let prompt_tokens = self
             .prompt_tokens
-            .unwrap_or_else(|| prompt_estimate(&req.messages));
+            .unwrap_or_else(|| estimate_prompt_tokens(&req.messages));
         let completion_tokens = self.completion_tokens.unwrap_or_else(|| {
             let calls = self
                 .tool_calls
@@ -298,11 +298,6 @@ impl StreamedReply {
 /// Tool call ids are numbered across the conversation, so generated ones stay unique.
 fn first_call_number(messages: &[ChatMessage]) -> usize {
     1 + messages.iter().map(|m| m.tool_calls.len()).sum::<usize>()
-}
-
-fn prompt_estimate(messages: &[ChatMessage]) -> u32 {
-    let text: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
-    estimate_tokens(&text.join("\n"))
 }
 
 /// The error for a non-success answer, with the message of its `{"error": "…"}` body.

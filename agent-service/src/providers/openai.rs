@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::{
     ChatMessage, ChatModel, ChatRequest, ChatResponse, LineSplitter, MessageRole, ProviderError,
-    TokenSink, ToolCall, ToolDef, Usage, endpoint, estimate_tokens, excerpt, send_error,
-    status_error,
+    TokenSink, ToolCall, ToolDef, Usage, endpoint, estimate_prompt_tokens, estimate_tokens,
+    excerpt, send_error, status_error,
 };
 use crate::config::Secret;
 
@@ -319,10 +319,9 @@ impl StreamedReply {
                 completion_tokens: u.completion_tokens,
             },
             None => {
-                let prompt: Vec<&str> = req.messages.iter().map(|m| m.content.as_str()).collect();
                 let calls: String = tool_calls.iter().map(|c| c.arguments.to_string()).collect();
                 Usage {
-                    prompt_tokens: estimate_tokens(&prompt.join("\n")),
+                    prompt_tokens: estimate_prompt_tokens(&req.messages),
                     completion_tokens: estimate_tokens(&format!("{}{calls}", self.content)),
                 }
             }

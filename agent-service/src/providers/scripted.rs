@@ -72,8 +72,7 @@ fn respond(req: &ChatRequest, sink: Option<&TokenSink>) -> ChatResponse {
         "invoice_approval" => invoice_approval(&conversation),
         _ => Step::Answer(capabilities()),
     };
-    let prompt: Vec<&str> = req.messages.iter().map(|m| m.content.as_str()).collect();
-    let prompt_tokens = super::estimate_tokens(&prompt.join("\n"));
+    let prompt_tokens = super::estimate_prompt_tokens(&req.messages);
     match step {
         Step::Call { tool, arguments } => {
             let call_number = 1 + req

@@ -79,7 +79,10 @@ impl Search {
     pub(super) async fn search(&self, ctx: &ToolCtx, q: &Query) -> Result<Value, ToolError> {
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
         let hits = match self {
-            Self::Local(index) => rank(&index.articles(ctx).await?, &q.query, limit),
+            Self::Local(index) => {
+                let index = index.articles(ctx).await?;
+                rank(&index, &q.query, limit)
+            }
             Self::Remote { url, egress } => remote(url, egress, ctx, &q.query, limit).await?,
         };
         Ok(json!({ "articles": hits }))
@@ -93,25 +96,48 @@ struct Article {
     tags: String,
 }
 
-/// An article with its terms (and its body's sentences with theirs, for the snippet)
-/// worked out once.
+/// An article with its body's sentences (and their terms, for the snippet) worked out
+/// once.
 pub(super) struct Indexed {
     article: Article,
-    title: BTreeSet<String>,
-    tags: BTreeSet<String>,
-    body: BTreeSet<String>,
     sentences: Vec<Sentence>,
 }
 
-impl From<Article> for Indexed {
-    fn from(a: Article) -> Self {
-        Self {
-            title: terms(&a.title),
-            tags: terms(&a.tags),
-            body: terms(&a.body),
-            sentences: sentences(&a.body),
-            article: a,
+/// A tenant's articles and an inverted index over them: each term maps to the articles
+/// it occurs in, with the points it earns there (title, tags and body weights summed). A
+/// search then touches only the postings of its own terms instead of every article.
+pub(super) struct KbIndex {
+    articles: Vec<Indexed>,
+    postings: HashMap<String, Vec<(u32, u32)>>,
+}
+
+impl KbIndex {
+    fn new(articles: Vec<Article>) -> Self {
+        let mut postings: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
+        for (i, a) in articles.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            let mut points: HashMap<String, u32> = HashMap::new();
+            for (text, weight) in [
+                (&a.title, TITLE_WEIGHT),
+                (&a.tags, TAG_WEIGHT),
+                (&a.body, BODY_WEIGHT),
+            ] {
+                for term in terms(text) {
+                    *points.entry(term).or_default() += weight;
+                }
+            }
+            for (term, p) in points {
+                postings.entry(term).or_default().push((i, p));
+            }
         }
+        let articles = articles
+            .into_iter()
+            .map(|a| Indexed {
+                sentences: sentences(&a.body),
+                article: a,
+            })
+            .collect();
+        Self { articles, postings }
     }
 }
 
@@ -137,7 +163,7 @@ fn sentences(body: &str) -> Vec<Sentence> {
         .collect()
 }
 
-type TenantIndex = (Instant, Arc<Vec<Indexed>>);
+type TenantIndex = (Instant, Arc<KbIndex>);
 
 /// Per-tenant cache of indexed articles.
 #[derive(Default)]
@@ -146,7 +172,7 @@ pub(super) struct LocalIndex {
 }
 
 impl LocalIndex {
-    async fn articles(&self, ctx: &ToolCtx) -> Result<Arc<Vec<Indexed>>, ToolError> {
+    async fn articles(&self, ctx: &ToolCtx) -> Result<Arc<KbIndex>, ToolError> {
         if let Some((at, index)) = self
             .cache
             .lock()
@@ -156,8 +182,7 @@ impl LocalIndex {
         {
             return Ok(index.clone());
         }
-        let index: Arc<Vec<Indexed>> =
-            Arc::new(load(ctx).await?.into_iter().map(Indexed::from).collect());
+        let index = Arc::new(KbIndex::new(load(ctx).await?));
         self.cache.lock().expect("kb cache lock").insert(
             ctx.tenant.as_str().to_string(),
             (Instant::now(), index.clone()),
@@ -200,7 +225,7 @@ fn terms(text: &str) -> BTreeSet<String> {
 }
 
 /// The best `limit` articles by weighted term overlap, ties broken by id.
-fn rank(articles: &[Indexed], query: &str, limit: usize) -> Vec<Hit> {
+fn rank(index: &KbIndex, query: &str, limit: usize) -> Vec<Hit> {
     let wanted = terms(query);
     if wanted.is_empty() {
         return Vec::new();
@@ -208,19 +233,17 @@ fn rank(articles: &[Indexed], query: &str, limit: usize) -> Vec<Hit> {
     let best = u32::try_from(wanted.len())
         .unwrap_or(u32::MAX)
         .saturating_mul(TITLE_WEIGHT + TAG_WEIGHT + BODY_WEIGHT);
-    let mut scored: Vec<(u32, &Indexed)> = articles
+    let mut points = vec![0u32; index.articles.len()];
+    for term in &wanted {
+        for &(i, p) in index.postings.get(term).into_iter().flatten() {
+            points[i as usize] += p;
+        }
+    }
+    let mut scored: Vec<(u32, &Indexed)> = points
         .iter()
-        .filter_map(|a| {
-            let points: u32 = wanted
-                .iter()
-                .map(|t| {
-                    u32::from(a.title.contains(t)) * TITLE_WEIGHT
-                        + u32::from(a.tags.contains(t)) * TAG_WEIGHT
-                        + u32::from(a.body.contains(t)) * BODY_WEIGHT
-                })
-                .sum();
-            (points > 0).then_some((points, a))
-        })
+        .zip(&index.articles)
+        .filter(|(p, _)| **p > 0)
+        .map(|(p, a)| (*p, a))
         .collect();
     scored.sort_by(|(pa, a), (pb, b)| pb.cmp(pa).then_with(|| a.article.id.cmp(&b.article.id)));
     scored
@@ -322,15 +345,15 @@ mod tests {
             article("KB-4", "Unrelated", "Nothing.", "misc"),
             article("KB-0", "Other", "Also mentions refund.", ""),
         ];
-        let indexed: Vec<Indexed> = articles.into_iter().map(Indexed::from).collect();
-        let hits = rank(&indexed, "refunds", 10);
+        let index = KbIndex::new(articles);
+        let hits = rank(&index, "refunds", 10);
         let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
         assert_eq!(ids, ["KB-1", "KB-2", "KB-0", "KB-3"]);
         assert_eq!(hits[0].score, 1.0);
         assert_eq!(hits[0].snippet, "Refunds take five days.");
         assert!(
             rank(
-                &[Indexed::from(article("KB-1", "x", "y", "z"))],
+                &KbIndex::new(vec![article("KB-1", "x", "y", "z")]),
                 "the and of",
                 3
             )

@@ -6,6 +6,7 @@
 //! Attribute names follow the OpenTelemetry GenAI semantic conventions where they exist
 //! (`gen_ai.*`, `error.type`, `enduser.id`); the rest are namespaced `flightdeck.*`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -56,20 +57,26 @@ struct Building {
 }
 
 fn new_span_id() -> String {
-    // OTLP: 8 bytes, not all zero.
-    format!("{:016x}", rand::random::<u64>().max(1))
+    // OTLP: 8 bytes, not all zero; 16 lower-case hex digits.
+    hex::encode(rand::random::<u64>().max(1).to_be_bytes())
 }
 
 /// Cuts `text` to [`MAX_PAYLOAD_CHARS`] characters, saying how much was cut.
-fn truncate(text: &str) -> String {
+fn truncate(text: &str) -> Cow<'_, str> {
     match text.char_indices().nth(MAX_PAYLOAD_CHARS) {
-        None => text.to_string(),
-        Some((at, _)) => format!(
+        None => Cow::Borrowed(text),
+        Some((at, _)) => Cow::Owned(format!(
             "{}…[truncated {} characters]",
             &text[..at],
             text[at..].chars().count()
-        ),
+        )),
     }
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    // Serializing a `str` into a byte buffer cannot fail.
+    serde_json::to_string(text).unwrap_or_default()
 }
 
 /// Writes `value` as JSON, every string value redacted (object keys are not): the same
@@ -136,7 +143,7 @@ impl RunTrace {
         }
         if let Some(user) = &h.user_id {
             let user = policy.redactor.redact(user).text.into_owned();
-            attributes.push(("enduser.id", truncate(&user).into()));
+            attributes.push(("enduser.id", truncate(&user).into_owned().into()));
         }
         let root = SpanRecord {
             span_id: new_span_id(),
@@ -232,8 +239,9 @@ impl RunTrace {
         if self.building.is_none() {
             return;
         }
-        let safe = truncate(&self.policy.redactor.redact(text).text);
-        self.push_payload(span, key, Value::String(safe).to_string());
+        let redacted = self.policy.redactor.redact(text);
+        let stored = json_string(&truncate(&redacted.text));
+        self.push_payload(span, key, stored);
     }
 
     /// Stores a JSON payload, redacted; one that serializes longer than
@@ -248,7 +256,7 @@ impl RunTrace {
         let text = String::from_utf8(out)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         let stored = if text.len() > MAX_PAYLOAD_CHARS {
-            Value::String(truncate(&text)).to_string()
+            json_string(&truncate(&text))
         } else {
             text
         };
@@ -748,6 +756,21 @@ mod tests {
             text.contains("\nagent_traces_sampled_out_total 1\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn span_ids_are_16_lower_case_hex_digits_and_never_zero() {
+        let ids: Vec<String> = (0..200).map(|_| new_span_id()).collect();
+        for id in &ids {
+            assert_eq!(id.len(), 16, "{id}");
+            assert!(
+                id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+                "{id}"
+            );
+            assert_ne!(id, "0000000000000000");
+        }
+        let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len(), "random ids repeat");
     }
 
     #[test]
