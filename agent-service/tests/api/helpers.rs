@@ -143,6 +143,23 @@ impl TestApp {
         Self::spawn_on(db, keys, env).await
     }
 
+    /// A service whose model is `llama3.2` on `fake` (the native Ollama provider), with
+    /// `extra` settings on top.
+    pub async fn spawn_with_ollama(
+        backend: Backend,
+        fake: &testkit::FakeOllama,
+        extra: &[(&str, &str)],
+    ) -> TestApp {
+        let url = fake.url();
+        let mut env = vec![
+            ("USE_OLLAMA", "true"),
+            ("OLLAMA_BASE_URL", url.as_str()),
+            ("OLLAMA_MODEL", "llama3.2"),
+        ];
+        env.extend_from_slice(extra);
+        Self::spawn(backend, &env).await
+    }
+
     pub async fn spawn_on(db: TestDb, keys: Keys, env: &[(&str, &str)]) -> TestApp {
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")

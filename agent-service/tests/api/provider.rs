@@ -21,16 +21,7 @@ fn summary_script(fake: &FakeOllama) {
 
 async fn ollama_and_openai_protocols(backend: Backend) {
     let fake = FakeOllama::start().await;
-    let url = fake.url();
-    let app = TestApp::spawn(
-        backend,
-        &[
-            ("USE_OLLAMA", "true"),
-            ("OLLAMA_BASE_URL", &url),
-            ("OLLAMA_MODEL", "llama3.2"),
-        ],
-    )
-    .await;
+    let app = TestApp::spawn_with_ollama(backend, &fake, &[]).await;
     summary_script(&fake);
     let (s, v) = app
         .invoke("support_ticket_summary", "Summarize T-1001")
@@ -86,13 +77,10 @@ both!(protocols_test, super::ollama_and_openai_protocols);
 
 async fn circuit_opens_fails_fast_and_recovers(backend: Backend) {
     let fake = FakeOllama::start().await;
-    let url = fake.url();
-    let app = TestApp::spawn(
+    let app = TestApp::spawn_with_ollama(
         backend,
+        &fake,
         &[
-            ("USE_OLLAMA", "true"),
-            ("OLLAMA_BASE_URL", &url),
-            ("OLLAMA_MODEL", "llama3.2"),
             ("CIRCUIT_FAILURE_THRESHOLD", "2"),
             ("CIRCUIT_OPEN_SECS", "2"),
             ("PROVIDER_MAX_RETRIES", "1"),
@@ -168,13 +156,10 @@ both!(circuit_test, super::circuit_opens_fails_fast_and_recovers);
 
 async fn slow_provider_times_out(backend: Backend) {
     let fake = FakeOllama::start().await;
-    let url = fake.url();
-    let app = TestApp::spawn(
+    let app = TestApp::spawn_with_ollama(
         backend,
+        &fake,
         &[
-            ("USE_OLLAMA", "true"),
-            ("OLLAMA_BASE_URL", &url),
-            ("OLLAMA_MODEL", "llama3.2"),
             ("PROVIDER_TIMEOUT_SECS", "1"),
             ("PROVIDER_MAX_RETRIES", "0"),
         ],

@@ -10,17 +10,7 @@ use crate::helpers::{Backend, TestApp, assert_error};
 
 async fn sheds_load_when_at_capacity(backend: Backend) {
     let fake = FakeOllama::start().await;
-    let url = fake.url();
-    let app = TestApp::spawn(
-        backend,
-        &[
-            ("USE_OLLAMA", "true"),
-            ("OLLAMA_BASE_URL", &url),
-            ("OLLAMA_MODEL", "llama3.2"),
-            ("MAX_CONCURRENCY", "1"),
-        ],
-    )
-    .await;
+    let app = TestApp::spawn_with_ollama(backend, &fake, &[("MAX_CONCURRENCY", "1")]).await;
     fake.set_mode(Mode::Slow {
         first_chunk_ms: 1500,
         between_chunks_ms: 0,
@@ -56,16 +46,7 @@ both!(shed_test, super::sheds_load_when_at_capacity);
 
 async fn sigterm_drains_in_flight_requests(backend: Backend) {
     let fake = FakeOllama::start().await;
-    let url = fake.url();
-    let mut app = TestApp::spawn(
-        backend,
-        &[
-            ("USE_OLLAMA", "true"),
-            ("OLLAMA_BASE_URL", &url),
-            ("OLLAMA_MODEL", "llama3.2"),
-        ],
-    )
-    .await;
+    let mut app = TestApp::spawn_with_ollama(backend, &fake, &[]).await;
     fake.set_mode(Mode::Slow {
         first_chunk_ms: 1500,
         between_chunks_ms: 0,

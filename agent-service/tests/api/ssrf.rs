@@ -72,7 +72,6 @@ fn internal_hostname() -> String {
 
 async fn names_and_redirects_to_internal_addresses_are_refused(backend: Backend) {
     let fake = FakeOllama::start().await;
-    let url = fake.url();
     // An allowlisted local server (on 127.0.0.2, so the allowlist does not open 127.0.0.1) that redirects to the cloud metadata address.
     let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -104,16 +103,7 @@ async fn names_and_redirects_to_internal_addresses_are_refused(backend: Backend)
     );
     std::fs::write(&config, toml).unwrap();
     let cfg = config.to_str().unwrap().to_string();
-    let app = TestApp::spawn(
-        backend,
-        &[
-            ("USE_OLLAMA", "true"),
-            ("OLLAMA_BASE_URL", &url),
-            ("OLLAMA_MODEL", "llama3.2"),
-            ("AGENT_CONFIG", &cfg),
-        ],
-    )
-    .await;
+    let app = TestApp::spawn_with_ollama(backend, &fake, &[("AGENT_CONFIG", &cfg)]).await;
 
     let (_, _, tools) = app.get(Some(app.key("viewer")), "/v1/tools").await;
     assert!(

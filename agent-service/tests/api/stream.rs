@@ -85,16 +85,7 @@ both!(scripted_stream_test, super::scripted_stream_sequence);
 
 async fn split_secrets_are_redacted_in_the_stream(backend: Backend) {
     let fake = FakeOllama::start().await;
-    let url = fake.url();
-    let app = TestApp::spawn(
-        backend,
-        &[
-            ("USE_OLLAMA", "true"),
-            ("OLLAMA_BASE_URL", &url),
-            ("OLLAMA_MODEL", "llama3.2"),
-        ],
-    )
-    .await;
+    let app = TestApp::spawn_with_ollama(backend, &fake, &[]).await;
     // Three characters a chunk, and NDJSON frames of 7 bytes: every secret is split.
     fake.set_chunking(Some(3), Some(7));
     fake.push_reply(Reply::tool_call(
