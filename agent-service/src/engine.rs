@@ -327,8 +327,8 @@ impl RunOutcome {
 }
 
 /// The tool message the model reads: the result's compact JSON (serialized into a byte
-/// buffer; `Value`'s `Display` goes through a formatter adapter and costs about twice as
-/// much for the same text), or `{"error": …}`.
+/// buffer; `Value`'s `Display` goes through a formatter adapter and cost ~1.6 times as
+/// many instructions for the same text), or `{"error": …}`.
 fn tool_message_content(result: &Result<Value, ToolError>) -> String {
     let value = match result {
         Ok(v) => serde_json::to_string(v),
