@@ -1,14 +1,16 @@
 //! Shared test kit for every test of the project: the wire-faithful fake Ollama server
 //! ([`FakeOllama`]), usable in-process or as the `fake-ollama` binary driven over HTTP;
 //! the wire-faithful fake Kubernetes API server ([`FakeKube`], also the `fake-kube` binary);
-//! and [`AgentService`], the real agent-service binary spawned for tests of other crates.
+//! and [`AgentService`], the real agent-service binary spawned on a fresh SQLite or
+//! PostgreSQL database — the one spawn helper of agent-service's API tests and of the
+//! console core's tests.
 
 pub mod agent;
 pub mod fake_kube;
 pub mod fake_ollama;
 pub mod serve;
 
-pub use agent::AgentService;
+pub use agent::{AgentService, Backend};
 pub use fake_kube::{FakeKube, KubeconfigOpts};
 
 pub use fake_ollama::{

@@ -9,7 +9,7 @@ use flightdeck_core::agent::http_client;
 use flightdeck_core::clock::SystemClock;
 use flightdeck_core::smoke::{self, CheckStatus, SmokeConfig, SmokeProgress, SmokeReport};
 use serde_json::json;
-use testkit::{AgentService, FakeModel, FakeOllama, Mode, Reply};
+use testkit::{AgentService, Backend, FakeModel, FakeOllama, Mode, Reply};
 
 use crate::helpers::{client, within};
 
@@ -53,7 +53,7 @@ async fn everything_passes_against_a_healthy_ollama_and_the_service() {
     fake.push_reply(Reply::text("Ready again."));
     fake.push_reply(Reply::tool_call("get_weather", json!({ "city": "Paris" })));
     fake.push_reply(Reply::text("It is 18 °C and clear in Paris."));
-    let svc = AgentService::spawn(&[]);
+    let svc = AgentService::spawn(Backend::Sqlite, &[]).await;
     let mut cfg = config(&fake, "llama3.2");
     cfg.agent = Some(client(&svc, "invoke"));
     let (report, events) = run(&cfg).await;
