@@ -180,6 +180,15 @@ pub struct Settings {
     pub otel_exporter_otlp_endpoint: Option<url::Url>,
     /// Release gate thresholds for eval runs.
     pub eval_gate: EvalGate,
+    // -- model output: thinking and per-call output caps ---------------------------------
+    /// What the `ollama` provider sends as `think` (`OLLAMA_THINK`, default `false`).
+    pub ollama_think: crate::providers::ollama::OllamaThink,
+    /// The per-call output cap of every workflow (`MAX_OUTPUT_TOKENS`); `None`: each
+    /// workflow's own (`workflows::builtin`).
+    pub max_output_tokens: Option<u32>,
+    /// Per-workflow output caps (`[workflow_max_output_tokens]` in the file); win over
+    /// `MAX_OUTPUT_TOKENS`.
+    pub workflow_max_output_tokens: BTreeMap<String, u32>,
 }
 
 /// Thresholds an eval run must meet for its gate to pass.
@@ -260,6 +269,9 @@ impl Default for Settings {
             trace_sample_rate: 1.0,
             otel_exporter_otlp_endpoint: None,
             eval_gate: EvalGate::default(),
+            ollama_think: crate::providers::ollama::OllamaThink::default(),
+            max_output_tokens: None,
+            workflow_max_output_tokens: BTreeMap::new(),
         }
     }
 }
@@ -316,6 +328,11 @@ struct FileConfig {
     workflow_tools: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     prices: BTreeMap<String, Price>,
+    // -- model output ----------------------------------------------------------------------
+    ollama_think: Option<String>,
+    max_output_tokens: Option<u32>,
+    #[serde(default)]
+    workflow_max_output_tokens: BTreeMap<String, u32>,
 }
 
 impl<'de> Deserialize<'de> for Track {
@@ -406,6 +423,8 @@ pub const ENV_KEYS: &[&str] = &[
     "EVAL_GATE_MAX_P95_LATENCY_MS",
     "EVAL_GATE_MAX_TOTAL_COST_USD",
     "EVAL_GATE_MAX_PASS_RATE_DROP",
+    "OLLAMA_THINK",
+    "MAX_OUTPUT_TOKENS",
 ];
 
 impl Settings {
@@ -524,6 +543,16 @@ impl Settings {
         self.http_tools = f.http_tools;
         self.workflow_tools = f.workflow_tools;
         self.prices = f.prices;
+        // -- model output ------------------------------------------------------------------
+        if let Some(v) = f.ollama_think {
+            self.ollama_think = v
+                .parse()
+                .map_err(|e| ConfigError::new(file_key("ollama_think"), e))?;
+        }
+        if f.max_output_tokens.is_some() {
+            self.max_output_tokens = f.max_output_tokens;
+        }
+        self.workflow_max_output_tokens = f.workflow_max_output_tokens;
         Ok(())
     }
 
@@ -749,6 +778,17 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .collect();
         }
+        // -- model output ------------------------------------------------------------------
+        if let Some(v) = get("OLLAMA_THINK") {
+            self.ollama_think = v.parse().map_err(|e| ConfigError::new("OLLAMA_THINK", e))?;
+        }
+        if let Some(v) = get("MAX_OUTPUT_TOKENS") {
+            self.max_output_tokens = Some(parse_value(
+                "MAX_OUTPUT_TOKENS",
+                &v,
+                "a whole number of tokens",
+            )?);
+        }
         // In production the provider must be named explicitly: the scripted model is never
         // chosen by default there.
         if self.environment == Environment::Production
@@ -880,6 +920,27 @@ impl Settings {
                 return Err(ConfigError::new(
                     format!("prices.{name}"),
                     "prices must be numbers >= 0",
+                ));
+            }
+        }
+        // -- model output ------------------------------------------------------------------
+        let caps = self
+            .max_output_tokens
+            .map(|n| ("MAX_OUTPUT_TOKENS".to_string(), n))
+            .into_iter()
+            .chain(
+                self.workflow_max_output_tokens
+                    .iter()
+                    .map(|(wf, n)| (format!("workflow_max_output_tokens.{wf}"), *n)),
+            );
+        for (key, n) in caps {
+            if n == 0 || n > self.max_tokens_per_request {
+                return Err(ConfigError::new(
+                    key,
+                    format!(
+                        "{n} must be from 1 to MAX_TOKENS_PER_REQUEST ({}): it caps one model call within the request's budget",
+                        self.max_tokens_per_request
+                    ),
                 ));
             }
         }
@@ -1059,6 +1120,16 @@ impl Settings {
         }
         for (wf, tools) in &self.workflow_tools {
             out.push((format!("workflow_tools.{wf}"), tools.join(",")));
+        }
+        // -- model output ------------------------------------------------------------------
+        out.push(("OLLAMA_THINK".into(), self.ollama_think.as_str().into()));
+        out.push((
+            "MAX_OUTPUT_TOKENS".into(),
+            self.max_output_tokens
+                .map_or_else(|| "(per workflow)".into(), |n| n.to_string()),
+        ));
+        for (wf, n) in &self.workflow_max_output_tokens {
+            out.push((format!("workflow_max_output_tokens.{wf}"), n.to_string()));
         }
         out
     }

@@ -18,7 +18,9 @@ use crate::db::{Db, approvals};
 use crate::error::{Error, ErrorCode};
 use crate::guardrails::Policy;
 use crate::metrics::{Metrics, RequestLabels, TokenLabels, ToolLabels};
-use crate::providers::{ChatMessage, ChatRequest, Provider, ProviderError, ToolCall};
+use crate::providers::{
+    ChatMessage, ChatRequest, Finish, Meter, Provider, ProviderError, ToolCall, Usage,
+};
 use crate::tools::{ProposedChange, Registry, SideEffect, ToolCtx, ToolError};
 use crate::traces::{RunTrace, SpanId, SpanKind, TraceHeader, TraceSink};
 use crate::workflows::Workflow;
@@ -139,6 +141,13 @@ struct Run<'a> {
     trace: &'a mut RunTrace,
     /// The span of the tool call being handled (the parent of `approval.create`).
     tool_span: SpanId,
+    // -- accounting of model calls -------------------------------------------------------
+    /// The tenant's day the run's usage is booked on (`UsageLedger`).
+    day: String,
+    /// Tokens the model call in progress has streamed so far (shared with the provider).
+    meter: Meter,
+    /// The `chat` span of the model call in progress, if any.
+    inflight_llm: Option<SpanId>,
 }
 
 impl Engine {
@@ -231,6 +240,7 @@ impl Engine {
         trace: &mut RunTrace,
     ) -> Result<RunOutcome, Error> {
         let tool_span = trace.root();
+        let day = self.clock.now().format("%Y-%m-%d").to_string();
         let mut run = Run {
             engine: self,
             req,
@@ -243,6 +253,9 @@ impl Engine {
             events,
             trace,
             tool_span,
+            day: day.clone(),
+            meter: Meter::default(),
+            inflight_llm: None,
         };
 
         // Input guardrails first: a blocked input never reaches the model.
@@ -274,7 +287,6 @@ impl Engine {
         }
 
         // The tenant's daily budget.
-        let day = self.clock.now().format("%Y-%m-%d").to_string();
         let (tokens_today, cost_today) = self.ledger.today(&req.principal.tenant, &day).await?;
         if tokens_today >= self.settings.tenant_daily_token_budget {
             return Ok(run.exceeded(BudgetKind::TenantDailyTokens));
@@ -284,18 +296,15 @@ impl Engine {
         }
 
         let deadline = run.budget.deadline;
-        let outcome = match tokio::time::timeout_at(deadline, run.drive()).await {
+        // Usage reaches the ledger call by call (`Run::account`), so a run cut short by
+        // its deadline, or dropped with its client, is still booked.
+        match tokio::time::timeout_at(deadline, run.drive()).await {
             Ok(r) => r,
-            Err(_) => Ok(run.exceeded(BudgetKind::Deadline)),
-        };
-        let total_tokens = u64::from(run.usage.prompt_tokens + run.usage.completion_tokens);
-        self.ledger.add(
-            &req.principal.tenant,
-            &day,
-            total_tokens,
-            run.usage.cost_usd,
-        );
-        outcome
+            Err(_) => {
+                run.settle_inflight("deadline");
+                Ok(run.exceeded(BudgetKind::Deadline))
+            }
+        }
     }
 }
 
@@ -444,6 +453,9 @@ impl Run<'_> {
             ],
             tools: engine.tools.defs(&tool_names),
             max_tokens: 0,
+            budget_tokens: 0,
+            deadline: None,
+            meter: self.meter.clone(),
         };
         let ctx = ToolCtx {
             tenant: self.req.principal.tenant.clone(),
@@ -455,46 +467,47 @@ impl Run<'_> {
             if remaining == 0 {
                 return Ok(self.exceeded(BudgetKind::Tokens));
             }
-            request.max_tokens = remaining;
-            let llm_span =
-                self.trace
-                    .llm_start(engine.provider.kind(), engine.provider.model(), remaining);
-            let response = match self.call_model(&request).await {
+            // One call may generate at most the workflow's cap, far below the budget.
+            request.max_tokens = self.budget.call_cap(wf.max_output_tokens);
+            request.budget_tokens = remaining;
+            request.deadline = Some(self.budget.deadline);
+            let llm_span = self.trace.llm_start(
+                engine.provider.kind(),
+                engine.provider.model(),
+                request.max_tokens,
+            );
+            self.inflight_llm = Some(llm_span);
+            let mut response = match self.call_model(&request).await {
                 Ok(r) => r,
                 Err(e) => {
-                    self.trace.fail(llm_span, e.code.as_str());
+                    // What the failed, timed-out or retried attempts generated is spent.
+                    self.inflight_llm = None;
+                    let partial = self.meter.take_unaccounted();
+                    let model = engine.provider.model().to_string();
+                    let cost = self.account(&model, partial);
+                    if Instant::now() >= self.budget.deadline {
+                        // The attempt ended at the run's deadline: that is the budget.
+                        self.trace
+                            .llm_interrupted(llm_span, &model, partial, cost, "deadline");
+                        return Ok(self.exceeded(BudgetKind::Deadline));
+                    }
+                    self.trace
+                        .llm_interrupted(llm_span, &model, partial, cost, e.code.as_str());
                     return Err(e);
                 }
             };
-            let (pin, pout) = engine.price(&response.model);
-            let cost = f64::from(response.usage.prompt_tokens) / 1000.0 * pin
-                + f64::from(response.usage.completion_tokens) / 1000.0 * pout;
+            self.inflight_llm = None;
+            // Attempts that failed before this answer count too.
+            response.usage = response.usage.plus(self.meter.take_unaccounted());
+            let cost = self.account(&response.model.clone(), response.usage);
             self.trace.llm_end(llm_span, &response, cost);
-            self.usage.prompt_tokens += response.usage.prompt_tokens;
-            self.usage.completion_tokens += response.usage.completion_tokens;
-            self.usage.cost_usd += cost;
-            engine
-                .metrics
-                .tokens
-                .get_or_create(&TokenLabels {
-                    model: response.model.clone(),
-                    direction: "input".into(),
-                })
-                .inc_by(u64::from(response.usage.prompt_tokens));
-            engine
-                .metrics
-                .tokens
-                .get_or_create(&TokenLabels {
-                    model: response.model.clone(),
-                    direction: "output".into(),
-                })
-                .inc_by(u64::from(response.usage.completion_tokens));
-            engine.metrics.cost_usd.inc_by(cost);
-            if let Err(kind) = self.budget.spend(
-                response.usage.prompt_tokens + response.usage.completion_tokens,
-                cost,
-            ) {
+            if let Err(kind) = self.budget.spend(response.usage.total(), cost) {
                 return Ok(self.exceeded(kind));
+            }
+            if response.finish == Finish::Length {
+                // Cut off: an unfinished answer or a half-written tool call is neither
+                // returned nor acted on.
+                return Ok(self.truncated(request.max_tokens, wf.max_output_tokens));
             }
 
             if response.tool_calls.is_empty() {
@@ -597,6 +610,67 @@ impl Run<'_> {
                     .push(ChatMessage::tool(call, tool_message_content(&result)));
             }
         }
+    }
+
+    /// Books a model call's tokens: the run's usage and cost, `agent_tokens_total`,
+    /// `agent_cost_usd_total`, and the tenant's daily ledger. Returns the cost.
+    fn account(&mut self, model: &str, usage: Usage) -> f64 {
+        let engine = self.engine;
+        let (pin, pout) = engine.price(model);
+        let cost = f64::from(usage.prompt_tokens) / 1000.0 * pin
+            + f64::from(usage.completion_tokens) / 1000.0 * pout;
+        self.usage.prompt_tokens += usage.prompt_tokens;
+        self.usage.completion_tokens += usage.completion_tokens;
+        self.usage.cost_usd += cost;
+        for (direction, n) in [
+            ("input", usage.prompt_tokens),
+            ("output", usage.completion_tokens),
+        ] {
+            engine
+                .metrics
+                .tokens
+                .get_or_create(&TokenLabels {
+                    model: model.to_string(),
+                    direction: direction.into(),
+                })
+                .inc_by(u64::from(n));
+        }
+        engine.metrics.cost_usd.inc_by(cost);
+        engine.ledger.add(
+            &self.req.principal.tenant,
+            &self.day,
+            u64::from(usage.total()),
+            cost,
+        );
+        cost
+    }
+
+    /// Books what the model call in progress has generated so far, when the run stops
+    /// before it answers (deadline, or the run dropped with its client); its span ends
+    /// as failed with `error_type`.
+    fn settle_inflight(&mut self, error_type: &'static str) {
+        let Some(span) = self.inflight_llm.take() else {
+            return;
+        };
+        let partial = self.meter.take_unaccounted();
+        let model = self.engine.provider.model().to_string();
+        let cost = self.account(&model, partial);
+        self.trace
+            .llm_interrupted(span, &model, partial, cost, error_type);
+    }
+
+    /// The run's end when a reply was cut off at `max_tokens`: the workflow's per-call
+    /// cap (`output_tokens`), or the rest of the request's budget when that was less
+    /// (`tokens`).
+    fn truncated(&self, max_tokens: u32, cap: u32) -> RunOutcome {
+        if max_tokens < cap {
+            return self.exceeded(BudgetKind::Tokens);
+        }
+        let mut o = self.exceeded(BudgetKind::OutputTokens);
+        o.answer = format!(
+            "The model's reply was cut off at this workflow's limit of {max_tokens} output tokens per call before it finished; the unfinished reply is not returned."
+        );
+        o
     }
 
     fn count_tool(&self, tool: &str, outcome: &str) {
@@ -780,6 +854,14 @@ impl Run<'_> {
     }
 }
 
+impl Drop for Run<'_> {
+    /// A run dropped mid-call (its client went away) still books what the model
+    /// generated; the trace then ends as `cancelled` with those tokens.
+    fn drop(&mut self) {
+        self.settle_inflight("cancelled");
+    }
+}
+
 /// Counts a run in `agent_inflight_requests` for as long as it lives.
 struct InflightGuard<'a>(&'a Metrics);
 
@@ -806,6 +888,10 @@ pub fn provider_error(e: ProviderError) -> Error {
         .retry_after(retry_after_secs),
         ProviderError::Timeout(secs) => Error::new(ErrorCode::ProviderTimeout, format!("the model provider did not answer within {secs} s")).retry_after(5),
         ProviderError::Unavailable(m) => Error::new(ErrorCode::ProviderUnavailable, format!("the model provider is unavailable: {m}")).retry_after(5),
+        ProviderError::ContextExceeded(m) => Error::new(
+            ErrorCode::ProviderError,
+            format!("the request does not fit the model's context window: {m}"),
+        ),
         ProviderError::Rejected(m) | ProviderError::Protocol(m) | ProviderError::Stream(m) => {
             Error::new(ErrorCode::ProviderError, format!("the model provider failed: {m}")).retry_after(5)
         }

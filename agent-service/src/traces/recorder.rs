@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::{AttrValue, SpanKind, SpanRecord, SpanStatus, TraceRecord, TraceSink};
 use crate::guardrails::Policy;
-use crate::providers::ChatResponse;
+use crate::providers::{ChatResponse, Finish, Usage};
 
 /// Longest stored payload field, in characters (after redaction).
 pub const MAX_PAYLOAD_CHARS: usize = 4096;
@@ -296,30 +296,29 @@ impl RunTrace {
         span
     }
 
-    /// Ends an LLM call span with the model's answer, its token usage and cost.
+    /// Ends an LLM call span with the model's answer, its token usage and cost. A reply
+    /// cut off at the output limit (`finish_reasons` `["length"]`) also gets
+    /// `flightdeck.truncated`; a thinking model's thinking is counted
+    /// (`flightdeck.usage.thinking_tokens`, part of the output tokens) and stored as the
+    /// `thinking` payload, apart from the answer.
     pub fn llm_end(&mut self, span: SpanId, response: &ChatResponse, cost_usd: f64) {
-        let finish = if response.tool_calls.is_empty() {
-            "stop"
-        } else {
-            "tool_calls"
-        };
         self.attr(span, "gen_ai.response.model", response.model.clone());
         self.attr(
             span,
-            "gen_ai.usage.input_tokens",
-            response.usage.prompt_tokens,
-        );
-        self.attr(
-            span,
-            "gen_ai.usage.output_tokens",
-            response.usage.completion_tokens,
-        );
-        self.attr(
-            span,
             "gen_ai.response.finish_reasons",
-            vec![finish.to_string()],
+            vec![response.finish.as_str().to_string()],
         );
-        self.attr(span, "flightdeck.cost_usd", cost_usd);
+        if response.finish == Finish::Length {
+            self.attr(span, "flightdeck.truncated", true);
+        }
+        if response.thinking_tokens > 0 || !response.thinking.is_empty() {
+            self.attr(
+                span,
+                "flightdeck.usage.thinking_tokens",
+                response.thinking_tokens,
+            );
+            self.payload_text(span, "thinking", &response.thinking);
+        }
         if !response.content.is_empty() {
             self.payload_text(span, "output", &response.content);
         }
@@ -328,13 +327,35 @@ impl RunTrace {
             let names: Vec<String> = response.tool_calls.iter().map(|c| c.name.clone()).collect();
             self.attr(span, "flightdeck.tool_calls", names);
         }
+        self.llm_usage(span, &response.model, response.usage, cost_usd);
         self.end(span, SpanStatus::Ok);
+    }
+
+    /// Ends an LLM call span that produced no answer (failed, timed out, cancelled) with
+    /// the tokens it used all the same.
+    pub fn llm_interrupted(
+        &mut self,
+        span: SpanId,
+        model: &str,
+        usage: Usage,
+        cost_usd: f64,
+        error_type: &'static str,
+    ) {
+        self.llm_usage(span, model, usage, cost_usd);
+        self.fail(span, error_type);
+    }
+
+    /// Usage and cost on the span and in the trace's totals.
+    fn llm_usage(&mut self, span: SpanId, model: &str, usage: Usage, cost_usd: f64) {
+        self.attr(span, "gen_ai.usage.input_tokens", usage.prompt_tokens);
+        self.attr(span, "gen_ai.usage.output_tokens", usage.completion_tokens);
+        self.attr(span, "flightdeck.cost_usd", cost_usd);
         if let Some(b) = self.building.as_mut() {
             let r = &mut b.record;
-            r.prompt_tokens += i64::from(response.usage.prompt_tokens);
-            r.completion_tokens += i64::from(response.usage.completion_tokens);
+            r.prompt_tokens += i64::from(usage.prompt_tokens);
+            r.completion_tokens += i64::from(usage.completion_tokens);
             r.cost_usd += cost_usd;
-            r.model.clone_from(&response.model);
+            r.model = model.to_string();
         }
     }
 
@@ -555,6 +576,8 @@ mod tests {
                     completion_tokens: 5,
                 },
                 model: "scripted-v1".into(),
+                finish: crate::providers::Finish::ToolCalls,
+                ..ChatResponse::default()
             },
             0.25,
         );
