@@ -49,7 +49,7 @@ def main() -> None:
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
     if args.alias:
-        params.model_alias = args.alias
+        params.model_alias = {args.alias}
     server = xllamacpp.Server(params)
 
     base = f"http://127.0.0.1:{args.port}"
