@@ -372,7 +372,7 @@ pub fn estimate_prompt_tokens(messages: &[ChatMessage]) -> u32 {
 
 /// `base` joined with a relative `path`, whether or not `base` ends with `/`
 /// (`http://h/v1` + `models` is `http://h/v1/models`, not `http://h/models`).
-pub(crate) fn endpoint(base: &url::Url, path: &str) -> url::Url {
+pub fn endpoint(base: &url::Url, path: &str) -> url::Url {
     let mut url = base.clone();
     let joined = format!(
         "{}/{}",

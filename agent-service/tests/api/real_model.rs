@@ -340,3 +340,76 @@ async fn real_model_server_killed_mid_stream_opens_the_circuit_then_recovers() {
     assert_eq!(r["circuit"], "closed", "{r}");
     assert_eq!(r["status"], "ready", "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_model_eval_run_reports_what_the_model_earned_and_where_it_ran() {
+    let llama = LlamaServer::start(LlamaOptions::default()).await;
+    let db = crate::helpers::TestDb::new(Backend::Sqlite).await;
+    crate::helpers::seed(&db.url);
+    let out = crate::helpers::temp_dir();
+    let url = llama.openai_url();
+    let out_dir = out.path().to_string_lossy().into_owned();
+    let run = tokio::task::spawn_blocking({
+        let db_url = db.url.clone();
+        move || {
+            crate::helpers::run_cli(
+                &db_url,
+                &[
+                    ("AGENT_PROVIDER", "openai"),
+                    ("OPENAI_BASE_URL", url.as_str()),
+                    ("MODEL_NAME", MODEL_ALIAS),
+                    ("MAX_OUTPUT_TOKENS", "32"),
+                    ("LOG_LEVEL", "error"),
+                ],
+                &["eval", "run", "--suite", "adversarial", "--out", &out_dir],
+            )
+        }
+    })
+    .await
+    .expect("eval run");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    // Without --gate the run completes whatever the verdict.
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "model server: openai {MODEL_ALIAS} at 127.0.0.1:{}",
+            llama.url().rsplit(':').next().unwrap()
+        )),
+        "{stdout}"
+    );
+
+    let report = std::fs::read_dir(out.path())
+        .expect("reports")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("a JSON report");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let server = &doc["model_server"];
+    assert_eq!(server["provider"], "openai", "{server}");
+    assert_eq!(server["model"], MODEL_ALIAS);
+    assert_eq!(
+        server["host"],
+        llama.url().trim_start_matches("http://"),
+        "{server}"
+    );
+    assert_eq!(server["server_model_id"], llama.model_id().await);
+    // The verdict is what the checks say, nothing else.
+    let checks = doc["gate"]["checks"].as_array().expect("gate checks");
+    let all_passed = checks.iter().all(|c| c["passed"] == true);
+    assert_eq!(
+        doc["gate"]["verdict"],
+        if all_passed { "pass" } else { "fail" },
+        "{}",
+        doc["gate"]
+    );
+    assert_eq!(doc["scores"]["cases"], 12);
+    let md = std::fs::read_to_string(report.with_extension("md")).expect("markdown report");
+    assert!(md.contains("## Model server"), "{md}");
+    assert!(md.contains(MODEL_ALIAS), "{md}");
+}
