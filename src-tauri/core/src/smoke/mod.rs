@@ -567,7 +567,7 @@ async fn openai_checks(suite: &mut Suite<'_>, config: &SmokeConfig, http: reqwes
         .await;
     let available = suite
         .check(2, async {
-            if served.iter().any(|id| *id == model) {
+            if served.contains(&model) {
                 pass(format!("{model} is served"), Vec::new())
             } else {
                 fail(format!(
