@@ -310,19 +310,13 @@ fn write_reports(
         outcome,
         cases,
     };
-    // The API's run document, plus the model server this process talked to.
-    let mut document = serde_json::to_value(crate::routes::evals::run_document(
+    // The API's run document, as the API serves it (the model server is in the
+    // Markdown report and the summary).
+    let json = serde_json::to_string_pretty(&crate::routes::evals::run_document(
         run.clone(),
         cases.to_vec(),
     ))
     .map_err(std::io::Error::other)?;
-    if let Some(fields) = document.as_object_mut() {
-        fields.insert(
-            "model_server".into(),
-            serde_json::to_value(server).map_err(std::io::Error::other)?,
-        );
-    }
-    let json = serde_json::to_string_pretty(&document).map_err(std::io::Error::other)?;
     let files = [
         (format!("{base}.json"), json + "\n"),
         (

@@ -20,7 +20,7 @@ pub struct Finished<'a> {
 
 /// Which server answered a run's model calls: what the provider is configured with and
 /// what the server itself says it serves.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelServer {
     /// `ollama`, `openai` or `scripted`.
     pub provider: String,
