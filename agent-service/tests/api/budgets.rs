@@ -1,6 +1,6 @@
 //! Every budget kind stops a run with `budget_exceeded`, names the kind, and is counted.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use testkit::{FakeOllama, Mode, Reply};
 
 use crate::both;
@@ -218,4 +218,54 @@ async fn timed_out_generations_are_counted_and_not_retried(backend: Backend) {
 both!(
     timeout_accounting_test,
     super::timed_out_generations_are_counted_and_not_retried
+);
+
+/// A client that gives up mid-generation drops its run: what the model streamed until
+/// then is still booked — in the metrics, and in the trace stored as `cancelled`.
+async fn a_dropped_run_books_what_the_model_streamed(backend: Backend) {
+    let fake = FakeOllama::start().await;
+    let app = TestApp::spawn_with_ollama(backend, &fake, &[]).await;
+    fake.set_mode(Mode::Slow {
+        first_chunk_ms: 0,
+        between_chunks_ms: 200,
+    });
+    fake.push_reply(Reply::text(
+        "one two three four five six seven eight nine ten eleven twelve thirteen fourteen",
+    ));
+    let gave_up = app
+        .http
+        .post(app.url("/v1/invoke"))
+        .bearer_auth(app.key("invoke"))
+        .timeout(std::time::Duration::from_millis(1300))
+        .json(&json!({"workflow": "faq", "input": {"text": "count for me"}}))
+        .send()
+        .await;
+    assert!(gave_up.expect_err("the client gives up").is_timeout());
+
+    let mut trace = Value::Null;
+    for _ in 0..100 {
+        let (_, _, v) = app
+            .get(Some(app.key("viewer")), "/v1/traces?status=cancelled")
+            .await;
+        if let Some(t) = v["items"].as_array().and_then(|i| i.first()) {
+            trace = t.clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let completion = trace["completion_tokens"].as_u64().unwrap_or(0);
+    assert!(
+        (4..=8).contains(&completion),
+        "about 1.3 s of 200 ms tokens, booked in the cancelled trace: {trace}"
+    );
+    assert!(trace["prompt_tokens"].as_u64().unwrap_or(0) > 0, "{trace}");
+    let out = app
+        .metric(r#"agent_tokens_total{model="llama3.2",direction="output"}"#)
+        .await
+        .unwrap_or(0.0);
+    assert_eq!(out, completion as f64, "the metrics book the same tokens");
+}
+both!(
+    dropped_run_test,
+    super::a_dropped_run_books_what_the_model_streamed
 );
