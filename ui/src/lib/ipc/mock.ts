@@ -191,7 +191,7 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
   let evalRuns: EvalRunSummary[] = fx.evalRuns(t0);
   const installedModels: OllamaModel[] = fx.models(t0);
   const smokeRuns: SmokeReport[] = [
-    fx.smokeReport(t0, 'smk_0003', 'llama3.2:3b', t0 - 50 * 60_000),
+    fx.smokeReport(t0, 'smk_0003', fx.LONG.ollamaModel, t0 - 50 * 60_000),
     fx.smokeReport(t0, 'smk_0002', 'gemma2:2b', t0 - 26 * 60 * 60_000),
     fx.smokeReport(t0, 'smk_0001', 'llama3.2:3b', t0 - 4 * 24 * 60 * 60_000, false),
   ];
