@@ -3,20 +3,20 @@
  * Layout measurements of the rendered console, taken in the page (DOM geometry, not
  * pixels), for the layout tests:
  *
- * - **overflow**: a container wider inside than outside (`scrollWidth > clientWidth` by
- *   more than a pixel): the document, the shell and every element that clips or scrolls
- *   (`overflow-x` not `visible`), every panel and every table's parent. Such content is
- *   either cut off (a clipped column) or makes the panel scroll sideways. Two things may
- *   be wider than their box, and say so: text truncated with an ellipsis (checked by
- *   `untitled` below), and an element marked `data-hscroll` — a code block or diff that
- *   scrolls sideways on purpose — together with everything inside it.
- * - **squeezed**: text wrapped to (nearly) one character per line. For each visible text
- *   node that spans more than one line box, the characters are laid out one by one
- *   (`Range.getClientRects` per character) and grouped into lines; the lines that end by
- *   wrapping (not by a newline in preformatted text, not the last one) must hold more
- *   than `maxCharsPerLine` non-blank characters on average. A second measure catches
- *   the same thing across elements: a text-bearing box narrower than three characters
- *   that is more than three lines tall.
+ * - **overflow**: a box wider inside than outside (`scrollWidth > clientWidth` by more
+ *   than a pixel): the document, the shell, every panel, table container and cell down
+ *   to the smallest box. Such content is cut off (a clipped column), makes its panel
+ *   scroll sideways, or spills over its neighbours. Two things may be wider than their
+ *   box, and say so: text truncated with an ellipsis (checked by `untitled` below), and
+ *   an element marked `data-hscroll` — a code block or diff that scrolls sideways on
+ *   purpose — together with everything inside it. Only the innermost overflowing box of
+ *   each cause is reported, with the outermost one it widens.
+ * - **squeezed**: text wrapped to one or two characters per line. For each visible text
+ *   node laid out on more than one line (`Range.getClientRects`), the room of a line —
+ *   the content width of the block it is laid out in — must hold at least
+ *   `minCharsPerLine` (3) of its characters (their mean rendered width). A second
+ *   measure catches the same thing across elements: a text-bearing box narrower than
+ *   three characters that is more than three lines tall.
  * - **untitled**: text cut with an ellipsis whose full value is not on hover (no `title`
  *   on it or an ancestor containing the whole text).
  */
@@ -28,16 +28,16 @@
 /**
  * Measures the page as it is now.
  * @param {import('playwright-core').Page} page
- * @param {{maxCharsPerLine?: number}} [o]
+ * @param {{minCharsPerLine?: number}} [o]
  * @returns {Promise<LayoutProblem[]>}
  */
 export function layoutProblems(page, o = {}) {
-  return page.evaluate(measure, { maxCharsPerLine: o.maxCharsPerLine ?? 2 });
+  return page.evaluate(measure, { minCharsPerLine: o.minCharsPerLine ?? 3 });
 }
 
 /**
  * Runs in the page.
- * @param {{maxCharsPerLine: number}} o
+ * @param {{minCharsPerLine: number}} o
  * @returns {LayoutProblem[]}
  */
 function measure(o) {
@@ -91,34 +91,47 @@ function measure(o) {
   }
   const shell = document.querySelector('.shell');
   if (!shell) throw new Error('no .shell in the page');
-  /** @type {Set<Element>} */
-  const containers = new Set([shell, ...document.querySelectorAll('.shell .main, #content, .panel')]);
-  for (const t of document.querySelectorAll('.shell table')) if (t.parentElement) containers.add(t.parentElement);
-  for (const el of shell.querySelectorAll('*')) {
-    if (el instanceof HTMLElement && getComputedStyle(el).overflowX !== 'visible') containers.add(el);
-  }
-  for (const el of containers) {
+  // Every box (not inline text, not display: contents) is a container of its content:
+  // one wider inside than outside either clips it (overflow hidden or auto), scrolls
+  // sideways, or lets it spill over its neighbours.
+  /** @type {HTMLElement[]} */
+  const over = [];
+  for (const el of [shell, ...shell.querySelectorAll('*')]) {
     if (!(el instanceof HTMLElement) || exempt(el) || !shown(el)) continue;
     if (el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement || el instanceof HTMLSelectElement) continue;
+    const display = getComputedStyle(el).display;
+    if (display === 'inline' || display === 'contents') continue;
     if (ellipsis(el)) continue;
-    const over = el.scrollWidth - el.clientWidth;
-    if (over > 1) {
-      // Name the widest child that sticks out, to say what is cut off.
-      const box = el.getBoundingClientRect();
-      let culprit = '';
-      let worst = 0;
-      for (const c of el.querySelectorAll('*')) {
-        if (exempt(c)) continue;
-        const r = c.getBoundingClientRect();
-        if (r.width <= 0) continue;
-        const out = r.right - box.right;
-        if (out > worst + 0.5) {
-          worst = out;
-          culprit = `${where(c)} "${snippet(c.textContent)}"`;
-        }
+    if (el.scrollWidth - el.clientWidth > 1) over.push(el);
+  }
+  // One cause makes every box around it overflow too: report the innermost box, and the
+  // outermost one it pushes (the panel or view that scrolls or clips).
+  const overSet = new Set(over);
+  for (const el of over) {
+    if (over.some((o) => o !== el && el.contains(o))) continue;
+    let outer = el;
+    for (let a = el.parentElement; a; a = a.parentElement) if (overSet.has(a)) outer = a;
+    const box = el.getBoundingClientRect();
+    let culprit = '';
+    let worst = 0;
+    for (const c of el.querySelectorAll('*')) {
+      if (exempt(c)) continue;
+      const r = c.getBoundingClientRect();
+      if (r.width <= 0) continue;
+      const out = r.right - box.right;
+      if (out > worst + 0.5) {
+        worst = out;
+        culprit = `${where(c)} "${snippet(c.textContent)}"`;
       }
-      problems.push({ kind: 'overflow', where: where(el), detail: `${el.scrollWidth} px of content in ${el.clientWidth} px${culprit ? `; sticks out: ${culprit}` : ''}` });
     }
+    problems.push({
+      kind: 'overflow',
+      where: where(el),
+      detail:
+        `${el.scrollWidth} px of content in ${el.clientWidth} px` +
+        (culprit ? `; sticks out: ${culprit}` : `; its text: "${snippet(el.textContent)}"`) +
+        (outer !== el ? `; also widens ${where(outer)} (${outer.scrollWidth} px in ${outer.clientWidth} px)` : ''),
+    });
   }
 
   // --- squeezed text ----------------------------------------------------------------------
@@ -126,46 +139,26 @@ function measure(o) {
   const walker = document.createTreeWalker(shell, NodeFilter.SHOW_TEXT);
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
     const text = n.nodeValue ?? '';
+    const chars = text.replace(/\s/g, '').length;
     const parent = n.parentElement;
-    if (!parent || text.replace(/\s/g, '').length < 2 || exempt(parent) || !shown(parent)) continue;
+    if (!parent || chars < 2 || exempt(parent) || !shown(parent)) continue;
     range.selectNodeContents(n);
     const boxes = [...range.getClientRects()].filter((r) => r.width > 0 && r.height > 0);
-    const tops = new Set(boxes.map((r) => Math.round(r.top)));
-    if (tops.size < 2) continue;
-    /** @type {{chars: number, soft: boolean}[]} */
-    const lines = [];
-    let lastTop = Number.NaN;
-    let lastHeight = 0;
-    let newlineSince = false;
-    for (let i = 0; i < text.length; i++) {
-      const ch = text.charAt(i);
-      if (/\s/.test(ch)) {
-        if (ch === '\n') newlineSince = true;
-        continue;
-      }
-      range.setStart(n, i);
-      range.setEnd(n, i + 1);
-      const r = range.getClientRects()[0];
-      if (!r || r.height === 0) continue;
-      if (Number.isNaN(lastTop) || r.top > lastTop + lastHeight / 2) {
-        const prev = lines.at(-1);
-        if (prev) prev.soft = !newlineSince;
-        lines.push({ chars: 0, soft: false });
-        lastTop = r.top;
-        lastHeight = r.height;
-      }
-      newlineSince = false;
-      const cur = lines.at(-1);
-      if (cur) cur.chars++;
-    }
-    const soft = lines.filter((l) => l.soft);
-    if (soft.length === 0) continue;
-    const avg = soft.reduce((a, l) => a + l.chars, 0) / soft.length;
-    if (avg <= o.maxCharsPerLine) {
+    const lines = new Set(boxes.map((r) => Math.round(r.top))).size;
+    if (lines < 2) continue;
+    // The line box: the content width of the block the text is laid out in.
+    /** @type {HTMLElement | null} */
+    let block = parent;
+    while (block && getComputedStyle(block).display === 'inline') block = block.parentElement;
+    if (!block) continue;
+    const bs = getComputedStyle(block);
+    const room = block.clientWidth - Number.parseFloat(bs.paddingLeft) - Number.parseFloat(bs.paddingRight);
+    const charWidth = boxes.reduce((a, r) => a + r.width, 0) / text.replace(/^\s+|\s+$/g, '').length;
+    if (room < o.minCharsPerLine * charWidth) {
       problems.push({
         kind: 'squeezed',
         where: where(parent),
-        detail: `"${snippet(text)}" wrapped into ${lines.length} lines of ${avg.toFixed(1)} characters (${parent.getBoundingClientRect().width.toFixed(0)} px wide)`,
+        detail: `"${snippet(text)}" wrapped into ${lines} lines ${room.toFixed(0)} px wide: room for ${(room / charWidth).toFixed(1)} characters a line`,
       });
     }
   }
@@ -196,9 +189,12 @@ function measure(o) {
 }
 
 /**
- * The problems as lines for an assertion message.
+ * The problems as lines for an assertion message (the first `max` of them).
  * @param {LayoutProblem[]} problems
+ * @param {number} [max]
  */
-export function formatProblems(problems) {
-  return problems.map((p) => `  [${p.kind}] ${p.where}: ${p.detail}`).join('\n');
+export function formatProblems(problems, max = 30) {
+  const lines = problems.slice(0, max).map((p) => `  [${p.kind}] ${p.where}: ${p.detail}`);
+  if (problems.length > max) lines.push(`  … and ${problems.length - max} more`);
+  return lines.join('\n');
 }
