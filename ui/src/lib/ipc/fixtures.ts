@@ -311,24 +311,39 @@ const CHART_METRICS: readonly { metric: string; title: string; base: number; spr
   { metric: 'cost', title: 'Cost / hour ($)', base: 2.5, spread: 1.5, threshold: null },
 ];
 
-/** Plain SVG line charts standing in for the backend's plotters output. */
-export function charts(profileId: string, track: string, window: ChartWindow, theme: Theme): Chart[] {
+/** The points a chart of a window holds once the history is full. */
+export const CHART_POINTS = 60;
+
+/**
+ * Plain SVG line charts standing in for the backend's plotters output, drawn from the
+ * scrapes so far (`scrapes`, the newest `CHART_POINTS` of them): before the first one a
+ * chart has axes and "no data yet", as the backend draws it; after it, a line that grows
+ * from the right with each scrape.
+ */
+export function charts(profileId: string, track: string, window: ChartWindow, theme: Theme, scrapes: number): Chart[] {
   const fg = theme === 'dark' ? '#9aa4b2' : '#5b6472';
   const grid = theme === 'dark' ? '#2a303a' : '#e5e8ec';
   const line = theme === 'dark' ? '#6ea8fe' : '#2563eb';
   const warn = theme === 'dark' ? '#f87171' : '#dc2626';
   const seedBase = hash(`${profileId}/${track}/${window}`, 7);
+  const shown = Math.min(Math.max(0, Math.floor(scrapes)), CHART_POINTS);
   return CHART_METRICS.map((m, mi) => {
-    const r = rng(seedBase + mi);
     const w = 480;
     const h = 180;
     const pad = { l: 40, r: 10, t: 10, b: 22 };
-    const n = 60;
+    const n = CHART_POINTS;
     const max = m.base + m.spread * 1.2;
+    // Sample j (counted from the first scrape) has a value of its own, so the line moves
+    // left as scrapes come in.
+    const value = (j: number): number => {
+      const noise = rng(seedBase + mi * 7919 + j)();
+      const drift = j > n * 0.7 && track === 'canary' ? m.spread * 0.3 : 0;
+      return Math.max(0, Math.min(max, m.base + m.spread * (0.35 * Math.sin(j / 5 + mi) + 0.5 * (noise - 0.5)) + drift));
+    };
     const pts: string[] = [];
-    let v = m.base;
-    for (let i = 0; i < n; i++) {
-      v = Math.max(0, Math.min(max, v + (r() - 0.5) * m.spread * 0.5 + (i > n * 0.7 && track === 'canary' ? m.spread * 0.05 : 0)));
+    for (let k = 0; k < shown; k++) {
+      const i = n - shown + k;
+      const v = value(scrapes - shown + k);
       const x = pad.l + (i / (n - 1)) * (w - pad.l - pad.r);
       const y = pad.t + (1 - v / max) * (h - pad.t - pad.b);
       pts.push(`${x.toFixed(1)},${y.toFixed(1)}`);
@@ -342,11 +357,18 @@ export function charts(profileId: string, track: string, window: ChartWindow, th
       m.threshold === null
         ? ''
         : `<line x1="${pad.l}" x2="${w - pad.r}" y1="${pad.t + (1 - m.threshold / max) * (h - pad.t - pad.b)}" y2="${pad.t + (1 - m.threshold / max) * (h - pad.t - pad.b)}" stroke="${warn}" stroke-dasharray="4 3"/>`;
+    const [first] = pts;
+    const data =
+      shown === 0 || first === undefined
+        ? `<text x="${w / 2}" y="${h / 2}" text-anchor="middle" font-size="13" fill="${fg}">no data yet</text>`
+        : shown === 1
+          ? `<circle cx="${first.split(',')[0] ?? 0}" cy="${first.split(',')[1] ?? 0}" r="3" fill="${line}"/>`
+          : `<polyline fill="none" stroke="${line}" stroke-width="1.5" points="${pts.join(' ')}"/>`;
     const svg =
-      `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${m.title}">` +
+      `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${m.title}" data-points="${shown}">` +
       yTicks.join('') +
       threshold +
-      `<polyline fill="none" stroke="${line}" stroke-width="1.5" points="${pts.join(' ')}"/>` +
+      data +
       `<text x="${pad.l}" y="${h - 6}" font-size="10" fill="${fg}">${labels[0]}</text>` +
       `<text x="${w - pad.r}" y="${h - 6}" font-size="10" text-anchor="end" fill="${fg}">${labels[1]}</text>` +
       `</svg>`;
