@@ -4,13 +4,15 @@
  * pixels), for the layout tests:
  *
  * - **overflow**: a box wider inside than outside (`scrollWidth > clientWidth` by more
- *   than a pixel): the document, the shell, every panel, table container and cell down
- *   to the smallest box. Such content is cut off (a clipped column), makes its panel
- *   scroll sideways, or spills over its neighbours. Two things may be wider than their
- *   box, and say so: text truncated with an ellipsis (checked by `untitled` below), and
- *   an element marked `data-hscroll` — a code block or diff that scrolls sideways on
- *   purpose — together with everything inside it. Only the innermost overflowing box of
- *   each cause is reported, with the outermost one it widens.
+ *   than a pixel): the document, the shell and any open dialog, every panel, table
+ *   container and cell down to the smallest box. Such content is cut off (a clipped
+ *   column), makes its panel scroll sideways, or spills over its neighbours. Two things
+ *   may be wider than their box, and say so: text truncated with an ellipsis (checked by
+ *   `untitled` below), and an element marked `data-hscroll` — one that scrolls sideways
+ *   on purpose — with everything inside it. Nothing carries it today: code blocks
+ *   (payloads, arguments) and diffs wrap their lines, so an approver sees every argument
+ *   without scrolling. Only the innermost overflowing box of each cause is reported,
+ *   with the outermost one it widens.
  * - **squeezed**: text wrapped to one or two characters per line. For each visible text
  *   node laid out on more than one line (`Range.getClientRects`), the room of a line —
  *   the content width of the block it is laid out in — must hold at least
@@ -91,12 +93,15 @@ function measure(o) {
   }
   const shell = document.querySelector('.shell');
   if (!shell) throw new Error('no .shell in the page');
+  // The console and any open dialog (they are outside the shell, in the top layer).
+  const roots = [shell, ...document.querySelectorAll('dialog[open]')];
+  const all = roots.flatMap((r) => [r, ...r.querySelectorAll('*')]);
   // Every box (not inline text, not display: contents) is a container of its content:
   // one wider inside than outside either clips it (overflow hidden or auto), scrolls
   // sideways, or lets it spill over its neighbours.
   /** @type {HTMLElement[]} */
   const over = [];
-  for (const el of [shell, ...shell.querySelectorAll('*')]) {
+  for (const el of all) {
     if (!(el instanceof HTMLElement) || exempt(el) || !shown(el)) continue;
     if (el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement || el instanceof HTMLSelectElement) continue;
     const display = getComputedStyle(el).display;
@@ -136,8 +141,13 @@ function measure(o) {
 
   // --- squeezed text ----------------------------------------------------------------------
   const range = document.createRange();
-  const walker = document.createTreeWalker(shell, NodeFilter.SHOW_TEXT);
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+  /** @type {Node[]} */
+  const texts = [];
+  for (const r of roots) {
+    const walker = document.createTreeWalker(r, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) texts.push(n);
+  }
+  for (const n of texts) {
     const text = n.nodeValue ?? '';
     const chars = text.replace(/\s/g, '').length;
     const parent = n.parentElement;
@@ -162,7 +172,7 @@ function measure(o) {
       });
     }
   }
-  for (const el of shell.querySelectorAll('*')) {
+  for (const el of all) {
     if (!(el instanceof HTMLElement) || exempt(el) || !shown(el)) continue;
     const own = [...el.childNodes].filter((c) => c.nodeType === Node.TEXT_NODE).map((c) => c.nodeValue ?? '').join('');
     if (own.replace(/\s/g, '').length < 4) continue;
@@ -176,7 +186,7 @@ function measure(o) {
   }
 
   // --- truncated without the full value on hover -----------------------------------------
-  for (const el of shell.querySelectorAll('*')) {
+  for (const el of all) {
     if (!(el instanceof HTMLElement) || exempt(el) || !shown(el) || !ellipsis(el)) continue;
     if (el.scrollWidth <= el.clientWidth + 1) continue;
     const full = (el.textContent ?? '').trim();
