@@ -199,12 +199,23 @@ function measure(o) {
 }
 
 /**
- * The problems as lines for an assertion message (the first `max` of them).
+ * The problems as lines for an assertion message: problems at the same place in
+ * repeated rows (paths that differ only in ids and numbers) are one line with a count,
+ * and at most `max` lines are shown.
  * @param {LayoutProblem[]} problems
  * @param {number} [max]
  */
 export function formatProblems(problems, max = 30) {
-  const lines = problems.slice(0, max).map((p) => `  [${p.kind}] ${p.where}: ${p.detail}`);
-  if (problems.length > max) lines.push(`  … and ${problems.length - max} more`);
-  return lines.join('\n');
+  /** @type {Map<string, {first: LayoutProblem, more: number}>} */
+  const groups = new Map();
+  for (const p of problems) {
+    const key = `${p.kind} ${p.where.replace(/[0-9a-f]{6,}|\d+/g, '#')}`;
+    const g = groups.get(key);
+    if (g) g.more++;
+    else groups.set(key, { first: p, more: 0 });
+  }
+  const lines = [...groups.values()].map(({ first: p, more }) => `  [${p.kind}] ${p.where}: ${p.detail}${more > 0 ? ` (and ${more} more like it)` : ''}`);
+  const shown = lines.slice(0, max);
+  if (lines.length > max) shown.push(`  … and ${lines.length - max} more`);
+  return shown.join('\n');
 }
