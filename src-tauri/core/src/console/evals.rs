@@ -2,8 +2,10 @@
 //! `eval_progress` until it ends) and the pass rates over time.
 
 use super::dto::*;
-use super::{CmdResult, Console, live, map};
-use crate::agent::StartEval;
+use std::time::Duration;
+
+use super::{CmdResult, Console, lock, map};
+use crate::agent::{AgentClient, StartEval};
 
 impl Console {
     pub async fn list_eval_suites(&self) -> CmdResult<Vec<EvalSuite>> {
@@ -53,11 +55,47 @@ impl Console {
             )
             .await?;
         let detail = map::eval_detail(&run);
-        live::follow_eval(self, client, run.id.clone());
+        follow_eval(self, client, run.id.clone());
         Ok(detail.summary)
     }
 
     pub async fn eval_pass_rates(&self) -> CmdResult<Vec<PassRatePoint>> {
         Ok(map::pass_rates(&self.list_eval_runs().await?))
     }
+}
+
+/// Follows an eval run, pushing `eval_progress` on every change and once at the end.
+fn follow_eval(console: &Console, client: AgentClient, run_id: String) {
+    let c = console.clone();
+    let task = tokio::spawn(async move {
+        let mut last: Option<EvalProgressEvent> = None;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            match client.eval_run(&run_id).await {
+                Ok(run) => {
+                    let d = map::eval_detail(&run);
+                    let ev = EvalProgressEvent {
+                        run_id: run_id.clone(),
+                        status: d.summary.status,
+                        done: d.summary.done,
+                        total: d.summary.total,
+                        pass_rate: d.summary.pass_rate,
+                    };
+                    if last.as_ref() != Some(&ev) {
+                        c.emit("eval_progress", &ev);
+                    }
+                    if matches!(ev.status, EvalRunState::Completed | EvalRunState::Failed) {
+                        return;
+                    }
+                    last = Some(ev);
+                }
+                Err(e) if e.code().is_transient() => {}
+                Err(e) => {
+                    tracing::warn!(run = %run_id, error = %e, "stopped following the eval run");
+                    return;
+                }
+            }
+        }
+    });
+    lock(&console.inner.state).tasks.push(task);
 }
