@@ -55,7 +55,7 @@ export interface MockControl {
   readonly notifications: readonly NotifyArgs[];
   /** Every command call, oldest first. */
   readonly calls: readonly MockCall[];
-  /** The Releases part (issue #5): watch-driven changes, unreachable clusters. */
+  /** The Releases part: watch-driven changes, unreachable clusters. */
   readonly releases: ReleaseMockControl;
 }
 
