@@ -1,5 +1,5 @@
 /**
- * The Releases part of the in-memory mock backend (issue #5): deterministic releases on
+ * The Releases part of the in-memory mock backend: deterministic releases on
  * three clusters (one unreachable), the release commands with their checks (reason
  * required, SSAR denial in read-only, conflicts when the release is not where the action
  * needs it), `release_progress` during an action and `release_event` after it.

@@ -63,7 +63,7 @@ export interface MockControl {
   scrape(): void;
   /** Scrapes so far (a console with stored history starts at `CHART_POINTS`). */
   readonly scrapes: number;
-  /** The Releases part (issue #5): watch-driven changes, unreachable clusters. */
+  /** The Releases part: watch-driven changes, unreachable clusters. */
   readonly releases: ReleaseMockControl;
 }
 
