@@ -24,3 +24,6 @@ pub mod telemetry;
 pub mod tools;
 pub mod traces;
 pub mod workflows;
+
+#[cfg(test)]
+mod layers;
