@@ -35,7 +35,7 @@ use crate::domain::TenantId;
 use crate::error::{Error, ErrorCode};
 use crate::guardrails::Redactor;
 use crate::metrics::{DecisionLabels, Metrics, ToolLabels};
-use crate::startup::AppState;
+use crate::shutdown::Shutdown;
 use crate::tools::{Registry, ToolCtx, ToolError};
 
 /// Attempts of an HTTP write before it is marked `failed` with an unknown outcome.
@@ -792,16 +792,15 @@ impl ApprovalQueue {
 }
 
 /// The background sweeper: runs [`ApprovalQueue::sweep`] at start (crash recovery) and
-/// every `APPROVAL_SWEEP_SECS`, until shutdown. A sweep in progress finishes first.
-pub async fn sweeper(state: AppState) {
-    let queue = state.engine.approvals.clone();
-    let every = Duration::from_secs(state.settings.approval_sweep_secs.max(1));
+/// every `every` (`APPROVAL_SWEEP_SECS`), until `stop`. A sweep in progress finishes first.
+pub async fn sweeper(queue: Arc<ApprovalQueue>, every: Duration, stop: Shutdown) {
+    let every = every.max(Duration::from_secs(1));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = crate::background::stopping(&state) => break,
+            _ = stop.wait() => break,
         }
         match queue.sweep().await {
             Ok(s) if s != Sweep::default() => {

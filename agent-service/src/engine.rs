@@ -79,6 +79,35 @@ pub struct RunOutcome {
     pub tool_calls: Vec<String>,
 }
 
+/// The reply to one run: the body of `POST /v1/invoke`, the `done` event of the stream,
+/// and a succeeded job's `result`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InvokeResponse {
+    pub request_id: String,
+    pub status: RunStatus,
+    pub answer: String,
+    pub evidence: Vec<Evidence>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_request_id: Option<String>,
+    /// `{resource, before, after, diff}` of the write waiting for approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub proposed_change: Option<Value>,
+    pub usage: UsageOut,
+    pub policy_version: String,
+    pub trace_id: String,
+    pub workflow: String,
+    /// `ollama`, `openai` or `scripted` (the deterministic offline model).
+    pub provider: String,
+    pub model: String,
+    /// Which budget stopped the run, when `status` is `budget_exceeded`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    /// Which guardrail rule blocked the run, when `status` is `blocked`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrail_rule: Option<String>,
+}
+
 /// Events of a streamed run, in order.
 #[derive(Debug, Clone)]
 pub enum RunEvent {
@@ -150,6 +179,27 @@ impl Engine {
             SCRIPTED_PRICE
         } else {
             (0.0, 0.0)
+        }
+    }
+
+    /// The reply to `req` that ended with `o`: the outcome with the request's ids and the
+    /// policy and model it ran under.
+    pub fn reply(&self, req: &RunRequest, o: RunOutcome) -> InvokeResponse {
+        InvokeResponse {
+            request_id: req.request_id.clone(),
+            status: o.status,
+            answer: o.answer,
+            evidence: o.evidence,
+            approval_request_id: o.approval_request_id,
+            proposed_change: o.proposed_change.and_then(|c| serde_json::to_value(c).ok()),
+            usage: o.usage,
+            policy_version: self.policy.version.to_string(),
+            trace_id: req.trace_id.clone(),
+            workflow: req.workflow.name.to_string(),
+            provider: self.provider.kind().to_string(),
+            model: self.provider.model().to_string(),
+            budget: o.budget_kind.map(|k| k.as_str().to_string()),
+            guardrail_rule: o.guardrail_rule,
         }
     }
 

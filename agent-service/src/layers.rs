@@ -276,7 +276,7 @@ struct UseLeaf {
 fn use_leaves(toks: &[(Tok, usize)]) -> Vec<UseLeaf> {
     fn tree(toks: &[(Tok, usize)], i: &mut usize, prefix: &[String], out: &mut Vec<UseLeaf>) {
         let mut segs = prefix.to_vec();
-        let mut line = toks.get(*i).map_or(0, |t| t.1);
+        let mut line;
         loop {
             match toks.get(*i) {
                 Some((Tok::Ident(s), l)) => {
@@ -417,18 +417,17 @@ impl Graph {
         let mut inline: Vec<(String, usize)> = Vec::new();
         let mut depth = 0usize;
         let mut pending_mod: Option<String> = None;
-        let mut add =
-            |edges: &mut BTreeMap<String, Site>, abs: &[String], line, written: &[String]| {
-                if let Some(file) = self.file_of(abs)
-                    && file != rel
-                {
-                    edges.entry(file.clone()).or_insert_with(|| Site {
-                        file: rel.to_string(),
-                        line,
-                        path: written.join("::"),
-                    });
-                }
-            };
+        let add = |edges: &mut BTreeMap<String, Site>, abs: &[String], line, written: &[String]| {
+            if let Some(file) = self.file_of(abs)
+                && file != rel
+            {
+                edges.entry(file.clone()).or_insert_with(|| Site {
+                    file: rel.to_string(),
+                    line,
+                    path: written.join("::"),
+                });
+            }
+        };
         let mut i = 0;
         while i < toks.len() {
             let module: Vec<String> = file_module

@@ -19,6 +19,8 @@ pub mod metrics;
 pub mod providers;
 pub mod request_id;
 pub mod routes;
+pub mod runtime;
+pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
 pub mod tools;

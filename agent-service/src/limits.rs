@@ -1,8 +1,6 @@
 //! Load shedding (a global concurrency cap that answers 503 + Retry-After instead of
 //! queueing) and the per-key rate limit (429 + Retry-After).
 
-use std::sync::atomic::Ordering;
-
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -12,7 +10,7 @@ use crate::error::{Error, ErrorCode};
 use crate::startup::AppState;
 
 pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if state.shutting_down.load(Ordering::SeqCst) {
+    if state.shutdown.is_stopping() {
         return Error::new(
             ErrorCode::ShuttingDown,
             "the service is shutting down; retry on another replica",

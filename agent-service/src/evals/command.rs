@@ -161,7 +161,7 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
         .map_err(|e| run_err("building the HTTP client", &e))?;
     let gate_settings = settings.eval_gate.clone();
     let settings = Arc::new(settings);
-    let rt = crate::startup::build_runtime(
+    let rt = crate::runtime::build_runtime(
         settings.clone(),
         Arc::new(policy),
         db.clone(),

@@ -29,6 +29,7 @@ use crate::db::audit::{self, Chain};
 use crate::domain::{Role, TenantId};
 use crate::error::{Error, Result};
 use crate::request_id::RequestId;
+use crate::shutdown::Shutdown;
 use crate::startup::AppState;
 
 /// The most a reason may hold, in characters.
@@ -577,7 +578,7 @@ struct Subscription {
     last_seq: i64,
     buffered: VecDeque<audit::Event>,
     changes: watch::Receiver<u64>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 }
 
 impl Subscription {
@@ -590,8 +591,7 @@ impl Subscription {
                 let event = sse_event(&ev);
                 return Some((event, self));
             }
-            let stopping = *self.shutdown.borrow();
-            if stopping {
+            if self.shutdown.is_stopping() {
                 return None;
             }
             // Seen before the read, so a change committed during it still wakes us.
@@ -613,7 +613,7 @@ impl Subscription {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reading approval events failed; retrying"),
             }
-            let mut shutdown = self.shutdown.clone();
+            let shutdown = self.shutdown.clone();
             tokio::select! {
                 changed = self.changes.changed() => {
                     if changed.is_err() {
@@ -621,7 +621,7 @@ impl Subscription {
                     }
                 }
                 _ = tokio::time::sleep(EVENT_POLL) => {}
-                _ = async { shutdown.wait_for(|s| *s).await.is_ok() } => return None,
+                () = shutdown.wait() => return None,
             }
         }
     }

@@ -1,6 +1,5 @@
 //! Liveness, readiness with per-dependency checks, and the Prometheus exposition.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
@@ -139,7 +138,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             latency_ms: retr_ms,
         },
     };
-    let shutting_down = state.shutting_down.load(Ordering::SeqCst);
+    let shutting_down = state.shutdown.is_stopping();
     let status = if shutting_down || db_check.status == "failing" {
         "unavailable"
     } else if provider_check.status != "ok" || retrieval_check.status != "ok" {

@@ -11,12 +11,12 @@ use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::auth::Principal;
 use crate::domain::Role;
-use crate::engine::{Evidence, RunEvent, RunOutcome, RunRequest, RunStatus, UsageOut};
+pub use crate::engine::InvokeResponse;
+use crate::engine::{RunEvent, RunRequest};
 use crate::error::{Error, ErrorBody, ErrorCode, Result};
 use crate::request_id::RequestId;
 use crate::startup::AppState;
@@ -35,52 +35,6 @@ pub struct InvokeRequest {
     pub input: InvokeInput,
     /// The end user on whose behalf the agent acts (recorded on approvals).
     pub user_id: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct InvokeResponse {
-    pub request_id: String,
-    pub status: RunStatus,
-    pub answer: String,
-    pub evidence: Vec<Evidence>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub approval_request_id: Option<String>,
-    /// `{resource, before, after, diff}` of the write waiting for approval.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub proposed_change: Option<Value>,
-    pub usage: UsageOut,
-    pub policy_version: String,
-    pub trace_id: String,
-    pub workflow: String,
-    /// `ollama`, `openai` or `scripted` (the deterministic offline model).
-    pub provider: String,
-    pub model: String,
-    /// Which budget stopped the run, when `status` is `budget_exceeded`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub budget: Option<String>,
-    /// Which guardrail rule blocked the run, when `status` is `blocked`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub guardrail_rule: Option<String>,
-}
-
-pub(crate) fn response_body(state: &AppState, req: &RunRequest, o: RunOutcome) -> InvokeResponse {
-    InvokeResponse {
-        request_id: req.request_id.clone(),
-        status: o.status,
-        answer: o.answer,
-        evidence: o.evidence,
-        approval_request_id: o.approval_request_id,
-        proposed_change: o.proposed_change.and_then(|c| serde_json::to_value(c).ok()),
-        usage: o.usage,
-        policy_version: state.engine.policy.version.to_string(),
-        trace_id: req.trace_id.clone(),
-        workflow: req.workflow.name.to_string(),
-        provider: state.info.provider.clone(),
-        model: state.info.model.clone(),
-        budget: o.budget_kind.map(|k| k.as_str().to_string()),
-        guardrail_rule: o.guardrail_rule,
-    }
 }
 
 pub(crate) fn build_run(
@@ -147,7 +101,7 @@ pub async fn invoke(
 
     super::idempotency::idempotent(&state, &tenant, key, "POST /v1/invoke", &raw, || async {
         let outcome = state.engine.run(&run, None).await?;
-        let body = serde_json::to_string(&response_body(&state, &run, outcome))
+        let body = serde_json::to_string(&state.engine.reply(&run, outcome))
             .map_err(|e| Error::internal(e.to_string()))?;
         Ok((StatusCode::OK, body))
     })
@@ -210,7 +164,7 @@ pub async fn invoke_stream(
             drop(etx);
             let _ = forward.await;
             let last = match result {
-                Ok(outcome) => sse_json("done", &response_body(&state, &run, outcome)),
+                Ok(outcome) => sse_json("done", &state.engine.reply(&run, outcome)),
                 Err(e) => sse_json("error", &serde_json::json!({ "error": ErrorBody { code: e.code, message: e.message, request_id } })),
             };
             let _ = tx.send(last);
