@@ -25,12 +25,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::auth::Principal;
 use crate::clock::Clock;
 use crate::db::approvals::{self, Approval, Decision, Lease, NewApproval, Outcome};
 use crate::db::audit::{self, Chain, NewEvent};
 use crate::db::freeze::{self, Freeze};
 use crate::db::{Db, millis};
+use crate::domain::Principal;
 use crate::domain::TenantId;
 use crate::error::{Error, ErrorCode};
 use crate::guardrails::Redactor;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::budget::UsageLedger;
+use crate::routes::AppState;
 use crate::shutdown::Shutdown;
-use crate::startup::AppState;
 use crate::traces::writer;
 
 /// Starts every background task of a serving process.

@@ -5,6 +5,31 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::error::Error;
+
+/// The authenticated caller: an API key of a tenant, with its roles.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub key_id: String,
+    pub key_name: String,
+    pub tenant: TenantId,
+    pub roles: Roles,
+}
+
+impl Principal {
+    pub fn require(&self, role: Role) -> Result<(), Error> {
+        if self.roles.allows(role) {
+            Ok(())
+        } else {
+            Err(Error::forbidden(format!(
+                "this API key ({}) lacks the '{role}' role; its roles are: {}",
+                self.key_name,
+                self.roles.to_csv()
+            )))
+        }
+    }
+}
+
 /// A tenant identifier: 1–64 characters of `[a-z0-9_-]`, starting with a letter or digit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 pub struct TenantId(String);

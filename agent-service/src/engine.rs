@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::auth::Principal;
 use crate::budget::{BudgetKind, RunBudget, UsageLedger};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{Db, approvals};
+use crate::domain::Principal;
 use crate::error::{Error, ErrorCode};
 use crate::guardrails::Policy;
 use crate::metrics::{Metrics, RequestLabels, TokenLabels, ToolLabels};

@@ -14,7 +14,6 @@ pub mod error;
 pub mod evals;
 pub mod guardrails;
 pub mod jobs;
-pub mod limits;
 pub mod metrics;
 pub mod providers;
 pub mod request_id;

@@ -1,7 +1,6 @@
-//! Building and running the HTTP application: state wiring, the router and its layers,
-//! background tasks, and graceful shutdown.
+//! Building and running the HTTP application: opening the database, building the runtime
+//! and the handlers' state, binding, starting the background tasks, and graceful shutdown.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -9,54 +8,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{Quota, RateLimiter};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::auth::KeyCache;
 use crate::config::Settings;
 use crate::db::Db;
-use crate::engine::Engine;
 use crate::guardrails::Policy;
 use crate::metrics::Metrics;
-use crate::runtime::{self, Runtime, ServiceInfo};
+use crate::routes::{self, AppState, SharedState};
+use crate::runtime::{self, Runtime};
 use crate::shutdown::{Shutdown, Stop};
-use crate::workflows::Workflow;
-
-/// Shared state of every handler: one `Arc`, so the several clones each request makes
-/// (middleware, extractors) cost one atomic increment each, not one per field.
-#[derive(Clone)]
-pub struct AppState(Arc<SharedState>);
-
-impl std::ops::Deref for AppState {
-    type Target = SharedState;
-
-    fn deref(&self) -> &SharedState {
-        &self.0
-    }
-}
-
-/// What [`AppState`] shares.
-pub struct SharedState {
-    pub settings: Arc<Settings>,
-    pub db: Db,
-    pub engine: Arc<Engine>,
-    pub keys: Arc<KeyCache>,
-    pub metrics: Arc<Metrics>,
-    pub workflows: Arc<BTreeMap<String, Arc<Workflow>>>,
-    pub info: Arc<ServiceInfo>,
-    pub limiter: Arc<DefaultKeyedRateLimiter<String>>,
-    pub shed: Arc<Semaphore>,
-    /// Starts when SIGTERM/SIGINT arrives: the load shedder refuses new requests, event
-    /// streams end, background tasks stop.
-    pub shutdown: Shutdown,
-    pub http: reqwest::Client,
-    /// The job queue's wake-ups, cancel signals and callback egress guard.
-    pub jobs: Arc<crate::jobs::JobQueue>,
-    /// Wakes the eval worker when `POST /v1/evals/runs` queues a run.
-    pub eval_wakeup: Arc<tokio::sync::Notify>,
-}
 
 pub struct Application {
     stop: Stop,
@@ -105,7 +68,7 @@ impl Application {
         let engine = Arc::new(engine);
         let (stop, shutdown) = Shutdown::new();
         let rpm = NonZeroU32::new(settings.rate_limit_rpm).context("RATE_LIMIT_RPM must be > 0")?;
-        let state = AppState(Arc::new(SharedState {
+        let state = AppState::new(SharedState {
             settings: settings.clone(),
             db,
             engine,
@@ -127,8 +90,8 @@ impl Application {
                     .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
             ),
             eval_wakeup: Arc::new(tokio::sync::Notify::new()),
-        }));
-        let router = router(state.clone());
+        });
+        let router = routes::router(state.clone());
         let listener = TcpListener::bind(settings.bind_addr)
             .await
             .with_context(|| format!("cannot listen on BIND_ADDR {}", settings.bind_addr))?;
@@ -210,73 +173,4 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-}
-
-fn router(state: AppState) -> Router {
-    use crate::routes;
-    use axum::middleware::{from_fn, from_fn_with_state};
-    use axum::routing::{get, post};
-
-    let api = Router::new()
-        .route("/v1/info", get(routes::info::info))
-        .route("/v1/whoami", get(routes::info::whoami))
-        .route("/v1/tools", get(routes::info::tools))
-        .route("/v1/workflows", get(routes::info::workflows))
-        .route("/v1/invoke", post(routes::invoke::invoke))
-        .route("/v1/invoke/stream", post(routes::invoke::invoke_stream))
-        .route("/v1/approvals", get(routes::approvals::list))
-        .route("/v1/approvals/events", get(routes::approvals::events))
-        .route("/v1/approvals/cancel", post(routes::approvals::cancel))
-        .route("/v1/approvals/{id}", get(routes::approvals::get_one))
-        .route(
-            "/v1/approvals/{id}/approve",
-            post(routes::approvals::approve),
-        )
-        .route("/v1/approvals/{id}/reject", post(routes::approvals::reject))
-        .route("/v1/audit", get(routes::audit::list))
-        .route("/v1/audit/verify", get(routes::audit::verify))
-        .route(
-            "/v1/admin/freeze",
-            get(routes::admin::freeze_state).post(routes::admin::freeze),
-        )
-        .route("/v1/admin/unfreeze", post(routes::admin::unfreeze))
-        .route("/v1/traces", get(routes::traces::list))
-        .route("/v1/traces/{id}", get(routes::traces::get_one))
-        .route(
-            "/v1/jobs",
-            post(routes::jobs::create).get(routes::jobs::list),
-        )
-        .route("/v1/jobs/{id}", get(routes::jobs::get_one))
-        .route("/v1/jobs/{id}/cancel", post(routes::jobs::cancel))
-        .route("/v1/evals/suites", get(routes::evals::suites))
-        .route(
-            "/v1/evals/runs",
-            post(routes::evals::create_run).get(routes::evals::list_runs),
-        )
-        .route("/v1/evals/runs/{id}", get(routes::evals::get_run))
-        .route(
-            "/v1/evals/runs/{id}/report.md",
-            get(routes::evals::report_markdown),
-        )
-        .route(
-            "/v1/evals/runs/{id}/report.xml",
-            get(routes::evals::report_junit),
-        )
-        .layer(from_fn_with_state(state.clone(), crate::limits::shed));
-
-    Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
-        .route("/metrics", get(routes::health::metrics))
-        .route("/openapi.json", get(routes::info::openapi))
-        .route("/.well-known/agent.json", get(routes::info::agent_card))
-        .merge(api)
-        .fallback(routes::fallback)
-        .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            routes::panic_response,
-        ))
-        .layer(from_fn(crate::request_id::middleware))
-        .with_state(state)
 }

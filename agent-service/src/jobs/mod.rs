@@ -20,10 +20,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::auth::Principal;
 use crate::config::Secret;
 use crate::db::Db;
 use crate::db::jobs::{self as store, CallbackOutcome, Job, JobError, Outcome};
+use crate::domain::Principal;
 use crate::domain::{Roles, TenantId};
 use crate::engine::{Engine, RunRequest};
 use crate::error::{Error, ErrorCode};

@@ -8,13 +8,13 @@ use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
+use super::AppState;
 use super::approvals::{check_reason, parse_with_reason, rfc3339};
-use crate::auth::Principal;
+use super::request_id::RequestId;
 use crate::db::freeze::Freeze;
+use crate::domain::Principal;
 use crate::domain::{Role, TenantId};
 use crate::error::{Error, Result};
-use crate::request_id::RequestId;
-use crate::startup::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct FreezeOut {

@@ -20,17 +20,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use super::AppState;
 use super::idempotency::idempotency_key;
+use super::request_id::RequestId;
 use crate::approvals::{APPROVAL_ACTION_PREFIX, Verdict};
-use crate::auth::Principal;
 use crate::db::Db;
 use crate::db::approvals::{self, ListCursor, STATUSES};
 use crate::db::audit::{self, Chain};
+use crate::domain::Principal;
 use crate::domain::{Role, TenantId};
 use crate::error::{Error, Result};
-use crate::request_id::RequestId;
 use crate::shutdown::Shutdown;
-use crate::startup::AppState;
 
 /// The most a reason may hold, in characters.
 pub const MAX_REASON_CHARS: usize = 2000;

@@ -7,12 +7,12 @@ use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::AppState;
 use super::approvals::{decode_cursor, encode_cursor, page_limit, query, rfc3339};
-use crate::auth::Principal;
 use crate::db::audit::{self, Chain, Filter};
+use crate::domain::Principal;
 use crate::domain::Role;
 use crate::error::{Error, Result};
-use crate::startup::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AuditEventOut {

@@ -10,8 +10,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use super::AppState;
 use super::approvals::{decode_cursor, encode_cursor, page_limit, query};
-use crate::auth::Principal;
+use crate::domain::Principal;
 use crate::domain::Role;
 use crate::error::{Error, ErrorCode, Result};
 use crate::evals::baseline::BaselineDiff;
@@ -21,7 +22,6 @@ use crate::evals::result::{CaseResult, Versions};
 use crate::evals::score::Scores;
 use crate::evals::store::{self, EvalRun, ListFilter, NewRun, Origin, RunState};
 use crate::evals::suite;
-use crate::startup::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SuiteOut {

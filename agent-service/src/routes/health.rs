@@ -9,8 +9,8 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::AppState;
 use crate::providers::CircuitState;
-use crate::startup::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {

@@ -9,10 +9,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use super::AppState;
 use crate::db::idempotency::{self, Claim};
 use crate::domain::TenantId;
 use crate::error::{Error, ErrorCode, Result};
-use crate::startup::AppState;
 
 /// The request's `Idempotency-Key`, if any: 1-255 printable ASCII characters.
 pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {

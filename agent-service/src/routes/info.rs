@@ -6,10 +6,10 @@ use axum::extract::State;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::auth::Principal;
+use super::AppState;
+use crate::domain::Principal;
 use crate::domain::Role;
 use crate::error::Result;
-use crate::startup::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ProviderInfo {

@@ -13,13 +13,13 @@ use futures::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::auth::Principal;
+use super::AppState;
+use super::request_id::RequestId;
+use crate::domain::Principal;
 use crate::domain::Role;
 pub use crate::engine::InvokeResponse;
 use crate::engine::{RunEvent, RunRequest};
 use crate::error::{Error, ErrorBody, ErrorCode, Result};
-use crate::request_id::RequestId;
-use crate::startup::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

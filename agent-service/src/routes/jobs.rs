@@ -10,15 +10,15 @@ use axum::response::Response;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use super::AppState;
 use super::idempotency::{idempotency_key, idempotent};
 use super::invoke::{InvokeInput, InvokeRequest, build_run};
-use crate::auth::Principal;
+use super::request_id::RequestId;
 use crate::db::jobs::{self as store, JobStatus, NewJob};
+use crate::domain::Principal;
 use crate::domain::{Role, TenantId};
 use crate::error::{Error, ErrorCode, Result};
 pub use crate::jobs::view::JobOut;
-use crate::request_id::RequestId;
-use crate::startup::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

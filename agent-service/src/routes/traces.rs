@@ -7,10 +7,10 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::auth::Principal;
+use super::AppState;
+use crate::domain::Principal;
 use crate::domain::Role;
 use crate::error::{Error, Result};
-use crate::startup::AppState;
 use crate::traces::STATUSES;
 use crate::traces::repository::{self, StoredSpan, TraceFilter, TraceSummary};
 

@@ -5,9 +5,9 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::Principal;
+use super::AppState;
+use crate::domain::Principal;
 use crate::error::{Error, ErrorCode};
-use crate::startup::AppState;
 
 pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if state.shutdown.is_stopping() {
