@@ -121,13 +121,23 @@ pub const MIN_DATABASE_CONNECTIONS: u32 = 2;
 /// `max_connections` is 100, shared by every replica).
 pub const MAX_DATABASE_CONNECTIONS: u32 = 1000;
 
+/// The pool size when `DATABASE_MAX_CONNECTIONS` is not set: SQLite has one writer at a
+/// time, so a few connections serve the concurrent readers; PostgreSQL gets more.
+pub fn default_max_connections(database_url: &str) -> u32 {
+    if database_url.starts_with("sqlite:") {
+        8
+    } else {
+        16
+    }
+}
+
 /// The effective configuration of one process.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub environment: Environment,
     pub database_url: String,
     /// Connections in the database pool; `None`: the back-end's default
-    /// ([`crate::db::Db::default_max_connections`]).
+    /// ([`default_max_connections`]).
     pub database_max_connections: Option<u32>,
     pub bind_addr: SocketAddr,
     pub provider: ProviderKind,
@@ -897,12 +907,7 @@ impl Settings {
             (
                 "DATABASE_MAX_CONNECTIONS".into(),
                 self.database_max_connections.map_or_else(
-                    || {
-                        format!(
-                            "<default: {}>",
-                            crate::db::Db::default_max_connections(&self.database_url)
-                        )
-                    },
+                    || format!("<default: {}>", default_max_connections(&self.database_url)),
                     |n| n.to_string(),
                 ),
             ),

@@ -18,7 +18,7 @@ use crate::domain::Principal;
 use crate::error::{Error, ErrorCode};
 use crate::guardrails::Policy;
 use crate::metrics::{Metrics, RequestLabels, TokenLabels, ToolLabels};
-use crate::providers::{ChatMessage, ChatRequest, Provider, ProviderError, ToolCall};
+use crate::providers::{ChatMessage, ChatRequest, Provider, ProviderError, ToolCall, ToolDef};
 use crate::tools::{ProposedChange, Registry, SideEffect, ToolCtx, ToolError};
 use crate::traces::{RunTrace, SpanId, SpanKind, TraceHeader, TraceSink};
 use crate::workflows::Workflow;
@@ -492,7 +492,16 @@ impl Run<'_> {
                 ChatMessage::system(wf.system_prompt(self.req.principal.tenant.as_str())),
                 ChatMessage::user(self.req.text.clone()),
             ],
-            tools: engine.tools.defs(&tool_names),
+            tools: engine
+                .tools
+                .offered(&tool_names)
+                .into_iter()
+                .map(|spec| ToolDef {
+                    name: spec.name.clone(),
+                    description: spec.description.clone(),
+                    parameters: spec.parameters.clone(),
+                })
+                .collect(),
             max_tokens: 0,
         };
         let ctx = ToolCtx {

@@ -19,6 +19,8 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+use crate::config::default_max_connections;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -46,16 +48,6 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator =
     sqlx::migrate!("../migrations/agent-service/postgres");
 
 impl Db {
-    /// The pool size when `DATABASE_MAX_CONNECTIONS` is not set: SQLite has one writer at a
-    /// time, so a few connections serve the concurrent readers; PostgreSQL gets more.
-    pub fn default_max_connections(database_url: &str) -> u32 {
-        if database_url.starts_with("sqlite:") {
-            8
-        } else {
-            16
-        }
-    }
-
     /// Connects (creating the SQLite file on first use) without migrating, with the
     /// back-end's default pool size.
     pub async fn connect(database_url: &str) -> Result<Self, sqlx::Error> {
@@ -68,7 +60,7 @@ impl Db {
         max_connections: Option<u32>,
     ) -> Result<Self, sqlx::Error> {
         let max_connections =
-            max_connections.unwrap_or_else(|| Self::default_max_connections(database_url));
+            max_connections.unwrap_or_else(|| default_max_connections(database_url));
         sqlx::any::install_default_drivers();
         let backend = if database_url.starts_with("sqlite:") {
             Backend::Sqlite

@@ -298,11 +298,9 @@ fn write_reports(
         outcome,
         cases,
     };
-    let json = serde_json::to_string_pretty(&crate::routes::evals::run_document(
-        run.clone(),
-        cases.to_vec(),
-    ))
-    .map_err(std::io::Error::other)?;
+    let json =
+        serde_json::to_string_pretty(&super::document::run_document(run.clone(), cases.to_vec()))
+            .map_err(std::io::Error::other)?;
     let files = [
         (format!("{base}.json"), json + "\n"),
         (format!("{base}.md"), report::markdown(&finished)),

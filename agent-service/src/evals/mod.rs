@@ -9,6 +9,7 @@
 pub mod assertions;
 pub mod baseline;
 pub mod command;
+pub mod document;
 pub mod gate;
 pub mod report;
 pub mod result;

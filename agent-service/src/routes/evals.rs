@@ -1,4 +1,4 @@
-//! Eval suites, runs and reports (SPEC 2.8): `GET /v1/evals/suites`, `POST /v1/evals/runs`
+//! Eval suites, runs and reports: `GET /v1/evals/suites`, `POST /v1/evals/runs`
 //! (queued; a worker of this release runs it), `GET /v1/evals/runs`,
 //! `GET /v1/evals/runs/{id}` (the JSON report) and its Markdown and JUnit XML renderings.
 
@@ -15,11 +15,10 @@ use super::approvals::{decode_cursor, encode_cursor, page_limit, query};
 use crate::domain::Principal;
 use crate::domain::Role;
 use crate::error::{Error, ErrorCode, Result};
-use crate::evals::baseline::BaselineDiff;
-use crate::evals::gate::{Gate, Verdict};
+pub use crate::evals::document::{EvalRunOut, Progress, ReportLinks, run_document};
+use crate::evals::gate::Verdict;
 use crate::evals::report::{self, Finished};
 use crate::evals::result::{CaseResult, Versions};
-use crate::evals::score::Scores;
 use crate::evals::store::{self, EvalRun, ListFilter, NewRun, Origin, RunState};
 use crate::evals::suite;
 
@@ -50,18 +49,6 @@ pub struct CreateRun {
     pub baseline_run_id: Option<String>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Progress {
-    pub done: u64,
-    pub total: u64,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ReportLinks {
-    pub markdown: String,
-    pub junit: String,
-}
-
 /// A run in a list: enough to plot pass rate across releases and find a version's gate.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct EvalRunSummary {
@@ -84,35 +71,6 @@ pub struct EvalRunSummary {
 pub struct EvalRunList {
     pub items: Vec<EvalRunSummary>,
     pub next_cursor: Option<String>,
-}
-
-/// The full report of a run; also the JSON file `eval run` writes.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct EvalRunOut {
-    pub id: String,
-    pub suite: String,
-    pub suite_hash: String,
-    /// `api` or `cli`.
-    pub origin: String,
-    pub status: RunState,
-    pub progress: Progress,
-    /// The versions the run ran against.
-    pub versions: Versions,
-    pub baseline_run_id: Option<String>,
-    pub requested_by: String,
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    /// Why the run could not finish (`status` = `failed`).
-    pub error: Option<String>,
-    /// Null until the run completed.
-    pub scores: Option<Scores>,
-    pub gate: Option<Gate>,
-    /// The comparison with `baseline_run_id`.
-    pub baseline: Option<BaselineDiff>,
-    /// The cases finished so far, in suite order.
-    pub cases: Vec<CaseResult>,
-    pub reports: ReportLinks,
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -139,40 +97,6 @@ fn summary(run: EvalRun) -> EvalRunSummary {
         status: run.status,
         versions: run.versions,
         baseline_run_id: run.baseline_run_id,
-    }
-}
-
-/// The JSON report of a run (the API's answer and `eval run`'s `.json` file).
-pub fn run_document(run: EvalRun, cases: Vec<CaseResult>) -> EvalRunOut {
-    let (scores, gate, baseline) = match run.outcome {
-        Some(o) => (Some(o.scores), Some(o.gate), o.baseline),
-        None => (None, None, None),
-    };
-    EvalRunOut {
-        reports: ReportLinks {
-            markdown: format!("/v1/evals/runs/{}/report.md", run.id),
-            junit: format!("/v1/evals/runs/{}/report.xml", run.id),
-        },
-        progress: Progress {
-            done: run.done,
-            total: run.total,
-        },
-        created_at: rfc3339(run.created_at),
-        started_at: run.started_at.map(rfc3339),
-        finished_at: run.finished_at.map(rfc3339),
-        id: run.id,
-        suite: run.suite,
-        suite_hash: run.suite_hash,
-        origin: run.origin,
-        status: run.status,
-        versions: run.versions,
-        baseline_run_id: run.baseline_run_id,
-        requested_by: run.requested_by,
-        error: run.error,
-        scores,
-        gate,
-        baseline,
-        cases,
     }
 }
 

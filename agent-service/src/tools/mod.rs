@@ -27,10 +27,10 @@ use tokio::sync::Semaphore;
 use crate::config::{ConfigError, Settings};
 use crate::db::Db;
 use crate::domain::TenantId;
-use crate::providers::ToolDef;
 
-pub use builtin::{INVOICE_PAY, INVOICE_READ, KB_SEARCH, TICKET_READ, TICKET_UPDATE};
+pub use builtin::{INVOICE_PAY, INVOICE_READ, TICKET_READ, TICKET_UPDATE};
 use egress::{Egress, Lookup, SendError, SystemLookup};
+pub use kb::KB_SEARCH;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -312,17 +312,10 @@ impl Registry {
         self.tools.values().map(|t| &t.spec).collect()
     }
 
-    /// The definitions offered to the model for these tool names (unknown names are skipped).
-    pub fn defs(&self, names: &[&str]) -> Vec<ToolDef> {
-        names
-            .iter()
-            .filter_map(|name| self.get(name))
-            .map(|spec| ToolDef {
-                name: spec.name.clone(),
-                description: spec.description.clone(),
-                parameters: spec.parameters.clone(),
-            })
-            .collect()
+    /// The specs of these tool names, in order (unknown names are skipped): the tools a
+    /// run offers the model.
+    pub fn offered(&self, names: &[&str]) -> Vec<&ToolSpec> {
+        names.iter().filter_map(|name| self.get(name)).collect()
     }
 
     fn tool(&self, name: &str) -> Result<&Tool, ToolError> {

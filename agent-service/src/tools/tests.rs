@@ -538,7 +538,7 @@ fn specs_are_sorted_and_described() {
     assert_eq!(json["timeout"], 2000);
     assert_eq!(json["side_effect"], "read");
 
-    let defs = r.defs(&[KB_SEARCH, "nope", TICKET_READ]);
+    let defs = r.offered(&[KB_SEARCH, "nope", TICKET_READ]);
     let def_names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(def_names, [KB_SEARCH, TICKET_READ]);
     assert_eq!(
