@@ -34,7 +34,7 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
         callback_secret: settings.job_callback_secret.clone(),
         stop: stop.clone(),
     })));
-    tasks.push(tokio::spawn(crate::approvals::sweeper(
+    tasks.push(tokio::spawn(crate::approvals::sweeper::run(
         engine.approvals.clone(),
         Duration::from_secs(settings.approval_sweep_secs),
         stop.clone(),
