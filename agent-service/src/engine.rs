@@ -243,7 +243,9 @@ impl Engine {
                 tokens = o.usage.prompt_tokens + o.usage.completion_tokens,
                 "run finished"
             ),
-            Err(e) => tracing::warn!(status, error = %e.message, "run failed"),
+            // The error itself is logged, with its causes, where it becomes a response, a
+            // job's outcome or an eval case's result.
+            Err(_) => tracing::warn!(status, "run failed"),
         }
         result
     }
@@ -742,10 +744,8 @@ impl Run<'_> {
             workflow: self.req.workflow.name.to_string(),
             tool: call.name.clone(),
             arguments,
-            proposed_change: serde_json::to_value(&change)
-                .map_err(|e| Error::internal(e.to_string()))?,
-            evidence: serde_json::to_value(&self.evidence)
-                .map_err(|e| Error::internal(e.to_string()))?,
+            proposed_change: serde_json::to_value(&change).map_err(Error::internal_from)?,
+            evidence: serde_json::to_value(&self.evidence).map_err(Error::internal_from)?,
             risk_tier: i64::from(self.req.workflow.risk_tier),
             requested_by: self.req.principal.key_id.clone(),
             requested_by_user: self.req.user_id.clone(),

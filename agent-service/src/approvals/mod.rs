@@ -350,7 +350,7 @@ impl ApprovalQueue {
             match self.execute(tenant, id).await {
                 Ok(outcome) => tracing::info!(approval_id = %id, ?outcome, "approved write driven"),
                 Err(e) => {
-                    tracing::warn!(approval_id = %id, error = %e.message, "executing the approved write failed; the sweeper retries it")
+                    tracing::warn!(approval_id = %id, error = %e.report(), "executing the approved write failed; the sweeper retries it")
                 }
             }
         }

@@ -72,7 +72,7 @@ impl ApprovalQueue {
                 Ok(Execution::Failed) => report.failed += 1,
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(approval_id = %id, error = %e.message, "re-driving an approved write failed")
+                    tracing::warn!(approval_id = %id, error = %e.report(), "re-driving an approved write failed")
                 }
             }
         }
@@ -102,7 +102,7 @@ pub async fn run(queue: Arc<ApprovalQueue>, every: Duration, stop: Shutdown) {
                 )
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e.message, "approval sweep failed; retrying"),
+            Err(e) => tracing::warn!(error = %e.report(), "approval sweep failed; retrying"),
         }
     }
 }

@@ -188,6 +188,7 @@ pub async fn run_case(
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
+            tracing::warn!(code = e.code.as_str(), error = %e.report(), "eval case failed");
             let mut r = errored(case, kind, format!("{}: {}", e.code.as_str(), e.message));
             r.latency_ms = latency_ms;
             return Ok(r);

@@ -310,6 +310,8 @@ async fn attempt(ctx: &Context, job: &Job, token: &str, signal: &Notify) {
                 }
             }
             Err(e) => {
+                // Where the run's error becomes the job's outcome: logged once, with its causes.
+                tracing::warn!(code = e.code.as_str(), error = %e.report(), "the job's run failed");
                 let error = JobError {
                     code: e.code.as_str().into(),
                     message: e.message.clone(),

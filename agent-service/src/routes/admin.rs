@@ -43,7 +43,7 @@ fn out(tenant: &TenantId, f: Freeze, changed: Option<bool>) -> FreezeOut {
 
 /// Whether writes are frozen for the caller's tenant.
 #[utoipa::path(get, path = "/v1/admin/freeze", security(("bearer" = [])),
-    responses((status = 200, body = FreezeOut), (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = FreezeOut), (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn freeze_state(
     State(state): State<AppState>,
     principal: Principal,
@@ -83,8 +83,8 @@ pub struct UnfreezeRequest {
 /// Freezes writes for the caller's tenant (role `operator`): new writes are refused with
 /// `writes_frozen`, pending requests cannot be approved, approved ones wait. Idempotent.
 #[utoipa::path(post, path = "/v1/admin/freeze", security(("bearer" = [])), request_body = FreezeRequest,
-    responses((status = 200, body = FreezeOut), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = FreezeOut), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn freeze(
     State(state): State<AppState>,
     principal: Principal,
@@ -106,8 +106,8 @@ pub async fn freeze(
 /// Lifts the write freeze for the caller's tenant (role `operator`). The body, with an
 /// optional reason, may be empty. Idempotent.
 #[utoipa::path(post, path = "/v1/admin/unfreeze", security(("bearer" = [])), request_body = Option<UnfreezeRequest>,
-    responses((status = 200, body = FreezeOut), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = FreezeOut), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn unfreeze(
     State(state): State<AppState>,
     principal: Principal,

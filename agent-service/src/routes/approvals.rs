@@ -211,8 +211,8 @@ async fn detail(db: &Db, tenant: &TenantId, id: &str) -> Result<ApprovalDetail> 
 /// One approval request of the caller's tenant, with its decisions and execution.
 #[utoipa::path(get, path = "/v1/approvals/{id}", security(("bearer" = [])),
     params(("id" = String, Path, description = "approval id")),
-    responses((status = 200, body = ApprovalDetail), (status = 403, body = crate::error::ErrorEnvelope),
-        (status = 404, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = ApprovalDetail), (status = 403, body = crate::routes::error::ErrorEnvelope),
+        (status = 404, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
@@ -274,8 +274,8 @@ pub(crate) fn query<T>(q: std::result::Result<Query<T>, QueryRejection>) -> Resu
 
 /// The caller's tenant's approval requests, newest first.
 #[utoipa::path(get, path = "/v1/approvals", security(("bearer" = [])), params(ListQuery),
-    responses((status = 200, body = ApprovalList), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = ApprovalList), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -408,7 +408,7 @@ async fn decide(
             .decide(&principal, &id, verdict, &req.reason, &request_id)
             .await?;
         let out = detail(&state.db, &principal.tenant, &id).await?;
-        serde_json::to_string(&out).map_err(|e| Error::internal(e.to_string()))
+        serde_json::to_string(&out).map_err(Error::internal_from)
     })
     .await
 }
@@ -418,11 +418,11 @@ async fn decide(
 #[utoipa::path(post, path = "/v1/approvals/{id}/approve", security(("bearer" = [])), request_body = DecisionRequest,
     params(("id" = String, Path, description = "approval id"),
         ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
-    responses((status = 200, body = ApprovalDetail), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope, description = "not an approver, or the requester (separation of duties)"),
-        (status = 404, body = crate::error::ErrorEnvelope),
-        (status = 409, body = crate::error::ErrorEnvelope, description = "already decided (conflict), or writes_frozen"),
-        (status = 422, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = ApprovalDetail), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope, description = "not an approver, or the requester (separation of duties)"),
+        (status = 404, body = crate::routes::error::ErrorEnvelope),
+        (status = 409, body = crate::routes::error::ErrorEnvelope, description = "already decided (conflict), or writes_frozen"),
+        (status = 422, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn approve(
     State(state): State<AppState>,
     principal: Principal,
@@ -447,9 +447,9 @@ pub async fn approve(
 #[utoipa::path(post, path = "/v1/approvals/{id}/reject", security(("bearer" = [])), request_body = DecisionRequest,
     params(("id" = String, Path, description = "approval id"),
         ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
-    responses((status = 200, body = ApprovalDetail), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope), (status = 404, body = crate::error::ErrorEnvelope),
-        (status = 409, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = ApprovalDetail), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope), (status = 404, body = crate::routes::error::ErrorEnvelope),
+        (status = 409, body = crate::routes::error::ErrorEnvelope), (status = 422, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn reject(
     State(state): State<AppState>,
     principal: Principal,
@@ -500,8 +500,8 @@ fn check_filter(name: &str, value: Option<&str>) -> Result<()> {
 /// aborted canary's writes. At least one of `track` and `version` is required.
 #[utoipa::path(post, path = "/v1/approvals/cancel", security(("bearer" = [])), request_body = CancelRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
-    responses((status = 200, body = CancelResponse), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = CancelResponse), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope), (status = 422, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
@@ -543,7 +543,7 @@ pub async fn cancel(
                 cancelled: ids.len(),
                 ids,
             })
-            .map_err(|e| Error::internal(e.to_string()))
+            .map_err(Error::internal_from)
         },
     )
     .await
@@ -653,7 +653,7 @@ fn parse_event_id(raw: &str) -> Result<i64> {
 #[utoipa::path(get, path = "/v1/approvals/events", security(("bearer" = [])), params(EventsQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "resume after this event id")),
     responses((status = 200, content_type = "text/event-stream", description = "events: created, approved, rejected, executing, executed, failed, expired, cancelled"),
-        (status = 400, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope)))]
+        (status = 400, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn events(
     State(state): State<AppState>,
     principal: Principal,

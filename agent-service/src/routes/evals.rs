@@ -113,14 +113,15 @@ fn require_reader(p: &Principal) -> Result<()> {
 }
 
 fn shipped_suites() -> Result<Vec<suite::Suite>> {
-    suite::builtin()
-        .map_err(|e| Error::internal(format!("the shipped eval suites do not parse: {e}")))
+    suite::builtin().map_err(|e| {
+        Error::internal(format!("the shipped eval suites do not parse: {e}")).with_source(e)
+    })
 }
 
 /// The eval suites this release ships.
 #[utoipa::path(get, path = "/v1/evals/suites", security(("bearer" = [])),
-    responses((status = 200, body = SuiteList), (status = 401, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = SuiteList), (status = 401, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn suites(principal: Principal) -> Result<Json<SuiteList>> {
     require_reader(&principal)?;
     let items = shipped_suites()?
@@ -146,11 +147,11 @@ pub async fn suites(principal: Principal) -> Result<Json<SuiteList>> {
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
     responses(
         (status = 202, body = EvalRunOut, description = "queued; poll GET /v1/evals/runs/{id}"),
-        (status = 400, body = crate::error::ErrorEnvelope, description = "unknown suite, or a baseline of another suite"),
-        (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope),
-        (status = 404, body = crate::error::ErrorEnvelope, description = "no such baseline run"),
-        (status = 409, body = crate::error::ErrorEnvelope, description = "the baseline run has not completed"),
-        (status = 422, body = crate::error::ErrorEnvelope)))]
+        (status = 400, body = crate::routes::error::ErrorEnvelope, description = "unknown suite, or a baseline of another suite"),
+        (status = 401, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope),
+        (status = 404, body = crate::routes::error::ErrorEnvelope, description = "no such baseline run"),
+        (status = 409, body = crate::routes::error::ErrorEnvelope, description = "the baseline run has not completed"),
+        (status = 422, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn create_run(
     State(state): State<AppState>,
     principal: Principal,
@@ -170,7 +171,7 @@ pub async fn create_run(
         || async {
             let run = queue_run(&state, &principal, req).await?;
             let body = serde_json::to_string(&run_document(run, Vec::new()))
-                .map_err(|e| Error::internal(e.to_string()))?;
+                .map_err(Error::internal_from)?;
             Ok((StatusCode::ACCEPTED, body))
         },
     )
@@ -253,8 +254,8 @@ const CURSOR_TAG: &str = "evr";
 
 /// The tenant's eval runs, newest first.
 #[utoipa::path(get, path = "/v1/evals/runs", security(("bearer" = [])), params(RunsQuery),
-    responses((status = 200, body = EvalRunList), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = EvalRunList), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 401, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn list_runs(
     State(state): State<AppState>,
     principal: Principal,
@@ -318,7 +319,7 @@ async fn load(
 /// and every case's assertions (expected vs actual).
 #[utoipa::path(get, path = "/v1/evals/runs/{id}", security(("bearer" = [])),
     params(("id" = String, Path, description = "eval run id")),
-    responses((status = 200, body = EvalRunOut), (status = 404, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = EvalRunOut), (status = 404, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn get_run(
     State(state): State<AppState>,
     principal: Principal,
@@ -364,8 +365,8 @@ async fn finished_report(
 #[utoipa::path(get, path = "/v1/evals/runs/{id}/report.md", security(("bearer" = [])),
     params(("id" = String, Path, description = "eval run id")),
     responses((status = 200, content_type = "text/markdown", body = String),
-        (status = 404, body = crate::error::ErrorEnvelope),
-        (status = 409, body = crate::error::ErrorEnvelope, description = "the run has not completed")))]
+        (status = 404, body = crate::routes::error::ErrorEnvelope),
+        (status = 409, body = crate::routes::error::ErrorEnvelope, description = "the run has not completed")))]
 pub async fn report_markdown(
     State(state): State<AppState>,
     principal: Principal,
@@ -386,8 +387,8 @@ pub async fn report_markdown(
 #[utoipa::path(get, path = "/v1/evals/runs/{id}/report.xml", security(("bearer" = [])),
     params(("id" = String, Path, description = "eval run id")),
     responses((status = 200, content_type = "application/xml", body = String),
-        (status = 404, body = crate::error::ErrorEnvelope),
-        (status = 409, body = crate::error::ErrorEnvelope, description = "the run has not completed")))]
+        (status = 404, body = crate::routes::error::ErrorEnvelope),
+        (status = 409, body = crate::routes::error::ErrorEnvelope, description = "the run has not completed")))]
 pub async fn report_junit(
     State(state): State<AppState>,
     principal: Principal,

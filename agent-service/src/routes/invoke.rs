@@ -14,12 +14,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::AppState;
+use super::error::ErrorBody;
 use super::request_id::RequestId;
 use crate::domain::Principal;
 use crate::domain::Role;
 pub use crate::engine::InvokeResponse;
 use crate::engine::{RunEvent, RunRequest};
-use crate::error::{Error, ErrorBody, ErrorCode, Result};
+use crate::error::{Error, ErrorCode, Result};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -82,11 +83,11 @@ pub(crate) fn build_run(
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
     responses(
         (status = 200, body = InvokeResponse, description = "the run ended: success, approval_required, blocked, budget_exceeded or degraded"),
-        (status = 400, body = crate::error::ErrorEnvelope), (status = 401, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope), (status = 404, body = crate::error::ErrorEnvelope),
-        (status = 409, body = crate::error::ErrorEnvelope), (status = 413, body = crate::error::ErrorEnvelope),
-        (status = 422, body = crate::error::ErrorEnvelope), (status = 429, body = crate::error::ErrorEnvelope),
-        (status = 503, body = crate::error::ErrorEnvelope)))]
+        (status = 400, body = crate::routes::error::ErrorEnvelope), (status = 401, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope), (status = 404, body = crate::routes::error::ErrorEnvelope),
+        (status = 409, body = crate::routes::error::ErrorEnvelope), (status = 413, body = crate::routes::error::ErrorEnvelope),
+        (status = 422, body = crate::routes::error::ErrorEnvelope), (status = 429, body = crate::routes::error::ErrorEnvelope),
+        (status = 503, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn invoke(
     State(state): State<AppState>,
     principal: Principal,
@@ -102,7 +103,7 @@ pub async fn invoke(
     super::idempotency::idempotent(&state, &tenant, key, "POST /v1/invoke", &raw, || async {
         let outcome = state.engine.run(&run, None).await?;
         let body = serde_json::to_string(&state.engine.reply(&run, outcome))
-            .map_err(|e| Error::internal(e.to_string()))?;
+            .map_err(Error::internal_from)?;
         Ok((StatusCode::OK, body))
     })
     .await
@@ -119,7 +120,7 @@ fn sse_json<T: Serialize>(event: &str, data: &T) -> Event {
 /// `tool_result`, `approval_required`, then `done` (the full reply) or `error`.
 #[utoipa::path(post, path = "/v1/invoke/stream", security(("bearer" = [])), request_body = InvokeRequest,
     responses((status = 200, content_type = "text/event-stream", description = "events: token, tool_call, tool_result, approval_required, done, error"),
-        (status = 400, body = crate::error::ErrorEnvelope), (status = 401, body = crate::error::ErrorEnvelope)))]
+        (status = 400, body = crate::routes::error::ErrorEnvelope), (status = 401, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn invoke_stream(
     State(state): State<AppState>,
     principal: Principal,
@@ -165,7 +166,10 @@ pub async fn invoke_stream(
             let _ = forward.await;
             let last = match result {
                 Ok(outcome) => sse_json("done", &state.engine.reply(&run, outcome)),
-                Err(e) => sse_json("error", &serde_json::json!({ "error": ErrorBody { code: e.code, message: e.message, request_id } })),
+                Err(e) => {
+                    super::error::log_failure(&e);
+                    sse_json("error", &serde_json::json!({ "error": ErrorBody { code: e.code, message: e.message, request_id } }))
+                }
             };
             let _ = tx.send(last);
         }

@@ -106,7 +106,7 @@ fn require_reader(principal: &Principal) -> Result<()> {
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::internal(e.to_string()))
+    serde_json::to_string(value).map_err(Error::internal_from)
 }
 
 /// A callback URL the service can sign for and the egress guard lets through.
@@ -136,11 +136,11 @@ fn check_callback_url(state: &AppState, raw: &str) -> Result<String> {
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
     responses(
         (status = 202, body = JobOut, description = "queued"),
-        (status = 400, body = crate::error::ErrorEnvelope), (status = 401, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope), (status = 404, body = crate::error::ErrorEnvelope, description = "unknown_workflow"),
-        (status = 409, body = crate::error::ErrorEnvelope), (status = 413, body = crate::error::ErrorEnvelope),
-        (status = 422, body = crate::error::ErrorEnvelope), (status = 429, body = crate::error::ErrorEnvelope),
-        (status = 503, body = crate::error::ErrorEnvelope)))]
+        (status = 400, body = crate::routes::error::ErrorEnvelope), (status = 401, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope), (status = 404, body = crate::routes::error::ErrorEnvelope, description = "unknown_workflow"),
+        (status = 409, body = crate::routes::error::ErrorEnvelope), (status = 413, body = crate::routes::error::ErrorEnvelope),
+        (status = 422, body = crate::routes::error::ErrorEnvelope), (status = 429, body = crate::routes::error::ErrorEnvelope),
+        (status = 503, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -205,8 +205,8 @@ pub async fn create(
 /// One job of the caller's tenant.
 #[utoipa::path(get, path = "/v1/jobs/{id}", security(("bearer" = [])),
     params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = JobOut), (status = 401, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope), (status = 404, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = JobOut), (status = 401, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope), (status = 404, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
@@ -221,8 +221,8 @@ pub async fn get_one(
 
 /// The caller's tenant's jobs, newest first.
 #[utoipa::path(get, path = "/v1/jobs", security(("bearer" = [])), params(ListParams),
-    responses((status = 200, body = JobList), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = JobList), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 401, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -272,9 +272,9 @@ pub async fn list(
         ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key")),
     responses((status = 200, body = JobOut, description = "cancelled"),
         (status = 202, body = JobOut, description = "running: cancellation requested"),
-        (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope),
-        (status = 404, body = crate::error::ErrorEnvelope), (status = 409, body = crate::error::ErrorEnvelope),
-        (status = 422, body = crate::error::ErrorEnvelope)))]
+        (status = 401, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope),
+        (status = 404, body = crate::routes::error::ErrorEnvelope), (status = 409, body = crate::routes::error::ErrorEnvelope),
+        (status = 422, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn cancel(
     State(state): State<AppState>,
     principal: Principal,

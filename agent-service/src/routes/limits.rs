@@ -19,7 +19,6 @@ pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Re
         .into_response();
     }
     let Ok(permit) = state.shed.clone().try_acquire_owned() else {
-        tracing::warn!("load shed: concurrency cap reached");
         return Error::new(
             ErrorCode::Overloaded,
             "the service is at its concurrency limit; retry shortly",

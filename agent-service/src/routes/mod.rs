@@ -4,6 +4,7 @@ pub mod admin;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod error;
 pub mod evals;
 pub mod health;
 pub mod idempotency;
@@ -40,9 +41,16 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
     )
 }
 
-pub fn panic_response(_err: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("a handler panicked");
-    Error::internal("an internal error occurred; it has been logged").into_response()
+/// A handler's panic as a 500; its message is logged (once, as the error's cause).
+pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = err
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| err.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    Error::internal("an internal error occurred; it has been logged")
+        .with_source(format!("a handler panicked: {what}"))
+        .into_response()
 }
 
 /// Reads a JSON body: checks the content type and size, parses strictly, and maps every

@@ -295,8 +295,8 @@ pub fn parse_filter(raw: Option<&str>) -> Result<TraceFilter> {
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
         ("limit" = Option<u32>, Query, description = "1-200, default 50"),
     ),
-    responses((status = 200, body = TraceList), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = TraceList), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 401, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -323,8 +323,8 @@ pub async fn list(
 /// One trace of the caller's tenant with its spans.
 #[utoipa::path(get, path = "/v1/traces/{id}", security(("bearer" = [])),
     params(("id" = String, Path, description = "trace id (the trace_id of an invoke reply)")),
-    responses((status = 200, body = TraceDetail), (status = 404, body = crate::error::ErrorEnvelope),
-        (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = TraceDetail), (status = 404, body = crate::routes::error::ErrorEnvelope),
+        (status = 401, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
