@@ -14,7 +14,7 @@ use crate::budget::{BudgetKind, RunBudget, UsageLedger};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{Db, approvals};
-use crate::domain::Principal;
+use crate::domain::{ApprovalId, Principal, TraceId};
 use crate::error::{Error, ErrorCode};
 use crate::guardrails::Policy;
 use crate::metrics::{Metrics, RequestLabels, TokenLabels, ToolLabels};
@@ -71,7 +71,7 @@ pub struct RunOutcome {
     pub status: RunStatus,
     pub answer: String,
     pub evidence: Vec<Evidence>,
-    pub approval_request_id: Option<String>,
+    pub approval_request_id: Option<ApprovalId>,
     pub proposed_change: Option<ProposedChange>,
     pub usage: UsageOut,
     pub budget_kind: Option<BudgetKind>,
@@ -88,14 +88,16 @@ pub struct InvokeResponse {
     pub answer: String,
     pub evidence: Vec<Evidence>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub approval_request_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub approval_request_id: Option<ApprovalId>,
     /// `{resource, before, after, diff}` of the write waiting for approval.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub proposed_change: Option<Value>,
     pub usage: UsageOut,
     pub policy_version: String,
-    pub trace_id: String,
+    #[schema(value_type = String)]
+    pub trace_id: TraceId,
     pub workflow: String,
     /// `ollama`, `openai` or `scripted` (the deterministic offline model).
     pub provider: String,
@@ -121,7 +123,7 @@ pub enum RunEvent {
         outcome: String,
     },
     ApprovalRequired {
-        approval_request_id: String,
+        approval_request_id: ApprovalId,
         proposed_change: ProposedChange,
     },
 }
@@ -132,7 +134,7 @@ pub struct RunRequest {
     pub user_id: Option<String>,
     pub principal: Principal,
     pub request_id: String,
-    pub trace_id: String,
+    pub trace_id: TraceId,
 }
 
 /// Everything a run needs; built once at start.
@@ -363,7 +365,7 @@ fn finish_trace(mut trace: RunTrace, result: &Result<RunOutcome, Error>) {
                 trace.attr(root, "flightdeck.guardrail.rule", rule.clone());
             }
             if let Some(id) = &o.approval_request_id {
-                trace.attr(root, "flightdeck.approval.id", id.clone());
+                trace.attr(root, "flightdeck.approval.id", id.to_string());
             }
             trace.finish(o.status.as_str(), None, Some(&o.answer));
         }
@@ -442,7 +444,7 @@ impl Run<'_> {
         &self,
         status: RunStatus,
         answer: String,
-        proposal: Option<(String, ProposedChange)>,
+        proposal: Option<(ApprovalId, ProposedChange)>,
     ) -> RunOutcome {
         let (approval_request_id, proposed_change) = match proposal {
             Some((id, change)) => (Some(id), Some(change)),
@@ -737,7 +739,7 @@ impl Run<'_> {
             1
         };
         let now = engine.clock.now().timestamp_millis();
-        let id = format!("apr_{}", uuid::Uuid::now_v7().simple());
+        let id = ApprovalId::generate();
         let record = approvals::NewApproval {
             id: id.clone(),
             tenant: ctx.tenant.clone(),

@@ -10,7 +10,7 @@ use super::{ApprovalQueue, rfc3339};
 use crate::db::approvals::{self, Approval, Lease, Outcome};
 use crate::db::audit::{self, NewEvent};
 use crate::db::freeze;
-use crate::domain::TenantId;
+use crate::domain::{ApprovalId, TenantId};
 use crate::error::Error;
 use crate::metrics::ToolLabels;
 use crate::tools::{ToolCtx, ToolError};
@@ -43,7 +43,7 @@ fn outcome_unknown(e: &ToolError) -> bool {
 impl ApprovalQueue {
     /// Executes an approved request (or retries an HTTP write whose lease ran out), exactly
     /// once across processes: whoever claims the row runs it, everyone else does nothing.
-    pub async fn execute(&self, tenant: &TenantId, id: &str) -> Result<Execution, Error> {
+    pub async fn execute(&self, tenant: &TenantId, id: &ApprovalId) -> Result<Execution, Error> {
         let Some(a) = approvals::get(&self.db, tenant, id).await? else {
             return Ok(Execution::NotClaimed);
         };
@@ -240,7 +240,7 @@ impl ApprovalQueue {
 
         let result = self
             .tools
-            .execute_http(ctx, &a.tool, &a.arguments, &a.id)
+            .execute_http(ctx, &a.tool, &a.arguments, a.id.as_str())
             .await;
         if let Err(e) = &result
             && outcome_unknown(e)

@@ -42,7 +42,7 @@ use crate::db::audit::{self, Chain, NewEvent};
 use crate::db::freeze::{self, Freeze};
 use crate::db::{Db, millis};
 use crate::domain::Principal;
-use crate::domain::TenantId;
+use crate::domain::{ApprovalId, TenantId};
 use crate::error::{Error, ErrorCode};
 use crate::guardrails::Redactor;
 use crate::metrics::{DecisionLabels, Metrics};
@@ -150,7 +150,7 @@ impl ApprovalQueue {
         tenant: &TenantId,
         actor: &str,
         action: &str,
-        approval_id: &str,
+        approval_id: &ApprovalId,
         details: Value,
         request_id: Option<&str>,
     ) -> NewEvent {
@@ -234,7 +234,7 @@ impl ApprovalQueue {
     }
 
     /// Why a request that was pending a moment ago cannot be decided now.
-    async fn not_decidable(&self, tenant: &TenantId, id: &str) -> Error {
+    async fn not_decidable(&self, tenant: &TenantId, id: &ApprovalId) -> Error {
         match approvals::get(&self.db, tenant, id).await {
             Ok(Some(a)) if a.status == "pending" => conflict(format!(
                 "approval {id} expired at {}; it can no longer be decided",
@@ -255,7 +255,7 @@ impl ApprovalQueue {
     pub async fn decide(
         &self,
         who: &Principal,
-        id: &str,
+        id: &ApprovalId,
         verdict: Verdict,
         reason: &str,
         request_id: &str,
@@ -367,7 +367,7 @@ impl ApprovalQueue {
         version: Option<&str>,
         reason: &str,
         request_id: &str,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<ApprovalId>, Error> {
         if track.is_none() && version.is_none() {
             return Err(Error::invalid(
                 "give at least one filter, track or version, so a cancel cannot empty the whole queue",

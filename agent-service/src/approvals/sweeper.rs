@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{ApprovalQueue, Execution};
 use crate::db::approvals;
 use crate::db::audit;
-use crate::domain::TenantId;
+use crate::domain::{ApprovalId, TenantId};
 use crate::error::Error;
 use crate::shutdown::Shutdown;
 
@@ -26,7 +26,7 @@ pub struct Sweep {
 
 impl ApprovalQueue {
     /// Expires one pending request whose time ran out; false when it was no longer pending.
-    async fn expire(&self, tenant: &TenantId, id: &str) -> Result<bool, Error> {
+    async fn expire(&self, tenant: &TenantId, id: &ApprovalId) -> Result<bool, Error> {
         let now = self.now();
         let mut tx = self.db.pool().begin().await?;
         if !approvals::close_pending(&mut tx, tenant, id, "expired", now).await? {
@@ -54,8 +54,8 @@ impl ApprovalQueue {
     pub async fn sweep(&self) -> Result<Sweep, Error> {
         let mut report = Sweep::default();
         for (tenant, id) in approvals::due_to_expire(&self.db, self.now(), SWEEP_BATCH).await? {
-            let Ok(tenant) = TenantId::parse(&tenant) else {
-                tracing::warn!(approval_id = %id, %tenant, "skipping an approval with an invalid tenant");
+            let (Ok(tenant), Ok(id)) = (TenantId::parse(&tenant), ApprovalId::parse(&id)) else {
+                tracing::warn!(approval_id = %id, %tenant, "skipping an approval with an invalid tenant or id");
                 continue;
             };
             if self.expire(&tenant, &id).await? {
@@ -63,8 +63,8 @@ impl ApprovalQueue {
             }
         }
         for (tenant, id) in approvals::due_to_execute(&self.db, self.now(), SWEEP_BATCH).await? {
-            let Ok(tenant) = TenantId::parse(&tenant) else {
-                tracing::warn!(approval_id = %id, %tenant, "skipping an approval with an invalid tenant");
+            let (Ok(tenant), Ok(id)) = (TenantId::parse(&tenant), ApprovalId::parse(&id)) else {
+                tracing::warn!(approval_id = %id, %tenant, "skipping an approval with an invalid tenant or id");
                 continue;
             };
             match self.execute(&tenant, &id).await {

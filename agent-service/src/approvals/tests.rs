@@ -8,7 +8,7 @@ use sqlx::Row;
 use super::*;
 use crate::config::Settings;
 use crate::db::approvals::Release;
-use crate::domain::Roles;
+use crate::domain::{Roles, TraceId};
 use crate::guardrails::Policy;
 use crate::tools::ToolCtx;
 
@@ -71,6 +71,10 @@ async fn fixture() -> Fixture {
     }
 }
 
+fn apr(id: &str) -> ApprovalId {
+    ApprovalId::parse(id).expect("approval id")
+}
+
 fn tenant() -> TenantId {
     TenantId::parse("demo").expect("tenant")
 }
@@ -86,7 +90,7 @@ fn key(id: &str) -> Principal {
 
 fn record(id: &str, tool: &str, arguments: Value, required: i64, track: &str) -> NewApproval {
     NewApproval {
-        id: id.into(),
+        id: apr(id),
         tenant: tenant(),
         workflow: "ticket_update".into(),
         tool: tool.into(),
@@ -97,7 +101,7 @@ fn record(id: &str, tool: &str, arguments: Value, required: i64, track: &str) ->
         requested_by: "key_requester".into(),
         requested_by_user: None,
         request_id: "req_1".into(),
-        trace_id: "tr_1".into(),
+        trace_id: TraceId::parse("tr_1").expect("trace id"),
         required_approvals: required,
         release: Release {
             version: "1.0.0".into(),
@@ -121,7 +125,7 @@ fn close_ticket(id: &str, ticket: &str) -> NewApproval {
 }
 
 async fn status(f: &Fixture, id: &str) -> String {
-    approvals::get(&f.db, &tenant(), id)
+    approvals::get(&f.db, &tenant(), &apr(id))
         .await
         .expect("get")
         .expect("exists")
@@ -164,7 +168,13 @@ async fn an_approval_executes_the_write_once_and_audits_every_step() {
         .expect("create");
     let a = f
         .queue
-        .decide(&key("key_b"), "apr_1", Verdict::Approve, "ok", "req_2")
+        .decide(
+            &key("key_b"),
+            &apr("apr_1"),
+            Verdict::Approve,
+            "ok",
+            "req_2",
+        )
         .await
         .expect("approve");
     assert_eq!(a.status, "executed");
@@ -183,7 +193,10 @@ async fn an_approval_executes_the_write_once_and_audits_every_step() {
         1
     );
     assert_eq!(
-        f.queue.execute(&tenant(), "apr_1").await.expect("again"),
+        f.queue
+            .execute(&tenant(), &apr("apr_1"))
+            .await
+            .expect("again"),
         Execution::NotClaimed,
         "an executed request is never claimed again"
     );
@@ -212,7 +225,7 @@ async fn the_requester_cannot_decide_and_a_decision_is_final() {
         .queue
         .decide(
             &key("key_requester"),
-            "apr_1",
+            &apr("apr_1"),
             Verdict::Approve,
             "mine",
             "r",
@@ -227,21 +240,27 @@ async fn the_requester_cannot_decide_and_a_decision_is_final() {
     );
     let a = f
         .queue
-        .decide(&key("key_b"), "apr_1", Verdict::Reject, "no", "r")
+        .decide(&key("key_b"), &apr("apr_1"), Verdict::Reject, "no", "r")
         .await
         .expect("reject");
     assert_eq!(a.status, "rejected");
     for verdict in [Verdict::Approve, Verdict::Reject] {
         let err = f
             .queue
-            .decide(&key("key_c"), "apr_1", verdict, "late", "r")
+            .decide(&key("key_c"), &apr("apr_1"), verdict, "late", "r")
             .await
             .expect_err("decided");
         assert_eq!(err.code, ErrorCode::Conflict, "{}", err.message);
     }
     let err = f
         .queue
-        .decide(&key("key_b"), "apr_missing", Verdict::Approve, "x", "r")
+        .decide(
+            &key("key_b"),
+            &apr("apr_missing"),
+            Verdict::Approve,
+            "x",
+            "r",
+        )
         .await
         .expect_err("missing");
     assert_eq!(err.code, ErrorCode::NotFound);
@@ -261,20 +280,38 @@ async fn two_approvals_are_needed_and_an_approver_counts_once() {
     f.queue.create(&rec).await.expect("create");
     let a = f
         .queue
-        .decide(&key("key_b"), "apr_2", Verdict::Approve, "first", "r1")
+        .decide(
+            &key("key_b"),
+            &apr("apr_2"),
+            Verdict::Approve,
+            "first",
+            "r1",
+        )
         .await
         .expect("first");
     assert_eq!((a.status.as_str(), a.approvals_count), ("pending", 1));
     let err = f
         .queue
-        .decide(&key("key_b"), "apr_2", Verdict::Approve, "again", "r2")
+        .decide(
+            &key("key_b"),
+            &apr("apr_2"),
+            Verdict::Approve,
+            "again",
+            "r2",
+        )
         .await
         .expect_err("same approver");
     assert_eq!(err.code, ErrorCode::Conflict);
     assert_eq!(status(&f, "apr_2").await, "pending");
     let a = f
         .queue
-        .decide(&key("key_c"), "apr_2", Verdict::Approve, "second", "r3")
+        .decide(
+            &key("key_c"),
+            &apr("apr_2"),
+            Verdict::Approve,
+            "second",
+            "r3",
+        )
         .await
         .expect("second");
     assert_eq!((a.status.as_str(), a.approvals_count), ("executed", 2));
@@ -285,7 +322,7 @@ async fn two_approvals_are_needed_and_an_approver_counts_once() {
             .expect("invoice")
             .get("status");
     assert_eq!(paid, "paid");
-    let decisions = approvals::decisions(&f.db, &tenant(), "apr_2")
+    let decisions = approvals::decisions(&f.db, &tenant(), &apr("apr_2"))
         .await
         .expect("decisions");
     assert_eq!(decisions.len(), 2);
@@ -302,7 +339,7 @@ async fn expiry_follows_the_clock() {
     f.clock.advance(60_001);
     let err = f
         .queue
-        .decide(&key("key_b"), "apr_3", Verdict::Approve, "late", "r")
+        .decide(&key("key_b"), &apr("apr_3"), Verdict::Approve, "late", "r")
         .await
         .expect_err("expired");
     assert_eq!(err.code, ErrorCode::Conflict);
@@ -320,7 +357,7 @@ async fn expiry_follows_the_clock() {
 /// state a crash right after the decision leaves.
 async fn approve_without_executing(f: &Fixture, id: &str) {
     let mut tx = f.db.pool().begin().await.expect("tx");
-    let a = approvals::count_approve(&mut tx, &tenant(), id, T0)
+    let a = approvals::count_approve(&mut tx, &tenant(), &apr(id), T0)
         .await
         .expect("count")
         .expect("pending");
@@ -352,7 +389,7 @@ async fn a_freeze_refuses_new_writes_and_approvals_and_holds_execution() {
     assert_eq!(err.code, ErrorCode::WritesFrozen);
     assert!(err.message.contains("incident 42"), "{}", err.message);
     assert!(
-        approvals::get(&f.db, &tenant(), "apr_4")
+        approvals::get(&f.db, &tenant(), &apr("apr_4"))
             .await
             .expect("get")
             .is_none(),
@@ -373,7 +410,7 @@ async fn a_freeze_refuses_new_writes_and_approvals_and_holds_execution() {
         .expect("freeze");
     let err = f
         .queue
-        .decide(&key("key_b"), "apr_5", Verdict::Approve, "ok", "r")
+        .decide(&key("key_b"), &apr("apr_5"), Verdict::Approve, "ok", "r")
         .await
         .expect_err("frozen approve");
     assert_eq!(err.code, ErrorCode::WritesFrozen);
@@ -382,7 +419,10 @@ async fn a_freeze_refuses_new_writes_and_approvals_and_holds_execution() {
     // Approved before the freeze, not yet executed: held, then executed once unfrozen.
     approve_without_executing(&f, "apr_5").await;
     assert_eq!(
-        f.queue.execute(&tenant(), "apr_5").await.expect("held"),
+        f.queue
+            .execute(&tenant(), &apr("apr_5"))
+            .await
+            .expect("held"),
         Execution::Held
     );
     assert_eq!(status(&f, "apr_5").await, "approved");
@@ -422,7 +462,7 @@ async fn a_claim_that_never_commits_leaves_the_request_approved() {
     {
         // A process that claimed it and died before committing.
         let mut tx = f.db.pool().begin().await.expect("tx");
-        let attempt = approvals::claim(&mut tx, &tenant(), "apr_6", None, T0)
+        let attempt = approvals::claim(&mut tx, &tenant(), &apr("apr_6"), None, T0)
             .await
             .expect("claim");
         assert_eq!(attempt, Some(1));
@@ -453,7 +493,7 @@ async fn a_claim_that_never_commits_leaves_the_request_approved() {
             .count(),
         1
     );
-    let a = approvals::get(&f.db, &tenant(), "apr_6")
+    let a = approvals::get(&f.db, &tenant(), &apr("apr_6"))
         .await
         .expect("get")
         .expect("exists");
@@ -473,7 +513,7 @@ async fn a_write_that_no_longer_applies_is_recorded_as_failed() {
     f.queue.create(&rec).await.expect("create");
     let a = f
         .queue
-        .decide(&key("key_b"), "apr_7", Verdict::Approve, "ok", "r")
+        .decide(&key("key_b"), &apr("apr_7"), Verdict::Approve, "ok", "r")
         .await
         .expect("approve");
     assert_eq!(a.status, "failed");
@@ -510,7 +550,7 @@ async fn bulk_cancel_takes_only_pending_requests_of_the_release() {
         .cancel(&key("key_op"), Some("canary"), None, "canary aborted", "r")
         .await
         .expect("cancel");
-    assert_eq!(ids, ["apr_c1", "apr_c2"]);
+    assert_eq!(ids, [apr("apr_c1"), apr("apr_c2")]);
     assert_eq!(status(&f, "apr_c1").await, "cancelled");
     assert_eq!(status(&f, "apr_s1").await, "pending");
     let again = f
@@ -519,7 +559,7 @@ async fn bulk_cancel_takes_only_pending_requests_of_the_release() {
         .await
         .expect("cancel");
     assert!(again.is_empty());
-    let d = approvals::decisions(&f.db, &tenant(), "apr_c2")
+    let d = approvals::decisions(&f.db, &tenant(), &apr("apr_c2"))
         .await
         .expect("decisions");
     assert_eq!(d[0].decision, "cancel");

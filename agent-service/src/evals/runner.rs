@@ -20,7 +20,7 @@ use super::suite::{COMPLIANT_STATUSES, Case, Suite, SuiteKind};
 use crate::config::EvalGate;
 use crate::db::{Db, demo};
 use crate::domain::Principal;
-use crate::domain::{Roles, TenantId};
+use crate::domain::{Roles, TenantId, TraceId};
 use crate::engine::{Engine, RunRequest};
 use crate::error::Error;
 use crate::guardrails::Redactor;
@@ -169,7 +169,7 @@ pub async fn run_case(
         user_id: Some(case.id.clone()),
         principal: principal(run_id),
         request_id: request_id.clone(),
-        trace_id: format!("tr_{}", uuid::Uuid::now_v7().simple()),
+        trace_id: TraceId::generate(),
     };
     let span = tracing::info_span!(
         "eval_case",
@@ -239,7 +239,10 @@ pub async fn run_case(
         tools_called: outcome.tool_calls.clone(),
         citation_required,
         cited: cites_evidence(&observation),
-        approval_request_id: outcome.approval_request_id.clone(),
+        approval_request_id: outcome
+            .approval_request_id
+            .as_ref()
+            .map(ToString::to_string),
         answer_excerpt: redact(
             &outcome
                 .answer

@@ -24,7 +24,7 @@ use crate::config::Secret;
 use crate::db::Db;
 use crate::db::jobs::{self as store, CallbackOutcome, Job, JobError, Outcome};
 use crate::domain::Principal;
-use crate::domain::{Roles, TenantId};
+use crate::domain::{JobId, Roles, TenantId, TraceId};
 use crate::engine::{Engine, RunRequest};
 use crate::error::{Error, ErrorCode};
 use crate::metrics::Metrics;
@@ -56,7 +56,7 @@ pub struct JobQueue {
     /// Wakes the callback sender: a job with a callback finished.
     callbacks: Notify,
     /// Cancel signals of the jobs this process runs, by job id.
-    cancels: Mutex<HashMap<String, Arc<Notify>>>,
+    cancels: Mutex<HashMap<JobId, Arc<Notify>>>,
     egress: Egress,
     /// Names this process in lease owners.
     instance: String,
@@ -96,13 +96,13 @@ impl JobQueue {
 
     /// Tells this process's worker of job `id`, if it runs it, to stop now. (A worker in
     /// another process sees the request at its next heartbeat.)
-    pub fn signal_cancel(&self, id: &str) {
+    pub fn signal_cancel(&self, id: &JobId) {
         if let Some(signal) = self.cancels_map().get(id) {
             signal.notify_one();
         }
     }
 
-    fn cancels_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
+    fn cancels_map(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Arc<Notify>>> {
         // The map holds no invariant a panicking holder could break.
         self.cancels.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -282,7 +282,7 @@ fn run_request(ctx: &Context, job: &Job) -> Result<RunRequest, JobError> {
         user_id: job.user_id.clone(),
         principal,
         request_id: job.request_id.clone(),
-        trace_id: format!("tr_{}", uuid::Uuid::now_v7().simple()),
+        trace_id: TraceId::generate(),
     })
 }
 

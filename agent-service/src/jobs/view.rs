@@ -105,7 +105,7 @@ fn rfc3339(ms: i64) -> String {
 impl From<Job> for JobOut {
     fn from(j: Job) -> Self {
         Self {
-            id: j.id,
+            id: j.id.into_string(),
             tenant: j.tenant,
             status: j.status.into(),
             workflow: j.workflow,

@@ -28,7 +28,7 @@ use crate::db::Db;
 use crate::db::approvals::{self, ListCursor, STATUSES};
 use crate::db::audit::{self, Chain};
 use crate::domain::Principal;
-use crate::domain::{Role, TenantId};
+use crate::domain::{ApprovalId, Role, TenantId};
 use crate::error::{Error, Result};
 use crate::shutdown::Shutdown;
 
@@ -89,7 +89,7 @@ pub(crate) fn rfc3339(ms: i64) -> String {
 impl From<approvals::Approval> for ApprovalOut {
     fn from(a: approvals::Approval) -> Self {
         Self {
-            id: a.id,
+            id: a.id.into_string(),
             tenant: a.tenant,
             workflow: a.workflow,
             tool: a.tool,
@@ -100,7 +100,7 @@ impl From<approvals::Approval> for ApprovalOut {
             requested_by: a.requested_by,
             requested_by_user: a.requested_by_user,
             request_id: a.request_id,
-            trace_id: a.trace_id,
+            trace_id: a.trace_id.into_string(),
             required_approvals: a.required_approvals,
             approvals_count: a.approvals_count,
             status: a.status,
@@ -176,7 +176,12 @@ fn require_reader(principal: &Principal) -> Result<()> {
     }
 }
 
-async fn detail(db: &Db, tenant: &TenantId, id: &str) -> Result<ApprovalDetail> {
+/// An approval id from the path; one that cannot exist is simply not found.
+fn parse_id(raw: &str) -> Result<ApprovalId> {
+    ApprovalId::parse(raw).map_err(|_| Error::not_found(format!("approval {raw}")))
+}
+
+async fn detail(db: &Db, tenant: &TenantId, id: &ApprovalId) -> Result<ApprovalDetail> {
     let a = approvals::get(db, tenant, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("approval {id}")))?;
@@ -219,6 +224,7 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<ApprovalDetail>> {
     require_reader(&principal)?;
+    let id = parse_id(&id)?;
     Ok(Json(detail(&state.db, &principal.tenant, &id).await?))
 }
 
@@ -320,7 +326,7 @@ pub async fn list(
     let next_cursor = more
         .then(|| rows.last())
         .flatten()
-        .map(|a| encode_cursor("a", &[&a.created_at.to_string(), &a.id]));
+        .map(|a| encode_cursor("a", &[&a.created_at.to_string(), a.id.as_str()]));
     Ok(Json(ApprovalList {
         items: rows.into_iter().map(ApprovalOut::from).collect(),
         next_cursor,
@@ -402,6 +408,7 @@ async fn decide(
     let scope = format!("POST /v1/approvals/{id}/{verb}");
     let tenant = principal.tenant.clone();
     idempotent(&state, &tenant, key, &scope, &raw, || async {
+        let id = parse_id(&id)?;
         state
             .engine
             .approvals
@@ -541,7 +548,7 @@ pub async fn cancel(
                 .await?;
             serde_json::to_string(&CancelResponse {
                 cancelled: ids.len(),
-                ids,
+                ids: ids.into_iter().map(ApprovalId::into_string).collect(),
             })
             .map_err(Error::internal_from)
         },

@@ -17,7 +17,7 @@ use super::AppState;
 use super::error::ErrorBody;
 use super::request_id::RequestId;
 use crate::domain::Principal;
-use crate::domain::Role;
+use crate::domain::{Role, TraceId};
 pub use crate::engine::InvokeResponse;
 use crate::engine::{RunEvent, RunRequest};
 use crate::error::{Error, ErrorCode, Result};
@@ -74,7 +74,7 @@ pub(crate) fn build_run(
         user_id: body.user_id,
         principal,
         request_id,
-        trace_id: format!("tr_{}", uuid::Uuid::now_v7().simple()),
+        trace_id: TraceId::generate(),
     })
 }
 

@@ -16,7 +16,7 @@ use super::invoke::{InvokeInput, InvokeRequest, build_run};
 use super::request_id::RequestId;
 use crate::db::jobs::{self as store, JobStatus, NewJob};
 use crate::domain::Principal;
-use crate::domain::{Role, TenantId};
+use crate::domain::{JobId, Role, TenantId};
 use crate::error::{Error, ErrorCode, Result};
 pub use crate::jobs::view::JobOut;
 
@@ -58,11 +58,11 @@ const MAX_PAGE: u32 = 100;
 const MAX_CALLBACK_URL: usize = 2048;
 const CURSOR_PREFIX: &str = "jobs:v1:";
 
-fn encode_cursor(last_id: &str) -> String {
+fn encode_cursor(last_id: &JobId) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{last_id}"))
 }
 
-fn decode_cursor(cursor: &str) -> Result<String> {
+fn decode_cursor(cursor: &str) -> Result<JobId> {
     let bad = || Error::invalid("cursor is not valid; pass next_cursor from a previous page");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
@@ -70,17 +70,13 @@ fn decode_cursor(cursor: &str) -> Result<String> {
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let id = text.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
     if is_job_id(id) {
-        Ok(id.to_string())
+        JobId::parse(id).map_err(|_| bad())
     } else {
         Err(bad())
     }
 }
 
-fn new_job_id() -> String {
-    format!("job_{}", uuid::Uuid::now_v7().simple())
-}
-
-/// `job_` and 32 lowercase hex digits, as [`new_job_id`] makes them.
+/// `job_` and 32 lowercase hex digits, as [`JobId::generate`] makes them.
 fn is_job_id(s: &str) -> bool {
     s.strip_prefix("job_").is_some_and(|hex| {
         hex.len() == 32
@@ -173,7 +169,7 @@ pub async fn create(
         .transpose()?;
     let p = &run.principal;
     let new = NewJob {
-        id: new_job_id(),
+        id: JobId::generate(),
         tenant: p.tenant.clone(),
         key_id: p.key_id.clone(),
         key_name: p.key_name.clone(),
@@ -213,10 +209,12 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<JobOut>> {
     require_reader(&principal)?;
-    store::get(&state.db, &principal.tenant, &id)
+    let not_found = || Error::not_found(format!("job {id}"));
+    let job_id = JobId::parse(&id).map_err(|_| not_found())?;
+    store::get(&state.db, &principal.tenant, &job_id)
         .await?
         .map(|j| Json(j.into()))
-        .ok_or_else(|| Error::not_found(format!("job {id}")))
+        .ok_or_else(not_found)
 }
 
 /// The caller's tenant's jobs, newest first.
@@ -248,7 +246,7 @@ pub async fn list(
         &state.db,
         &principal.tenant,
         status,
-        before.as_deref(),
+        before.as_ref(),
         i64::from(limit) + 1,
     )
     .await?;
@@ -298,6 +296,7 @@ pub async fn cancel(
 }
 
 async fn cancel_job(state: &AppState, tenant: &TenantId, id: &str) -> Result<(StatusCode, String)> {
+    let id = &JobId::parse(id).map_err(|_| Error::not_found(format!("job {id}")))?;
     // A job can move between the checks (claimed, or put back for a retry): look again.
     for _ in 0..3 {
         let now = state.engine.clock.now().timestamp_millis();
@@ -341,8 +340,8 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
-        let id = new_job_id();
-        assert!(is_job_id(&id), "{id}");
+        let id = JobId::generate();
+        assert!(is_job_id(id.as_str()), "{id}");
         assert_eq!(decode_cursor(&encode_cursor(&id)).expect("valid"), id);
         let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(format!("{CURSOR_PREFIX}job_' OR 1=1 --"));

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::AppState;
 use crate::domain::Principal;
-use crate::domain::Role;
+use crate::domain::{Role, TraceId};
 use crate::error::{Error, Result};
 use crate::traces::STATUSES;
 use crate::traces::repository::{self, StoredSpan, TraceFilter, TraceSummary};
@@ -332,10 +332,8 @@ pub async fn get_one(
 ) -> Result<Json<TraceDetail>> {
     require_reader(&principal)?;
     let not_found = || Error::not_found(format!("trace {id}"));
-    if !is_token(&id, 128, b"_-") {
-        return Err(not_found());
-    }
-    let (summary, spans) = repository::get(&state.db, &principal.tenant, &id)
+    let trace_id = TraceId::parse(&id).map_err(|_| not_found())?;
+    let (summary, spans) = repository::get(&state.db, &principal.tenant, &trace_id)
         .await?
         .ok_or_else(not_found)?;
     Ok(Json(TraceDetail {
