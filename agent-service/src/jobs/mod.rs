@@ -1,4 +1,4 @@
-//! The job queue's moving parts (SPEC 2.7): in-process workers that claim jobs under a
+//! The job queue's moving parts: in-process workers that claim jobs under a
 //! lease and run them through the engine, heartbeats, retries with backoff and dead
 //! letters, cancellation, graceful release at shutdown, the expired-lease reaper that
 //! keeps `agent_queue_depth` right, and signed callback delivery through the SSRF guard.
