@@ -34,6 +34,9 @@ pub struct Site {
 pub struct Graph {
     /// Module path (e.g. `db::approvals`, `""` for `lib.rs`) -> file.
     files: BTreeMap<String, String>,
+    /// Per file, the names it re-exports (`pub use child::Item;`) -> the absolute path
+    /// they stand for, so a path through a re-export lands where the item is defined.
+    reexports: BTreeMap<String, BTreeMap<String, Vec<String>>>,
     edges: BTreeMap<String, BTreeMap<String, Site>>,
 }
 
@@ -368,6 +371,12 @@ impl Graph {
         }
         for (rel, text) in sources {
             if let Some(m) = module_of(rel) {
+                let reexports = graph.reexports_of(&m, text);
+                graph.reexports.insert(rel.clone(), reexports);
+            }
+        }
+        for (rel, text) in sources {
+            if let Some(m) = module_of(rel) {
                 let edges = graph.scan(rel, &m, text);
                 graph.edges.insert(rel.clone(), edges);
             }
@@ -375,11 +384,70 @@ impl Graph {
         graph
     }
 
-    /// The file a module path lands in: its longest prefix that is a source file.
+    /// The file a path lands in: its longest prefix that is a source file, or, when the
+    /// item after that prefix is a re-export, the file the re-export leads to.
     fn file_of(&self, path: &[String]) -> Option<&String> {
-        (0..=path.len())
-            .rev()
-            .find_map(|n| self.files.get(&path[..n].join("::")))
+        let mut path = path.to_vec();
+        for _ in 0..8 {
+            let n = (0..=path.len())
+                .rev()
+                .find(|n| self.files.contains_key(&path[..*n].join("::")))?;
+            let file = &self.files[&path[..n].join("::")];
+            match path
+                .get(n)
+                .and_then(|item| self.reexports.get(file)?.get(item))
+            {
+                Some(target) => {
+                    let mut next = target.clone();
+                    next.extend(path[n + 1..].iter().cloned());
+                    path = next;
+                }
+                None => return Some(file),
+            }
+        }
+        None
+    }
+
+    /// The names a file re-exports at its top level (`pub use` / `pub(crate) use` of a
+    /// path into this crate, its children included), with the absolute path of each.
+    fn reexports_of(&self, module: &[String], text: &str) -> BTreeMap<String, Vec<String>> {
+        let toks = tokens(text);
+        let mut out = BTreeMap::new();
+        let mut depth = 0usize;
+        for (i, (tok, _)) in toks.iter().enumerate() {
+            match tok {
+                Tok::Open => depth += 1,
+                Tok::Close => depth = depth.saturating_sub(1),
+                Tok::Ident(kw) if kw == "use" && depth == 0 => {
+                    let is = |k: usize, want: &Tok| k <= i && &toks[i - k].0 == want;
+                    let public = is(1, &Tok::Ident("pub".into()))
+                        || (is(4, &Tok::Ident("pub".into())) && is(1, &Tok::Other));
+                    if !public {
+                        continue;
+                    }
+                    let end = toks[i..]
+                        .iter()
+                        .position(|t| t.0 == Tok::Semi)
+                        .map_or(toks.len(), |p| i + p);
+                    for leaf in use_leaves(&toks[i + 1..end]) {
+                        let Some(name) = leaf.binds else { continue };
+                        let abs = Self::absolute(module, &leaf.segs).or_else(|| {
+                            // A path relative to this file's own children.
+                            let child: Vec<String> =
+                                module.iter().chain(leaf.segs.first()).cloned().collect();
+                            self.files
+                                .contains_key(&child.join("::"))
+                                .then(|| module.iter().chain(&leaf.segs).cloned().collect())
+                        });
+                        if let Some(abs) = abs {
+                            out.insert(name, abs);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// The absolute module path `segs` names from inside `module` (`None`: not a path
@@ -816,6 +884,36 @@ mod checker {
             text.contains("traces/mod.rs:3 names crate::approvals::ApprovalQueue::new"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_path_through_a_reexport_lands_where_the_item_is_defined() {
+        let g = graph(&[
+            ("lib.rs", ""),
+            (
+                "engine.rs",
+                "use crate::traces::RunTrace;\nfn f() { crate::traces::Sink::new(); }",
+            ),
+            (
+                "traces/mod.rs",
+                "pub mod recorder;\npub use recorder::{RunTrace, SpanId};\npub struct Sink;",
+            ),
+            (
+                "traces/recorder.rs",
+                "use super::Sink;\nuse crate::engine::Engine;",
+            ),
+        ]);
+        assert_eq!(
+            targets(&g, "engine.rs"),
+            ["traces/mod.rs", "traces/recorder.rs"]
+        );
+        let cycles = g.cycles();
+        assert_eq!(
+            cycles.len(),
+            1,
+            "engine -> recorder (re-exported) -> engine: {cycles:?}"
+        );
+        assert!(cycles[0].contains(&"traces/recorder.rs".to_string()));
     }
 
     #[test]
