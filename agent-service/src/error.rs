@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use http::StatusCode;
 use serde::Serialize;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -65,6 +66,31 @@ impl ErrorCode {
             Self::WritesFrozen => "writes_frozen",
             Self::DependencyUnavailable => "dependency_unavailable",
             Self::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status an error with this code is answered with (part of the API contract).
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidInput | Self::MalformedJson => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound | Self::UnknownWorkflow => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict | Self::IdempotencyInProgress | Self::WritesFrozen => {
+                StatusCode::CONFLICT
+            }
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited | Self::TenantBudgetExceeded => StatusCode::TOO_MANY_REQUESTS,
+            Self::Overloaded
+            | Self::ShuttingDown
+            | Self::ProviderUnavailable
+            | Self::ProviderTimeout
+            | Self::ProviderError
+            | Self::DependencyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
