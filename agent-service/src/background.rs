@@ -28,23 +28,21 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
         queue: state.jobs.clone(),
         metrics: state.metrics.clone(),
         workflows: state.workflows.clone(),
-        workers: settings.job_workers,
-        lease: Duration::from_secs(settings.job_lease_secs),
-        grace: Duration::from_secs(settings.shutdown_grace_secs),
-        callback_secret: settings.job_callback_secret.clone(),
+        config: settings.jobs.clone(),
+        grace: Duration::from_secs(settings.server.shutdown_grace_secs),
         stop: stop.clone(),
     })));
     tasks.push(tokio::spawn(crate::approvals::sweeper::run(
         engine.approvals.clone(),
-        Duration::from_secs(settings.approval_sweep_secs),
+        Duration::from_secs(settings.approvals.approval_sweep_secs),
         stop.clone(),
     )));
     match engine.traces.take_receiver() {
         Some(rx) => {
             let exporter = writer::exporter(
-                settings.otel_exporter_otlp_endpoint.as_ref(),
+                settings.traces.otel_exporter_otlp_endpoint.as_ref(),
                 &state.http,
-                writer::resource(&engine.release, settings.environment),
+                writer::resource(&engine.release, settings.server.environment),
             );
             let stop = stop.clone();
             tasks.push(tokio::spawn(writer::write_until_stopped(
@@ -62,7 +60,7 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
     tasks.push(tokio::spawn(crate::traces::retention::run(
         state.db.clone(),
         engine.clock.clone(),
-        settings.trace_retention_days,
+        settings.traces.trace_retention_days,
         stop.clone(),
     )));
     tasks.push(tokio::spawn(crate::evals::worker::run(

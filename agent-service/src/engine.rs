@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::budget::{BudgetKind, RunBudget, UsageLedger};
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{ApprovalConfig, BudgetConfig, GuardrailConfig};
 use crate::db::{Db, approvals};
 use crate::domain::{ApprovalId, Principal, TraceId};
 use crate::error::{Error, ErrorCode};
@@ -139,7 +139,12 @@ pub struct RunRequest {
 
 /// Everything a run needs; built once at start.
 pub struct Engine {
-    pub settings: Arc<Settings>,
+    /// What a run and a tenant's day may spend, and the model prices.
+    pub budgets: BudgetConfig,
+    /// The input limit that overrides the policy's.
+    pub guardrails: GuardrailConfig,
+    /// How long an approval request lives, and when an invoice needs two approvers.
+    pub approval_rules: ApprovalConfig,
     pub db: Db,
     pub provider: Provider,
     pub tools: Arc<Registry>,
@@ -174,7 +179,7 @@ struct Run<'a> {
 
 impl Engine {
     fn price(&self, model: &str) -> (f64, f64) {
-        if let Some(p) = self.settings.prices.get(model) {
+        if let Some(p) = self.budgets.prices.get(model) {
             return (p.input_per_1k, p.output_per_1k);
         }
         if self.provider.kind() == "scripted" {
@@ -232,7 +237,7 @@ impl Engine {
             .get_or_create(&RequestLabels {
                 workflow: req.workflow.name.to_string(),
                 status: status.to_string(),
-                track: self.settings.release_track.as_str().to_string(),
+                track: self.release.track.clone(),
             })
             .inc();
         self.metrics
@@ -288,7 +293,7 @@ impl Engine {
         let mut run = Run {
             engine: self,
             req,
-            budget: RunBudget::new(&self.settings, started),
+            budget: RunBudget::new(&self.budgets, started),
             usage: UsageOut::default(),
             evidence: Vec::new(),
             tool_calls: Vec::new(),
@@ -305,7 +310,7 @@ impl Engine {
             .start("guardrail.input", SpanKind::Internal, run.trace.root());
         let mut policy_check = self.policy.check_input(&req.text);
         if policy_check.is_ok()
-            && let Some(max) = self.settings.max_input_chars
+            && let Some(max) = self.guardrails.max_input_chars
             && req.text.chars().count() > max
         {
             policy_check = Err(crate::guardrails::Block {
@@ -330,10 +335,10 @@ impl Engine {
         // The tenant's daily budget.
         let day = self.clock.now().format("%Y-%m-%d").to_string();
         let (tokens_today, cost_today) = self.ledger.today(&req.principal.tenant, &day).await?;
-        if tokens_today >= self.settings.tenant_daily_token_budget {
+        if tokens_today >= self.budgets.tenant_daily_token_budget {
             return Ok(run.exceeded(BudgetKind::TenantDailyTokens));
         }
-        if cost_today >= self.settings.tenant_daily_cost_budget_usd {
+        if cost_today >= self.budgets.tenant_daily_cost_budget_usd {
             return Ok(run.exceeded(BudgetKind::TenantDailyCost));
         }
 
@@ -732,7 +737,7 @@ impl Run<'_> {
         change.diff = redactor.redact(&change.diff).text.into_owned();
         let required = if call.name == "invoice_pay"
             && call.arguments["amount_usd"].as_f64().unwrap_or(0.0)
-                > engine.settings.invoice_two_approver_threshold_usd
+                > engine.approval_rules.invoice_two_approver_threshold_usd
         {
             2
         } else {
@@ -757,7 +762,7 @@ impl Run<'_> {
             release: engine.release.clone(),
             policy_version: engine.policy.version.to_string(),
             created_at: now,
-            expires_at: now + (engine.settings.approval_ttl_secs as i64) * 1000,
+            expires_at: now + (engine.approval_rules.approval_ttl_secs as i64) * 1000,
         };
         let approval_span = self
             .trace

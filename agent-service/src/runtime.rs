@@ -50,11 +50,12 @@ pub async fn build_runtime(
     metrics: Arc<Metrics>,
     http: reqwest::Client,
 ) -> anyhow::Result<Runtime> {
-    let provider = crate::providers::from_settings(&settings, http, metrics.clone());
+    let provider = crate::providers::from_settings(&settings.providers, http, metrics.clone());
     let tools = Arc::new(
-        Registry::new(&settings).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
+        Registry::new(&settings.tools)
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
     );
-    let workflows = workflows::configured(&settings)
+    let workflows = workflows::configured(&settings.tools)
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let prompt_version = workflows::prompt_set_version(&workflows);
     let git_sha = env!("AGENT_GIT_SHA").to_string();
@@ -66,9 +67,9 @@ pub async fn build_runtime(
             .collect::<String>(),
     );
     let info = ServiceInfo {
-        version: settings.release_version.clone(),
+        version: settings.release.release_version.clone(),
         git_sha: git_sha.clone(),
-        track: settings.release_track.as_str().into(),
+        track: settings.release.release_track.as_str().into(),
         provider: provider.kind().into(),
         model: provider.model().into(),
         prompt_version: prompt_version.clone(),
@@ -104,12 +105,14 @@ pub async fn build_runtime(
     let ledger = Arc::new(UsageLedger::new(db.clone()));
     let traces = crate::traces::TraceSink::with_sampling(
         crate::traces::CHANNEL_CAPACITY,
-        settings.trace_sample_rate,
+        settings.traces.trace_sample_rate,
         metrics.traces_dropped.clone(),
         metrics.traces_sampled_out.clone(),
     );
     let engine = Engine {
-        settings,
+        budgets: settings.budgets.clone(),
+        guardrails: settings.guardrails.clone(),
+        approval_rules: settings.approvals.clone(),
         db,
         provider,
         tools,

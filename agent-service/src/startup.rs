@@ -33,7 +33,7 @@ impl Application {
     /// Connects and migrates the database, loads the policy, wires everything, binds.
     pub async fn build(settings: Settings, policy: Policy) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
-        let db = Db::open(&settings).await?;
+        let db = Db::open(&settings.database).await?;
         let metrics = Arc::new(Metrics::new());
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -67,7 +67,8 @@ impl Application {
             .context("recording the release in the audit log")?;
         let engine = Arc::new(engine);
         let (stop, shutdown) = Shutdown::new();
-        let rpm = NonZeroU32::new(settings.rate_limit_rpm).context("RATE_LIMIT_RPM must be > 0")?;
+        let rpm = NonZeroU32::new(settings.limits.rate_limit_rpm)
+            .context("RATE_LIMIT_RPM must be > 0")?;
         let state = AppState::new(SharedState {
             settings: settings.clone(),
             db,
@@ -82,19 +83,19 @@ impl Application {
             ),
             info: Arc::new(info),
             limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(rpm))),
-            shed: Arc::new(Semaphore::new(settings.max_concurrency as usize)),
+            shed: Arc::new(Semaphore::new(settings.limits.max_concurrency as usize)),
             shutdown,
             http,
             jobs: Arc::new(
-                crate::jobs::JobQueue::new(&settings.egress_allowlist)
+                crate::jobs::JobQueue::new(&settings.tools.egress_allowlist)
                     .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
             ),
             eval_wakeup: Arc::new(tokio::sync::Notify::new()),
         });
         let router = routes::router(state.clone());
-        let listener = TcpListener::bind(settings.bind_addr)
+        let listener = TcpListener::bind(settings.server.bind_addr)
             .await
-            .with_context(|| format!("cannot listen on BIND_ADDR {}", settings.bind_addr))?;
+            .with_context(|| format!("cannot listen on BIND_ADDR {}", settings.server.bind_addr))?;
         let port = listener.local_addr()?.port();
         Ok(Self {
             stop,
@@ -136,7 +137,7 @@ impl Application {
                 stop.stop();
             }
         });
-        let grace = Duration::from_secs(state.settings.shutdown_grace_secs);
+        let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
         let stopping = stop.subscribe();
         tokio::select! {
             r = server => r.context("the HTTP server failed")?,

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::*;
-use crate::config::Settings;
+use crate::config::ToolConfig;
 use crate::db::approvals::Release;
 use crate::domain::{Roles, TraceId};
 use crate::guardrails::Policy;
@@ -52,7 +52,7 @@ async fn fixture() -> Fixture {
         .expect("connect");
     db.migrate().await.expect("migrate");
     crate::db::demo::seed(&db).await.expect("seed");
-    let tools = Arc::new(Registry::new(&Settings::default()).expect("tools"));
+    let tools = Arc::new(Registry::new(&ToolConfig::default()).expect("tools"));
     let clock = Arc::new(ManualClock(Mutex::new(T0)));
     let policy = Policy::load(None).expect("policy");
     let queue = ApprovalQueue::new(

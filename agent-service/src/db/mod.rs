@@ -126,7 +126,7 @@ impl Db {
 
     /// Connects to `DATABASE_URL` with the configured pool size and applies the migrations:
     /// what every command that serves or runs work does first.
-    pub async fn open(settings: &crate::config::Settings) -> anyhow::Result<Self> {
+    pub async fn open(settings: &crate::config::DatabaseConfig) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let db = Self::connect_with(&settings.database_url, settings.database_max_connections)
             .await

@@ -151,7 +151,7 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
         TenantId::parse(&opts.tenant).map_err(|e| Failure::Usage(format!("--tenant: {e}")))?;
     let run_err = |what: &str, e: &dyn std::fmt::Display| Failure::Run(format!("{what}: {e}"));
 
-    let db = Db::open(&settings)
+    let db = Db::open(&settings.database)
         .await
         .map_err(|e| Failure::Run(format!("{e:#}")))?;
     let baseline = resolve_baseline(&db, &tenant, &suite, opts.baseline.as_deref()).await?;
@@ -180,7 +180,7 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
     let ctx = Ctx {
         engine: &engine,
         workflows: &workflows,
-        lease: runner::lease_for(&settings),
+        lease: runner::lease_for(&settings.budgets),
     };
     let id = store::new_run_id();
     let worker = format!("cli_{}", uuid::Uuid::now_v7().simple());

@@ -80,7 +80,7 @@ impl Ctx<'_> {
 }
 
 /// The lease for a process's runs: a case runs at most the request timeout.
-pub fn lease_for(settings: &crate::config::Settings) -> Duration {
+pub fn lease_for(settings: &crate::config::BudgetConfig) -> Duration {
     Duration::from_secs(settings.request_timeout_secs.saturating_mul(2).max(30) + 30)
 }
 

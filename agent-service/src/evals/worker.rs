@@ -81,7 +81,7 @@ pub async fn run(ctx: Context) {
     let run_ctx = Ctx {
         engine: &engine,
         workflows: &ctx.workflows,
-        lease: runner::lease_for(&ctx.settings),
+        lease: runner::lease_for(&ctx.settings.budgets),
     };
     loop {
         let now = engine.clock.now().timestamp_millis();

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::config::Secret;
+use crate::config::JobConfig;
 use crate::db::Db;
 use crate::db::jobs::{self as store, CallbackOutcome, Job, JobError, Outcome};
 use crate::domain::Principal;
@@ -117,25 +117,29 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The workflows a job may name, by name.
     pub workflows: Arc<BTreeMap<String, Arc<Workflow>>>,
-    /// How many workers take jobs (`JOB_WORKERS`).
-    pub workers: u32,
-    /// How long a claim holds a job without a heartbeat (`JOB_LEASE_SECS`).
-    pub lease: Duration,
+    /// Workers, lease, attempts and the callback signing key (without it callbacks fail
+    /// for good).
+    pub config: JobConfig,
     /// The shutdown grace period; a running job gets most of it to finish.
     pub grace: Duration,
-    /// Signs callbacks (`JOB_CALLBACK_SECRET`); without it callbacks fail for good.
-    pub callback_secret: Option<Secret>,
     pub stop: Shutdown,
 }
 
 /// Starts the queue's tasks: the workers, the keeper and the callback sender.
 pub fn spawn_tasks(ctx: Arc<Context>) -> Vec<JoinHandle<()>> {
-    let mut tasks: Vec<JoinHandle<()>> = (0..ctx.workers)
+    let mut tasks: Vec<JoinHandle<()>> = (0..ctx.config.job_workers)
         .map(|i| tokio::spawn(worker(ctx.clone(), i)))
         .collect();
     tasks.push(tokio::spawn(keeper(ctx.clone())));
     tasks.push(tokio::spawn(callback_sender(ctx)));
     tasks
+}
+
+impl Context {
+    /// How long a claim holds a job without a heartbeat.
+    fn lease(&self) -> Duration {
+        Duration::from_secs(self.config.job_lease_secs)
+    }
 }
 
 fn now_ms(ctx: &Context) -> i64 {
@@ -196,7 +200,7 @@ pub fn sign(secret: &[u8], t: i64, body: &str) -> Result<String, String> {
 /// Takes due jobs one at a time until shutdown.
 async fn worker(ctx: Arc<Context>, index: u32) {
     let owner = format!("{}/worker-{index}", ctx.queue.instance);
-    let lease_ms = millis(ctx.lease);
+    let lease_ms = millis(ctx.lease());
     loop {
         if ctx.stop.is_stopping() {
             break;
@@ -358,7 +362,7 @@ async fn attempt(ctx: &Context, job: &Job, token: &str, signal: &Notify) {
 /// Runs the job's workflow while renewing its lease, until it ends, is cancelled, loses
 /// its lease, or outlives shutdown's drain budget.
 async fn drive(ctx: &Context, job: &Job, token: &str, req: &RunRequest, signal: &Notify) -> Ended {
-    let lease = ctx.lease;
+    let lease = ctx.lease();
     let run = ctx.engine.run(req, None);
     tokio::pin!(run);
     let mut beat = tokio::time::interval_at(
@@ -550,7 +554,7 @@ async fn send_callback(
     url: &str,
     job: &Job,
 ) -> (Option<i64>, Result<(), (String, bool)>) {
-    let Some(secret) = ctx.callback_secret.as_ref() else {
+    let Some(secret) = ctx.config.job_callback_secret.as_ref() else {
         let m = "JOB_CALLBACK_SECRET is not configured, so the callback cannot be signed";
         return (None, Err((m.into(), true)));
     };

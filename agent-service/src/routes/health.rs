@@ -72,7 +72,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         timed(state.db.ping()),
         timed(provider.health()),
         timed(async {
-            match &state.settings.retrieval_url {
+            match &state.settings.tools.retrieval_url {
                 None => Ok::<(), String>(()),
                 Some(url) => {
                     let resp = state
@@ -121,7 +121,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             latency_ms: prov_ms,
         },
     };
-    let retrieval_check = match (&retr, &state.settings.retrieval_url) {
+    let retrieval_check = match (&retr, &state.settings.tools.retrieval_url) {
         (Ok(()), None) => Check {
             status: "ok",
             detail: "built-in knowledge base".into(),

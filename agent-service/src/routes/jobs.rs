@@ -107,7 +107,7 @@ fn to_json<T: Serialize>(value: &T) -> Result<String> {
 
 /// A callback URL the service can sign for and the egress guard lets through.
 fn check_callback_url(state: &AppState, raw: &str) -> Result<String> {
-    if state.settings.job_callback_secret.is_none() {
+    if state.settings.jobs.job_callback_secret.is_none() {
         return Err(Error::invalid(
             "callback_url needs JOB_CALLBACK_SECRET to be set on the service (callbacks are signed with it); set it or omit callback_url",
         ));
@@ -184,7 +184,7 @@ pub async fn create(
             .into_owned(),
         user_id: run.user_id.clone(),
         request_id: run.request_id.clone(),
-        max_attempts: i64::from(state.settings.job_max_attempts),
+        max_attempts: i64::from(state.settings.jobs.job_max_attempts),
         callback_url,
         created_at: state.engine.clock.now().timestamp_millis(),
     };

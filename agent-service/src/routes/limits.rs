@@ -59,7 +59,7 @@ pub fn check_rate(state: &AppState, principal: &Principal) -> Result<(), Error> 
                 ErrorCode::RateLimited,
                 format!(
                     "rate limit of {} requests per minute for this API key exceeded",
-                    state.settings.rate_limit_rpm
+                    state.settings.limits.rate_limit_rpm
                 ),
             )
             .retry_after(secs.max(1)))

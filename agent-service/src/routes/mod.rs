@@ -143,7 +143,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(DefaultBodyLimit::max(state.settings.limits.max_body_bytes))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))

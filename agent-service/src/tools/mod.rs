@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, ToolConfig};
 use crate::db::Db;
 use crate::domain::TenantId;
 
@@ -233,12 +233,15 @@ pub struct Registry {
 
 impl Registry {
     /// The built-in tools plus the HTTP tools declared in `settings.http_tools`.
-    pub fn new(settings: &Settings) -> Result<Self, ConfigError> {
+    pub fn new(settings: &ToolConfig) -> Result<Self, ConfigError> {
         Self::with_lookup(settings, Arc::new(SystemLookup))
     }
 
     /// The same, resolving outbound host names with `lookup` (tests map names to any address).
-    pub fn with_lookup(settings: &Settings, lookup: Arc<dyn Lookup>) -> Result<Self, ConfigError> {
+    pub fn with_lookup(
+        settings: &ToolConfig,
+        lookup: Arc<dyn Lookup>,
+    ) -> Result<Self, ConfigError> {
         let egress = Egress::with_lookup(&settings.egress_allowlist, Arc::clone(&lookup)).map_err(
             |message| ConfigError {
                 key: "EGRESS_ALLOWLIST".into(),
