@@ -542,6 +542,15 @@ settings! {
             /// HMAC-SHA256 key that signs job callbacks (`X-Flightdeck-Signature`).
             job_callback_secret: Option<Secret> = None;
                 env "JOB_CALLBACK_SECRET" kind secret();
+            /// How long a callback's receiver may take to answer one delivery attempt; below
+            /// the 60 s a claimed callback is held, so no other sender takes it mid-attempt.
+            job_callback_timeout_secs: u64 = 10;
+                env "JOB_CALLBACK_TIMEOUT_SECS" file job_callback_timeout_secs
+                kind num("a whole number of seconds"),
+                check |v: &u64| match v {
+                    1..=50 => Ok(()),
+                    _ => Err(format!("{v} must be from 1 to 50 seconds")),
+                };
         }
         /// Stored traces.
         traces: TraceConfig {

@@ -42,8 +42,6 @@ const RECOUNT_EVERY_REAPS: u32 = 5;
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 /// Delivery attempts per callback.
 pub const CALLBACK_MAX_ATTEMPTS: i64 = 5;
-/// Each callback request must answer within this.
-const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// A claimed callback is held this long; a sender that dies leaves it to another after.
 const CALLBACK_HOLD: Duration = Duration::from_secs(60);
 /// The signature header of callbacks.
@@ -580,7 +578,7 @@ async fn send_callback(
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(SIGNATURE_HEADER, signature)
         .header("X-Flightdeck-Job-Id", job.id.as_str())
-        .timeout(CALLBACK_TIMEOUT)
+        .timeout(Duration::from_secs(ctx.config.job_callback_timeout_secs))
         .body(body)
         .build()
     {
