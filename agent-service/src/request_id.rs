@@ -27,9 +27,13 @@ pub fn accept(candidate: Option<&str>) -> String {
     }
 }
 
-/// Runs a future with `id` as the current request id (for work spawned off the handler).
-pub async fn scope<F: std::future::Future>(id: String, fut: F) -> F::Output {
-    REQUEST_ID.scope(id, fut).await
+/// Runs a future with `id` as the current request id: the request-id middleware around
+/// each request, and work done for a request elsewhere (a job, an eval case).
+pub fn scope<F: std::future::Future>(
+    id: String,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<String, F> {
+    REQUEST_ID.scope(id, fut)
 }
 
 #[cfg(test)]
