@@ -93,7 +93,7 @@ pub fn builtin() -> Vec<Workflow> {
 /// The shipped workflows with the extra tools config grants them (`[workflow_tools]`).
 /// Only declared HTTP tools may be granted; anything else is a config error naming the key.
 pub fn configured(
-    settings: &crate::config::Settings,
+    settings: &crate::config::ToolConfig,
 ) -> Result<Vec<Workflow>, crate::config::ConfigError> {
     let mut all = builtin();
     for (wf_name, tools) in &settings.workflow_tools {

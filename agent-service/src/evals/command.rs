@@ -151,7 +151,7 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
         TenantId::parse(&opts.tenant).map_err(|e| Failure::Usage(format!("--tenant: {e}")))?;
     let run_err = |what: &str, e: &dyn std::fmt::Display| Failure::Run(format!("{what}: {e}"));
 
-    let db = Db::open(&settings)
+    let db = Db::open(&settings.database)
         .await
         .map_err(|e| Failure::Run(format!("{e:#}")))?;
     let baseline = resolve_baseline(&db, &tenant, &suite, opts.baseline.as_deref()).await?;
@@ -161,7 +161,7 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
         .map_err(|e| run_err("building the HTTP client", &e))?;
     let gate_settings = settings.eval_gate.clone();
     let settings = Arc::new(settings);
-    let rt = crate::startup::build_runtime(
+    let rt = crate::runtime::build_runtime(
         settings.clone(),
         Arc::new(policy),
         db.clone(),
@@ -180,7 +180,7 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
     let ctx = Ctx {
         engine: &engine,
         workflows: &workflows,
-        lease: runner::lease_for(&settings),
+        lease: runner::lease_for(&settings.budgets),
     };
     let id = store::new_run_id();
     let worker = format!("cli_{}", uuid::Uuid::now_v7().simple());
@@ -298,11 +298,9 @@ fn write_reports(
         outcome,
         cases,
     };
-    let json = serde_json::to_string_pretty(&crate::routes::evals::run_document(
-        run.clone(),
-        cases.to_vec(),
-    ))
-    .map_err(std::io::Error::other)?;
+    let json =
+        serde_json::to_string_pretty(&super::document::run_document(run.clone(), cases.to_vec()))
+            .map_err(std::io::Error::other)?;
     let files = [
         (format!("{base}.json"), json + "\n"),
         (format!("{base}.md"), report::markdown(&finished)),
