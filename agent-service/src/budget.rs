@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use sqlx::Row;
 use tokio::time::Instant;
 
-use crate::config::Settings;
+use crate::config::BudgetConfig;
 use crate::db::Db;
 use crate::domain::TenantId;
 
@@ -61,7 +61,7 @@ pub struct RunBudget {
 }
 
 impl RunBudget {
-    pub fn new(s: &Settings, started: Instant) -> Self {
+    pub fn new(s: &BudgetConfig, started: Instant) -> Self {
         Self {
             max_tokens: s.max_tokens_per_request,
             max_tool_calls: s.max_tool_calls,
@@ -232,11 +232,11 @@ mod tests {
     use serde_json::json;
 
     fn budget() -> RunBudget {
-        let s = Settings {
+        let s = BudgetConfig {
             max_tokens_per_request: 100,
             max_tool_calls: 2,
             max_cost_per_request_usd: 0.01,
-            ..Settings::default()
+            ..BudgetConfig::default()
         };
         RunBudget::new(&s, Instant::now())
     }

@@ -10,16 +10,16 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::auth::Principal;
 use crate::budget::{BudgetKind, RunBudget, UsageLedger};
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{ApprovalConfig, BudgetConfig, GuardrailConfig};
 use crate::db::{Db, approvals};
+use crate::domain::{ApprovalId, Principal, TraceId};
 use crate::error::{Error, ErrorCode};
 use crate::guardrails::Policy;
 use crate::metrics::{Metrics, RequestLabels, TokenLabels, ToolLabels};
 use crate::providers::{
-    ChatMessage, ChatRequest, Finish, Meter, Provider, ProviderError, ToolCall, Usage,
+    ChatMessage, ChatRequest, Finish, Meter, Provider, ProviderError, ToolCall, ToolDef, Usage,
 };
 use crate::tools::{ProposedChange, Registry, SideEffect, ToolCtx, ToolError};
 use crate::traces::{RunTrace, SpanId, SpanKind, TraceHeader, TraceSink};
@@ -73,12 +73,43 @@ pub struct RunOutcome {
     pub status: RunStatus,
     pub answer: String,
     pub evidence: Vec<Evidence>,
-    pub approval_request_id: Option<String>,
+    pub approval_request_id: Option<ApprovalId>,
     pub proposed_change: Option<ProposedChange>,
     pub usage: UsageOut,
     pub budget_kind: Option<BudgetKind>,
     pub guardrail_rule: Option<String>,
     pub tool_calls: Vec<String>,
+}
+
+/// The reply to one run: the body of `POST /v1/invoke`, the `done` event of the stream,
+/// and a succeeded job's `result`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InvokeResponse {
+    pub request_id: String,
+    pub status: RunStatus,
+    pub answer: String,
+    pub evidence: Vec<Evidence>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub approval_request_id: Option<ApprovalId>,
+    /// `{resource, before, after, diff}` of the write waiting for approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub proposed_change: Option<Value>,
+    pub usage: UsageOut,
+    pub policy_version: String,
+    #[schema(value_type = String)]
+    pub trace_id: TraceId,
+    pub workflow: String,
+    /// `ollama`, `openai` or `scripted` (the deterministic offline model).
+    pub provider: String,
+    pub model: String,
+    /// Which budget stopped the run, when `status` is `budget_exceeded`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    /// Which guardrail rule blocked the run, when `status` is `blocked`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrail_rule: Option<String>,
 }
 
 /// Events of a streamed run, in order.
@@ -94,7 +125,7 @@ pub enum RunEvent {
         outcome: String,
     },
     ApprovalRequired {
-        approval_request_id: String,
+        approval_request_id: ApprovalId,
         proposed_change: ProposedChange,
     },
 }
@@ -105,12 +136,17 @@ pub struct RunRequest {
     pub user_id: Option<String>,
     pub principal: Principal,
     pub request_id: String,
-    pub trace_id: String,
+    pub trace_id: TraceId,
 }
 
 /// Everything a run needs; built once at start.
 pub struct Engine {
-    pub settings: Arc<Settings>,
+    /// What a run and a tenant's day may spend, and the model prices.
+    pub budgets: BudgetConfig,
+    /// The input limit that overrides the policy's.
+    pub guardrails: GuardrailConfig,
+    /// How long an approval request lives, and when an invoice needs two approvers.
+    pub approval_rules: ApprovalConfig,
     pub db: Db,
     pub provider: Provider,
     pub tools: Arc<Registry>,
@@ -152,13 +188,34 @@ struct Run<'a> {
 
 impl Engine {
     fn price(&self, model: &str) -> (f64, f64) {
-        if let Some(p) = self.settings.prices.get(model) {
+        if let Some(p) = self.budgets.prices.get(model) {
             return (p.input_per_1k, p.output_per_1k);
         }
         if self.provider.kind() == "scripted" {
             SCRIPTED_PRICE
         } else {
             (0.0, 0.0)
+        }
+    }
+
+    /// The reply to `req` that ended with `o`: the outcome with the request's ids and the
+    /// policy and model it ran under.
+    pub fn reply(&self, req: &RunRequest, o: RunOutcome) -> InvokeResponse {
+        InvokeResponse {
+            request_id: req.request_id.clone(),
+            status: o.status,
+            answer: o.answer,
+            evidence: o.evidence,
+            approval_request_id: o.approval_request_id,
+            proposed_change: o.proposed_change.and_then(|c| serde_json::to_value(c).ok()),
+            usage: o.usage,
+            policy_version: self.policy.version.to_string(),
+            trace_id: req.trace_id.clone(),
+            workflow: req.workflow.name.to_string(),
+            provider: self.provider.kind().to_string(),
+            model: self.provider.model().to_string(),
+            budget: o.budget_kind.map(|k| k.as_str().to_string()),
+            guardrail_rule: o.guardrail_rule,
         }
     }
 
@@ -189,7 +246,7 @@ impl Engine {
             .get_or_create(&RequestLabels {
                 workflow: req.workflow.name.to_string(),
                 status: status.to_string(),
-                track: self.settings.release_track.as_str().to_string(),
+                track: self.release.track.clone(),
             })
             .inc();
         self.metrics
@@ -202,7 +259,9 @@ impl Engine {
                 tokens = o.usage.prompt_tokens + o.usage.completion_tokens,
                 "run finished"
             ),
-            Err(e) => tracing::warn!(status, error = %e.message, "run failed"),
+            // The error itself is logged, with its causes, where it becomes a response, a
+            // job's outcome or an eval case's result.
+            Err(_) => tracing::warn!(status, "run failed"),
         }
         result
     }
@@ -244,7 +303,7 @@ impl Engine {
         let mut run = Run {
             engine: self,
             req,
-            budget: RunBudget::new(&self.settings, started),
+            budget: RunBudget::new(&self.budgets, started),
             usage: UsageOut::default(),
             evidence: Vec::new(),
             tool_calls: Vec::new(),
@@ -264,7 +323,7 @@ impl Engine {
             .start("guardrail.input", SpanKind::Internal, run.trace.root());
         let mut policy_check = self.policy.check_input(&req.text);
         if policy_check.is_ok()
-            && let Some(max) = self.settings.max_input_chars
+            && let Some(max) = self.guardrails.max_input_chars
             && req.text.chars().count() > max
         {
             policy_check = Err(crate::guardrails::Block {
@@ -288,10 +347,10 @@ impl Engine {
 
         // The tenant's daily budget.
         let (tokens_today, cost_today) = self.ledger.today(&req.principal.tenant, &day).await?;
-        if tokens_today >= self.settings.tenant_daily_token_budget {
+        if tokens_today >= self.budgets.tenant_daily_token_budget {
             return Ok(run.exceeded(BudgetKind::TenantDailyTokens));
         }
-        if cost_today >= self.settings.tenant_daily_cost_budget_usd {
+        if cost_today >= self.budgets.tenant_daily_cost_budget_usd {
             return Ok(run.exceeded(BudgetKind::TenantDailyCost));
         }
 
@@ -320,7 +379,7 @@ fn finish_trace(mut trace: RunTrace, result: &Result<RunOutcome, Error>) {
                 trace.attr(root, "flightdeck.guardrail.rule", rule.clone());
             }
             if let Some(id) = &o.approval_request_id {
-                trace.attr(root, "flightdeck.approval.id", id.clone());
+                trace.attr(root, "flightdeck.approval.id", id.to_string());
             }
             trace.finish(o.status.as_str(), None, Some(&o.answer));
         }
@@ -399,7 +458,7 @@ impl Run<'_> {
         &self,
         status: RunStatus,
         answer: String,
-        proposal: Option<(String, ProposedChange)>,
+        proposal: Option<(ApprovalId, ProposedChange)>,
     ) -> RunOutcome {
         let (approval_request_id, proposed_change) = match proposal {
             Some((id, change)) => (Some(id), Some(change)),
@@ -451,7 +510,16 @@ impl Run<'_> {
                 ChatMessage::system(wf.system_prompt(self.req.principal.tenant.as_str())),
                 ChatMessage::user(self.req.text.clone()),
             ],
-            tools: engine.tools.defs(&tool_names),
+            tools: engine
+                .tools
+                .offered(&tool_names)
+                .into_iter()
+                .map(|spec| ToolDef {
+                    name: spec.name.clone(),
+                    description: spec.description.clone(),
+                    parameters: spec.parameters.clone(),
+                })
+                .collect(),
             max_tokens: 0,
             budget_tokens: 0,
             deadline: None,
@@ -743,24 +811,22 @@ impl Run<'_> {
         change.diff = redactor.redact(&change.diff).text.into_owned();
         let required = if call.name == "invoice_pay"
             && call.arguments["amount_usd"].as_f64().unwrap_or(0.0)
-                > engine.settings.invoice_two_approver_threshold_usd
+                > engine.approval_rules.invoice_two_approver_threshold_usd
         {
             2
         } else {
             1
         };
         let now = engine.clock.now().timestamp_millis();
-        let id = format!("apr_{}", uuid::Uuid::now_v7().simple());
+        let id = ApprovalId::generate();
         let record = approvals::NewApproval {
             id: id.clone(),
             tenant: ctx.tenant.clone(),
             workflow: self.req.workflow.name.to_string(),
             tool: call.name.clone(),
             arguments,
-            proposed_change: serde_json::to_value(&change)
-                .map_err(|e| Error::internal(e.to_string()))?,
-            evidence: serde_json::to_value(&self.evidence)
-                .map_err(|e| Error::internal(e.to_string()))?,
+            proposed_change: serde_json::to_value(&change).map_err(Error::internal_from)?,
+            evidence: serde_json::to_value(&self.evidence).map_err(Error::internal_from)?,
             risk_tier: i64::from(self.req.workflow.risk_tier),
             requested_by: self.req.principal.key_id.clone(),
             requested_by_user: self.req.user_id.clone(),
@@ -770,7 +836,7 @@ impl Run<'_> {
             release: engine.release.clone(),
             policy_version: engine.policy.version.to_string(),
             created_at: now,
-            expires_at: now + (engine.settings.approval_ttl_secs as i64) * 1000,
+            expires_at: now + (engine.approval_rules.approval_ttl_secs as i64) * 1000,
         };
         let approval_span = self
             .trace

@@ -105,17 +105,18 @@ pub fn builtin() -> Vec<Workflow> {
 /// and the output caps it sets (`MAX_OUTPUT_TOKENS`, `[workflow_max_output_tokens]`).
 /// Only declared HTTP tools may be granted; anything else is a config error naming the key.
 pub fn configured(
-    settings: &crate::config::Settings,
+    settings: &crate::config::ToolConfig,
+    budgets: &crate::config::BudgetConfig,
 ) -> Result<Vec<Workflow>, crate::config::ConfigError> {
     let mut all = builtin();
     for wf in &mut all {
-        if let Some(n) = settings.max_output_tokens {
+        if let Some(n) = budgets.max_output_tokens {
             wf.max_output_tokens = n;
         }
         // A cap above the request's budget could not be reached: the budget is the cap.
-        wf.max_output_tokens = wf.max_output_tokens.min(settings.max_tokens_per_request);
+        wf.max_output_tokens = wf.max_output_tokens.min(budgets.max_tokens_per_request);
     }
-    for (wf_name, n) in &settings.workflow_max_output_tokens {
+    for (wf_name, n) in &budgets.workflow_max_output_tokens {
         let Some(wf) = all.iter_mut().find(|w| w.name == wf_name) else {
             let known: Vec<&str> = builtin().iter().map(|w| w.name).collect();
             return Err(crate::config::ConfigError {

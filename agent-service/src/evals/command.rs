@@ -151,7 +151,7 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
         TenantId::parse(&opts.tenant).map_err(|e| Failure::Usage(format!("--tenant: {e}")))?;
     let run_err = |what: &str, e: &dyn std::fmt::Display| Failure::Run(format!("{what}: {e}"));
 
-    let db = Db::open(&settings)
+    let db = Db::open(&settings.database)
         .await
         .map_err(|e| Failure::Run(format!("{e:#}")))?;
     let baseline = resolve_baseline(&db, &tenant, &suite, opts.baseline.as_deref()).await?;
@@ -162,7 +162,7 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
     let server = model_server(&settings, &http).await;
     let gate_settings = settings.eval_gate.clone();
     let settings = Arc::new(settings);
-    let rt = crate::startup::build_runtime(
+    let rt = crate::runtime::build_runtime(
         settings.clone(),
         Arc::new(policy),
         db.clone(),
@@ -181,7 +181,7 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
     let ctx = Ctx {
         engine: &engine,
         workflows: &workflows,
-        lease: runner::lease_for(&settings),
+        lease: runner::lease_for(&settings.budgets),
     };
     let id = store::new_run_id();
     let worker = format!("cli_{}", uuid::Uuid::now_v7().simple());
@@ -312,11 +312,9 @@ fn write_reports(
     };
     // The API's run document, as the API serves it (the model server is in the
     // Markdown report and the summary).
-    let json = serde_json::to_string_pretty(&crate::routes::evals::run_document(
-        run.clone(),
-        cases.to_vec(),
-    ))
-    .map_err(std::io::Error::other)?;
+    let json =
+        serde_json::to_string_pretty(&super::document::run_document(run.clone(), cases.to_vec()))
+            .map_err(std::io::Error::other)?;
     let files = [
         (format!("{base}.json"), json + "\n"),
         (
@@ -352,13 +350,13 @@ fn with_server(mut md: String, server: &ModelServer) -> String {
 /// not answer leaves the id unknown; the run itself then reports the failures.
 async fn model_server(settings: &Settings, http: &reqwest::Client) -> ModelServer {
     use crate::config::ProviderKind;
-    let models_url = match settings.provider {
+    let models_url = match settings.providers.provider {
         ProviderKind::Openai => Some(crate::providers::endpoint(
-            &settings.openai_base_url,
+            &settings.providers.openai_base_url,
             "models",
         )),
         ProviderKind::Ollama => Some(crate::providers::endpoint(
-            &settings.ollama_base_url,
+            &settings.providers.ollama_base_url,
             "v1/models",
         )),
         ProviderKind::Scripted => None,
@@ -373,8 +371,8 @@ async fn model_server(settings: &Settings, http: &reqwest::Client) -> ModelServe
     let mut server_model_id = None;
     if let Some(url) = models_url {
         let mut req = http.get(url).timeout(Duration::from_secs(10));
-        if settings.provider == ProviderKind::Openai
-            && let Some(key) = &settings.openai_api_key
+        if settings.providers.provider == ProviderKind::Openai
+            && let Some(key) = &settings.providers.openai_api_key
         {
             req = req.bearer_auth(key.expose());
         }
@@ -394,7 +392,7 @@ async fn model_server(settings: &Settings, http: &reqwest::Client) -> ModelServe
         }
     }
     ModelServer {
-        provider: settings.provider.as_str().to_string(),
+        provider: settings.providers.provider.as_str().to_string(),
         model: settings.model().to_string(),
         host,
         server_model_id,

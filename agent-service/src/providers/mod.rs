@@ -333,7 +333,7 @@ pub trait ChatModel: Send + Sync {
 
 /// Builds the configured provider.
 pub fn from_settings(
-    s: &crate::config::Settings,
+    s: &crate::config::ProviderConfig,
     http: reqwest::Client,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> Provider {

@@ -7,6 +7,8 @@
 //! same `num_predict` as the answer. [`OllamaThink`] (`OLLAMA_THINK`) says what to send.
 
 use futures::StreamExt;
+
+pub use crate::config::OllamaThink;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -24,67 +26,16 @@ pub struct Ollama {
     think: OllamaThink,
 }
 
-/// What the `think` field of a chat request says (`OLLAMA_THINK`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum OllamaThink {
-    /// `think: false` (the default): no thinking, so the whole output cap is the answer;
-    /// accepted by every model.
-    #[default]
-    Off,
-    /// `think: true`: thinking models think first (the thinking is kept out of the
-    /// answer, counted in usage and recorded in the trace); other models answer 400.
-    On,
-    /// `think: "low" | "medium" | "high"` for models with thinking levels (gpt-oss).
-    Low,
-    Medium,
-    High,
-    /// `think` left out: the server decides (thinking models think).
-    Server,
-}
-
-impl OllamaThink {
-    pub const ALLOWED: &'static str = "false, true, low, medium, high, server";
-
-    /// The configuration value, as `OLLAMA_THINK` takes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Off => "false",
-            Self::On => "true",
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Server => "server",
-        }
-    }
-
-    fn wire(self) -> Option<Value> {
-        match self {
-            Self::Off => Some(Value::Bool(false)),
-            Self::On => Some(Value::Bool(true)),
-            Self::Low => Some(Value::from("low")),
-            Self::Medium => Some(Value::from("medium")),
-            Self::High => Some(Value::from("high")),
-            Self::Server => None,
-        }
-    }
-}
-
-impl std::str::FromStr for OllamaThink {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "false" => Ok(Self::Off),
-            "true" => Ok(Self::On),
-            "low" => Ok(Self::Low),
-            "medium" => Ok(Self::Medium),
-            "high" => Ok(Self::High),
-            "server" => Ok(Self::Server),
-            other => Err(format!(
-                "{other:?} is not allowed; expected one of: {}",
-                Self::ALLOWED
-            )),
-        }
+/// The `think` field a request carries for `OLLAMA_THINK`; `None`: left out, so the
+/// server decides (thinking models think).
+fn think_wire(think: OllamaThink) -> Option<Value> {
+    match think {
+        OllamaThink::Off => Some(Value::Bool(false)),
+        OllamaThink::On => Some(Value::Bool(true)),
+        OllamaThink::Low => Some(Value::from("low")),
+        OllamaThink::Medium => Some(Value::from("medium")),
+        OllamaThink::High => Some(Value::from("high")),
+        OllamaThink::Server => None,
     }
 }
 
@@ -210,7 +161,7 @@ impl ChatModel for Ollama {
                 })
                 .collect(),
             stream: true,
-            think: self.think.wire(),
+            think: think_wire(self.think),
             options: WireOptions {
                 num_predict: req.max_tokens,
             },

@@ -70,7 +70,7 @@ pub struct ResilienceConfig {
 }
 
 impl ResilienceConfig {
-    pub fn from_settings(s: &crate::config::Settings) -> Self {
+    pub fn from_settings(s: &crate::config::ProviderConfig) -> Self {
         Self {
             timeout: std::time::Duration::from_secs(s.provider_timeout_secs),
             max_retries: s.provider_max_retries,

@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{AttrValue, SpanKind, SpanRecord, SpanStatus, TraceRecord, TraceSink};
+use crate::domain::{ApprovalId, TraceId};
 use crate::guardrails::Policy;
 use crate::providers::{ChatResponse, Finish, Usage};
 
@@ -26,7 +27,7 @@ pub struct SpanId(usize);
 /// What is known about a run when it starts.
 #[derive(Debug, Clone)]
 pub struct TraceHeader {
-    pub trace_id: String,
+    pub trace_id: TraceId,
     pub tenant: String,
     pub request_id: String,
     pub workflow: String,
@@ -163,7 +164,7 @@ impl RunTrace {
             origin,
             building: Some(Building {
                 record: TraceRecord {
-                    trace_id: h.trace_id,
+                    trace_id: h.trace_id.to_string(),
                     tenant: h.tenant,
                     request_id: h.request_id,
                     workflow: h.workflow,
@@ -404,7 +405,13 @@ impl RunTrace {
     }
 
     /// Ends an `approval.create` span: the pending approval a gated write became.
-    pub fn approval_created(&mut self, span: SpanId, id: &str, required: i64, resource: &str) {
+    pub fn approval_created(
+        &mut self,
+        span: SpanId,
+        id: &ApprovalId,
+        required: i64,
+        resource: &str,
+    ) {
         self.attr(span, "flightdeck.approval.id", id.to_string());
         self.attr(span, "flightdeck.approval.required_approvals", required);
         self.attr(span, "flightdeck.approval.resource", resource.to_string());
@@ -510,7 +517,7 @@ mod tests {
 
     fn header() -> TraceHeader {
         TraceHeader {
-            trace_id: "tr_0123456789abcdef0123456789abcdef".into(),
+            trace_id: TraceId::parse("tr_0123456789abcdef0123456789abcdef").expect("trace id"),
             tenant: "demo".into(),
             request_id: "req-1".into(),
             workflow: "faq".into(),

@@ -1,4 +1,4 @@
-//! The smoke suite of SPEC 3.3 item 6: checks a local Ollama (reachability, models, the
+//! The smoke suite: checks a local Ollama (reachability, models, the
 //! model present or pulled, generation with time to first token and tokens/s, cold vs warm
 //! load, CPU fallback, a tool-call round trip) and, through an agent-service endpoint, a
 //! golden case, an adversarial case and a gated write. Progress goes to a callback; the
