@@ -103,3 +103,7 @@ check_clippy() {
 # The nextest filter naming the PostgreSQL variants of the API tests: `both!` in
 # agent-service/tests/api/helpers.rs names them `<test>::postgres`.
 POSTGRES_VARIANTS='package(agent-service) & binary(api) & test(/::postgres$/)'
+
+# The nextest filter naming the tests that run a real model (llama.cpp's server with
+# SmolLM2-135M, installed by scripts/setup-model.sh): their names contain `real_model`.
+REAL_MODEL_TESTS='test(/real_model/)'

