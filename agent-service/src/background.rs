@@ -9,17 +9,22 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::budget::UsageLedger;
+use crate::clock::Clock;
 use crate::routes::AppState;
 use crate::shutdown::Shutdown;
 use crate::traces::writer;
+
+/// How often each process looks for expired budget reservations.
+const RESERVATION_SWEEP: Duration = Duration::from_secs(5);
 
 /// Starts every background task of a serving process.
 pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
     let engine = &state.engine;
     let settings = &state.settings;
     let stop = &state.shutdown;
-    let mut tasks = vec![tokio::spawn(usage_flusher(
+    let mut tasks = vec![tokio::spawn(reservation_sweeper(
         engine.ledger.clone(),
+        engine.clock.clone(),
         stop.clone(),
     ))];
     tasks.extend(crate::jobs::spawn_tasks(Arc::new(crate::jobs::Context {
@@ -79,19 +84,24 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
     tasks
 }
 
-/// Flushes per-tenant usage every second, and once more at shutdown.
-async fn usage_flusher(ledger: Arc<UsageLedger>, stop: Shutdown) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+/// Charges and removes expired budget reservations (those of runs whose process died
+/// before settling) every few seconds.
+async fn reservation_sweeper(ledger: Arc<UsageLedger>, clock: Arc<dyn Clock>, stop: Shutdown) {
+    let mut tick = tokio::time::interval(RESERVATION_SWEEP);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait() => break,
         }
-        if let Err(e) = ledger.flush().await {
-            tracing::warn!(error = %e, "flushing tenant usage failed; will retry");
+        match ledger.sweep(clock.now().timestamp_millis()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                reservations = n,
+                "charged expired budget reservations in full: their runs' process stopped before settling"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "sweeping expired budget reservations failed; will retry")
+            }
         }
-    }
-    if let Err(e) = ledger.flush().await {
-        tracing::warn!(error = %e, "final usage flush failed");
     }
 }

@@ -1,18 +1,14 @@
 //! Budgets: the per-request [`RunBudget`] (tokens, tool calls, cost, deadline, loop
-//! detection) and the per-tenant daily [`UsageLedger`].
-//!
-//! The ledger keeps running totals in memory and flushes deltas to `tenant_usage` every
-//! second with an atomic upsert, so replicas sharing a database add up; between flushes a
-//! replica may overshoot a daily budget by at most one second of its own traffic.
+//! detection) and the per-tenant daily [`UsageLedger`], whose reservations hold against
+//! the total every replica on the database shares.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashSet;
 
 use sqlx::Row;
 use tokio::time::Instant;
 
 use crate::config::BudgetConfig;
-use crate::db::Db;
+use crate::db::{Backend, Db};
 use crate::domain::TenantId;
 
 /// Which budget stopped a run (`agent_budget_exceeded_total{kind}`).
@@ -128,101 +124,336 @@ pub fn canonical_json(v: &serde_json::Value) -> String {
     sort(v).to_string()
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Entry {
-    flushed_tokens: u64,
-    flushed_cost: f64,
-    pending_tokens: u64,
-    pending_cost: f64,
+/// How a tenant's daily budget answers a run that wants to start.
+#[derive(Debug)]
+pub enum Admission {
+    /// The run may start; it holds this part of the day's budget until it settles.
+    Held(Reservation),
+    /// The day's budget is spent: the run is refused for the rest of the day.
+    Spent(BudgetKind),
+    /// What is left of the day's budget is reserved by runs still in flight; it comes back
+    /// as they settle, so the caller may retry shortly.
+    Busy(BudgetKind),
 }
 
-/// Per-tenant daily token and cost totals.
+/// The part of a tenant's daily budget one run holds while it is in flight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reservation {
+    pub id: String,
+    pub tenant: String,
+    pub day: String,
+    pub tokens: u64,
+    pub cost_usd: f64,
+}
+
+/// A tenant's day as stored: what its runs spent and what runs in flight hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DayUsage {
+    pub tokens: u64,
+    pub cost_usd: f64,
+    pub reserved_tokens: u64,
+    pub reserved_cost_usd: f64,
+}
+
+/// How often a run retries its reservation when other runs change the day's row between
+/// its read and its conditional update.
+const RESERVE_ATTEMPTS: u32 = 4;
+/// Slack on the cost comparison, so a reservation of exactly what is left is not refused
+/// by floating-point rounding.
+const COST_EPSILON: f64 = 1e-9;
+/// How long a reservation outlives the longest a run may take before it counts as left by
+/// a process that died.
+const RESERVATION_GRACE_SECS: u64 = 60;
+
+/// Per-tenant daily token and cost budgets, enforced against the total every process on
+/// the database shares.
+///
+/// Before a run starts it reserves the most one run may spend (`MAX_TOKENS_PER_REQUEST`,
+/// `MAX_COST_PER_REQUEST_USD`; what is left of the day when that is less) with one
+/// conditional update of the tenant's day row: spent + reserved may not pass the budget.
+/// When the run ends — answered, failed, cut by its deadline or dropped with its client —
+/// it settles: the reservation is released and the real usage added, in one statement.
+/// So a run's spend is visible to every other replica from the moment it starts, and the
+/// day's total can pass the budget only by what runs admitted on a partial reservation
+/// spend beyond it: bounded by the runs in flight, not by the number of replicas.
+/// A reservation left by a process that died expires ([`UsageLedger::sweep`]) and is
+/// charged in full.
 pub struct UsageLedger {
     db: Db,
-    entries: Mutex<HashMap<(String, String), Entry>>,
+    token_budget: u64,
+    cost_budget: f64,
+    run_tokens: u64,
+    run_cost: f64,
+    ttl_ms: i64,
 }
 
 impl UsageLedger {
-    pub fn new(db: Db) -> Self {
+    pub fn new(db: Db, budgets: &BudgetConfig) -> Self {
         Self {
             db,
-            entries: Mutex::new(HashMap::new()),
+            token_budget: budgets.tenant_daily_token_budget,
+            cost_budget: budgets.tenant_daily_cost_budget_usd,
+            run_tokens: u64::from(budgets.max_tokens_per_request),
+            run_cost: budgets.max_cost_per_request_usd,
+            ttl_ms: ((budgets.request_timeout_secs + RESERVATION_GRACE_SECS) * 1000) as i64,
         }
     }
 
-    /// Today's (tokens, cost) for a tenant, loading the stored total on first use.
-    pub async fn today(&self, tenant: &TenantId, day: &str) -> Result<(u64, f64), sqlx::Error> {
-        let key = (tenant.as_str().to_string(), day.to_string());
-        if let Some(e) = self.entries.lock().expect("ledger lock").get(&key) {
-            return Ok((
-                e.flushed_tokens + e.pending_tokens,
-                e.flushed_cost + e.pending_cost,
-            ));
+    /// How many tokens and dollars one run reserves when the day has that much left.
+    pub fn reservation_size(&self) -> (u64, f64) {
+        (
+            self.run_tokens.min(self.token_budget),
+            self.run_cost.min(self.cost_budget),
+        )
+    }
+
+    /// Reserves what one run may spend from `tenant`'s `day`, or says why it may not start.
+    pub async fn reserve(
+        &self,
+        tenant: &TenantId,
+        day: &str,
+        now_ms: i64,
+    ) -> Result<Admission, sqlx::Error> {
+        if self.token_budget == 0 {
+            return Ok(Admission::Spent(BudgetKind::TenantDailyTokens));
         }
-        let row =
-            sqlx::query("SELECT tokens, cost_usd FROM tenant_usage WHERE tenant = $1 AND day = $2")
-                .bind(tenant.as_str())
-                .bind(day)
-                .fetch_optional(self.db.pool())
+        if self.cost_budget <= 0.0 {
+            return Ok(Admission::Spent(BudgetKind::TenantDailyCost));
+        }
+        let mut want = self.reservation_size();
+        for _ in 0..RESERVE_ATTEMPTS {
+            let r = Reservation {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                tenant: tenant.as_str().to_string(),
+                day: day.to_string(),
+                tokens: want.0,
+                cost_usd: want.1,
+            };
+            if self.try_reserve(&r, now_ms).await? {
+                return Ok(Admission::Held(r));
+            }
+            // It did not fit whole: reserve what is left, if anything is.
+            let u = self.day(tenant, day).await?;
+            if u.tokens >= self.token_budget {
+                return Ok(Admission::Spent(BudgetKind::TenantDailyTokens));
+            }
+            if u.cost_usd >= self.cost_budget {
+                return Ok(Admission::Spent(BudgetKind::TenantDailyCost));
+            }
+            let left_tokens = self
+                .token_budget
+                .saturating_sub(u.tokens + u.reserved_tokens);
+            let left_cost = self.cost_budget - u.cost_usd - u.reserved_cost_usd;
+            if left_tokens == 0 {
+                return Ok(Admission::Busy(BudgetKind::TenantDailyTokens));
+            }
+            if left_cost <= COST_EPSILON {
+                return Ok(Admission::Busy(BudgetKind::TenantDailyCost));
+            }
+            want = (want.0.min(left_tokens), want.1.min(left_cost));
+        }
+        // Other runs kept taking what was left between the read and the update.
+        Ok(Admission::Busy(BudgetKind::TenantDailyTokens))
+    }
+
+    /// One conditional update: holds `r` when spent + reserved + `r` fits the budget.
+    async fn try_reserve(&self, r: &Reservation, now_ms: i64) -> Result<bool, sqlx::Error> {
+        // On a day's first run the row is inserted holding `r`, which never exceeds the
+        // budget (`reservation_size`); on later runs only the guarded update applies.
+        const HOLD: &str = "INSERT INTO tenant_usage \
+             (tenant, day, tokens, cost_usd, reserved_tokens, reserved_cost_usd) \
+             VALUES ($1, $2, 0, 0, $3, $4) \
+             ON CONFLICT (tenant, day) DO UPDATE SET \
+             reserved_tokens = tenant_usage.reserved_tokens + excluded.reserved_tokens, \
+             reserved_cost_usd = tenant_usage.reserved_cost_usd + excluded.reserved_cost_usd \
+             WHERE tenant_usage.tokens + tenant_usage.reserved_tokens + excluded.reserved_tokens <= $5 \
+             AND tenant_usage.cost_usd + tenant_usage.reserved_cost_usd + excluded.reserved_cost_usd <= $6";
+        let tokens = i64::try_from(r.tokens).unwrap_or(i64::MAX);
+        let budget = i64::try_from(self.token_budget).unwrap_or(i64::MAX);
+        let expires = now_ms + self.ttl_ms;
+        match self.db.backend() {
+            // One statement, one round trip: the row of the reservation is written only
+            // when the guarded update took it.
+            Backend::Postgres => {
+                let sql = format!(
+                    "WITH held AS ({HOLD} RETURNING tenant) \
+                     INSERT INTO budget_reservations (id, tenant, day, tokens, cost_usd, created_at, expires_at) \
+                     SELECT $7, $1, $2, $3, $4, $8, $9 FROM held"
+                );
+                let n = sqlx::query(&sql)
+                    .bind(&r.tenant)
+                    .bind(&r.day)
+                    .bind(tokens)
+                    .bind(r.cost_usd)
+                    .bind(budget)
+                    .bind(self.cost_budget + COST_EPSILON)
+                    .bind(&r.id)
+                    .bind(now_ms)
+                    .bind(expires)
+                    .execute(self.db.pool())
+                    .await?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+            // SQLite has no writing CTEs; its one writer makes the transaction as cheap.
+            Backend::Sqlite => {
+                let mut tx = self.db.pool().begin().await?;
+                let n = sqlx::query(HOLD)
+                    .bind(&r.tenant)
+                    .bind(&r.day)
+                    .bind(tokens)
+                    .bind(r.cost_usd)
+                    .bind(budget)
+                    .bind(self.cost_budget + COST_EPSILON)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n != 1 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO budget_reservations (id, tenant, day, tokens, cost_usd, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&r.id)
+                .bind(&r.tenant)
+                .bind(&r.day)
+                .bind(tokens)
+                .bind(r.cost_usd)
+                .bind(now_ms)
+                .bind(expires)
+                .execute(&mut *tx)
                 .await?;
-        let (tokens, cost) = match row {
-            Some(r) => (
-                r.try_get::<i64, _>("tokens")? as u64,
-                r.try_get::<f64, _>("cost_usd")?,
-            ),
-            None => (0, 0.0),
-        };
-        let mut map = self.entries.lock().expect("ledger lock");
-        let e = map.entry(key).or_insert(Entry {
-            flushed_tokens: tokens,
-            flushed_cost: cost,
-            ..Entry::default()
-        });
-        Ok((
-            e.flushed_tokens + e.pending_tokens,
-            e.flushed_cost + e.pending_cost,
-        ))
-    }
-
-    pub fn add(&self, tenant: &TenantId, day: &str, tokens: u64, cost: f64) {
-        let mut map = self.entries.lock().expect("ledger lock");
-        let e = map
-            .entry((tenant.as_str().to_string(), day.to_string()))
-            .or_default();
-        e.pending_tokens += tokens;
-        e.pending_cost += cost;
-    }
-
-    /// Writes pending deltas with an atomic upsert; on failure they stay pending.
-    pub async fn flush(&self) -> Result<(), sqlx::Error> {
-        let pending: Vec<((String, String), u64, f64)> = {
-            let map = self.entries.lock().expect("ledger lock");
-            map.iter()
-                .filter(|(_, e)| e.pending_tokens > 0 || e.pending_cost > 0.0)
-                .map(|(k, e)| (k.clone(), e.pending_tokens, e.pending_cost))
-                .collect()
-        };
-        for ((tenant, day), tokens, cost) in pending {
-            sqlx::query(
-                "INSERT INTO tenant_usage (tenant, day, tokens, cost_usd) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (tenant, day) DO UPDATE SET tokens = tenant_usage.tokens + excluded.tokens, \
-                 cost_usd = tenant_usage.cost_usd + excluded.cost_usd",
-            )
-            .bind(&tenant)
-            .bind(&day)
-            .bind(tokens as i64)
-            .bind(cost)
-            .execute(self.db.pool())
-            .await?;
-            let mut map = self.entries.lock().expect("ledger lock");
-            if let Some(e) = map.get_mut(&(tenant, day)) {
-                e.pending_tokens -= tokens;
-                e.pending_cost -= cost;
-                e.flushed_tokens += tokens;
-                e.flushed_cost += cost;
+                tx.commit().await?;
+                Ok(true)
             }
         }
+    }
+
+    /// Ends a run's reservation: releases it and books what the run really spent. When
+    /// the reservation already expired (and was charged in full), only spend beyond it is
+    /// added.
+    pub async fn settle(
+        &self,
+        r: &Reservation,
+        tokens: u64,
+        cost_usd: f64,
+    ) -> Result<(), sqlx::Error> {
+        let held = i64::try_from(r.tokens).unwrap_or(i64::MAX);
+        let spent = i64::try_from(tokens).unwrap_or(i64::MAX);
+        const BOOK: &str = "UPDATE tenant_usage SET reserved_tokens = reserved_tokens - $3, \
+             reserved_cost_usd = reserved_cost_usd - $4, tokens = tokens + $5, cost_usd = cost_usd + $6 \
+             WHERE tenant = $1 AND day = $2";
+        let settled = match self.db.backend() {
+            Backend::Postgres => {
+                let sql = format!(
+                    "WITH gone AS (DELETE FROM budget_reservations WHERE id = $7 RETURNING id) \
+                     {BOOK} AND EXISTS (SELECT 1 FROM gone)"
+                );
+                sqlx::query(&sql)
+                    .bind(&r.tenant)
+                    .bind(&r.day)
+                    .bind(held)
+                    .bind(r.cost_usd)
+                    .bind(spent)
+                    .bind(cost_usd)
+                    .bind(&r.id)
+                    .execute(self.db.pool())
+                    .await?
+                    .rows_affected()
+                    == 1
+            }
+            Backend::Sqlite => {
+                let mut tx = self.db.pool().begin().await?;
+                let gone = sqlx::query("DELETE FROM budget_reservations WHERE id = $1")
+                    .bind(&r.id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if gone == 1 {
+                    sqlx::query(BOOK)
+                        .bind(&r.tenant)
+                        .bind(&r.day)
+                        .bind(held)
+                        .bind(r.cost_usd)
+                        .bind(spent)
+                        .bind(cost_usd)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                gone == 1
+            }
+        };
+        let (over_tokens, over_cost) = (
+            tokens.saturating_sub(r.tokens),
+            (cost_usd - r.cost_usd).max(0.0),
+        );
+        if !settled && (over_tokens > 0 || over_cost > 0.0) {
+            sqlx::query(BOOK)
+                .bind(&r.tenant)
+                .bind(&r.day)
+                .bind(0i64)
+                .bind(0.0f64)
+                .bind(i64::try_from(over_tokens).unwrap_or(i64::MAX))
+                .bind(over_cost)
+                .execute(self.db.pool())
+                .await?;
+        }
         Ok(())
+    }
+
+    /// Charges in full, and removes, the reservations that expired before `now_ms`: those
+    /// of runs whose process died before settling. Returns how many there were. Safe to
+    /// run from every replica at once: each expired row is deleted, and charged, once.
+    pub async fn sweep(&self, now_ms: i64) -> Result<u64, sqlx::Error> {
+        let mut tx = self.db.pool().begin().await?;
+        let expired = sqlx::query(
+            "DELETE FROM budget_reservations WHERE expires_at < $1 \
+             RETURNING tenant, day, tokens, cost_usd",
+        )
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &expired {
+            let tokens: i64 = row.try_get("tokens")?;
+            let cost: f64 = row.try_get("cost_usd")?;
+            sqlx::query(
+                "UPDATE tenant_usage SET reserved_tokens = reserved_tokens - $3, \
+                 reserved_cost_usd = reserved_cost_usd - $4, tokens = tokens + $3, \
+                 cost_usd = cost_usd + $4 WHERE tenant = $1 AND day = $2",
+            )
+            .bind(row.try_get::<String, _>("tenant")?)
+            .bind(row.try_get::<String, _>("day")?)
+            .bind(tokens)
+            .bind(cost)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(expired.len() as u64)
+    }
+
+    /// A tenant's day as stored (zero when it has no runs yet).
+    pub async fn day(&self, tenant: &TenantId, day: &str) -> Result<DayUsage, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT tokens, cost_usd, reserved_tokens, reserved_cost_usd FROM tenant_usage \
+             WHERE tenant = $1 AND day = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(day)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(r) = row else {
+            return Ok(DayUsage::default());
+        };
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Ok(DayUsage {
+            tokens: count(r.try_get("tokens")?),
+            cost_usd: r.try_get("cost_usd")?,
+            reserved_tokens: count(r.try_get("reserved_tokens")?),
+            reserved_cost_usd: r.try_get("reserved_cost_usd")?,
+        })
     }
 }
 

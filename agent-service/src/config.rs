@@ -87,6 +87,29 @@ pub enum Environment {
     Production,
 }
 
+/// Where the per-key rate limit keeps its state (`RATE_LIMIT_STORE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitStore {
+    /// The database when it is PostgreSQL (replicas share it), else the process.
+    Auto,
+    /// The database: one limit across every process on it.
+    Database,
+    /// This process alone: N replicas admit N times the rate.
+    Process,
+}
+
+impl LimitConfig {
+    /// Whether the rate limit is kept in the database for this `DATABASE_URL`.
+    pub fn rate_limit_in_database(&self, database_url: &str) -> bool {
+        match self.rate_limit_store {
+            RateLimitStore::Database => true,
+            RateLimitStore::Process => false,
+            RateLimitStore::Auto => !database_url.starts_with("sqlite:"),
+        }
+    }
+}
+
 /// What the `ollama` provider sends as `think` (`OLLAMA_THINK`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OllamaThink {
@@ -555,6 +578,13 @@ settings! {
             rate_limit_rpm: u32 = 6_000;
                 env "RATE_LIMIT_RPM" file rate_limit_rpm
                 kind num("a whole number of requests per minute"), check positive;
+            /// Where the rate limit's state lives: `database` (one limit across every
+            /// replica on the database), `process` (each replica its own), or `auto`
+            /// (`database` on PostgreSQL, `process` on SQLite).
+            rate_limit_store: RateLimitStore = RateLimitStore::Auto;
+                env "RATE_LIMIT_STORE" file rate_limit_store
+                kind choice("auto" => RateLimitStore::Auto, "database" => RateLimitStore::Database,
+                    "process" => RateLimitStore::Process);
             max_body_bytes: usize = 64 * 1024;
                 env "MAX_BODY_BYTES" file max_body_bytes
                 kind num("a whole number of bytes"), check positive;
@@ -650,6 +680,12 @@ settings! {
             trace_sample_rate: f64 = 1.0;
                 env "TRACE_SAMPLE_RATE" file trace_sample_rate
                 kind num("a fraction from 0 to 1"), check sample_rate;
+            /// How many finished traces may wait for the writer. When it is full, a
+            /// successful run's trace is dropped first: any other outcome takes the place
+            /// of a queued successful one, and is dropped only when none is left.
+            trace_queue_capacity: usize = 1024;
+                env "TRACE_QUEUE_CAPACITY" file trace_queue_capacity
+                kind num("a whole number of traces"), check positive;
             /// OTLP/HTTP endpoint; when set, traces are also exported there.
             otel_exporter_otlp_endpoint: Option<url::Url> = None;
                 env "OTEL_EXPORTER_OTLP_ENDPOINT" file otel_exporter_otlp_endpoint

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::budget::{BudgetKind, RunBudget, UsageLedger};
+use crate::budget::{Admission, BudgetKind, Reservation, RunBudget, UsageLedger};
 use crate::clock::Clock;
 use crate::config::{ApprovalConfig, BudgetConfig, GuardrailConfig};
 use crate::db::{Db, approvals};
@@ -178,8 +178,9 @@ struct Run<'a> {
     /// The span of the tool call being handled (the parent of `approval.create`).
     tool_span: SpanId,
     // -- accounting of model calls -------------------------------------------------------
-    /// The tenant's day the run's usage is booked on (`UsageLedger`).
-    day: String,
+    /// The share of the tenant's daily budget the run holds until it settles
+    /// (`UsageLedger`); `None` before it is reserved and once it is settled.
+    reservation: Option<Reservation>,
     /// Tokens the model call in progress has streamed so far (shared with the provider).
     meter: Meter,
     /// The `chat` span of the model call in progress, if any.
@@ -312,7 +313,7 @@ impl Engine {
             events,
             trace,
             tool_span,
-            day: day.clone(),
+            reservation: None,
             meter: Meter::default(),
             inflight_llm: None,
         };
@@ -345,25 +346,31 @@ impl Engine {
                 .with_rule(block.rule));
         }
 
-        // The tenant's daily budget.
-        let (tokens_today, cost_today) = self.ledger.today(&req.principal.tenant, &day).await?;
-        if tokens_today >= self.budgets.tenant_daily_token_budget {
-            return Ok(run.exceeded(BudgetKind::TenantDailyTokens));
-        }
-        if cost_today >= self.budgets.tenant_daily_cost_budget_usd {
-            return Ok(run.exceeded(BudgetKind::TenantDailyCost));
+        // The tenant's daily budget, shared by every replica: the run holds the most it
+        // may spend (or what is left of the day) until it settles.
+        let now_ms = self.clock.now().timestamp_millis();
+        match self
+            .ledger
+            .reserve(&req.principal.tenant, &day, now_ms)
+            .await?
+        {
+            Admission::Held(r) => run.reservation = Some(r),
+            Admission::Spent(kind) => return Ok(run.exceeded(kind)),
+            Admission::Busy(kind) => return Err(budget_busy(kind)),
         }
 
         let deadline = run.budget.deadline;
-        // Usage reaches the ledger call by call (`Run::account`), so a run cut short by
-        // its deadline, or dropped with its client, is still booked.
-        match tokio::time::timeout_at(deadline, run.drive()).await {
+        // Usage is counted call by call (`Run::account`), so a run cut short by its
+        // deadline, or dropped with its client, still settles what it spent.
+        let result = match tokio::time::timeout_at(deadline, run.drive()).await {
             Ok(r) => r,
             Err(_) => {
                 run.settle_inflight("deadline");
                 Ok(run.exceeded(BudgetKind::Deadline))
             }
-        }
+        };
+        run.settle().await;
+        result
     }
 }
 
@@ -704,13 +711,33 @@ impl Run<'_> {
                 .inc_by(u64::from(n));
         }
         engine.metrics.cost_usd.inc_by(cost);
-        engine.ledger.add(
-            &self.req.principal.tenant,
-            &self.day,
-            u64::from(usage.total()),
-            cost,
-        );
         cost
+    }
+
+    /// Settles the run's reservation of the tenant's daily budget with what it spent. The
+    /// settling is its own task, so a client that goes away meanwhile cannot cut it short.
+    async fn settle(&mut self) {
+        if let Some(task) = self.spawn_settle() {
+            let _ = task.await;
+        }
+    }
+
+    /// Starts settling the reservation, if the run still holds one.
+    fn spawn_settle(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        let reservation = self.reservation.take()?;
+        let ledger = self.engine.ledger.clone();
+        let tokens = u64::from(self.usage.prompt_tokens) + u64::from(self.usage.completion_tokens);
+        let cost = self.usage.cost_usd;
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        Some(runtime.spawn(async move {
+            if let Err(e) = ledger.settle(&reservation, tokens, cost).await {
+                tracing::warn!(
+                    error = %e,
+                    reservation = %reservation.id,
+                    "settling a run's budget reservation failed; it is charged in full when it expires"
+                );
+            }
+        }))
     }
 
     /// Books what the model call in progress has generated so far, when the run stops
@@ -925,6 +952,8 @@ impl Drop for Run<'_> {
     /// generated; the trace then ends as `cancelled` with those tokens.
     fn drop(&mut self) {
         self.settle_inflight("cancelled");
+        // A run dropped before it settled (its client went away): settle in the background.
+        let _ = self.spawn_settle();
     }
 }
 
@@ -942,6 +971,22 @@ impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
         self.0.inflight.dec();
     }
+}
+
+/// The refusal of a run while what is left of its tenant's daily budget is reserved by
+/// runs still in flight: it comes back as they settle, so the client may retry.
+fn budget_busy(kind: BudgetKind) -> Error {
+    let what = match kind {
+        BudgetKind::TenantDailyCost => "cost",
+        _ => "token",
+    };
+    Error::new(
+        ErrorCode::TenantBudgetExceeded,
+        format!(
+            "what is left of the tenant's daily {what} budget is reserved by runs in progress; retry when they finish"
+        ),
+    )
+    .retry_after(1)
 }
 
 /// Maps a provider failure to the error a client sees.

@@ -102,7 +102,7 @@ pub async fn build_runtime(
         policy.redactor.clone(),
         policy.version.to_string(),
     ));
-    let ledger = Arc::new(UsageLedger::new(db.clone()));
+    let ledger = Arc::new(UsageLedger::new(db.clone(), &settings.budgets));
     let traces = crate::traces::TraceSink::with_sampling(
         crate::traces::CHANNEL_CAPACITY,
         settings.traces.trace_sample_rate,

@@ -2,13 +2,11 @@
 //! and the handlers' state, binding, starting the background tasks, and graceful shutdown.
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use governor::{Quota, RateLimiter};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -67,8 +65,11 @@ impl Application {
             .context("recording the release in the audit log")?;
         let engine = Arc::new(engine);
         let (stop, shutdown) = Shutdown::new();
-        let rpm = NonZeroU32::new(settings.limits.rate_limit_rpm)
-            .context("RATE_LIMIT_RPM must be > 0")?;
+        let limiter = Arc::new(routes::limits::RateLimit::new(
+            &settings.limits,
+            &db,
+            &settings.database.database_url,
+        ));
         let state = AppState::new(SharedState {
             settings: settings.clone(),
             db,
@@ -82,7 +83,7 @@ impl Application {
                     .collect(),
             ),
             info: Arc::new(info),
-            limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(rpm))),
+            limiter,
             shed: Arc::new(Semaphore::new(settings.limits.max_concurrency as usize)),
             shutdown,
             http,

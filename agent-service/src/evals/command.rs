@@ -245,9 +245,6 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
         }
         Err(e) => return Err(abandon(&engine, &id, e.message).await),
     };
-    if let Err(e) = engine.ledger.flush().await {
-        eprintln!("warning: flushing the eval tenant's usage failed: {e}");
-    }
     let run_row = store::get(&db, &tenant, &id)
         .await
         .map_err(|e| run_err("reading the run back failed", &e))?

@@ -105,9 +105,6 @@ pub async fn run(ctx: Context) {
             () = ctx.stop.wait() => break,
         }
     }
-    if let Err(e) = engine.ledger.flush().await {
-        tracing::warn!(error = %e, "flushing eval usage failed");
-    }
 }
 
 /// Runs one claimed run to its end. `true` when it went back to the queue after an error,

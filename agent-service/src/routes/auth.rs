@@ -55,7 +55,7 @@ impl FromRequestParts<AppState> for Principal {
                 )
             })?;
         tracing::Span::current().record("tenant", principal.tenant.as_str());
-        super::limits::check_rate(state, &principal)?;
+        super::limits::check_rate(state, &principal).await?;
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use governor::DefaultKeyedRateLimiter;
 use tokio::sync::Semaphore;
 
 use crate::auth::KeyCache;
@@ -39,7 +38,8 @@ pub struct SharedState {
     pub metrics: Arc<Metrics>,
     pub workflows: Arc<BTreeMap<String, Arc<Workflow>>>,
     pub info: Arc<ServiceInfo>,
-    pub limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    /// The per-key rate limit (in the database or in this process).
+    pub limiter: Arc<super::limits::RateLimit>,
     pub shed: Arc<Semaphore>,
     /// Starts when SIGTERM/SIGINT arrives: the load shedder refuses new requests, event
     /// streams end, background tasks stop.
