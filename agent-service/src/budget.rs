@@ -498,6 +498,127 @@ mod tests {
         assert_eq!(b.call_cap(40), 0);
     }
 
+    async fn ledger(tokens: u64, per_run: u32) -> (UsageLedger, Db, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let cfg = BudgetConfig {
+            tenant_daily_token_budget: tokens,
+            tenant_daily_cost_budget_usd: 1.0,
+            max_tokens_per_request: per_run,
+            max_cost_per_request_usd: 0.25,
+            request_timeout_secs: 10,
+            ..BudgetConfig::default()
+        };
+        (UsageLedger::new(db.clone(), &cfg), db, dir)
+    }
+
+    fn held(a: Admission) -> Reservation {
+        match a {
+            Admission::Held(r) => r,
+            other => panic!("expected a reservation, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_reserve_the_most_they_may_spend_and_settle_what_they_spent() {
+        let (ledger, _db, _dir) = ledger(1_000, 400).await;
+        let t = TenantId::parse("acme").unwrap();
+        let (day, now) = ("2030-01-01", 1_000);
+        let a = held(ledger.reserve(&t, day, now).await.unwrap());
+        let b = held(ledger.reserve(&t, day, now).await.unwrap());
+        assert_eq!((a.tokens, a.cost_usd), (400, 0.25));
+        // 800 of 1,000 held: the third run gets what is left.
+        let c = held(ledger.reserve(&t, day, now).await.unwrap());
+        assert_eq!(c.tokens, 200);
+        // Nothing left, though nothing is spent yet: busy, not spent.
+        assert!(matches!(
+            ledger.reserve(&t, day, now).await.unwrap(),
+            Admission::Busy(BudgetKind::TenantDailyTokens)
+        ));
+        ledger.settle(&a, 100, 0.01).await.unwrap();
+        let u = ledger.day(&t, day).await.unwrap();
+        assert_eq!((u.tokens, u.reserved_tokens), (100, 600));
+        // A run may spend past a partial reservation: the day goes over by that much.
+        ledger.settle(&c, 350, 0.01).await.unwrap();
+        ledger.settle(&b, 600, 0.01).await.unwrap();
+        let u = ledger.day(&t, day).await.unwrap();
+        assert_eq!((u.tokens, u.reserved_tokens), (1_050, 0));
+        assert!(u.reserved_cost_usd.abs() < 1e-9, "{u:?}");
+        assert!(matches!(
+            ledger.reserve(&t, day, now).await.unwrap(),
+            Admission::Spent(BudgetKind::TenantDailyTokens)
+        ));
+        // Other tenants and other days are their own.
+        let other = TenantId::parse("other").unwrap();
+        held(ledger.reserve(&other, day, now).await.unwrap());
+        held(ledger.reserve(&t, "2030-01-02", now).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_cost_budget_holds_the_same_way() {
+        let (ledger, _db, _dir) = ledger(1_000_000, 100).await;
+        let t = TenantId::parse("acme").unwrap();
+        let rs: Vec<Reservation> =
+            futures::future::join_all((0..4).map(|_| ledger.reserve(&t, "d", 0)))
+                .await
+                .into_iter()
+                .map(|a| held(a.unwrap()))
+                .collect();
+        assert!(
+            (rs.iter().map(|r| r.cost_usd).sum::<f64>() - 1.0).abs() < 1e-9,
+            "four runs hold the whole dollar: {rs:?}"
+        );
+        assert!(matches!(
+            ledger.reserve(&t, "d", 0).await.unwrap(),
+            Admission::Busy(BudgetKind::TenantDailyCost)
+        ));
+        for r in &rs {
+            ledger.settle(r, 10, 0.3).await.unwrap();
+        }
+        assert!(matches!(
+            ledger.reserve(&t, "d", 0).await.unwrap(),
+            Admission::Spent(BudgetKind::TenantDailyCost)
+        ));
+    }
+
+    #[tokio::test]
+    async fn reservations_of_a_dead_process_expire_and_are_charged_in_full() {
+        let (ledger, db, _dir) = ledger(1_000, 400).await;
+        let t = TenantId::parse("acme").unwrap();
+        let lost = held(ledger.reserve(&t, "d", 0).await.unwrap());
+        let live = held(ledger.reserve(&t, "d", 50_000).await.unwrap());
+        // Request timeout 10 s + 60 s of grace.
+        assert_eq!(ledger.sweep(69_999).await.unwrap(), 0);
+        assert_eq!(ledger.sweep(70_001).await.unwrap(), 1);
+        let u = ledger.day(&t, "d").await.unwrap();
+        assert_eq!((u.tokens, u.reserved_tokens), (400, 400));
+        // A run settling after its reservation expired adds only what it spent beyond it.
+        ledger.settle(&lost, 450, 0.0).await.unwrap();
+        ledger.settle(&live, 20, 0.0).await.unwrap();
+        let u = ledger.day(&t, "d").await.unwrap();
+        assert_eq!((u.tokens, u.reserved_tokens), (470, 0));
+        let left: i64 = sqlx::query("SELECT COUNT(*) AS n FROM budget_reservations")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[tokio::test]
+    async fn a_zero_budget_refuses_every_run() {
+        let (ledger, _db, _dir) = ledger(0, 400).await;
+        let t = TenantId::parse("acme").unwrap();
+        assert!(matches!(
+            ledger.reserve(&t, "d", 0).await.unwrap(),
+            Admission::Spent(BudgetKind::TenantDailyTokens)
+        ));
+    }
+
     #[test]
     fn identical_call_is_a_loop_regardless_of_key_order() {
         let mut b = budget();

@@ -83,6 +83,8 @@ pub struct Metrics {
     pub build_info: Family<BuildLabels, Gauge>,
     /// Traces not stored because the writer was behind (its channel full) or stopped.
     pub traces_dropped: Counter,
+    /// The same drops by the run's status (`kind`): successful runs' go first.
+    pub traces_dropped_by_kind: Family<KindLabels, Counter>,
     /// Successful runs' traces left out by `TRACE_SAMPLE_RATE` (by design, not a loss).
     pub traces_sampled_out: Counter,
 }
@@ -112,6 +114,7 @@ impl Metrics {
         let provider_errors = Family::<ProviderErrorLabels, Counter>::default();
         let build_info = Family::<BuildLabels, Gauge>::default();
         let traces_dropped = Counter::default();
+        let traces_dropped_by_kind = Family::<KindLabels, Counter>::default();
         let traces_sampled_out = Counter::default();
 
         // prometheus-client appends `_total` to counters itself.
@@ -183,6 +186,11 @@ impl Metrics {
             traces_dropped.clone(),
         );
         registry.register(
+            "agent_traces_dropped_by_kind",
+            "Traces dropped because the trace writer was behind or stopped, by the run's status",
+            traces_dropped_by_kind.clone(),
+        );
+        registry.register(
             "agent_traces_sampled_out",
             "Traces of successful runs not stored because of TRACE_SAMPLE_RATE",
             traces_sampled_out.clone(),
@@ -204,6 +212,7 @@ impl Metrics {
             provider_errors,
             build_info,
             traces_dropped,
+            traces_dropped_by_kind,
             traces_sampled_out,
         }
     }

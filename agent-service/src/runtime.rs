@@ -104,10 +104,9 @@ pub async fn build_runtime(
     ));
     let ledger = Arc::new(UsageLedger::new(db.clone(), &settings.budgets));
     let traces = crate::traces::TraceSink::with_sampling(
-        crate::traces::CHANNEL_CAPACITY,
+        settings.traces.trace_queue_capacity,
         settings.traces.trace_sample_rate,
-        metrics.traces_dropped.clone(),
-        metrics.traces_sampled_out.clone(),
+        crate::traces::SinkCounters::of(&metrics),
     );
     let engine = Engine {
         budgets: settings.budgets.clone(),

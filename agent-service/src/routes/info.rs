@@ -27,6 +27,80 @@ pub struct PromptInfo {
     pub hash: String,
 }
 
+/// Where a limit holds: `global` (its state is in the database, so every replica on it
+/// enforces one limit together) or `replica` (each process on its own: N replicas allow
+/// N times as much).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitScope {
+    Global,
+    Replica,
+}
+
+/// The per-key rate limit (429 + Retry-After past it).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RateLimitInfo {
+    pub scope: LimitScope,
+    /// `database` (a GCRA row per key) or `process` (in memory), per `RATE_LIMIT_STORE`.
+    pub store: &'static str,
+    pub requests_per_minute: u32,
+}
+
+/// The per-tenant daily budgets: always global. A run reserves the most it may spend
+/// (`run_reservation_*`, or what is left of the day) before it starts and settles after.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TenantBudgetInfo {
+    pub scope: LimitScope,
+    pub tokens: u64,
+    pub cost_usd: f64,
+    pub run_reservation_tokens: u64,
+    pub run_reservation_cost_usd: f64,
+}
+
+/// The cap on requests served at once (503 + Retry-After past it): per replica by design,
+/// so one replica's load never refuses another's.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ConcurrencyInfo {
+    pub scope: LimitScope,
+    pub max_concurrent_requests: u32,
+}
+
+/// Which limits hold across replicas and which per replica.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LimitsInfo {
+    pub rate_limit: RateLimitInfo,
+    pub tenant_daily_budget: TenantBudgetInfo,
+    pub concurrency: ConcurrencyInfo,
+}
+
+fn limits_info(state: &AppState) -> LimitsInfo {
+    let global = state.limiter.is_global();
+    let budgets = &state.settings.budgets;
+    let (run_tokens, run_cost) = state.engine.ledger.reservation_size();
+    LimitsInfo {
+        rate_limit: RateLimitInfo {
+            scope: if global {
+                LimitScope::Global
+            } else {
+                LimitScope::Replica
+            },
+            store: if global { "database" } else { "process" },
+            requests_per_minute: state.limiter.rpm(),
+        },
+        tenant_daily_budget: TenantBudgetInfo {
+            scope: LimitScope::Global,
+            tokens: budgets.tenant_daily_token_budget,
+            cost_usd: budgets.tenant_daily_cost_budget_usd,
+            run_reservation_tokens: run_tokens,
+            run_reservation_cost_usd: run_cost,
+        },
+        concurrency: ConcurrencyInfo {
+            scope: LimitScope::Replica,
+            max_concurrent_requests: state.settings.limits.max_concurrency,
+        },
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct InfoResponse {
     pub service: &'static str,
@@ -40,6 +114,7 @@ pub struct InfoResponse {
     pub policy_version: String,
     pub policy_hash: String,
     pub config_hash: String,
+    pub limits: LimitsInfo,
 }
 
 fn provider_info(state: &AppState) -> ProviderInfo {
@@ -86,6 +161,7 @@ pub async fn info(
         policy_version: i.policy_version.clone(),
         policy_hash: i.policy_hash.clone(),
         config_hash: i.config_hash.clone(),
+        limits: limits_info(&state),
     }))
 }
 

@@ -1,6 +1,7 @@
 //! Stored traces: every run is recorded as a tree of spans (the request, guardrail checks,
 //! each LLM call with OpenTelemetry GenAI attributes, each tool call, approval creation),
-//! handed to a background writer over a bounded channel, stored in batches, listed at
+//! handed to a background writer over a bounded queue (when it is full, successful runs'
+//! traces are dropped first), stored in batches, listed at
 //! `/v1/traces`, exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and
 //! deleted after `TRACE_RETENTION_DAYS`.
 //!
@@ -14,18 +15,23 @@ pub mod retention;
 pub mod writer;
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
+
+use crate::metrics::{KindLabels, Metrics};
 
 pub use recorder::{RunTrace, SpanId, TraceHeader};
 
-/// How many finished traces may wait for the writer before new ones are dropped: ten
-/// flush intervals at 1,000 traces/s, a few MB at most.
+/// How many finished traces may wait for the writer before some are dropped, unless
+/// `TRACE_QUEUE_CAPACITY` says otherwise: ten flush intervals at 1,000 traces/s, a few MB
+/// at most.
 pub const CHANNEL_CAPACITY: usize = 1024;
 
 /// Every status a stored trace can have: the five run outcomes, `error` (the run ended
@@ -238,41 +244,126 @@ pub struct TraceRecord {
     pub spans: Vec<SpanRecord>,
 }
 
-/// The sending side of the trace channel, shared by every run of a process. Sending
-/// never waits: when the writer falls behind and the channel is full, the trace is
-/// dropped and counted (`agent_traces_dropped_total`). With a sample rate below 1, only
-/// that fraction of *successful* runs is kept; every other outcome is always kept.
+/// The counters a [`TraceSink`] keeps: every trace dropped (`agent_traces_dropped_total`),
+/// the same by the run's status (`agent_traces_dropped_by_kind_total{kind}`), and
+/// successful runs left out by the sample rate (`agent_traces_sampled_out_total`).
+#[derive(Clone, Default)]
+pub struct SinkCounters {
+    pub dropped: Counter,
+    pub dropped_by_kind: Family<KindLabels, Counter>,
+    pub sampled_out: Counter,
+}
+
+impl SinkCounters {
+    /// The process's series in `metrics`.
+    pub fn of(metrics: &Metrics) -> Self {
+        Self {
+            dropped: metrics.traces_dropped.clone(),
+            dropped_by_kind: metrics.traces_dropped_by_kind.clone(),
+            sampled_out: metrics.traces_sampled_out.clone(),
+        }
+    }
+}
+
+/// Whether a trace with this status is the first to go when the queue is full: a
+/// successful run's. Every other outcome (error, blocked, approval required, budget
+/// exceeded, degraded, cancelled) is what an operator looks for after an incident.
+fn is_routine(status: &str) -> bool {
+    status == "success"
+}
+
+/// The finished traces waiting for the writer: successful runs' and the rest apart, so a
+/// full queue gives up a successful run's trace before any other.
+struct Queue {
+    /// Traces of every outcome but success; the writer takes these first.
+    kept: VecDeque<TraceRecord>,
+    routine: VecDeque<TraceRecord>,
+    capacity: usize,
+    /// The writer has stopped: nothing is queued any more.
+    closed: bool,
+}
+
+impl Queue {
+    fn len(&self) -> usize {
+        self.kept.len() + self.routine.len()
+    }
+}
+
+/// Why a trace was not queued.
+#[derive(Debug, Clone, Copy)]
+enum DropReason {
+    Behind,
+    Stopped,
+}
+
+/// The sending side of the trace queue, shared by every run of a process. Sending never
+/// waits: when the writer falls behind and the queue is full, a trace is dropped and
+/// counted — a successful run's first: any other outcome takes the place of the oldest
+/// queued successful trace, and is dropped itself only when none is left. With a sample
+/// rate below 1, only that fraction of *successful* runs is kept; every other outcome is
+/// always kept.
 #[derive(Clone)]
 pub struct TraceSink {
     inner: Arc<SinkInner>,
 }
 
 struct SinkInner {
-    tx: mpsc::Sender<TraceRecord>,
-    rx: Mutex<Option<mpsc::Receiver<TraceRecord>>>,
+    queue: Mutex<Queue>,
+    receiver_taken: AtomicBool,
     open: AtomicUsize,
-    dropped: Counter,
-    sampled_out: Counter,
+    counters: SinkCounters,
     sample_rate: f64,
-    /// Wakes the writer before its next tick once the channel is half full.
+    /// Wakes the writer before its next tick once the queue is half full.
     backlog: Notify,
+}
+
+/// The receiving side: the one writer of a process takes finished traces from it. When it
+/// is dropped (the writer stopped), traces submitted later are dropped and counted.
+pub struct TraceReceiver {
+    sink: TraceSink,
+}
+
+impl TraceReceiver {
+    /// The next trace, other outcomes before successful runs'; `None` when none waits.
+    pub fn try_recv(&mut self) -> Option<TraceRecord> {
+        let mut q = self.sink.lock();
+        q.kept.pop_front().or_else(|| q.routine.pop_front())
+    }
+
+    /// Up to `max` waiting traces, other outcomes first, without waiting for more.
+    pub fn take(&mut self, max: usize) -> Vec<TraceRecord> {
+        let mut q = self.sink.lock();
+        let from_kept = q.kept.len().min(max);
+        let mut batch: Vec<TraceRecord> = q.kept.drain(..from_kept).collect();
+        let from_routine = q.routine.len().min(max - batch.len());
+        batch.extend(q.routine.drain(..from_routine));
+        batch
+    }
+}
+
+impl Drop for TraceReceiver {
+    fn drop(&mut self) {
+        let mut guard = self.sink.lock();
+        guard.closed = true;
+        let q = &mut *guard;
+        let left: Vec<TraceRecord> = q.kept.drain(..).chain(q.routine.drain(..)).collect();
+        drop(guard);
+        for t in left {
+            self.sink.count_drop(&t.status, DropReason::Stopped);
+        }
+    }
 }
 
 impl TraceSink {
     /// A sink that keeps every trace, with counters of its own.
     pub fn new(capacity: usize) -> Self {
-        Self::with_sampling(capacity, 1.0, Counter::default(), Counter::default())
+        Self::with_sampling(capacity, 1.0, SinkCounters::default())
     }
 
-    /// A sink keeping `sample_rate` (clamped to 0..=1) of successful runs' traces, counting
-    /// drops and sampled-out traces on the given counters (the process's metrics).
-    pub fn with_sampling(
-        capacity: usize,
-        sample_rate: f64,
-        dropped: Counter,
-        sampled_out: Counter,
-    ) -> Self {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+    /// A sink keeping `sample_rate` (clamped to 0..=1) of successful runs' traces, with a
+    /// queue of `capacity` traces, counting drops and sampled-out traces on `counters`
+    /// (the process's metrics).
+    pub fn with_sampling(capacity: usize, sample_rate: f64, counters: SinkCounters) -> Self {
         let sample_rate = if sample_rate.is_nan() {
             1.0
         } else {
@@ -280,15 +371,25 @@ impl TraceSink {
         };
         Self {
             inner: Arc::new(SinkInner {
-                tx,
-                rx: Mutex::new(Some(rx)),
+                queue: Mutex::new(Queue {
+                    kept: VecDeque::new(),
+                    routine: VecDeque::new(),
+                    capacity: capacity.max(1),
+                    closed: false,
+                }),
+                receiver_taken: AtomicBool::new(false),
                 open: AtomicUsize::new(0),
-                dropped,
-                sampled_out,
+                counters,
                 sample_rate,
                 backlog: Notify::new(),
             }),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A panic while holding the lock leaves the queues consistent (each step is one
+        // push or pop), so a poisoned lock is used as it is.
+        self.inner.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether a finished run with this status is stored: always, unless it succeeded and
@@ -300,12 +401,15 @@ impl TraceSink {
 
     /// Traces of successful runs left out by the sample rate.
     pub fn sampled_out(&self) -> u64 {
-        self.inner.sampled_out.get()
+        self.inner.counters.sampled_out.get()
     }
 
     /// The receiving side, for the one writer of this process (`None` once taken).
-    pub fn take_receiver(&self) -> Option<mpsc::Receiver<TraceRecord>> {
-        self.inner.rx.lock().ok().and_then(|mut rx| rx.take())
+    pub fn take_receiver(&self) -> Option<TraceReceiver> {
+        if self.inner.receiver_taken.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        Some(TraceReceiver { sink: self.clone() })
     }
 
     /// Runs that have started recording and not yet submitted their trace.
@@ -313,12 +417,23 @@ impl TraceSink {
         self.inner.open.load(Ordering::SeqCst)
     }
 
-    /// Traces dropped because the channel was full or closed.
+    /// Traces dropped because the queue was full or the writer had stopped.
     pub fn dropped(&self) -> u64 {
-        self.inner.dropped.get()
+        self.inner.counters.dropped.get()
     }
 
-    /// Resolves when the channel has filled to half its capacity since the writer last
+    /// Traces of runs that ended with `status` dropped so far.
+    pub fn dropped_of(&self, status: &str) -> u64 {
+        self.inner
+            .counters
+            .dropped_by_kind
+            .get_or_create(&KindLabels {
+                kind: status.to_string(),
+            })
+            .get()
+    }
+
+    /// Resolves when the queue has filled to half its capacity since the writer last
     /// waited here (or at once if it did while nobody waited).
     pub async fn backlog(&self) {
         self.inner.backlog.notified().await;
@@ -334,28 +449,61 @@ impl TraceSink {
 
     fn submit(&self, trace: TraceRecord) {
         if !self.keeps(&trace.status) {
-            self.inner.sampled_out.inc();
+            self.inner.counters.sampled_out.inc();
             return;
         }
-        let tx = &self.inner.tx;
-        match tx.try_send(trace) {
-            // Past half full, the writer is woken rather than left to its timer: under load
-            // the channel would otherwise fill up between two ticks and drop traces.
-            Ok(()) if tx.capacity() <= tx.max_capacity() / 2 => self.inner.backlog.notify_one(),
-            Ok(()) => {}
-            Err(e) => self.count_drop(e),
+        let mut q = self.lock();
+        if q.closed {
+            drop(q);
+            return self.count_drop(&trace.status, DropReason::Stopped);
+        }
+        let routine = is_routine(&trace.status);
+        if q.len() >= q.capacity {
+            if routine {
+                drop(q);
+                return self.count_drop(&trace.status, DropReason::Behind);
+            }
+            // Full: the oldest successful run's trace makes room for this one, if any is
+            // left; otherwise this one is dropped.
+            let Some(evicted) = q.routine.pop_front() else {
+                drop(q);
+                return self.count_drop(&trace.status, DropReason::Behind);
+            };
+            q.kept.push_back(trace);
+            drop(q);
+            return self.count_drop(&evicted.status, DropReason::Behind);
+        }
+        if routine {
+            q.routine.push_back(trace);
+        } else {
+            q.kept.push_back(trace);
+        }
+        // Past half full, the writer is woken rather than left to its timer: under load
+        // the queue would otherwise fill up between two ticks and drop traces.
+        let wake = q.len() * 2 >= q.capacity;
+        drop(q);
+        if wake {
+            self.inner.backlog.notify_one();
         }
     }
 
-    fn count_drop(&self, e: mpsc::error::TrySendError<TraceRecord>) {
-        let n = self.inner.dropped.inc() + 1;
-        let reason = match e {
-            mpsc::error::TrySendError::Full(_) => "the trace writer is behind",
-            mpsc::error::TrySendError::Closed(_) => "the trace writer has stopped",
+    fn count_drop(&self, status: &str, reason: DropReason) {
+        let counters = &self.inner.counters;
+        counters
+            .dropped_by_kind
+            .get_or_create(&KindLabels {
+                kind: status.to_string(),
+            })
+            .inc();
+        let n = counters.dropped.inc() + 1;
+        let reason = match reason {
+            DropReason::Behind => "the trace writer is behind",
+            DropReason::Stopped => "the trace writer has stopped",
         };
         if n == 1 || n.is_multiple_of(1000) {
             tracing::warn!(
                 dropped_total = n,
+                status,
                 reason,
                 "trace dropped instead of delaying the request"
             );

@@ -660,6 +660,65 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_full_queue_drops_successful_runs_first_and_counts_each_kind() {
+        let metrics = crate::metrics::Metrics::new();
+        let sink = TraceSink::with_sampling(3, 1.0, crate::traces::SinkCounters::of(&metrics));
+        let mut rx = sink.take_receiver().expect("receiver");
+        let finish = |status: &'static str, answer: &str| {
+            RunTrace::begin(sink.clone(), policy(), header(), Instant::now()).finish(
+                status,
+                None,
+                Some(answer),
+            );
+        };
+        for i in 0..3 {
+            finish("success", &format!("s{i}"));
+        }
+        // Full of successful runs: another one is dropped, the others take their place.
+        finish("success", "s3");
+        finish("blocked", "b0");
+        finish("error", "e0");
+        finish("approval_required", "a0");
+        // Nothing successful is left to give way: this one is dropped itself.
+        finish("budget_exceeded", "x0");
+        assert_eq!(sink.dropped(), 5);
+        assert_eq!(sink.dropped_of("success"), 4);
+        assert_eq!(sink.dropped_of("budget_exceeded"), 1);
+        assert_eq!(sink.dropped_of("blocked"), 0);
+        let answers: Vec<String> = std::iter::from_fn(|| rx.try_recv())
+            .map(|t| {
+                let root = &t.spans[0];
+                format!("{}:{}", t.status, root.payload[0].1)
+            })
+            .collect();
+        assert_eq!(
+            answers,
+            ["blocked:\"b0\"", "error:\"e0\"", "approval_required:\"a0\""],
+            "the oldest successful runs gave way, in arrival order"
+        );
+        // Room again: a successful run is queued, behind nothing.
+        finish("success", "s4");
+        finish("degraded", "d0");
+        let order: Vec<String> = rx.take(10).into_iter().map(|t| t.status).collect();
+        assert_eq!(
+            order,
+            ["degraded", "success"],
+            "other outcomes are written first"
+        );
+        let text = metrics.encode();
+        assert!(
+            text.contains("agent_traces_dropped_by_kind_total{kind=\"success\"} 4\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nagent_traces_dropped_total 5\n"), "{text}");
+        // Once the writer is gone, every trace is dropped and counted.
+        drop(rx);
+        finish("blocked", "b1");
+        assert_eq!(sink.dropped_of("blocked"), 1);
+        assert!(sink.take_receiver().is_none(), "one writer per process");
+    }
+
+    #[tokio::test]
     async fn a_half_full_channel_wakes_the_writer() {
         let sink = TraceSink::new(4);
         let _rx = sink.take_receiver().expect("receiver");
@@ -684,9 +743,9 @@ mod tests {
     #[tokio::test]
     async fn sampling_leaves_out_only_successful_runs() {
         let p = policy();
-        use prometheus_client::metrics::counter::Counter;
-        let (dropped, sampled_out) = (Counter::default(), Counter::default());
-        let sink = TraceSink::with_sampling(16, 0.0, dropped.clone(), sampled_out.clone());
+        let counters = crate::traces::SinkCounters::default();
+        let (dropped, sampled_out) = (counters.dropped.clone(), counters.sampled_out.clone());
+        let sink = TraceSink::with_sampling(16, 0.0, counters);
         let mut rx = sink.take_receiver().expect("receiver");
         let outcomes = [
             ("success", None),
@@ -709,7 +768,7 @@ mod tests {
             Instant::now(),
         ));
         let mut kept = Vec::new();
-        while let Ok(rec) = rx.try_recv() {
+        while let Some(rec) = rx.try_recv() {
             kept.push(rec.status);
         }
         assert_eq!(
@@ -738,20 +797,19 @@ mod tests {
                 .finish("success", None, None);
         }
         let mut n = 0;
-        while rx.try_recv().is_ok() {
+        while rx.try_recv().is_some() {
             n += 1;
         }
         assert_eq!((n, all.sampled_out()), (50, 0));
 
-        use prometheus_client::metrics::counter::Counter;
-        let half = TraceSink::with_sampling(512, 0.5, Counter::default(), Counter::default());
+        let half = TraceSink::with_sampling(512, 0.5, crate::traces::SinkCounters::default());
         let mut rx = half.take_receiver().expect("receiver");
         for _ in 0..400 {
             RunTrace::begin(half.clone(), p.clone(), header(), Instant::now())
                 .finish("success", None, None);
         }
         let mut kept = 0u64;
-        while rx.try_recv().is_ok() {
+        while rx.try_recv().is_some() {
             kept += 1;
         }
         assert_eq!(kept + half.sampled_out(), 400);
@@ -766,12 +824,7 @@ mod tests {
     async fn drops_and_sampled_out_traces_show_in_metrics() {
         let p = policy();
         let metrics = crate::metrics::Metrics::new();
-        let sink = TraceSink::with_sampling(
-            1,
-            0.0,
-            metrics.traces_dropped.clone(),
-            metrics.traces_sampled_out.clone(),
-        );
+        let sink = TraceSink::with_sampling(1, 0.0, crate::traces::SinkCounters::of(&metrics));
         let _rx = sink.take_receiver().expect("receiver");
         // Three kept outcomes into a channel of one: two are dropped.
         for _ in 0..3 {
@@ -782,6 +835,10 @@ mod tests {
             .finish("success", None, None);
         let text = metrics.encode();
         assert!(text.contains("\nagent_traces_dropped_total 2\n"), "{text}");
+        assert!(
+            text.contains("\nagent_traces_dropped_by_kind_total{kind=\"blocked\"} 2\n"),
+            "{text}"
+        );
         assert!(
             text.contains("\nagent_traces_sampled_out_total 1\n"),
             "{text}"

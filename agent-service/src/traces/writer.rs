@@ -1,17 +1,17 @@
 //! The background trace writer: every [`FLUSH_INTERVAL`] it takes the finished traces off
-//! the bounded channel and stores them in batches (up to [`BATCH_MAX`] traces per
+//! the bounded queue (other outcomes before successful runs') and stores them in batches (up to [`BATCH_MAX`] traces per
 //! transaction), then hands each batch to the OTLP exporter when one is configured. At
-//! shutdown it keeps writing until no run is still recording and the channel is empty, so
+//! shutdown it keeps writing until no run is still recording and the queue is empty, so
 //! traces of requests drained during the grace period are kept.
 
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::otlp::{ExportQueue, Resource};
-use super::{TraceRecord, TraceSink, repository};
+use super::{TraceReceiver, TraceRecord, TraceSink, repository};
 use crate::config::Environment;
 use crate::db::Db;
 use crate::db::approvals::Release;
@@ -89,31 +89,19 @@ impl Destination {
         }
     }
 
-    /// Writes everything queued right now, [`BATCH_MAX`] traces per transaction, without
-    /// waiting for more. Returns how many traces it took and whether the channel is still
-    /// open.
-    async fn drain(&self, rx: &mut mpsc::Receiver<TraceRecord>) -> (usize, bool) {
+    /// Writes everything queued right now, [`BATCH_MAX`] traces per transaction (runs
+    /// that did not succeed first), without waiting for more. Returns how many it took.
+    async fn drain(&self, rx: &mut TraceReceiver) -> usize {
         let mut taken = 0;
         loop {
-            let mut batch = Vec::with_capacity(BATCH_MAX);
-            let mut open = true;
-            while batch.len() < BATCH_MAX {
-                match rx.try_recv() {
-                    Ok(t) => batch.push(t),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        open = false;
-                        break;
-                    }
-                }
-            }
+            let batch = rx.take(BATCH_MAX);
             let full = batch.len() == BATCH_MAX;
             taken += batch.len();
             if !batch.is_empty() {
                 self.write(batch).await;
             }
-            if !full || !open {
-                return (taken, open);
+            if !full {
+                return taken;
             }
         }
     }
@@ -123,12 +111,12 @@ impl Destination {
 ///
 /// The writer wakes on a timer ([`FLUSH_INTERVAL`]) rather than per trace: a request
 /// hands its trace over without waking anyone, so recording costs no cross-thread
-/// wake-up on the request path. Under load it is also woken once the channel is half
+/// wake-up on the request path. Under load it is also woken once the queue is half
 /// full ([`TraceSink::backlog`]), so a burst between two ticks is not dropped.
 pub async fn write_until_stopped(
     db: Db,
     sink: TraceSink,
-    mut rx: mpsc::Receiver<TraceRecord>,
+    mut rx: TraceReceiver,
     exporter: Option<ExportQueue>,
     stop: impl Future<Output = ()>,
 ) {
@@ -136,21 +124,19 @@ pub async fn write_until_stopped(
     let dest = Destination { db, exporter };
     let mut tick = tokio::time::interval(FLUSH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut open = true;
-    while open {
+    loop {
         tokio::select! {
             biased;
             () = &mut stop => break,
             _ = tick.tick() => {}
             () = sink.backlog() => {}
         }
-        open = dest.drain(&mut rx).await.1;
+        dest.drain(&mut rx).await;
     }
     // Shutting down: requests still draining keep recording; write until they are done.
     let mut idle = 0;
-    while open && idle < DRAIN_IDLE_POLLS {
-        let (taken, still_open) = dest.drain(&mut rx).await;
-        open = still_open;
+    while idle < DRAIN_IDLE_POLLS {
+        let taken = dest.drain(&mut rx).await;
         if taken > 0 || sink.open_runs() > 0 {
             idle = 0;
         } else {
@@ -158,6 +144,8 @@ pub async fn write_until_stopped(
         }
         tokio::time::sleep(DRAIN_POLL).await;
     }
+    // From here on a trace still submitted is dropped and counted.
+    drop(rx);
     if let Some(e) = dest.exporter {
         e.close(EXPORT_CLOSE_WAIT).await;
     }
@@ -171,7 +159,7 @@ pub async fn write_until_stopped(
 }
 
 /// Stores one batch, retrying a failed transaction; gives up (and logs) after
-/// [`STORE_ATTEMPTS`] so the channel keeps moving.
+/// [`STORE_ATTEMPTS`] so the queue keeps moving.
 async fn store(db: &Db, batch: &[TraceRecord]) -> bool {
     for attempt in 1..=STORE_ATTEMPTS {
         match repository::insert_batch(db, batch).await {
