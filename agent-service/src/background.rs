@@ -87,7 +87,10 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
 /// Charges and removes expired budget reservations (those of runs whose process died
 /// before settling) every few seconds.
 async fn reservation_sweeper(ledger: Arc<UsageLedger>, clock: Arc<dyn Clock>, stop: Shutdown) {
-    let mut tick = tokio::time::interval(RESERVATION_SWEEP);
+    // The first sweep one period after start: a process that just started holds no
+    // reservation, and its first requests need the pool's connections more.
+    let start = tokio::time::Instant::now() + RESERVATION_SWEEP;
+    let mut tick = tokio::time::interval_at(start, RESERVATION_SWEEP);
     loop {
         tokio::select! {
             _ = tick.tick() => {}

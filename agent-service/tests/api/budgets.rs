@@ -225,6 +225,9 @@ both!(
 async fn a_dropped_run_books_what_the_model_streamed(backend: Backend) {
     let fake = FakeOllama::start().await;
     let app = TestApp::spawn_with_ollama(backend, &fake, &[]).await;
+    // The client's clock below starts with its request: a fresh process opens its pool's
+    // first connections now (the background tasks race for them), so one request first.
+    assert_eq!(app.get(Some(app.key("invoke")), "/v1/whoami").await.0, 200);
     fake.set_mode(Mode::Slow {
         first_chunk_ms: 0,
         between_chunks_ms: 200,
