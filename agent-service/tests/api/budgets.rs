@@ -272,3 +272,178 @@ both!(
     dropped_run_test,
     super::a_dropped_run_books_what_the_model_streamed
 );
+
+/// What the database holds for a tenant's day: (spent tokens, reserved tokens, open
+/// reservation rows).
+async fn stored_day(app: &TestApp, tenant: &str) -> (i64, i64, i64) {
+    let db = crate::approvals::pool(app).await;
+    let (tokens, reserved) = sqlx::query_as::<_, (i64, i64)>(
+        "SELECT tokens, reserved_tokens FROM tenant_usage WHERE tenant = $1",
+    )
+    .bind(tenant)
+    .fetch_optional(&db)
+    .await
+    .unwrap()
+    .unwrap_or((0, 0));
+    let (rows,) =
+        sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM budget_reservations WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    db.close().await;
+    (tokens, reserved, rows)
+}
+
+/// Three processes on one database share each tenant's daily budget: runs reserve before
+/// they start, so the day's total passes the budget only by what the runs in flight at
+/// the end spend beyond their reservations — not three times over, as when each process
+/// counted only its own spend.
+async fn the_daily_budget_holds_across_processes(backend: Backend) {
+    const BUDGET: i64 = 6_000;
+    const CLIENTS: usize = 6;
+    let env = [
+        ("TENANT_DAILY_TOKEN_BUDGET", "6000"),
+        ("MAX_TOKENS_PER_REQUEST", "1000"),
+    ];
+    let a = TestApp::spawn(backend, &env).await;
+    let b = a.replica(&env).await;
+    let c = a.replica(&env).await;
+    let bases = [a.base.clone(), b.base.clone(), c.base.clone()];
+    let key = a.key("invoke").to_string();
+    let body =
+        json!({"workflow": "support_ticket_summary", "input": {"text": "Summarize ticket T-1001"}});
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        let (bases, key, body) = (bases.clone(), key.clone(), body.clone());
+        clients.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let (mut spent, mut largest, mut busy) = (0i64, 0i64, 0u32);
+            for n in i.. {
+                let resp = http
+                    .post(format!("{}/v1/invoke", bases[n % bases.len()]))
+                    .bearer_auth(&key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                let v: Value = resp.json().await.unwrap();
+                if status == 429 {
+                    // What is left is held by runs in flight: they settle shortly.
+                    assert_eq!(v["error"]["code"], "tenant_budget_exceeded", "{v}");
+                    busy += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+                assert_eq!(status, 200, "{v}");
+                if v["budget"] == "tenant_daily_tokens" {
+                    return (spent, largest, busy);
+                }
+                assert_eq!(v["status"], "success", "{v}");
+                let used = v["usage"]["prompt_tokens"].as_i64().unwrap()
+                    + v["usage"]["completion_tokens"].as_i64().unwrap();
+                spent += used;
+                largest = largest.max(used);
+            }
+            unreachable!()
+        }));
+    }
+    let (mut total, mut largest, mut busy) = (0, 0, 0);
+    for c in clients {
+        let (s, l, b) = c.await.unwrap();
+        total += s;
+        largest = largest.max(l);
+        busy += b;
+    }
+    let (stored, reserved, rows) = stored_day(&a, "demo").await;
+    eprintln!(
+        "budget {BUDGET}: admitted {total} tokens ({:.2}x), largest run {largest}, {busy} busy refusals",
+        total as f64 / BUDGET as f64
+    );
+    assert_eq!(stored, total, "every admitted run settled what it spent");
+    assert_eq!((reserved, rows), (0, 0), "no reservation is left");
+    assert!(
+        total >= BUDGET,
+        "runs were refused only once the budget was spent"
+    );
+    assert!(
+        total - BUDGET <= CLIENTS as i64 * largest,
+        "overshoot {} is more than the {CLIENTS} runs in flight could spend",
+        total - BUDGET
+    );
+}
+both!(
+    budget_across_processes_test,
+    super::the_daily_budget_holds_across_processes
+);
+
+/// While what is left of the day is reserved by runs in flight, a new run is refused with
+/// 429 `tenant_budget_exceeded` and Retry-After (it may pass once they settle); once they
+/// settled below the budget, runs pass again.
+async fn a_budget_held_by_runs_in_flight_is_busy_not_spent(backend: Backend) {
+    let fake = FakeOllama::start().await;
+    let app = TestApp::spawn_with_ollama(
+        backend,
+        &fake,
+        &[
+            ("TENANT_DAILY_TOKEN_BUDGET", "1000"),
+            ("MAX_TOKENS_PER_REQUEST", "600"),
+        ],
+    )
+    .await;
+    assert_eq!(app.get(Some(app.key("invoke")), "/v1/whoami").await.0, 200);
+    fake.set_mode(Mode::Slow {
+        first_chunk_ms: 1500,
+        between_chunks_ms: 0,
+    });
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let (url, key) = (app.url("/v1/invoke"), app.key("invoke").to_string());
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&json!({"workflow": "faq", "input": {"text": "vpn help"}}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    // Both runs hold their share: 600 and the 400 left.
+    let mut held = (0, 0, 0);
+    for _ in 0..100 {
+        held = stored_day(&app, "demo").await;
+        if held.2 == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(held, (0, 1000, 2), "two runs in flight hold the whole day");
+    let (s, h, v) = app
+        .post_json(
+            Some(app.key("invoke")),
+            "/v1/invoke",
+            &json!({"workflow": "faq", "input": {"text": "vpn help"}}),
+            &[],
+        )
+        .await;
+    crate::helpers::assert_error(s, &h, &v, 429, "tenant_budget_exceeded");
+    assert_eq!(h["retry-after"], "1");
+    for t in slow {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let (spent, reserved, rows) = stored_day(&app, "demo").await;
+    assert!((1..1000).contains(&spent), "{spent}");
+    assert_eq!((reserved, rows), (0, 0));
+    fake.set_mode(Mode::Normal);
+    let (s, v) = app.invoke("faq", "vpn help").await;
+    assert_eq!(s, 200, "{v}");
+    assert_ne!(v["status"], "budget_exceeded", "{v}");
+}
+both!(
+    budget_busy_test,
+    super::a_budget_held_by_runs_in_flight_is_busy_not_spent
+);
