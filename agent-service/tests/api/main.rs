@@ -17,6 +17,7 @@ mod jobs;
 mod limits;
 mod provider;
 mod real_model;
+mod replicas;
 mod resilience;
 mod ssrf;
 mod stream;

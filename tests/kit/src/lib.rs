@@ -3,16 +3,19 @@
 //! the wire-faithful fake Kubernetes API server ([`FakeKube`], also the `fake-kube` binary);
 //! [`AgentService`], the real agent-service binary spawned on a fresh SQLite or PostgreSQL
 //! database — the one spawn helper of agent-service's API tests and of the console core's
-//! tests; and [`LlamaServer`], a real model (llama.cpp's server with SmolLM2-135M) for the
+//! tests; [`Balancer`], a real load balancer (HAProxy) in front of agent-service replicas;
+//! and [`LlamaServer`], a real model (llama.cpp's server with SmolLM2-135M) for the
 //! real-model tests.
 
 pub mod agent;
+pub mod balancer;
 pub mod fake_kube;
 pub mod fake_ollama;
 pub mod llama;
 pub mod serve;
 
 pub use agent::{AgentService, Backend};
+pub use balancer::{Balancer, BalancerOptions};
 pub use fake_kube::{FakeKube, KubeconfigOpts};
 pub use llama::{LlamaOptions, LlamaServer};
 
