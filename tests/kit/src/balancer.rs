@@ -307,16 +307,14 @@ fn runtime_command(socket: &Path, cmd: &str) -> std::io::Result<String> {
 }
 
 /// The retry count of an HAProxy `option httplog` line: the last field of the
-/// `actconn/feconn/beconn/srv_conn/retries` group (`+N` when the request was redispatched).
+/// `actconn/feconn/beconn/srv_conn/retries` group, the eleventh field (`+N` when the
+/// request was also moved to another server).
 fn retries_of(line: &str) -> Option<u32> {
-    line.split_whitespace()
-        .find(|f| {
-            f.matches('/').count() == 4
-                && f.chars()
-                    .all(|c| c.is_ascii_digit() || c == '/' || c == '+')
-        })
-        .and_then(|f| f.rsplit('/').next())
-        .and_then(|r| r.trim_start_matches('+').parse().ok())
+    let group = line.split_whitespace().nth(10)?;
+    if group.matches('/').count() != 4 {
+        return None;
+    }
+    group.rsplit('/').next()?.trim_start_matches('+').parse().ok()
 }
 
 /// Lets the child keep `fd` (Rust opens every descriptor close-on-exec) and asks the
@@ -356,9 +354,10 @@ mod tests {
 
     #[test]
     fn reads_the_retry_count_of_a_log_line() {
-        let line = r#"127.0.0.1:33138 [07/Dec/2026:14:45:44.431] api replicas/r0 0/0/0/0/0 200 454 - - ---- 1/1/0/0/0 0/0 "GET / HTTP/1.1""#;
+        let line = r#"127.0.0.1:33138 [07/Dec/2026:14:45:44.431] api replicas/r0 0/0/0/2/3 200 454 - - ---- 1/1/0/0/0 0/0 "GET / HTTP/1.1""#;
         assert_eq!(retries_of(line), Some(0));
         let moved = line.replace("1/1/0/0/0", "3/3/1/0/+2");
+        assert_eq!(retries_of(&line.replace("1/1/0/0/0", "1/1/0/0/1")), Some(1));
         assert_eq!(retries_of(&moved), Some(2));
         assert_eq!(retries_of("[NOTICE] a message"), None);
     }
