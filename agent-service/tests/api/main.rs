@@ -15,6 +15,7 @@ mod info;
 mod invoke;
 mod jobs;
 mod limits;
+mod overload;
 mod provider;
 mod real_model;
 mod replicas;

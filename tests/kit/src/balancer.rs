@@ -314,7 +314,12 @@ fn retries_of(line: &str) -> Option<u32> {
     if group.matches('/').count() != 4 {
         return None;
     }
-    group.rsplit('/').next()?.trim_start_matches('+').parse().ok()
+    group
+        .rsplit('/')
+        .next()?
+        .trim_start_matches('+')
+        .parse()
+        .ok()
 }
 
 /// Lets the child keep `fd` (Rust opens every descriptor close-on-exec) and asks the
