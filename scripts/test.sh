@@ -35,6 +35,9 @@ lint
 disk_report "after clippy"
 
 apt_ensure dbus-x11 gnome-keyring
+# The replica tests (agent-service/tests/api/replicas.rs) run HAProxy in front of the
+# replicas; the test kit starts it with a generated configuration.
+apt_ensure haproxy
 start_postgres
 # Every PostgreSQL variant runs here: without a server they would fail, not be skipped.
 : "${TEST_POSTGRES_URL:?start_postgres did not set TEST_POSTGRES_URL}"
