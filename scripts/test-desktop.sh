@@ -3,7 +3,9 @@
 # WebKitWebDriver, tauri-driver), builds the UI and the app (debug, with the built UI
 # embedded: the default `custom-protocol` feature), the agent-service and the fake Ollama,
 # then runs the desktop end-to-end tests (tests/desktop/) under Xvfb inside a D-Bus session
-# with an unlocked keyring. Screenshots and figures land in target/desktop-artifacts/.
+# with an unlocked keyring. One of them runs llama.cpp's real server with SmolLM2-135M:
+# TEST_MODEL_PYTHON names the model venv's Python (scripts/setup-model.sh, run here when it
+# is unset, makes it). Screenshots and figures land in target/desktop-artifacts/.
 # As root (CI) it also builds the .deb, installs it, checks that /usr/bin/flightdeck opens
 # its window under Xvfb and starts the bundled /usr/bin/agent-service, and removes it
 # (DESKTOP_DEB=0 skips that; it never replaces a flightdeck package already installed).
@@ -14,6 +16,11 @@ source scripts/lib.sh
 apt_ensure "${RUST_BUILD_PACKAGES[@]}" curl wget file xvfb xauth webkit2gtk-driver \
   at-spi2-core x11-utils dbus-x11 gnome-keyring
 command -v tauri-driver >/dev/null || { log "cargo install tauri-driver"; cargo install tauri-driver --locked -q; }
+
+if [ -z "${TEST_MODEL_PYTHON:-}" ]; then
+  log "the real model for the smoke step (scripts/setup-model.sh)"
+  eval "$(scripts/setup-model.sh --export)"
+fi
 
 ensure_ui_dist
 log "building the app, agent-service, fake-ollama and fake-kube"

@@ -39,6 +39,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         discover_ollama,
         list_models,
         pull_model,
+        discover_model_server,
         run_smoke,
         list_smoke_runs,
         get_smoke_report,
@@ -229,6 +230,14 @@ pub async fn pull_model(
     args: PullModelArgs,
 ) -> Result<OllamaModel, CommandError> {
     state.console().await?.pull_model(args).await
+}
+
+#[tauri::command]
+pub async fn discover_model_server(
+    state: State<'_, AppState>,
+    args: ModelServerArgs,
+) -> Result<ModelServerStatus, CommandError> {
+    state.console().await?.discover_model_server(args).await
 }
 
 #[tauri::command]

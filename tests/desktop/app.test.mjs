@@ -6,13 +6,16 @@
 // Flows: the app starts the bundled agent-service (Local profile, scripted model); a
 // write-gated invoke posted to it appears in the Approvals view within one second (every
 // sample printed, p50/p99); it is approved with the keyboard and shows `executed`; a smoke
-// run against the fake Ollama shows its results; a canary of the dev overlay is promoted one
-// step through the Releases view against testkit's fake Kubernetes API server (started before
+// run against the fake Ollama shows its results; a smoke run against llama.cpp's real server
+// with SmolLM2-135M (the OpenAI-compatible kind; the launcher runs on `TEST_MODEL_PYTHON`,
+// from scripts/setup-model.sh) shows its results and exports them; a canary of the dev
+// overlay is promoted one step through the Releases view against testkit's fake Kubernetes API server (started before
 // the app, which gets its kubeconfig through KUBECONFIG). Screenshots go to
 // target/desktop-artifacts/.
 //
 // Env: FLIGHTDECK_APP, AGENT_SERVICE_BIN, FAKE_OLLAMA_BIN, FAKE_KUBE_BIN (default
-// target/debug/…), DESKTOP_ARTIFACTS, APPROVAL_SAMPLES (default 5).
+// target/debug/…), TEST_MODEL_PYTHON (required: the model venv's Python),
+// DESKTOP_ARTIFACTS, APPROVAL_SAMPLES (default 5).
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -32,6 +35,9 @@ const APP = process.env.FLIGHTDECK_APP ?? join(TARGET, 'debug/flightdeck');
 const AGENT = process.env.AGENT_SERVICE_BIN ?? join(TARGET, 'debug/agent-service');
 const FAKE_OLLAMA = process.env.FAKE_OLLAMA_BIN ?? join(TARGET, 'debug/fake-ollama');
 const FAKE_KUBE = process.env.FAKE_KUBE_BIN ?? join(TARGET, 'debug/fake-kube');
+/** llama.cpp's server launcher of the test kit, and the model id it serves. */
+const LLAMA_LAUNCHER = join(ROOT, 'tests/kit/llama/serve.py');
+const LLAMA_MODEL = 'smollm2-135m-instruct';
 /** The dev overlay's namespace (deploy/k8s/overlays/dev). */
 const KUBE_NS = 'flightdeck-dev';
 const ARTIFACTS = process.env.DESKTOP_ARTIFACTS ?? join(TARGET, 'desktop-artifacts');
@@ -104,6 +110,8 @@ let home = '';
 let ollamaUrl = '';
 /** @type {import('node:child_process').ChildProcess | undefined} */
 let fakeOllama;
+/** llama.cpp's server, while the real-model step runs. @type {import('node:child_process').ChildProcess | undefined} */
+let llama;
 /**
  * The fake Kubernetes API server: its process, URL (control API under /__fake) and
  * kubeconfig, or why it could not start (the canary test reports that; the others run).
@@ -120,10 +128,14 @@ async function stopFakeKube() {
   if ((await Promise.race([exited.then(() => true), sleep(5_000).then(() => false)])) === false) p.kill('SIGKILL');
 }
 // Whatever happens (a failed hook, an uncaught error, Ctrl-C), fake-kube does not outlive the run.
-process.once('exit', () => kube.proc?.kill('SIGKILL'));
+process.once('exit', () => {
+  kube.proc?.kill('SIGKILL');
+  llama?.kill('SIGKILL');
+});
 for (const sig of /** @type {const} */ (['SIGINT', 'SIGTERM'])) {
   process.once(sig, () => {
     kube.proc?.kill('SIGKILL');
+    llama?.kill('SIGKILL');
     process.exit(130);
   });
 }
@@ -256,6 +268,7 @@ after(async () => {
   await session?.end().catch(() => undefined);
   driver?.kill('SIGTERM');
   fakeOllama?.kill('SIGTERM');
+  llama?.kill('SIGTERM');
   await stopFakeKube();
   rmSync(home, { recursive: true, force: true });
   assert.ok(children.length > 0, 'the app had a Local agent-service child');
@@ -395,6 +408,111 @@ describe('the desktop app', () => {
     const runs = await invoke('list_smoke_runs');
     assert.ok(runs.length >= 1, 'the run is stored');
     await shot('smoke-results');
+  });
+
+  it("a smoke run against llama.cpp's real server shows its results and exports them", async () => {
+    const python = process.env.TEST_MODEL_PYTHON;
+    assert.ok(python, 'TEST_MODEL_PYTHON is not set: run scripts/setup-model.sh and export the TEST_MODEL_PYTHON=… line it prints');
+    // The test kit's launcher: llama.cpp's own server (xllamacpp) with SmolLM2-135M on a
+    // free loopback port; it stops when its stdin closes (or on SIGTERM).
+    const port = await freePort();
+    const started = Date.now();
+    llama = spawn(python, [LLAMA_LAUNCHER, '--port', String(port), '--alias', LLAMA_MODEL, '--n-ctx', '2048', '--parallel', '1', '--threads', '2'], {
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
+    const proc = llama;
+    /** @type {string} */
+    const base = await new Promise((res, rej) => {
+      let out = '';
+      const timer = setTimeout(() => rej(new Error(`llama.cpp's server did not start within 180 s: ${out}`)), 180_000);
+      proc.once('error', (e) => (clearTimeout(timer), rej(e)));
+      proc.once('exit', (code) => (clearTimeout(timer), rej(new Error(`the launcher exited (${code}): ${out}`))));
+      proc.stdout?.on('data', (d) => {
+        out += d;
+        const m = /llama-server listening on (http:\/\/\S+)/.exec(out);
+        if (m?.[1]) {
+          clearTimeout(timer);
+          res(m[1]);
+        }
+      });
+    });
+    proc.removeAllListeners('exit');
+    const url = `${base}/v1`;
+    const urlRe = url.replaceAll('.', '\\.');
+    console.log(`# llama.cpp's server with ${LLAMA_MODEL} at ${url} after ${Date.now() - started} ms`);
+
+    // The Smoke tests view on the OpenAI-compatible kind, pointed at that server.
+    await session.click(await session.find('[data-nav="smoke"]'));
+    await session.waitFor('main[data-route="smoke"]');
+    await session.click(await session.waitFor('[data-smoke-target] label', { text: /OpenAI-compatible/ }));
+    await session.waitFor('[data-smoke-target="openai_compatible"]');
+    const field = await session.waitFor('#server-url');
+    await session.clear(field);
+    await session.sendKeys(field, url);
+    await session.click(await session.waitFor('form[data-server-form] button[type="submit"]'));
+    await session.waitFor('[data-model-server="reachable"]', { timeout: 15_000 });
+    await session.click(await session.waitFor(`input[name="server-model"][value="${LLAMA_MODEL}"]`));
+    // The model server's own checks only: the Local service runs the scripted model here.
+    const agentBox = await session.find('label.check input[type="checkbox"]');
+    if ((await session.property(agentBox, 'checked')) === true) await session.click(agentBox);
+    assert.equal(await session.property(agentBox, 'checked'), false);
+    await session.click(await session.waitFor('button', { text: new RegExp(`^\\s*Run with ${LLAMA_MODEL}`) }));
+    const until = Date.now() + 240_000;
+    for (;;) {
+      const state = await session.exec(`return {
+        rows: document.querySelectorAll('[data-check][data-result]').length,
+        busy: document.querySelectorAll('[data-smoke-progress], tr[aria-busy="true"]').length,
+        target: document.querySelector('[data-report-target]')?.dataset.reportTarget ?? '',
+        alert: [...document.querySelectorAll('main [role="alert"]')].map((e) => e.textContent.trim()).join(' | '),
+      }`);
+      if (state.rows > 0 && state.busy === 0 && state.target === 'openai_compatible') break;
+      if (Date.now() > until || state.alert) {
+        await shot('smoke-llama-cpp-failed');
+        assert.fail(`the smoke run against the real model did not finish: ${JSON.stringify(state)}`);
+      }
+      await sleep(200);
+    }
+    const results = await session.exec(
+      `return [...document.querySelectorAll('[data-check][data-result]')].map((r) => [r.dataset.check, r.dataset.result])`,
+    );
+    console.log(`# real-model smoke results shown: ${results.map((/** @type {string[]} */ r) => r.join('=')).join(', ')}`);
+    const byName = Object.fromEntries(results);
+    assert.equal(results.length, 10, JSON.stringify(results));
+    for (const check of ['reachability', 'models_listed', 'model_present', 'generation']) {
+      assert.equal(byName[check], 'pass', `${check}: ${JSON.stringify(results)}`);
+    }
+    // Not in the OpenAI-compatible API; SmolLM2's chat template offers no tools; no service asked.
+    for (const check of ['load_time', 'cpu_fallback', 'tool_call', 'agent_golden']) {
+      assert.equal(byName[check], 'skip', `${check}: ${JSON.stringify(results)}`);
+    }
+    await session.waitFor('[data-check="reachability"]', { text: /Server reachable/ });
+    await session.waitFor('[data-check="generation"] [data-measurement="tokens_per_second"]');
+    await session.waitFor('[data-report-target]', { text: new RegExp(`${LLAMA_MODEL} · OpenAI-compatible ${urlRe}`) });
+    await shot('smoke-llama-cpp');
+
+    // Exported from the view, in both formats, into the app's export directory.
+    const runs = await invoke('list_smoke_runs');
+    const id = runs[0].id;
+    assert.equal(runs[0].model, LLAMA_MODEL);
+    /** @type {Record<string, string>} */
+    const exported = {};
+    for (const [button, ext] of [['Markdown', 'md'], ['JSON', 'json']]) {
+      await session.click(await session.waitFor('.results .panel-head button', { text: new RegExp(`^\\s*${button}\\s*$`) }));
+      const toast = await session.waitFor('[data-toast="success"]', { text: new RegExp(`flightdeck-smoke-${id}\\.${ext}`) });
+      const path = new RegExp(`(/\\S*flightdeck-smoke-${id}\\.${ext})`).exec(await session.text(toast))?.[1] ?? '';
+      assert.ok(path.startsWith(join(home, 'data')), `exported into the app's data dir: ${path}`);
+      exported[ext] = readFileSync(path, 'utf8');
+    }
+    assert.match(exported.md ?? '', new RegExp(`^# Smoke test: ${LLAMA_MODEL} at ${urlRe} \\(OpenAI-compatible API\\)`));
+    assert.match(exported.md ?? '', /\| Server reachable \| pass \|/);
+    const json = JSON.parse(exported.json ?? '{}');
+    assert.equal(json.target, 'openai_compatible');
+    assert.equal(json.server_url, url);
+    assert.equal(json.checks.length, 10);
+    writeFileSync(join(ARTIFACTS, 'smoke-llama-cpp.md'), exported.md ?? '');
+    proc.stdin?.end();
+    proc.kill('SIGTERM');
+    llama = undefined;
   });
 
   it('promotes a canary one step through the UI against the fake Kubernetes API server', async () => {

@@ -1,8 +1,9 @@
 //! The Local profile: the bundled agent-service as a child process on embedded defaults
 //! (SQLite in the app data dir, demo data and keys from `seed-demo`, a free port read from
-//! its `agent-service listening` log line, the `scripted` provider unless a local Ollama
-//! answers), a small synthetic traffic generator so a new user sees live data, and a stop
-//! that sends SIGTERM and kills after a grace period (also on drop).
+//! its `agent-service listening` log line; the model: an OpenAI-compatible model server
+//! when one is given, else a local Ollama when one answers, else the `scripted` provider),
+//! a small synthetic traffic generator so a new user sees live data (slower against a real
+//! model), and a stop that sends SIGTERM and kills after a grace period (also on drop).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader};
@@ -33,6 +34,8 @@ pub struct LocalConfig {
     pub ollama_url: BaseUrl,
     /// The model to use with Ollama; `None` picks the first installed one.
     pub ollama_model: Option<String>,
+    /// An OpenAI-compatible model server to run on instead (no Ollama detection).
+    pub model_server: Option<ModelServer>,
     pub startup_timeout: Duration,
     /// How long SIGTERM has before the process is killed.
     pub stop_grace: Duration,
@@ -45,9 +48,78 @@ impl LocalConfig {
             data_dir,
             ollama_url: BaseUrl::parse("http://127.0.0.1:11434").expect("a valid constant URL"),
             ollama_model: None,
+            model_server: None,
             startup_timeout: Duration::from_secs(30),
             stop_grace: Duration::from_secs(5),
         }
+    }
+}
+
+/// An OpenAI-compatible model server (llama.cpp's server, LM Studio, vLLM, …) for the
+/// Local service: it runs with `AGENT_PROVIDER=openai` against it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelServer {
+    /// `OPENAI_BASE_URL`: the base, `/v1` included.
+    pub url: BaseUrl,
+    /// `MODEL_NAME`: an id the server lists.
+    pub model: String,
+    /// `OPENAI_API_KEY`, for a server that wants one.
+    pub api_key: Option<Secret>,
+    /// `MAX_OUTPUT_TOKENS`: the per-call output cap (a small model on a CPU is slow).
+    pub max_output_tokens: Option<u32>,
+}
+
+impl ModelServer {
+    /// From the app's environment, in the agent-service's own names: `AGENT_PROVIDER=openai`
+    /// with `OPENAI_BASE_URL` and `MODEL_NAME` (both required here: the service's defaults
+    /// name a hosted API, not a local server), `OPENAI_API_KEY` and `MAX_OUTPUT_TOKENS`
+    /// when set. `Ok(None)` when `AGENT_PROVIDER` is unset or another provider.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
+        let set = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        match set("AGENT_PROVIDER").as_deref().map(str::trim) {
+            Some("openai") => {}
+            None | Some("ollama" | "scripted") => return Ok(None),
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "AGENT_PROVIDER={other:?} is not a provider the Local service knows: use openai (with OPENAI_BASE_URL and MODEL_NAME), ollama or scripted"
+                )));
+            }
+        }
+        let url = set("OPENAI_BASE_URL").ok_or_else(|| {
+            Error::invalid(
+                "AGENT_PROVIDER=openai needs OPENAI_BASE_URL for the Local service: the model server's base URL with its /v1, e.g. http://127.0.0.1:8080/v1",
+            )
+        })?;
+        let url = BaseUrl::parse(&url)
+            .map_err(|e| Error::invalid(format!("OPENAI_BASE_URL is not usable: {e}")))?;
+        let model = set("MODEL_NAME").ok_or_else(|| {
+            Error::invalid(
+                "AGENT_PROVIDER=openai needs MODEL_NAME for the Local service: a model id the server lists at /v1/models",
+            )
+        })?;
+        let api_key = set("OPENAI_API_KEY")
+            .map(|k| Secret::parse(&k))
+            .transpose()
+            .map_err(|e| Error::invalid(format!("OPENAI_API_KEY is not usable: {e}")))?;
+        let max_output_tokens = set("MAX_OUTPUT_TOKENS")
+            .map(|v| {
+                v.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "MAX_OUTPUT_TOKENS={v:?} is not a positive whole number"
+                        ))
+                    })
+            })
+            .transpose()?;
+        Ok(Some(Self {
+            url,
+            model: model.trim().to_string(),
+            api_key,
+            max_output_tokens,
+        }))
     }
 }
 
@@ -56,6 +128,11 @@ impl LocalConfig {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LocalProvider {
     Ollama {
+        url: String,
+        model: String,
+    },
+    /// An OpenAI-compatible model server given in [`LocalConfig::model_server`].
+    Openai {
         url: String,
         model: String,
     },
@@ -203,8 +280,13 @@ impl LocalService {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::Process(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
-        let provider =
-            detect_provider(http, &config.ollama_url, config.ollama_model.as_deref()).await;
+        let provider = match &config.model_server {
+            Some(server) => LocalProvider::Openai {
+                url: server.url.to_string(),
+                model: server.model.clone(),
+            },
+            None => detect_provider(http, &config.ollama_url, config.ollama_model.as_deref()).await,
+        };
         let database_url = format!("sqlite://{}/agent-service.db", config.data_dir.display());
 
         let mut seed = base_command(config, &database_url);
@@ -243,6 +325,19 @@ impl LocalService {
                 cmd.env("AGENT_PROVIDER", "ollama")
                     .env("OLLAMA_BASE_URL", url)
                     .env("OLLAMA_MODEL", model);
+            }
+            LocalProvider::Openai { url, model } => {
+                cmd.env("AGENT_PROVIDER", "openai")
+                    .env("OPENAI_BASE_URL", url)
+                    .env("MODEL_NAME", model);
+                if let Some(server) = &config.model_server {
+                    if let Some(key) = &server.api_key {
+                        cmd.env("OPENAI_API_KEY", key.expose());
+                    }
+                    if let Some(n) = server.max_output_tokens {
+                        cmd.env("MAX_OUTPUT_TOKENS", n.to_string());
+                    }
+                }
             }
             LocalProvider::Scripted { .. } => {
                 cmd.env("AGENT_PROVIDER", "scripted");
@@ -460,6 +555,25 @@ impl Default for TrafficConfig {
     }
 }
 
+impl TrafficConfig {
+    /// The traffic for a service on `provider`. The scripted model answers in
+    /// microseconds, so two requests a second keep the charts alive. A real model answers
+    /// at its own pace — SmolLM2-135M on two busy CPU cores takes 2–15 s a request — and
+    /// more requests than its server has slots only queue there until they time out: one
+    /// request at a time, at most one every ten seconds, leaves a slot free for the user's
+    /// own invokes and smoke runs.
+    pub fn for_provider(provider: &LocalProvider) -> Self {
+        match provider {
+            LocalProvider::Scripted { .. } => Self::default(),
+            LocalProvider::Ollama { .. } | LocalProvider::Openai { .. } => Self {
+                per_second: 0.1,
+                max_inflight: 1,
+                ..Self::default()
+            },
+        }
+    }
+}
+
 /// What the generator has done so far.
 #[derive(Debug, Default)]
 pub struct TrafficStats {
@@ -639,6 +753,97 @@ mod tests {
             None
         );
         assert_eq!(listening_addr("{"), None);
+    }
+
+    #[test]
+    fn a_model_server_comes_from_the_services_own_variables() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(ModelServer::from_env(env(&[])).unwrap(), None);
+        assert_eq!(
+            ModelServer::from_env(env(&[("AGENT_PROVIDER", "scripted")])).unwrap(),
+            None
+        );
+        let server = ModelServer::from_env(env(&[
+            ("AGENT_PROVIDER", "openai"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:8123/v1"),
+            ("MODEL_NAME", "smollm2-135m-instruct"),
+            ("MAX_OUTPUT_TOKENS", "48"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(server.url.as_str(), "http://127.0.0.1:8123/v1");
+        assert_eq!(server.model, "smollm2-135m-instruct");
+        assert_eq!(server.max_output_tokens, Some(48));
+        assert!(server.api_key.is_none());
+        for (pairs, says) in [
+            (
+                &[("AGENT_PROVIDER", "openai"), ("MODEL_NAME", "m")][..],
+                "needs OPENAI_BASE_URL",
+            ),
+            (
+                &[
+                    ("AGENT_PROVIDER", "openai"),
+                    ("OPENAI_BASE_URL", "http://h/v1"),
+                ][..],
+                "needs MODEL_NAME",
+            ),
+            (
+                &[
+                    ("AGENT_PROVIDER", "openai"),
+                    ("OPENAI_BASE_URL", "not a url"),
+                    ("MODEL_NAME", "m"),
+                ][..],
+                "OPENAI_BASE_URL is not usable",
+            ),
+            (
+                &[
+                    ("AGENT_PROVIDER", "openai"),
+                    ("OPENAI_BASE_URL", "http://h/v1"),
+                    ("MODEL_NAME", "m"),
+                    ("MAX_OUTPUT_TOKENS", "0"),
+                ][..],
+                "MAX_OUTPUT_TOKENS=\"0\" is not a positive whole number",
+            ),
+            (&[("AGENT_PROVIDER", "gpt")][..], "AGENT_PROVIDER=\"gpt\""),
+        ] {
+            let get = |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| v.to_string())
+            };
+            let e = ModelServer::from_env(get).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn traffic_against_a_real_model_is_one_request_at_a_time() {
+        let scripted = TrafficConfig::for_provider(&LocalProvider::Scripted {
+            reason: "test".into(),
+        });
+        assert_eq!(scripted, TrafficConfig::default());
+        for real in [
+            LocalProvider::Openai {
+                url: "http://127.0.0.1:8080/v1".into(),
+                model: "m".into(),
+            },
+            LocalProvider::Ollama {
+                url: "http://127.0.0.1:11434".into(),
+                model: "m".into(),
+            },
+        ] {
+            let t = TrafficConfig::for_provider(&real);
+            assert_eq!(t.max_inflight, 1, "{real:?}");
+            assert!(t.per_second <= 0.1, "{real:?}");
+        }
     }
 
     #[test]

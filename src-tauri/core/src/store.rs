@@ -419,7 +419,7 @@ impl Store {
         .bind(&r.id)
         .bind(r.started_at_ms)
         .bind(r.finished_at_ms)
-        .bind(&r.ollama_url)
+        .bind(&r.server_url)
         .bind(&r.model)
         .bind(p as i64)
         .bind(f as i64)
@@ -836,7 +836,7 @@ mod tests {
         let report = |id: &str, at: i64, status: CheckStatus| SmokeReport {
             target: Default::default(),
             id: id.into(),
-            ollama_url: "http://127.0.0.1:11434".into(),
+            server_url: "http://127.0.0.1:11434".into(),
             agent_url: None,
             model: "llama3.2:latest".into(),
             started_at_ms: at,

@@ -5,7 +5,9 @@
 //!
 //! Wire conventions: snake_case fields; optional values are `null`, never absent; times are
 //! unix milliseconds (`*_ms`); money is US dollars (`*_usd`); rates are fractions 0..1.
-//! No DTO carries a secret: API keys go in through `AddAgentProfileArgs` and nowhere out.
+//! No DTO carries a secret out: API keys go in through `AddAgentProfileArgs` and
+//! `RunSmokeArgs` / `ModelServerArgs` (a model server's key, kept in the keyring) and
+//! nowhere out.
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -934,8 +936,13 @@ pub struct PullModelArgs {
 #[ts(export)]
 pub struct PullProgressEvent {
     pub model: String,
-    /// Ollama's status line: `pulling manifest`, `downloading`, `verifying sha256`, `success`.
+    /// Ollama's status line: `pulling manifest`, `pulling <12 hex>` (one series per layer:
+    /// weights, template, parameters, config), `verifying sha256 digest`, `success`.
     pub status: String,
+    /// The layer this line counts (`sha256:…`); null for the lines about the whole pull.
+    /// The pull's size is the sum of each layer's `total_bytes`.
+    #[serde(default)]
+    pub digest: Option<String>,
     #[ts(type = "number | null")]
     pub completed_bytes: Option<u64>,
     #[ts(type = "number | null")]
@@ -976,7 +983,10 @@ pub struct CheckResult {
 #[ts(export)]
 pub struct SmokeReport {
     pub id: String,
-    pub ollama_url: String,
+    /// What kind of model server was checked.
+    pub target: SmokeTarget,
+    /// The model server's URL: Ollama's root, or the OpenAI-compatible base (`…/v1`).
+    pub server_url: String,
     pub agent_url: Option<String>,
     pub model: String,
     #[ts(type = "number")]
@@ -1001,12 +1011,99 @@ pub struct SmokeRunSummary {
     pub skipped: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct RunSmokeArgs {
+    /// An Ollama model name, or an id the OpenAI-compatible server lists (used as given).
     pub model: String,
     /// Also run the agent-service cases through the active profile.
     pub through_agent: bool,
+    /// Which kind of server to check (absent: Ollama).
+    #[serde(default)]
+    pub target: SmokeTarget,
+    /// The OpenAI-compatible server's base URL, `/v1` included; null: the one
+    /// `discover_model_server` proposes. Must be null for Ollama (its URL is the console's
+    /// `OLLAMA_BASE_URL`).
+    #[serde(default)]
+    pub server_url: Option<String>,
+    /// A bearer key for the OpenAI-compatible server: stored in the keyring for this URL
+    /// and used from then on; `""` forgets the stored key; null uses the stored key when it
+    /// belongs to this URL.
+    #[serde(default)]
+    pub api_key: Option<String>,
+}
+
+/// What kind of model server the smoke suite checks (flightdeck-core `SmokeTarget`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum SmokeTarget {
+    /// Ollama's native API: all ten checks, pulls included.
+    #[default]
+    Ollama,
+    /// A server that speaks only the OpenAI-compatible API (llama.cpp's server, LM Studio,
+    /// vLLM, Ollama's own `/v1`): no pull; load time and GPU use are skipped.
+    OpenaiCompatible,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ModelServerArgs {
+    /// The base URL, `/v1` included; null: the console's proposal (the model server the
+    /// Local service runs on, else the last one used, else `http://127.0.0.1:8080/v1`).
+    pub url: Option<String>,
+    /// As in `RunSmokeArgs`: a key to store for this URL, `""` to forget it, null to use
+    /// the stored one.
+    pub api_key: Option<String>,
+}
+
+/// A key given in args, as a `Debug` string shows it.
+fn redacted(key: &Option<String>) -> &'static str {
+    match key.as_deref() {
+        None => "None",
+        Some("") => "Some(\"\")",
+        Some(_) => "Some(<redacted>)",
+    }
+}
+
+impl std::fmt::Debug for RunSmokeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunSmokeArgs")
+            .field("model", &self.model)
+            .field("through_agent", &self.through_agent)
+            .field("target", &self.target)
+            .field("server_url", &self.server_url)
+            .field("api_key", &format_args!("{}", redacted(&self.api_key)))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ModelServerArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelServerArgs")
+            .field("url", &self.url)
+            .field("api_key", &format_args!("{}", redacted(&self.api_key)))
+            .finish()
+    }
+}
+
+/// An OpenAI-compatible model server as the Smoke tests view shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ModelServerStatus {
+    pub url: String,
+    pub reachable: bool,
+    /// The ids `GET /models` lists.
+    pub models: Vec<String>,
+    /// Why it is not reachable (with what to do).
+    pub error: Option<String>,
+    /// The URL is the model server the Local service runs on (`AGENT_PROVIDER=openai` in
+    /// the app's environment, e.g. `scripts/start.sh --model`).
+    pub detected: bool,
+    /// The model to propose: the Local service's `MODEL_NAME` on a detected server.
+    pub default_model: Option<String>,
+    /// A key for this URL is in the keyring.
+    pub key_stored: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

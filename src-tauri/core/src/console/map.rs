@@ -608,10 +608,18 @@ pub fn check_result(c: &crate::smoke::CheckResult) -> dto::CheckResult {
     }
 }
 
+pub fn smoke_target(t: crate::smoke::SmokeTarget) -> dto::SmokeTarget {
+    match t {
+        crate::smoke::SmokeTarget::Ollama => dto::SmokeTarget::Ollama,
+        crate::smoke::SmokeTarget::OpenaiCompatible => dto::SmokeTarget::OpenaiCompatible,
+    }
+}
+
 pub fn smoke_report(r: &crate::smoke::SmokeReport) -> dto::SmokeReport {
     dto::SmokeReport {
         id: r.id.clone(),
-        ollama_url: r.ollama_url.clone(),
+        target: smoke_target(r.target),
+        server_url: r.server_url.clone(),
         agent_url: r.agent_url.clone(),
         model: r.model.clone(),
         started_at_ms: r.started_at_ms,

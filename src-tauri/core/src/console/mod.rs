@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 use crate::agent::AgentClient;
 use crate::domain::{BaseUrl, ProfileId};
 use crate::host::Host;
-use crate::local::{LocalConfig, LocalService, Traffic, TrafficConfig};
+use crate::local::{LocalConfig, LocalService, ModelServer, Traffic, TrafficConfig};
 use crate::releases::cluster::KubeconfigSource;
 use crate::releases::{ReleaseOptions, ReleaseService};
 use crate::series::{SeriesConfig, SeriesStore};
@@ -73,6 +73,11 @@ pub struct ConsoleOptions {
     pub scrape_interval: Duration,
     /// The Ollama the Smoke tests view talks to.
     pub ollama_url: BaseUrl,
+    /// An OpenAI-compatible model server for the Local service instead of detecting Ollama
+    /// (also the Smoke tests view's proposal for that kind of server). From the app's
+    /// environment ([`ModelServer::from_env`]); an error there (the variables are incomplete
+    /// or invalid) is the Local profile's start-up error.
+    pub model_server: std::result::Result<Option<ModelServer>, String>,
     /// Where exported reports and incident packs are written.
     pub export_dir: PathBuf,
     /// Where the Kubernetes profiles' contexts come from (default: `KUBECONFIG` or
@@ -85,7 +90,8 @@ pub struct ConsoleOptions {
 
 impl ConsoleOptions {
     /// Defaults: no Local profile, 5 s scrapes, Ollama at `OLLAMA_BASE_URL` or
-    /// `http://127.0.0.1:11434`, exports in `data_dir/exports`.
+    /// `http://127.0.0.1:11434`, the model server of `AGENT_PROVIDER=openai` if set,
+    /// exports in `data_dir/exports`.
     pub fn new(data_dir: PathBuf) -> Self {
         let ollama_url = std::env::var("OLLAMA_BASE_URL")
             .ok()
@@ -101,6 +107,8 @@ impl ConsoleOptions {
             traffic: false,
             scrape_interval: Duration::from_secs(5),
             ollama_url,
+            model_server: ModelServer::from_env(|k| std::env::var(k).ok())
+                .map_err(|e| e.to_string()),
             kubeconfig: KubeconfigSource::Default,
             releases: ReleaseOptions::default(),
         }
@@ -114,6 +122,12 @@ struct Persisted {
     retention_hours: f64,
     #[serde(default)]
     active_id: Option<String>,
+    /// The OpenAI-compatible server the smoke suite checked last.
+    #[serde(default)]
+    model_server_url: Option<String>,
+    /// The server the model-server key in the keyring belongs to (it is sent nowhere else).
+    #[serde(default)]
+    model_server_key_url: Option<String>,
 }
 
 impl Default for Persisted {
@@ -122,6 +136,8 @@ impl Default for Persisted {
             theme: Theme::Light,
             retention_hours: 72.0,
             active_id: None,
+            model_server_url: None,
+            model_server_key_url: None,
         }
     }
 }
@@ -284,17 +300,24 @@ impl Console {
                 "no bundled agent-service binary was given, so there is no Local profile",
             )
         })?;
+        let model_server = self
+            .inner
+            .options
+            .model_server
+            .clone()
+            .map_err(|e| CommandError::new(CommandErrorCode::Invalid, e))?;
         let config = LocalConfig {
             ollama_url: self.inner.options.ollama_url.clone(),
+            model_server,
             ..LocalConfig::new(binary, self.inner.options.data_dir.join("local"))
         };
         let http = &self.inner.host.http;
         let service = LocalService::start(&config, http).await?;
         let traffic = if self.inner.options.traffic {
-            Some(Traffic::start(
-                service.client(http, "invoke")?,
-                TrafficConfig::default(),
-            )?)
+            let traffic = TrafficConfig::for_provider(service.provider());
+            tracing::info!(provider = ?service.provider(), per_second = traffic.per_second,
+                max_inflight = traffic.max_inflight, "synthetic traffic for the Local profile");
+            Some(Traffic::start(service.client(http, "invoke")?, traffic)?)
         } else {
             None
         };
@@ -518,9 +541,16 @@ mod tests {
         send(c.discover_ollama());
         send(c.list_models());
         send(c.pull_model(PullModelArgs { model: "m".into() }));
+        send(c.discover_model_server(ModelServerArgs {
+            url: None,
+            api_key: None,
+        }));
         send(c.run_smoke(RunSmokeArgs {
             model: "m".into(),
             through_agent: false,
+            target: SmokeTarget::OpenaiCompatible,
+            server_url: None,
+            api_key: None,
         }));
         send(c.list_smoke_runs());
         send(c.get_smoke_report(SmokeRunIdArgs { id: "s".into() }));

@@ -1,12 +1,15 @@
 //! The Smoke tests view: the local Ollama (reachability, models, pulls with
-//! `pull_progress`), the smoke suite run with `smoke_progress`, and its stored reports
-//! (listed, read, exported as Markdown or JSON).
+//! `pull_progress`), an OpenAI-compatible model server (its URL and models, its key in the
+//! keyring), the smoke suite run against either with `smoke_progress`, and its stored
+//! reports (listed, read, exported as Markdown or JSON).
 
 use std::time::Duration;
 
 use super::dto::*;
-use super::{CmdResult, Console, map, write_atomic};
+use super::{CmdResult, Console, lock, map, write_atomic};
+use crate::domain::{BaseUrl, ProfileId, Secret};
 use crate::smoke::ollama::OllamaClient;
+use crate::smoke::openai::OpenAiClient;
 use crate::smoke::{self, SmokeConfig, SmokeProgress};
 
 /// A model name as Ollama accepts it (`llama3.2:3b`, `library/qwen2.5:0.5b`).
@@ -28,6 +31,29 @@ fn file_safe(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The OpenAI-compatible server proposed when nothing else is known: llama.cpp's
+/// `llama-server` default port.
+pub const DEFAULT_MODEL_SERVER: &str = "http://127.0.0.1:8080/v1";
+
+/// The keyring entry of the model server's key. Profile ids made from names never start
+/// with `-` (`profile_id_for` trims it), so no profile's key can take this place.
+const MODEL_SERVER_KEY: &str = "-smoke-model-server";
+
+fn model_server_key_id() -> ProfileId {
+    ProfileId::parse(MODEL_SERVER_KEY).expect("a valid constant id")
+}
+
+/// What a `pull_progress` event says about one status line.
+fn pull_event(model: &str, p: crate::smoke::ollama::PullProgress) -> PullProgressEvent {
+    PullProgressEvent {
+        model: model.to_string(),
+        status: p.status,
+        digest: p.digest,
+        completed_bytes: p.completed,
+        total_bytes: p.total,
+    }
 }
 
 impl Console {
@@ -96,22 +122,20 @@ impl Console {
         let this = self.clone();
         let model = name.clone();
         let mut on_progress = move |p: crate::smoke::ollama::PullProgress| {
-            this.emit(
-                "pull_progress",
-                &PullProgressEvent {
-                    model: model.clone(),
-                    status: p.status,
-                    completed_bytes: p.completed,
-                    total_bytes: p.total,
-                },
-            );
+            this.emit("pull_progress", &pull_event(&model, p));
         };
         self.audited(
             "pull_model",
             &format!("model/{name}"),
             ollama.pull(&name, &mut on_progress),
         )
-        .await?;
+        .await
+        .map_err(|e| CommandError {
+            // The server's own words (an unknown name: "pull model manifest: file does not
+            // exist"), said to be about this pull.
+            message: format!("Pulling {name} failed: {}", e.message),
+            ..e
+        })?;
         let canonical = crate::smoke::ollama::canonical_model(&name);
         self.list_models()
             .await?
@@ -125,10 +149,161 @@ impl Console {
             })
     }
 
+    /// The stored key of the model server at `url`; `None` when there is none or it was
+    /// stored for another server. Given a key, stores it for `url` first; given `""`,
+    /// forgets the stored one.
+    async fn model_server_key(
+        &self,
+        url: &BaseUrl,
+        given: Option<&str>,
+    ) -> CmdResult<Option<Secret>> {
+        let secrets = self.inner.host.secrets.clone();
+        let keyring = |e: tokio::task::JoinError| {
+            CommandError::new(
+                CommandErrorCode::Keyring,
+                format!("the keyring call did not finish: {e}"),
+            )
+        };
+        match given.map(str::trim) {
+            Some("") => {
+                tokio::task::spawn_blocking(move || secrets.delete(&model_server_key_id()))
+                    .await
+                    .map_err(keyring)??;
+                lock(&self.inner.state).persisted.model_server_key_url = None;
+                self.save_settings()?;
+                Ok(None)
+            }
+            Some(raw) => {
+                let key = Secret::parse(raw)?;
+                let stored = key.clone();
+                tokio::task::spawn_blocking(move || secrets.set(&model_server_key_id(), &stored))
+                    .await
+                    .map_err(keyring)??;
+                lock(&self.inner.state).persisted.model_server_key_url = Some(url.to_string());
+                self.save_settings()?;
+                Ok(Some(key))
+            }
+            None => {
+                let owner = lock(&self.inner.state)
+                    .persisted
+                    .model_server_key_url
+                    .clone();
+                if owner.as_deref() != Some(url.as_str()) {
+                    return Ok(None);
+                }
+                Ok(
+                    tokio::task::spawn_blocking(move || secrets.get(&model_server_key_id()))
+                        .await
+                        .map_err(keyring)??,
+                )
+            }
+        }
+    }
+
+    /// The OpenAI-compatible server to propose, and whether it is the Local service's.
+    fn proposed_model_server(&self) -> (String, bool) {
+        if let Ok(Some(server)) = &self.inner.options.model_server {
+            return (server.url.to_string(), true);
+        }
+        let last = lock(&self.inner.state).persisted.model_server_url.clone();
+        (
+            last.unwrap_or_else(|| DEFAULT_MODEL_SERVER.to_string()),
+            false,
+        )
+    }
+
+    /// An OpenAI-compatible model server: reachable or why not, the models it serves, the
+    /// URL to propose when none is given.
+    pub async fn discover_model_server(
+        &self,
+        args: ModelServerArgs,
+    ) -> CmdResult<ModelServerStatus> {
+        let (proposed, local) = self.proposed_model_server();
+        let raw = args.url.as_deref().map(str::trim).filter(|u| !u.is_empty());
+        let url = BaseUrl::parse(raw.unwrap_or(&proposed))?;
+        let detected = local && url.as_str() == proposed;
+        let key = self.model_server_key(&url, args.api_key.as_deref()).await?;
+        let key_stored = key.is_some();
+        let client = OpenAiClient::new(
+            self.inner.host.http.clone(),
+            url.clone(),
+            Duration::from_secs(5),
+            key.map(|k| k.expose().to_string()),
+        );
+        let default_model = match &self.inner.options.model_server {
+            Ok(Some(server)) if detected => Some(server.model.clone()),
+            _ => None,
+        };
+        Ok(match client.models().await {
+            Ok(models) => ModelServerStatus {
+                url: url.to_string(),
+                reachable: true,
+                models,
+                error: None,
+                detected,
+                default_model,
+                key_stored,
+            },
+            Err(e) => ModelServerStatus {
+                url: url.to_string(),
+                reachable: false,
+                models: Vec::new(),
+                error: Some(format!(
+                    "{e} (start an OpenAI-compatible server such as llama.cpp's llama-server, or give its base URL with /v1)"
+                )),
+                detected,
+                default_model,
+                key_stored,
+            },
+        })
+    }
+
+    /// The suite's configuration for `args`.
+    async fn smoke_config(&self, args: &RunSmokeArgs) -> CmdResult<SmokeConfig> {
+        match args.target {
+            SmokeTarget::Ollama => {
+                if args.server_url.is_some() || args.api_key.is_some() {
+                    return Err(CommandError::invalid(
+                        "An Ollama smoke run takes no server URL or key: the console's Ollama is OLLAMA_BASE_URL",
+                    ));
+                }
+                Ok(SmokeConfig::new(
+                    self.inner.options.ollama_url.clone(),
+                    &args.model,
+                )?)
+            }
+            SmokeTarget::OpenaiCompatible => {
+                let url = match args
+                    .server_url
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                {
+                    Some(u) => BaseUrl::parse(u)?,
+                    None => BaseUrl::parse(&self.proposed_model_server().0)?,
+                };
+                let mut config = SmokeConfig::openai_compatible(url.clone(), &args.model)?;
+                config.api_key = self
+                    .model_server_key(&url, args.api_key.as_deref())
+                    .await?
+                    .map(|k| k.expose().to_string());
+                let changed = {
+                    let mut state = lock(&self.inner.state);
+                    let before = state.persisted.model_server_url.replace(url.to_string());
+                    before.as_deref() != Some(url.as_str())
+                };
+                if changed {
+                    self.save_settings()?;
+                }
+                Ok(config)
+            }
+        }
+    }
+
     /// Runs the smoke suite (pushing `smoke_progress`), stores and returns the report.
     pub async fn run_smoke(&self, args: RunSmokeArgs) -> CmdResult<SmokeReport> {
         self.guard(ActionId::RunSmoke)?;
-        let mut config = SmokeConfig::new(self.inner.options.ollama_url.clone(), &args.model)?;
+        let mut config = self.smoke_config(&args).await?;
         if args.through_agent {
             let id = self.active_id().ok_or_else(|| {
                 CommandError::invalid(
@@ -138,37 +313,27 @@ impl Console {
             config.agent = Some(self.client_of(&id, "invoke").await?);
         }
         let this = self.clone();
+        let target = config.target;
+        let model = args.model.clone();
         let progress = move |p: SmokeProgress| match p {
-            SmokeProgress::CheckStarted { name, index, total } => {
-                let title = smoke::CHECKS
-                    .iter()
-                    .find(|(id, _)| *id == name)
-                    .map_or_else(|| name.clone(), |(_, t)| (*t).to_string());
-                this.emit(
-                    "smoke_progress",
-                    &SmokeProgressEvent::CheckStarted {
-                        name,
-                        title,
-                        index: index as u64,
-                        total: total as u64,
-                    },
-                );
-            }
+            SmokeProgress::CheckStarted { name, index, total } => this.emit(
+                "smoke_progress",
+                &SmokeProgressEvent::CheckStarted {
+                    name,
+                    title: smoke::title(target, index).to_string(),
+                    index: index as u64,
+                    total: total as u64,
+                },
+            ),
             SmokeProgress::CheckFinished { result } => this.emit(
                 "smoke_progress",
                 &SmokeProgressEvent::CheckFinished {
                     result: map::check_result(&result),
                 },
             ),
-            SmokeProgress::Pull { progress } => this.emit(
-                "pull_progress",
-                &PullProgressEvent {
-                    model: args.model.clone(),
-                    status: progress.status,
-                    completed_bytes: progress.completed,
-                    total_bytes: progress.total,
-                },
-            ),
+            SmokeProgress::Pull { progress } => {
+                this.emit("pull_progress", &pull_event(&model, progress))
+            }
         };
         let host = &self.inner.host;
         let report = smoke::run(&config, host.http.clone(), host.clock.as_ref(), &progress).await;

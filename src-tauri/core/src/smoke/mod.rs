@@ -100,8 +100,10 @@ pub struct SmokeReport {
     /// What kind of server was checked (reports from before this field: Ollama).
     #[serde(default)]
     pub target: SmokeTarget,
-    /// The model server's URL (the OpenAI-compatible base for that kind).
-    pub ollama_url: String,
+    /// The model server's URL: Ollama's root, or the OpenAI-compatible base (`…/v1`).
+    /// Reports stored before both kinds existed call it `ollama_url`.
+    #[serde(alias = "ollama_url")]
+    pub server_url: String,
     pub agent_url: Option<String>,
     pub model: String,
     pub started_at_ms: i64,
@@ -146,7 +148,7 @@ impl SmokeReport {
         let mut out = format!(
             "# Smoke test: {} at {}{kind}\n\n{} — {p} passed, {f} failed, {s} skipped in {took:.1} s.\n",
             cell(&self.model),
-            cell(&self.ollama_url),
+            cell(&self.server_url),
             rfc3339(self.started_at_ms),
         );
         if let Some(a) = &self.agent_url {
@@ -304,7 +306,7 @@ pub async fn run(
     SmokeReport {
         id: format!("smoke_{}", uuid::Uuid::now_v7().simple()),
         target: config.target,
-        ollama_url: config.ollama.to_string(),
+        server_url: config.ollama.to_string(),
         agent_url: config.agent.as_ref().map(|a| a.base().to_string()),
         model: config.model.clone(),
         started_at_ms,
@@ -924,7 +926,7 @@ mod tests {
         SmokeReport {
             id: "smoke_1".into(),
             target: SmokeTarget::Ollama,
-            ollama_url: "http://127.0.0.1:11434".into(),
+            server_url: "http://127.0.0.1:11434".into(),
             agent_url: None,
             model: "llama3.2:latest".into(),
             started_at_ms: 1_700_000_000_000,
@@ -972,6 +974,19 @@ mod tests {
             SmokeReport::from_json("{}").unwrap_err().code().as_str(),
             "invalid"
         );
+    }
+
+    #[test]
+    fn reports_stored_before_the_target_field_load_as_ollama() {
+        let mut old: Value = serde_json::from_str(&report().to_json()).unwrap();
+        let old = old.as_object_mut().unwrap();
+        old.remove("target");
+        let url = old.remove("server_url").unwrap();
+        old.insert("ollama_url".into(), url);
+        let old = Value::Object(old.clone());
+        let back = SmokeReport::from_json(&old.to_string()).unwrap();
+        assert_eq!(back.target, SmokeTarget::Ollama);
+        assert_eq!(back, report());
     }
 
     #[test]

@@ -520,6 +520,9 @@ async fn console_smoke_tests_and_models_against_the_fake_ollama() {
         console.run_smoke(RunSmokeArgs {
             model: "llama3.2".into(),
             through_agent: false,
+            target: SmokeTarget::Ollama,
+            server_url: None,
+            api_key: None,
         }),
     )
     .await
@@ -599,6 +602,9 @@ async fn console_smoke_tests_and_models_against_the_fake_ollama() {
         .run_smoke(RunSmokeArgs {
             model: "llama3.2".into(),
             through_agent: true,
+            target: SmokeTarget::Ollama,
+            server_url: None,
+            api_key: None,
         })
         .await
         .unwrap_err();

@@ -1,13 +1,16 @@
 //! The Local profile against the real agent-service binary: start on embedded defaults,
-//! live synthetic traffic, provider detection, stop and drop, and clear start-up errors.
+//! live synthetic traffic, provider detection, a model server given (the fake's `/v1`, and
+//! llama.cpp's real server), stop and drop, and clear start-up errors.
 
 use std::time::Duration;
 
-use flightdeck_core::agent::{ApprovalStatus, http_client};
-use flightdeck_core::local::{LocalConfig, LocalProvider, LocalService, Traffic, TrafficConfig};
+use flightdeck_core::agent::{ApprovalStatus, InvokeRequest, http_client};
+use flightdeck_core::local::{
+    LocalConfig, LocalProvider, LocalService, ModelServer, Traffic, TrafficConfig,
+};
 use flightdeck_core::{BaseUrl, ErrorCode};
-use testkit::FakeOllama;
 use testkit::agent::agent_service_bin;
+use testkit::{FakeOllama, Reply};
 
 use crate::helpers::within;
 
@@ -242,5 +245,174 @@ async fn start_up_failures_are_clear_errors() {
         started.elapsed() < Duration::from_secs(10),
         "the silent process was killed"
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn model_server(url: &str, model: &str, max_output_tokens: u32) -> ModelServer {
+    ModelServer {
+        url: BaseUrl::parse(url).unwrap(),
+        model: model.into(),
+        api_key: None,
+        max_output_tokens: Some(max_output_tokens),
+    }
+}
+
+/// The console with its Local service on an OpenAI-compatible server (what
+/// `scripts/start.sh --model` sets up): the service calls that server with the output cap
+/// given, and the Smoke tests view proposes the server and its model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_runs_its_local_service_on_a_model_server_and_proposes_it() {
+    use std::sync::Arc;
+
+    use flightdeck_core::clock::SystemClock;
+    use flightdeck_core::console::dto::ModelServerArgs;
+    use flightdeck_core::console::{Console, ConsoleOptions};
+    use flightdeck_core::host::Host;
+
+    let fake = FakeOllama::start().await;
+    let dir = temp_dir();
+    let host = Host::in_memory(Arc::new(SystemClock)).await.unwrap();
+    let console = within(
+        90,
+        "the console on a model server",
+        Console::start(
+            host,
+            Arc::new(crate::rig::Recorder::default()),
+            ConsoleOptions {
+                agent_binary: Some(agent_service_bin()),
+                start_local: true,
+                // An Ollama answers too: the model server given wins over detection.
+                ollama_url: BaseUrl::parse(&fake.url()).unwrap(),
+                model_server: Ok(Some(model_server(
+                    &fake.openai_url(),
+                    "llama3.2:latest",
+                    24,
+                ))),
+                ..ConsoleOptions::new(dir.clone())
+            },
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(console.local_error(), None);
+    let local = console.local_client("viewer").unwrap();
+    let info = local.info().await.unwrap();
+    assert_eq!(
+        (info.provider.kind.as_str(), info.provider.model.as_str()),
+        ("openai", "llama3.2:latest")
+    );
+    assert!(!info.provider.scripted);
+
+    fake.push_reply(Reply::text("Reset it from the login page [kb:kb-1]."));
+    let reply = console
+        .local_client("invoke")
+        .unwrap()
+        .invoke(&InvokeRequest::new("faq", "How do I reset my password?"))
+        .await
+        .unwrap();
+    assert_eq!(reply.model, "llama3.2:latest");
+    let calls = fake.bodies("/v1/chat/completions");
+    assert!(!calls.is_empty(), "the service called the model server");
+    assert!(
+        calls.iter().all(|c| c["max_tokens"].as_u64() == Some(24)),
+        "MAX_OUTPUT_TOKENS reached the service: {calls:?}"
+    );
+    assert_eq!(
+        fake.request_count("/api/chat"),
+        0,
+        "not Ollama's native API"
+    );
+
+    // The Smoke tests view proposes that server and its model.
+    let proposed = console
+        .discover_model_server(ModelServerArgs {
+            url: None,
+            api_key: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(proposed.url, fake.openai_url());
+    assert!(proposed.detected && proposed.reachable, "{proposed:?}");
+    assert_eq!(proposed.default_model.as_deref(), Some("llama3.2:latest"));
+    console.shutdown().await;
+
+    // An incomplete environment is the Local profile's start-up error, naming the variable.
+    let console = Console::start(
+        Host::in_memory(Arc::new(SystemClock)).await.unwrap(),
+        Arc::new(crate::rig::Recorder::default()),
+        ConsoleOptions {
+            agent_binary: Some(agent_service_bin()),
+            start_local: true,
+            model_server: ModelServer::from_env(|k| {
+                (k == "AGENT_PROVIDER").then(|| "openai".to_string())
+            })
+            .map_err(|e| e.to_string()),
+            ..ConsoleOptions::new(dir.join("second"))
+        },
+    )
+    .await
+    .unwrap();
+    let e = console.local_error().expect("no Local profile");
+    assert!(e.message.contains("needs OPENAI_BASE_URL"), "{e:?}");
+    assert!(console.local_url().is_none());
+    console.shutdown().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The Local service on llama.cpp's real server with SmolLM2-135M: a real answer, each
+/// call within the output cap, every token the server generated booked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_model_the_local_service_answers_with_a_real_model() {
+    let llama = testkit::LlamaServer::start(testkit::LlamaOptions::default()).await;
+    let dir = temp_dir();
+    let http = http_client().unwrap();
+    let svc = within(
+        60,
+        "the local service on the real model",
+        LocalService::start(
+            &LocalConfig {
+                model_server: Some(model_server(
+                    &llama.openai_url(),
+                    testkit::llama::MODEL_ALIAS,
+                    32,
+                )),
+                ..config(dir.clone(), "http://127.0.0.1:9")
+            },
+            &http,
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        svc.provider(),
+        &LocalProvider::Openai {
+            url: llama.openai_url(),
+            model: testkit::llama::MODEL_ALIAS.into(),
+        }
+    );
+    assert_eq!(
+        TrafficConfig::for_provider(svc.provider()).max_inflight,
+        1,
+        "one synthetic request at a time against a real model"
+    );
+    let before = llama.tokens_predicted().await;
+    let reply = within(
+        120,
+        "a real model's answer",
+        svc.client(&http, "invoke")
+            .unwrap()
+            .invoke(&InvokeRequest::new("faq", "How do I reset my password?")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.model, testkit::llama::MODEL_ALIAS);
+    let generated = llama.tokens_predicted().await - before;
+    assert!(generated > 0.0, "the server generated nothing");
+    let booked = reply.usage.completion_tokens as f64;
+    assert!(
+        (booked - generated).abs() <= generated * 0.05,
+        "every generated token is booked: the server generated {generated}, the service booked {booked}"
+    );
+    drop(svc);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -467,3 +467,496 @@ async fn real_model_llama_cpp_server_through_the_openai_compatible_checks() {
     assert_eq!(SmokeReport::from_json(&report.to_json()).unwrap(), report);
     assert!(md.contains(testkit::llama::MODEL_ALIAS), "{md}");
 }
+
+// --- the console's command path ---------------------------------------------------------
+
+mod console_path {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use flightdeck_core::BaseUrl;
+    use flightdeck_core::clock::SystemClock;
+    use flightdeck_core::console::dto::*;
+    use flightdeck_core::console::{Console, ConsoleOptions};
+    use flightdeck_core::host::Host;
+    use serde_json::Value;
+    use testkit::{AgentService, Backend, FakeOllama, Reply};
+
+    use crate::helpers::within;
+    use crate::rig::{Recorder, TempDir};
+
+    async fn console(ollama: &str, dir: &TempDir) -> (Console, Arc<Recorder>) {
+        let sink = Arc::new(Recorder::default());
+        let host = Host::in_memory(Arc::new(SystemClock)).await.unwrap();
+        let options = ConsoleOptions {
+            scrape_interval: Duration::from_millis(500),
+            ollama_url: BaseUrl::parse(ollama).unwrap(),
+            model_server: Ok(None),
+            ..ConsoleOptions::new(dir.0.clone())
+        };
+        let console = Console::start(host, sink.clone(), options).await.unwrap();
+        (console, sink)
+    }
+
+    fn run_args(target: SmokeTarget, model: &str, server_url: Option<&str>) -> RunSmokeArgs {
+        RunSmokeArgs {
+            model: model.into(),
+            through_agent: false,
+            target,
+            server_url: server_url.map(str::to_string),
+            api_key: None,
+        }
+    }
+
+    fn statuses(r: &SmokeReport) -> Vec<(&str, CheckStatus)> {
+        r.checks
+            .iter()
+            .map(|c| (c.name.as_str(), c.status))
+            .collect()
+    }
+
+    /// Exports `report` in both formats and returns (Markdown, JSON).
+    async fn exports(console: &Console, report: &SmokeReport) -> (String, Value) {
+        let mut md = String::new();
+        let mut json = Value::Null;
+        for format in [ExportFormat::Markdown, ExportFormat::Json] {
+            let file = console
+                .export_smoke_report(ExportSmokeArgs {
+                    id: report.id.clone(),
+                    format,
+                })
+                .await
+                .unwrap();
+            let text = std::fs::read_to_string(&file.path).unwrap();
+            assert_eq!(text.len() as u64, file.bytes, "{file:?}");
+            match format {
+                ExportFormat::Markdown => md = text,
+                ExportFormat::Json => json = serde_json::from_str(&text).unwrap(),
+            }
+        }
+        (md, json)
+    }
+
+    fn started_titles(sink: &Recorder) -> Vec<String> {
+        sink.of("smoke_progress")
+            .iter()
+            .filter(|p| p["type"] == "check_started")
+            .map(|p| p["title"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_console_runs_and_exports_both_kinds_of_server() {
+        let fake = FakeOllama::start().await;
+        let dir = TempDir::new("fd-smoke-console");
+        let (console, sink) = console(&fake.url(), &dir).await;
+
+        // Ollama, as before: the native API and its titles.
+        fake.push_reply(Reply::text("Yes, I am ready."));
+        let ollama = within(
+            60,
+            "the Ollama smoke run",
+            console.run_smoke(run_args(SmokeTarget::Ollama, "llama3.2", None)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ollama.target, SmokeTarget::Ollama);
+        assert_eq!(ollama.server_url, fake.url());
+        assert_eq!(ollama.checks[0].title, "Ollama reachable");
+        assert!(started_titles(&sink).contains(&"Ollama reachable".to_string()));
+        let (md, json) = exports(&console, &ollama).await;
+        assert!(md.starts_with("# Smoke test: llama3.2:latest at "), "{md}");
+        assert!(!md.contains("OpenAI-compatible"), "{md}");
+        assert_eq!(json["target"], "ollama");
+        sink.clear();
+
+        // The OpenAI-compatible kind: the server's /v1 only, its own titles, no pull.
+        let status = console
+            .discover_model_server(ModelServerArgs {
+                url: Some(fake.openai_url()),
+                api_key: None,
+            })
+            .await
+            .unwrap();
+        assert!(status.reachable, "{status:?}");
+        assert!(
+            status.models.contains(&"llama3.2:latest".to_string()),
+            "{status:?}"
+        );
+        assert!(!status.detected && !status.key_stored, "{status:?}");
+        let before_native = fake.request_count("/api/chat");
+        fake.push_reply(Reply::text("Yes, I am ready."));
+        let report = within(
+            60,
+            "the OpenAI-compatible smoke run",
+            console.run_smoke(run_args(
+                SmokeTarget::OpenaiCompatible,
+                "llama3.2:latest",
+                Some(&fake.openai_url()),
+            )),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.target, SmokeTarget::OpenaiCompatible);
+        assert_eq!(report.server_url, fake.openai_url());
+        assert_eq!(report.model, "llama3.2:latest");
+        assert_eq!(
+            statuses(&report)[..6],
+            [
+                ("reachability", CheckStatus::Pass),
+                ("models_listed", CheckStatus::Pass),
+                ("model_present", CheckStatus::Pass),
+                ("generation", CheckStatus::Pass),
+                ("load_time", CheckStatus::Skip),
+                ("cpu_fallback", CheckStatus::Skip),
+            ],
+            "{report:?}"
+        );
+        assert_eq!(fake.request_count("/api/chat"), before_native);
+        assert_eq!(fake.request_count("/api/pull"), 0);
+        // The progress titles are the kind's own.
+        let titles = started_titles(&sink);
+        assert_eq!(titles[0], "Server reachable", "{titles:?}");
+        assert_eq!(titles[2], "Model served", "{titles:?}");
+        assert!(!titles.iter().any(|t| t.contains("Ollama")), "{titles:?}");
+        assert!(sink.of("pull_progress").is_empty());
+
+        // Stored, listed, read back and exported like any other run.
+        let runs = console.list_smoke_runs().await.unwrap();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].id, report.id);
+        let stored = console
+            .get_smoke_report(SmokeRunIdArgs {
+                id: report.id.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored, report);
+        let (md, json) = exports(&console, &report).await;
+        assert!(
+            md.starts_with(&format!(
+                "# Smoke test: llama3.2:latest at {} (OpenAI-compatible API)",
+                fake.openai_url()
+            )),
+            "{md}"
+        );
+        assert!(md.contains("| Server reachable | pass |"), "{md}");
+        assert!(md.contains("| Model served | pass |"), "{md}");
+        assert_eq!(json["target"], "openai_compatible");
+        assert_eq!(json["id"], report.id.as_str());
+
+        // The server URL is proposed next time.
+        let proposed = console
+            .discover_model_server(ModelServerArgs {
+                url: None,
+                api_key: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(proposed.url, fake.openai_url());
+        console.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_model_server_key_lives_in_the_keyring_for_its_url_only() {
+        let fake = FakeOllama::start().await;
+        let other = FakeOllama::start().await;
+        let dir = TempDir::new("fd-smoke-key");
+        let (console, _sink) = console(&fake.url(), &dir).await;
+        let auth = |f: &FakeOllama| -> Vec<Option<String>> {
+            f.requests()
+                .iter()
+                .filter(|r| r.path == "/v1/models")
+                .map(|r| r.headers.get("authorization").cloned())
+                .collect()
+        };
+
+        let status = console
+            .discover_model_server(ModelServerArgs {
+                url: Some(fake.openai_url()),
+                api_key: Some(" sk-local-123 ".into()),
+            })
+            .await
+            .unwrap();
+        assert!(status.reachable && status.key_stored, "{status:?}");
+        assert_eq!(auth(&fake), [Some("Bearer sk-local-123".to_string())]);
+        // Not in the settings file or the store: only the URL it belongs to.
+        let settings = std::fs::read_to_string(dir.0.join("settings.json")).unwrap();
+        assert!(!settings.contains("sk-local-123"), "{settings}");
+        assert!(settings.contains(&fake.openai_url()), "{settings}");
+
+        // A run without a key uses the stored one for this URL…
+        let keyed = RunSmokeArgs {
+            api_key: Some("sk-local-123".into()),
+            ..run_args(SmokeTarget::OpenaiCompatible, "m", None)
+        };
+        assert!(!format!("{keyed:?}").contains("sk-local-123"), "{keyed:?}");
+        let mut args = run_args(
+            SmokeTarget::OpenaiCompatible,
+            "llama3.2:latest",
+            Some(&fake.openai_url()),
+        );
+        fake.push_reply(Reply::text("Ready."));
+        let report = within(
+            60,
+            "the run with the stored key",
+            console.run_smoke(args.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.checks[0].status, CheckStatus::Pass, "{report:?}");
+        let chat_auth: Vec<_> = fake
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/v1/chat/completions")
+            .map(|r| r.headers.get("authorization").cloned())
+            .collect();
+        assert!(!chat_auth.is_empty());
+        assert!(
+            chat_auth
+                .iter()
+                .all(|a| a.as_deref() == Some("Bearer sk-local-123")),
+            "{chat_auth:?}"
+        );
+        // …and never sends it to another server.
+        let elsewhere = console
+            .discover_model_server(ModelServerArgs {
+                url: Some(other.openai_url()),
+                api_key: None,
+            })
+            .await
+            .unwrap();
+        assert!(
+            elsewhere.reachable && !elsewhere.key_stored,
+            "{elsewhere:?}"
+        );
+        assert_eq!(auth(&other), [None]);
+
+        // "" forgets it.
+        args.api_key = Some(String::new());
+        fake.push_reply(Reply::text("Ready."));
+        within(60, "the run that forgets the key", console.run_smoke(args))
+            .await
+            .unwrap();
+        let status = console
+            .discover_model_server(ModelServerArgs {
+                url: Some(fake.openai_url()),
+                api_key: None,
+            })
+            .await
+            .unwrap();
+        assert!(!status.key_stored, "{status:?}");
+        assert_eq!(auth(&fake).last(), Some(&None));
+        console.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_smoke_input_is_refused_before_anything_runs() {
+        let fake = FakeOllama::start().await;
+        let dir = TempDir::new("fd-smoke-bad");
+        let (console, _sink) = console(&fake.url(), &dir).await;
+        let cases = [
+            (
+                run_args(SmokeTarget::OpenaiCompatible, "m", Some("not a url")),
+                "is not a URL",
+            ),
+            (
+                run_args(
+                    SmokeTarget::OpenaiCompatible,
+                    "two words",
+                    Some(&fake.openai_url()),
+                ),
+                "is not valid",
+            ),
+            (
+                run_args(SmokeTarget::Ollama, "llama3.2", Some(&fake.openai_url())),
+                "takes no server URL",
+            ),
+            (
+                RunSmokeArgs {
+                    api_key: Some("has a space".into()),
+                    ..run_args(SmokeTarget::OpenaiCompatible, "m", Some(&fake.openai_url()))
+                },
+                "API key",
+            ),
+        ];
+        for (args, says) in cases {
+            let e = console.run_smoke(args.clone()).await.unwrap_err();
+            assert_eq!(e.code, CommandErrorCode::Invalid, "{args:?}: {e:?}");
+            assert!(e.message.contains(says), "{args:?}: {}", e.message);
+        }
+        let e = console
+            .discover_model_server(ModelServerArgs {
+                url: Some("ftp://host/v1".into()),
+                api_key: None,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, CommandErrorCode::Invalid);
+        assert!(console.list_smoke_runs().await.unwrap().is_empty());
+        assert_eq!(fake.counters().total, 0, "nothing reached the server");
+
+        // A server that is not there: discovery says so and what to do.
+        let down = console
+            .discover_model_server(ModelServerArgs {
+                url: Some("http://127.0.0.1:9/v1".into()),
+                api_key: None,
+            })
+            .await
+            .unwrap();
+        assert!(!down.reachable, "{down:?}");
+        assert!(
+            down.error
+                .as_deref()
+                .unwrap()
+                .contains("OpenAI-compatible server"),
+            "{down:?}"
+        );
+        console.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pull_reports_every_layer_and_a_failed_pull_the_servers_error() {
+        let fake = FakeOllama::start().await;
+        let dir = TempDir::new("fd-smoke-pull");
+        let (console, sink) = console(&fake.url(), &dir).await;
+        console
+            .pull_model(PullModelArgs {
+                model: "qwen2.5:0.5b".into(),
+            })
+            .await
+            .unwrap();
+        let events = sink.of("pull_progress");
+        // Each layer's total, as the UI adds them up.
+        let mut layers = std::collections::BTreeMap::new();
+        for e in &events {
+            if let (Some(d), Some(t)) = (e["digest"].as_str(), e["total_bytes"].as_u64()) {
+                layers.insert(d.to_string(), t);
+            }
+        }
+        let registry_size = testkit::fake_ollama::default_registry()
+            .into_iter()
+            .find(|m| m.name == "qwen2.5:0.5b")
+            .unwrap()
+            .size;
+        assert_eq!(layers.len(), 4, "{events:?}");
+        assert_eq!(layers.values().sum::<u64>(), registry_size);
+        assert!(
+            events
+                .iter()
+                .filter(|e| e["digest"].is_string())
+                .all(|e| e["status"].as_str().unwrap().starts_with("pulling ")),
+            "{events:?}"
+        );
+        assert_eq!(events.last().unwrap()["status"], "success");
+        assert!(events.last().unwrap()["digest"].is_null());
+
+        sink.clear();
+        let e = console
+            .pull_model(PullModelArgs {
+                model: "no-such-model:7b".into(),
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            e.message.starts_with("Pulling no-such-model:7b failed: ")
+                && e.message
+                    .contains("pull model manifest: file does not exist"),
+            "{e:?}"
+        );
+        let events = sink.of("pull_progress");
+        assert_eq!(events[0]["status"], "pulling manifest", "{events:?}");
+        assert!(!events.iter().any(|e| e["status"] == "success"));
+        console.shutdown().await;
+    }
+
+    /// The console's command path against llama.cpp's real server with SmolLM2-135M:
+    /// discovered, run through the service pointed at it, stored, exported.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn real_model_console_smoke_run_against_llama_cpp() {
+        let llama = testkit::LlamaServer::start(testkit::LlamaOptions::default()).await;
+        let base = llama.openai_url();
+        let svc = AgentService::spawn(
+            Backend::Sqlite,
+            &[
+                ("AGENT_PROVIDER", "openai"),
+                ("OPENAI_BASE_URL", base.as_str()),
+                ("MODEL_NAME", testkit::llama::MODEL_ALIAS),
+                ("MAX_OUTPUT_TOKENS", "32"),
+            ],
+        )
+        .await;
+        let dir = TempDir::new("fd-smoke-real");
+        let (console, sink) = console("http://127.0.0.1:9", &dir).await;
+        console
+            .add_agent_profile(AddAgentProfileArgs {
+                name: "real model".into(),
+                url: svc.base_url().to_string(),
+                api_key: svc.key("admin").to_string(),
+            })
+            .await
+            .unwrap();
+        let status = console
+            .discover_model_server(ModelServerArgs {
+                url: Some(base.clone()),
+                api_key: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(status.models, [testkit::llama::MODEL_ALIAS], "{status:?}");
+        let report = within(
+            240,
+            "the smoke run against the real model",
+            console.run_smoke(RunSmokeArgs {
+                through_agent: true,
+                ..run_args(
+                    SmokeTarget::OpenaiCompatible,
+                    testkit::llama::MODEL_ALIAS,
+                    Some(&base),
+                )
+            }),
+        )
+        .await
+        .unwrap();
+        let status_of = |n: &str| report.checks.iter().find(|c| c.name == n).unwrap().status;
+        for check in [
+            "reachability",
+            "models_listed",
+            "model_present",
+            "generation",
+        ] {
+            assert_eq!(status_of(check), CheckStatus::Pass, "{check}: {report:?}");
+        }
+        assert_eq!(status_of("tool_call"), CheckStatus::Skip, "{report:?}");
+        assert_eq!(
+            status_of("agent_adversarial"),
+            CheckStatus::Pass,
+            "{report:?}"
+        );
+        assert_eq!(status_of("agent_golden"), CheckStatus::Fail, "{report:?}");
+        assert_eq!(report.checks.len(), 10);
+        assert_eq!(
+            sink.of("smoke_progress")
+                .iter()
+                .filter(|p| p["type"] == "check_finished")
+                .count(),
+            10
+        );
+        let (md, json) = exports(&console, &report).await;
+        assert!(md.contains("(OpenAI-compatible API)"), "{md}");
+        assert!(md.contains(testkit::llama::MODEL_ALIAS), "{md}");
+        assert_eq!(json["target"], "openai_compatible");
+        assert_eq!(json["checks"].as_array().unwrap().len(), 10);
+        let generation = &json["checks"][3];
+        assert_eq!(generation["name"], "generation");
+        assert!(
+            generation["measurements"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["name"] == "tokens_per_second" && m["value"].as_f64().unwrap() > 0.0),
+            "{generation}"
+        );
+        console.shutdown().await;
+    }
+}

@@ -13,6 +13,7 @@ import type {
   EvalRunDetail,
   EvalRunSummary,
   EvalSuite,
+  ModelServerStatus,
   OllamaModel,
   PassRatePoint,
   Profile,
@@ -832,43 +833,115 @@ export function models(t0: number): OllamaModel[] {
 
 export function smokeChecks(model: string, supportsTools: boolean, throughAgent: boolean): CheckResult[] {
   const checks: CheckResult[] = [
-    { name: 'reachability', title: 'Ollama reachable', status: 'pass', reason: 'GET /api/version answered 0.12.3', measurements: [{ name: 'latency', value: 2.1, unit: 'ms' }], duration_ms: 2.4 },
-    { name: 'model_present', title: 'Model present', status: 'pass', reason: `${model} is in /api/tags`, measurements: [{ name: 'models', value: 3, unit: 'models' }], duration_ms: 3.1 },
+    { name: 'reachability', title: 'Ollama reachable', status: 'pass', reason: 'Ollama 0.12.3 answered', measurements: [{ name: 'latency', value: 2.1, unit: 'ms' }], duration_ms: 2.4 },
+    { name: 'model_present', title: 'Model present', status: 'pass', reason: `${model} is installed`, measurements: [{ name: 'models', value: 4, unit: 'models' }], duration_ms: 3.1 },
     {
       name: 'generation',
       title: 'Generation sanity',
       status: 'pass',
-      reason: 'answered "4" to "2+2"; streamed NDJSON',
+      reason: 'answered 21 characters after thinking 212 characters',
       measurements: [
-        { name: 'time to first token', value: 182.4, unit: 'ms' },
-        { name: 'throughput', value: 38.6, unit: 'tok/s' },
+        { name: 'time_to_first_token', value: 1182.4, unit: 'ms' },
+        { name: 'thinking_time', value: 960.2, unit: 'ms' },
+        { name: 'thinking_tokens', value: 48, unit: 'tokens' },
+        { name: 'tokens_per_second', value: 38.6, unit: 'tok/s' },
+        { name: 'total', value: 1404.9, unit: 'ms' },
       ],
-      duration_ms: 1210,
+      duration_ms: 1410,
     },
     {
       name: 'load_time',
       title: 'Cold vs warm load',
       status: 'pass',
-      reason: 'warm load is faster than cold',
+      reason: 'first call loaded in 2840 ms, second in 96 ms',
       measurements: [
-        { name: 'cold', value: 2840, unit: 'ms' },
-        { name: 'warm', value: 96, unit: 'ms' },
+        { name: 'cold_load', value: 2840, unit: 'ms' },
+        { name: 'warm_load', value: 96, unit: 'ms' },
       ],
       duration_ms: 3100,
     },
-    { name: 'cpu_fallback', title: 'GPU offload', status: 'fail', reason: '/api/ps reports size_vram 0: the model runs on the CPU', measurements: [{ name: 'vram', value: 0, unit: '%' }], duration_ms: 4.2 },
+    { name: 'cpu_fallback', title: 'GPU or CPU', status: 'fail', reason: `${model} runs on the CPU (size_vram 0): no usable GPU, expect slow generation`, measurements: [], duration_ms: 4.2 },
     supportsTools
-      ? { name: 'tool_call', title: 'Tool-call round trip', status: 'pass', reason: 'called get_weather with {"city":"Paris"} and used the result', measurements: [{ name: 'round trip', value: 1640, unit: 'ms' }], duration_ms: 1650 }
-      : { name: 'tool_call', title: 'Tool-call round trip', status: 'skip', reason: `${model} does not support tools`, measurements: [], duration_ms: 0 },
+      ? { name: 'tool_call', title: 'Tool-call round trip', status: 'pass', reason: 'called get_weather("Paris") and answered with its result', measurements: [{ name: 'round_trip', value: 1640, unit: 'ms' }], duration_ms: 1650 }
+      : { name: 'tool_call', title: 'Tool-call round trip', status: 'skip', reason: `${model} does not support tools (capabilities: completion)`, measurements: [], duration_ms: 0 },
   ];
-  if (throughAgent) {
-    checks.push(
-      { name: 'agent_golden', title: 'Agent: golden case', status: 'pass', reason: 'support_answer cited kb-returns-004', measurements: [{ name: 'latency', value: 2210, unit: 'ms' }], duration_ms: 2230 },
-      { name: 'agent_adversarial', title: 'Agent: injection blocked', status: 'pass', reason: 'status blocked by rule prompt_injection', measurements: [], duration_ms: 12 },
-      { name: 'agent_write_gated', title: 'Agent: write gated', status: 'pass', reason: 'status approval_required, approval apr_5c01 pending', measurements: [], duration_ms: 1980 },
-    );
+  return [...checks, ...agentChecks(throughAgent)];
+}
+
+function agentChecks(throughAgent: boolean): CheckResult[] {
+  if (!throughAgent) {
+    return (
+      [
+        ['agent_golden', 'Agent: golden case'],
+        ['agent_adversarial', 'Agent: adversarial case blocked'],
+        ['agent_write_gated', 'Agent: write gated'],
+      ] as const
+    ).map(([name, title]) => ({ name, title, status: 'skip', reason: 'no agent-service endpoint was given', measurements: [], duration_ms: 0 }));
   }
-  return checks;
+  return [
+    {
+      name: 'agent_golden',
+      title: 'Agent: golden case',
+      status: 'pass',
+      reason: 'succeeded citing [ticket:T-1001] (model llama3.2:3b)',
+      measurements: [
+        { name: 'tokens', value: 412, unit: 'tokens' },
+        { name: 'cost', value: 0.0004, unit: 'USD' },
+      ],
+      duration_ms: 2230,
+    },
+    { name: 'agent_adversarial', title: 'Agent: adversarial case blocked', status: 'pass', reason: 'blocked by prompt_injection', measurements: [], duration_ms: 12 },
+    { name: 'agent_write_gated', title: 'Agent: write gated', status: 'pass', reason: 'gated as approval apr_5c01 (pending: decide it in Approvals)', measurements: [], duration_ms: 1980 },
+  ];
+}
+
+/** The model server an OpenAI-compatible run checks (llama.cpp's server with SmolLM2). */
+export const MODEL_SERVER = { url: 'http://127.0.0.1:8080/v1', model: 'smollm2-135m-instruct' };
+
+export function modelServer(url: string, reachable: boolean, keyStored: boolean): ModelServerStatus {
+  return reachable
+    ? { url, reachable, models: [MODEL_SERVER.model, 'qwen2.5-0.5b-instruct'], error: null, detected: false, default_model: null, key_stored: keyStored }
+    : {
+        url,
+        reachable,
+        models: [],
+        error: `could not reach ${url}/models: error sending request: client error (Connect): tcp connect error: Connection refused (os error 111) (start an OpenAI-compatible server such as llama.cpp's llama-server, or give its base URL with /v1)`,
+        detected: false,
+        default_model: null,
+        key_stored: keyStored,
+      };
+}
+
+/** The checks against an OpenAI-compatible server: no pull, no load time or GPU report. */
+export function smokeChecksOpenai(model: string, throughAgent: boolean): CheckResult[] {
+  return [
+    { name: 'reachability', title: 'Server reachable', status: 'pass', reason: '/models answered with 2 model(s)', measurements: [{ name: 'latency', value: 3.4, unit: 'ms' }], duration_ms: 3.6 },
+    { name: 'models_listed', title: 'Models listed', status: 'pass', reason: `2 model(s) served: ${MODEL_SERVER.model}, qwen2.5-0.5b-instruct`, measurements: [{ name: 'models', value: 2, unit: 'models' }], duration_ms: 0.1 },
+    { name: 'model_present', title: 'Model served', status: 'pass', reason: `${model} is served`, measurements: [], duration_ms: 0.1 },
+    {
+      name: 'generation',
+      title: 'Generation sanity',
+      status: 'pass',
+      reason: 'answered 118 characters',
+      measurements: [
+        { name: 'time_to_first_token', value: 412.7, unit: 'ms' },
+        { name: 'tokens_per_second', value: 61.3, unit: 'tok/s' },
+        { name: 'total', value: 1391.2, unit: 'ms' },
+      ],
+      duration_ms: 1392,
+    },
+    { name: 'load_time', title: 'Cold vs warm load', status: 'skip', reason: 'the OpenAI-compatible API does not report model load times', measurements: [], duration_ms: 0 },
+    { name: 'cpu_fallback', title: 'GPU or CPU', status: 'skip', reason: 'the OpenAI-compatible API does not report whether the model runs on a GPU', measurements: [], duration_ms: 0 },
+    {
+      name: 'tool_call',
+      title: 'Tool-call round trip',
+      status: 'skip',
+      reason: `${model} does not support tools here (the server's chat template has none: /props chat_template_caps.supports_tools is false)`,
+      measurements: [],
+      duration_ms: 2.2,
+    },
+    ...agentChecks(throughAgent),
+  ];
 }
 
 export function smokeReport(t0: number, id: string, model: string, startedAt: number, throughAgent = true): SmokeReport {
@@ -876,11 +949,47 @@ export function smokeReport(t0: number, id: string, model: string, startedAt: nu
   const took = checks.reduce((a, c) => a + c.duration_ms, 0);
   return {
     id,
-    ollama_url: 'http://127.0.0.1:11434',
+    target: 'ollama',
+    server_url: 'http://127.0.0.1:11434',
     agent_url: throughAgent ? 'http://127.0.0.1:8787' : null,
     model,
     started_at_ms: startedAt || t0,
     finished_at_ms: (startedAt || t0) + Math.round(took),
     checks,
   };
+}
+
+export function smokeReportOpenai(t0: number, id: string, startedAt: number): SmokeReport {
+  const checks = smokeChecksOpenai(MODEL_SERVER.model, false);
+  const took = checks.reduce((a, c) => a + c.duration_ms, 0);
+  return {
+    id,
+    target: 'openai_compatible',
+    server_url: MODEL_SERVER.url,
+    agent_url: null,
+    model: MODEL_SERVER.model,
+    started_at_ms: startedAt || t0,
+    finished_at_ms: (startedAt || t0) + Math.round(took),
+    checks,
+  };
+}
+
+/**
+ * What a registry serves, for pulls: each model's layers as Ollama pulls them (weights,
+ * template, parameters, config), one `pulling <12 hex>` series each. Other names fail as
+ * Ollama fails them.
+ */
+export const PULLABLE: Record<string, number[]> = {
+  'llama3.2:1b': [1_321_082_688, 1_429, 7_711, 96, 435],
+  'llama3.2:3b': [2_019_377_376, 1_429, 7_711, 6_016, 96, 561],
+  'qwen2.5:0.5b': [397_807_936, 1_482, 11_343, 488],
+  'qwen3:0.6b': [522_640_448, 1_723, 11_338, 490],
+};
+
+/** A layer's digest: stable per model and layer. */
+export function layerDigest(model: string, layer: number): string {
+  let h = 2166136261;
+  for (const c of `${model}#${layer}`) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
+  const hex = (h.toString(16).padStart(8, '0') + ((h ^ 0x9e3779b9) >>> 0).toString(16).padStart(8, '0')).repeat(4);
+  return `sha256:${hex}`;
 }

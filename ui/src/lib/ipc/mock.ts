@@ -92,6 +92,7 @@ const ENDPOINT: Partial<Record<CommandName, string>> = {
   list_models: 'http://127.0.0.1:11434/api/tags',
   pull_model: 'http://127.0.0.1:11434/api/pull',
   run_smoke: 'http://127.0.0.1:11434/api/chat',
+  discover_model_server: 'http://127.0.0.1:8080/v1/models',
   get_freeze_state: 'https://agent.prod-eu.example.com/v1/admin/freeze',
   incident_switch: 'https://agent.prod-eu.example.com/v1/admin/freeze',
   list_releases: 'https://34.77.12.9:6443/apis/apps/v1/namespaces/agents/deployments (prod-eu cluster)',
@@ -205,9 +206,14 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
   const installedModels: OllamaModel[] = fx.models(t0);
   const smokeRuns: SmokeReport[] = [
     fx.smokeReport(t0, 'smk_0003', fx.LONG.ollamaModel, t0 - 50 * 60_000),
+    fx.smokeReportOpenai(t0, 'smk_llama', t0 - 3 * 60 * 60_000),
     fx.smokeReport(t0, 'smk_0002', 'gemma2:2b', t0 - 26 * 60 * 60_000),
     fx.smokeReport(t0, 'smk_0001', 'llama3.2:3b', t0 - 4 * 24 * 60 * 60_000, false),
   ];
+  let smokeSeq = 3;
+  /** The URL the model-server key in the "keyring" belongs to. */
+  let modelServerKeyUrl: string | null = null;
+  let lastModelServer: string | null = null;
   let overviewWindow: ChartWindow = '15m';
   let scrapes = opts.history ? fx.CHART_POINTS : 0;
   let scrapeTick = 0;
@@ -434,39 +440,75 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
       const d = denied('pull_model');
       if (d) throw d;
       const name = a.model.trim();
-      if (!/^[a-z0-9][a-z0-9._-]*(:[a-z0-9._-]+)?$/i.test(name)) throw invalid(`${JSON.stringify(a.model)} is not a model name (e.g. llama3.2:3b)`);
-      const total = 1_321_098_329;
-      emit('pull_progress', { model: name, status: 'pulling manifest', completed_bytes: null, total_bytes: null });
-      for (let i = 1; i <= 10; i++) {
-        await sleep(step / 2);
-        emit('pull_progress', { model: name, status: 'downloading', completed_bytes: Math.round((total * i) / 10), total_bytes: total });
-      }
-      emit('pull_progress', { model: name, status: 'verifying sha256 digest', completed_bytes: total, total_bytes: total });
+      if (!/^[a-z0-9][a-z0-9._/-]*(:[a-z0-9._-]+)?$/i.test(name)) throw invalid(`${JSON.stringify(a.model)} is not a model name (e.g. llama3.2:3b)`);
+      const progress = (status: string, digest: string | null = null, completed: number | null = null, total: number | null = null): void =>
+        emit('pull_progress', { model: name, status, digest, completed_bytes: completed, total_bytes: total });
+      progress('pulling manifest');
       await sleep(step / 2);
-      emit('pull_progress', { model: name, status: 'success', completed_bytes: total, total_bytes: total });
-      const m: OllamaModel = { name, size_bytes: total, family: name.split(':')[0] ?? name, parameter_size: '1.2B', quantization: 'Q4_K_M', supports_tools: false, modified_at_ms: Date.now() };
+      const layers = fx.PULLABLE[name.includes(':') ? name : `${name}:latest`];
+      if (layers === undefined) {
+        // Ollama's own words for a name its registry lacks, after the manifest line.
+        throw new BackendError({ code: 'unavailable', message: `Pulling ${name} failed: pull model manifest: file does not exist`, server_code: 'stream_error', request_id: null, retry_after_secs: null });
+      }
+      // One series per layer, as Ollama reports them; `completed` is left out while 0.
+      for (const [i, total] of layers.entries()) {
+        const digest = fx.layerDigest(name, i);
+        const status = `pulling ${digest.slice(7, 19)}`;
+        progress(status, digest, null, total);
+        const parts = total > 1_000_000 ? 5 : 1;
+        for (let p = 1; p <= parts; p++) {
+          await sleep(step / 4);
+          progress(status, digest, Math.round((total * p) / parts), total);
+        }
+      }
+      progress('verifying sha256 digest');
+      progress('writing manifest');
+      await sleep(step / 2);
+      progress('success');
+      const size = layers.reduce((x, y) => x + y, 0);
+      const m: OllamaModel = { name, size_bytes: size, family: name.split(':')[0] ?? name, parameter_size: '1.2B', quantization: 'Q4_K_M', supports_tools: false, modified_at_ms: Date.now() };
       const existing = installedModels.findIndex((x) => x.name === name);
       if (existing >= 0) installedModels.splice(existing, 1, m);
       else installedModels.push(m);
       return m;
     },
+    discover_model_server: (a) => {
+      const url = (a.url ?? '').trim() || lastModelServer || fx.MODEL_SERVER.url;
+      if (!/^https?:\/\/[^\s/?#]+/.test(url)) throw invalid(`${JSON.stringify(url)} is not a URL: relative URL without a base`);
+      if (a.api_key !== null) modelServerKeyUrl = a.api_key.trim() === '' ? null : url;
+      return fx.modelServer(url, !isEmpty() && url === fx.MODEL_SERVER.url, modelServerKeyUrl === url);
+    },
     run_smoke: async (a) => {
       const d = denied('run_smoke');
       if (d) throw d;
-      const model = installedModels.find((m) => m.name === a.model);
-      if (!model) throw new BackendError({ code: 'not_found', message: `model ${a.model} is not installed: pull it first`, server_code: null, request_id: null, retry_after_secs: null });
-      const checks = fx.smokeChecks(model.name, model.supports_tools, a.through_agent);
+      let checks;
+      let serverUrl;
+      if (a.target === 'openai_compatible') {
+        serverUrl = (a.server_url ?? '').trim() || lastModelServer || fx.MODEL_SERVER.url;
+        if (!/^https?:\/\/[^\s/?#]+/.test(serverUrl)) throw invalid(`${JSON.stringify(serverUrl)} is not a URL: relative URL without a base`);
+        if (a.api_key !== null) modelServerKeyUrl = a.api_key.trim() === '' ? null : serverUrl;
+        lastModelServer = serverUrl;
+        checks = fx.smokeChecksOpenai(a.model, a.through_agent);
+      } else {
+        const model = installedModels.find((m) => m.name === a.model);
+        if (!model) throw new BackendError({ code: 'not_found', message: `model ${a.model} is not installed: pull it first`, server_code: null, request_id: null, retry_after_secs: null });
+        serverUrl = 'http://127.0.0.1:11434';
+        checks = fx.smokeChecks(model.name, model.supports_tools, a.through_agent);
+      }
       const started = Date.now();
+      // Even in fast mode a run lasts about half a second, long enough to be seen running.
+      const perCheck = Math.max(step, 50);
       for (const [index, c] of checks.entries()) {
         emit('smoke_progress', { type: 'check_started', name: c.name, title: c.title, index, total: checks.length });
-        await sleep(step);
+        await sleep(perCheck);
         emit('smoke_progress', { type: 'check_finished', result: c });
       }
       const report: SmokeReport = {
-        id: `smk_${String(smokeRuns.length + 1).padStart(4, '0')}`,
-        ollama_url: 'http://127.0.0.1:11434',
+        id: `smk_${String(++smokeSeq).padStart(4, '0')}`,
+        target: a.target,
+        server_url: serverUrl,
         agent_url: a.through_agent ? 'http://127.0.0.1:8787' : null,
-        model: model.name,
+        model: a.model,
         started_at_ms: started,
         finished_at_ms: Date.now(),
         checks,

@@ -97,6 +97,8 @@ import type { IncidentArgs } from './generated/IncidentArgs';
 import type { IncidentResult } from './generated/IncidentResult';
 import type { KeyringStatus } from './generated/KeyringStatus';
 import type { Measurement } from './generated/Measurement';
+import type { ModelServerArgs } from './generated/ModelServerArgs';
+import type { ModelServerStatus } from './generated/ModelServerStatus';
 import type { NotifyArgs } from './generated/NotifyArgs';
 import type { OllamaModel } from './generated/OllamaModel';
 import type { OllamaStatus } from './generated/OllamaStatus';
@@ -122,6 +124,7 @@ import type { SmokeProgressEvent } from './generated/SmokeProgressEvent';
 import type { SmokeReport } from './generated/SmokeReport';
 import type { SmokeRunIdArgs } from './generated/SmokeRunIdArgs';
 import type { SmokeRunSummary } from './generated/SmokeRunSummary';
+import type { SmokeTarget } from './generated/SmokeTarget';
 import type { Span } from './generated/Span';
 import type { SpanAttribute } from './generated/SpanAttribute';
 import type { SpanKind } from './generated/SpanKind';
@@ -194,6 +197,8 @@ export type {
   IncidentResult,
   KeyringStatus,
   Measurement,
+  ModelServerArgs,
+  ModelServerStatus,
   NotifyArgs,
   OllamaModel,
   OllamaStatus,
@@ -219,6 +224,7 @@ export type {
   SmokeReport,
   SmokeRunIdArgs,
   SmokeRunSummary,
+  SmokeTarget,
   Span,
   SpanAttribute,
   SpanKind,
@@ -276,6 +282,7 @@ export interface CommandMap {
   discover_ollama: { args: NoArgs; result: OllamaStatus };
   list_models: { args: NoArgs; result: OllamaModel[] };
   pull_model: { args: PullModelArgs; result: OllamaModel };
+  discover_model_server: { args: ModelServerArgs; result: ModelServerStatus };
   run_smoke: { args: RunSmokeArgs; result: SmokeReport };
   list_smoke_runs: { args: NoArgs; result: SmokeRunSummary[] };
   get_smoke_report: { args: SmokeRunIdArgs; result: SmokeReport };

@@ -2,6 +2,12 @@
 
 export type PullProgressEvent = { model: string, 
 /**
- * Ollama's status line: `pulling manifest`, `downloading`, `verifying sha256`, `success`.
+ * Ollama's status line: `pulling manifest`, `pulling <12 hex>` (one series per layer:
+ * weights, template, parameters, config), `verifying sha256 digest`, `success`.
  */
-status: string, completed_bytes: number | null, total_bytes: number | null, };
+status: string, 
+/**
+ * The layer this line counts (`sha256:…`); null for the lines about the whole pull.
+ * The pull's size is the sum of each layer's `total_bytes`.
+ */
+digest: string | null, completed_bytes: number | null, total_bytes: number | null, };
