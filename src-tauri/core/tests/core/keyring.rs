@@ -1,7 +1,7 @@
 //! One real end-to-end test of the keyring store. Without a Secret Service in this
-//! session, the test re-runs itself inside a private D-Bus session with an unlocked
-//! gnome-keyring (PLATFORM.md's recipe), and fails with the packages to install if the
-//! tools for that are missing.
+//! session, the test re-runs itself inside a private D-Bus session (`dbus-run-session`)
+//! with a gnome-keyring daemon unlocked with a throwaway password, and fails with the packages
+//! to install if the tools for that are missing.
 
 use std::path::Path;
 use std::process::Command;
