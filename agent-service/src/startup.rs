@@ -65,7 +65,7 @@ impl Application {
             .context("recording the release in the audit log")?;
         let engine = Arc::new(engine);
         let (stop, shutdown) = Shutdown::new();
-        let limiter = Arc::new(routes::limits::RateLimit::new(
+        let limiter = Arc::new(crate::rate_limit::RateLimit::new(
             &settings.limits,
             &db,
             &settings.database.database_url,

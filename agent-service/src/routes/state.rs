@@ -39,7 +39,7 @@ pub struct SharedState {
     pub workflows: Arc<BTreeMap<String, Arc<Workflow>>>,
     pub info: Arc<ServiceInfo>,
     /// The per-key rate limit (in the database or in this process).
-    pub limiter: Arc<super::limits::RateLimit>,
+    pub limiter: Arc<crate::rate_limit::RateLimit>,
     pub shed: Arc<Semaphore>,
     /// Starts when SIGTERM/SIGINT arrives: the load shedder refuses new requests, event
     /// streams end, background tasks stop.
