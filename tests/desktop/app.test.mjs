@@ -3,7 +3,8 @@
 // tauri-driver + WebKitWebDriver. Run by scripts/test-desktop.sh, which builds the app, the
 // agent-service and the fake Ollama and runs this inside Xvfb and a D-Bus session.
 //
-// Flows: the app starts the bundled agent-service (Local profile, scripted model); a
+// Flows: the app starts the bundled agent-service (Local profile, scripted model) and its
+// Overview charts draw live data within 30 s of the app's start; a
 // write-gated invoke posted to it appears in the Approvals view within one second (every
 // sample printed, p50/p99); it is approved with the keyboard and shows `executed`; a smoke
 // run against the fake Ollama shows its results; a smoke run against llama.cpp's real server
@@ -112,6 +113,8 @@ let ollamaUrl = '';
 let fakeOllama;
 /** llama.cpp's server, while the real-model step runs. @type {import('node:child_process').ChildProcess | undefined} */
 let llama;
+/** When the app was started (before the WebDriver session): live data is timed from here. */
+let appStarted = 0;
 /**
  * The fake Kubernetes API server: its process, URL (control API under /__fake) and
  * kubeconfig, or why it could not start (the canary test reports that; the others run).
@@ -250,6 +253,7 @@ before(async () => {
   const base = `http://127.0.0.1:${port}`;
   await waitForHttp(`${base}/status`);
   const t0 = Date.now();
+  appStarted = t0;
   session = await Session.start(base, APP);
   await session.waitFor('[data-card]', { timeout: 60_000 });
   console.log(`# cold start to the first Overview card: ${Date.now() - t0} ms (session start included)`);
@@ -290,6 +294,28 @@ describe('the desktop app', () => {
     assert.equal(health.status, 200);
     await session.waitFor(`[data-card^="${local.id}/"] [data-health]`);
     await shot('overview');
+  });
+
+  it("the Local service's charts draw live data within 30 s of the app's start", async () => {
+    // The charts are the core's SVGs; each says on its root how many points it draws. Live
+    // means every chart of the selected card draws at least two scraped points.
+    const deadline = appStarted + 30_000;
+    /** @type {number[]} */
+    let points = [];
+    for (;;) {
+      points = await session.exec(
+        "return [...document.querySelectorAll('.chart svg[data-points]')].map((s) => Number(s.getAttribute('data-points')))",
+      );
+      if (points.length > 0 && points.every((p) => p >= 2)) break;
+      if (Date.now() > deadline) break;
+      await sleep(250);
+    }
+    const after = Date.now() - appStarted;
+    console.log(`# live chart data (points per chart ${JSON.stringify(points)}) ${after} ms after the app's start`);
+    await shot('overview-live');
+    assert.ok(points.length > 0, 'the Overview shows the selected card\'s charts');
+    assert.ok(points.every((p) => p >= 2), `every chart draws at least two points: ${JSON.stringify(points)}`);
+    assert.ok(after <= 30_000, `live chart data took ${after} ms after the app's start (at most 30 s)`);
   });
 
   it('a write-gated invoke appears in Approvals within 1 s, is approved by keyboard and executed', async () => {

@@ -89,6 +89,11 @@ pub fn render_svg(points: &[Point], spec: &ChartSpec) -> Result<String> {
         root.present()
             .map_err(|e| Error::invalid(format!("the chart could not be drawn: {e}")))?;
     }
+    // How many points the chart draws, on its root element: what a test (or a reader of
+    // the DOM) checks to tell a chart with live data from an empty one.
+    if let Some(rest) = svg.strip_prefix("<svg ") {
+        svg = format!("<svg data-points=\"{}\" {rest}", drawn.len());
+    }
     Ok(svg)
 }
 
@@ -232,9 +237,15 @@ mod tests {
         assert!(empty.starts_with("<svg") && empty.trim_end().ends_with("</svg>"));
         assert!(empty.contains("no data yet"));
         assert!(empty.contains("Latency p99"));
+        assert!(
+            empty.starts_with("<svg data-points=\"0\" "),
+            "{}",
+            &empty[..60]
+        );
 
         let one = render_svg(&points(1, 5000), &spec()).unwrap();
         assert!(one.contains("<circle"), "one point is a dot");
+        assert!(one.starts_with("<svg data-points=\"1\" "));
         assert!(!one.contains("no data yet"));
 
         let many = render_svg(&points(20_000, 5000), &spec()).unwrap();
