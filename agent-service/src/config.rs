@@ -888,6 +888,12 @@ impl Settings {
         // A named provider's key comes from the variable it names, never from the file.
         for (name, link) in &mut s.providers.links {
             if let Some(var) = &link.api_key_env {
+                if link.kind != ProviderKind::Openai {
+                    return Err(ConfigError::new(
+                        format!("providers.{name}.api_key_env"),
+                        "only an openai provider takes an API key",
+                    ));
+                }
                 match get(var) {
                     Some(key) => link.api_key = Some(Secret::new(key)),
                     None => {
@@ -1114,12 +1120,6 @@ impl ProviderConfig {
                 return Err(ConfigError::new(
                     format!("{key}.price"),
                     "prices must be numbers >= 0",
-                ));
-            }
-            if c.api_key_env.is_some() && c.kind != ProviderKind::Openai {
-                return Err(ConfigError::new(
-                    format!("{key}.api_key_env"),
-                    "only an openai provider takes an API key",
                 ));
             }
             self.link(name)?;
@@ -1351,6 +1351,173 @@ mod tests {
         std::fs::write(&path, "[workflow_max_output_tokens]\nfaq = 0\n").unwrap();
         let e = err(&[("AGENT_CONFIG", path.to_str().unwrap())]);
         assert_eq!(e.key, "workflow_max_output_tokens.faq");
+    }
+
+    #[test]
+    fn provider_chains_from_env_and_file() {
+        let s = Settings::load_from(&env(&[])).unwrap();
+        assert_eq!(s.providers.chain(), ["scripted"], "AGENT_PROVIDER alone");
+        let s = Settings::load_from(&env(&[
+            ("PROVIDER_CHAIN", "ollama, openai"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+            ("PROVIDER_TIMEOUT_SECS", "4"),
+        ]))
+        .unwrap();
+        assert_eq!(s.providers.chain(), ["ollama", "openai"]);
+        let openai = s.providers.link("openai").unwrap();
+        assert_eq!(
+            (openai.kind, openai.model.as_str(), openai.timeout_secs),
+            (ProviderKind::Openai, "gpt-4o-mini", 4)
+        );
+        let shown = |s: &Settings, k: &str| {
+            s.describe()
+                .into_iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v)
+        };
+        assert_eq!(
+            shown(&s, "PROVIDER_CHAIN").as_deref(),
+            Some("ollama,openai")
+        );
+        // Production: a chain names its providers explicitly.
+        let s = Settings::load_from(&env(&[
+            ("AGENT_ENV", "production"),
+            ("PROVIDER_CHAIN", "ollama"),
+        ]))
+        .unwrap();
+        assert_eq!(s.providers.chain(), ["ollama"]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            r#"
+provider_chain = ["local", "hosted"]
+[providers.local]
+kind = "ollama"
+timeout_secs = 5
+circuit_failure_threshold = 2
+[providers.hosted]
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+model = "gpt-4o-mini"
+api_key_env = "HOSTED_KEY"
+price = { input_per_1k = 0.15, output_per_1k = 0.6 }
+[workflow_provider_chain]
+faq = ["hosted"]
+"#,
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let s = Settings::load_from(&env(&[
+            ("AGENT_CONFIG", p),
+            ("HOSTED_KEY", "sk-hosted"),
+            ("OLLAMA_MODEL", "qwen2.5"),
+        ]))
+        .unwrap();
+        let local = s.providers.link("local").unwrap();
+        assert_eq!(
+            (
+                local.model.as_str(),
+                local.timeout_secs,
+                local.circuit_failure_threshold,
+                local.max_retries
+            ),
+            ("qwen2.5", 5, 2, 2),
+            "what a named provider leaves out comes from the flat keys"
+        );
+        let hosted = s.providers.link("hosted").unwrap();
+        assert_eq!(
+            hosted.api_key.as_ref().map(Secret::expose),
+            Some("sk-hosted")
+        );
+        assert_eq!(hosted.price.map(|p| p.output_per_1k), Some(0.6));
+        assert_eq!(s.providers.workflow_chain("faq"), ["hosted"]);
+        assert_eq!(
+            s.providers.workflow_chain("ticket_update"),
+            ["local", "hosted"]
+        );
+        assert_eq!(s.providers.links_in_use(), ["local", "hosted"]);
+        let described = shown(&s, "providers.hosted").unwrap();
+        assert!(
+            described.starts_with("openai gpt-4o-mini at https://api.openai.com/v1"),
+            "{described}"
+        );
+        assert!(
+            !format!("{:?}", s.describe()).contains("sk-hosted"),
+            "the key is never shown"
+        );
+        // The key's variable must be set.
+        let e = err(&[("AGENT_CONFIG", p)]);
+        assert_eq!(e.key, "providers.hosted.api_key_env");
+        assert!(e.message.contains("HOSTED_KEY is not set"), "{e}");
+    }
+
+    #[test]
+    fn bad_provider_chains_name_the_key() {
+        let e = err(&[("PROVIDER_CHAIN", "ollama,claude")]);
+        assert_eq!(e.key, "PROVIDER_CHAIN");
+        assert!(e.message.contains("\"claude\" is not a provider"), "{e}");
+        assert!(e.message.contains("ollama, openai, scripted"), "{e}");
+        let e = err(&[("PROVIDER_CHAIN", "ollama,ollama")]);
+        assert!(e.message.contains("named twice"), "{e}");
+        let e = err(&[("PROVIDER_CHAIN", "ollama,openai")]);
+        assert_eq!(e.key, "OPENAI_API_KEY", "api.openai.com needs a key: {e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let p = path.to_str().unwrap();
+        for (text, key, words) in [
+            (
+                "[providers.ollama]\nkind = \"ollama\"\n",
+                "providers.ollama",
+                "another name",
+            ),
+            (
+                "[providers.Local]\nkind = \"ollama\"\n",
+                "providers.Local",
+                "a-z",
+            ),
+            (
+                "[providers.x]\nkind = \"ollama\"\ntimeout_secs = 0\n",
+                "providers.x.timeout_secs",
+                "greater than 0",
+            ),
+            (
+                "[providers.x]\nkind = \"ollama\"\nbase_url = \"ftp://h\"\n",
+                "providers.x.base_url",
+                "http",
+            ),
+            (
+                "[providers.x]\nkind = \"ollama\"\napi_key_env = \"K\"\n",
+                "providers.x.api_key_env",
+                "only an openai",
+            ),
+            (
+                "[providers.x]\nkind = \"ollama\"\nprice = { input_per_1k = -1.0, output_per_1k = 0.0 }\n",
+                "providers.x.price",
+                ">= 0",
+            ),
+            (
+                "[workflow_provider_chain]\nfaq = []\n",
+                "workflow_provider_chain.faq",
+                "names no provider",
+            ),
+            (
+                "[workflow_provider_chain]\nfaq = [\"nowhere\"]\n",
+                "workflow_provider_chain.faq",
+                "not a provider",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = err(&[("AGENT_CONFIG", p)]);
+            assert_eq!(e.key, key, "{text}: {e}");
+            assert!(e.message.contains(words), "{text}: {e}");
+        }
+        std::fs::write(&path, "[providers.x]\nkind = \"gemini\"\n").unwrap();
+        let e = err(&[("AGENT_CONFIG", p)]);
+        assert_eq!(e.key, "AGENT_CONFIG");
+        assert!(e.message.contains("gemini"), "{e}");
     }
 
     #[test]
