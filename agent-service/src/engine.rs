@@ -720,7 +720,7 @@ impl Run<'_> {
             self.trace
                 .attr(span, "flightdeck.provider.link", link.name().to_string());
             self.inflight_llm = Some((span, link.clone()));
-            let result = self.call_model(provider, request).await;
+            let (result, held_back) = self.call_model(provider, request).await;
             self.inflight_llm = None;
             let err = match result {
                 Ok(mut response) => {
@@ -752,6 +752,8 @@ impl Run<'_> {
             let next = links.get(i + 1);
             let reason = chain::fallback_reason(&err, streamed);
             let (Some(next), Some(reason)) = (next, reason) else {
+                // No other link takes over: what the redactor held back is sent as before.
+                self.emit_text(held_back);
                 return Err(chain_error(error, &failures, next.is_some() && streamed));
             };
             // The failed link's tokens are spent before the next one may spend more.
@@ -763,8 +765,11 @@ impl Run<'_> {
                 return Ok(Err(self.exceeded(BudgetKind::Tokens)));
             }
             if !chain::fits_before(next, self.budget.deadline) {
+                self.emit_text(held_back);
                 return Err(chain_error(error, &failures, false));
             }
+            // The failed link's unsent text is dropped: the next link answers afresh.
+            drop(held_back);
             request.max_tokens = self.budget.call_cap(cap);
             request.budget_tokens = remaining;
             self.hop(link, next, reason);
@@ -869,42 +874,50 @@ impl Run<'_> {
     }
 
     /// One call to one provider. A streamed run's text goes through the redactor to the
-    /// client as it arrives; the first piece marks the run as streamed.
+    /// client as it arrives; the first piece sent marks the run as streamed. The redactor
+    /// holds back the tail of the text until it is decided: when the call fails, that tail
+    /// has not reached the client and is returned instead of sent (the caller drops it when
+    /// another link takes the call over, and sends it otherwise).
     async fn call_model(
         &self,
         provider: &Provider,
         request: &ChatRequest,
-    ) -> Result<ChatResponse, ProviderError> {
+    ) -> (Result<ChatResponse, ProviderError>, String) {
         let engine = self.engine;
-        match self.events {
-            Some(events) => {
-                // Stream text through the redactor as it arrives.
-                let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-                let events = events.clone();
-                let mut redactor = engine.policy.redactor.stream();
-                let streamed = &self.text_streamed;
-                let forward = async move {
-                    while let Some(chunk) = rx.recv().await {
-                        streamed.store(true, Ordering::Relaxed);
-                        let safe = redactor.push(&chunk);
-                        if !safe.is_empty() {
-                            let _ = events.send(RunEvent::Token(safe));
-                        }
-                    }
-                    let rest = redactor.finish();
-                    if !rest.is_empty() {
-                        let _ = events.send(RunEvent::Token(rest));
-                    }
-                };
-                let call = async move {
-                    let r = provider.chat(request, Some(&tx)).await;
-                    drop(tx);
-                    r
-                };
-                let (r, ()) = tokio::join!(call, forward);
-                r
+        let Some(events) = self.events else {
+            return (provider.chat(request, None).await, String::new());
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let mut redactor = engine.policy.redactor.stream();
+        let forward = async {
+            while let Some(chunk) = rx.recv().await {
+                let safe = redactor.push(&chunk);
+                if !safe.is_empty() {
+                    self.text_streamed.store(true, Ordering::Relaxed);
+                    let _ = events.send(RunEvent::Token(safe));
+                }
             }
-            None => provider.chat(request, None).await,
+        };
+        let call = async move {
+            let r = provider.chat(request, Some(&tx)).await;
+            drop(tx);
+            r
+        };
+        let (r, ()) = tokio::join!(call, forward);
+        let rest = redactor.finish();
+        if r.is_ok() {
+            self.emit_text(rest);
+            (r, String::new())
+        } else {
+            (r, rest)
+        }
+    }
+
+    /// Sends text of the answer to a streamed run's client.
+    fn emit_text(&self, text: String) {
+        if !text.is_empty() {
+            self.text_streamed.store(true, Ordering::Relaxed);
+            self.emit(RunEvent::Token(text));
         }
     }
 
