@@ -166,6 +166,10 @@ export function services(t0: number, frozen: boolean): ServiceCard[] {
         { dependency: 'openai', state: 'closed' },
         { dependency: 'crm', state: 'closed' },
       ],
+      provider_chain: [
+        { name: 'local', kind: 'ollama', model: 'llama3.1:8b', status: 'ok', circuit: 'closed', serving: true, detail: 'ollama llama3.1:8b' },
+        { name: 'hosted', kind: 'openai', model: 'gpt-4.1-mini', status: 'ok', circuit: 'closed', serving: false, detail: 'openai gpt-4.1-mini' },
+      ],
       badges: [],
       versions: stableVersions,
       changes: [{ field: 'model', from: 'gpt-4o-mini', to: 'gpt-4.1-mini', at_ms: t0 - 3 * 24 * HOUR }],
@@ -200,6 +204,19 @@ export function services(t0: number, frozen: boolean): ServiceCard[] {
       circuits: [
         { dependency: 'openai', state: 'half_open' },
         { dependency: 'crm', state: 'closed' },
+      ],
+      // The primary is down: its circuit is open and the hosted link serves.
+      provider_chain: [
+        {
+          name: 'local',
+          kind: 'ollama',
+          model: 'llama3.1:8b',
+          status: 'failing',
+          circuit: 'open',
+          serving: false,
+          detail: 'ollama unreachable (connection refused); circuit Open',
+        },
+        { name: 'hosted', kind: 'openai', model: LONG.model, status: 'ok', circuit: 'closed', serving: true, detail: `openai ${LONG.model}` },
       ],
       badges: [
         {
@@ -259,6 +276,7 @@ export function services(t0: number, frozen: boolean): ServiceCard[] {
         guardrail_blocks: 3,
       },
       circuits: [{ dependency: 'scripted', state: 'closed' }],
+      provider_chain: [{ name: 'scripted', kind: 'scripted', model: 'scripted-v1', status: 'ok', circuit: 'closed', serving: true, detail: 'scripted scripted-v1' }],
       badges: [],
       versions: {
         release: '1.9.0-dev',
@@ -294,6 +312,7 @@ export function services(t0: number, frozen: boolean): ServiceCard[] {
         guardrail_blocks: null,
       },
       circuits: [],
+      provider_chain: [],
       badges: [],
       versions: { release: '', git_sha: '', model: '', prompt: '', policy: '' },
       changes: [],

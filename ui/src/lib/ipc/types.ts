@@ -109,6 +109,7 @@ import type { ProfileIdArgs } from './generated/ProfileIdArgs';
 import type { ProfileKind } from './generated/ProfileKind';
 import type { ProfileList } from './generated/ProfileList';
 import type { ProposedChange } from './generated/ProposedChange';
+import type { ProviderLink } from './generated/ProviderLink';
 import type { PullModelArgs } from './generated/PullModelArgs';
 import type { PullProgressEvent } from './generated/PullProgressEvent';
 import type { ReadyState } from './generated/ReadyState';
@@ -206,6 +207,7 @@ export type {
   ProfileKind,
   ProfileList,
   ProposedChange,
+  ProviderLink,
   PullModelArgs,
   PullProgressEvent,
   ReadyState,

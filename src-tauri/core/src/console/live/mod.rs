@@ -42,6 +42,7 @@ pub(super) struct Health {
     readiness: ReadyState,
     checks: Vec<DependencyCheck>,
     circuits: Vec<Circuit>,
+    provider_chain: Vec<ProviderLink>,
 }
 
 impl Health {
@@ -51,6 +52,7 @@ impl Health {
             readiness: ReadyState::Unavailable,
             checks: Vec::new(),
             circuits: Vec::new(),
+            provider_chain: Vec::new(),
         }
     }
 }

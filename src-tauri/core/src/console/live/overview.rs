@@ -134,6 +134,7 @@ pub(super) fn cards(
                 readiness: health.readiness,
                 checks: health.checks.clone(),
                 circuits: health.circuits.clone(),
+                provider_chain: health.provider_chain.clone(),
                 badges,
                 versions,
                 changes: if is_own {
@@ -313,6 +314,7 @@ mod tests {
                 readiness: ReadyState::Ready,
                 checks: vec![],
                 circuits: vec![],
+                provider_chain: vec![],
             }),
             frozen: Some(true),
             error: None,

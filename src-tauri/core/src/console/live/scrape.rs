@@ -211,6 +211,7 @@ impl Console {
                         }]
                     })
                     .unwrap_or_default(),
+                provider_chain: map::provider_chain(&r.provider_chain),
             },
             // It answered, with an error status: alive but not ready.
             Err(e) if e.api().is_some() => Health {
