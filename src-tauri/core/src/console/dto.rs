@@ -293,6 +293,21 @@ pub struct ProviderLink {
     pub detail: String,
 }
 
+/// Calls one provider of a chain handed to the next, counted over the Overview window
+/// from the service's `agent_provider_fallbacks_total{from,to,reason}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ProviderFallback {
+    /// The link that failed (or whose circuit was open).
+    pub from: String,
+    /// The link the call went to next.
+    pub to: String,
+    /// Why: `circuit_open`, `timeout`, `unavailable`, `stream` or `protocol`.
+    pub reason: String,
+    #[ts(type = "number")]
+    pub count: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct AlertBadge {
@@ -370,6 +385,10 @@ pub struct ServiceCard {
     /// does not report one.
     #[serde(default)]
     pub provider_chain: Vec<ProviderLink>,
+    /// The fallbacks between its providers within the Overview window, most first, as the
+    /// console's scrapes counted them (so at most since it started watching the service).
+    #[serde(default)]
+    pub recent_fallbacks: Vec<ProviderFallback>,
     pub badges: Vec<AlertBadge>,
     pub versions: VersionSet,
     pub changes: Vec<VersionChange>,

@@ -1,7 +1,8 @@
 //! The Overview card shows the service's provider fallback chain and which link serves,
 //! against the real agent-service binary with the fake Ollama as its primary and a second
 //! fake (OpenAI-compatible `/v1`) as its secondary: the primary serves, then it is killed
-//! and the card shows it failing with its circuit open and the secondary serving.
+//! and the card shows it failing with its circuit open, the secondary serving and the
+//! fallbacks between them.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -147,22 +148,47 @@ async fn the_card_shows_the_provider_chain_and_the_serving_link() {
         ("openai", "llama3.2")
     );
     assert_eq!(c.readiness, ReadyState::Ready);
-
-    // The primary killed: one call falls back and opens its circuit; the card follows.
-    primary.kill().await.expect("killed");
-    let reply = client(&service, "invoke")
-        .invoke(&InvokeRequest::new(
-            "ticket_update",
-            "Is ticket T-1001 open?",
-        ))
+    // Two metrics scrapes done: the fallback counters' starting point is known, so what
+    // follows counts as recent.
+    let first = sink
+        .card_where(30, "a metrics scrape", |c| c.scraped_at_ms.is_some())
         .await
-        .expect("served by the secondary");
-    assert_eq!(reply.provider_link, "openai");
+        .scraped_at_ms;
     let c = sink
-        .card_where(30, "the secondary serving", |c| {
-            c.provider_chain.get(1).is_some_and(|l| l.serving)
+        .card_where(30, "a second metrics scrape", |c| c.scraped_at_ms > first)
+        .await;
+    assert!(c.recent_fallbacks.is_empty(), "{:?}", c.recent_fallbacks);
+
+    // The primary killed: the first call falls back as the primary is unreachable and
+    // opens its circuit, the second as the circuit is open; the card follows.
+    primary.kill().await.expect("killed");
+    for _ in 0..2 {
+        let reply = client(&service, "invoke")
+            .invoke(&InvokeRequest::new(
+                "ticket_update",
+                "Is ticket T-1001 open?",
+            ))
+            .await
+            .expect("served by the secondary");
+        assert_eq!(reply.provider_link, "openai");
+    }
+    let c = sink
+        .card_where(30, "the secondary serving and both fallbacks", |c| {
+            c.provider_chain.get(1).is_some_and(|l| l.serving) && c.recent_fallbacks.len() == 2
         })
         .await;
+    let fallbacks: Vec<(&str, &str, &str, u64)> = c
+        .recent_fallbacks
+        .iter()
+        .map(|f| (f.from.as_str(), f.to.as_str(), f.reason.as_str(), f.count))
+        .collect();
+    assert_eq!(
+        fallbacks,
+        [
+            ("ollama", "openai", "circuit_open", 1),
+            ("ollama", "openai", "unavailable", 1)
+        ]
+    );
     assert_eq!(
         chain(&c),
         [
