@@ -109,6 +109,7 @@ import type { ProfileIdArgs } from './generated/ProfileIdArgs';
 import type { ProfileKind } from './generated/ProfileKind';
 import type { ProfileList } from './generated/ProfileList';
 import type { ProposedChange } from './generated/ProposedChange';
+import type { ProviderFallback } from './generated/ProviderFallback';
 import type { ProviderLink } from './generated/ProviderLink';
 import type { PullModelArgs } from './generated/PullModelArgs';
 import type { PullProgressEvent } from './generated/PullProgressEvent';
@@ -207,6 +208,7 @@ export type {
   ProfileKind,
   ProfileList,
   ProposedChange,
+  ProviderFallback,
   ProviderLink,
   PullModelArgs,
   PullProgressEvent,
