@@ -94,7 +94,7 @@ impl Fallbacks {
                 count: n.round() as u64,
             })
             .collect();
-        out.sort_by(|a, b| b.count.cmp(&a.count));
+        out.sort_by_key(|f| std::cmp::Reverse(f.count));
         out
     }
 }
