@@ -182,6 +182,63 @@ pub struct Price {
     pub output_per_1k: f64,
 }
 
+/// A named provider for fallback chains, declared in the file as `[providers.<name>]`:
+/// its own endpoint, model, resilience and price. What it leaves out comes from the flat
+/// keys of its kind (`OLLAMA_BASE_URL`, `MODEL_NAME`, `PROVIDER_TIMEOUT_SECS`, …).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderLinkConfig {
+    /// `ollama`, `openai` or `scripted`.
+    pub kind: ProviderKind,
+    /// The server's base URL (Ollama's root, or an OpenAI-compatible `…/v1`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The environment variable that holds this provider's API key (`openai`); the file
+    /// never holds the key itself.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// What an `ollama` provider sends as `think` (as `OLLAMA_THINK`).
+    #[serde(default)]
+    pub think: Option<OllamaThink>,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    #[serde(default)]
+    pub circuit_failure_threshold: Option<u32>,
+    #[serde(default)]
+    pub circuit_open_secs: Option<u64>,
+    /// This provider's price, USD per 1,000 tokens; unset: `[prices.<model>]`.
+    #[serde(default)]
+    pub price: Option<Price>,
+    /// The key read from `api_key_env` at load time.
+    #[serde(skip)]
+    pub api_key: Option<Secret>,
+}
+
+/// One link of a provider chain with every value resolved: what the providers build.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderLink {
+    /// The name chains use: `ollama`, `openai`, `scripted` (the flat keys), or a
+    /// `[providers.<name>]` entry.
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: url::Url,
+    pub model: String,
+    pub api_key: Option<Secret>,
+    pub think: OllamaThink,
+    pub timeout_secs: u64,
+    pub max_retries: u32,
+    pub circuit_failure_threshold: u32,
+    pub circuit_open_secs: u64,
+    pub price: Option<Price>,
+}
+
+/// The link names made of the flat keys (`AGENT_PROVIDER`'s values).
+pub const BUILTIN_LINKS: [&str; 3] = ["ollama", "openai", "scripted"];
+
 /// An HTTP tool declared in config (no code): method, URL template, argument schema,
 /// side-effect class. Its outbound calls go through the egress guard.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -533,6 +590,28 @@ settings! {
                 kind choice("false" => OllamaThink::Off, "true" => OllamaThink::On,
                     "low" => OllamaThink::Low, "medium" => OllamaThink::Medium,
                     "high" => OllamaThink::High, "server" => OllamaThink::Server);
+            /// The service's provider fallback chain, in order: link names, each `ollama`,
+            /// `openai` or `scripted` (made of the keys above) or a `[providers.<name>]`
+            /// entry. A call goes to the first link; the next one serves when a link's
+            /// circuit is open, it times out or it fails. Unset: `AGENT_PROVIDER` alone.
+            provider_chain: Vec<String> = Vec::new();
+                env "PROVIDER_CHAIN" file provider_chain kind list(),
+                show |s: &Settings| s.providers.chain().join(",");
+            /// Named providers for chains (`[providers.<name>]` in the file).
+            links: BTreeMap<String, ProviderLinkConfig> = BTreeMap::new();
+                file providers kind table(),
+                show |s: &Settings| s.providers.links.keys().map(|name| (
+                    format!("providers.{name}"),
+                    s.providers.link(name).map_or_else(|e| e.message, |l| l.describe()),
+                )).collect::<Vec<_>>();
+            /// Per-workflow chains (`[workflow_provider_chain]`): workflow → link names; a
+            /// workflow without one uses the service's.
+            workflow_chains: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                file workflow_provider_chain kind table(),
+                show |s: &Settings| s.providers.workflow_chains.iter().map(|(wf, chain)| (
+                    format!("workflow_provider_chain.{wf}"),
+                    chain.join(","),
+                )).collect::<Vec<_>>();
         }
         /// What one run and one tenant's day may spend.
         budgets: BudgetConfig {
@@ -831,15 +910,36 @@ impl Settings {
         let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty());
         s.apply_env(&get)?;
         // In production the provider must be named explicitly: the scripted model is never
-        // chosen by default there.
+        // chosen by default there. A provider chain names its providers.
         if s.server.environment == Environment::Production
             && get("AGENT_PROVIDER").is_none()
             && get("USE_OLLAMA").is_none()
+            && s.providers.provider_chain.is_empty()
         {
             return Err(ConfigError::new(
                 "AGENT_PROVIDER",
-                "must be set when AGENT_ENV=production (one of: ollama, openai, scripted)",
+                "must be set when AGENT_ENV=production (one of: ollama, openai, scripted), or PROVIDER_CHAIN",
             ));
+        }
+        // A named provider's key comes from the variable it names, never from the file.
+        for (name, link) in &mut s.providers.links {
+            if let Some(var) = &link.api_key_env {
+                if link.kind != ProviderKind::Openai {
+                    return Err(ConfigError::new(
+                        format!("providers.{name}.api_key_env"),
+                        "only an openai provider takes an API key",
+                    ));
+                }
+                match get(var) {
+                    Some(key) => link.api_key = Some(Secret::new(key)),
+                    None => {
+                        return Err(ConfigError::new(
+                            format!("providers.{name}.api_key_env"),
+                            format!("{var} is not set; it must hold this provider's API key"),
+                        ));
+                    }
+                }
+            }
         }
         s.validate()?;
         Ok(s)
@@ -848,16 +948,7 @@ impl Settings {
     /// The table's range checks, then the rules that span keys.
     fn validate(&self) -> Result<(), ConfigError> {
         self.check_ranges()?;
-        let p = &self.providers;
-        if p.provider == ProviderKind::Openai
-            && p.openai_api_key.is_none()
-            && p.openai_base_url.host_str() == Some("api.openai.com")
-        {
-            return Err(ConfigError::new(
-                "OPENAI_API_KEY",
-                "is required when AGENT_PROVIDER=openai talks to api.openai.com",
-            ));
-        }
+        self.providers.validate()?;
         let b = &self.budgets;
         let caps = b
             .max_output_tokens
@@ -904,6 +995,246 @@ impl ProviderConfig {
             ProviderKind::Openai => &self.model_name,
             ProviderKind::Scripted => "scripted-v1",
         }
+    }
+
+    /// The service's provider chain: `PROVIDER_CHAIN`, or `AGENT_PROVIDER` alone.
+    pub fn chain(&self) -> Vec<String> {
+        if self.provider_chain.is_empty() {
+            vec![self.provider.as_str().to_string()]
+        } else {
+            self.provider_chain.clone()
+        }
+    }
+
+    /// The chain of `workflow`: its own (`[workflow_provider_chain]`) or the service's.
+    pub fn workflow_chain(&self, workflow: &str) -> Vec<String> {
+        self.workflow_chains
+            .get(workflow)
+            .cloned()
+            .unwrap_or_else(|| self.chain())
+    }
+
+    /// Every link some chain uses, each once: the service chain's first, in order.
+    pub fn links_in_use(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        let chains = std::iter::once(self.chain()).chain(self.workflow_chains.values().cloned());
+        for name in chains.flatten() {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// The link `name` with every value resolved: a built-in name is made of the flat
+    /// keys; a `[providers.<name>]` entry falls back to them for what it leaves out.
+    pub fn link(&self, name: &str) -> Result<ProviderLink, ConfigError> {
+        let flat = |kind: ProviderKind| ProviderLink {
+            name: name.to_string(),
+            kind,
+            base_url: match kind {
+                ProviderKind::Openai => self.openai_base_url.clone(),
+                _ => self.ollama_base_url.clone(),
+            },
+            model: match kind {
+                ProviderKind::Ollama => self.ollama_model.clone(),
+                ProviderKind::Openai => self.model_name.clone(),
+                ProviderKind::Scripted => "scripted-v1".to_string(),
+            },
+            api_key: match kind {
+                ProviderKind::Openai => self.openai_api_key.clone(),
+                _ => None,
+            },
+            think: self.ollama_think,
+            timeout_secs: self.provider_timeout_secs,
+            max_retries: self.provider_max_retries,
+            circuit_failure_threshold: self.circuit_failure_threshold,
+            circuit_open_secs: self.circuit_open_secs,
+            price: None,
+        };
+        if let Some(c) = self.links.get(name) {
+            let key = format!("providers.{name}");
+            let base = flat(c.kind);
+            let base_url = match &c.base_url {
+                Some(u) => parse_url(&format!("{key}.base_url"), u)?,
+                None => base.base_url,
+            };
+            let model = match (&c.model, c.kind) {
+                (_, ProviderKind::Scripted) => base.model,
+                (Some(m), _) if !m.trim().is_empty() => m.clone(),
+                (Some(_), _) => {
+                    return Err(ConfigError::new(
+                        format!("{key}.model"),
+                        "must not be empty",
+                    ));
+                }
+                (None, _) => base.model,
+            };
+            return Ok(ProviderLink {
+                base_url,
+                model,
+                api_key: c.api_key.clone().or(if c.api_key_env.is_some() {
+                    None
+                } else {
+                    base.api_key
+                }),
+                think: c.think.unwrap_or(base.think),
+                timeout_secs: c.timeout_secs.unwrap_or(base.timeout_secs),
+                max_retries: c.max_retries.unwrap_or(base.max_retries),
+                circuit_failure_threshold: c
+                    .circuit_failure_threshold
+                    .unwrap_or(base.circuit_failure_threshold),
+                circuit_open_secs: c.circuit_open_secs.unwrap_or(base.circuit_open_secs),
+                price: c.price,
+                ..base
+            });
+        }
+        match name {
+            "ollama" => Ok(flat(ProviderKind::Ollama)),
+            "openai" => Ok(flat(ProviderKind::Openai)),
+            "scripted" => Ok(flat(ProviderKind::Scripted)),
+            _ => Err(ConfigError::new(
+                "PROVIDER_CHAIN",
+                format!("{name:?} is not a provider; {}", self.known_links()),
+            )),
+        }
+    }
+
+    /// "expected one of: …" for the link names chains may use.
+    fn known_links(&self) -> String {
+        let mut names: Vec<&str> = BUILTIN_LINKS.to_vec();
+        names.extend(self.links.keys().map(String::as_str));
+        format!(
+            "expected one of: {} (or declare it as [providers.<name>])",
+            names.join(", ")
+        )
+    }
+
+    /// The rules of the provider keys: named providers are well formed, chains name known
+    /// providers once each, and a provider that talks to api.openai.com has a key.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (name, c) in &self.links {
+            let key = format!("providers.{name}");
+            let well_formed = !name.is_empty()
+                && name.len() <= 64
+                && name.chars().all(|ch| {
+                    ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-'
+                });
+            if !well_formed {
+                return Err(ConfigError::new(
+                    key,
+                    "a provider name is 1-64 characters of a-z, 0-9, '_' and '-'",
+                ));
+            }
+            if BUILTIN_LINKS.contains(&name.as_str()) {
+                return Err(ConfigError::new(
+                    key,
+                    format!(
+                        "{name:?} is the provider the flat keys make ({}); give this one another name",
+                        BUILTIN_LINKS.join(", ")
+                    ),
+                ));
+            }
+            for (field, v) in [
+                ("timeout_secs", c.timeout_secs),
+                ("circuit_open_secs", c.circuit_open_secs),
+                (
+                    "circuit_failure_threshold",
+                    c.circuit_failure_threshold.map(u64::from),
+                ),
+            ] {
+                if v == Some(0) {
+                    return Err(ConfigError::new(
+                        format!("{key}.{field}"),
+                        "must be greater than 0",
+                    ));
+                }
+            }
+            if let Some(p) = &c.price
+                && !(p.input_per_1k >= 0.0 && p.output_per_1k >= 0.0)
+            {
+                return Err(ConfigError::new(
+                    format!("{key}.price"),
+                    "prices must be numbers >= 0",
+                ));
+            }
+            self.link(name)?;
+        }
+        let chains = std::iter::once(("PROVIDER_CHAIN".to_string(), &self.provider_chain)).chain(
+            self.workflow_chains
+                .iter()
+                .map(|(wf, chain)| (format!("workflow_provider_chain.{wf}"), chain)),
+        );
+        for (key, chain) in chains {
+            if chain.is_empty() && key != "PROVIDER_CHAIN" {
+                return Err(ConfigError::new(key, "names no provider"));
+            }
+            for (i, name) in chain.iter().enumerate() {
+                if !BUILTIN_LINKS.contains(&name.as_str()) && !self.links.contains_key(name) {
+                    return Err(ConfigError::new(
+                        key,
+                        format!("{name:?} is not a provider; {}", self.known_links()),
+                    ));
+                }
+                if chain[..i].contains(name) {
+                    return Err(ConfigError::new(
+                        key,
+                        format!("{name:?} is named twice; each provider is tried once"),
+                    ));
+                }
+            }
+        }
+        for name in self.links_in_use() {
+            let link = self.link(&name)?;
+            if link.kind == ProviderKind::Openai
+                && link.api_key.is_none()
+                && link.base_url.host_str() == Some("api.openai.com")
+            {
+                return Err(if self.links.contains_key(&name) {
+                    ConfigError::new(
+                        format!("providers.{name}.api_key_env"),
+                        "is required for a provider that talks to api.openai.com",
+                    )
+                } else if self.provider_chain.is_empty() && self.workflow_chains.is_empty() {
+                    ConfigError::new(
+                        "OPENAI_API_KEY",
+                        "is required when AGENT_PROVIDER=openai talks to api.openai.com",
+                    )
+                } else {
+                    ConfigError::new(
+                        "OPENAI_API_KEY",
+                        "is required when a provider chain uses openai, which talks to api.openai.com",
+                    )
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ProviderLink {
+    /// How `check-config` shows a named provider.
+    pub fn describe(&self) -> String {
+        let endpoint = if self.kind == ProviderKind::Scripted {
+            String::new()
+        } else {
+            format!(" at {}", redact_url(self.base_url.as_str()))
+        };
+        let price = self.price.map_or_else(String::new, |p| {
+            format!(
+                ", ${}/${} per 1k tokens in/out",
+                p.input_per_1k, p.output_per_1k
+            )
+        });
+        format!(
+            "{} {}{endpoint} (timeout {} s, {} retries, circuit opens after {} failures for {} s{price})",
+            self.kind.as_str(),
+            self.model,
+            self.timeout_secs,
+            self.max_retries,
+            self.circuit_failure_threshold,
+            self.circuit_open_secs
+        )
     }
 }
 
@@ -1056,6 +1387,173 @@ mod tests {
         std::fs::write(&path, "[workflow_max_output_tokens]\nfaq = 0\n").unwrap();
         let e = err(&[("AGENT_CONFIG", path.to_str().unwrap())]);
         assert_eq!(e.key, "workflow_max_output_tokens.faq");
+    }
+
+    #[test]
+    fn provider_chains_from_env_and_file() {
+        let s = Settings::load_from(&env(&[])).unwrap();
+        assert_eq!(s.providers.chain(), ["scripted"], "AGENT_PROVIDER alone");
+        let s = Settings::load_from(&env(&[
+            ("PROVIDER_CHAIN", "ollama, openai"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+            ("PROVIDER_TIMEOUT_SECS", "4"),
+        ]))
+        .unwrap();
+        assert_eq!(s.providers.chain(), ["ollama", "openai"]);
+        let openai = s.providers.link("openai").unwrap();
+        assert_eq!(
+            (openai.kind, openai.model.as_str(), openai.timeout_secs),
+            (ProviderKind::Openai, "gpt-4o-mini", 4)
+        );
+        let shown = |s: &Settings, k: &str| {
+            s.describe()
+                .into_iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v)
+        };
+        assert_eq!(
+            shown(&s, "PROVIDER_CHAIN").as_deref(),
+            Some("ollama,openai")
+        );
+        // Production: a chain names its providers explicitly.
+        let s = Settings::load_from(&env(&[
+            ("AGENT_ENV", "production"),
+            ("PROVIDER_CHAIN", "ollama"),
+        ]))
+        .unwrap();
+        assert_eq!(s.providers.chain(), ["ollama"]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            r#"
+provider_chain = ["local", "hosted"]
+[providers.local]
+kind = "ollama"
+timeout_secs = 5
+circuit_failure_threshold = 2
+[providers.hosted]
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+model = "gpt-4o-mini"
+api_key_env = "HOSTED_KEY"
+price = { input_per_1k = 0.15, output_per_1k = 0.6 }
+[workflow_provider_chain]
+faq = ["hosted"]
+"#,
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let s = Settings::load_from(&env(&[
+            ("AGENT_CONFIG", p),
+            ("HOSTED_KEY", "sk-hosted"),
+            ("OLLAMA_MODEL", "qwen2.5"),
+        ]))
+        .unwrap();
+        let local = s.providers.link("local").unwrap();
+        assert_eq!(
+            (
+                local.model.as_str(),
+                local.timeout_secs,
+                local.circuit_failure_threshold,
+                local.max_retries
+            ),
+            ("qwen2.5", 5, 2, 2),
+            "what a named provider leaves out comes from the flat keys"
+        );
+        let hosted = s.providers.link("hosted").unwrap();
+        assert_eq!(
+            hosted.api_key.as_ref().map(Secret::expose),
+            Some("sk-hosted")
+        );
+        assert_eq!(hosted.price.map(|p| p.output_per_1k), Some(0.6));
+        assert_eq!(s.providers.workflow_chain("faq"), ["hosted"]);
+        assert_eq!(
+            s.providers.workflow_chain("ticket_update"),
+            ["local", "hosted"]
+        );
+        assert_eq!(s.providers.links_in_use(), ["local", "hosted"]);
+        let described = shown(&s, "providers.hosted").unwrap();
+        assert!(
+            described.starts_with("openai gpt-4o-mini at https://api.openai.com/v1"),
+            "{described}"
+        );
+        assert!(
+            !format!("{:?}", s.describe()).contains("sk-hosted"),
+            "the key is never shown"
+        );
+        // The key's variable must be set.
+        let e = err(&[("AGENT_CONFIG", p)]);
+        assert_eq!(e.key, "providers.hosted.api_key_env");
+        assert!(e.message.contains("HOSTED_KEY is not set"), "{e}");
+    }
+
+    #[test]
+    fn bad_provider_chains_name_the_key() {
+        let e = err(&[("PROVIDER_CHAIN", "ollama,claude")]);
+        assert_eq!(e.key, "PROVIDER_CHAIN");
+        assert!(e.message.contains("\"claude\" is not a provider"), "{e}");
+        assert!(e.message.contains("ollama, openai, scripted"), "{e}");
+        let e = err(&[("PROVIDER_CHAIN", "ollama,ollama")]);
+        assert!(e.message.contains("named twice"), "{e}");
+        let e = err(&[("PROVIDER_CHAIN", "ollama,openai")]);
+        assert_eq!(e.key, "OPENAI_API_KEY", "api.openai.com needs a key: {e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let p = path.to_str().unwrap();
+        for (text, key, words) in [
+            (
+                "[providers.ollama]\nkind = \"ollama\"\n",
+                "providers.ollama",
+                "another name",
+            ),
+            (
+                "[providers.Local]\nkind = \"ollama\"\n",
+                "providers.Local",
+                "a-z",
+            ),
+            (
+                "[providers.x]\nkind = \"ollama\"\ntimeout_secs = 0\n",
+                "providers.x.timeout_secs",
+                "greater than 0",
+            ),
+            (
+                "[providers.x]\nkind = \"ollama\"\nbase_url = \"ftp://h\"\n",
+                "providers.x.base_url",
+                "http",
+            ),
+            (
+                "[providers.x]\nkind = \"ollama\"\napi_key_env = \"K\"\n",
+                "providers.x.api_key_env",
+                "only an openai",
+            ),
+            (
+                "[providers.x]\nkind = \"ollama\"\nprice = { input_per_1k = -1.0, output_per_1k = 0.0 }\n",
+                "providers.x.price",
+                ">= 0",
+            ),
+            (
+                "[workflow_provider_chain]\nfaq = []\n",
+                "workflow_provider_chain.faq",
+                "names no provider",
+            ),
+            (
+                "[workflow_provider_chain]\nfaq = [\"nowhere\"]\n",
+                "workflow_provider_chain.faq",
+                "not a provider",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = err(&[("AGENT_CONFIG", p)]);
+            assert_eq!(e.key, key, "{text}: {e}");
+            assert!(e.message.contains(words), "{text}: {e}");
+        }
+        std::fs::write(&path, "[providers.x]\nkind = \"gemini\"\n").unwrap();
+        let e = err(&[("AGENT_CONFIG", p)]);
+        assert_eq!(e.key, "AGENT_CONFIG");
+        assert!(e.message.contains("gemini"), "{e}");
     }
 
     #[test]

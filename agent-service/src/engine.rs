@@ -1,9 +1,11 @@
 //! The workflow engine: runs one request through input guardrails, the model/tool loop
-//! under its budgets, write gating (a write becomes a pending approval, never an
-//! execution), output guardrails, and usage accounting.
+//! under its budgets (each model call through the workflow's provider chain), write gating
+//! (a write becomes a pending approval, never an execution), output guardrails, and usage
+//! accounting.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -18,8 +20,10 @@ use crate::domain::{ApprovalId, Principal, TraceId};
 use crate::error::{Error, ErrorCode};
 use crate::guardrails::Policy;
 use crate::metrics::{Metrics, RequestLabels, TokenLabels, ToolLabels};
+use crate::providers::chain::{self, Chain, Link};
 use crate::providers::{
-    ChatMessage, ChatRequest, Finish, Meter, Provider, ProviderError, ToolCall, ToolDef, Usage,
+    ChatMessage, ChatRequest, ChatResponse, Finish, Meter, Provider, ProviderError, Providers,
+    ToolCall, ToolDef, Usage,
 };
 use crate::tools::{ProposedChange, Registry, SideEffect, ToolCtx, ToolError};
 use crate::traces::{RunTrace, SpanId, SpanKind, TraceHeader, TraceSink};
@@ -79,6 +83,9 @@ pub struct RunOutcome {
     pub budget_kind: Option<BudgetKind>,
     pub guardrail_rule: Option<String>,
     pub tool_calls: Vec<String>,
+    /// The link of the provider chain that gave the run's last answer; `None` when no
+    /// model call answered.
+    pub served_by: Option<Arc<Link>>,
 }
 
 /// The reply to one run: the body of `POST /v1/invoke`, the `done` event of the stream,
@@ -101,9 +108,12 @@ pub struct InvokeResponse {
     #[schema(value_type = String)]
     pub trace_id: TraceId,
     pub workflow: String,
-    /// `ollama`, `openai` or `scripted` (the deterministic offline model).
+    /// `ollama`, `openai` or `scripted` (the deterministic offline model): the provider
+    /// that gave the run's last answer (the first of the chain when none did).
     pub provider: String,
     pub model: String,
+    /// The name of that provider in the workflow's provider chain.
+    pub provider_link: String,
     /// Which budget stopped the run, when `status` is `budget_exceeded`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<String>,
@@ -148,7 +158,8 @@ pub struct Engine {
     /// How long an approval request lives, and when an invoice needs two approvers.
     pub approval_rules: ApprovalConfig,
     pub db: Db,
-    pub provider: Provider,
+    /// The provider chains: the service's, and the workflows' own.
+    pub providers: Arc<Providers>,
     pub tools: Arc<Registry>,
     pub policy: Arc<Policy>,
     pub metrics: Arc<Metrics>,
@@ -183,25 +194,44 @@ struct Run<'a> {
     reservation: Option<Reservation>,
     /// Tokens the model call in progress has streamed so far (shared with the provider).
     meter: Meter,
-    /// The `chat` span of the model call in progress, if any.
-    inflight_llm: Option<SpanId>,
+    /// The `chat` span of the model call in progress and its link, if any.
+    inflight_llm: Option<(SpanId, Arc<Link>)>,
+    /// The provider chain of the workflow.
+    chain: Arc<Chain>,
+    /// The link that gave the latest answer.
+    served_by: Option<Arc<Link>>,
+    /// Some of the run's text has reached the client's stream: from then on no other
+    /// provider may continue the answer.
+    text_streamed: AtomicBool,
 }
 
 impl Engine {
-    fn price(&self, model: &str) -> (f64, f64) {
+    /// The price of `model`'s tokens from `link`: the link's own, else `[prices.<model>]`,
+    /// else the scripted model's demo price, else free.
+    fn price(&self, link: &Link, model: &str) -> (f64, f64) {
+        if let Some(p) = link.price {
+            return (p.input_per_1k, p.output_per_1k);
+        }
         if let Some(p) = self.budgets.prices.get(model) {
             return (p.input_per_1k, p.output_per_1k);
         }
-        if self.provider.kind() == "scripted" {
+        if link.scripted() {
             SCRIPTED_PRICE
         } else {
             (0.0, 0.0)
         }
     }
 
+    /// The first provider of the service's chain (what `/v1/info` names the service by).
+    pub fn primary(&self) -> &Provider {
+        self.providers.primary()
+    }
+
     /// The reply to `req` that ended with `o`: the outcome with the request's ids and the
     /// policy and model it ran under.
     pub fn reply(&self, req: &RunRequest, o: RunOutcome) -> InvokeResponse {
+        let chain = self.providers.for_workflow(req.workflow.name);
+        let link = o.served_by.as_ref().unwrap_or_else(|| chain.primary());
         InvokeResponse {
             request_id: req.request_id.clone(),
             status: o.status,
@@ -213,8 +243,9 @@ impl Engine {
             policy_version: self.policy.version.to_string(),
             trace_id: req.trace_id.clone(),
             workflow: req.workflow.name.to_string(),
-            provider: self.provider.kind().to_string(),
-            model: self.provider.model().to_string(),
+            provider: link.provider.kind().to_string(),
+            model: link.provider.model().to_string(),
+            provider_link: link.name().to_string(),
             budget: o.budget_kind.map(|k| k.as_str().to_string()),
             guardrail_rule: o.guardrail_rule,
         }
@@ -269,6 +300,11 @@ impl Engine {
 
     /// Starts the run's trace: the root `request` span with who, what and which release.
     fn begin_trace(&self, req: &RunRequest, started: Instant) -> RunTrace {
+        let primary = &self
+            .providers
+            .for_workflow(req.workflow.name)
+            .primary()
+            .provider;
         let mut trace = RunTrace::begin(
             self.traces.clone(),
             self.policy.clone(),
@@ -278,8 +314,8 @@ impl Engine {
                 request_id: req.request_id.clone(),
                 workflow: req.workflow.name.to_string(),
                 user_id: req.user_id.clone(),
-                provider: self.provider.kind(),
-                model: self.provider.model().to_string(),
+                provider: primary.kind(),
+                model: primary.model().to_string(),
                 policy_version: self.policy.version.as_str().to_string(),
                 release_track: self.release.track.clone(),
                 release_version: self.release.version.clone(),
@@ -316,6 +352,9 @@ impl Engine {
             reservation: None,
             meter: Meter::default(),
             inflight_llm: None,
+            chain: self.providers.for_workflow(req.workflow.name).clone(),
+            served_by: None,
+            text_streamed: AtomicBool::new(false),
         };
 
         // Input guardrails first: a blocked input never reaches the model.
@@ -481,6 +520,7 @@ impl Run<'_> {
             budget_kind: None,
             guardrail_rule: None,
             tool_calls: self.tool_calls.clone(),
+            served_by: self.served_by.clone(),
         }
     }
 
@@ -546,36 +586,11 @@ impl Run<'_> {
             request.max_tokens = self.budget.call_cap(wf.max_output_tokens);
             request.budget_tokens = remaining;
             request.deadline = Some(self.budget.deadline);
-            let llm_span = self.trace.llm_start(
-                engine.provider.kind(),
-                engine.provider.model(),
-                request.max_tokens,
-            );
-            self.inflight_llm = Some(llm_span);
-            let mut response = match self.call_model(&request).await {
-                Ok(r) => r,
-                Err(e) => {
-                    // What the failed, timed-out or retried attempts generated is spent.
-                    self.inflight_llm = None;
-                    let partial = self.meter.take_unaccounted();
-                    let model = engine.provider.model().to_string();
-                    let cost = self.account(&model, partial);
-                    if Instant::now() >= self.budget.deadline {
-                        // The attempt ended at the run's deadline: that is the budget.
-                        self.trace
-                            .llm_interrupted(llm_span, &model, partial, cost, "deadline");
-                        return Ok(self.exceeded(BudgetKind::Deadline));
-                    }
-                    self.trace
-                        .llm_interrupted(llm_span, &model, partial, cost, e.code.as_str());
-                    return Err(e);
-                }
+            let (response, cost) = match self.call_chain(&mut request, wf.max_output_tokens).await?
+            {
+                Ok(answered) => answered,
+                Err(stopped) => return Ok(stopped),
             };
-            self.inflight_llm = None;
-            // Attempts that failed before this answer count too.
-            response.usage = response.usage.plus(self.meter.take_unaccounted());
-            let cost = self.account(&response.model.clone(), response.usage);
-            self.trace.llm_end(llm_span, &response, cost);
             if let Err(kind) = self.budget.spend(response.usage.total(), cost) {
                 return Ok(self.exceeded(kind));
             }
@@ -687,11 +702,117 @@ impl Run<'_> {
         }
     }
 
+    /// One model call through the workflow's provider chain. Each link's attempt is its
+    /// own `chat` span, booked at that link's price. A link that fails the way
+    /// [`chain::fallback_reason`] allows hands the call to the next one (a
+    /// `provider.fallback` span and `agent_provider_fallbacks_total`): the tokens it used
+    /// are spent from the run's budget first, and the next link's call is capped by the
+    /// workflow's per-call cap and what the budget has left. `Ok(Err(outcome))`: the run
+    /// ends there (a budget ran out on the way).
+    async fn call_chain(
+        &mut self,
+        request: &mut ChatRequest,
+        cap: u32,
+    ) -> Result<Result<(ChatResponse, f64), RunOutcome>, Error> {
+        let chain = self.chain.clone();
+        let links = chain.links();
+        let mut failures: Vec<(&str, &'static str)> = Vec::new();
+        let mut i = 0;
+        loop {
+            let link = &links[i];
+            let provider = &link.provider;
+            let span = self
+                .trace
+                .llm_start(provider.kind(), provider.model(), request.max_tokens);
+            self.trace
+                .attr(span, "flightdeck.provider.link", link.name().to_string());
+            self.inflight_llm = Some((span, link.clone()));
+            let (result, held_back) = self.call_model(provider, request).await;
+            self.inflight_llm = None;
+            let err = match result {
+                Ok(mut response) => {
+                    // Attempts that failed before this answer (the link's retries) count too.
+                    response.usage = response.usage.plus(self.meter.take_unaccounted());
+                    let cost = self.account(link, &response.model.clone(), response.usage);
+                    self.trace.llm_end(span, &response, cost);
+                    chain.answered(i);
+                    self.served_by = Some(link.clone());
+                    return Ok(Ok((response, cost)));
+                }
+                Err(err) => err,
+            };
+            // What the failed, timed-out or retried attempts generated is spent.
+            let partial = self.meter.take_unaccounted();
+            let model = provider.model().to_string();
+            let cost = self.account(link, &model, partial);
+            if Instant::now() >= self.budget.deadline {
+                // The attempt ended at the run's deadline: that is the budget.
+                self.trace
+                    .llm_interrupted(span, &model, partial, cost, "deadline");
+                return Ok(Err(self.exceeded(BudgetKind::Deadline)));
+            }
+            let error = provider_error(err.clone());
+            self.trace
+                .llm_interrupted(span, &model, partial, cost, error.code.as_str());
+            failures.push((link.name(), err.kind()));
+            let streamed = self.text_streamed.load(Ordering::Relaxed);
+            let next = links.get(i + 1);
+            let reason = chain::fallback_reason(&err, streamed);
+            let (Some(next), Some(reason)) = (next, reason) else {
+                // No other link takes over: what the redactor held back is sent as before.
+                self.emit_text(held_back);
+                return Err(chain_error(error, &failures, next.is_some() && streamed));
+            };
+            // The failed link's tokens are spent before the next one may spend more.
+            if let Err(kind) = self.budget.spend(partial.total(), cost) {
+                return Ok(Err(self.exceeded(kind)));
+            }
+            let remaining = self.budget.remaining_tokens();
+            if remaining == 0 {
+                return Ok(Err(self.exceeded(BudgetKind::Tokens)));
+            }
+            if !chain::fits_before(next, self.budget.deadline) {
+                self.emit_text(held_back);
+                return Err(chain_error(error, &failures, false));
+            }
+            // The failed link's unsent text is dropped: the next link answers afresh.
+            drop(held_back);
+            request.max_tokens = self.budget.call_cap(cap);
+            request.budget_tokens = remaining;
+            self.hop(link, next, reason);
+            i += 1;
+        }
+    }
+
+    /// Records a hop of the provider chain: a `provider.fallback` span (from, to, reason),
+    /// `agent_provider_fallbacks_total{from,to,reason}` and a log line.
+    fn hop(&mut self, from: &Link, to: &Link, reason: &'static str) {
+        let root = self.trace.root();
+        let span = self
+            .trace
+            .start("provider.fallback", SpanKind::Internal, root);
+        self.trace
+            .attr(span, "flightdeck.fallback.from", from.name().to_string());
+        self.trace
+            .attr(span, "flightdeck.fallback.to", to.name().to_string());
+        self.trace.attr(span, "flightdeck.fallback.reason", reason);
+        self.trace.end(span, crate::traces::SpanStatus::Ok);
+        self.engine
+            .metrics
+            .provider_fallback(from.name(), to.name(), reason);
+        tracing::warn!(
+            from = from.name(),
+            to = to.name(),
+            reason,
+            "model call handed to the next provider of the chain"
+        );
+    }
+
     /// Books a model call's tokens: the run's usage and cost, `agent_tokens_total`,
     /// `agent_cost_usd_total`, and the tenant's daily ledger. Returns the cost.
-    fn account(&mut self, model: &str, usage: Usage) -> f64 {
+    fn account(&mut self, link: &Link, model: &str, usage: Usage) -> f64 {
         let engine = self.engine;
-        let (pin, pout) = engine.price(model);
+        let (pin, pout) = engine.price(link, model);
         let cost = f64::from(usage.prompt_tokens) / 1000.0 * pin
             + f64::from(usage.completion_tokens) / 1000.0 * pout;
         self.usage.prompt_tokens += usage.prompt_tokens;
@@ -744,12 +865,12 @@ impl Run<'_> {
     /// before it answers (deadline, or the run dropped with its client); its span ends
     /// as failed with `error_type`.
     fn settle_inflight(&mut self, error_type: &'static str) {
-        let Some(span) = self.inflight_llm.take() else {
+        let Some((span, link)) = self.inflight_llm.take() else {
             return;
         };
         let partial = self.meter.take_unaccounted();
-        let model = self.engine.provider.model().to_string();
-        let cost = self.account(&model, partial);
+        let model = link.provider.model().to_string();
+        let cost = self.account(&link, &model, partial);
         self.trace
             .llm_interrupted(span, &model, partial, cost, error_type);
     }
@@ -779,40 +900,52 @@ impl Run<'_> {
             .inc();
     }
 
+    /// One call to one provider. A streamed run's text goes through the redactor to the
+    /// client as it arrives; the first piece sent marks the run as streamed. The redactor
+    /// holds back the tail of the text until it is decided: when the call fails, that tail
+    /// has not reached the client and is returned instead of sent (the caller drops it when
+    /// another link takes the call over, and sends it otherwise).
     async fn call_model(
         &self,
+        provider: &Provider,
         request: &ChatRequest,
-    ) -> Result<crate::providers::ChatResponse, Error> {
+    ) -> (Result<ChatResponse, ProviderError>, String) {
         let engine = self.engine;
-        let result = match self.events {
-            Some(events) => {
-                // Stream text through the redactor as it arrives.
-                let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-                let events = events.clone();
-                let mut redactor = engine.policy.redactor.stream();
-                let forward = async move {
-                    while let Some(chunk) = rx.recv().await {
-                        let safe = redactor.push(&chunk);
-                        if !safe.is_empty() {
-                            let _ = events.send(RunEvent::Token(safe));
-                        }
-                    }
-                    let rest = redactor.finish();
-                    if !rest.is_empty() {
-                        let _ = events.send(RunEvent::Token(rest));
-                    }
-                };
-                let call = async move {
-                    let r = engine.provider.chat(request, Some(&tx)).await;
-                    drop(tx);
-                    r
-                };
-                let (r, ()) = tokio::join!(call, forward);
-                r
-            }
-            None => engine.provider.chat(request, None).await,
+        let Some(events) = self.events else {
+            return (provider.chat(request, None).await, String::new());
         };
-        result.map_err(provider_error)
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let mut redactor = engine.policy.redactor.stream();
+        let forward = async {
+            while let Some(chunk) = rx.recv().await {
+                let safe = redactor.push(&chunk);
+                if !safe.is_empty() {
+                    self.text_streamed.store(true, Ordering::Relaxed);
+                    let _ = events.send(RunEvent::Token(safe));
+                }
+            }
+        };
+        let call = async move {
+            let r = provider.chat(request, Some(&tx)).await;
+            drop(tx);
+            r
+        };
+        let (r, ()) = tokio::join!(call, forward);
+        let rest = redactor.finish();
+        if r.is_ok() {
+            self.emit_text(rest);
+            (r, String::new())
+        } else {
+            (r, rest)
+        }
+    }
+
+    /// Sends text of the answer to a streamed run's client.
+    fn emit_text(&self, text: String) {
+        if !text.is_empty() {
+            self.text_streamed.store(true, Ordering::Relaxed);
+            self.emit(RunEvent::Token(text));
+        }
     }
 
     /// A write tool call: validate, propose, store a pending approval, stop the run.
@@ -987,6 +1120,31 @@ fn budget_busy(kind: BudgetKind) -> Error {
         ),
     )
     .retry_after(1)
+}
+
+/// The error of a model call no link of the chain answered: the last link's error; when
+/// more than one link was tried, its message names each link and how it failed.
+/// `cut_short`: text had already reached the client when the link failed, so the next
+/// link was not tried — the message says the answer is incomplete.
+fn chain_error(mut last: Error, failures: &[(&str, &'static str)], cut_short: bool) -> Error {
+    if cut_short {
+        let link = failures.last().map_or("", |(name, _)| *name);
+        last.message = format!(
+            "the answer is incomplete: the model provider {link:?} failed after part of it was streamed, and another provider may not continue an answer ({})",
+            last.message
+        );
+    } else if failures.len() > 1 {
+        let tried: Vec<String> = failures
+            .iter()
+            .map(|(name, kind)| format!("{name}: {kind}"))
+            .collect();
+        last.message = format!(
+            "every provider of the chain failed ({}); the last: {}",
+            tried.join(", "),
+            last.message
+        );
+    }
+    last
 }
 
 /// Maps a provider failure to the error a client sees.

@@ -37,7 +37,12 @@ fn main() -> ExitCode {
     if let Err(e) = agent_service::tools::Registry::new(&settings.tools)
         .map(|_| ())
         .and_then(|()| {
-            agent_service::workflows::configured(&settings.tools, &settings.budgets).map(|_| ())
+            agent_service::workflows::configured(
+                &settings.tools,
+                &settings.budgets,
+                &settings.providers,
+            )
+            .map(|_| ())
         })
     {
         eprintln!("agent-service: invalid configuration: {e}");
@@ -257,11 +262,14 @@ async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Re
             println!("# pinned versions");
             println!("version = {}", settings.release.release_version);
             println!("git_sha = {}", env!("AGENT_GIT_SHA"));
-            println!(
-                "provider = {} ({})",
-                settings.providers.provider.as_str(),
-                settings.model()
-            );
+            for name in settings.providers.chain() {
+                let link = settings.providers.link(&name)?;
+                println!(
+                    "provider_chain.{name} = {} ({})",
+                    link.kind.as_str(),
+                    link.model
+                );
+            }
             let wfs = agent_service::workflows::builtin();
             println!(
                 "prompt_version = {}",

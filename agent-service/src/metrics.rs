@@ -54,6 +54,14 @@ pub struct ProviderErrorLabels {
     pub kind: String,
 }
 
+/// A hop of a provider chain: the link that failed, the one tried next, and why.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FallbackLabels {
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
@@ -80,6 +88,8 @@ pub struct Metrics {
     pub budget_exceeded: Family<KindLabels, Counter>,
     pub circuit_state: Family<DependencyLabels, Gauge>,
     pub provider_errors: Family<ProviderErrorLabels, Counter>,
+    /// Calls handed from one link of a provider chain to the next.
+    pub provider_fallbacks: Family<FallbackLabels, Counter>,
     pub build_info: Family<BuildLabels, Gauge>,
     /// Traces not stored because the writer was behind (its channel full) or stopped.
     pub traces_dropped: Counter,
@@ -112,6 +122,7 @@ impl Metrics {
         let budget_exceeded = Family::<KindLabels, Counter>::default();
         let circuit_state = Family::<DependencyLabels, Gauge>::default();
         let provider_errors = Family::<ProviderErrorLabels, Counter>::default();
+        let provider_fallbacks = Family::<FallbackLabels, Counter>::default();
         let build_info = Family::<BuildLabels, Gauge>::default();
         let traces_dropped = Counter::default();
         let traces_dropped_by_kind = Family::<KindLabels, Counter>::default();
@@ -176,6 +187,11 @@ impl Metrics {
             provider_errors.clone(),
         );
         registry.register(
+            "agent_provider_fallbacks",
+            "Model calls handed to the next provider of a chain, by link and reason",
+            provider_fallbacks.clone(),
+        );
+        registry.register(
             "agent_build_info",
             "Build and release versions",
             build_info.clone(),
@@ -210,6 +226,7 @@ impl Metrics {
             budget_exceeded,
             circuit_state,
             provider_errors,
+            provider_fallbacks,
             build_info,
             traces_dropped,
             traces_dropped_by_kind,
@@ -237,6 +254,16 @@ impl Metrics {
             .get_or_create(&ProviderErrorLabels {
                 provider: provider.into(),
                 kind: kind.into(),
+            })
+            .inc();
+    }
+
+    pub fn provider_fallback(&self, from: &str, to: &str, reason: &str) {
+        self.provider_fallbacks
+            .get_or_create(&FallbackLabels {
+                from: from.into(),
+                to: to.into(),
+                reason: reason.into(),
             })
             .inc();
     }

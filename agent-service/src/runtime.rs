@@ -20,6 +20,7 @@ pub struct ServiceInfo {
     pub version: String,
     pub git_sha: String,
     pub track: String,
+    /// The kind and model of the first provider of the service's chain.
     pub provider: String,
     pub model: String,
     pub prompt_version: String,
@@ -50,12 +51,15 @@ pub async fn build_runtime(
     metrics: Arc<Metrics>,
     http: reqwest::Client,
 ) -> anyhow::Result<Runtime> {
-    let provider = crate::providers::from_settings(&settings.providers, http, metrics.clone());
+    let providers = Arc::new(
+        crate::providers::from_settings(&settings.providers, http, metrics.clone())
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
+    );
     let tools = Arc::new(
         Registry::new(&settings.tools)
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
     );
-    let workflows = workflows::configured(&settings.tools, &settings.budgets)
+    let workflows = workflows::configured(&settings.tools, &settings.budgets, &settings.providers)
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let prompt_version = workflows::prompt_set_version(&workflows);
     let git_sha = env!("AGENT_GIT_SHA").to_string();
@@ -70,8 +74,8 @@ pub async fn build_runtime(
         version: settings.release.release_version.clone(),
         git_sha: git_sha.clone(),
         track: settings.release.release_track.as_str().into(),
-        provider: provider.kind().into(),
-        model: provider.model().into(),
+        provider: providers.primary().kind().into(),
+        model: providers.primary().model().into(),
         prompt_version: prompt_version.clone(),
         tool_schema_hash: tools.schema_hash(),
         policy_version: policy.version.to_string(),
@@ -89,7 +93,6 @@ pub async fn build_runtime(
             policy_version: info.policy_version.clone(),
         })
         .set(1);
-    metrics.set_circuit("provider", crate::metrics::CIRCUIT_CLOSED);
     metrics
         .approvals_pending
         .set(approvals::count_pending(&db).await.unwrap_or(0));
@@ -113,7 +116,7 @@ pub async fn build_runtime(
         guardrails: settings.guardrails.clone(),
         approval_rules: settings.approvals.clone(),
         db,
-        provider,
+        providers,
         tools,
         policy,
         metrics,

@@ -103,10 +103,13 @@ pub fn builtin() -> Vec<Workflow> {
 
 /// The shipped workflows with the extra tools config grants them (`[workflow_tools]`)
 /// and the output caps it sets (`MAX_OUTPUT_TOKENS`, `[workflow_max_output_tokens]`).
-/// Only declared HTTP tools may be granted; anything else is a config error naming the key.
+/// Only declared HTTP tools may be granted, and only shipped workflows may have caps or
+/// provider chains of their own (`[workflow_provider_chain]`); anything else is a config
+/// error naming the key.
 pub fn configured(
     settings: &crate::config::ToolConfig,
     budgets: &crate::config::BudgetConfig,
+    providers: &crate::config::ProviderConfig,
 ) -> Result<Vec<Workflow>, crate::config::ConfigError> {
     let mut all = builtin();
     for wf in &mut all {
@@ -125,6 +128,15 @@ pub fn configured(
             });
         };
         wf.max_output_tokens = *n;
+    }
+    for wf_name in providers.workflow_chains.keys() {
+        if !all.iter().any(|w| w.name == wf_name) {
+            let known: Vec<&str> = builtin().iter().map(|w| w.name).collect();
+            return Err(crate::config::ConfigError {
+                key: format!("workflow_provider_chain.{wf_name}"),
+                message: format!("unknown workflow; expected one of: {}", known.join(", ")),
+            });
+        }
     }
     for (wf_name, tools) in &settings.workflow_tools {
         let key = format!("workflow_tools.{wf_name}");

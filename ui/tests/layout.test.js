@@ -33,6 +33,9 @@ const VIEWS = [
     ready: async (page) => {
       await expectState(page, 'overview', 'full');
       await expectState(page, 'charts', 'full');
+      // The canary's provider chain (a long model name, an open circuit) and its fallbacks
+      // are measured with the cards.
+      await page.locator('[data-card="prod-eu/canary"] [data-fallbacks] li').first().waitFor();
     },
   },
   {

@@ -36,6 +36,8 @@ describe('overview cards', () => {
             checks: [],
             stats: { request_rate: 2, error_rate: 0, p50_ms: 40, p95_ms: 90, p99_ms: 120, tokens_per_sec: 10, cost_per_hour_usd: 0, queue_depth: 0, pending_approvals: 0, guardrail_blocks: 0 },
             circuits: [],
+            provider_chain: [],
+            recent_fallbacks: [],
             badges: [],
             versions: { release: '1.9.0', git_sha: 'abc1234', model: 'm', prompt: 'p', policy: 'v3' },
             changes: [],

@@ -1,7 +1,8 @@
 //! Model providers: the [`ChatModel`] trait, its three implementations (`ollama`, `openai`,
-//! `scripted`), and [`Provider`], which wraps one with a timeout, bounded jittered retries
-//! and a circuit breaker.
+//! `scripted`), [`Provider`], which wraps one with a timeout, bounded jittered retries
+//! and a circuit breaker, and the fallback chains of named providers ([`chain`]).
 
+pub mod chain;
 pub mod ollama;
 pub mod openai;
 pub mod resilience;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+pub use chain::{Chain, Link, Providers};
 pub use resilience::{CircuitState, Provider, ResilienceConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -331,26 +333,34 @@ pub trait ChatModel: Send + Sync {
     async fn health(&self) -> Result<(), ProviderError>;
 }
 
-/// Builds the configured provider.
+/// Builds every provider the configured chains use, each link once.
 pub fn from_settings(
     s: &crate::config::ProviderConfig,
     http: reqwest::Client,
     metrics: Arc<crate::metrics::Metrics>,
+) -> Result<Providers, crate::config::ConfigError> {
+    Providers::build(s, |link| build_link(link, http.clone(), metrics.clone()))
+}
+
+/// One link: its wire protocol behind its own timeout, retries and breaker.
+pub fn build_link(
+    l: &crate::config::ProviderLink,
+    http: reqwest::Client,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> Provider {
-    let model: Arc<dyn ChatModel> = match s.provider {
+    let model: Arc<dyn ChatModel> = match l.kind {
         crate::config::ProviderKind::Ollama => Arc::new(
-            ollama::Ollama::new(http, s.ollama_base_url.clone(), s.ollama_model.clone())
-                .with_think(s.ollama_think),
+            ollama::Ollama::new(http, l.base_url.clone(), l.model.clone()).with_think(l.think),
         ),
         crate::config::ProviderKind::Openai => Arc::new(openai::OpenAi::new(
             http,
-            s.openai_base_url.clone(),
-            s.model_name.clone(),
-            s.openai_api_key.clone(),
+            l.base_url.clone(),
+            l.model.clone(),
+            l.api_key.clone(),
         )),
         crate::config::ProviderKind::Scripted => Arc::new(scripted::Scripted::new()),
     };
-    Provider::new(model, ResilienceConfig::from_settings(s), metrics)
+    Provider::named(&l.name, model, ResilienceConfig::of_link(l), metrics)
 }
 
 /// Rough token count for providers that do not report usage: about 4 characters a token.

@@ -24,8 +24,6 @@ use tokio::time::Instant;
 use super::{ChatModel, ChatRequest, ChatResponse, ProviderError, TokenSink};
 use crate::metrics::{CIRCUIT_CLOSED, CIRCUIT_HALF_OPEN, CIRCUIT_OPEN, Metrics};
 
-/// The dependency label of the provider's breaker in `agent_circuit_state`.
-const DEPENDENCY: &str = "provider";
 /// First retry waits up to this long; each further retry doubles it, up to the cap.
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
@@ -70,12 +68,13 @@ pub struct ResilienceConfig {
 }
 
 impl ResilienceConfig {
-    pub fn from_settings(s: &crate::config::ProviderConfig) -> Self {
+    /// The resilience of one link of a chain.
+    pub fn of_link(l: &crate::config::ProviderLink) -> Self {
         Self {
-            timeout: std::time::Duration::from_secs(s.provider_timeout_secs),
-            max_retries: s.provider_max_retries,
-            failure_threshold: s.circuit_failure_threshold,
-            open_for: std::time::Duration::from_secs(s.circuit_open_secs),
+            timeout: std::time::Duration::from_secs(l.timeout_secs),
+            max_retries: l.max_retries,
+            failure_threshold: l.circuit_failure_threshold,
+            open_for: std::time::Duration::from_secs(l.circuit_open_secs),
         }
     }
 }
@@ -84,6 +83,10 @@ impl ResilienceConfig {
 /// clones share one breaker.
 #[derive(Clone)]
 pub struct Provider {
+    /// The link name (`ollama`, or a `[providers.<name>]` entry): the `provider` label of
+    /// `agent_provider_errors_total` and, as `provider:<name>`, the `dependency` of its
+    /// breaker in `agent_circuit_state`.
+    name: Arc<str>,
     model: Arc<dyn ChatModel>,
     cfg: ResilienceConfig,
     metrics: Arc<Metrics>,
@@ -91,14 +94,44 @@ pub struct Provider {
 }
 
 impl Provider {
+    /// A provider named after its kind (`ollama`, `openai`, `scripted`).
     pub fn new(model: Arc<dyn ChatModel>, cfg: ResilienceConfig, metrics: Arc<Metrics>) -> Self {
-        metrics.set_circuit(DEPENDENCY, CircuitState::Closed.gauge());
-        Self {
+        let name = model.kind();
+        Self::named(name, model, cfg, metrics)
+    }
+
+    /// A provider with its own link name.
+    pub fn named(
+        name: &str,
+        model: Arc<dyn ChatModel>,
+        cfg: ResilienceConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let p = Self {
+            name: name.into(),
             model,
             cfg,
             metrics,
             breaker: Arc::new(Mutex::new(Breaker::default())),
-        }
+        };
+        p.metrics
+            .set_circuit(&p.dependency(), CircuitState::Closed.gauge());
+        p
+    }
+
+    /// The link name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `dependency` label of this provider's breaker: `provider:<name>`.
+    pub fn dependency(&self) -> String {
+        format!("provider:{}", self.name)
+    }
+
+    /// The per-attempt timeout.
+    pub fn timeout(&self) -> Duration {
+        self.cfg.timeout
     }
 
     pub fn kind(&self) -> &'static str {
@@ -139,7 +172,7 @@ impl Provider {
         let permit = match self.admit() {
             Ok(permit) => permit,
             Err(err) => {
-                self.metrics.provider_error(self.kind(), err.kind());
+                self.metrics.provider_error(&self.name, err.kind());
                 return Err(err);
             }
         };
@@ -169,7 +202,7 @@ impl Provider {
             let was_generating =
                 matches!(err, ProviderError::Timeout(_)) && req.meter.current_completion() > 0;
             req.meter.attempt_failed();
-            self.metrics.provider_error(self.kind(), err.kind());
+            self.metrics.provider_error(&self.name, err.kind());
             let wait = backoff(retries + 1);
             let next = self.retry_request(req, wait);
             let may_retry = err.retryable()
@@ -192,7 +225,7 @@ impl Provider {
                 return Err(err);
             }
             retries += 1;
-            tracing::debug!(provider = self.kind(), error = %err, retry = retries, wait_ms = wait.as_millis() as u64, "retrying model call");
+            tracing::debug!(provider = &*self.name, error = %err, retry = retries, wait_ms = wait.as_millis() as u64, "retrying model call");
             tokio::time::sleep(wait).await;
             retry_req = next;
         }
@@ -298,9 +331,10 @@ impl Provider {
     }
 
     fn transitioned(&self, from: CircuitState, to: CircuitState) {
-        self.metrics.set_circuit(DEPENDENCY, to.gauge());
+        self.metrics.set_circuit(&self.dependency(), to.gauge());
         tracing::warn!(
-            provider = self.kind(),
+            provider = &*self.name,
+            kind = self.kind(),
             model = self.model(),
             ?from,
             ?to,
@@ -743,7 +777,7 @@ mod tests {
         assert!(
             metrics
                 .encode()
-                .contains(r#"agent_circuit_state{dependency="provider"} 2"#)
+                .contains(r#"agent_circuit_state{dependency="provider:script"} 2"#)
         );
     }
 
@@ -776,7 +810,7 @@ mod tests {
         assert!(
             metrics
                 .encode()
-                .contains(r#"agent_circuit_state{dependency="provider"} 0"#)
+                .contains(r#"agent_circuit_state{dependency="provider:script"} 0"#)
         );
     }
 

@@ -1,4 +1,5 @@
-//! Liveness, readiness with per-dependency checks, and the Prometheus exposition.
+//! Liveness, readiness with per-dependency checks (one per provider of the chains), and
+//! the Prometheus exposition.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::AppState;
-use crate::providers::CircuitState;
+use crate::providers::{CircuitState, Link};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
@@ -38,14 +39,48 @@ pub struct Checks {
     pub retrieval: Check,
 }
 
+/// One provider of the chains: reachable or not, its breaker, whether it serves.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LinkCheck {
+    /// The link name chains use.
+    pub name: String,
+    /// `ollama`, `openai` or `scripted`.
+    pub kind: String,
+    pub model: String,
+    /// `ok`, `degraded` (reachable, but its circuit is not closed) or `failing`
+    /// (unreachable).
+    pub status: &'static str,
+    pub detail: String,
+    pub latency_ms: u64,
+    /// `closed`, `open` or `half_open`.
+    #[schema(value_type = String)]
+    pub circuit: CircuitState,
+    /// This link serves the service's chain now.
+    pub serving: bool,
+}
+
+/// The service's provider chain as readiness sees it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChainReadiness {
+    /// The service's chain, in order (link names).
+    pub chain: Vec<String>,
+    /// The link serving the service's chain: the last to answer while its circuit is not
+    /// open, else the first whose circuit is not open; `null` when every circuit is open.
+    pub serving: Option<String>,
+    /// Every provider in use (the service chain's first, then the workflows' own).
+    pub links: Vec<LinkCheck>,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// `ready`, `degraded` (still serving) or `unavailable`.
     pub status: &'static str,
     pub checks: Checks,
-    /// `closed`, `open` or `half_open`.
+    /// The breaker of the first provider of the service's chain: `closed`, `open` or
+    /// `half_open` (every link's is in `provider_chain`).
     #[schema(value_type = String)]
     pub circuit: CircuitState,
+    pub provider_chain: ChainReadiness,
 }
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -63,14 +98,89 @@ where
     (r, t.elapsed().as_millis() as u64)
 }
 
-/// Readiness: `ready`, `degraded` (200, serving with something missing) or
-/// `unavailable` (503: the database is down or the process is shutting down).
+/// One provider's check from its health probe and its breaker.
+fn link_check(
+    link: &Link,
+    probe: &Result<(), String>,
+    latency_ms: u64,
+    serving: bool,
+) -> LinkCheck {
+    let p = &link.provider;
+    let circuit = p.circuit_state();
+    let (status, detail) = match (probe, circuit) {
+        (Ok(()), CircuitState::Closed) => ("ok", format!("{} {}", p.kind(), p.model())),
+        (Ok(()), c) => (
+            "degraded",
+            format!("{} reachable but circuit is {c:?}", p.kind()),
+        ),
+        (Err(e), c) => (
+            "failing",
+            format!("{} unreachable ({e}); circuit {c:?}", p.kind()),
+        ),
+    };
+    LinkCheck {
+        name: link.name().to_string(),
+        kind: p.kind().to_string(),
+        model: p.model().to_string(),
+        status,
+        detail,
+        latency_ms,
+        circuit,
+        serving,
+    }
+}
+
+/// The `provider` check over every link: `ok` when all are, else `degraded` (the service
+/// still answers what needs no model, and another link may serve). A single provider is
+/// described as before chains existed; a chain names the serving link and the others'
+/// trouble.
+fn provider_check(links: &[LinkCheck], serving: Option<&str>, latency_ms: u64) -> Check {
+    if let [only] = links {
+        return Check {
+            status: if only.status == "ok" {
+                "ok"
+            } else {
+                "degraded"
+            },
+            detail: only.detail.clone(),
+            latency_ms,
+        };
+    }
+    let troubled: Vec<String> = links
+        .iter()
+        .filter(|l| l.status != "ok")
+        .map(|l| format!("{}: {}", l.name, l.detail))
+        .collect();
+    let serving = match serving.and_then(|s| links.iter().find(|l| l.name == s)) {
+        Some(l) => format!("serving: {} ({} {})", l.name, l.kind, l.model),
+        None => "no provider of the chain is serving (every circuit is open)".to_string(),
+    };
+    Check {
+        status: if troubled.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        },
+        detail: if troubled.is_empty() {
+            serving
+        } else {
+            format!("{serving}; {}", troubled.join("; "))
+        },
+        latency_ms,
+    }
+}
+
+/// Readiness: `ready`, `degraded` (200, serving with something missing: a provider down
+/// while another serves, retrieval down) or `unavailable` (503: the database is down or
+/// the process is shutting down).
 #[utoipa::path(get, path = "/readyz", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let provider = &state.engine.provider;
-    let ((db, db_ms), (prov, prov_ms), (retr, retr_ms)) = tokio::join!(
+    let providers = &state.engine.providers;
+    let probes =
+        futures::future::join_all(providers.links().iter().map(|l| timed(l.provider.health())));
+    let ((db, db_ms), probes, (retr, retr_ms)) = tokio::join!(
         timed(state.db.ping()),
-        timed(provider.health()),
+        probes,
         timed(async {
             match &state.settings.tools.retrieval_url {
                 None => Ok::<(), String>(()),
@@ -91,7 +201,16 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             }
         }),
     );
-    let circuit = provider.circuit_state();
+    let service_chain = providers.service();
+    let serving = service_chain.serving_name().map(str::to_string);
+    let links: Vec<LinkCheck> = providers
+        .links()
+        .iter()
+        .zip(&probes)
+        .map(|(l, (probe, ms))| link_check(l, probe, *ms, serving.as_deref() == Some(l.name())))
+        .collect();
+    let prov_ms = probes.iter().map(|(_, ms)| *ms).max().unwrap_or(0);
+    let circuit = service_chain.primary().provider.circuit_state();
     let db_check = match db {
         Ok(()) => Check {
             status: "ok",
@@ -104,23 +223,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             latency_ms: db_ms,
         },
     };
-    let provider_check = match (&prov, circuit) {
-        (Ok(()), CircuitState::Closed) => Check {
-            status: "ok",
-            detail: format!("{} {}", provider.kind(), provider.model()),
-            latency_ms: prov_ms,
-        },
-        (Ok(()), c) => Check {
-            status: "degraded",
-            detail: format!("{} reachable but circuit is {c:?}", provider.kind()),
-            latency_ms: prov_ms,
-        },
-        (Err(e), c) => Check {
-            status: "degraded",
-            detail: format!("{} unreachable ({e}); circuit {c:?}", provider.kind()),
-            latency_ms: prov_ms,
-        },
-    };
+    let provider_check = provider_check(&links, serving.as_deref(), prov_ms);
     let retrieval_check = match (&retr, &state.settings.tools.retrieval_url) {
         (Ok(()), None) => Check {
             status: "ok",
@@ -161,6 +264,11 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
                 retrieval: retrieval_check,
             },
             circuit,
+            provider_chain: ChainReadiness {
+                chain: service_chain.names(),
+                serving,
+                links,
+            },
         }),
     )
         .into_response();
@@ -174,14 +282,12 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    state.metrics.set_circuit(
-        "provider",
-        match state.engine.provider.circuit_state() {
-            CircuitState::Closed => crate::metrics::CIRCUIT_CLOSED,
-            CircuitState::HalfOpen => crate::metrics::CIRCUIT_HALF_OPEN,
-            CircuitState::Open => crate::metrics::CIRCUIT_OPEN,
-        },
-    );
+    for link in state.engine.providers.links() {
+        let p = &link.provider;
+        state
+            .metrics
+            .set_circuit(&p.dependency(), p.circuit_state().gauge());
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -20,6 +20,45 @@ pub struct ProviderInfo {
     pub label: String,
 }
 
+/// One provider of the service's chain.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProviderLinkInfo {
+    /// The link name chains use.
+    pub name: String,
+    pub kind: String,
+    pub model: String,
+    /// True for the deterministic offline model.
+    pub scripted: bool,
+    pub label: String,
+    /// Its circuit breaker: `closed`, `open` or `half_open`.
+    #[schema(value_type = String)]
+    pub circuit: crate::providers::CircuitState,
+    /// This link serves the chain now.
+    pub serving: bool,
+}
+
+/// A workflow's own provider chain.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WorkflowChainInfo {
+    pub workflow: String,
+    /// Link names, in order.
+    pub chain: Vec<String>,
+    pub serving: Option<String>,
+}
+
+/// The provider fallback chains: the service's (every workflow without its own uses it)
+/// and the workflows' own.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProviderChainInfo {
+    /// The service's chain, in order: a call goes to the first link; the next serves when
+    /// a link's circuit is open, it times out or it fails.
+    pub links: Vec<ProviderLinkInfo>,
+    /// The link serving the service's chain: the last to answer while its circuit is not
+    /// open, else the first whose circuit is not open; `null` when every circuit is open.
+    pub serving: Option<String>,
+    pub workflows: Vec<WorkflowChainInfo>,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PromptInfo {
     pub workflow: String,
@@ -107,7 +146,9 @@ pub struct InfoResponse {
     pub version: String,
     pub git_sha: String,
     pub track: String,
+    /// The first provider of the service's chain.
     pub provider: ProviderInfo,
+    pub provider_chain: ProviderChainInfo,
     pub prompt_version: String,
     pub prompts: Vec<PromptInfo>,
     pub tool_schema_hash: String,
@@ -123,11 +164,50 @@ fn provider_info(state: &AppState) -> ProviderInfo {
         kind: state.info.provider.clone(),
         model: state.info.model.clone(),
         scripted,
-        label: if scripted {
-            "scripted (deterministic offline model for demos and tests, not an LLM)".into()
-        } else {
-            format!("{} {}", state.info.provider, state.info.model)
-        },
+        label: label(&state.info.provider, &state.info.model),
+    }
+}
+
+/// How a provider is named to people: the scripted model says what it is.
+fn label(kind: &str, model: &str) -> String {
+    if kind == "scripted" {
+        "scripted (deterministic offline model for demos and tests, not an LLM)".into()
+    } else {
+        format!("{kind} {model}")
+    }
+}
+
+fn chain_info(state: &AppState) -> ProviderChainInfo {
+    let providers = &state.engine.providers;
+    let service = providers.service();
+    let serving = service.serving_name();
+    ProviderChainInfo {
+        links: service
+            .links()
+            .iter()
+            .map(|l| {
+                let p = &l.provider;
+                ProviderLinkInfo {
+                    name: l.name().to_string(),
+                    kind: p.kind().to_string(),
+                    model: p.model().to_string(),
+                    scripted: l.scripted(),
+                    label: label(p.kind(), p.model()),
+                    circuit: p.circuit_state(),
+                    serving: serving == Some(l.name()),
+                }
+            })
+            .collect(),
+        serving: serving.map(str::to_string),
+        workflows: providers
+            .workflow_chains()
+            .iter()
+            .map(|(wf, chain)| WorkflowChainInfo {
+                workflow: wf.clone(),
+                chain: chain.names(),
+                serving: chain.serving_name().map(str::to_string),
+            })
+            .collect(),
     }
 }
 
@@ -147,6 +227,7 @@ pub async fn info(
         git_sha: i.git_sha.clone(),
         track: i.track.clone(),
         provider: provider_info(&state),
+        provider_chain: chain_info(&state),
         prompt_version: i.prompt_version.clone(),
         prompts: state
             .workflows

@@ -163,7 +163,7 @@ async fn metrics_count_requests_tokens_and_tools(backend: Backend) {
         "agent_request_duration_seconds_bucket",
         "agent_inflight_requests 0",
         "agent_build_info{",
-        r#"agent_circuit_state{dependency="provider"} 0"#,
+        r#"agent_circuit_state{dependency="provider:scripted"} 0"#,
     ] {
         assert!(text.contains(series), "metrics lack {series}:\n{text}");
     }

@@ -9,6 +9,7 @@ mod budgets;
 mod config;
 mod errors;
 mod evals;
+mod fallback;
 mod guardrails;
 mod idempotency;
 mod info;

@@ -130,7 +130,7 @@ async fn circuit_opens_fails_fast_and_recovers(backend: Backend) {
     assert_eq!(r["status"], "degraded", "{r}");
     assert_eq!(r["circuit"], "open");
     assert_eq!(
-        app.metric(r#"agent_circuit_state{dependency="provider"}"#)
+        app.metric(r#"agent_circuit_state{dependency="provider:ollama"}"#)
             .await,
         Some(2.0)
     );

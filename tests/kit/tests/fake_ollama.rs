@@ -1250,3 +1250,72 @@ impl Tap for Value {
         self
     }
 }
+
+/// A killed fake behaves like a crashed server, unlike `shutdown`, which lets answers in
+/// progress finish: a stream breaks off mid-body (no `done` line), a request not answered
+/// yet gets 503, the port refuses connections, and a fresh fake binds the same address.
+#[tokio::test]
+async fn kill_cuts_streams_in_progress_and_frees_the_port() {
+    use tokio_stream::StreamExt as _;
+    let fake = FakeOllama::start().await;
+    fake.set_mode(Mode::Slow {
+        first_chunk_ms: 0,
+        between_chunks_ms: 100,
+    });
+    let words = "one two three four five six seven eight nine ten";
+    let url = fake.url();
+    let resp = post(&fake, "/api/chat", chat_body(words)).await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    let first = body.next().await.expect("a first chunk").expect("bytes");
+    assert!(String::from_utf8_lossy(&first).contains("\"done\":false"));
+    let waiting = {
+        fake.set_mode(Mode::Hang);
+        let url = url.clone();
+        tokio::spawn(async move {
+            client()
+                .post(format!("{url}/v1/chat/completions"))
+                .json(&chat_body("hello"))
+                .send()
+                .await
+                .expect("answered")
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let addr = fake.kill().await.expect("killed");
+    let mut rest = String::new();
+    let mut broke = false;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(b) => rest.push_str(&String::from_utf8_lossy(&b)),
+            Err(_) => {
+                broke = true;
+                break;
+            }
+        }
+    }
+    assert!(broke, "the stream breaks off: {rest}");
+    assert!(!rest.contains("\"done\":true"), "no final line: {rest}");
+    let waited = waiting.await.expect("task");
+    assert_eq!(waited.status(), 503);
+    let body: Value = waited.json().await.expect("JSON error body");
+    assert_eq!(body["error"]["message"], "fake Ollama was killed");
+    assert!(
+        client()
+            .get(format!("{url}/api/version"))
+            .send()
+            .await
+            .is_err(),
+        "the port is closed"
+    );
+
+    let restored = FakeOllama::bind(addr).await.expect("the same address");
+    assert_eq!(restored.url(), url);
+    let text = post(&restored, "/api/chat", chat_body("back again"))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(ndjson(&text).last().expect("lines")["done"], true);
+}

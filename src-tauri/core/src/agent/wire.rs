@@ -45,9 +45,43 @@ pub struct Readiness {
     /// `database`, `provider`, `retrieval`, …
     #[serde(default)]
     pub checks: BTreeMap<String, Check>,
+    /// `closed`, `open` or `half_open`: the first provider of the chain.
+    #[serde(default)]
+    pub circuit: String,
+    /// The service's provider fallback chain (empty from services without one).
+    #[serde(default)]
+    pub provider_chain: ChainReadiness,
+}
+
+/// `/readyz`'s `provider_chain`: the chain's link names in order, the serving one, and
+/// every provider's own check.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct ChainReadiness {
+    #[serde(default)]
+    pub chain: Vec<String>,
+    #[serde(default)]
+    pub serving: Option<String>,
+    #[serde(default)]
+    pub links: Vec<LinkCheck>,
+}
+
+/// One provider of the chains, as `/readyz` checks it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct LinkCheck {
+    pub name: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub model: String,
+    /// `ok`, `degraded` or `failing`.
+    pub status: String,
+    #[serde(default)]
+    pub detail: String,
     /// `closed`, `open` or `half_open`.
     #[serde(default)]
     pub circuit: String,
+    #[serde(default)]
+    pub serving: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -199,6 +233,9 @@ pub struct InvokeReply {
     pub provider: String,
     #[serde(default)]
     pub model: String,
+    /// The provider of the chain that answered (its link name).
+    #[serde(default)]
+    pub provider_link: String,
     #[serde(default)]
     pub budget: Option<String>,
     #[serde(default)]

@@ -275,6 +275,41 @@ pub struct Circuit {
     pub state: CircuitState,
 }
 
+/// One provider of a service's fallback chain, as its card shows it (in chain order: a
+/// call goes to the first; the next serves when one's circuit is open or it fails).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ProviderLink {
+    /// The link name (`ollama`, `openai`, `scripted`, or a name from the service's config).
+    pub name: String,
+    /// `ollama`, `openai` or `scripted`.
+    pub kind: String,
+    pub model: String,
+    /// Reachable and its circuit closed (`ok`), reachable with its circuit not closed
+    /// (`degraded`), or unreachable (`failing`).
+    pub status: DependencyStatus,
+    /// Its circuit breaker; null when the service did not say.
+    pub circuit: Option<CircuitState>,
+    /// This link serves the chain now.
+    pub serving: bool,
+    pub detail: String,
+}
+
+/// Calls one provider of a chain handed to the next, counted over the Overview window
+/// from the service's `agent_provider_fallbacks_total{from,to,reason}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ProviderFallback {
+    /// The link that failed (or whose circuit was open).
+    pub from: String,
+    /// The link the call went to next.
+    pub to: String,
+    /// Why: `circuit_open`, `timeout`, `unavailable`, `stream` or `protocol`.
+    pub reason: String,
+    #[ts(type = "number")]
+    pub count: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct AlertBadge {
@@ -348,6 +383,14 @@ pub struct ServiceCard {
     pub checks: Vec<DependencyCheck>,
     pub stats: ServiceStats,
     pub circuits: Vec<Circuit>,
+    /// The service's provider chain with the serving link marked; empty when the service
+    /// does not report one.
+    #[serde(default)]
+    pub provider_chain: Vec<ProviderLink>,
+    /// The fallbacks between its providers within the Overview window, most first, as the
+    /// console's scrapes counted them (so at most since it started watching the service).
+    #[serde(default)]
+    pub recent_fallbacks: Vec<ProviderFallback>,
     pub badges: Vec<AlertBadge>,
     pub versions: VersionSet,
     pub changes: Vec<VersionChange>,

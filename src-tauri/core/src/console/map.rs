@@ -647,6 +647,23 @@ pub fn circuit_state(raw: &str) -> Option<dto::CircuitState> {
     }
 }
 
+/// The service's chain from `/readyz`, in chain order, each link with its own check.
+pub fn provider_chain(r: &wire::ChainReadiness) -> Vec<dto::ProviderLink> {
+    r.chain
+        .iter()
+        .filter_map(|name| r.links.iter().find(|l| &l.name == name))
+        .map(|l| dto::ProviderLink {
+            name: l.name.clone(),
+            kind: l.kind.clone(),
+            model: l.model.clone(),
+            status: dependency_status(&l.status),
+            circuit: circuit_state(&l.circuit),
+            serving: r.serving.as_deref() == Some(l.name.as_str()),
+            detail: l.detail.clone(),
+        })
+        .collect()
+}
+
 pub fn badge(b: &crate::alerts::Badge) -> dto::AlertBadge {
     use crate::alerts::{Rule, Severity};
     dto::AlertBadge {
@@ -1061,6 +1078,56 @@ mod tests {
             ]
         );
         assert!(c.iter().all(|c| c.at_ms == 5));
+    }
+
+    #[test]
+    fn the_provider_chain_is_in_chain_order_with_the_serving_link() {
+        let link = |name: &str, status: &str, circuit: &str| wire::LinkCheck {
+            name: name.into(),
+            kind: "ollama".into(),
+            model: "llama3.2".into(),
+            status: status.into(),
+            detail: format!("{name} detail"),
+            circuit: circuit.into(),
+            serving: false,
+        };
+        let r = wire::ChainReadiness {
+            chain: vec!["local".into(), "hosted".into()],
+            serving: Some("hosted".into()),
+            links: vec![
+                link("hosted", "ok", "closed"),
+                link("local", "failing", "open"),
+                link("faq-only", "ok", "closed"),
+            ],
+        };
+        let got: Vec<(
+            String,
+            dto::DependencyStatus,
+            Option<dto::CircuitState>,
+            bool,
+        )> = provider_chain(&r)
+            .into_iter()
+            .map(|l| (l.name, l.status, l.circuit, l.serving))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "local".to_string(),
+                    dto::DependencyStatus::Failing,
+                    Some(dto::CircuitState::Open),
+                    false
+                ),
+                (
+                    "hosted".to_string(),
+                    dto::DependencyStatus::Ok,
+                    Some(dto::CircuitState::Closed),
+                    true
+                ),
+            ],
+            "the service's chain only, in its order"
+        );
+        assert!(provider_chain(&wire::ChainReadiness::default()).is_empty());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod agent;
 mod console;
+mod console_chain;
 mod console_overview;
 mod console_releases;
 mod helpers;

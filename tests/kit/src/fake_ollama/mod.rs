@@ -30,7 +30,8 @@
 //!
 //! Errors before the first byte are an HTTP 5xx with a JSON body; after it, the native
 //! stream ends with an `{"error": …}` line and the `/v1` stream with an empty chunk and no
-//! finish chunk or `[DONE]`, as Ollama does (see [`Mode::ErrorAfter`]).
+//! finish chunk or `[DONE]`, as Ollama does (see [`Mode::ErrorAfter`]). [`FakeOllama::kill`]
+//! stops it as a crash would: streams in progress break off mid-body.
 //!
 //! # Control API (`/__fake/…`, never logged or counted)
 //!
@@ -464,6 +465,17 @@ impl FakeOllama {
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         self.shared.shutdown();
         self.server.join().await
+    }
+
+    /// Kills the server as a crash would: every stream in progress breaks off where it is
+    /// (no final line), requests not answered yet get 503, the port is closed. Returns the
+    /// address, so a test can start a fresh fake there ([`FakeOllama::bind`]) — the
+    /// server restored.
+    pub async fn kill(mut self) -> std::io::Result<SocketAddr> {
+        let addr = self.server.addr;
+        self.shared.kill();
+        self.server.join().await?;
+        Ok(addr)
     }
 }
 

@@ -26,6 +26,8 @@ const MODEL_PATHS: [&str; 3] = ["/api/chat", "/api/generate", "/v1/chat/completi
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
     shutdown: watch::Sender<bool>,
+    /// Set by [`FakeOllama::kill`](super::FakeOllama::kill): answers in progress are cut.
+    killed: watch::Sender<bool>,
 }
 
 pub(crate) struct Inner {
@@ -124,9 +126,11 @@ impl Inner {
 impl Shared {
     pub fn new() -> Self {
         let (shutdown, _) = watch::channel(false);
+        let (killed, _) = watch::channel(false);
         Self {
             inner: Mutex::new(Inner::new()),
             shutdown,
+            killed,
         }
     }
 
@@ -145,6 +149,18 @@ impl Shared {
 
     pub fn shutdown(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// Cuts every answer in progress, as a crashed server would, and stops.
+    pub fn kill(&self) {
+        self.killed.send_replace(true);
+        self.shutdown();
+    }
+
+    /// Resolves when the server is killed.
+    async fn killed(&self) {
+        let mut rx = self.killed.subscribe();
+        let _ = rx.wait_for(|k| *k).await;
     }
 
     /// Resolves when the server stops; hanging requests wait on this.
@@ -224,6 +240,32 @@ pub(crate) async fn record_and_gate(
     });
 
     let openai = path.starts_with("/v1/");
+    let answer = answer(gate, openai, &shared, parts, bytes, next);
+    // A kill ends every answer in progress: one not started yet (waiting, delayed) gets a
+    // 503, a stream is cut where it is.
+    tokio::select! {
+        biased;
+        () = shared.killed() => {
+            let message = "fake Ollama was killed";
+            if openai {
+                wire::openai_error(503, message)
+            } else {
+                wire::ollama_error(503, message)
+            }
+        }
+        resp = answer => cut_on_kill(resp, shared),
+    }
+}
+
+/// The answer the gate decided on.
+async fn answer(
+    gate: Gate,
+    openai: bool,
+    shared: &Shared,
+    parts: axum::http::request::Parts,
+    bytes: axum::body::Bytes,
+    next: Next,
+) -> Response {
     match gate {
         Gate::Fail { status, message } if openai => wire::openai_error(status, &message),
         Gate::Fail { status, message } => wire::ollama_error(status, &message),
@@ -239,4 +281,51 @@ pub(crate) async fn record_and_gate(
                 .await
         }
     }
+}
+
+/// A streamed `resp` (NDJSON or SSE) with a body that breaks off — the connection is
+/// dropped mid-body, no final line — once the server is killed. Other answers are written
+/// at once and stay as they are.
+fn cut_on_kill(resp: Response, shared: Arc<Shared>) -> Response {
+    use tokio_stream::StreamExt as _;
+    let streamed = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.starts_with("application/x-ndjson") || t.starts_with("text/event-stream")
+        });
+    if !streamed {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let mut data = body.into_data_stream();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(16);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                () = shared.killed() => {
+                    let _ = tx.send(Err(std::io::Error::other("fake Ollama was killed"))).await;
+                    return;
+                }
+                item = data.next() => match item {
+                    Some(Ok(bytes)) => {
+                        if tx.send(Ok(bytes)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(std::io::Error::other(e))).await;
+                        return;
+                    }
+                    None => return,
+                },
+            }
+        }
+    });
+    Response::from_parts(
+        parts,
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+    )
 }

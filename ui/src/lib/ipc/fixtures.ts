@@ -167,6 +167,11 @@ export function services(t0: number, frozen: boolean): ServiceCard[] {
         { dependency: 'openai', state: 'closed' },
         { dependency: 'crm', state: 'closed' },
       ],
+      provider_chain: [
+        { name: 'local', kind: 'ollama', model: 'llama3.1:8b', status: 'ok', circuit: 'closed', serving: true, detail: 'ollama llama3.1:8b' },
+        { name: 'hosted', kind: 'openai', model: 'gpt-4.1-mini', status: 'ok', circuit: 'closed', serving: false, detail: 'openai gpt-4.1-mini' },
+      ],
+      recent_fallbacks: [],
       badges: [],
       versions: stableVersions,
       changes: [{ field: 'model', from: 'gpt-4o-mini', to: 'gpt-4.1-mini', at_ms: t0 - 3 * 24 * HOUR }],
@@ -201,6 +206,23 @@ export function services(t0: number, frozen: boolean): ServiceCard[] {
       circuits: [
         { dependency: 'openai', state: 'half_open' },
         { dependency: 'crm', state: 'closed' },
+      ],
+      // The primary is down: its circuit is open and the hosted link serves.
+      provider_chain: [
+        {
+          name: 'local',
+          kind: 'ollama',
+          model: 'llama3.1:8b',
+          status: 'failing',
+          circuit: 'open',
+          serving: false,
+          detail: 'ollama unreachable (connection refused); circuit Open',
+        },
+        { name: 'hosted', kind: 'openai', model: LONG.model, status: 'ok', circuit: 'closed', serving: true, detail: `openai ${LONG.model}` },
+      ],
+      recent_fallbacks: [
+        { from: 'local', to: 'hosted', reason: 'circuit_open', count: 37 },
+        { from: 'local', to: 'hosted', reason: 'unavailable', count: 3 },
       ],
       badges: [
         {
@@ -260,6 +282,8 @@ export function services(t0: number, frozen: boolean): ServiceCard[] {
         guardrail_blocks: 3,
       },
       circuits: [{ dependency: 'scripted', state: 'closed' }],
+      provider_chain: [{ name: 'scripted', kind: 'scripted', model: 'scripted-v1', status: 'ok', circuit: 'closed', serving: true, detail: 'scripted scripted-v1' }],
+      recent_fallbacks: [],
       badges: [],
       versions: {
         release: '1.9.0-dev',
@@ -295,6 +319,8 @@ export function services(t0: number, frozen: boolean): ServiceCard[] {
         guardrail_blocks: null,
       },
       circuits: [],
+      provider_chain: [],
+      recent_fallbacks: [],
       badges: [],
       versions: { release: '', git_sha: '', model: '', prompt: '', policy: '' },
       changes: [],

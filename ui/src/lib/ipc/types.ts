@@ -111,6 +111,8 @@ import type { ProfileIdArgs } from './generated/ProfileIdArgs';
 import type { ProfileKind } from './generated/ProfileKind';
 import type { ProfileList } from './generated/ProfileList';
 import type { ProposedChange } from './generated/ProposedChange';
+import type { ProviderFallback } from './generated/ProviderFallback';
+import type { ProviderLink } from './generated/ProviderLink';
 import type { PullModelArgs } from './generated/PullModelArgs';
 import type { PullProgressEvent } from './generated/PullProgressEvent';
 import type { ReadyState } from './generated/ReadyState';
@@ -211,6 +213,8 @@ export type {
   ProfileKind,
   ProfileList,
   ProposedChange,
+  ProviderFallback,
+  ProviderLink,
   PullModelArgs,
   PullProgressEvent,
   ReadyState,

@@ -134,6 +134,15 @@ pub(super) fn cards(
                 readiness: health.readiness,
                 checks: health.checks.clone(),
                 circuits: health.circuits.clone(),
+                provider_chain: health.provider_chain.clone(),
+                // The counters carry no track label: the process's own track's.
+                recent_fallbacks: if is_own {
+                    known
+                        .fallbacks
+                        .since(now_ms - map::chart_window(window).duration().as_millis() as i64)
+                } else {
+                    Vec::new()
+                },
                 badges,
                 versions,
                 changes: if is_own {
@@ -313,10 +322,22 @@ mod tests {
                 readiness: ReadyState::Ready,
                 checks: vec![],
                 circuits: vec![],
+                provider_chain: vec![],
             }),
             frozen: Some(true),
             error: None,
+            fallbacks: Default::default(),
         };
+        let mut known = known;
+        let fallbacks = |n: u32| {
+            crate::prom::parse(&format!(
+                "# TYPE agent_provider_fallbacks counter\n\
+                 agent_provider_fallbacks_total{{from=\"local\",to=\"hosted\",reason=\"unavailable\"}} {n}\n"
+            ))
+            .unwrap()
+        };
+        known.fallbacks.record(1_000, &fallbacks(2));
+        known.fallbacks.record(1_500, &fallbacks(5));
         let c = cards("p", &known, &s, ChartWindow::M5, 2_000);
         let tracks: Vec<&str> = c.iter().map(|c| c.track.as_str()).collect();
         assert_eq!(tracks, ["stable", "canary"]);
@@ -326,6 +347,20 @@ mod tests {
         assert!(c[1].changes.is_empty(), "what changed is the own track's");
         assert_eq!(c[0].stats.pending_approvals, Some(3.0));
         assert_eq!(c[1].stats.pending_approvals, None);
+        assert_eq!(
+            c[0].recent_fallbacks,
+            [ProviderFallback {
+                from: "local".into(),
+                to: "hosted".into(),
+                reason: "unavailable".into(),
+                count: 3
+            }],
+            "what the first scrape held is of unknown age"
+        );
+        assert!(
+            c[1].recent_fallbacks.is_empty(),
+            "fallbacks carry no track label: the own track's"
+        );
         assert!(c.iter().all(|c| c.live && c.frozen && c.error.is_none()));
         assert!(
             c.iter()

@@ -211,6 +211,7 @@ impl Console {
                         }]
                     })
                     .unwrap_or_default(),
+                provider_chain: map::provider_chain(&r.provider_chain),
             },
             // It answered, with an error status: alive but not ready.
             Err(e) if e.api().is_some() => Health {
@@ -230,6 +231,7 @@ impl Console {
             f.frozen
         });
         let mut scraped = None;
+        let mut fallback_scrape = None;
         match metrics {
             Some(Ok(m)) => {
                 let own = track.or_else(|| {
@@ -242,6 +244,7 @@ impl Console {
                     Ok(tracks) => scraped = Some((tracks, build_versions(&m))),
                     Err(e) => error = Some(format!("the history could not be stored: {e}")),
                 }
+                fallback_scrape = Some(m);
             }
             Some(Err(e)) => {
                 error.get_or_insert_with(|| format!("metrics: {e}"));
@@ -254,6 +257,9 @@ impl Console {
         k.health = Some(health);
         if frozen.is_some() {
             k.frozen = frozen;
+        }
+        if let Some(m) = &fallback_scrape {
+            k.fallbacks.record(self.now_ms(), m);
         }
         if let Some((tracks, versions)) = scraped {
             k.tracks = tracks;

@@ -2,12 +2,24 @@
 import type { AlertBadge } from "./AlertBadge";
 import type { Circuit } from "./Circuit";
 import type { DependencyCheck } from "./DependencyCheck";
+import type { ProviderFallback } from "./ProviderFallback";
+import type { ProviderLink } from "./ProviderLink";
 import type { ReadyState } from "./ReadyState";
 import type { ServiceStats } from "./ServiceStats";
 import type { VersionChange } from "./VersionChange";
 import type { VersionSet } from "./VersionSet";
 
-export type ServiceCard = { profile_id: string, service: string, track: string, url: string, live: boolean, readiness: ReadyState, checks: Array<DependencyCheck>, stats: ServiceStats, circuits: Array<Circuit>, badges: Array<AlertBadge>, versions: VersionSet, changes: Array<VersionChange>, frozen: boolean, scraped_at_ms: number | null, 
+export type ServiceCard = { profile_id: string, service: string, track: string, url: string, live: boolean, readiness: ReadyState, checks: Array<DependencyCheck>, stats: ServiceStats, circuits: Array<Circuit>, 
+/**
+ * The service's provider chain with the serving link marked; empty when the service
+ * does not report one.
+ */
+provider_chain: Array<ProviderLink>, 
+/**
+ * The fallbacks between its providers within the Overview window, most first, as the
+ * console's scrapes counted them (so at most since it started watching the service).
+ */
+recent_fallbacks: Array<ProviderFallback>, badges: Array<AlertBadge>, versions: VersionSet, changes: Array<VersionChange>, frozen: boolean, scraped_at_ms: number | null, 
 /**
  * Why the console could not read this service the last time it tried (unreachable,
  * timed out, `/metrics` refused); null after a read that worked. A card with
