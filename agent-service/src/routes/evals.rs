@@ -2,10 +2,11 @@
 //! (queued; a worker of this release runs it), `GET /v1/evals/runs`,
 //! `GET /v1/evals/runs/{id}` (the JSON report) and its Markdown and JUnit XML renderings.
 
+use super::Path;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};

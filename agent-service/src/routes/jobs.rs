@@ -1,10 +1,11 @@
 //! Job-based runs: `POST /v1/jobs`, `GET /v1/jobs/{id}`, `GET /v1/jobs`,
 //! `POST /v1/jobs/{id}/cancel` — the wire side of the queue in [`crate::jobs`].
 
+use super::Path;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::Engine as _;

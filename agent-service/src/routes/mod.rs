@@ -1,9 +1,11 @@
 //! HTTP handlers and their wire types (DTOs). Only this layer knows JSON shapes.
 
 pub mod admin;
+pub mod admission;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod evals;
 pub mod health;
@@ -19,7 +21,7 @@ pub mod traces;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -39,6 +41,24 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
         ErrorCode::MethodNotAllowed,
         format!("{method} is not allowed on {}", uri.path()),
     )
+}
+
+/// A path parameter whose rejection (a segment that is not UTF-8 once percent-decoded,
+/// or not of the parameter's type) is the error envelope, not axum's plain-text 400.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Error))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for Error {
+    fn from(rejection: PathRejection) -> Self {
+        match rejection {
+            PathRejection::FailedToDeserializePathParams(e) if e.status().is_client_error() => {
+                Error::invalid(format!("the path is not valid: {}", e.kind()))
+            }
+            // A route whose parameters do not fit the handler: a bug, not the client's.
+            other => Error::internal(format!("the path could not be read: {other}")),
+        }
+    }
 }
 
 /// A handler's panic as a 500; its message is logged (once, as the error's cause).
@@ -93,7 +113,8 @@ pub fn parse_json<T: DeserializeOwned>(
     Ok((parsed, body))
 }
 
-/// Every endpoint, and the layers around them: load shedding on `/v1/*`, the body limit,
+/// Every endpoint, and the layers around them: admission (load shedding, per-key share) on
+/// `/v1/*`, bodies read whole (size and time limits) before admission, the body limit,
 /// panics as 500s, and the request id outermost.
 pub fn router(state: AppState) -> Router {
     use axum::middleware::{from_fn, from_fn_with_state};
@@ -132,7 +153,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/evals/runs/{id}", get(evals::get_run))
         .route("/v1/evals/runs/{id}/report.md", get(evals::report_markdown))
         .route("/v1/evals/runs/{id}/report.xml", get(evals::report_junit))
-        .layer(from_fn_with_state(state.clone(), limits::shed));
+        .layer(from_fn_with_state(state.clone(), admission::admit));
 
     Router::new()
         .route("/healthz", get(health::healthz))
@@ -144,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings.limits.max_body_bytes))
+        .layer(from_fn_with_state(state.clone(), body::read_whole))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))

@@ -1,8 +1,9 @@
 //! `GET /v1/traces` (filtered, newest first, cursor-paged summaries) and
 //! `GET /v1/traces/{id}` (one trace with its span tree) for the caller's tenant.
 
+use super::Path;
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use base64::Engine as _;
 use serde::Serialize;
 use serde_json::Value;
