@@ -18,6 +18,8 @@ mod limits;
 mod provider;
 mod real_model;
 mod resilience;
+mod slow_clients;
 mod ssrf;
 mod stream;
 mod traces;
+mod wire;
