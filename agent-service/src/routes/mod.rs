@@ -15,6 +15,7 @@ pub mod invoke;
 pub mod jobs;
 pub mod limits;
 pub mod request_id;
+pub mod schema;
 pub mod state;
 pub mod traces;
 
