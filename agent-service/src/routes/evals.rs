@@ -324,7 +324,9 @@ async fn load(
 /// and every case's assertions (expected vs actual).
 #[utoipa::path(get, path = "/v1/evals/runs/{id}", security(("bearer" = [])),
     params(("id" = String, Path, description = "eval run id")),
-    responses((status = 200, body = EvalRunOut), (status = 404, body = crate::routes::error::ErrorEnvelope)))]
+    responses((status = 200, body = EvalRunOut),
+        (status = 403, body = crate::routes::error::ErrorEnvelope, description = "the key has neither the viewer nor the operator role"),
+        (status = 404, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn get_run(
     State(state): State<AppState>,
     principal: Principal,
@@ -370,6 +372,7 @@ async fn finished_report(
 #[utoipa::path(get, path = "/v1/evals/runs/{id}/report.md", security(("bearer" = [])),
     params(("id" = String, Path, description = "eval run id")),
     responses((status = 200, content_type = "text/markdown", body = String),
+        (status = 403, body = crate::routes::error::ErrorEnvelope, description = "the key has neither the viewer nor the operator role"),
         (status = 404, body = crate::routes::error::ErrorEnvelope),
         (status = 409, body = crate::routes::error::ErrorEnvelope, description = "the run has not completed")))]
 pub async fn report_markdown(
@@ -392,6 +395,7 @@ pub async fn report_markdown(
 #[utoipa::path(get, path = "/v1/evals/runs/{id}/report.xml", security(("bearer" = [])),
     params(("id" = String, Path, description = "eval run id")),
     responses((status = 200, content_type = "application/xml", body = String),
+        (status = 403, body = crate::routes::error::ErrorEnvelope, description = "the key has neither the viewer nor the operator role"),
         (status = 404, body = crate::routes::error::ErrorEnvelope),
         (status = 409, body = crate::routes::error::ErrorEnvelope, description = "the run has not completed")))]
 pub async fn report_junit(

@@ -57,7 +57,8 @@ fn provider_info(state: &AppState) -> ProviderInfo {
 }
 
 /// Versions, hashes and the provider of this process.
-#[utoipa::path(get, path = "/v1/info", security(("bearer" = [])), responses((status = 200, body = InfoResponse), (status = 401, body = crate::routes::error::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/v1/info", security(("bearer" = [])), responses((status = 200, body = InfoResponse), (status = 401, body = crate::routes::error::ErrorEnvelope),
+    (status = 403, body = crate::routes::error::ErrorEnvelope, description = "the key has neither the viewer nor the invoke role")))]
 pub async fn info(
     State(state): State<AppState>,
     principal: Principal,

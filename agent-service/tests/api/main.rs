@@ -7,6 +7,7 @@ mod approvals;
 mod audit;
 mod budgets;
 mod config;
+mod contract;
 mod errors;
 mod evals;
 mod guardrails;
