@@ -410,7 +410,8 @@ impl utoipa::Modify for Contract {
 
 /// The OpenAPI document of this API, generated from the handlers and DTOs, with what
 /// utoipa's model cannot hold: `X-Request-Id` is marked required on every response (a
-/// client, or a contract checker, may rely on it being there).
+/// client, or a contract checker, may rely on it being there), and the trace list's query
+/// parameters allow an empty value (its parser takes `status=` as no status filter).
 pub fn document() -> Value {
     use utoipa::OpenApi;
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|e| {
@@ -429,6 +430,14 @@ pub fn document() -> Value {
             if let Some(header) = response.pointer_mut("/headers/X-Request-Id") {
                 header["required"] = Value::Bool(true);
             }
+        }
+    }
+    if let Some(params) = doc
+        .pointer_mut("/paths/~1v1~1traces/get/parameters")
+        .and_then(Value::as_array_mut)
+    {
+        for param in params {
+            param["allowEmptyValue"] = Value::Bool(true);
         }
     }
     doc

@@ -89,6 +89,17 @@ async fn the_document_states_what_every_operation_answers() {
     }
     assert!(secured >= 25, "{secured} secured operations");
 
+    // The trace list takes an empty value as absent, and says so.
+    for param in doc["paths"]["/v1/traces"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(param["allowEmptyValue"], json!(true), "{param}");
+    }
+    let (s, _, v) = app
+        .get(Some(app.key("viewer")), "/v1/traces?limit=&status=&cursor=")
+        .await;
+    assert_eq!(s, 200, "{v}");
     // Required strings say that they must not be empty.
     let schemas = &doc["components"]["schemas"];
     assert_eq!(schemas["InvokeInput"]["properties"]["text"]["minLength"], 1);
