@@ -74,8 +74,8 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response 
         .into_response()
 }
 
-/// Reads a JSON body: checks the content type and size, parses strictly, and maps every
-/// failure to the error envelope (413, 415, 400).
+/// Reads a JSON body: checks the content type and size, parses strictly (objects only, no
+/// struct read from a list), and maps every failure to the error envelope (413, 415, 400).
 pub fn parse_json<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -109,9 +109,34 @@ pub fn parse_json<T: DeserializeOwned>(
             format!("the body is not valid JSON: {e}"),
         )
     })?;
+    if let Some(at) = first_list(&value, "the body") {
+        return Err(Error::invalid(format!(
+            "the body does not match the expected shape: {at} is a list; send an object \
+             with named fields"
+        )));
+    }
     let parsed = serde_json::from_value(value)
         .map_err(|e| Error::invalid(format!("the body does not match the expected shape: {e}")))?;
     Ok((parsed, body))
+}
+
+/// Where `value` holds a JSON array, if it does. serde's derived `Deserialize` also reads a
+/// struct from an array of its fields in order (`["why"]` as `{"reason": "why"}`), which
+/// the API does not document and should not accept. No field of a request body is a list,
+/// so any array is refused; a request type that gains a list field must narrow this.
+fn first_list(value: &serde_json::Value, at: &str) -> Option<String> {
+    match value {
+        serde_json::Value::Array(_) => Some(at.to_string()),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(name, v)| {
+            let path = if at == "the body" {
+                name.clone()
+            } else {
+                format!("{at}.{name}")
+            };
+            first_list(v, &path)
+        }),
+        _ => None,
+    }
 }
 
 /// Every endpoint, and the layers around them: admission (load shedding, per-key share) on

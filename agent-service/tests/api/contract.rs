@@ -327,3 +327,62 @@ async fn empty_cursor_is_the_first_page(backend: Backend) {
     }
 }
 both!(empty_cursor_test, super::empty_cursor_is_the_first_page);
+
+/// A body is an object with named fields: serde would also read a struct from a list of
+/// its field values (`["why"]` as `{"reason": "why"}`), and a freeze given that way took
+/// effect. Refused at any depth, and nothing changes.
+async fn bodies_given_as_lists_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend, &[]).await;
+    let op = app.key("operator");
+    let (s, h, v) = app
+        .post_json(Some(op), "/v1/admin/freeze", &json!(["INC-9"]), &[])
+        .await;
+    assert_error(s, &h, &v, 400, "invalid_input");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the body is a list"),
+        "{v}"
+    );
+    let (s, _, v) = app.get(Some(op), "/v1/admin/freeze").await;
+    assert_eq!((s.as_u16(), &v["frozen"]), (200, &json!(false)), "{v}");
+
+    let before = app.get(Some(app.key("viewer")), "/v1/traces").await.2["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let (s, h, v) = app
+        .post_json(
+            Some(app.key("invoke")),
+            "/v1/invoke",
+            &json!({"workflow": "faq", "input": ["How do refunds work?"]}),
+            &[],
+        )
+        .await;
+    assert_error(s, &h, &v, 400, "invalid_input");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("input is a list"),
+        "{v}"
+    );
+    let (s, h, v) = app
+        .post_json(
+            Some(app.key("invoke")),
+            "/v1/jobs",
+            &json!(["faq", {"text": "How do refunds work?"}]),
+            &[],
+        )
+        .await;
+    assert_error(s, &h, &v, 400, "invalid_input");
+    let after = app.get(Some(app.key("viewer")), "/v1/traces").await.2["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "no run started");
+    let (_, _, jobs) = app.get(Some(app.key("viewer")), "/v1/jobs").await;
+    assert_eq!(jobs["items"], json!([]), "no job queued");
+}
+both!(list_bodies_test, super::bodies_given_as_lists_are_refused);
