@@ -33,8 +33,7 @@ use crate::domain::{ApprovalId, Role, TenantId};
 use crate::error::{Error, Result};
 use crate::shutdown::Shutdown;
 
-/// The most a reason may hold, in characters.
-pub const MAX_REASON_CHARS: usize = 2000;
+use super::schema::MAX_REASON_CHARS;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
 /// How often the event stream looks at the database for events of other replicas.

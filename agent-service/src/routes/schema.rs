@@ -5,6 +5,10 @@
 
 use utoipa::openapi::{Object, ObjectBuilder, Type};
 
+/// The most a reason (of a decision, freeze or cancel) may hold, in characters; the
+/// handlers check it, the schema states it.
+pub const MAX_REASON_CHARS: usize = 2000;
+
 /// A character that is not white space as Rust's `char::is_whitespace` (and so `trim`)
 /// sees it: a string matching this somewhere is not blank.
 const NOT_WHITE_SPACE: &str = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
@@ -53,7 +57,7 @@ pub fn one_of(values: &[&str], description: &str) -> Object {
 /// The `reason` of a decision, freeze or cancel: kept in the audit log.
 pub fn reason() -> Object {
     not_blank(
-        Some(super::approvals::MAX_REASON_CHARS),
+        Some(MAX_REASON_CHARS),
         "Why: 1-2000 characters, not blank; kept in the audit log (redacted).",
     )
 }
