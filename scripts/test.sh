@@ -2,8 +2,10 @@
 # Runs every check and test: formatting and clippy first (a slip fails before anything
 # slow starts), then the deploy checks, the UI's browser tests, the desktop end-to-end
 # tests, and every Rust test — unit tests and the cross-process tests against the real
-# agent-service binary on SQLite and PostgreSQL. Installs what is missing (Debian packages,
-# PostgreSQL) and starts it; CI runs it through .ci/run with CI=true on a fresh clone.
+# agent-service binary on SQLite and PostgreSQL — then the API fuzz run against the
+# service's OpenAPI document (scripts/fuzz-api.sh). Installs what is missing (Debian
+# packages, PostgreSQL, Schemathesis from PyPI) and starts it; CI runs it through .ci/run
+# with CI=true on a fresh clone.
 #
 #   scripts/test.sh        everything
 #   scripts/test.sh lint   only the first phase: cargo fmt --check, then clippy
@@ -65,6 +67,11 @@ else
 fi
 
 disk_report "after the tests"
+
+# The HTTP API against its own OpenAPI document: Schemathesis (PyPI, pinned) fuzzes the
+# real binary; any 5xx, undocumented status, schema mismatch or missing X-Request-Id fails.
+log "the API against its OpenAPI document (scripts/fuzz-api.sh)"
+bash scripts/fuzz-api.sh
 
 # The tests above regenerate the IPC types (ts-rs): they must equal what is committed.
 log "generated IPC types are committed"

@@ -537,6 +537,22 @@ settings! {
                 env "BIND_ADDR" file bind_addr kind addr("an address like 127.0.0.1:8080");
             shutdown_grace_secs: u64 = 20;
                 env "SHUTDOWN_GRACE_SECS" file shutdown_grace_secs kind num("a whole number of seconds");
+            /// After SIGTERM, how long the process keeps accepting and serving with `/readyz`
+            /// unavailable and `Connection: close` on every response, so balancers take it out
+            /// of rotation and keep-alive clients reconnect elsewhere before it stops accepting.
+            shutdown_drain_secs: u64 = 5;
+                env "SHUTDOWN_DRAIN_SECS" file shutdown_drain_secs
+                kind num("a whole number of seconds"), check at_most_an_hour;
+            /// How long a client may take to send a request head (from its first byte, or from
+            /// the connection's accept); a connection that takes longer is closed.
+            header_read_timeout_secs: u64 = 10;
+                env "HEADER_READ_TIMEOUT_SECS" file header_read_timeout_secs
+                kind num("a whole number of seconds"), check positive;
+            /// How long an idle keep-alive connection is kept open between requests; longer
+            /// than the idle timeout of a balancer in front (60 s on common ones).
+            keep_alive_timeout_secs: u64 = 75;
+                env "KEEP_ALIVE_TIMEOUT_SECS" file keep_alive_timeout_secs
+                kind num("a whole number of seconds"), check positive;
         }
         /// The database.
         database: DatabaseConfig {
@@ -667,6 +683,17 @@ settings! {
             max_body_bytes: usize = 64 * 1024;
                 env "MAX_BODY_BYTES" file max_body_bytes
                 kind num("a whole number of bytes"), check positive;
+            /// How long a request body may take to arrive, whole; a slower one is answered
+            /// 408 and its connection closed. Bodies are read before a request takes one of
+            /// `MAX_CONCURRENCY`'s slots.
+            body_read_timeout_secs: u64 = 10;
+                env "BODY_READ_TIMEOUT_SECS" file body_read_timeout_secs
+                kind num("a whole number of seconds"), check positive;
+            /// The share of `MAX_CONCURRENCY` (percent) one API key may hold at once; more
+            /// is answered 429 `concurrency_limited`.
+            max_key_concurrency_percent: u32 = 50;
+                env "MAX_KEY_CONCURRENCY_PERCENT" file max_key_concurrency_percent
+                kind num("a whole number of percent"), check percent;
         }
         /// The guardrail policy and what overrides it.
         guardrails: GuardrailConfig {
@@ -807,6 +834,22 @@ fn positive<T: PartialEq + Default>(v: &T) -> Result<(), String> {
         Err("must be greater than 0".into())
     } else {
         Ok(())
+    }
+}
+
+fn percent(v: &u32) -> Result<(), String> {
+    if (1..=100).contains(v) {
+        Ok(())
+    } else {
+        Err(format!("{v} must be from 1 to 100 percent"))
+    }
+}
+
+fn at_most_an_hour(v: &u64) -> Result<(), String> {
+    if *v <= 3600 {
+        Ok(())
+    } else {
+        Err(format!("{v} must be at most 3600 seconds"))
     }
 }
 

@@ -19,6 +19,14 @@ type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum ErrorCode {
     InvalidInput,
     MalformedJson,
+    /// The request is not valid HTTP (request line, header, path); answered before routing.
+    MalformedRequest,
+    /// The request body did not arrive within `BODY_READ_TIMEOUT_SECS`.
+    RequestTimeout,
+    /// The request head has too many or too large headers; answered before routing.
+    HeadersTooLarge,
+    /// The request target is too long; answered before routing.
+    UriTooLong,
     UnsupportedMediaType,
     Unauthorized,
     Forbidden,
@@ -30,6 +38,8 @@ pub enum ErrorCode {
     IdempotencyInProgress,
     PayloadTooLarge,
     RateLimited,
+    /// The API key already holds its share of the concurrency cap.
+    ConcurrencyLimited,
     Overloaded,
     ShuttingDown,
     ProviderUnavailable,
@@ -46,6 +56,10 @@ impl ErrorCode {
         match self {
             Self::InvalidInput => "invalid_input",
             Self::MalformedJson => "malformed_json",
+            Self::MalformedRequest => "malformed_request",
+            Self::RequestTimeout => "request_timeout",
+            Self::HeadersTooLarge => "headers_too_large",
+            Self::UriTooLong => "uri_too_long",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
@@ -57,6 +71,7 @@ impl ErrorCode {
             Self::IdempotencyInProgress => "idempotency_in_progress",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
+            Self::ConcurrencyLimited => "concurrency_limited",
             Self::Overloaded => "overloaded",
             Self::ShuttingDown => "shutting_down",
             Self::ProviderUnavailable => "provider_unavailable",
@@ -72,7 +87,12 @@ impl ErrorCode {
     /// The HTTP status an error with this code is answered with (part of the API contract).
     pub fn status(self) -> StatusCode {
         match self {
-            Self::InvalidInput | Self::MalformedJson => StatusCode::BAD_REQUEST,
+            Self::InvalidInput | Self::MalformedJson | Self::MalformedRequest => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
@@ -83,7 +103,9 @@ impl ErrorCode {
             }
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited | Self::TenantBudgetExceeded => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited | Self::ConcurrencyLimited | Self::TenantBudgetExceeded => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::Overloaded
             | Self::ShuttingDown
             | Self::ProviderUnavailable

@@ -6,6 +6,7 @@ pub mod background;
 pub mod budget;
 pub mod cli;
 pub mod clock;
+pub mod concurrency;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -11,18 +11,22 @@ pub fn current() -> Option<String> {
     REQUEST_ID.try_with(|id| id.clone()).ok()
 }
 
-/// A client-supplied id is kept only if it is 1–128 characters of `[A-Za-z0-9._:-]`;
-/// anything else is replaced, so ids are always safe to log and to put in headers.
+/// Whether `s` has the shape of a request id: 1–128 characters of `[A-Za-z0-9._:-]`.
+/// Every id the service uses has it (generated ids are UUIDs), so the log writer leaves a
+/// `request_id` of this shape unredacted: it names a request and cannot hold an email, a
+/// token or free text.
+pub fn is_valid(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+/// A client-supplied id is kept only if it [`is_valid`]; anything else is replaced by a
+/// generated one (a UUIDv7), so ids are always safe to log and to put in headers.
 pub fn accept(candidate: Option<&str>) -> String {
     match candidate {
-        Some(s)
-            if !s.is_empty()
-                && s.len() <= 128
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)) =>
-        {
-            s.to_string()
-        }
+        Some(s) if is_valid(s) => s.to_string(),
         _ => uuid::Uuid::now_v7().to_string(),
     }
 }

@@ -1,5 +1,10 @@
 //! Building and running the HTTP application: opening the database, building the runtime
-//! and the handlers' state, binding, starting the background tasks, and graceful shutdown.
+//! and the handlers' state, binding, starting the background tasks, serving (our own
+//! accept loop over hyper, `serve`; each connection's transport, `connection`), and the
+//! shutdown: drain window, then graceful stop.
+
+mod connection;
+mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,10 +12,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::auth::KeyCache;
+use crate::concurrency::Admission;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::guardrails::Policy;
@@ -84,7 +90,10 @@ impl Application {
             ),
             info: Arc::new(info),
             limiter,
-            shed: Arc::new(Semaphore::new(settings.limits.max_concurrency as usize)),
+            admission: Arc::new(Admission::new(
+                settings.limits.max_concurrency,
+                settings.limits.max_key_concurrency_percent,
+            )),
             shutdown,
             http,
             jobs: Arc::new(
@@ -115,8 +124,11 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until SIGTERM/SIGINT, then drains in-flight requests for up to the grace
-    /// period, flushes usage and closes the database.
+    /// Serves until SIGTERM/SIGINT, then: the drain window (`SHUTDOWN_DRAIN_SECS`:
+    /// `/readyz` unavailable, still accepting, `Connection: close` on every response), then
+    /// stops accepting and drains in-flight requests for up to `SHUTDOWN_GRACE_SECS`, stops
+    /// the background tasks (held jobs go back to the queue), flushes usage and closes the
+    /// database.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self {
             stop,
@@ -127,27 +139,45 @@ impl Application {
         } = self;
         let tasks = crate::background::spawn_all(&state);
         tracing::info!(addr = %listener.local_addr()?, "agent-service listening");
-        let stop = Arc::new(stop);
-        let server = axum::serve(listener, router).with_graceful_shutdown({
-            let stop = stop.clone();
-            async move {
-                shutdown_signal().await;
-                tracing::info!(
-                    "shutdown signal received: no new connections, draining in-flight requests"
-                );
-                stop.stop();
-            }
-        });
-        let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
-        let stopping = stop.subscribe();
-        tokio::select! {
-            r = server => r.context("the HTTP server failed")?,
-            _ = async {
-                stopping.wait().await;
-                tokio::time::sleep(grace).await;
-            } => tracing::warn!(grace_secs = grace.as_secs(), "grace period over; exiting with requests still in flight"),
+        let server = &state.settings.server;
+        let deadlines = connection::Deadlines {
+            header: Duration::from_secs(server.header_read_timeout_secs),
+            keep_alive: Duration::from_secs(server.keep_alive_timeout_secs),
+        };
+        let drain = Duration::from_secs(server.shutdown_drain_secs);
+        let grace = Duration::from_secs(server.shutdown_grace_secs);
+        let graceful = GracefulShutdown::new();
+        let signalled = async {
+            shutdown_signal().await;
+            tracing::info!(
+                drain_secs = drain.as_secs(),
+                "shutdown signal received: readiness is off; still accepting for the drain window, closing connections after their responses"
+            );
+            stop.drain();
+            tokio::time::sleep(drain).await;
+            tracing::info!("drain window over: no new connections, draining in-flight requests");
+            stop.stop();
+        };
+        tokio::join!(
+            serve::accept_until_stopped(
+                &listener,
+                router,
+                deadlines,
+                state.shutdown.clone(),
+                &graceful,
+            ),
+            signalled,
+        );
+        drop(listener);
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "grace period over; exiting with requests still in flight"
+            );
         }
-        stop.stop();
         for task in tasks {
             if tokio::time::timeout(grace, task).await.is_err() {
                 tracing::warn!("a background task did not stop within the grace period");

@@ -70,6 +70,7 @@ pub async fn freeze_state(
 #[serde(deny_unknown_fields)]
 pub struct FreezeRequest {
     /// Why: 1-2000 characters, kept in the audit log.
+    #[schema(schema_with = super::schema::reason)]
     pub reason: String,
 }
 
@@ -77,6 +78,7 @@ pub struct FreezeRequest {
 #[serde(deny_unknown_fields)]
 pub struct UnfreezeRequest {
     /// Optional: 1-2000 characters, kept in the audit log.
+    #[schema(schema_with = super::schema::optional_reason)]
     pub reason: Option<String>,
 }
 
@@ -116,7 +118,8 @@ pub async fn unfreeze(
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Json<FreezeOut>> {
     principal.require(Role::Operator)?;
-    let empty = matches!(&body, Ok(b) if b.iter().all(u8::is_ascii_whitespace));
+    // No body, an empty one or JSON `null`: no reason.
+    let empty = matches!(&body, Ok(b) if b.iter().all(u8::is_ascii_whitespace) || b.trim_ascii() == b"null");
     let req: UnfreezeRequest = if empty {
         UnfreezeRequest::default()
     } else {

@@ -7,10 +7,11 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
+use super::Path;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -32,8 +33,7 @@ use crate::domain::{ApprovalId, Role, TenantId};
 use crate::error::{Error, Result};
 use crate::shutdown::Shutdown;
 
-/// The most a reason may hold, in characters.
-pub const MAX_REASON_CHARS: usize = 2000;
+use super::schema::MAX_REASON_CHARS;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
 /// How often the event stream looks at the database for events of other replicas.
@@ -230,12 +230,15 @@ pub async fn get_one(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only requests in this status.
+    #[param(schema_with = super::schema::approval_status)]
     pub status: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// 1-200, default 50.
+    #[param(schema_with = super::schema::page_size)]
     pub limit: Option<u32>,
 }
 
@@ -298,7 +301,8 @@ pub async fn list(
         )));
     }
     let limit = page_limit(q.limit)?;
-    let cursor = match &q.cursor {
+    // An empty cursor is the first page, as an absent one.
+    let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => {
             let parts = decode_cursor("a", c, 2)?;
@@ -356,6 +360,7 @@ where
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
     /// Why: 1-2000 characters, kept in the audit log (redacted).
+    #[schema(schema_with = super::schema::reason)]
     pub reason: String,
 }
 
@@ -424,7 +429,7 @@ async fn decide(
 /// needs executes the write before this returns; the reply shows the outcome.
 #[utoipa::path(post, path = "/v1/approvals/{id}/approve", security(("bearer" = [])), request_body = DecisionRequest,
     params(("id" = String, Path, description = "approval id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x21-\\x7e]([\\t\\x20-\\x7e]*[\\x21-\\x7e])?$", description = "replays the first response for the same key and body")),
     responses((status = 200, body = ApprovalDetail), (status = 400, body = crate::routes::error::ErrorEnvelope),
         (status = 403, body = crate::routes::error::ErrorEnvelope, description = "not an approver, or the requester (separation of duties)"),
         (status = 404, body = crate::routes::error::ErrorEnvelope),
@@ -453,7 +458,7 @@ pub async fn approve(
 /// Rejects a pending request (role `approver`, never the requester); final.
 #[utoipa::path(post, path = "/v1/approvals/{id}/reject", security(("bearer" = [])), request_body = DecisionRequest,
     params(("id" = String, Path, description = "approval id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x21-\\x7e]([\\t\\x20-\\x7e]*[\\x21-\\x7e])?$", description = "replays the first response for the same key and body")),
     responses((status = 200, body = ApprovalDetail), (status = 400, body = crate::routes::error::ErrorEnvelope),
         (status = 403, body = crate::routes::error::ErrorEnvelope), (status = 404, body = crate::routes::error::ErrorEnvelope),
         (status = 409, body = crate::routes::error::ErrorEnvelope), (status = 422, body = crate::routes::error::ErrorEnvelope)))]
@@ -481,10 +486,13 @@ pub async fn reject(
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     /// Only requests proposed by a release on this track (`stable`, `canary`).
+    #[schema(schema_with = super::schema::release_filter)]
     pub track: Option<String>,
     /// Only requests proposed by this release version.
+    #[schema(schema_with = super::schema::release_filter)]
     pub version: Option<String>,
     /// Why: 1-2000 characters, kept in the audit log.
+    #[schema(schema_with = super::schema::reason)]
     pub reason: String,
 }
 
@@ -496,9 +504,11 @@ pub struct CancelResponse {
 
 fn check_filter(name: &str, value: Option<&str>) -> Result<()> {
     match value {
-        Some(v) if v.is_empty() || v.len() > 128 || v.chars().any(char::is_control) => Err(
-            Error::invalid(format!("{name} must be 1-128 printable characters")),
-        ),
+        Some(v) if v.is_empty() || v.chars().count() > 128 || v.chars().any(char::is_control) => {
+            Err(Error::invalid(format!(
+                "{name} must be 1-128 printable characters"
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -506,7 +516,7 @@ fn check_filter(name: &str, value: Option<&str>) -> Result<()> {
 /// Cancels the tenant's pending requests proposed by a release (role `operator`): e.g. an
 /// aborted canary's writes. At least one of `track` and `version` is required.
 #[utoipa::path(post, path = "/v1/approvals/cancel", security(("bearer" = [])), request_body = CancelRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x21-\\x7e]([\\t\\x20-\\x7e]*[\\x21-\\x7e])?$", description = "replays the first response for the same key and body")),
     responses((status = 200, body = CancelResponse), (status = 400, body = crate::routes::error::ErrorEnvelope),
         (status = 403, body = crate::routes::error::ErrorEnvelope), (status = 422, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn cancel(
@@ -636,6 +646,7 @@ impl Subscription {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// The same as the `Last-Event-ID` header, for clients that cannot set headers.
     pub last_event_id: Option<String>,

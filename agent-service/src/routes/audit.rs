@@ -63,25 +63,33 @@ pub struct AuditList {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only this action, e.g. `approval.executed`, `writes.frozen`, `key.created`.
+    #[param(min_length = 1, max_length = 256)]
     pub action: Option<String>,
     /// Only this resource, e.g. `approval/apr_…`.
+    #[param(min_length = 1, max_length = 256)]
     pub resource: Option<String>,
     /// Only events at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// 1-200, default 50.
+    #[param(schema_with = super::schema::page_size)]
     pub limit: Option<u32>,
     /// `tenant` (default) or `system` (role admin).
+    #[param(schema_with = super::schema::audit_chain)]
     pub chain: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct VerifyQuery {
     /// `tenant` (default) or `system` (role admin).
+    #[param(schema_with = super::schema::audit_chain)]
     pub chain: Option<String>,
 }
 
@@ -111,7 +119,7 @@ fn chain_for(principal: &Principal, chain: Option<&str>) -> Result<Chain> {
 
 fn text_filter(name: &str, value: Option<String>) -> Result<Option<String>> {
     match value {
-        Some(v) if v.is_empty() || v.len() > 256 => {
+        Some(v) if v.is_empty() || v.chars().count() > 256 => {
             Err(Error::invalid(format!("{name} must be 1-256 characters")))
         }
         other => Ok(other),
@@ -143,7 +151,8 @@ pub async fn list(
                 })
         })
         .transpose()?;
-    let before_seq = match &q.cursor {
+    // An empty cursor is the first page, as an absent one.
+    let before_seq = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => Some(decode_cursor("e", c, 1)?[0].parse::<i64>().map_err(|_| {
             Error::invalid(

@@ -12,7 +12,11 @@ use crate::error::{Error, ErrorCode};
 /// written where the error becomes a response (or a stream's `error` event). The log
 /// writer redacts it like every line.
 pub fn log_failure(e: &Error) {
-    if !e.code.status().is_server_error() {
+    // Load shedding is reported by the admission control, one line per interval with a
+    // count: one line per refused request would flood the log exactly when it matters.
+    if !e.code.status().is_server_error()
+        || matches!(e.code, ErrorCode::Overloaded | ErrorCode::ShuttingDown)
+    {
         return;
     }
     if e.code == ErrorCode::Internal {

@@ -2,10 +2,11 @@
 //! (queued; a worker of this release runs it), `GET /v1/evals/runs`,
 //! `GET /v1/evals/runs/{id}` (the JSON report) and its Markdown and JUnit XML renderings.
 
+use super::Path;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,7 @@ pub struct SuiteList {
 #[serde(deny_unknown_fields)]
 pub struct CreateRun {
     /// A suite name from `GET /v1/evals/suites`.
+    #[schema(schema_with = super::schema::eval_suite)]
     pub suite: String,
     /// A completed run of the same suite to compare with, or `latest` for the newest one.
     pub baseline_run_id: Option<String>,
@@ -144,7 +146,7 @@ pub async fn suites(principal: Principal) -> Result<Json<SuiteList>> {
 /// Starts an eval run: answers 202 at once; a worker of this release runs the suite in the
 /// `eval` tenant and `GET /v1/evals/runs/{id}` shows its progress, then its report.
 #[utoipa::path(post, path = "/v1/evals/runs", security(("bearer" = [])), request_body = CreateRun,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x21-\\x7e]([\\t\\x20-\\x7e]*[\\x21-\\x7e])?$", description = "replays the first response for the same key and body")),
     responses(
         (status = 202, body = EvalRunOut, description = "queued; poll GET /v1/evals/runs/{id}"),
         (status = 400, body = crate::routes::error::ErrorEnvelope, description = "unknown suite, or a baseline of another suite"),
@@ -239,6 +241,7 @@ async fn queue_run(state: &AppState, principal: &Principal, req: CreateRun) -> R
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RunsQuery {
     /// Only runs of this suite.
     pub suite: Option<String>,
@@ -247,6 +250,7 @@ pub struct RunsQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// 1-200, default 50.
+    #[param(schema_with = super::schema::page_size)]
     pub limit: Option<u32>,
 }
 
@@ -264,7 +268,8 @@ pub async fn list_runs(
     require_reader(&principal)?;
     let q = query(q)?;
     let limit = page_limit(q.limit)?;
-    let before = match &q.cursor {
+    // An empty cursor is the first page, as an absent one.
+    let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => {
             let parts = decode_cursor(CURSOR_TAG, c, 2)?;
@@ -319,7 +324,9 @@ async fn load(
 /// and every case's assertions (expected vs actual).
 #[utoipa::path(get, path = "/v1/evals/runs/{id}", security(("bearer" = [])),
     params(("id" = String, Path, description = "eval run id")),
-    responses((status = 200, body = EvalRunOut), (status = 404, body = crate::routes::error::ErrorEnvelope)))]
+    responses((status = 200, body = EvalRunOut),
+        (status = 403, body = crate::routes::error::ErrorEnvelope, description = "the key has neither the viewer nor the operator role"),
+        (status = 404, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn get_run(
     State(state): State<AppState>,
     principal: Principal,
@@ -365,6 +372,7 @@ async fn finished_report(
 #[utoipa::path(get, path = "/v1/evals/runs/{id}/report.md", security(("bearer" = [])),
     params(("id" = String, Path, description = "eval run id")),
     responses((status = 200, content_type = "text/markdown", body = String),
+        (status = 403, body = crate::routes::error::ErrorEnvelope, description = "the key has neither the viewer nor the operator role"),
         (status = 404, body = crate::routes::error::ErrorEnvelope),
         (status = 409, body = crate::routes::error::ErrorEnvelope, description = "the run has not completed")))]
 pub async fn report_markdown(
@@ -387,6 +395,7 @@ pub async fn report_markdown(
 #[utoipa::path(get, path = "/v1/evals/runs/{id}/report.xml", security(("bearer" = [])),
     params(("id" = String, Path, description = "eval run id")),
     responses((status = 200, content_type = "application/xml", body = String),
+        (status = 403, body = crate::routes::error::ErrorEnvelope, description = "the key has neither the viewer nor the operator role"),
         (status = 404, body = crate::routes::error::ErrorEnvelope),
         (status = 409, body = crate::routes::error::ErrorEnvelope, description = "the run has not completed")))]
 pub async fn report_junit(

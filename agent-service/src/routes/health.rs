@@ -241,7 +241,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             latency_ms: retr_ms,
         },
     };
-    let shutting_down = state.shutdown.is_stopping();
+    let shutting_down = state.shutdown.is_draining();
     let status = if shutting_down || db_check.status == "failing" {
         "unavailable"
     } else if provider_check.status != "ok" || retrieval_check.status != "ok" {

@@ -212,7 +212,8 @@ fn chain_info(state: &AppState) -> ProviderChainInfo {
 }
 
 /// Versions, hashes and the provider of this process.
-#[utoipa::path(get, path = "/v1/info", security(("bearer" = [])), responses((status = 200, body = InfoResponse), (status = 401, body = crate::routes::error::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/v1/info", security(("bearer" = [])), responses((status = 200, body = InfoResponse), (status = 401, body = crate::routes::error::ErrorEnvelope),
+    (status = 403, body = crate::routes::error::ErrorEnvelope, description = "the key has neither the viewer nor the invoke role")))]
 pub async fn info(
     State(state): State<AppState>,
     principal: Principal,
@@ -401,7 +402,7 @@ pub async fn workflows(State(state): State<AppState>, _principal: Principal) -> 
         crate::routes::evals::report_markdown,
         crate::routes::evals::report_junit,
     ),
-    modifiers(&Security)
+    modifiers(&Security, &Contract)
 )]
 pub struct ApiDoc;
 
@@ -418,10 +419,190 @@ impl utoipa::Modify for Security {
     }
 }
 
-/// The OpenAPI document of this API, generated from the handlers and DTOs.
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+/// What every operation answers besides its own statuses, added to the document from the
+/// layers every request passes, so no handler has to repeat them: the request id header
+/// on every response; 401, 429 and 503 on every operation that needs a key (the key
+/// check, the rate limit and the per-key concurrency share, load shedding, shutdown, the
+/// database); 400, 408, 413 and 415 on every operation that takes a body; 400 on every
+/// operation with path or query parameters.
+struct Contract;
+
+impl Contract {
+    fn error(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                    .build(),
+            )
+            .build()
+            .into()
+    }
+
+    fn header(schema: utoipa::openapi::Object, description: &str) -> utoipa::openapi::Header {
+        utoipa::openapi::HeaderBuilder::new()
+            .schema(schema)
+            .description(Some(description))
+            .build()
+    }
+}
+
+impl utoipa::Modify for Contract {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{ObjectBuilder, RefOr, Type};
+
+        let request_id = Self::header(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[A-Za-z0-9._:-]{1,128}$"))
+                .build(),
+            "The request's id (the client's, when it sent a valid one, else generated); \
+             also in every error body and on every log line of the request.",
+        );
+        let retry_after = Self::header(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .build(),
+            "Seconds to wait before retrying.",
+        );
+        // A cancel names at least one of its filters (and null is as if absent).
+        if let Some(components) = openapi.components.as_mut()
+            && let Some(cancel) = components.schemas.remove("CancelRequest")
+        {
+            use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder};
+            let given = |field: &str| {
+                ObjectBuilder::new()
+                    .required(field)
+                    .property(field, ObjectBuilder::new().schema_type(Type::String))
+            };
+            let rule = AllOfBuilder::new()
+                .item(cancel)
+                .item(
+                    AnyOfBuilder::new()
+                        .item(given("track"))
+                        .item(given("version")),
+                )
+                .build();
+            components.schemas.insert(
+                "CancelRequest".into(),
+                RefOr::T(utoipa::openapi::Schema::AllOf(rule)),
+            );
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let params = op.parameters.as_deref().unwrap_or_default();
+                let has_path_or_query = params
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query));
+                let mut add = |status: &str, description: &str| {
+                    op.responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| Self::error(description));
+                };
+                if secured {
+                    add(
+                        "401",
+                        "`unauthorized`: no API key, or one that is malformed, unknown or revoked",
+                    );
+                    add(
+                        "429",
+                        "`rate_limited` (the key's requests per minute), `concurrency_limited` \
+                         (the key holds its share of the concurrency limit) or \
+                         `tenant_budget_exceeded`",
+                    );
+                    add(
+                        "503",
+                        "`overloaded` (at the concurrency limit), `shutting_down`, or \
+                         `dependency_unavailable` (the database did not answer)",
+                    );
+                }
+                if op.request_body.is_some() {
+                    add("400", "`malformed_json` or `invalid_input`");
+                    add(
+                        "408",
+                        "`request_timeout`: the body did not arrive within BODY_READ_TIMEOUT_SECS",
+                    );
+                    add(
+                        "413",
+                        "`payload_too_large`: the body is larger than MAX_BODY_BYTES",
+                    );
+                    add(
+                        "415",
+                        "`unsupported_media_type`: send the body as `application/json`",
+                    );
+                }
+                if has_path_or_query {
+                    add("400", "`invalid_input`: a parameter is not valid");
+                }
+                for (status, response) in op.responses.responses.iter_mut() {
+                    if let RefOr::T(response) = response {
+                        response
+                            .headers
+                            .insert("X-Request-Id".into(), request_id.clone());
+                        if status == "429" || status == "503" {
+                            response
+                                .headers
+                                .insert("Retry-After".into(), retry_after.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The OpenAPI document of this API, generated from the handlers and DTOs, with what
+/// utoipa's model cannot hold: `X-Request-Id` is marked required on every response (a
+/// client, or a contract checker, may rely on it being there), and the trace list's query
+/// parameters allow an empty value (its parser takes `status=` as no status filter).
+pub fn document() -> Value {
     use utoipa::OpenApi;
-    Json(ApiDoc::openapi())
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|e| {
+        // The document is built from types of this crate: a failure is a bug caught by
+        // every test that reads /openapi.json.
+        panic!("the OpenAPI document does not serialize: {e}")
+    });
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        let responses = paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|item| item.values_mut())
+            .filter_map(|op| op.get_mut("responses").and_then(Value::as_object_mut))
+            .flat_map(|responses| responses.values_mut());
+        for response in responses {
+            if let Some(header) = response.pointer_mut("/headers/X-Request-Id") {
+                header["required"] = Value::Bool(true);
+            }
+        }
+    }
+    if let Some(params) = doc
+        .pointer_mut("/paths/~1v1~1traces/get/parameters")
+        .and_then(Value::as_array_mut)
+    {
+        for param in params {
+            param["allowEmptyValue"] = Value::Bool(true);
+        }
+    }
+    doc
+}
+
+/// Serves [`document`].
+pub async fn openapi() -> Json<Value> {
+    Json(document())
 }
 
 /// The A2A agent card: who this agent is and which skills (workflows) it offers.

@@ -25,6 +25,7 @@ use crate::error::{Error, ErrorCode, Result};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvokeInput {
+    #[schema(schema_with = super::schema::input_text)]
     pub text: String,
 }
 
@@ -35,6 +36,7 @@ pub struct InvokeRequest {
     pub workflow: String,
     pub input: InvokeInput,
     /// The end user on whose behalf the agent acts (recorded on approvals).
+    #[schema(schema_with = super::schema::user_id)]
     pub user_id: Option<String>,
 }
 
@@ -64,7 +66,7 @@ pub(crate) fn build_run(
         return Err(Error::invalid("input.text must not be empty"));
     }
     if let Some(u) = &body.user_id
-        && (u.is_empty() || u.len() > 128 || u.chars().any(char::is_control))
+        && (u.is_empty() || u.chars().count() > 128 || u.chars().any(char::is_control))
     {
         return Err(Error::invalid("user_id must be 1-128 printable characters"));
     }
@@ -80,7 +82,7 @@ pub(crate) fn build_run(
 
 /// Runs a workflow and answers with its outcome.
 #[utoipa::path(post, path = "/v1/invoke", security(("bearer" = [])), request_body = InvokeRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x21-\\x7e]([\\t\\x20-\\x7e]*[\\x21-\\x7e])?$", description = "replays the first response for the same key and body")),
     responses(
         (status = 200, body = InvokeResponse, description = "the run ended: success, approval_required, blocked, budget_exceeded or degraded"),
         (status = 400, body = crate::routes::error::ErrorEnvelope), (status = 401, body = crate::routes::error::ErrorEnvelope),
@@ -120,7 +122,9 @@ fn sse_json<T: Serialize>(event: &str, data: &T) -> Event {
 /// `tool_result`, `approval_required`, then `done` (the full reply) or `error`.
 #[utoipa::path(post, path = "/v1/invoke/stream", security(("bearer" = [])), request_body = InvokeRequest,
     responses((status = 200, content_type = "text/event-stream", description = "events: token, tool_call, tool_result, approval_required, done, error"),
-        (status = 400, body = crate::routes::error::ErrorEnvelope), (status = 401, body = crate::routes::error::ErrorEnvelope)))]
+        (status = 400, body = crate::routes::error::ErrorEnvelope), (status = 401, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope, description = "the key lacks the invoke role"),
+        (status = 404, body = crate::routes::error::ErrorEnvelope, description = "unknown_workflow")))]
 pub async fn invoke_stream(
     State(state): State<AppState>,
     principal: Principal,

@@ -1,10 +1,11 @@
 //! Job-based runs: `POST /v1/jobs`, `GET /v1/jobs/{id}`, `GET /v1/jobs`,
 //! `POST /v1/jobs/{id}/cancel` — the wire side of the queue in [`crate::jobs`].
 
+use super::Path;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::Engine as _;
@@ -27,10 +28,12 @@ pub struct CreateJobRequest {
     pub workflow: String,
     pub input: InvokeInput,
     /// The end user on whose behalf the agent acts (recorded on approvals).
+    #[schema(schema_with = super::schema::user_id)]
     pub user_id: Option<String>,
     /// Where to POST the job JSON when the job finishes, signed with
     /// `X-Flightdeck-Signature: t=<unix>,v1=<hex HMAC-SHA256(JOB_CALLBACK_SECRET, "<t>.<body>")>`.
     /// Needs `JOB_CALLBACK_SECRET`; checked by the egress guard (`EGRESS_ALLOWLIST`).
+    #[schema(schema_with = super::schema::callback_url)]
     pub callback_url: Option<String>,
 }
 
@@ -46,10 +49,12 @@ pub struct JobList {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// `queued`, `running`, `succeeded`, `failed`, `dead` or `cancelled`.
+    #[param(schema_with = super::schema::job_status)]
     pub status: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1-100 (default 50).
+    #[param(schema_with = super::schema::job_page_size)]
     pub limit: Option<u32>,
 }
 
@@ -129,7 +134,7 @@ fn check_callback_url(state: &AppState, raw: &str) -> Result<String> {
 
 /// Queues a workflow run; a worker runs it as soon as one is free.
 #[utoipa::path(post, path = "/v1/jobs", security(("bearer" = [])), request_body = CreateJobRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x21-\\x7e]([\\t\\x20-\\x7e]*[\\x21-\\x7e])?$", description = "replays the first response for the same key and body")),
     responses(
         (status = 202, body = JobOut, description = "queued"),
         (status = 400, body = crate::routes::error::ErrorEnvelope), (status = 401, body = crate::routes::error::ErrorEnvelope),
@@ -241,7 +246,13 @@ pub async fn list(
             "limit must be between 1 and {MAX_PAGE}"
         )));
     }
-    let before = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    // An empty cursor is the first page, as an absent one.
+    let before = params
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
     let mut jobs = store::list(
         &state.db,
         &principal.tenant,
@@ -267,7 +278,7 @@ pub async fn list(
 /// worker marks it cancelled at its next check (202); a finished one is a 409.
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", security(("bearer" = [])),
     params(("id" = String, Path, description = "job id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key")),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[\\x21-\\x7e]([\\t\\x20-\\x7e]*[\\x21-\\x7e])?$", description = "replays the first response for the same key")),
     responses((status = 200, body = JobOut, description = "cancelled"),
         (status = 202, body = JobOut, description = "running: cancellation requested"),
         (status = 401, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope),

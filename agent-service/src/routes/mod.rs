@@ -1,9 +1,11 @@
 //! HTTP handlers and their wire types (DTOs). Only this layer knows JSON shapes.
 
 pub mod admin;
+pub mod admission;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod evals;
 pub mod health;
@@ -13,13 +15,14 @@ pub mod invoke;
 pub mod jobs;
 pub mod limits;
 pub mod request_id;
+pub mod schema;
 pub mod state;
 pub mod traces;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -41,6 +44,24 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
     )
 }
 
+/// A path parameter whose rejection (a segment that is not UTF-8 once percent-decoded,
+/// or not of the parameter's type) is the error envelope, not axum's plain-text 400.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Error))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for Error {
+    fn from(rejection: PathRejection) -> Self {
+        match rejection {
+            PathRejection::FailedToDeserializePathParams(e) if e.status().is_client_error() => {
+                Error::invalid(format!("the path is not valid: {}", e.kind()))
+            }
+            // A route whose parameters do not fit the handler: a bug, not the client's.
+            other => Error::internal(format!("the path could not be read: {other}")),
+        }
+    }
+}
+
 /// A handler's panic as a 500; its message is logged (once, as the error's cause).
 pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let what = err
@@ -53,8 +74,8 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response 
         .into_response()
 }
 
-/// Reads a JSON body: checks the content type and size, parses strictly, and maps every
-/// failure to the error envelope (413, 415, 400).
+/// Reads a JSON body: checks the content type and size, parses strictly (objects only, no
+/// struct read from a list), and maps every failure to the error envelope (413, 415, 400).
 pub fn parse_json<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -88,12 +109,38 @@ pub fn parse_json<T: DeserializeOwned>(
             format!("the body is not valid JSON: {e}"),
         )
     })?;
+    if let Some(at) = first_list(&value, "the body") {
+        return Err(Error::invalid(format!(
+            "the body does not match the expected shape: {at} is a list; send an object \
+             with named fields"
+        )));
+    }
     let parsed = serde_json::from_value(value)
         .map_err(|e| Error::invalid(format!("the body does not match the expected shape: {e}")))?;
     Ok((parsed, body))
 }
 
-/// Every endpoint, and the layers around them: load shedding on `/v1/*`, the body limit,
+/// Where `value` holds a JSON array, if it does. serde's derived `Deserialize` also reads a
+/// struct from an array of its fields in order (`["why"]` as `{"reason": "why"}`), which
+/// the API does not document and should not accept. No field of a request body is a list,
+/// so any array is refused; a request type that gains a list field must narrow this.
+fn first_list(value: &serde_json::Value, at: &str) -> Option<String> {
+    match value {
+        serde_json::Value::Array(_) => Some(at.to_string()),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(name, v)| {
+            let path = if at == "the body" {
+                name.clone()
+            } else {
+                format!("{at}.{name}")
+            };
+            first_list(v, &path)
+        }),
+        _ => None,
+    }
+}
+
+/// Every endpoint, and the layers around them: admission (load shedding, per-key share) on
+/// `/v1/*`, bodies read whole (size and time limits) before admission, the body limit,
 /// panics as 500s, and the request id outermost.
 pub fn router(state: AppState) -> Router {
     use axum::middleware::{from_fn, from_fn_with_state};
@@ -132,7 +179,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/evals/runs/{id}", get(evals::get_run))
         .route("/v1/evals/runs/{id}/report.md", get(evals::report_markdown))
         .route("/v1/evals/runs/{id}/report.xml", get(evals::report_junit))
-        .layer(from_fn_with_state(state.clone(), limits::shed));
+        .layer(from_fn_with_state(state.clone(), admission::admit));
 
     Router::new()
         .route("/healthz", get(health::healthz))
@@ -144,6 +191,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings.limits.max_body_bytes))
+        .layer(from_fn_with_state(state.clone(), body::read_whole))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))

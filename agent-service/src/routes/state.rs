@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
 
 use crate::auth::KeyCache;
 use crate::config::Settings;
@@ -40,9 +39,11 @@ pub struct SharedState {
     pub info: Arc<ServiceInfo>,
     /// The per-key rate limit (in the database or in this process).
     pub limiter: Arc<crate::rate_limit::RateLimit>,
-    pub shed: Arc<Semaphore>,
-    /// Starts when SIGTERM/SIGINT arrives: the load shedder refuses new requests, event
-    /// streams end, background tasks stop.
+    /// The concurrency cap and each key's share of it.
+    pub admission: Arc<crate::concurrency::Admission>,
+    /// Drains when SIGTERM/SIGINT arrives (`/readyz` unavailable, connections closed after
+    /// their response), then stops: the load shedder refuses new requests, event streams
+    /// end, background tasks stop.
     pub shutdown: Shutdown,
     pub http: reqwest::Client,
     /// The job queue's wake-ups, cancel signals and callback egress guard.

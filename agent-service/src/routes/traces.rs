@@ -1,8 +1,9 @@
 //! `GET /v1/traces` (filtered, newest first, cursor-paged summaries) and
 //! `GET /v1/traces/{id}` (one trace with its span tree) for the caller's tenant.
 
+use super::Path;
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use base64::Engine as _;
 use serde::Serialize;
 use serde_json::Value;
@@ -283,18 +284,39 @@ pub fn parse_filter(raw: Option<&str>) -> Result<TraceFilter> {
     Ok(f)
 }
 
+/// The trace list's query parameters, as documented; `parse_filter` reads them (and says
+/// which one is wrong).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct TraceListParams {
+    /// success, approval_required, blocked, budget_exceeded, degraded, error or cancelled.
+    #[param(schema_with = super::schema::trace_status)]
+    status: Option<String>,
+    /// A workflow name.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    workflow: Option<String>,
+    /// Only traces that took at least this long.
+    #[param(minimum = 0, maximum = 9223372036854775i64)]
+    min_latency_ms: Option<i64>,
+    /// Only traces started at or after this RFC 3339 time.
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// The trace of one request.
+    #[param(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
+    request_id: Option<String>,
+    /// Only runs that ended with an error (status error); not with another `status`.
+    errors_only: Option<bool>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// 1-200, default 50.
+    #[param(schema_with = super::schema::page_size)]
+    limit: Option<u32>,
+}
+
 /// The caller's tenant's traces, newest first.
 #[utoipa::path(get, path = "/v1/traces", security(("bearer" = [])),
-    params(
-        ("status" = Option<String>, Query, description = "success, approval_required, blocked, budget_exceeded, degraded, error or cancelled"),
-        ("workflow" = Option<String>, Query, description = "a workflow name"),
-        ("min_latency_ms" = Option<u64>, Query, description = "only traces that took at least this long"),
-        ("since" = Option<String>, Query, description = "only traces started at or after this RFC 3339 time"),
-        ("request_id" = Option<String>, Query, description = "the trace of one request"),
-        ("errors_only" = Option<bool>, Query, description = "only runs that ended with an error (status error)"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-        ("limit" = Option<u32>, Query, description = "1-200, default 50"),
-    ),
+    params(TraceListParams),
     responses((status = 200, body = TraceList), (status = 400, body = crate::routes::error::ErrorEnvelope),
         (status = 401, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn list(

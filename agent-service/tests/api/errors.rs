@@ -199,3 +199,81 @@ async fn auth_roles_and_tenants(backend: Backend) {
     assert!(!out.status.success(), "revoking twice is an error");
 }
 both!(auth_test, super::auth_roles_and_tenants);
+
+/// Requests hyper refuses before any routing get the envelope and an `X-Request-Id` too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_refused_before_routing_get_the_envelope() {
+    use crate::wire::{read_response, send};
+    use std::time::Duration;
+
+    let app = TestApp::spawn(Backend::Sqlite, &[]).await;
+    let too_many: String = (0..101).map(|i| format!("X-Header-{i}: {i}\r\n")).collect();
+    let cases: [(&str, Vec<u8>, u16, &str); 3] = [
+        (
+            "too many headers",
+            format!("GET /healthz HTTP/1.1\r\nHost: test\r\n{too_many}\r\n").into_bytes(),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "a NUL in a header value",
+            b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Note: a\0b\r\n\r\n".to_vec(),
+            400,
+            "malformed_request",
+        ),
+        (
+            "a raw space in the path",
+            b"GET /v1/approvals/a b HTTP/1.1\r\nHost: test\r\n\r\n".to_vec(),
+            400,
+            "malformed_request",
+        ),
+    ];
+    for (what, bytes, status, code) in cases {
+        let mut s = send(&app.base, &bytes).await;
+        let r = read_response(&mut s, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("{what}: no response"));
+        r.assert_envelope(status, code);
+        assert_eq!(r.header("connection"), Some("close"), "{what}: {r:?}");
+    }
+
+    // A path id that is not UTF-8 once percent-decoded.
+    for path in ["/v1/approvals/%FF", "/v1/traces/%C3%28", "/v1/jobs/%80abc"] {
+        let (s, h, v) = app.get(Some(app.key("admin")), path).await;
+        assert_error(s, &h, &v, 400, "invalid_input");
+    }
+    // The service is unharmed.
+    assert_eq!(app.get(None, "/healthz").await.0, 200);
+}
+
+/// A request id whose digit groups pass the card-number checksum is logged as it is; the
+/// card number in the same request is still redacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_are_logged_unredacted() {
+    let app = TestApp::spawn(Backend::Sqlite, &[]).await;
+    // 4111-1111-000002 passes the Luhn check.
+    let rid = "01a25036-9b07-4111-1111-000002abcdef";
+    let (s, h, v) = app
+        .post_json(
+            Some(app.key("invoke")),
+            "/v1/invoke",
+            &json!({"workflow": "faq", "input": {"text": "my card is 4111 1111 1111 1111"}}),
+            &[("x-request-id", rid)],
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(h["x-request-id"], rid);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let logs = app.logs();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|l: &serde_json::Value| l["request_id"] == rid)
+        .collect();
+    assert!(
+        !lines.is_empty(),
+        "the request's lines carry its id: {logs}"
+    );
+    assert!(!logs.contains("4111 1111 1111 1111"), "{logs}");
+    assert!(logs.contains("[REDACTED:card_number]"), "{logs}");
+}

@@ -317,6 +317,9 @@ impl LocalService {
                 "SHUTDOWN_GRACE_SECS",
                 config.stop_grace.as_secs().max(1).to_string(),
             )
+            // No balancer in front and the console, its only client, is leaving: no drain
+            // window before the service stops.
+            .env("SHUTDOWN_DRAIN_SECS", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

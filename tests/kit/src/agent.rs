@@ -220,8 +220,8 @@ impl AgentService {
     }
 
     /// Starts `serve` on an existing (seeded) database. The environment holds only `PATH`,
-    /// the database, a free port on 127.0.0.1, JSON logs at `info`, a 10 s shutdown grace,
-    /// and `env` on top.
+    /// the database, a free port on 127.0.0.1, JSON logs at `info`, a 10 s shutdown grace
+    /// without a drain window (`SHUTDOWN_DRAIN_SECS=0`), and `env` on top.
     pub async fn spawn_on(db: TestDb, keys: Keys, env: &[(&str, &str)]) -> Self {
         let bin = agent_service_bin();
         let workdir = temp_dir();
@@ -234,6 +234,8 @@ impl AgentService {
             .env("LOG_FORMAT", "json")
             .env("LOG_LEVEL", "info")
             .env("SHUTDOWN_GRACE_SECS", "10")
+            // No drain window unless a test asks for one: SIGTERM stops accepting at once.
+            .env("SHUTDOWN_DRAIN_SECS", "0")
             .current_dir(workdir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -175,6 +175,10 @@ fn all_error_codes() -> Vec<ErrorCode> {
     let all = vec![
         InvalidInput,
         MalformedJson,
+        MalformedRequest,
+        RequestTimeout,
+        HeadersTooLarge,
+        UriTooLong,
         UnsupportedMediaType,
         Unauthorized,
         Forbidden,
@@ -186,6 +190,7 @@ fn all_error_codes() -> Vec<ErrorCode> {
         IdempotencyInProgress,
         PayloadTooLarge,
         RateLimited,
+        ConcurrencyLimited,
         Overloaded,
         ShuttingDown,
         ProviderUnavailable,
@@ -200,6 +205,10 @@ fn all_error_codes() -> Vec<ErrorCode> {
         match code {
             InvalidInput
             | MalformedJson
+            | MalformedRequest
+            | RequestTimeout
+            | HeadersTooLarge
+            | UriTooLong
             | UnsupportedMediaType
             | Unauthorized
             | Forbidden
@@ -211,6 +220,7 @@ fn all_error_codes() -> Vec<ErrorCode> {
             | IdempotencyInProgress
             | PayloadTooLarge
             | RateLimited
+            | ConcurrencyLimited
             | Overloaded
             | ShuttingDown
             | ProviderUnavailable
