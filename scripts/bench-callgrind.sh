@@ -44,5 +44,5 @@ invoke "$N"
 sleep 2
 callgrind_control -d "$PID" >/dev/null
 sleep 1
-total=$(grep -h "^summary:\|^totals:" "$W"/cg.out.* 2>/dev/null | awk '{s+=$2} END {print s+0}')
+total=$(grep -h "^totals:" "$W"/cg.out.* 2>/dev/null | awk '{s+=$2} END {print s+0}')
 echo "$(basename "$BIN"): $((total / N)) instructions per invoke (N=$N)"
