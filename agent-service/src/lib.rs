@@ -16,6 +16,7 @@ pub mod guardrails;
 pub mod jobs;
 pub mod metrics;
 pub mod providers;
+pub mod quality;
 pub mod request_id;
 pub mod routes;
 pub mod runtime;

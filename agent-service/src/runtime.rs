@@ -89,6 +89,7 @@ pub async fn build_runtime(
             policy_version: info.policy_version.clone(),
         })
         .set(1);
+    metrics.configure(&settings.quality);
     metrics.set_circuit("provider", crate::metrics::CIRCUIT_CLOSED);
     metrics
         .approvals_pending

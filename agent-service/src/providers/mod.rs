@@ -348,7 +348,9 @@ pub fn from_settings(
             s.model_name.clone(),
             s.openai_api_key.clone(),
         )),
-        crate::config::ProviderKind::Scripted => Arc::new(scripted::Scripted::new()),
+        crate::config::ProviderKind::Scripted => {
+            Arc::new(scripted::Scripted::with_variant(s.scripted_variant))
+        }
     };
     Provider::new(model, ResilienceConfig::from_settings(s), metrics)
 }
