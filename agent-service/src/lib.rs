@@ -15,6 +15,7 @@ pub mod evals;
 pub mod guardrails;
 pub mod jobs;
 pub mod metrics;
+pub mod notify;
 pub mod providers;
 pub mod quality;
 pub mod request_id;
