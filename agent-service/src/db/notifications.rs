@@ -567,3 +567,17 @@ pub async fn usage_on(db: &Db, day: &str) -> Result<Vec<(String, i64, f64)>, sql
         })
         .collect()
 }
+
+/// One tenant's stored usage on `day`: (tokens, cost USD), zero when it spent nothing.
+pub async fn usage_of(db: &Db, tenant: &TenantId, day: &str) -> Result<(i64, f64), sqlx::Error> {
+    let row =
+        sqlx::query("SELECT tokens, cost_usd FROM tenant_usage WHERE tenant = $1 AND day = $2")
+            .bind(tenant.as_str())
+            .bind(day)
+            .fetch_optional(db.pool())
+            .await?;
+    match row {
+        Some(r) => Ok((r.try_get("tokens")?, r.try_get("cost_usd")?)),
+        None => Ok((0, 0.0)),
+    }
+}
