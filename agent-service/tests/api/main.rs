@@ -15,6 +15,7 @@ mod info;
 mod invoke;
 mod jobs;
 mod limits;
+mod notifications;
 mod provider;
 mod real_model;
 mod resilience;
