@@ -17,6 +17,7 @@ mod jobs;
 mod limits;
 mod notifications;
 mod provider;
+mod quality;
 mod real_model;
 mod resilience;
 mod ssrf;
