@@ -160,6 +160,9 @@ pub struct NotificationLabels {
     pub outcome: String,
 }
 
+/// The `outcome` label values of `agent_notifications_total`.
+pub const NOTIFICATION_OUTCOMES: [&str; 4] = ["delivered", "retry", "failed", "dead"];
+
 /// A circuit breaker opening or closing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CircuitChange {
@@ -605,6 +608,20 @@ impl Metrics {
         self.quality.record_decision(workflow, track, rejected);
     }
 
+    /// Creates every `agent_notifications_total` series of these event kinds at 0, so the
+    /// first dead letter of a kind is an increase Prometheus can see rather than a new
+    /// series that starts at 1.
+    pub fn notification_kinds<'a>(&self, kinds: impl IntoIterator<Item = &'a str>) {
+        for kind in kinds {
+            for outcome in NOTIFICATION_OUTCOMES {
+                self.notifications.get_or_create(&NotificationLabels {
+                    kind: kind.to_string(),
+                    outcome: outcome.into(),
+                });
+            }
+        }
+    }
+
     /// A receiver of circuit breakers opening (from closed) and closing again.
     pub fn subscribe_circuits(&self) -> broadcast::Receiver<CircuitChange> {
         self.circuit_changes.subscribe()
@@ -672,6 +689,20 @@ mod tests {
     fn line<'a>(text: &'a str, series: &str) -> Option<&'a str> {
         text.lines()
             .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
+    }
+
+    #[test]
+    fn notification_series_exist_at_zero_for_every_outcome() {
+        let m = Metrics::new();
+        m.notification_kinds(["approval.created", "freeze.on"]);
+        let text = m.encode();
+        for kind in ["approval.created", "freeze.on"] {
+            for outcome in NOTIFICATION_OUTCOMES {
+                let series =
+                    format!(r#"agent_notifications_total{{kind="{kind}",outcome="{outcome}"}}"#);
+                assert_eq!(line(&text, &series), Some("0"), "{series} in\n{text}");
+            }
+        }
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub async fn run(ctx: Context) {
     let mut tick = tokio::time::interval(Duration::from_secs(ctx.quality.quality_check_secs));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut state = State::default();
+    ctx.metrics
+        .notification_kinds(EventKind::ALL.iter().map(|k| k.as_str()));
     loop {
         tokio::select! {
             _ = tick.tick() => {

@@ -1,20 +1,23 @@
 //! Prometheus: the alert rules use metrics agent-service really exports, count exactly the
 //! 5xx statuses as errors, cover the overview's thresholds (p99, error rate, queue depth,
-//! budget burn) and link to runbook sections that exist; promtool accepts the config and
-//! rules, the rule tests pass, and every threshold is tight (moving it either way breaks
-//! alerts_test.yml).
+//! budget burn) and the quality signals (drops against the trailing baseline, cost per
+//! success, tenants' daily budgets and their burn forecast, notifications given up on), and link to runbook sections that exist; promtool
+//! accepts the config and rules, the rule tests pass, and every threshold is tight (moving
+//! it either way breaks alerts_test.yml).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use agent_service::error::ErrorCode;
-use agent_service::metrics::{KindLabels, Metrics, RequestLabels};
+use agent_service::metrics::{KindLabels, Metrics, QualityAlertLabels, RequestLabels, TenantLabel};
+use agent_service::quality::RunEnd;
 use serde_json::Value;
 
 use crate::{deploy_file, deploy_text, deploy_yaml, have};
 
-/// The alerts the bundle must ship (the overview's thresholds, target down, circuit open).
+/// The alerts the bundle must ship (the overview's thresholds, target down, circuit open;
+/// the quality signals and tenants' daily budgets).
 const ALERTS: &[&str] = &[
     "AgentServiceHighP99Latency",
     "AgentServiceHighErrorRate",
@@ -23,6 +26,17 @@ const ALERTS: &[&str] = &[
     "AgentServiceCostBurn",
     "AgentServiceTargetDown",
     "AgentServiceCircuitOpen",
+    "AgentServiceCitationRateDrop",
+    "AgentServiceRefusalRateUp",
+    "AgentServiceToolErrorRateUp",
+    "AgentServiceEmptyAnswersUp",
+    "AgentServiceApprovalRejectionsUp",
+    "AgentServiceCostPerSuccessUp",
+    "AgentServiceQualityAlert",
+    "AgentServiceTenantBudget80",
+    "AgentServiceTenantBudgetExhausted",
+    "AgentServiceTenantBudgetBurn",
+    "AgentServiceNotificationsLost",
 ];
 
 fn rules() -> Vec<Value> {
@@ -146,6 +160,48 @@ fn alerts_use_metrics_agent_service_exports() {
         })
         .inc();
     metrics.set_circuit("provider", 0);
+    metrics.book_usage("demo", "faq", "stable", 10, 5, 0.01);
+    metrics.notification_kinds(["approval.created"]);
+    metrics.record_run(&RunEnd {
+        workflow: "faq",
+        track: "stable",
+        status: "success",
+        failed: false,
+        budget: None,
+        guardrail_rule: None,
+        answer: "Reset it [kb:KB-1]",
+        cost_usd: 0.01,
+        citation_required: true,
+    });
+    metrics.workflow_tool_call("faq", "stable", "ok");
+    metrics.approval_decision("ticket_update", "stable", false);
+    let tenant = TenantLabel {
+        tenant: "demo".into(),
+    };
+    metrics
+        .tenant_usage_today_cost_usd
+        .get_or_create(&tenant)
+        .set(1.0);
+    metrics
+        .tenant_usage_today_tokens
+        .get_or_create(&tenant)
+        .set(1);
+    metrics
+        .tenant_daily_budget_cost_usd
+        .get_or_create(&tenant)
+        .set(10.0);
+    metrics
+        .tenant_daily_budget_tokens
+        .get_or_create(&tenant)
+        .set(10);
+    metrics
+        .quality_alerts
+        .get_or_create(&QualityAlertLabels {
+            workflow: "faq".into(),
+            track: "stable".into(),
+            signal: "citation_rate".into(),
+        })
+        .set(0);
     let exposition = metrics.encode();
     let declared: BTreeSet<&str> = exposition
         .lines()
@@ -422,6 +478,35 @@ const THRESHOLD_MOVES: &[(&str, &str, &str)] = &[
     ("AgentServiceCostBurn", "* 3600 > 10", "* 3600 > 10.3"),
     ("AgentServiceTargetDown", "== 0", "<= 1"),
     ("AgentServiceCircuitOpen", "== 2", ">= 1"),
+    ("AgentServiceCitationRateDrop", "- 0.10", "- 0.09"),
+    ("AgentServiceCitationRateDrop", "- 0.10", "- 0.11"),
+    ("AgentServiceRefusalRateUp", "+ 0.05", "+ 0.04"),
+    ("AgentServiceRefusalRateUp", "+ 0.05", "+ 0.06"),
+    ("AgentServiceToolErrorRateUp", "+ 0.05", "+ 0.04"),
+    ("AgentServiceToolErrorRateUp", "+ 0.05", "+ 0.06"),
+    ("AgentServiceEmptyAnswersUp", "+ 0.05", "+ 0.04"),
+    ("AgentServiceEmptyAnswersUp", "+ 0.05", "+ 0.06"),
+    ("AgentServiceApprovalRejectionsUp", "+ 0.20", "+ 0.18"),
+    ("AgentServiceApprovalRejectionsUp", "+ 0.20", "+ 0.22"),
+    ("AgentServiceCostPerSuccessUp", "1.5 *", "1.45 *"),
+    ("AgentServiceCostPerSuccessUp", "1.5 *", "1.55 *"),
+    ("AgentServiceQualityAlert", "== 1", ">= 0"),
+    ("AgentServiceTenantBudget80", ">= 0.8 < 1", ">= 0.78 < 1"),
+    ("AgentServiceTenantBudget80", ">= 0.8 < 1", ">= 0.82 < 1"),
+    ("AgentServiceTenantBudgetExhausted", ") >= 1", ") >= 0.98"),
+    ("AgentServiceTenantBudgetExhausted", ") >= 1", ") >= 1.01"),
+    (
+        "AgentServiceTenantBudgetBurn",
+        "< (86400 - time()",
+        "< (84400 - time()",
+    ),
+    (
+        "AgentServiceTenantBudgetBurn",
+        "< (86400 - time()",
+        "< (88400 - time()",
+    ),
+    ("AgentServiceNotificationsLost", ") > 0", ") > -1"),
+    ("AgentServiceNotificationsLost", "dead|failed", "dead"),
 ];
 
 #[test]
