@@ -614,7 +614,7 @@ impl Metrics {
     pub fn notification_kinds<'a>(&self, kinds: impl IntoIterator<Item = &'a str>) {
         for kind in kinds {
             for outcome in NOTIFICATION_OUTCOMES {
-                self.notifications.get_or_create(&NotificationLabels {
+                let _ = self.notifications.get_or_create(&NotificationLabels {
                     kind: kind.to_string(),
                     outcome: outcome.into(),
                 });
