@@ -24,6 +24,7 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         update_settings,
         get_overview,
         get_charts,
+        get_quality,
         list_workflows,
         list_traces,
         get_trace,
@@ -126,6 +127,14 @@ pub async fn get_charts(
     args: ChartArgs,
 ) -> Result<Vec<Chart>, CommandError> {
     state.console().await?.get_charts(args).await
+}
+
+#[tauri::command]
+pub async fn get_quality(
+    state: State<'_, AppState>,
+    args: QualityArgs,
+) -> Result<QualityView, CommandError> {
+    state.console().await?.get_quality(args).await
 }
 
 #[tauri::command]

@@ -33,6 +33,7 @@ const VIEWS = [
     ready: async (page) => {
       await expectState(page, 'overview', 'full');
       await expectState(page, 'charts', 'full');
+      await expectState(page, 'quality-body', 'full');
     },
   },
   {

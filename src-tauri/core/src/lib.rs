@@ -11,6 +11,7 @@ pub mod error;
 pub mod host;
 pub mod local;
 pub mod prom;
+pub mod quality;
 pub mod releases;
 pub mod secrets;
 pub mod series;

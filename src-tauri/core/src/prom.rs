@@ -118,7 +118,7 @@ pub struct Family {
 impl Family {
     /// The samples that carry the family's value: a counter's `_total` (or, in the old
     /// Prometheus style, the bare name), anything else's bare name.
-    fn value_samples(&self) -> impl Iterator<Item = &Sample> {
+    pub fn value_samples(&self) -> impl Iterator<Item = &Sample> {
         let total = format!("{}_total", self.name);
         let is_counter = self.kind == MetricType::Counter;
         self.samples

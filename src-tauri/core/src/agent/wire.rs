@@ -86,6 +86,41 @@ pub struct Info {
     pub policy_hash: String,
     #[serde(default)]
     pub config_hash: String,
+    /// The quality of the process's recent runs; absent from older services.
+    #[serde(default)]
+    pub quality: Option<QualitySummary>,
+}
+
+/// `/v1/info` `quality`: the service's thresholds and its own alerts per workflow and track
+/// (the rates themselves the console counts from `/metrics` over its window).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct QualitySummary {
+    #[serde(default)]
+    pub window_runs: u64,
+    pub thresholds: QualityThresholds,
+    #[serde(default)]
+    pub workflows: Vec<WorkflowQuality>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct QualityThresholds {
+    pub min_samples: u64,
+    pub min_citation_rate: f64,
+    pub max_refusal_rate: f64,
+    pub max_tool_error_rate: f64,
+    pub max_empty_or_truncated_rate: f64,
+    pub max_approval_rejection_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct WorkflowQuality {
+    pub workflow: String,
+    pub track: String,
+    #[serde(default)]
+    pub runs: u64,
+    /// Signals past their threshold: `citation_rate`, `refusal_rate`, …
+    #[serde(default)]
+    pub alerts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -88,6 +88,7 @@ const ENDPOINT: Partial<Record<CommandName, string>> = {
   start_eval: 'https://agent.prod-eu.example.com/v1/evals/runs',
   get_overview: 'https://agent.prod-eu.example.com/metrics',
   get_charts: 'https://agent.prod-eu.example.com/metrics',
+  get_quality: 'https://agent.prod-eu.example.com/metrics',
   discover_ollama: 'http://127.0.0.1:11434/api/version',
   list_models: 'http://127.0.0.1:11434/api/tags',
   pull_model: 'http://127.0.0.1:11434/api/pull',
@@ -316,6 +317,7 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
       return { window: a.window, services: isEmpty() ? [] : fx.services(t0, freeze.frozen), generated_at_ms: t0 };
     },
     get_charts: (a) => fx.charts(a.profile_id, a.track, a.window, a.theme, scrapes),
+    get_quality: (a) => (isEmpty() ? { profile_id: a.profile_id, window: a.window, workflows: [], thresholds: null, tenants: [], workflow_spend: [], scraped_at_ms: null } : fx.quality(a.profile_id, a.window, t0)),
     list_workflows: () => (isEmpty() ? [] : [...fx.WORKFLOWS]),
     list_traces: (q) => {
       if (isEmpty()) return { items: [], next_cursor: null, total: 0 };

@@ -138,6 +138,16 @@ import type { Verdict } from './generated/Verdict';
 import type { VersionChange } from './generated/VersionChange';
 import type { VersionField } from './generated/VersionField';
 import type { VersionSet } from './generated/VersionSet';
+import type { BudgetKind } from './generated/BudgetKind';
+import type { QualityArgs } from './generated/QualityArgs';
+import type { QualitySignal } from './generated/QualitySignal';
+import type { QualitySignalKind } from './generated/QualitySignalKind';
+import type { QualityThresholds } from './generated/QualityThresholds';
+import type { QualityView } from './generated/QualityView';
+import type { TenantSpend } from './generated/TenantSpend';
+import type { TrackQuality } from './generated/TrackQuality';
+import type { WorkflowQuality } from './generated/WorkflowQuality';
+import type { WorkflowSpend } from './generated/WorkflowSpend';
 
 export type {
   ActionId,
@@ -235,6 +245,16 @@ export type {
   VersionChange,
   VersionField,
   VersionSet,
+  BudgetKind,
+  QualityArgs,
+  QualitySignal,
+  QualitySignalKind,
+  QualityThresholds,
+  QualityView,
+  TenantSpend,
+  TrackQuality,
+  WorkflowQuality,
+  WorkflowSpend,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -257,6 +277,7 @@ export interface CommandMap {
   // overview
   get_overview: { args: OverviewArgs; result: Overview };
   get_charts: { args: ChartArgs; result: Chart[] };
+  get_quality: { args: QualityArgs; result: QualityView };
   // traces
   list_workflows: { args: NoArgs; result: string[] };
   list_traces: { args: TraceQuery; result: TracePage };
