@@ -22,6 +22,10 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         get_permissions,
         get_settings,
         update_settings,
+        list_receivers,
+        create_receiver,
+        delete_receiver,
+        test_receiver,
         get_overview,
         get_charts,
         get_quality,
@@ -111,6 +115,35 @@ pub async fn update_settings(
     args: Settings,
 ) -> Result<Settings, CommandError> {
     state.console().await?.update_settings(args).await
+}
+
+#[tauri::command]
+pub async fn list_receivers(state: State<'_, AppState>) -> Result<Vec<Receiver>, CommandError> {
+    state.console().await?.list_receivers().await
+}
+
+#[tauri::command]
+pub async fn create_receiver(
+    state: State<'_, AppState>,
+    args: CreateReceiverArgs,
+) -> Result<Receiver, CommandError> {
+    state.console().await?.create_receiver(args).await
+}
+
+#[tauri::command]
+pub async fn delete_receiver(
+    state: State<'_, AppState>,
+    args: ReceiverIdArgs,
+) -> Result<(), CommandError> {
+    state.console().await?.delete_receiver(args).await
+}
+
+#[tauri::command]
+pub async fn test_receiver(
+    state: State<'_, AppState>,
+    args: ReceiverIdArgs,
+) -> Result<ReceiverTestResult, CommandError> {
+    state.console().await?.test_receiver(args).await
 }
 
 #[tauri::command]

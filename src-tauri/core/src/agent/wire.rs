@@ -625,3 +625,44 @@ pub struct Whoami {
     #[serde(default)]
     pub key_name: String,
 }
+
+/// A notification receiver as `/v1/admin/receivers` shows it: never its URL's path or its
+/// secret.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Receiver {
+    pub id: String,
+    #[serde(default)]
+    pub tenant: String,
+    pub name: String,
+    /// `webhook`, `slack` or `pagerduty`.
+    pub format: String,
+    /// The URL's scheme, host and port.
+    #[serde(default)]
+    pub url_hint: String,
+    /// The event kinds it gets; empty: every kind.
+    #[serde(default)]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub has_secret: bool,
+    #[serde(default)]
+    pub created_at: String,
+}
+
+/// The body of `POST /v1/admin/receivers`. Not `Debug`: it holds the secret.
+#[derive(Clone, Serialize)]
+pub struct NewReceiver {
+    pub name: String,
+    pub format: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    pub events: Vec<String>,
+}
+
+/// `POST /v1/admin/receivers/{id}/test`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ReceiverTest {
+    pub event_id: String,
+    pub delivery_id: String,
+}

@@ -140,10 +140,12 @@ pub enum ActionId {
     RunSmoke,
     ManageProfiles,
     UpdateSettings,
+    /// Create, delete and test notification receivers (the service's `admin` role).
+    ManageReceivers,
 }
 
 impl ActionId {
-    pub const ALL: [ActionId; 10] = [
+    pub const ALL: [ActionId; 11] = [
         Self::Approve,
         Self::Reject,
         Self::VerifyAudit,
@@ -154,6 +156,7 @@ impl ActionId {
         Self::RunSmoke,
         Self::ManageProfiles,
         Self::UpdateSettings,
+        Self::ManageReceivers,
     ];
 }
 
@@ -368,6 +371,78 @@ pub struct Overview {
     pub services: Vec<ServiceCard>,
     #[ts(type = "number")]
     pub generated_at_ms: i64,
+}
+
+// ---------------------------------------------------------------------------------------
+// Notification receivers (Settings)
+
+/// How a receiver is sent its notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ReceiverFormat {
+    /// Signed JSON events (Standard Webhooks).
+    Webhook,
+    /// Slack incoming-webhook messages.
+    Slack,
+    /// PagerDuty Events API v2.
+    Pagerduty,
+}
+
+/// A notification receiver of the active profile's tenant; never its URL's path or secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Receiver {
+    pub id: String,
+    pub name: String,
+    pub format: ReceiverFormat,
+    /// The URL's scheme, host and port only.
+    pub url_hint: String,
+    /// The event kinds it gets; empty: every kind.
+    pub events: Vec<String>,
+    pub has_secret: bool,
+    #[ts(type = "number | null")]
+    pub created_at_ms: Option<i64>,
+}
+
+/// A receiver to create. Goes in only: the URL and secret are sealed by the service and
+/// never come back.
+#[derive(Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct CreateReceiverArgs {
+    pub name: String,
+    pub format: ReceiverFormat,
+    /// Required for `webhook` and `slack`; `pagerduty` defaults to PagerDuty's endpoint.
+    pub url: Option<String>,
+    /// `webhook`: the signing secret (`whsec_…`); `pagerduty`: the routing key.
+    pub secret: Option<String>,
+    /// Empty: every kind.
+    pub events: Vec<String>,
+}
+
+impl std::fmt::Debug for CreateReceiverArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateReceiverArgs")
+            .field("name", &self.name)
+            .field("format", &self.format)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ReceiverIdArgs {
+    pub id: String,
+}
+
+/// A test notification queued for one receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ReceiverTestResult {
+    pub event_id: String,
+    /// Follow it in the service's deliveries (`/v1/admin/deliveries/{id}`).
+    pub delivery_id: String,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ pub mod map;
 mod overview;
 mod profiles;
 mod quality;
+mod receivers;
 mod releases;
 mod settings;
 mod smoke;

@@ -19,6 +19,7 @@ import type {
   QualitySignal,
   QualitySignalKind,
   QualityView,
+  Receiver,
   ServiceCard,
   SmokeReport,
   Span,
@@ -957,4 +958,13 @@ export function quality(profileId: string, window: ChartWindow, t0: number): Qua
     ],
     scraped_at_ms: t0 - 4000,
   };
+}
+
+/** Notification receivers of the active connection's tenant. */
+export function receivers(t0: number): Receiver[] {
+  return [
+    { id: 'rcv_0192f1', name: 'On-call webhook', format: 'webhook', url_hint: 'https://hooks.acme.example', events: [], has_secret: true, created_at_ms: t0 - 9 * 24 * HOUR },
+    { id: 'rcv_0192f2', name: '#support-approvals', format: 'slack', url_hint: 'https://hooks.slack.com', events: ['approval.created', 'approval.expiring'], has_secret: false, created_at_ms: t0 - 2 * 24 * HOUR },
+    { id: 'rcv_0192f3', name: `PagerDuty ${LONG.tenant}`, format: 'pagerduty', url_hint: 'https://events.pagerduty.com', events: ['budget.burn', 'quality.alert', 'circuit.open', 'circuit.closed'], has_secret: true, created_at_ms: t0 - 3 * HOUR },
+  ];
 }

@@ -138,6 +138,11 @@ import type { Verdict } from './generated/Verdict';
 import type { VersionChange } from './generated/VersionChange';
 import type { VersionField } from './generated/VersionField';
 import type { VersionSet } from './generated/VersionSet';
+import type { CreateReceiverArgs } from './generated/CreateReceiverArgs';
+import type { Receiver } from './generated/Receiver';
+import type { ReceiverFormat } from './generated/ReceiverFormat';
+import type { ReceiverIdArgs } from './generated/ReceiverIdArgs';
+import type { ReceiverTestResult } from './generated/ReceiverTestResult';
 import type { BudgetKind } from './generated/BudgetKind';
 import type { QualityArgs } from './generated/QualityArgs';
 import type { QualitySignal } from './generated/QualitySignal';
@@ -255,6 +260,11 @@ export type {
   TrackQuality,
   WorkflowQuality,
   WorkflowSpend,
+  CreateReceiverArgs,
+  Receiver,
+  ReceiverFormat,
+  ReceiverIdArgs,
+  ReceiverTestResult,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -274,6 +284,11 @@ export interface CommandMap {
   // settings
   get_settings: { args: NoArgs; result: Settings };
   update_settings: { args: Settings; result: Settings };
+  // notification receivers (the active profile's service)
+  list_receivers: { args: NoArgs; result: Receiver[] };
+  create_receiver: { args: CreateReceiverArgs; result: Receiver };
+  delete_receiver: { args: ReceiverIdArgs; result: null };
+  test_receiver: { args: ReceiverIdArgs; result: ReceiverTestResult };
   // overview
   get_overview: { args: OverviewArgs; result: Overview };
   get_charts: { args: ChartArgs; result: Chart[] };
