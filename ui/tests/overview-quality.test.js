@@ -55,6 +55,10 @@ describe('overview quality panel', () => {
     await page.waitForFunction((n) => (window.__flightdeckMock?.calls.filter((c) => c.command === 'get_quality').length ?? 0) > n, first.length);
     await page.getByRole('radio', { name: '1h', exact: true }).click();
     await page.waitForFunction(() => window.__flightdeckMock?.calls.some((c) => c.command === 'get_quality' && JSON.stringify(c.args).includes('"1h"')));
+    // The workflow's traces, filtered by it.
+    await page.locator('[data-open-traces="support_answer"]').click();
+    await page.waitForSelector('main[data-route="traces"]');
+    await page.waitForFunction(() => window.__flightdeckMock?.calls.some((c) => c.command === 'list_traces' && /** @type {{workflow: string|null}} */ (c.args).workflow === 'support_answer'));
     assert.deepEqual(errors, []);
     await close();
   });
