@@ -11,7 +11,6 @@ pub mod error;
 pub mod host;
 pub mod local;
 pub mod prom;
-pub mod quality;
 pub mod releases;
 pub mod secrets;
 pub mod series;

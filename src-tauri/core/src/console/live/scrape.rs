@@ -241,7 +241,7 @@ impl Console {
                         .get(profile_id)
                         .map(|k| k.track.clone())
                 });
-                let snapshot = crate::quality::Snapshot::from_scrape(&m, self.now_ms());
+                let snapshot = crate::console::quality::Snapshot::from_scrape(&m, self.now_ms());
                 lock(&self.inner.state)
                     .quality
                     .entry(profile_id.to_string())

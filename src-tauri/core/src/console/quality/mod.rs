@@ -4,10 +4,14 @@
 
 use std::collections::BTreeMap;
 
+mod numbers;
+
+pub(super) use numbers::Snapshot;
+
 use super::dto::*;
 use super::{CmdResult, Console, lock, map};
 use crate::agent::wire::QualitySummary;
-use crate::quality::{self, History};
+use numbers::History;
 
 /// What the scrape loop keeps per profile for the panel.
 #[derive(Debug, Clone, Default)]
@@ -65,7 +69,7 @@ impl Console {
             max_approval_rejection_rate: 1.0,
         };
         Ok(QualityView {
-            workflows: quality::workflows(
+            workflows: numbers::workflows(
                 &mem.history,
                 window_ms,
                 now,
@@ -73,8 +77,8 @@ impl Console {
                 &alerts,
             ),
             thresholds,
-            tenants: quality::tenants(&mem.history),
-            workflow_spend: quality::workflow_spend(&mem.history),
+            tenants: numbers::tenants(&mem.history),
+            workflow_spend: numbers::workflow_spend(&mem.history),
             scraped_at_ms: mem.history.latest().map(|s| s.t_ms),
             profile_id: args.profile_id,
             window: args.window,

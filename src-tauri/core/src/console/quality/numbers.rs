@@ -243,14 +243,6 @@ impl History {
     fn first_since(&self, since_ms: i64) -> Option<&Snapshot> {
         self.0.iter().find(|s| s.t_ms >= since_ms)
     }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 fn rate(hits: f64, samples: f64) -> Option<f64> {
@@ -584,7 +576,7 @@ mod tests {
             });
         }
         // Ten minutes of 5 s scrapes: about one a minute, and the last scrape kept.
-        assert!((10..=12).contains(&h.len()), "{}", h.len());
+        assert!((10..=12).contains(&h.0.len()), "{}", h.0.len());
         assert_eq!(h.latest().unwrap().t_ms, 600_000);
     }
 
