@@ -32,6 +32,8 @@ describe('overview quality panel', () => {
     assert.match(await canary.innerText(), /20\.5 %[\s\S]*−75 pts/);
     assert.equal(await canary.locator('.delta.worse').count(), 1);
     assert.equal(await page.locator('[data-workflow="support_answer"] [data-signal="stable/citation"] [data-alert]').count(), 0);
+    // Each cell says on hover how many of how many, and the rate over the day before.
+    assert.equal(await page.locator('[data-workflow="support_answer"] [data-signal="stable/citation"]').getAttribute('title'), '188 of 196; the day before: 97.0 %');
     assert.equal(await page.locator('[data-quality-alert="support_answer"]').count(), 1);
     assert.equal(await page.locator('[data-quality-alert="ticket_update"]').count(), 0, 'no alert without one');
     // ticket_update's canary rejects 40 % of writes against stable's 8 %: worse, not red.

@@ -490,6 +490,9 @@ pub struct QualitySignal {
     /// Past the service's threshold with at least `min_samples` samples, or the service's
     /// own alert for it is firing.
     pub alert: bool,
+    /// The same rate over the 24 hours before the window, as far back as the console has
+    /// read the service (null without that history).
+    pub baseline: Option<f64>,
     /// Tracks other than stable: this rate minus stable's (null without both).
     pub vs_stable: Option<f64>,
     /// More than 5 points worse than stable.

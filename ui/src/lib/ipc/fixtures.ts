@@ -891,10 +891,12 @@ export function smokeReport(t0: number, id: string, model: string, startedAt: nu
 
 const SIGNAL_KINDS: readonly QualitySignalKind[] = ['citation', 'refusal', 'empty_or_truncated', 'blocked', 'flagged', 'tool_errors', 'approval_rejections'];
 
-function signals(rows: readonly (readonly [number, number])[], alerts: readonly QualitySignalKind[] = []): QualitySignal[] {
+/** Signals from `[hits, samples]` rows; the day before the window had the same rates, or `baselines` where given. */
+function signals(rows: readonly (readonly [number, number])[], alerts: readonly QualitySignalKind[] = [], baselines: Partial<Record<QualitySignalKind, number>> = {}): QualitySignal[] {
   return SIGNAL_KINDS.map((kind, i) => {
     const [hits, samples] = rows[i] ?? [0, 0];
-    return { kind, hits, samples, rate: samples > 0 ? hits / samples : null, alert: alerts.includes(kind), vs_stable: null, worse_than_stable: false };
+    const rate = samples > 0 ? hits / samples : null;
+    return { kind, hits, samples, rate, alert: alerts.includes(kind), baseline: baselines[kind] ?? rate, vs_stable: null, worse_than_stable: false };
   });
 }
 
@@ -914,7 +916,7 @@ function versus(stable: QualitySignal[], other: QualitySignal[]): QualitySignal[
  * budget at 14:10 local time today, `globex` is spent, `_other` has no budget.
  */
 export function quality(profileId: string, window: ChartWindow, t0: number): QualityView {
-  const stableAnswer = signals([[188, 196], [4, 200], [2, 200], [3, 204], [5, 204], [6, 310], [0, 0]]);
+  const stableAnswer = signals([[188, 196], [4, 200], [2, 200], [3, 204], [5, 204], [6, 310], [0, 0]], [], { citation: 0.97 });
   const canaryAnswer = versus(stableAnswer, signals([[9, 44], [1, 46], [0, 46], [11, 47], [1, 47], [2, 70], [0, 0]], ['citation']));
   const stableTicket = signals([[0, 0], [1, 120], [3, 120], [0, 122], [0, 122], [4, 260], [5, 60]]);
   const canaryTicket = versus(stableTicket, signals([[0, 0], [0, 30], [1, 30], [0, 31], [0, 31], [2, 64], [6, 15]]));

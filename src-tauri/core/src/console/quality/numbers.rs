@@ -278,7 +278,8 @@ pub fn service_alert_name(kind: QualitySignalKind) -> Option<&'static str> {
     }
 }
 
-fn signals(c: &Counts, t: &QualityThresholds, service_alerts: &[String]) -> Vec<QualitySignal> {
+/// Each signal's hits and samples, in `QualitySignalKind` order.
+fn parts(c: &Counts) -> [(QualitySignalKind, f64, f64); 7] {
     use QualitySignalKind::*;
     [
         (Citation, c.cited, c.cited + c.uncited),
@@ -289,37 +290,50 @@ fn signals(c: &Counts, t: &QualityThresholds, service_alerts: &[String]) -> Vec<
         (ToolErrors, c.tool_errors, c.tool_calls),
         (ApprovalRejections, c.rejections, c.decisions),
     ]
-    .into_iter()
-    .map(|(kind, hits, samples)| {
-        let r = rate(hits, samples);
-        let past = match (r, threshold(kind, t)) {
-            (Some(r), Some(th)) if samples >= t.min_samples as f64 => {
-                if higher_is_worse(kind) {
-                    r > th
-                } else {
-                    r < th
+}
+
+fn signals(
+    c: &Counts,
+    baseline: Option<&Counts>,
+    t: &QualityThresholds,
+    service_alerts: &[String],
+) -> Vec<QualitySignal> {
+    let base = baseline.map(parts);
+    parts(c)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (kind, hits, samples))| {
+            let r = rate(hits, samples);
+            let past = match (r, threshold(kind, t)) {
+                (Some(r), Some(th)) if samples >= t.min_samples as f64 => {
+                    if higher_is_worse(kind) {
+                        r > th
+                    } else {
+                        r < th
+                    }
                 }
+                _ => false,
+            };
+            let by_service =
+                service_alert_name(kind).is_some_and(|n| service_alerts.iter().any(|a| a == n));
+            QualitySignal {
+                kind,
+                rate: r,
+                hits: hits.round() as u64,
+                samples: samples.round() as u64,
+                alert: past || by_service,
+                baseline: base.and_then(|b| rate(b[i].1, b[i].2)),
+                vs_stable: None,
+                worse_than_stable: false,
             }
-            _ => false,
-        };
-        let by_service =
-            service_alert_name(kind).is_some_and(|n| service_alerts.iter().any(|a| a == n));
-        QualitySignal {
-            kind,
-            rate: r,
-            hits: hits.round() as u64,
-            samples: samples.round() as u64,
-            alert: past || by_service,
-            vs_stable: None,
-            worse_than_stable: false,
-        }
-    })
-    .collect()
+        })
+        .collect()
 }
 
 /// The quality panel over `[now - window_ms, now]`: per workflow, a row per track (stable
 /// first), each signal with its alert (past the service's threshold with enough samples,
-/// or the service's own alert) and, for the other tracks, the difference to stable.
+/// or the service's own alert), its rate over the day before the window as far as the
+/// history reaches, and, for the other tracks, the difference to stable.
 pub fn workflows(
     history: &History,
     window_ms: i64,
@@ -339,11 +353,21 @@ pub fn workflows(
             .copied()
             .unwrap_or_default();
         let c = now.since(before);
+        // The day before the window: from the oldest snapshot at most 24 h before its start
+        // to the one at its start.
+        let key = (workflow.clone(), track.clone());
+        let baseline = start.filter(|s| s.t_ms < latest.t_ms).and_then(|s| {
+            let from = history
+                .first_since(s.t_ms - DAY_MS)
+                .filter(|f| f.t_ms < s.t_ms)?;
+            let a = from.quality.get(&key).copied().unwrap_or_default();
+            Some(s.quality.get(&key).copied().unwrap_or_default().since(a))
+        });
         let alerts = service_alerts
             .get(&(workflow.clone(), track.clone()))
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let signals = signals(&c, thresholds, alerts);
+        let signals = signals(&c, baseline.as_ref(), thresholds, alerts);
         by_workflow
             .entry(workflow.as_str())
             .or_default()
@@ -557,6 +581,36 @@ mod tests {
         )]);
         let w = workflows(&h, 300_000, 120_000, &thresholds(), &alerts);
         assert!(signal(&w, "canary", QualitySignalKind::Citation).alert);
+    }
+
+    fn stable_citations(cited: u64, uncited: u64) -> PromScrape {
+        crate::prom::parse(&format!(
+            "# TYPE agent_citation_checks_total counter\n\
+             agent_citation_checks_total{{workflow=\"faq\",track=\"stable\",result=\"cited\"}} {cited}\n\
+             agent_citation_checks_total{{workflow=\"faq\",track=\"stable\",result=\"uncited\"}} {uncited}\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_day_before_the_window_is_the_baseline() {
+        let h0 = 3_600_000;
+        let mut h = History::default();
+        // Kept for a day: at 0 (dropped by now), at 2 h: 0; an hour ago: 90 of 100 cited;
+        // now: 5 of 10 more.
+        h.push(Snapshot::from_scrape(&stable_citations(0, 0), 0));
+        h.push(Snapshot::from_scrape(&stable_citations(0, 0), 2 * h0));
+        h.push(Snapshot::from_scrape(&stable_citations(90, 10), 24 * h0));
+        h.push(Snapshot::from_scrape(&stable_citations(95, 15), 25 * h0));
+        let w = workflows(&h, h0, 25 * h0, &thresholds(), &BTreeMap::new());
+        let s = signal(&w, "stable", QualitySignalKind::Citation);
+        assert_eq!((s.rate, s.baseline), (Some(0.5), Some(0.9)));
+        // A window reaching back to the first snapshot: nothing before it, no baseline.
+        let w = workflows(&h, 25 * h0, 25 * h0, &thresholds(), &BTreeMap::new());
+        assert_eq!(
+            signal(&w, "stable", QualitySignalKind::Citation).baseline,
+            None
+        );
     }
 
     #[test]

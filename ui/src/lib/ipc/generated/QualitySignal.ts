@@ -12,6 +12,11 @@ rate: number | null, hits: number, samples: number,
  */
 alert: boolean, 
 /**
+ * The same rate over the 24 hours before the window, as far back as the console has
+ * read the service (null without that history).
+ */
+baseline: number | null, 
+/**
  * Tracks other than stable: this rate minus stable's (null without both).
  */
 vs_stable: number | null, 
