@@ -41,7 +41,7 @@ else
   echo "$out"
 fi
 promtool check rules deploy/prometheus/alerts.yml
-(cd deploy/prometheus && promtool test rules alerts_test.yml)
+(cd deploy/prometheus && promtool test rules alerts_test.yml alerts_quality_test.yml)
 
 log "docker-compose config"
 POSTGRES_PASSWORD=ci-placeholder docker-compose -f deploy/compose.yaml config -q

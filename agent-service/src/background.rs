@@ -27,6 +27,19 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
         engine.clock.clone(),
         stop.clone(),
     ))];
+    // The key was checked when the settings loaded; a failure here is logged, and every
+    // delivery then fails with the reason.
+    let secrets = settings
+        .notify
+        .notify_secret_key
+        .as_ref()
+        .and_then(|k| match crate::notify::seal::SecretBox::new(k) {
+            Ok(b) => Some(Arc::new(b)),
+            Err(e) => {
+                tracing::error!(error = %e, "NOTIFY_SECRET_KEY is not usable; notifications cannot be delivered");
+                None
+            }
+        });
     tasks.extend(crate::jobs::spawn_tasks(Arc::new(crate::jobs::Context {
         db: state.db.clone(),
         engine: engine.clone(),
@@ -36,10 +49,38 @@ pub fn spawn_all(state: &AppState) -> Vec<JoinHandle<()>> {
         config: settings.jobs.clone(),
         grace: Duration::from_secs(settings.server.shutdown_grace_secs),
         stop: stop.clone(),
+        notify: settings.notify.clone(),
+        secrets,
     })));
+    let queue = state.jobs.clone();
+    tasks.push(tokio::spawn(crate::notify::dispatch::run(
+        crate::notify::dispatch::Context {
+            db: state.db.clone(),
+            clock: engine.clock.clone(),
+            max_attempts: i64::from(settings.notify.notify_max_attempts),
+            wake: Box::new(move || queue.wake_worker()),
+            stop: stop.clone(),
+        },
+    )));
+    tasks.push(tokio::spawn(crate::notify::watch::run(
+        crate::notify::watch::Context {
+            db: state.db.clone(),
+            clock: engine.clock.clone(),
+            metrics: state.metrics.clone(),
+            budgets: settings.budgets.clone(),
+            quality: settings.quality.clone(),
+            instance: format!(
+                "pid{}-{}",
+                std::process::id(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            stop: stop.clone(),
+        },
+    )));
     tasks.push(tokio::spawn(crate::approvals::sweeper::run(
         engine.approvals.clone(),
         Duration::from_secs(settings.approvals.approval_sweep_secs),
+        Duration::from_secs(settings.notify.notify_approval_warning_secs),
         stop.clone(),
     )));
     match engine.traces.take_receiver() {

@@ -174,6 +174,29 @@ impl<'de> Deserialize<'de> for OllamaThink {
     }
 }
 
+/// Which answers the `scripted` provider gives (`SCRIPTED_VARIANT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScriptedVariant {
+    /// The demo script: answers cite the evidence they rest on (`scripted-v1`).
+    #[default]
+    Cites,
+    /// The same script with every `[kind:ID]` citation left out of its answers
+    /// (`scripted-v1-uncited`): a release whose answers stopped citing, for canary tests
+    /// of the quality signals and alerts.
+    Uncited,
+}
+
+impl ScriptedVariant {
+    /// The model name the variant reports.
+    pub fn model(self) -> &'static str {
+        match self {
+            Self::Cites => "scripted-v1",
+            Self::Uncited => "scripted-v1-uncited",
+        }
+    }
+}
+
 /// Per-model prices, USD per 1,000 tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -628,6 +651,11 @@ settings! {
                     format!("workflow_provider_chain.{wf}"),
                     chain.join(","),
                 )).collect::<Vec<_>>();
+            /// The `scripted` provider's answers: `cites` (the demo script) or `uncited`
+            /// (the same answers without their citations: a degraded release for canary tests).
+            scripted_variant: ScriptedVariant = ScriptedVariant::Cites;
+                env "SCRIPTED_VARIANT" file scripted_variant
+                kind choice("cites" => ScriptedVariant::Cites, "uncited" => ScriptedVariant::Uncited);
         }
         /// What one run and one tenant's day may spend.
         budgets: BudgetConfig {
@@ -797,6 +825,81 @@ settings! {
                 env "OTEL_EXPORTER_OTLP_ENDPOINT" file otel_exporter_otlp_endpoint
                 kind opt_url("<unset>");
         }
+        /// Quality signals: the label budget of per-tenant series, the window the service's
+        /// own quality summary and alerts look at, and those alerts' thresholds.
+        quality: QualityConfig {
+            /// Distinct tenants that get their own `tenant` label on the cost, token and
+            /// budget series; later tenants are counted under `tenant="_other"`.
+            metrics_tenant_labels: u32 = 100;
+                env "METRICS_TENANT_LABELS" file metrics_tenant_labels
+                kind num("a whole number of tenants"), check positive;
+            /// Runs per workflow and track (and as many tool calls and approval decisions)
+            /// that `/v1/info`'s quality summary and the service's quality alerts look at.
+            quality_window_runs: u32 = 200;
+                env "QUALITY_WINDOW_RUNS" file quality_window_runs
+                kind num("a whole number of runs"), check window_runs;
+            /// The fewest samples of a signal in the window before it may alert.
+            quality_alert_min_samples: u32 = 20;
+                env "QUALITY_ALERT_MIN_SAMPLES" file quality_alert_min_samples
+                kind num("a whole number of samples"), check positive;
+            /// Alert when fewer answers of citation-required workflows cite evidence.
+            quality_min_citation_rate: f64 = 0.8;
+                env "QUALITY_MIN_CITATION_RATE" file quality_min_citation_rate
+                kind num("a fraction from 0 to 1"), check fraction;
+            /// Alert when more answers refuse ("I cannot help with that").
+            quality_max_refusal_rate: f64 = 0.2;
+                env "QUALITY_MAX_REFUSAL_RATE" file quality_max_refusal_rate
+                kind num("a fraction from 0 to 1"), check fraction;
+            /// Alert when more tool calls fail.
+            quality_max_tool_error_rate: f64 = 0.2;
+                env "QUALITY_MAX_TOOL_ERROR_RATE" file quality_max_tool_error_rate
+                kind num("a fraction from 0 to 1"), check fraction;
+            /// Alert when more answers are empty or cut off at the output limit.
+            quality_max_empty_rate: f64 = 0.1;
+                env "QUALITY_MAX_EMPTY_RATE" file quality_max_empty_rate
+                kind num("a fraction from 0 to 1"), check fraction;
+            /// Alert when more proposed writes are rejected by their approvers.
+            quality_max_rejection_rate: f64 = 0.5;
+                env "QUALITY_MAX_REJECTION_RATE" file quality_max_rejection_rate
+                kind num("a fraction from 0 to 1"), check fraction;
+            /// How often the service checks its quality alerts and each tenant's daily
+            /// budget burn (and refreshes the budget gauges).
+            quality_check_secs: u64 = 10;
+                env "QUALITY_CHECK_SECS" file quality_check_secs
+                kind num("a whole number of seconds"), check positive;
+        }
+        /// Notifications to receivers (signed webhooks, Slack, PagerDuty) through the job
+        /// queue.
+        notify: NotifyConfig {
+            /// Encrypts receivers' URLs and secrets at rest: 32 random bytes, base64
+            /// (`openssl rand -base64 32`). Without it no receiver can be created.
+            notify_secret_key: Option<Secret> = None;
+                env "NOTIFY_SECRET_KEY" kind secret(), check notify_key;
+            /// Delivery attempts per notification before it becomes a dead letter.
+            notify_max_attempts: u32 = 10;
+                env "NOTIFY_MAX_ATTEMPTS" file notify_max_attempts
+                kind num("a whole number of attempts"), check positive;
+            /// The wait after the first failed attempt; it doubles with each attempt.
+            notify_retry_base_ms: u64 = 1_000;
+                env "NOTIFY_RETRY_BASE_MS" file notify_retry_base_ms
+                kind num("a whole number of milliseconds"), check positive;
+            /// The longest wait between two attempts.
+            notify_retry_max_secs: u64 = 300;
+                env "NOTIFY_RETRY_MAX_SECS" file notify_retry_max_secs
+                kind num("a whole number of seconds"), check positive;
+            /// How long a receiver may take to answer one attempt.
+            notify_timeout_secs: u64 = 10;
+                env "NOTIFY_TIMEOUT_SECS" file notify_timeout_secs
+                kind num("a whole number of seconds"),
+                check |v: &u64| match v {
+                    1..=60 => Ok(()),
+                    _ => Err(format!("{v} must be from 1 to 60 seconds")),
+                };
+            /// `approval.expiring` is sent this long before a pending approval expires.
+            notify_approval_warning_secs: u64 = 3_600;
+                env "NOTIFY_APPROVAL_WARNING_SECS" file notify_approval_warning_secs
+                kind num("a whole number of seconds"), check positive;
+        }
     }
     tables {
         /// Thresholds an eval run must meet for its gate to pass (`[eval_gate]` in the file).
@@ -874,6 +977,32 @@ fn fraction(v: &f64) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{v} must be a fraction from 0 to 1"))
+    }
+}
+
+fn window_runs(v: &u32) -> Result<(), String> {
+    match v {
+        1..=10_000 => Ok(()),
+        _ => Err(format!("{v} must be from 1 to 10000 runs")),
+    }
+}
+
+/// `NOTIFY_SECRET_KEY` must be 32 bytes in base64; the message never repeats the value.
+fn notify_key(v: &Option<Secret>) -> Result<(), String> {
+    use base64::Engine as _;
+    match v {
+        None => Ok(()),
+        Some(s) => match base64::engine::general_purpose::STANDARD.decode(s.expose().trim()) {
+            Ok(bytes) if bytes.len() == 32 => Ok(()),
+            Ok(bytes) => Err(format!(
+                "must be 32 bytes in base64 (`openssl rand -base64 32`); the value decodes to {} bytes",
+                bytes.len()
+            )),
+            Err(_) => Err(
+                "must be 32 bytes in base64 (`openssl rand -base64 32`); the value is not base64"
+                    .into(),
+            ),
+        },
     }
 }
 
@@ -1036,7 +1165,7 @@ impl ProviderConfig {
         match self.provider {
             ProviderKind::Ollama => &self.ollama_model,
             ProviderKind::Openai => &self.model_name,
-            ProviderKind::Scripted => "scripted-v1",
+            ProviderKind::Scripted => self.scripted_variant.model(),
         }
     }
 

@@ -133,6 +133,18 @@ prefixed_id!(
     "tr_",
     "trace id"
 );
+prefixed_id!(
+    /// A notification receiver's id (`rcv_…`).
+    ReceiverId,
+    "rcv_",
+    "receiver id"
+);
+prefixed_id!(
+    /// A notification event's id (`evt_…`): the `webhook-id` of its deliveries.
+    EventId,
+    "evt_",
+    "event id"
+);
 
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]

@@ -269,6 +269,7 @@ impl Engine {
         let _inflight = InflightGuard::new(&self.metrics);
         let result = self.run_inner(req, events, started, &mut trace).await;
         finish_trace(trace, &result);
+        self.record_quality(req, &result);
         let status = match &result {
             Ok(o) => o.status.as_str(),
             Err(e) => e.code.as_str(),
@@ -296,6 +297,39 @@ impl Engine {
             Err(_) => tracing::warn!(status, "run failed"),
         }
         result
+    }
+
+    /// Counts how the run ended in the quality signals (`crate::quality`): citation,
+    /// refusal, empty or truncated answers, blocked and flagged runs, answer length.
+    fn record_quality(&self, req: &RunRequest, result: &Result<RunOutcome, Error>) {
+        let workflow = req.workflow.name;
+        let base = crate::quality::RunEnd {
+            workflow,
+            track: &self.release.track,
+            status: "",
+            failed: false,
+            budget: None,
+            guardrail_rule: None,
+            answer: "",
+            cost_usd: 0.0,
+            citation_required: self.policy.citation_required(workflow),
+        };
+        let end = match result {
+            Ok(o) => crate::quality::RunEnd {
+                status: o.status.as_str(),
+                budget: o.budget_kind.map(BudgetKind::as_str),
+                guardrail_rule: o.guardrail_rule.as_deref(),
+                answer: &o.answer,
+                cost_usd: o.usage.cost_usd,
+                ..base
+            },
+            Err(e) => crate::quality::RunEnd {
+                status: e.code.as_str(),
+                failed: true,
+                ..base
+            },
+        };
+        self.metrics.record_run(&end);
     }
 
     /// Starts the run's trace: the root `request` span with who, what and which release.
@@ -832,6 +866,14 @@ impl Run<'_> {
                 .inc_by(u64::from(n));
         }
         engine.metrics.cost_usd.inc_by(cost);
+        engine.metrics.book_usage(
+            self.req.principal.tenant.as_str(),
+            self.req.workflow.name,
+            &engine.release.track,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            cost,
+        );
         cost
     }
 
@@ -898,6 +940,11 @@ impl Run<'_> {
                 outcome: outcome.to_string(),
             })
             .inc();
+        self.engine.metrics.workflow_tool_call(
+            self.req.workflow.name,
+            &self.engine.release.track,
+            outcome,
+        );
     }
 
     /// One call to one provider. A streamed run's text goes through the redactor to the

@@ -93,6 +93,7 @@ pub async fn build_runtime(
             policy_version: info.policy_version.clone(),
         })
         .set(1);
+    metrics.configure(&settings.quality);
     metrics
         .approvals_pending
         .set(approvals::count_pending(&db).await.unwrap_or(0));

@@ -22,8 +22,13 @@ pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static 
         get_permissions,
         get_settings,
         update_settings,
+        list_receivers,
+        create_receiver,
+        delete_receiver,
+        test_receiver,
         get_overview,
         get_charts,
+        get_quality,
         list_workflows,
         list_traces,
         get_trace,
@@ -114,6 +119,35 @@ pub async fn update_settings(
 }
 
 #[tauri::command]
+pub async fn list_receivers(state: State<'_, AppState>) -> Result<Vec<Receiver>, CommandError> {
+    state.console().await?.list_receivers().await
+}
+
+#[tauri::command]
+pub async fn create_receiver(
+    state: State<'_, AppState>,
+    args: CreateReceiverArgs,
+) -> Result<Receiver, CommandError> {
+    state.console().await?.create_receiver(args).await
+}
+
+#[tauri::command]
+pub async fn delete_receiver(
+    state: State<'_, AppState>,
+    args: ReceiverIdArgs,
+) -> Result<(), CommandError> {
+    state.console().await?.delete_receiver(args).await
+}
+
+#[tauri::command]
+pub async fn test_receiver(
+    state: State<'_, AppState>,
+    args: ReceiverIdArgs,
+) -> Result<ReceiverTestResult, CommandError> {
+    state.console().await?.test_receiver(args).await
+}
+
+#[tauri::command]
 pub async fn get_overview(
     state: State<'_, AppState>,
     args: OverviewArgs,
@@ -127,6 +161,14 @@ pub async fn get_charts(
     args: ChartArgs,
 ) -> Result<Vec<Chart>, CommandError> {
     state.console().await?.get_charts(args).await
+}
+
+#[tauri::command]
+pub async fn get_quality(
+    state: State<'_, AppState>,
+    args: QualityArgs,
+) -> Result<QualityView, CommandError> {
+    state.console().await?.get_quality(args).await
 }
 
 #[tauri::command]

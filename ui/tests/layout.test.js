@@ -36,6 +36,7 @@ const VIEWS = [
       // The canary's provider chain (a long model name, an open circuit) and its fallbacks
       // are measured with the cards.
       await page.locator('[data-card="prod-eu/canary"] [data-fallbacks] li').first().waitFor();
+      await expectState(page, 'quality-body', 'full');
     },
   },
   {

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{ApprovalQueue, rfc3339};
+use super::{ApprovalQueue, approval_data, approval_notice, rfc3339};
 use crate::db::approvals::{self, Approval, Lease, Outcome};
 use crate::db::audit::{self, NewEvent};
 use crate::db::freeze;
 use crate::domain::{ApprovalId, TenantId};
 use crate::error::Error;
 use crate::metrics::ToolLabels;
+use crate::notify::{EventKind, Notice, emit_in};
 use crate::tools::{ToolCtx, ToolError};
 
 /// Attempts of an HTTP write before it is marked `failed` with an unknown outcome.
@@ -112,6 +113,32 @@ impl ApprovalQueue {
         self.event(tenant, "system", action, &a.id, details, None)
     }
 
+    /// The `approval.executed` / `approval.failed` notification of an outcome.
+    fn outcome_notice(
+        &self,
+        a: &Approval,
+        tenant: &TenantId,
+        attempt: i64,
+        outcome: &Outcome,
+    ) -> Notice {
+        let mut data = approval_data(
+            &a.id,
+            &a.workflow,
+            &a.tool,
+            &a.proposed_change,
+            &a.release.track,
+        );
+        data.insert("attempt".into(), json!(attempt));
+        let kind = match outcome {
+            Outcome::Executed(_) => EventKind::ApprovalExecuted,
+            Outcome::Failed(error) => {
+                data.insert("error".into(), json!(error));
+                EventKind::ApprovalFailed
+            }
+        };
+        approval_notice(kind, tenant, &a.id, data)
+    }
+
     fn executing_event(
         &self,
         a: &Approval,
@@ -166,6 +193,12 @@ impl ApprovalQueue {
         audit::append(
             &mut tx,
             &self.outcome_event(a, tenant, attempt, &outcome),
+            done,
+        )
+        .await?;
+        emit_in(
+            &mut tx,
+            &self.outcome_notice(a, tenant, attempt, &outcome),
             done,
         )
         .await?;
@@ -224,6 +257,12 @@ impl ApprovalQueue {
                 now,
             )
             .await?;
+            emit_in(
+                &mut tx,
+                &self.outcome_notice(a, tenant, attempt, &outcome),
+                now,
+            )
+            .await?;
             tx.commit().await?;
             self.changed();
             return Ok(Execution::Failed);
@@ -272,6 +311,12 @@ impl ApprovalQueue {
         audit::append(
             &mut tx,
             &self.outcome_event(a, tenant, attempt, &outcome),
+            done,
+        )
+        .await?;
+        emit_in(
+            &mut tx,
+            &self.outcome_notice(a, tenant, attempt, &outcome),
             done,
         )
         .await?;

@@ -22,6 +22,12 @@
 //! This file holds the queue and the decisions (create, decide, cancel, freeze);
 //! [`execute`] runs approved writes, [`sweeper`] expires and re-drives, `tests` checks the
 //! whole machine against a real database.
+//!
+//! **Notifications.** A transition people must hear about (created, finally decided,
+//! executed, failed; writes frozen or unfrozen) puts its notification in the outbox in the
+//! same transaction as the transition and its audit event ([`crate::notify::emit_in`]), so
+//! a notification is sent exactly for what committed. The sweeper adds
+//! `approval.expiring` for pending requests about to expire.
 
 pub mod execute;
 pub mod sweeper;
@@ -46,6 +52,7 @@ use crate::domain::{ApprovalId, TenantId};
 use crate::error::{Error, ErrorCode};
 use crate::guardrails::Redactor;
 use crate::metrics::{DecisionLabels, Metrics};
+use crate::notify::{EventKind, Notice, emit_in};
 use crate::tools::Registry;
 
 /// Audit actions of approval transitions start with this; the event stream sends them.
@@ -97,6 +104,45 @@ fn frozen(tenant: &TenantId, f: &Freeze) -> Error {
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default()
         ),
+    )
+}
+
+/// The fields every notification about an approval carries (all stored redacted).
+fn approval_data(
+    id: &ApprovalId,
+    workflow: &str,
+    tool: &str,
+    proposed_change: &Value,
+    track: &str,
+) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("approval_id".into(), json!(id));
+    m.insert("workflow".into(), json!(workflow));
+    m.insert("tool".into(), json!(tool));
+    m.insert(
+        "resource".into(),
+        proposed_change
+            .get("resource")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
+    m.insert("track".into(), json!(track));
+    m
+}
+
+/// A notification about approval `id` of `tenant`; its dedup key is the kind and the id,
+/// so each kind is sent once per approval.
+fn approval_notice(
+    kind: EventKind,
+    tenant: &TenantId,
+    id: &ApprovalId,
+    data: serde_json::Map<String, Value>,
+) -> Notice {
+    Notice::new(
+        kind,
+        format!("{}:{id}", kind.as_str()),
+        Some(tenant.clone()),
+        Value::Object(data),
     )
 }
 
@@ -227,6 +273,20 @@ impl ApprovalQueue {
             Some(&rec.request_id),
         );
         audit::append(&mut tx, &ev, rec.created_at).await?;
+        let mut data = approval_data(
+            &rec.id,
+            &rec.workflow,
+            &rec.tool,
+            &rec.proposed_change,
+            &rec.release.track,
+        );
+        data.insert("risk_tier".into(), json!(rec.risk_tier));
+        data.insert("required_approvals".into(), json!(rec.required_approvals));
+        data.insert("requested_by_user".into(), json!(rec.requested_by_user));
+        data.insert("expires_at".into(), json!(rfc3339(rec.expires_at)));
+        data.insert("trace_id".into(), json!(rec.trace_id));
+        let notice = approval_notice(EventKind::ApprovalCreated, &rec.tenant, &rec.id, data);
+        emit_in(&mut tx, &notice, rec.created_at).await?;
         tx.commit().await?;
         self.changed();
         self.refresh_pending().await;
@@ -339,9 +399,34 @@ impl ApprovalQueue {
             Some(request_id),
         );
         audit::append(&mut tx, &ev, now).await?;
+        let last = status == "approved" || status == "rejected";
+        if last {
+            let mut data = approval_data(
+                id,
+                &found.workflow,
+                &found.tool,
+                &found.proposed_change,
+                &found.release.track,
+            );
+            data.insert("decision".into(), json!(status));
+            data.insert("approver_name".into(), json!(who.key_name));
+            data.insert("reason".into(), json!(decision.reason));
+            data.insert("approvals_count".into(), json!(count));
+            data.insert("required_approvals".into(), json!(found.required_approvals));
+            let notice = approval_notice(EventKind::ApprovalDecided, tenant, id, data);
+            emit_in(&mut tx, &notice, now).await?;
+        }
         tx.commit().await?;
         self.changed();
         self.count(verdict.status(), 1);
+        if last {
+            // A rejected write is a quality signal of the workflow and release that proposed it.
+            self.metrics.approval_decision(
+                &found.workflow,
+                &found.release.track,
+                status == "rejected",
+            );
+        }
         self.refresh_pending().await;
         tracing::info!(approval_id = %id, decision = verdict.decision(), %status, approvals = count, "approval decided");
 
@@ -454,7 +539,19 @@ impl ApprovalQueue {
                 request_id: Some(request_id.to_string()),
                 policy_version: self.policy_version.clone(),
             };
-            audit::append(&mut tx, &ev, now).await?;
+            let stored = audit::append(&mut tx, &ev, now).await?;
+            let kind = if frozen {
+                EventKind::FreezeOn
+            } else {
+                EventKind::FreezeOff
+            };
+            let notice = Notice::new(
+                kind,
+                format!("{}:{}", kind.as_str(), stored.id),
+                Some(tenant.clone()),
+                json!({"reason": reason, "by_name": who.key_name}),
+            );
+            emit_in(&mut tx, &notice, now).await?;
             tx.commit().await?;
             tracing::warn!(
                 frozen,

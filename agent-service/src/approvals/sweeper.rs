@@ -1,17 +1,20 @@
 //! The sweeper: expires pending requests whose time ran out and re-drives approved writes
 //! nobody executed (a crash, a lifted freeze) and HTTP writes whose lease ran out; at
-//! start (crash recovery) and every `APPROVAL_SWEEP_SECS`.
+//! start (crash recovery) and every `APPROVAL_SWEEP_SECS`. It also notifies
+//! (`approval.expiring`) of pending requests that expire within
+//! `NOTIFY_APPROVAL_WARNING_SECS`, once per request.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 
-use super::{ApprovalQueue, Execution};
+use super::{ApprovalQueue, Execution, approval_data, approval_notice, rfc3339};
 use crate::db::approvals;
 use crate::db::audit;
 use crate::domain::{ApprovalId, TenantId};
 use crate::error::Error;
+use crate::notify::{EventKind, emit};
 use crate::shutdown::Shutdown;
 
 /// How many due requests one sweep handles of each kind.
@@ -81,9 +84,51 @@ impl ApprovalQueue {
     }
 }
 
+impl ApprovalQueue {
+    /// Notifies (`approval.expiring`) of every pending request that expires within `within`
+    /// and was not notified of yet; returns how many it notified of.
+    pub async fn warn_expiring(&self, within: Duration) -> Result<usize, Error> {
+        let now = self.now();
+        let until = now.saturating_add(i64::try_from(within.as_millis()).unwrap_or(i64::MAX));
+        let mut warned = 0;
+        for a in approvals::expiring_unwarned(&self.db, now, until, SWEEP_BATCH).await? {
+            let Ok(tenant) = TenantId::parse(&a.tenant) else {
+                tracing::warn!(approval_id = %a.id, tenant = %a.tenant, "skipping an approval with an invalid tenant");
+                continue;
+            };
+            let mut data = approval_data(
+                &a.id,
+                &a.workflow,
+                &a.tool,
+                &a.proposed_change,
+                &a.release.track,
+            );
+            data.insert("expires_at".into(), json!(rfc3339(a.expires_at)));
+            data.insert(
+                "expires_in_secs".into(),
+                json!((a.expires_at - now).max(0) / 1000),
+            );
+            data.insert("required_approvals".into(), json!(a.required_approvals));
+            data.insert("approvals_count".into(), json!(a.approvals_count));
+            let notice = approval_notice(EventKind::ApprovalExpiring, &tenant, &a.id, data);
+            if emit(&self.db, &notice, now).await? {
+                warned += 1;
+            }
+        }
+        Ok(warned)
+    }
+}
+
 /// The background sweeper: runs [`ApprovalQueue::sweep`] at start (crash recovery) and
-/// every `every` (`APPROVAL_SWEEP_SECS`), until `stop`. A sweep in progress finishes first.
-pub async fn run(queue: Arc<ApprovalQueue>, every: Duration, stop: Shutdown) {
+/// every `every` (`APPROVAL_SWEEP_SECS`), then notifies of requests expiring within
+/// `warn_within` (`NOTIFY_APPROVAL_WARNING_SECS`), until `stop`. A sweep in progress
+/// finishes first.
+pub async fn run(
+    queue: Arc<ApprovalQueue>,
+    every: Duration,
+    warn_within: Duration,
+    stop: Shutdown,
+) {
     let every = every.max(Duration::from_secs(1));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -103,6 +148,13 @@ pub async fn run(queue: Arc<ApprovalQueue>, every: Duration, stop: Shutdown) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e.report(), "approval sweep failed; retrying"),
+        }
+        match queue.warn_expiring(warn_within).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(notified = n, "approvals about to expire"),
+            Err(e) => {
+                tracing::warn!(error = %e.report(), "notifying of expiring approvals failed; retrying")
+            }
         }
     }
 }

@@ -608,3 +608,105 @@ async fn verify_names_the_edited_or_deleted_event() {
     assert_eq!((b.seq, b.id.as_deref(), v.checked), (2, None, 1));
     assert!(b.reason.contains("end of the chain"), "{b:?}");
 }
+
+/// The outbox's events of the demo tenant in the order they were stored: (kind, data).
+async fn outbox(f: &Fixture) -> Vec<(String, Value)> {
+    sqlx::query("SELECT kind, data FROM notification_events WHERE tenant = 'demo' ORDER BY rowid")
+        .fetch_all(f.db.pool())
+        .await
+        .expect("outbox")
+        .iter()
+        .map(|r| {
+            let data: String = r.get("data");
+            (r.get("kind"), serde_json::from_str(&data).expect("json"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn transitions_put_their_notifications_in_the_outbox_once() {
+    let f = fixture().await;
+    f.queue
+        .create(&close_ticket("apr_n1", "T-1003"))
+        .await
+        .expect("create");
+    let within = std::time::Duration::from_secs(30);
+    assert_eq!(f.queue.warn_expiring(within).await.expect("warn"), 0);
+    f.clock.advance(40_000);
+    assert_eq!(f.queue.warn_expiring(within).await.expect("warn"), 1);
+    assert_eq!(
+        f.queue.warn_expiring(within).await.expect("warn"),
+        0,
+        "warned once"
+    );
+    f.queue
+        .decide(&key("key_b"), &apr("apr_n1"), Verdict::Approve, "fine", "r")
+        .await
+        .expect("decide");
+    // A partial approval (one of two) is not a decision yet; the rejection is.
+    f.queue
+        .create(&record(
+            "apr_n2",
+            "ticket_update",
+            json!({"ticket_id": "T-1004", "comment": "x"}),
+            2,
+            "canary",
+        ))
+        .await
+        .expect("create");
+    f.queue
+        .decide(&key("key_b"), &apr("apr_n2"), Verdict::Approve, "one", "r")
+        .await
+        .expect("decide");
+    f.queue
+        .decide(&key("key_c"), &apr("apr_n2"), Verdict::Reject, "no", "r")
+        .await
+        .expect("decide");
+    let mut op = key("key_op");
+    op.roles = Roles::parse("operator").expect("roles");
+    f.queue
+        .set_freeze(&op, true, Some("incident 7"), "r")
+        .await
+        .expect("freeze");
+    f.queue
+        .set_freeze(&op, true, Some("again"), "r")
+        .await
+        .expect("freeze");
+    f.queue
+        .set_freeze(&op, false, None, "r")
+        .await
+        .expect("unfreeze");
+
+    let events = outbox(&f).await;
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "approval.created",
+            "approval.expiring",
+            "approval.decided",
+            "approval.executed",
+            "approval.created",
+            "approval.decided",
+            "freeze.on",
+            "freeze.off"
+        ]
+    );
+    let created = &events[0].1;
+    assert_eq!(created["approval_id"], "apr_n1");
+    assert_eq!(created["resource"], "ticket/T-1003");
+    assert_eq!(created["required_approvals"], 1);
+    assert_eq!(events[1].1["expires_in_secs"], 20);
+    assert_eq!(events[2].1["decision"], "approved");
+    assert_eq!(events[2].1["approver_name"], "name-of-key_b");
+    assert_eq!(events[5].1["decision"], "rejected");
+    assert_eq!(events[5].1["track"], "canary");
+    assert_eq!(events[6].1["reason"], "incident 7");
+    let rejections = f.queue.metrics.encode();
+    assert!(
+        rejections.contains(
+            r#"agent_approval_decisions_total{workflow="ticket_update",track="canary",decision="rejected"} 1"#
+        ),
+        "{rejections}"
+    );
+}

@@ -540,6 +540,28 @@ pub async fn due_to_expire(db: &Db, now: i64, limit: i64) -> Result<Due, sqlx::E
     .await
 }
 
+/// Pending requests that expire after `now` and by `until`, and whose `approval.expiring`
+/// notification is not in the outbox yet; soonest first.
+pub async fn expiring_unwarned(
+    db: &Db,
+    now: i64,
+    until: i64,
+    limit: i64,
+) -> Result<Vec<Approval>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM approvals WHERE status = 'pending' AND expires_at > $1 \
+         AND expires_at <= $2 AND NOT EXISTS (SELECT 1 FROM notification_events e \
+         WHERE e.dedup_key = 'approval.expiring:' || approvals.id) \
+         ORDER BY expires_at LIMIT $3"
+    ))
+    .bind(now)
+    .bind(until)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// Approved requests not executed yet (their executor crashed or was held by a freeze),
 /// and `executing` ones whose lease ran out.
 pub async fn due_to_execute(db: &Db, now: i64, limit: i64) -> Result<Due, sqlx::Error> {

@@ -4,6 +4,10 @@
 //!
 //! Every write a worker makes after its claim is guarded by the claim's `lease_token`, so a
 //! worker that lost its lease (it stalled and another worker took the job) changes nothing.
+//!
+//! A job is of a [`JobKind`]: a workflow run (`invoke`, what `/v1/jobs` creates and shows)
+//! or one notification delivery (`notify`, created by [`super::notifications`]). Workers
+//! claim both; the tenant-facing reads and cancels here see only `invoke` jobs.
 
 use std::fmt;
 
@@ -69,6 +73,32 @@ impl fmt::Display for JobStatus {
     }
 }
 
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Runs a workflow (`POST /v1/jobs`).
+    Invoke,
+    /// Delivers one notification to one receiver.
+    Notify,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Invoke => "invoke",
+            JobKind::Notify => "notify",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "invoke" => Ok(JobKind::Invoke),
+            "notify" => Ok(JobKind::Notify),
+            _ => Err(format!("job kind {s:?} is not one of invoke, notify")),
+        }
+    }
+}
+
 /// A job to enqueue. `input_text` is already redacted.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -120,6 +150,7 @@ pub struct Callback {
 #[derive(Debug, Clone)]
 pub struct Job {
     pub id: JobId,
+    pub kind: JobKind,
     pub tenant: String,
     pub key_id: String,
     pub key_name: String,
@@ -144,7 +175,7 @@ pub struct Job {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "id, tenant, key_id, key_name, workflow, input_text, user_id, request_id, \
+const COLUMNS: &str = "id, kind, tenant, key_id, key_name, workflow, input_text, user_id, request_id, \
     status, attempts, max_attempts, run_after, lease_owner, lease_token, lease_expires_at, \
     heartbeat_at, cancel_requested, result, error_code, error_message, callback_url, \
     callback_state, callback_attempts, callback_next_at, callback_status_code, callback_error, \
@@ -201,6 +232,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Job, sqlx::Error> {
     };
     Ok(Job {
         id: JobId::parse(&row.try_get::<String, _>("id")?).map_err(decode_err)?,
+        kind: JobKind::parse(&row.try_get::<String, _>("kind")?).map_err(decode_err)?,
         tenant: row.try_get("tenant")?,
         key_id: row.try_get("key_id")?,
         key_name: row.try_get("key_name")?,
@@ -261,10 +293,11 @@ pub async fn insert(db: &Db, j: &NewJob) -> Result<Job, sqlx::Error> {
     from_row(&row)
 }
 
-/// One job of the caller's tenant; another tenant's id is simply not found.
+/// One workflow job of the caller's tenant; another tenant's id (or a notification's) is
+/// simply not found.
 pub async fn get(db: &Db, tenant: &TenantId, id: &JobId) -> Result<Option<Job>, sqlx::Error> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM jobs WHERE tenant = $1 AND id = $2"
+        "SELECT {COLUMNS} FROM jobs WHERE tenant = $1 AND id = $2 AND kind = 'invoke'"
     ))
     .bind(tenant.as_str())
     .bind(id.as_str())
@@ -273,7 +306,8 @@ pub async fn get(db: &Db, tenant: &TenantId, id: &JobId) -> Result<Option<Job>, 
     row.as_ref().map(from_row).transpose()
 }
 
-/// A tenant's jobs, newest first: at most `limit`, with ids below `before` when given.
+/// A tenant's workflow jobs, newest first: at most `limit`, with ids below `before` when
+/// given.
 pub async fn list(
     db: &Db,
     tenant: &TenantId,
@@ -281,7 +315,7 @@ pub async fn list(
     before: Option<&JobId>,
     limit: i64,
 ) -> Result<Vec<Job>, sqlx::Error> {
-    let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE tenant = $1");
+    let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE tenant = $1 AND kind = 'invoke'");
     let mut n = 1;
     if status.is_some() {
         n += 1;
@@ -478,7 +512,8 @@ pub async fn cancel_queued(
     let row = sqlx::query(&format!(
         "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = $1, \
          updated_at = $1, {CALLBACK_DUE}, callback_next_at = $1 \
-         WHERE tenant = $2 AND id = $3 AND status = 'queued' RETURNING {COLUMNS}"
+         WHERE tenant = $2 AND id = $3 AND status = 'queued' AND kind = 'invoke' \
+         RETURNING {COLUMNS}"
     ))
     .bind(now)
     .bind(tenant.as_str())
@@ -497,7 +532,8 @@ pub async fn request_cancel(
 ) -> Result<Option<Job>, sqlx::Error> {
     let row = sqlx::query(&format!(
         "UPDATE jobs SET cancel_requested = 1, updated_at = $1 \
-         WHERE tenant = $2 AND id = $3 AND status = 'running' RETURNING {COLUMNS}"
+         WHERE tenant = $2 AND id = $3 AND status = 'running' AND kind = 'invoke' \
+         RETURNING {COLUMNS}"
     ))
     .bind(now)
     .bind(tenant.as_str())

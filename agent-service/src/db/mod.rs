@@ -12,6 +12,7 @@ pub mod freeze;
 pub mod idempotency;
 pub mod jobs;
 pub mod keys;
+pub mod notifications;
 pub mod rate_limits;
 
 use std::str::FromStr;

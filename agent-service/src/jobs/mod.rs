@@ -2,11 +2,14 @@
 //! lease and run them through the engine, heartbeats, retries with backoff and dead
 //! letters, cancellation, graceful release at shutdown, the expired-lease reaper that
 //! keeps `agent_queue_depth` right, and signed callback delivery through the SSRF guard.
+//! The same workers deliver notifications: a job of kind `notify` is one delivery of one
+//! event to one receiver ([`notify`]).
 //!
 //! The queue itself is the `jobs` table ([`crate::db::jobs`]); nothing here holds a job
 //! only in memory, so any process on the same database can take over a dead one's work.
 //! [`view`] is the job as clients see it (the API's body and the callbacks').
 
+mod notify;
 pub mod view;
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,7 +25,7 @@ use tracing::Instrument;
 
 use crate::config::JobConfig;
 use crate::db::Db;
-use crate::db::jobs::{self as store, CallbackOutcome, Job, JobError, Outcome};
+use crate::db::jobs::{self as store, CallbackOutcome, Job, JobError, JobKind, Outcome};
 use crate::domain::Principal;
 use crate::domain::{JobId, Roles, TenantId, TraceId};
 use crate::engine::{Engine, RunRequest};
@@ -121,6 +124,11 @@ pub struct Context {
     /// The shutdown grace period; a running job gets most of it to finish.
     pub grace: Duration,
     pub stop: Shutdown,
+    /// Attempts, backoff and timeout of notification deliveries.
+    pub notify: crate::config::NotifyConfig,
+    /// Opens receivers' sealed URLs and secrets (`NOTIFY_SECRET_KEY`); without it every
+    /// delivery fails.
+    pub secrets: Option<Arc<crate::notify::seal::SecretBox>>,
 }
 
 /// Starts the queue's tasks: the workers, the keeper and the callback sender.
@@ -289,6 +297,9 @@ fn run_request(ctx: &Context, job: &Job) -> Result<RunRequest, JobError> {
 }
 
 async fn attempt(ctx: &Context, job: &Job, token: &str, signal: &Notify) {
+    if job.kind == JobKind::Notify {
+        return notify::attempt(ctx, job, token).await;
+    }
     tracing::info!(
         attempts = job.attempts,
         max_attempts = job.max_attempts,

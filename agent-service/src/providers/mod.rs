@@ -358,7 +358,9 @@ pub fn build_link(
             l.model.clone(),
             l.api_key.clone(),
         )),
-        crate::config::ProviderKind::Scripted => Arc::new(scripted::Scripted::new()),
+        crate::config::ProviderKind::Scripted => {
+            Arc::new(scripted::Scripted::with_variant(s.scripted_variant))
+        }
     };
     Provider::named(&l.name, model, ResilienceConfig::of_link(l), metrics)
 }

@@ -1,6 +1,9 @@
 //! The scripted model: a deterministic offline stand-in for demos and tests. It follows
 //! one script per workflow, choosing the next tool call or the final answer from the
 //! conversation so far. No randomness, no clock: the same conversation gets the same reply.
+//! Its `uncited` variant (`SCRIPTED_VARIANT=uncited`, model `scripted-v1-uncited`) gives the
+//! same answers without their `[kind:ID]` citations: a release that degrades silently, for
+//! canary tests of the quality signals.
 
 use std::sync::LazyLock;
 
@@ -11,6 +14,7 @@ use super::{
     ChatMessage, ChatModel, ChatRequest, ChatResponse, MessageRole, ProviderError, TokenSink,
     ToolCall, Usage,
 };
+use crate::config::ScriptedVariant;
 
 /// The name the scripted model reports everywhere, so nobody mistakes it for a real one.
 pub const SCRIPTED_MODEL: &str = "scripted-v1";
@@ -20,14 +24,31 @@ static TICKET_ID: LazyLock<Regex> =
 static INVOICE_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\bINV-\d+\b").expect("static regex"));
 
-/// The deterministic offline model (kind `scripted`, model `scripted-v1`).
+static CITATION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\s?\[(?:ticket|kb|invoice|tool):[A-Za-z0-9_.-]+\]").expect("static regex")
+});
+
+/// The deterministic offline model (kind `scripted`, model `scripted-v1`, or
+/// `scripted-v1-uncited` for the variant whose answers cite nothing).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Scripted;
+pub struct Scripted {
+    variant: ScriptedVariant,
+}
 
 impl Scripted {
+    /// The demo script, whose answers cite their evidence.
     pub fn new() -> Self {
-        Self
+        Self::with_variant(ScriptedVariant::Cites)
     }
+
+    pub fn with_variant(variant: ScriptedVariant) -> Self {
+        Self { variant }
+    }
+}
+
+/// `answer` without its `[kind:ID]` citations (and the space before each).
+fn uncited(answer: &str) -> String {
+    CITATION.replace_all(answer, "").into_owned()
 }
 
 #[async_trait::async_trait]
@@ -37,7 +58,7 @@ impl ChatModel for Scripted {
     }
 
     fn model(&self) -> &str {
-        SCRIPTED_MODEL
+        self.variant.model()
     }
 
     async fn chat(
@@ -45,7 +66,7 @@ impl ChatModel for Scripted {
         req: &ChatRequest,
         sink: Option<&TokenSink>,
     ) -> Result<ChatResponse, ProviderError> {
-        Ok(respond(req, sink))
+        Ok(respond(req, sink, self.variant))
     }
 
     async fn health(&self) -> Result<(), ProviderError> {
@@ -63,7 +84,8 @@ enum Step {
     Answer(String),
 }
 
-fn respond(req: &ChatRequest, sink: Option<&TokenSink>) -> ChatResponse {
+fn respond(req: &ChatRequest, sink: Option<&TokenSink>, variant: ScriptedVariant) -> ChatResponse {
+    let model = variant.model();
     let conversation = Conversation::new(req);
     let step = match req.workflow.as_str() {
         "support_ticket_summary" => support_ticket_summary(&conversation),
@@ -95,12 +117,16 @@ fn respond(req: &ChatRequest, sink: Option<&TokenSink>) -> ChatResponse {
                     prompt_tokens,
                     completion_tokens,
                 },
-                model: SCRIPTED_MODEL.to_string(),
+                model: model.to_string(),
                 finish: super::Finish::ToolCalls,
                 ..ChatResponse::default()
             }
         }
         Step::Answer(answer) => {
+            let answer = match variant {
+                ScriptedVariant::Cites => answer,
+                ScriptedVariant::Uncited => uncited(&answer),
+            };
             if let Some(sink) = sink {
                 for word in word_chunks(&answer) {
                     // A receiver that went away only means nobody watches the stream.
@@ -114,7 +140,7 @@ fn respond(req: &ChatRequest, sink: Option<&TokenSink>) -> ChatResponse {
                 },
                 content: answer,
                 tool_calls: vec![],
-                model: SCRIPTED_MODEL.to_string(),
+                model: model.to_string(),
                 ..ChatResponse::default()
             }
         }
@@ -669,6 +695,16 @@ mod tests {
         offered: &[&str],
         results: &[(&str, Value)],
     ) -> (Vec<(String, Value)>, String) {
+        run_with(Scripted::new(), workflow, input, offered, results).await
+    }
+
+    async fn run_with(
+        model: Scripted,
+        workflow: &str,
+        input: &str,
+        offered: &[&str],
+        results: &[(&str, Value)],
+    ) -> (Vec<(String, Value)>, String) {
         let results: HashMap<&str, &Value> = results.iter().map(|(k, v)| (*k, v)).collect();
         let mut req = ChatRequest::new(
             workflow,
@@ -678,10 +714,7 @@ mod tests {
         req.tools = tools(offered);
         let mut calls = vec![];
         for _ in 0..6 {
-            let resp = Scripted::new()
-                .chat(&req, None)
-                .await
-                .expect("scripted never fails");
+            let resp = model.chat(&req, None).await.expect("scripted never fails");
             let Some(call) = resp.tool_calls.first().cloned() else {
                 return (calls, resp.content);
             };
@@ -1093,5 +1126,50 @@ mod tests {
             Some("line one".into())
         );
         assert_eq!(first_sentence("  "), None);
+    }
+
+    #[tokio::test]
+    async fn the_uncited_variant_gives_the_same_answers_without_citations() {
+        let offered = ["ticket_read", "kb_search"];
+        let results = [("ticket_read", ticket()), ("kb_search", kb())];
+        let (calls, cited) = run(
+            "support_ticket_summary",
+            "Summarise T-1001",
+            &offered,
+            &results,
+        )
+        .await;
+        let uncited_model = Scripted::with_variant(ScriptedVariant::Uncited);
+        let (same_calls, answer) = run_with(
+            uncited_model,
+            "support_ticket_summary",
+            "Summarise T-1001",
+            &offered,
+            &results,
+        )
+        .await;
+        assert_eq!(calls, same_calls, "the variant follows the same script");
+        assert!(
+            cited.contains("[kb:KB-3]") && cited.contains("[ticket:T-1001]"),
+            "{cited}"
+        );
+        assert!(!answer.contains('['), "no citation is left: {answer}");
+        assert_eq!(
+            answer,
+            cited
+                .replace(" [kb:KB-3]", "")
+                .replace(" [ticket:T-1001]", ""),
+            "only the citations (and the space before each) are gone"
+        );
+        assert_eq!(uncited_model.model(), "scripted-v1-uncited");
+        let (_, faq) = run_with(
+            uncited_model,
+            "faq",
+            "locked account",
+            &["kb_search"],
+            &[("kb_search", kb())],
+        )
+        .await;
+        assert!(!faq.is_empty() && !faq.contains("[kb:"), "{faq}");
     }
 }

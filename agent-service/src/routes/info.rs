@@ -140,6 +140,97 @@ fn limits_info(state: &AppState) -> LimitsInfo {
     }
 }
 
+/// A rate over the quality window: `hits` of `samples`; `rate` is null without samples.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RateOut {
+    pub rate: Option<f64>,
+    pub hits: u64,
+    pub samples: u64,
+}
+
+impl From<crate::quality::Rate> for RateOut {
+    fn from(r: crate::quality::Rate) -> Self {
+        Self {
+            rate: r.rate(),
+            hits: r.hits,
+            samples: r.samples,
+        }
+    }
+}
+
+/// The quality of one workflow on one release track over this process's window.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WorkflowQualityOut {
+    pub workflow: String,
+    /// `stable` or `canary`: the release that ran the runs (for approval rejections, the
+    /// release that proposed the write).
+    pub track: String,
+    /// Runs in the window.
+    pub runs: u64,
+    /// Runs since this process started.
+    pub runs_total: u64,
+    /// Answers of citation-required workflows that cited their evidence (of those checked).
+    pub citation: RateOut,
+    /// Returned answers that refuse ("I can't help with that"), of answers (returned or
+    /// cut off).
+    pub refusal: RateOut,
+    /// Answers that were empty or cut off at the output limit, of answers.
+    pub empty_or_truncated: RateOut,
+    /// Runs blocked by a guardrail (input rules, or the citation rule), of runs.
+    pub blocked: RateOut,
+    /// Runs whose returned answer the output guardrail redacted, of runs.
+    pub flagged: RateOut,
+    /// Tool calls that failed, of the window's tool calls.
+    pub tool_errors: RateOut,
+    /// Final approval decisions that rejected the write, of the window's decisions.
+    pub approval_rejections: RateOut,
+    /// Runs that ended `success`.
+    pub successes: u64,
+    /// The cost of the window's runs divided by its successes (null without successes).
+    pub cost_per_success_usd: Option<f64>,
+    /// Median and 95th percentile of returned answers' length in characters.
+    pub answer_chars_p50: Option<u64>,
+    pub answer_chars_p95: Option<u64>,
+    /// Signals past their threshold: `citation_rate`, `refusal_rate`, `tool_error_rate`,
+    /// `empty_or_truncated_rate`, `approval_rejection_rate`.
+    pub alerts: Vec<String>,
+}
+
+/// The service's own alert thresholds.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct QualityThresholdsOut {
+    pub min_samples: u64,
+    pub min_citation_rate: f64,
+    pub max_refusal_rate: f64,
+    pub max_tool_error_rate: f64,
+    pub max_empty_or_truncated_rate: f64,
+    pub max_approval_rejection_rate: f64,
+}
+
+/// Quality signals of this process's recent runs (`QUALITY_WINDOW_RUNS` per workflow and
+/// track), for the quality panel; Prometheus has the same signals over time.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct QualitySummary {
+    pub window_runs: u64,
+    pub thresholds: QualityThresholdsOut,
+    pub workflows: Vec<WorkflowQualityOut>,
+}
+
+/// The caller's tenant's usage today (UTC) against its daily budgets, across replicas as
+/// of their last flush (about a second behind).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BudgetOut {
+    pub tenant: String,
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    /// When the day's budgets reset (the next UTC midnight).
+    pub resets_at: String,
+    pub tokens_used: i64,
+    pub tokens_limit: u64,
+    pub cost_used_usd: f64,
+    pub cost_limit_usd: f64,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct InfoResponse {
     pub service: &'static str,
@@ -156,6 +247,70 @@ pub struct InfoResponse {
     pub policy_hash: String,
     pub config_hash: String,
     pub limits: LimitsInfo,
+    pub quality: QualitySummary,
+    pub budget: BudgetOut,
+}
+
+fn quality_summary(state: &AppState) -> QualitySummary {
+    let t = crate::quality::Thresholds::from(&state.settings.quality);
+    let workflows = state
+        .metrics
+        .quality
+        .summary(&t)
+        .into_iter()
+        .map(|q| WorkflowQualityOut {
+            workflow: q.workflow,
+            track: q.track,
+            runs: q.runs,
+            runs_total: q.runs_total,
+            citation: q.citation.into(),
+            refusal: q.refusal.into(),
+            empty_or_truncated: q.empty_or_truncated.into(),
+            blocked: q.blocked.into(),
+            flagged: q.flagged.into(),
+            tool_errors: q.tool_errors.into(),
+            approval_rejections: q.approval_rejections.into(),
+            successes: q.successes,
+            cost_per_success_usd: q.cost_per_success_usd,
+            answer_chars_p50: q.answer_chars_p50,
+            answer_chars_p95: q.answer_chars_p95,
+            alerts: q.alerts.iter().map(|s| s.as_str().to_string()).collect(),
+        })
+        .collect();
+    QualitySummary {
+        window_runs: state.metrics.quality.size() as u64,
+        thresholds: QualityThresholdsOut {
+            min_samples: t.min_samples,
+            min_citation_rate: t.min_citation_rate,
+            max_refusal_rate: t.max_refusal_rate,
+            max_tool_error_rate: t.max_tool_error_rate,
+            max_empty_or_truncated_rate: t.max_empty_or_truncated_rate,
+            max_approval_rejection_rate: t.max_approval_rejection_rate,
+        },
+        workflows,
+    }
+}
+
+async fn budget(state: &AppState, tenant: &crate::domain::TenantId) -> Result<BudgetOut> {
+    let now = state.engine.clock.now();
+    let day = now.format("%Y-%m-%d").to_string();
+    let (tokens, cost) = crate::db::notifications::usage_of(&state.db, tenant, &day).await?;
+    let resets_at = now
+        .date_naive()
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().to_rfc3339())
+        .unwrap_or_default();
+    let b = &state.settings.budgets;
+    Ok(BudgetOut {
+        tenant: tenant.to_string(),
+        day,
+        resets_at,
+        tokens_used: tokens,
+        tokens_limit: b.tenant_daily_token_budget,
+        cost_used_usd: cost,
+        cost_limit_usd: b.tenant_daily_cost_budget_usd,
+    })
 }
 
 fn provider_info(state: &AppState) -> ProviderInfo {
@@ -211,7 +366,8 @@ fn chain_info(state: &AppState) -> ProviderChainInfo {
     }
 }
 
-/// Versions, hashes and the provider of this process.
+/// Versions, hashes and the provider of this process; the quality of its recent runs per
+/// workflow and track; the caller's tenant's usage today against its daily budgets.
 #[utoipa::path(get, path = "/v1/info", security(("bearer" = [])), responses((status = 200, body = InfoResponse), (status = 401, body = crate::routes::error::ErrorEnvelope),
     (status = 403, body = crate::routes::error::ErrorEnvelope, description = "the key has neither the viewer nor the invoke role")))]
 pub async fn info(
@@ -244,6 +400,8 @@ pub async fn info(
         policy_hash: i.policy_hash.clone(),
         config_hash: i.config_hash.clone(),
         limits: limits_info(&state),
+        quality: quality_summary(&state),
+        budget: budget(&state, &principal.tenant).await?,
     }))
 }
 
@@ -389,6 +547,14 @@ pub async fn workflows(State(state): State<AppState>, _principal: Principal) -> 
         crate::routes::admin::freeze_state,
         crate::routes::admin::freeze,
         crate::routes::admin::unfreeze,
+        crate::routes::notifications::create,
+        crate::routes::notifications::list,
+        crate::routes::notifications::get_one,
+        crate::routes::notifications::delete,
+        crate::routes::notifications::test,
+        crate::routes::notifications::deliveries,
+        crate::routes::notifications::delivery,
+        crate::routes::notifications::retry,
         crate::routes::traces::list,
         crate::routes::traces::get_one,
         crate::routes::jobs::create,

@@ -14,6 +14,7 @@ pub mod info;
 pub mod invoke;
 pub mod jobs;
 pub mod limits;
+pub mod notifications;
 pub mod request_id;
 pub mod schema;
 pub mod state;
@@ -166,6 +167,21 @@ pub fn router(state: AppState) -> Router {
             get(admin::freeze_state).post(admin::freeze),
         )
         .route("/v1/admin/unfreeze", post(admin::unfreeze))
+        .route(
+            "/v1/admin/receivers",
+            post(notifications::create).get(notifications::list),
+        )
+        .route(
+            "/v1/admin/receivers/{id}",
+            get(notifications::get_one).delete(notifications::delete),
+        )
+        .route("/v1/admin/receivers/{id}/test", post(notifications::test))
+        .route("/v1/admin/deliveries", get(notifications::deliveries))
+        .route("/v1/admin/deliveries/{id}", get(notifications::delivery))
+        .route(
+            "/v1/admin/deliveries/{id}/retry",
+            post(notifications::retry),
+        )
         .route("/v1/traces", get(traces::list))
         .route("/v1/traces/{id}", get(traces::get_one))
         .route("/v1/jobs", post(jobs::create).get(jobs::list))

@@ -75,3 +75,10 @@ export function clockTime(ms: number): string {
 export function dateTime(ms: number | null | undefined): string {
   return ms === null || ms === undefined ? '—' : dateTimeFmt.format(ms);
 }
+
+const hourMinuteFmt = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit', hour12: false });
+
+/** A moment as `14:10` (local time). */
+export function hourMinute(ms: number): string {
+  return hourMinuteFmt.format(ms);
+}

@@ -133,6 +133,13 @@ impl<'a> Call<'a> {
         }
     }
 
+    fn delete(path: &'a str) -> Self {
+        Self {
+            method: Method::DELETE,
+            ..Self::get(path)
+        }
+    }
+
     fn query(mut self, q: String) -> Self {
         self.query = (!q.is_empty()).then_some(q);
         self
@@ -252,6 +259,34 @@ impl AgentClient {
     /// `GET /metrics`, parsed.
     pub async fn metrics(&self) -> Result<PromScrape> {
         prom::parse(&self.metrics_text().await?)
+    }
+
+    /// `GET /v1/admin/receivers`: the notification receivers of the key's tenant (admin or
+    /// operator).
+    pub async fn receivers(&self) -> Result<Vec<wire::Receiver>> {
+        let page: Page<wire::Receiver> = self
+            .json(Call::get("/v1/admin/receivers").query("limit=100".into()))
+            .await?;
+        Ok(page.items)
+    }
+
+    /// `POST /v1/admin/receivers` (admin). The URL and secret go to the service sealed
+    /// there; what comes back never carries them.
+    pub async fn create_receiver(&self, req: &wire::NewReceiver) -> Result<wire::Receiver> {
+        self.json(Call::post("/v1/admin/receivers", to_value(req)?))
+            .await
+    }
+
+    /// `DELETE /v1/admin/receivers/{id}` (admin).
+    pub async fn delete_receiver(&self, id: &str) -> Result<()> {
+        let path = format!("/v1/admin/receivers/{}", segment("receiver", id)?);
+        self.send(Call::delete(&path)).await.map(|_| ())
+    }
+
+    /// `POST /v1/admin/receivers/{id}/test` (admin): a test event to this receiver only.
+    pub async fn test_receiver(&self, id: &str) -> Result<wire::ReceiverTest> {
+        let path = format!("/v1/admin/receivers/{}/test", segment("receiver", id)?);
+        self.json(Call::post(&path, serde_json::json!({}))).await
     }
 
     /// `GET /v1/info`.

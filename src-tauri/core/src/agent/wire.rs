@@ -120,6 +120,41 @@ pub struct Info {
     pub policy_hash: String,
     #[serde(default)]
     pub config_hash: String,
+    /// The quality of the process's recent runs; absent from older services.
+    #[serde(default)]
+    pub quality: Option<QualitySummary>,
+}
+
+/// `/v1/info` `quality`: the service's thresholds and its own alerts per workflow and track
+/// (the rates themselves the console counts from `/metrics` over its window).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct QualitySummary {
+    #[serde(default)]
+    pub window_runs: u64,
+    pub thresholds: QualityThresholds,
+    #[serde(default)]
+    pub workflows: Vec<WorkflowQuality>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct QualityThresholds {
+    pub min_samples: u64,
+    pub min_citation_rate: f64,
+    pub max_refusal_rate: f64,
+    pub max_tool_error_rate: f64,
+    pub max_empty_or_truncated_rate: f64,
+    pub max_approval_rejection_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct WorkflowQuality {
+    pub workflow: String,
+    pub track: String,
+    #[serde(default)]
+    pub runs: u64,
+    /// Signals past their threshold: `citation_rate`, `refusal_rate`, …
+    #[serde(default)]
+    pub alerts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -626,4 +661,45 @@ pub struct Whoami {
     pub key_id: String,
     #[serde(default)]
     pub key_name: String,
+}
+
+/// A notification receiver as `/v1/admin/receivers` shows it: never its URL's path or its
+/// secret.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Receiver {
+    pub id: String,
+    #[serde(default)]
+    pub tenant: String,
+    pub name: String,
+    /// `webhook`, `slack` or `pagerduty`.
+    pub format: String,
+    /// The URL's scheme, host and port.
+    #[serde(default)]
+    pub url_hint: String,
+    /// The event kinds it gets; empty: every kind.
+    #[serde(default)]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub has_secret: bool,
+    #[serde(default)]
+    pub created_at: String,
+}
+
+/// The body of `POST /v1/admin/receivers`. Not `Debug`: it holds the secret.
+#[derive(Clone, Serialize)]
+pub struct NewReceiver {
+    pub name: String,
+    pub format: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    pub events: Vec<String>,
+}
+
+/// `POST /v1/admin/receivers/{id}/test`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ReceiverTest {
+    pub event_id: String,
+    pub delivery_id: String,
 }

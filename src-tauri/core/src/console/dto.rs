@@ -142,10 +142,12 @@ pub enum ActionId {
     RunSmoke,
     ManageProfiles,
     UpdateSettings,
+    /// Create, delete and test notification receivers (the service's `admin` role).
+    ManageReceivers,
 }
 
 impl ActionId {
-    pub const ALL: [ActionId; 10] = [
+    pub const ALL: [ActionId; 11] = [
         Self::Approve,
         Self::Reject,
         Self::VerifyAudit,
@@ -156,6 +158,7 @@ impl ActionId {
         Self::RunSmoke,
         Self::ManageProfiles,
         Self::UpdateSettings,
+        Self::ManageReceivers,
     ];
 }
 
@@ -413,6 +416,235 @@ pub struct Overview {
     pub services: Vec<ServiceCard>,
     #[ts(type = "number")]
     pub generated_at_ms: i64,
+}
+
+// ---------------------------------------------------------------------------------------
+// Notification receivers (Settings)
+
+/// How a receiver is sent its notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum ReceiverFormat {
+    /// Signed JSON events (Standard Webhooks).
+    Webhook,
+    /// Slack incoming-webhook messages.
+    Slack,
+    /// PagerDuty Events API v2.
+    Pagerduty,
+}
+
+/// A notification receiver of the active profile's tenant; never its URL's path or secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Receiver {
+    pub id: String,
+    pub name: String,
+    pub format: ReceiverFormat,
+    /// The URL's scheme, host and port only.
+    pub url_hint: String,
+    /// The event kinds it gets; empty: every kind.
+    pub events: Vec<String>,
+    pub has_secret: bool,
+    #[ts(type = "number | null")]
+    pub created_at_ms: Option<i64>,
+}
+
+/// A receiver to create. Goes in only: the URL and secret are sealed by the service and
+/// never come back.
+#[derive(Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct CreateReceiverArgs {
+    pub name: String,
+    pub format: ReceiverFormat,
+    /// Required for `webhook` and `slack`; `pagerduty` defaults to PagerDuty's endpoint.
+    pub url: Option<String>,
+    /// `webhook`: the signing secret (`whsec_…`); `pagerduty`: the routing key.
+    pub secret: Option<String>,
+    /// Empty: every kind.
+    pub events: Vec<String>,
+}
+
+impl std::fmt::Debug for CreateReceiverArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateReceiverArgs")
+            .field("name", &self.name)
+            .field("format", &self.format)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ReceiverIdArgs {
+    pub id: String,
+}
+
+/// A test notification queued for one receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ReceiverTestResult {
+    pub event_id: String,
+    /// Follow it in the service's deliveries (`/v1/admin/deliveries/{id}`).
+    pub delivery_id: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// Quality and spend (the Overview's quality panel)
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct QualityArgs {
+    pub profile_id: String,
+    /// The window the quality signals are counted over (spend is since the service started).
+    pub window: ChartWindow,
+}
+
+/// A quality signal of agent-service, as a rate of hits over samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum QualitySignalKind {
+    /// Answers of citation-required workflows that cited their evidence (higher is better).
+    Citation,
+    /// Answers that refuse to help.
+    Refusal,
+    /// Answers that were empty or cut off at the output limit.
+    EmptyOrTruncated,
+    /// Runs a guardrail blocked.
+    Blocked,
+    /// Runs whose answer the output guardrail redacted.
+    Flagged,
+    /// Tool calls that failed.
+    ToolErrors,
+    /// Approval decisions that rejected the proposed write.
+    ApprovalRejections,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct QualitySignal {
+    pub kind: QualitySignalKind,
+    /// `hits / samples` over the window; null without samples.
+    pub rate: Option<f64>,
+    #[ts(type = "number")]
+    pub hits: u64,
+    #[ts(type = "number")]
+    pub samples: u64,
+    /// Past the service's threshold with at least `min_samples` samples, or the service's
+    /// own alert for it is firing.
+    pub alert: bool,
+    /// The same rate over the 24 hours before the window, as far back as the console has
+    /// read the service (null without that history).
+    pub baseline: Option<f64>,
+    /// Tracks other than stable: this rate minus stable's (null without both).
+    pub vs_stable: Option<f64>,
+    /// More than 5 points worse than stable.
+    pub worse_than_stable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct TrackQuality {
+    pub track: String,
+    /// Runs in the window.
+    #[ts(type = "number")]
+    pub runs: u64,
+    /// In `QualitySignalKind` order.
+    pub signals: Vec<QualitySignal>,
+    pub cost_per_success_usd: Option<f64>,
+    /// Any signal alerting.
+    pub alert: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct WorkflowQuality {
+    pub workflow: String,
+    /// Stable first, then canary, then others by name.
+    pub tracks: Vec<TrackQuality>,
+}
+
+/// agent-service's quality thresholds (`QUALITY_*`), from `/v1/info`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct QualityThresholds {
+    #[ts(type = "number")]
+    pub min_samples: u64,
+    pub min_citation_rate: f64,
+    pub max_refusal_rate: f64,
+    pub max_tool_error_rate: f64,
+    pub max_empty_or_truncated_rate: f64,
+    pub max_approval_rejection_rate: f64,
+}
+
+/// Which daily budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum BudgetKind {
+    CostUsd,
+    Tokens,
+}
+
+/// One tenant's spend and burn (`tenant` may be `_other`: the tenants past the service's
+/// label budget, together; it has no budget of its own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct TenantSpend {
+    pub tenant: String,
+    /// Since the service started.
+    pub cost_usd: f64,
+    #[ts(type = "number")]
+    pub tokens: u64,
+    /// Over the last hour the console has seen; null before two scrapes.
+    pub cost_per_hour_usd: Option<f64>,
+    pub tokens_per_hour: Option<f64>,
+    /// Used today (UTC, all replicas) and the daily budgets; null when unknown or unlimited.
+    pub today_cost_usd: Option<f64>,
+    pub budget_cost_usd: Option<f64>,
+    #[ts(type = "number | null")]
+    pub today_tokens: Option<u64>,
+    #[ts(type = "number | null")]
+    pub budget_tokens: Option<u64>,
+    /// At this rate, when the first budget is reached, if before the reset; now when spent.
+    #[ts(type = "number | null")]
+    pub hits_budget_at_ms: Option<i64>,
+    pub hits_budget: Option<BudgetKind>,
+    /// A daily budget is used up: requests are refused until the reset.
+    pub exhausted: bool,
+    /// When the daily budgets reset (00:00 UTC).
+    #[ts(type = "number")]
+    pub resets_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct WorkflowSpend {
+    pub workflow: String,
+    /// Since the service started, all tenants and tracks.
+    pub cost_usd: f64,
+    #[ts(type = "number")]
+    pub tokens: u64,
+}
+
+/// The quality panel of one agent-service profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct QualityView {
+    pub profile_id: String,
+    pub window: ChartWindow,
+    /// Quality per workflow and track over the window (since the console first read the
+    /// service, if later).
+    pub workflows: Vec<WorkflowQuality>,
+    /// Null until `/v1/info` was read.
+    pub thresholds: Option<QualityThresholds>,
+    pub tenants: Vec<TenantSpend>,
+    pub workflow_spend: Vec<WorkflowSpend>,
+    /// The scrape these numbers come from; null before the first.
+    #[ts(type = "number | null")]
+    pub scraped_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]

@@ -91,6 +91,7 @@ pub fn required_roles(action: ActionId) -> Option<&'static [&'static str]> {
         ActionId::IncidentSwitch | ActionId::UnfreezeWrites | ActionId::StartEval => {
             Some(&["operator"])
         }
+        ActionId::ManageReceivers => Some(&["admin"]),
         ActionId::PullModel
         | ActionId::RunSmoke
         | ActionId::ManageProfiles

@@ -20,6 +20,8 @@ mod live;
 pub mod map;
 mod overview;
 mod profiles;
+mod quality;
+mod receivers;
 mod releases;
 mod settings;
 mod smoke;
@@ -155,6 +157,9 @@ struct State {
     permissions: Option<Permissions>,
     /// Per profile: its track, the last versions seen and what changed, newest first.
     known: std::collections::HashMap<String, live::Known>,
+    /// Per profile: the quality and spend counters of its scrapes, and what `/v1/info`
+    /// last said about quality.
+    quality: std::collections::HashMap<String, quality::Memory>,
     freeze: Option<FreezeState>,
     /// Per profile: the last approval event seen, to resume the stream after it.
     last_event: std::collections::HashMap<String, u64>,
@@ -253,6 +258,7 @@ impl Console {
                     overview_window: ChartWindow::M15,
                     permissions: None,
                     known: Default::default(),
+                    quality: Default::default(),
                     freeze: None,
                     last_event: Default::default(),
                     tasks: Vec::new(),

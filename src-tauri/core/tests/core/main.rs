@@ -5,6 +5,8 @@ mod agent;
 mod console;
 mod console_chain;
 mod console_overview;
+mod console_quality;
+mod console_receivers;
 mod console_releases;
 mod helpers;
 mod host;

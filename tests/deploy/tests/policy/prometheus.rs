@@ -1,20 +1,24 @@
 //! Prometheus: the alert rules use metrics agent-service really exports, count exactly the
 //! 5xx statuses as errors, cover the overview's thresholds (p99, error rate, queue depth,
-//! budget burn) and link to runbook sections that exist; promtool accepts the config and
-//! rules, the rule tests pass, and every threshold is tight (moving it either way breaks
-//! alerts_test.yml).
+//! budget burn) and the quality signals (drops against the trailing baseline, cost per
+//! success, tenants' daily budgets and their burn forecast, notifications given up on), and link to runbook sections that exist; promtool
+//! accepts the config and rules, the rule tests pass, and every threshold is tight (moving
+//! it either way breaks the rule tests (`alerts_test.yml`; `alerts_quality_test.yml` for the
+//! rules compared with the trailing day, whose inputs span days).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use agent_service::error::ErrorCode;
-use agent_service::metrics::{KindLabels, Metrics, RequestLabels};
+use agent_service::metrics::{KindLabels, Metrics, QualityAlertLabels, RequestLabels, TenantLabel};
+use agent_service::quality::RunEnd;
 use serde_json::Value;
 
 use crate::{deploy_file, deploy_text, deploy_yaml, have};
 
-/// The alerts the bundle must ship (the overview's thresholds, target down, circuit open).
+/// The alerts the bundle must ship (the overview's thresholds, target down, circuit open;
+/// the quality signals and tenants' daily budgets).
 const ALERTS: &[&str] = &[
     "AgentServiceHighP99Latency",
     "AgentServiceHighErrorRate",
@@ -23,7 +27,31 @@ const ALERTS: &[&str] = &[
     "AgentServiceCostBurn",
     "AgentServiceTargetDown",
     "AgentServiceCircuitOpen",
+    "AgentServiceCitationRateDrop",
+    "AgentServiceRefusalRateUp",
+    "AgentServiceToolErrorRateUp",
+    "AgentServiceEmptyAnswersUp",
+    "AgentServiceApprovalRejectionsUp",
+    "AgentServiceCostPerSuccessUp",
+    "AgentServiceQualityAlert",
+    "AgentServiceTenantBudget80",
+    "AgentServiceTenantBudgetExhausted",
+    "AgentServiceTenantBudgetBurn",
+    "AgentServiceNotificationsLost",
 ];
+
+/// The rule unit test files (promtool), beside alerts.yml.
+const TEST_FILES: [&str; 2] = ["alerts_test.yml", "alerts_quality_test.yml"];
+
+/// The rule test file that tests `alert`.
+fn test_file_of(alert: &str) -> &'static str {
+    TEST_FILES
+        .into_iter()
+        .find(|f| {
+            deploy_text(&format!("prometheus/{f}")).contains(&format!("alertname: {alert}\n"))
+        })
+        .unwrap_or_else(|| panic!("no rule test file tests {alert}"))
+}
 
 fn rules() -> Vec<Value> {
     let alerts = deploy_yaml("prometheus/alerts.yml");
@@ -49,11 +77,14 @@ fn the_spec_thresholds_each_have_an_alert_a_test_and_a_runbook_section() {
         .filter_map(|r| r["alert"].as_str().map(String::from))
         .collect();
     assert_eq!(names, ALERTS, "alerts.yml");
-    let tests = deploy_yaml("prometheus/alerts_test.yml");
-    let tested: BTreeSet<String> = tests["tests"]
-        .as_array()
-        .expect("tests")
+    let tested: BTreeSet<String> = TEST_FILES
         .iter()
+        .flat_map(|f| {
+            deploy_yaml(&format!("prometheus/{f}"))["tests"]
+                .as_array()
+                .expect("tests")
+                .clone()
+        })
         .flat_map(|t| t["alert_rule_test"].as_array().cloned().unwrap_or_default())
         .filter(|t| t["exp_alerts"].as_array().is_some_and(|a| !a.is_empty()))
         .filter_map(|t| t["alertname"].as_str().map(String::from))
@@ -67,7 +98,7 @@ fn the_spec_thresholds_each_have_an_alert_a_test_and_a_runbook_section() {
     for alert in ALERTS {
         assert!(
             tested.contains(*alert),
-            "alerts_test.yml never expects {alert} to fire"
+            "no rule test ({TEST_FILES:?}) expects {alert} to fire"
         );
         let r = rule(alert);
         let url = r["annotations"]["runbook_url"].as_str().unwrap_or_default();
@@ -146,6 +177,48 @@ fn alerts_use_metrics_agent_service_exports() {
         })
         .inc();
     metrics.set_circuit("provider", 0);
+    metrics.book_usage("demo", "faq", "stable", 10, 5, 0.01);
+    metrics.notification_kinds(["approval.created"]);
+    metrics.record_run(&RunEnd {
+        workflow: "faq",
+        track: "stable",
+        status: "success",
+        failed: false,
+        budget: None,
+        guardrail_rule: None,
+        answer: "Reset it [kb:KB-1]",
+        cost_usd: 0.01,
+        citation_required: true,
+    });
+    metrics.workflow_tool_call("faq", "stable", "ok");
+    metrics.approval_decision("ticket_update", "stable", false);
+    let tenant = TenantLabel {
+        tenant: "demo".into(),
+    };
+    metrics
+        .tenant_usage_today_cost_usd
+        .get_or_create(&tenant)
+        .set(1.0);
+    metrics
+        .tenant_usage_today_tokens
+        .get_or_create(&tenant)
+        .set(1);
+    metrics
+        .tenant_daily_budget_cost_usd
+        .get_or_create(&tenant)
+        .set(10.0);
+    metrics
+        .tenant_daily_budget_tokens
+        .get_or_create(&tenant)
+        .set(10);
+    metrics
+        .quality_alerts
+        .get_or_create(&QualityAlertLabels {
+            workflow: "faq".into(),
+            track: "stable".into(),
+            signal: "citation_rate".into(),
+        })
+        .set(0);
     let exposition = metrics.encode();
     let declared: BTreeSet<&str> = exposition
         .lines()
@@ -363,7 +436,7 @@ fn promtool_accepts_the_config_and_the_rules_and_the_rule_tests_pass() {
     let dir = deploy_file("prometheus");
     for args in [
         &["check", "rules", "alerts.yml"][..],
-        &["test", "rules", "alerts_test.yml"][..],
+        &["test", "rules", TEST_FILES[0], TEST_FILES[1]][..],
     ] {
         let o = promtool(args, &dir);
         assert!(
@@ -417,7 +490,7 @@ fn promtool_accepts_the_config_and_the_rules_and_the_rule_tests_pass() {
 }
 
 /// (alert, text in its expression, the same text with the threshold moved): moving a
-/// threshold either way must make alerts_test.yml fail, so the tests pin it exactly.
+/// threshold either way must make the rule tests fail, so the tests pin it exactly.
 const THRESHOLD_MOVES: &[(&str, &str, &str)] = &[
     ("AgentServiceHighP99Latency", ") > 30", ") > 29.9"),
     ("AgentServiceHighP99Latency", ") > 30", ") > 33"),
@@ -432,6 +505,35 @@ const THRESHOLD_MOVES: &[(&str, &str, &str)] = &[
     ("AgentServiceCostBurn", "* 3600 > 10", "* 3600 > 10.3"),
     ("AgentServiceTargetDown", "== 0", "<= 1"),
     ("AgentServiceCircuitOpen", "== 2", ">= 1"),
+    ("AgentServiceCitationRateDrop", "- 0.10", "- 0.09"),
+    ("AgentServiceCitationRateDrop", "- 0.10", "- 0.11"),
+    ("AgentServiceRefusalRateUp", "+ 0.05", "+ 0.04"),
+    ("AgentServiceRefusalRateUp", "+ 0.05", "+ 0.06"),
+    ("AgentServiceToolErrorRateUp", "+ 0.05", "+ 0.04"),
+    ("AgentServiceToolErrorRateUp", "+ 0.05", "+ 0.06"),
+    ("AgentServiceEmptyAnswersUp", "+ 0.05", "+ 0.04"),
+    ("AgentServiceEmptyAnswersUp", "+ 0.05", "+ 0.06"),
+    ("AgentServiceApprovalRejectionsUp", "+ 0.20", "+ 0.18"),
+    ("AgentServiceApprovalRejectionsUp", "+ 0.20", "+ 0.22"),
+    ("AgentServiceCostPerSuccessUp", "1.5 *", "1.45 *"),
+    ("AgentServiceCostPerSuccessUp", "1.5 *", "1.55 *"),
+    ("AgentServiceQualityAlert", "== 1", ">= 0"),
+    ("AgentServiceTenantBudget80", ">= 0.8 < 1", ">= 0.78 < 1"),
+    ("AgentServiceTenantBudget80", ">= 0.8 < 1", ">= 0.82 < 1"),
+    ("AgentServiceTenantBudgetExhausted", ") >= 1", ") >= 0.98"),
+    ("AgentServiceTenantBudgetExhausted", ") >= 1", ") >= 1.01"),
+    (
+        "AgentServiceTenantBudgetBurn",
+        "< (86400 - time()",
+        "< (84400 - time()",
+    ),
+    (
+        "AgentServiceTenantBudgetBurn",
+        "< (86400 - time()",
+        "< (88400 - time()",
+    ),
+    ("AgentServiceNotificationsLost", ") > 0", ") > -1"),
+    ("AgentServiceNotificationsLost", "dead|failed", "dead"),
 ];
 
 #[test]
@@ -441,11 +543,9 @@ fn every_alert_threshold_is_pinned_by_the_rule_tests() {
     }
     let original = deploy_text("prometheus/alerts.yml");
     let tmp = scratch("thresholds");
-    std::fs::copy(
-        deploy_file("prometheus/alerts_test.yml"),
-        tmp.join("alerts_test.yml"),
-    )
-    .unwrap();
+    for f in TEST_FILES {
+        std::fs::copy(deploy_file(&format!("prometheus/{f}")), tmp.join(f)).unwrap();
+    }
     let mut survivors = Vec::new();
     for (alert, from, to) in THRESHOLD_MOVES {
         let expr = rule(alert)["expr"].as_str().unwrap().to_string();
@@ -465,7 +565,8 @@ fn every_alert_threshold_is_pinned_by_the_rule_tests() {
                 .expect("the threshold inside its rule");
         let moved = format!("{}{to}{}", &original[..at], &original[at + from.len()..]);
         std::fs::write(tmp.join("alerts.yml"), moved).unwrap();
-        if promtool(&["test", "rules", "alerts_test.yml"], &tmp)
+        // Only the file that tests this alert: the other cannot notice the move.
+        if promtool(&["test", "rules", test_file_of(alert)], &tmp)
             .status
             .success()
         {
@@ -475,7 +576,7 @@ fn every_alert_threshold_is_pinned_by_the_rule_tests() {
     let _ = std::fs::remove_dir_all(&tmp);
     assert!(
         survivors.is_empty(),
-        "alerts_test.yml still passes with these thresholds moved:\n  - {}",
+        "the rule tests still pass with these thresholds moved:\n  - {}",
         survivors.join("\n  - ")
     );
 }

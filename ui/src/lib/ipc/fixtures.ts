@@ -17,6 +17,10 @@ import type {
   OllamaModel,
   PassRatePoint,
   Profile,
+  QualitySignal,
+  QualitySignalKind,
+  QualityView,
+  Receiver,
   ServiceCard,
   SmokeReport,
   Span,
@@ -1018,4 +1022,86 @@ export function layerDigest(model: string, layer: number): string {
   for (const c of `${model}#${layer}`) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
   const hex = (h.toString(16).padStart(8, '0') + ((h ^ 0x9e3779b9) >>> 0).toString(16).padStart(8, '0')).repeat(4);
   return `sha256:${hex}`;
+}
+
+const SIGNAL_KINDS: readonly QualitySignalKind[] = ['citation', 'refusal', 'empty_or_truncated', 'blocked', 'flagged', 'tool_errors', 'approval_rejections'];
+
+/** Signals from `[hits, samples]` rows; the day before the window had the same rates, or `baselines` where given. */
+function signals(rows: readonly (readonly [number, number])[], alerts: readonly QualitySignalKind[] = [], baselines: Partial<Record<QualitySignalKind, number>> = {}): QualitySignal[] {
+  return SIGNAL_KINDS.map((kind, i) => {
+    const [hits, samples] = rows[i] ?? [0, 0];
+    const rate = samples > 0 ? hits / samples : null;
+    return { kind, hits, samples, rate, alert: alerts.includes(kind), baseline: baselines[kind] ?? rate, vs_stable: null, worse_than_stable: false };
+  });
+}
+
+/** Compares each signal of `other` with `stable`'s (what the core does). */
+function versus(stable: QualitySignal[], other: QualitySignal[]): QualitySignal[] {
+  return other.map((s, i) => {
+    const b = stable[i]?.rate ?? null;
+    if (s.rate === null || b === null) return s;
+    const d = s.rate - b;
+    return { ...s, vs_stable: d, worse_than_stable: (s.kind === 'citation' ? -d : d) > 0.05 };
+  });
+}
+
+/**
+ * The quality panel of a profile: the canary of `support_answer` stopped citing (a red
+ * badge), `ticket_update`'s approvers reject more on the canary; `acme` hits its daily
+ * budget at 14:10 local time today, `globex` is spent, `_other` has no budget.
+ */
+export function quality(profileId: string, window: ChartWindow, t0: number): QualityView {
+  const stableAnswer = signals([[188, 196], [4, 200], [2, 200], [3, 204], [5, 204], [6, 310], [0, 0]], [], { citation: 0.97 });
+  const canaryAnswer = versus(stableAnswer, signals([[9, 44], [1, 46], [0, 46], [11, 47], [1, 47], [2, 70], [0, 0]], ['citation']));
+  const stableTicket = signals([[0, 0], [1, 120], [3, 120], [0, 122], [0, 122], [4, 260], [5, 60]]);
+  const canaryTicket = versus(stableTicket, signals([[0, 0], [0, 30], [1, 30], [0, 31], [0, 31], [2, 64], [6, 15]]));
+  const at = new Date(t0);
+  at.setHours(14, 10, 0, 0);
+  const resets = Date.UTC(new Date(t0).getUTCFullYear(), new Date(t0).getUTCMonth(), new Date(t0).getUTCDate() + 1);
+  return {
+    profile_id: profileId,
+    window,
+    thresholds: { min_samples: 20, min_citation_rate: 0.8, max_refusal_rate: 0.1, max_tool_error_rate: 0.1, max_empty_or_truncated_rate: 0.1, max_approval_rejection_rate: 0.3 },
+    workflows: [
+      {
+        workflow: 'support_answer',
+        tracks: [
+          { track: 'stable', runs: 204, signals: stableAnswer, cost_per_success_usd: 0.0042, alert: false },
+          { track: 'canary', runs: 47, signals: canaryAnswer, cost_per_success_usd: 0.0051, alert: true },
+        ],
+      },
+      {
+        workflow: 'ticket_update',
+        tracks: [
+          { track: 'stable', runs: 122, signals: stableTicket, cost_per_success_usd: 0.0063, alert: false },
+          { track: 'canary', runs: 31, signals: canaryTicket, cost_per_success_usd: 0.0066, alert: false },
+        ],
+      },
+      {
+        workflow: LONG.workflow,
+        tracks: [{ track: 'stable', runs: 9, signals: signals([[0, 0], [0, 9], [0, 9], [0, 9], [0, 9], [1, 18], [0, 2]]), cost_per_success_usd: 0.0211, alert: false }],
+      },
+    ],
+    tenants: [
+      { tenant: 'acme', cost_usd: 41.27, tokens: 8_204_113, cost_per_hour_usd: 3.1, tokens_per_hour: 610_000, today_cost_usd: 38.5, budget_cost_usd: 50, today_tokens: 7_120_400, budget_tokens: null, hits_budget_at_ms: at.getTime(), hits_budget: 'cost_usd', exhausted: false, resets_at_ms: resets },
+      { tenant: 'globex', cost_usd: 20.02, tokens: 3_998_020, cost_per_hour_usd: 0.4, tokens_per_hour: 90_000, today_cost_usd: 20.02, budget_cost_usd: 20, today_tokens: 3_998_020, budget_tokens: null, hits_budget_at_ms: t0, hits_budget: 'cost_usd', exhausted: true, resets_at_ms: resets },
+      { tenant: LONG.tenant, cost_usd: 2.11, tokens: 402_551, cost_per_hour_usd: 0.2, tokens_per_hour: 38_000, today_cost_usd: 1.2, budget_cost_usd: 50, today_tokens: 230_120, budget_tokens: null, hits_budget_at_ms: null, hits_budget: null, exhausted: false, resets_at_ms: resets },
+      { tenant: '_other', cost_usd: 0.93, tokens: 170_400, cost_per_hour_usd: 0.05, tokens_per_hour: 9_000, today_cost_usd: null, budget_cost_usd: null, today_tokens: null, budget_tokens: null, hits_budget_at_ms: null, hits_budget: null, exhausted: false, resets_at_ms: resets },
+    ],
+    workflow_spend: [
+      { workflow: 'support_answer', cost_usd: 38.1, tokens: 7_801_200 },
+      { workflow: 'ticket_update', cost_usd: 21.9, tokens: 4_202_300 },
+      { workflow: LONG.workflow, cost_usd: 4.33, tokens: 771_584 },
+    ],
+    scraped_at_ms: t0 - 4000,
+  };
+}
+
+/** Notification receivers of the active connection's tenant. */
+export function receivers(t0: number): Receiver[] {
+  return [
+    { id: 'rcv_0192f1', name: 'On-call webhook', format: 'webhook', url_hint: 'https://hooks.acme.example', events: [], has_secret: true, created_at_ms: t0 - 9 * 24 * HOUR },
+    { id: 'rcv_0192f2', name: '#support-approvals', format: 'slack', url_hint: 'https://hooks.slack.com', events: ['approval.created', 'approval.expiring'], has_secret: false, created_at_ms: t0 - 2 * 24 * HOUR },
+    { id: 'rcv_0192f3', name: `PagerDuty ${LONG.tenant}`, format: 'pagerduty', url_hint: 'https://events.pagerduty.com', events: ['budget.burn', 'quality.alert', 'circuit.open', 'circuit.closed'], has_secret: true, created_at_ms: t0 - 3 * HOUR },
+  ];
 }

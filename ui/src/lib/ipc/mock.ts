@@ -25,6 +25,7 @@ import type {
   OllamaModel,
   Permissions,
   ProfileList,
+  Receiver,
   ResultOf,
   Settings,
   SmokeReport,
@@ -86,8 +87,13 @@ const ENDPOINT: Partial<Record<CommandName, string>> = {
   get_eval_run: 'https://agent.prod-eu.example.com/v1/evals/runs',
   eval_pass_rates: 'https://agent.prod-eu.example.com/v1/evals/runs',
   start_eval: 'https://agent.prod-eu.example.com/v1/evals/runs',
+  list_receivers: 'https://agent.prod-eu.example.com/v1/admin/receivers',
+  create_receiver: 'https://agent.prod-eu.example.com/v1/admin/receivers',
+  delete_receiver: 'https://agent.prod-eu.example.com/v1/admin/receivers',
+  test_receiver: 'https://agent.prod-eu.example.com/v1/admin/receivers',
   get_overview: 'https://agent.prod-eu.example.com/metrics',
   get_charts: 'https://agent.prod-eu.example.com/metrics',
+  get_quality: 'https://agent.prod-eu.example.com/metrics',
   discover_ollama: 'http://127.0.0.1:11434/api/version',
   list_models: 'http://127.0.0.1:11434/api/tags',
   pull_model: 'http://127.0.0.1:11434/api/pull',
@@ -118,6 +124,7 @@ const ALL_ACTIONS: readonly ActionId[] = [
   'run_smoke',
   'manage_profiles',
   'update_settings',
+  'manage_receivers',
 ];
 
 const READ_ONLY_DENIED: Partial<Record<ActionId, string>> = {
@@ -126,6 +133,7 @@ const READ_ONLY_DENIED: Partial<Record<ActionId, string>> = {
   incident_switch: "The key's roles (viewer) do not include operator",
   unfreeze_writes: "The key's roles (viewer) do not include operator",
   start_eval: "The key's roles (viewer) do not include operator",
+  manage_receivers: "The key's roles (viewer) do not include admin",
 };
 
 const TRACE_COUNT = 100_000;
@@ -190,6 +198,7 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
   // Kept across reloads, as the console's local store keeps them.
   const SETTINGS_KEY = 'flightdeck.mock.settings';
   let settings: Settings = loadSettings(SETTINGS_KEY);
+  let receivers: Receiver[] = fx.receivers(t0);
   let freeze: FreezeState = { frozen: false, reason: null, changed_by: null, changed_at_ms: null };
   let approvalSeq = 0;
   const approvals = new Map<string, fx.ApprovalRecord>();
@@ -317,11 +326,38 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
       localStorage.setItem(SETTINGS_KEY, JSON.stringify(settings));
       return settings;
     },
+    list_receivers: () => (isEmpty() ? [] : receivers),
+    create_receiver: (a) => {
+      const deny = denied('manage_receivers');
+      if (deny) throw deny;
+      if (a.name.trim() === '') throw invalid('The receiver needs a name');
+      if (a.format !== 'pagerduty' && (a.url === null || !/^https?:\/\/[^\s/?#]+/.test(a.url.trim()))) throw invalid('url must be an http(s) URL');
+      if (a.format === 'webhook' && !(a.secret ?? '').startsWith('whsec_')) throw invalid('secret must be whsec_ and the base64 of 24-64 random bytes');
+      if (a.format === 'slack' && a.secret !== null) throw invalid('a slack receiver takes no secret: its URL is the credential');
+      const host = a.url === null ? 'https://events.pagerduty.com' : (/^https?:\/\/[^\s/?#]+/.exec(a.url.trim())?.[0] ?? '');
+      const r: Receiver = { id: `rcv_${(receivers.length + 1).toString().padStart(4, '0')}`, name: a.name.trim(), format: a.format, url_hint: host, events: a.events, has_secret: a.secret !== null, created_at_ms: Date.now() };
+      receivers = [...receivers, r];
+      return r;
+    },
+    delete_receiver: (a) => {
+      const deny = denied('manage_receivers');
+      if (deny) throw deny;
+      if (!receivers.some((r) => r.id === a.id)) throw new BackendError({ code: 'not_found', message: `no receiver ${a.id}`, server_code: 'not_found', request_id: null, retry_after_secs: null });
+      receivers = receivers.filter((r) => r.id !== a.id);
+      return null;
+    },
+    test_receiver: (a) => {
+      const deny = denied('manage_receivers');
+      if (deny) throw deny;
+      if (!receivers.some((r) => r.id === a.id)) throw new BackendError({ code: 'not_found', message: `no receiver ${a.id}`, server_code: 'not_found', request_id: null, retry_after_secs: null });
+      return { event_id: 'evt_0192f3a0c1d2', delivery_id: 'job_0192f3a0c1d3' };
+    },
     get_overview: (a) => {
       overviewWindow = a.window;
       return { window: a.window, services: isEmpty() ? [] : fx.services(t0, freeze.frozen), generated_at_ms: t0 };
     },
     get_charts: (a) => fx.charts(a.profile_id, a.track, a.window, a.theme, scrapes),
+    get_quality: (a) => (isEmpty() ? { profile_id: a.profile_id, window: a.window, workflows: [], thresholds: null, tenants: [], workflow_spend: [], scraped_at_ms: null } : fx.quality(a.profile_id, a.window, t0)),
     list_workflows: () => (isEmpty() ? [] : [...fx.WORKFLOWS]),
     list_traces: (q) => {
       if (isEmpty()) return { items: [], next_cursor: null, total: 0 };

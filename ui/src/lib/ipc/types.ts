@@ -143,6 +143,21 @@ import type { Verdict } from './generated/Verdict';
 import type { VersionChange } from './generated/VersionChange';
 import type { VersionField } from './generated/VersionField';
 import type { VersionSet } from './generated/VersionSet';
+import type { CreateReceiverArgs } from './generated/CreateReceiverArgs';
+import type { Receiver } from './generated/Receiver';
+import type { ReceiverFormat } from './generated/ReceiverFormat';
+import type { ReceiverIdArgs } from './generated/ReceiverIdArgs';
+import type { ReceiverTestResult } from './generated/ReceiverTestResult';
+import type { BudgetKind } from './generated/BudgetKind';
+import type { QualityArgs } from './generated/QualityArgs';
+import type { QualitySignal } from './generated/QualitySignal';
+import type { QualitySignalKind } from './generated/QualitySignalKind';
+import type { QualityThresholds } from './generated/QualityThresholds';
+import type { QualityView } from './generated/QualityView';
+import type { TenantSpend } from './generated/TenantSpend';
+import type { TrackQuality } from './generated/TrackQuality';
+import type { WorkflowQuality } from './generated/WorkflowQuality';
+import type { WorkflowSpend } from './generated/WorkflowSpend';
 
 export type {
   ActionId,
@@ -245,6 +260,21 @@ export type {
   VersionChange,
   VersionField,
   VersionSet,
+  BudgetKind,
+  QualityArgs,
+  QualitySignal,
+  QualitySignalKind,
+  QualityThresholds,
+  QualityView,
+  TenantSpend,
+  TrackQuality,
+  WorkflowQuality,
+  WorkflowSpend,
+  CreateReceiverArgs,
+  Receiver,
+  ReceiverFormat,
+  ReceiverIdArgs,
+  ReceiverTestResult,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -264,9 +294,15 @@ export interface CommandMap {
   // settings
   get_settings: { args: NoArgs; result: Settings };
   update_settings: { args: Settings; result: Settings };
+  // notification receivers (the active profile's service)
+  list_receivers: { args: NoArgs; result: Receiver[] };
+  create_receiver: { args: CreateReceiverArgs; result: Receiver };
+  delete_receiver: { args: ReceiverIdArgs; result: null };
+  test_receiver: { args: ReceiverIdArgs; result: ReceiverTestResult };
   // overview
   get_overview: { args: OverviewArgs; result: Overview };
   get_charts: { args: ChartArgs; result: Chart[] };
+  get_quality: { args: QualityArgs; result: QualityView };
   // traces
   list_workflows: { args: NoArgs; result: string[] };
   list_traces: { args: TraceQuery; result: TracePage };

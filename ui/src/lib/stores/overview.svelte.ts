@@ -2,9 +2,11 @@
  * Overview (triage): one card per service and track for a chosen window, refreshed by the
  * backend's `overview_event` after each scrape, and the selected card's charts (SVG
  * rendered by the backend for the window and theme), drawn again after each of those
- * pushes — the charts come from the same scrapes as the cards — and after a theme change.
+ * pushes — the charts come from the same scrapes as the cards — and after a theme change;
+ * and the selected card's service's quality panel (quality per workflow and track, spend
+ * by tenant and workflow, budget burn), read again after each push too.
  */
-import { backend, type Chart, type ChartWindow, type Overview, type Theme } from '../ipc';
+import { backend, type Chart, type ChartWindow, type Overview, type QualityView, type Theme } from '../ipc';
 import { preferences } from './preferences.svelte';
 import { Resource } from './resource.svelte';
 
@@ -30,20 +32,32 @@ class OverviewStore {
     return backend.invoke('get_charts', { profile_id: s.profile_id, track: s.track, window: this.window, theme: preferences.theme });
   });
 
+  quality = new Resource<QualityView | null>(() => {
+    const s = this.selected;
+    if (s === null) return Promise.resolve(null);
+    return backend.invoke('get_quality', { profile_id: s.profile_id, window: this.window });
+  });
+
   constructor() {
     void backend.listen('overview_event', (o) => {
       if (o.window !== this.window) return;
       this.overview.set(o);
       // A scrape happened: draw the charts again (unless a redraw is still on its way; it
       // shows this scrape or the next push brings it). Off screen they wait for `show`.
-      if (this.#shown) this.#selectDefault(false);
+      if (this.#shown) {
+        this.#selectDefault(false);
+        if (this.quality.status !== 'loading') void this.quality.refresh();
+      }
     });
   }
 
   /** The Overview comes on screen: charts drawn while it was away are out of date. Returns the matching `hide`. */
   show(): () => void {
     this.#shown = true;
-    if (this.selected !== null && this.overview.status !== 'idle') void this.charts.refresh();
+    if (this.selected !== null && this.overview.status !== 'idle') {
+      void this.charts.refresh();
+      void this.quality.refresh();
+    }
     return () => {
       this.#shown = false;
     };
@@ -64,12 +78,14 @@ class OverviewStore {
   #selectDefault(always = true): void {
     const services = this.overview.data?.services ?? [];
     const keep = services.some((s) => s.profile_id === this.selected?.profile_id && s.track === this.selected.track);
+    const profile = this.selected?.profile_id;
     if (!keep) {
       // The card that needs attention first: most badges, then not ready.
       const worst = [...services].sort((a, b) => b.badges.length - a.badges.length || Number(a.readiness === 'ready') - Number(b.readiness === 'ready'))[0];
       this.selected = worst ? { profile_id: worst.profile_id, track: worst.track } : null;
     }
     if (this.selected !== null && (always || !keep || this.charts.status !== 'loading')) void this.charts.refresh();
+    if (always || this.selected?.profile_id !== profile) void this.quality.refresh();
   }
 
   /** Draws the charts again if they were drawn in another theme than `theme`. */
@@ -78,13 +94,16 @@ class OverviewStore {
   }
 
   select(key: CardKey): void {
+    const other = key.profile_id !== this.selected?.profile_id;
     this.selected = key;
     void this.charts.refresh();
+    if (other) void this.quality.refresh();
   }
 
   async setWindow(w: ChartWindow): Promise<void> {
     this.window = w;
     void this.charts.refresh();
+    void this.quality.refresh();
     await this.overview.refresh();
   }
 }

@@ -54,6 +54,13 @@ class TraceStore {
       void this.reload();
       return;
     }
+    // From the Overview's quality panel: the runs of one workflow.
+    const workflow = params.get('workflow');
+    if (workflow !== null && workflow !== this.filters.workflow) {
+      this.filters = { errors_only: false, slow: false, workflow, request_id: '' };
+      void this.reload();
+      return;
+    }
     if (this.status === 'idle') void this.reload();
   }
 

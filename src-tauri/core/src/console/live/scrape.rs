@@ -119,6 +119,9 @@ impl Console {
         let now = self.now_ms();
         let versions = map::version_set(&info);
         let mut st = lock(&self.inner.state);
+        if let Some(q) = &info.quality {
+            st.quality.entry(profile_id.to_string()).or_default().info = Some(q.clone());
+        }
         let known = st.known.entry(profile_id.to_string()).or_default();
         known.track = info.track.clone();
         if let Some(prev) = &known.versions {
@@ -240,6 +243,13 @@ impl Console {
                         .get(profile_id)
                         .map(|k| k.track.clone())
                 });
+                let snapshot = crate::console::quality::Snapshot::from_scrape(&m, self.now_ms());
+                lock(&self.inner.state)
+                    .quality
+                    .entry(profile_id.to_string())
+                    .or_default()
+                    .history
+                    .push(snapshot);
                 match self.ingest(profile_id, own.as_deref(), &m).await {
                     Ok(tracks) => scraped = Some((tracks, build_versions(&m))),
                     Err(e) => error = Some(format!("the history could not be stored: {e}")),
@@ -319,9 +329,11 @@ impl ScrapeLoops {
             }
             keep
         });
-        lock(&console.inner.state)
-            .known
-            .retain(|id, _| ids.contains(id));
+        {
+            let mut st = lock(&console.inner.state);
+            st.known.retain(|id, _| ids.contains(id));
+            st.quality.retain(|id, _| ids.contains(id));
+        }
         for id in ids {
             if !self.0.contains_key(id) {
                 let task = tokio::spawn(scrape_loop(console.clone(), id.clone(), permits.clone()));

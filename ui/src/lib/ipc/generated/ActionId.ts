@@ -3,4 +3,4 @@
 /**
  * Every action the UI can ask for; permissions are reported per action.
  */
-export type ActionId = "approve" | "reject" | "verify_audit" | "incident_switch" | "unfreeze_writes" | "start_eval" | "pull_model" | "run_smoke" | "manage_profiles" | "update_settings";
+export type ActionId = "approve" | "reject" | "verify_audit" | "incident_switch" | "unfreeze_writes" | "start_eval" | "pull_model" | "run_smoke" | "manage_profiles" | "update_settings" | "manage_receivers";
