@@ -29,10 +29,12 @@ pub enum Rule {
     Iban,
     ApiKey,
     BearerToken,
+    Jwt,
+    PrivateKey,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 7] = [
+    pub const ALL: [Rule; 9] = [
         Rule::Email,
         Rule::Phone,
         Rule::CardNumber,
@@ -40,6 +42,8 @@ impl Rule {
         Rule::Iban,
         Rule::ApiKey,
         Rule::BearerToken,
+        Rule::Jwt,
+        Rule::PrivateKey,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,11 +55,13 @@ impl Rule {
             Rule::Iban => "iban",
             Rule::ApiKey => "api_key",
             Rule::BearerToken => "bearer_token",
+            Rule::Jwt => "jwt",
+            Rule::PrivateKey => "private_key",
         }
     }
 
-    fn bit(self) -> u8 {
-        1 << self as u8
+    fn bit(self) -> u16 {
+        1 << self as u16
     }
 
     fn replacement(self) -> &'static str {
@@ -67,6 +73,8 @@ impl Rule {
             Rule::Iban => "[REDACTED:iban]",
             Rule::ApiKey => "[REDACTED:api_key]",
             Rule::BearerToken => "[REDACTED:bearer_token]",
+            Rule::Jwt => "[REDACTED:jwt]",
+            Rule::PrivateKey => "[REDACTED:private_key]",
         }
     }
 }
@@ -79,7 +87,7 @@ impl fmt::Display for Rule {
 
 /// A set of rules, as a bit mask over [`Rule`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(super) struct RuleSet(u8);
+pub(super) struct RuleSet(u16);
 
 impl RuleSet {
     pub(super) fn contains(self, rule: Rule) -> bool {
