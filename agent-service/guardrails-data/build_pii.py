@@ -126,7 +126,8 @@ def cases(split):
         for kind, v in secrets(rng).items():
             t = rng.choice(templates)
             label = {"pem_private_key": "key", "jwt": "token"}.get(kind, "key")
-            out.append({"kind": kind, "locale": "any", "text": t.format(v=v, label=label, name="Sam"), "secrets": [v]})
+            secret = v.split("AccountKey=")[-1]  # the connection string's key is the secret
+            out.append({"kind": kind, "locale": "any", "text": t.format(v=v, label=label, name="Sam"), "secrets": [secret]})
     for i, c in enumerate(out):
         c["id"] = f"{split}-{i:05d}"
     return out

@@ -148,9 +148,8 @@ pub fn leaks(out: &str, secret: &str, context: &str) -> bool {
             .collect()
     };
     let sec = compact(secret);
-    let out_c: String = compact(&out.replace("[REDACTED:", "["))
-        .into_iter()
-        .collect();
+    let untagged = REDACTED_TAG.replace_all(out, " ");
+    let out_c: String = compact(&untagged).into_iter().collect();
     let ctx: String = compact(context).into_iter().collect();
     let n = 5.min(sec.len());
     if n == 0 {
@@ -161,6 +160,10 @@ pub fn leaks(out: &str, secret: &str, context: &str) -> bool {
         out_c.contains(&w) && !ctx.contains(&w)
     })
 }
+
+static REDACTED_TAG: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"\[REDACTED:[a-z_]+\]").unwrap_or_else(|e| panic!("tag pattern: {e}"))
+});
 
 /// Redacts every case and counts the ones where a secret (or a 5-character part of it)
 /// survives; then counts the benign texts the redactor changes at all.

@@ -234,13 +234,13 @@ const PATTERNS: &[(Rule, &str, Validator)] = &[
     // and an extension.
     (
         Rule::Phone,
-        r"(?:\+|\b00)[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,5}\)?){0,5}[ .-]?[0-9]{1,5}\b(?: ?(?:x|ext\.?) ?[0-9]{1,6}\b)?",
+        r"(?:\+|\b00)[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,5}\)?){0,5}[ .-]?[0-9]{1,5}(?:\b| ?(?:x|ext\.?) ?[0-9]{1,6}\b)",
         e164_prefix,
     ),
     // NANP: (415) 555-0132, 415-555-0132, 1 415 555 0132, 4155550132, with an extension.
     (
         Rule::Phone,
-        r"(?:\b1[ .-]?)?(?:\([2-9][0-9]{2}\)[ .-]?|\b[2-9][0-9]{2}[ .-]?)[2-9][0-9]{2}[ .-]?[0-9]{4}\b(?: ?(?:x|ext\.?) ?[0-9]{1,6}\b)?",
+        r"(?:\b1[ .-]?)?(?:\([2-9][0-9]{2}\)[ .-]?|\b[2-9][0-9]{2}[ .-]?)[2-9][0-9]{2}[ .-]?[0-9]{4}(?:\b| ?(?:x|ext\.?) ?[0-9]{1,6}\b)",
         always,
     ),
     // National format with a trunk 0: 0114 496 0104, 02 49 28 10 33, (0161) 4960066,
@@ -253,14 +253,14 @@ const PATTERNS: &[(Rule, &str, Validator)] = &[
     // An area code in parentheses: (43) 7860-2733, (235) 337-4068.
     (
         Rule::Phone,
-        r"\([1-9][0-9]{1,4}\)[ .-]?[0-9]{2,5}(?:[ .-]?[0-9]{2,5}){0,3}\b(?: ?(?:x|ext\.?) ?[0-9]{1,6}\b)?",
+        r"\([1-9][0-9]{1,4}\)[ .-]?[0-9]{2,5}(?:[ .-]?[0-9]{2,5}){0,3}(?:\b| ?(?:x|ext\.?) ?[0-9]{1,6}\b)",
         digits_8_to_13,
     ),
     // Grouped digits without a trunk 0 (609 141 777, 342 083 7783): a valid number of one
     // of the common regions (libphonenumber's metadata).
     (
         Rule::Phone,
-        r"\b[1-9][0-9]{1,3}(?:[ .-][0-9]{2,4}){2,4}\b",
+        r"\b[1-9][0-9]{1,3}(?: [0-9]{2,4}){2,4}\b",
         valid_in_a_region,
     ),
     // A number right after a phone word: "mobile: 3420837783", "tel 35098683498".
@@ -287,6 +287,14 @@ const PATTERNS: &[(Rule, &str, Validator)] = &[
         Rule::NationalId,
         r#"(?i)\b(?:ssn|ss#|social security|social insurance|sin|itin|tin|tax id|taxpayer id|bsn|burgerservicenummer|sofinummer|pesel|aadhaar|aadhar|uid|personnummer|national id|national identity|id number|identity number|id no|personal number|insurance number|nir|cpf|nif|dni|nie|codice fiscale)\b[ \t:#=.'"-]{0,4}(?:(?:is|number|no|nr|num)[ \t:#.]{1,3}){0,2}(?P<secret>[0-9][0-9 .-]{7,16}[0-9A-Za-z])"#,
         id_after_name,
+    ),
+    // A bare 9- or 12-digit number standing alone (not after "order", "invoice", "#",
+    // ...): an SSN with no separators (area rules), a BSN (11-check) or an Aadhaar
+    // (Verhoeff).
+    (
+        Rule::NationalId,
+        r"(?i)(?:(?:order|invoice|ticket|case|tracking|ref|reference|account|acct|no|nr|number|po|sku|item|#)[ .:#-]{0,3})?\b(?:[0-9]{9}|[2-9][0-9]{11})\b",
+        bare_id,
     ),
     // UK National Insurance number (ZZ, the prefix Faker and test systems use, with any
     // final letter).
@@ -966,6 +974,29 @@ fn valid_in_a_region(text: &str, out: &mut Vec<Range<usize>>) {
 fn id_after_name(text: &str, out: &mut Vec<Range<usize>>) {
     let n = digit_count(text);
     whole_if((8..=15).contains(&n), text, out);
+}
+
+/// See the bare-number pattern: rejected after a reference word; otherwise an SSN, BSN
+/// or Aadhaar by its own rules.
+fn bare_id(text: &str, out: &mut Vec<Range<usize>>) {
+    let Some(first) = text.bytes().position(|b| b.is_ascii_digit()) else {
+        return;
+    };
+    if first > 0 {
+        return;
+    }
+    let d = digit_vec(text);
+    let ok = match d.len() {
+        9 => {
+            let area = d[0] * 100 + d[1] * 10 + d[2];
+            let ssn_like = area != 0 && area != 666 && area < 900 && (d[3] + d[4]) > 0
+                && d[5..].iter().any(|x| *x > 0);
+            ssn_like || eleven_check(&d)
+        }
+        12 => verhoeff(&d),
+        _ => false,
+    };
+    whole_if(ok, text, out);
 }
 
 fn cpf(text: &str, out: &mut Vec<Range<usize>>) {
