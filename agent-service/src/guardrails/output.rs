@@ -295,12 +295,7 @@ mod tests {
                 "autolink [link removed: evil.test]",
             ),
             ("[ticket](/tickets/T-1001)", "[ticket](/tickets/T-1001)"),
-            (
-                "[x](javascript:alert(1))",
-                "[x](javascript:alert(1))"
-                    .replace("[x](javascript:alert(1))", "x [link removed: unknown])")
-                    .as_str(),
-            ),
+            ("[x](javascript:alert(1))", "x [link removed: unknown])"),
             (
                 "plain https://example.net/ without query",
                 "plain https://example.net/ without query",

@@ -989,7 +989,10 @@ fn bare_id(text: &str, out: &mut Vec<Range<usize>>) {
     let ok = match d.len() {
         9 => {
             let area = d[0] * 100 + d[1] * 10 + d[2];
-            let ssn_like = area != 0 && area != 666 && area < 900 && (d[3] + d[4]) > 0
+            let ssn_like = area != 0
+                && area != 666
+                && area < 900
+                && (d[3] + d[4]) > 0
                 && d[5..].iter().any(|x| *x > 0);
             ssn_like || eleven_check(&d)
         }
