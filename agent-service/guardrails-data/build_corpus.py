@@ -318,6 +318,8 @@ def build(cache):
                 cat = "jailbreak"
             add(w["text"].replace("<INSTRUCTION>", ins["instruction"]), "attack", cat, fam, "spikee")
     for i, s in enumerate(standalone):
+        if s.get("jailbreak_type", "").startswith("financial"):
+            continue  # investment questions test a topic filter; they do not attack the app
         add(s["text"], "attack", "injection", f"spikee-standalone:{s.get('id', i)}", "spikee")
     for s in fp:
         add(s["text"], "benign", "plain", f"spikee-fp:{s['id']}", "spikee")

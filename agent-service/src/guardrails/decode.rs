@@ -294,12 +294,11 @@ fn entities_text(run: &str) -> String {
 fn escapes_text(run: &str) -> String {
     let mut out = String::new();
     for part in run.split('\\').filter(|p| !p.is_empty()) {
-        let (radix_digits, rest) = match part.as_bytes()[0] {
-            b'u' | b'U' => (part[1..].trim_matches(['{', '}']), ()),
-            b'x' => (&part[1..], ()),
+        let radix_digits = match part.as_bytes()[0] {
+            b'u' | b'U' => part[1..].trim_matches(['{', '}']),
+            b'x' => &part[1..],
             _ => continue,
         };
-        let _ = rest;
         if let Some(c) = u32::from_str_radix(radix_digits, 16)
             .ok()
             .and_then(char::from_u32)

@@ -138,8 +138,9 @@ pub fn detection(policy: &Policy, examples: &[Example]) -> DetectionReport {
     r
 }
 
-/// Whether `out` (a redacted text) still shows any 5-character run of `secret`'s letters
-/// and digits that the text around the secret does not itself contain.
+/// Whether `out` (a redacted text) still shows any 4-character run of `secret`'s letters
+/// and digits that the text around the secret does not itself contain (a kept area code
+/// or the last four digits of a card count as a leak).
 pub fn leaks(out: &str, secret: &str, context: &str) -> bool {
     let compact = |s: &str| -> Vec<char> {
         s.chars()
@@ -151,7 +152,7 @@ pub fn leaks(out: &str, secret: &str, context: &str) -> bool {
     let untagged = REDACTED_TAG.replace_all(out, " ");
     let out_c: String = compact(&untagged).into_iter().collect();
     let ctx: String = compact(context).into_iter().collect();
-    let n = 5.min(sec.len());
+    let n = 4.min(sec.len());
     if n == 0 {
         return false;
     }

@@ -244,10 +244,10 @@ const PATTERNS: &[(Rule, &str, Validator)] = &[
         always,
     ),
     // National format with a trunk 0: 0114 496 0104, 02 49 28 10 33, (0161) 4960066,
-    // 08-170 669 07, 00669 074391.
+    // 08-170 669 07. "00" is the international prefix (the pattern above), never a trunk.
     (
         Rule::Phone,
-        r"(?:\(0[0-9]{1,5}\)|\b0[0-9]{1,5})(?:[ .\-/]{0,2}[0-9]{2,8}){1,5}\b",
+        r"(?:\(0[1-9][0-9]{0,4}\)|\b0[1-9][0-9]{0,4})(?:[ .\-/]{0,2}[0-9]{2,8}){1,5}\b",
         national_trunk,
     ),
     // An area code in parentheses: (43) 7860-2733, (235) 337-4068.
@@ -257,10 +257,11 @@ const PATTERNS: &[(Rule, &str, Validator)] = &[
         digits_8_to_13,
     ),
     // Grouped digits without a trunk 0 (609 141 777, 342 083 7783): a valid number of one
-    // of the common regions (libphonenumber's metadata).
+    // of the common regions (libphonenumber's metadata). Groups that continue a code with
+    // letters ("GB82 WEST 1234 5698 7654", an account reference) are not a phone number.
     (
         Rule::Phone,
-        r"\b[1-9][0-9]{1,3}(?: [0-9]{2,4}){2,4}\b",
+        r"(?:\b[A-Z0-9]{4} )?\b[1-9][0-9]{1,3}(?: [0-9]{2,4}){2,4}\b",
         valid_in_a_region,
     ),
     // A number right after a phone word: "mobile: 3420837783", "tel 35098683498".
@@ -349,6 +350,14 @@ const PATTERNS: &[(Rule, &str, Validator)] = &[
         Rule::Iban,
         r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
         iban,
+    ),
+    // A token after "Bearer" (an Authorization header) is labelled a bearer token even when
+    // it is a JWT: this pattern comes before the JWT one, and the earlier pattern names a
+    // region both cover.
+    (
+        Rule::BearerToken,
+        r"(?i)\bbearer {1,3}(?P<secret>[A-Za-z0-9._~+/=-]{8,})",
+        token_like,
     ),
     // JSON Web Tokens anywhere (header.payload.signature, base64url; JWE has five parts).
     (Rule::Jwt, r"\beyJ[A-Za-z0-9_.=-]{17,}", jwt),
@@ -441,11 +450,6 @@ const PATTERNS: &[(Rule, &str, Validator)] = &[
         Rule::ApiKey,
         r#"(?i)\bauthorization["']? {0,3}[:=] {0,3}["']?basic {1,3}(?P<secret>[A-Za-z0-9+/=]{4,})"#,
         always,
-    ),
-    (
-        Rule::BearerToken,
-        r"(?i)\bbearer {1,3}(?P<secret>[A-Za-z0-9._~+/=-]{8,})",
-        token_like,
     ),
 ];
 
@@ -682,7 +686,7 @@ fn private_key_blocks(hay: &str, from: usize, pattern: usize, out: &mut Vec<Cand
         out.push(Candidate {
             start,
             end,
-            secrets: vec![start..end],
+            secrets: std::iter::once(start..end).collect(),
             rule: Rule::PrivateKey,
             pattern,
         });
@@ -894,10 +898,11 @@ fn luhn(s: &str) -> bool {
 
 /// US SSN: area not 000, 666 or 9xx; group not 00; serial not 0000; one separator style.
 fn ssn(text: &str, out: &mut Vec<Range<usize>>) {
-    let sep = text.as_bytes()[3] as char;
-    if text.as_bytes()[6] as char != sep {
+    let b = text.as_bytes();
+    if b.len() != 11 || b[6] != b[3] {
         return;
     }
+    let sep = b[3] as char;
     let mut parts = text.split(sep);
     let ok = match (parts.next(), parts.next(), parts.next()) {
         (Some(area), Some(group), Some(serial)) => {
@@ -941,11 +946,22 @@ fn digits_8_to_15(text: &str, out: &mut Vec<Range<usize>>) {
 /// A national number with a trunk 0: 9-12 digits, and not a date (01.02.2024 ...).
 fn national_trunk(text: &str, out: &mut Vec<Range<usize>>) {
     let groups = digit_groups(text);
+    let value = |g: &Range<usize>| text[g.clone()].parse::<u32>().unwrap_or(99);
+    // A date: day and month (either order) and a year, one separator that is not a space
+    // ("02 49 28 10 33" is a French number, "01.02.2024" a date).
     let date = groups.len() >= 3
         && groups[0].len() <= 2
         && groups[1].len() <= 2
         && matches!(groups[2].len(), 2 | 4)
-        && text[groups[0].end..groups[1].start] == text[groups[1].end..groups[2].start];
+        && {
+            let (a, b) = (value(&groups[0]), value(&groups[1]));
+            (1..=31).contains(&a) && (1..=12).contains(&b)
+                || (1..=12).contains(&a) && (1..=31).contains(&b)
+        }
+        && {
+            let sep = &text[groups[0].end..groups[1].start];
+            matches!(sep, "." | "/" | "-") && sep == &text[groups[1].end..groups[2].start]
+        };
     whole_if((9..=12).contains(&digit_count(text)) && !date, text, out);
 }
 
@@ -957,8 +973,16 @@ const PHONE_REGIONS: &[phonenumber::country::Id] = {
     ]
 };
 
-/// Grouped digits that are a valid phone number in one of [`PHONE_REGIONS`].
+/// Grouped digits that are a valid phone number in one of [`PHONE_REGIONS`]; rejected when
+/// the match starts with a group holding a letter (the pattern's optional lead group).
 fn valid_in_a_region(text: &str, out: &mut Vec<Range<usize>>) {
+    if text
+        .bytes()
+        .take_while(|b| *b != b' ')
+        .any(|b| b.is_ascii_alphabetic())
+    {
+        return;
+    }
     let n = digit_count(text);
     if !(8..=12).contains(&n) {
         return;
@@ -1438,7 +1462,8 @@ mod tests {
         for c in [
             '\n', '\r', '\t', ',', ';', '"', '<', '>', '[', ']', '{', '}', '|', '\\',
         ] {
-            let expected = !matches!(c, '"' | '\'');
+            // A tab may separate an identity number or phone from its name ("SSN:\t...").
+            let expected = !matches!(c, '"' | '\'' | '\t');
             assert_eq!(e.is_break(c), expected, "{c:?}");
         }
         for c in ['a', '0', ' ', '.', '-', '@', '+', '('] {

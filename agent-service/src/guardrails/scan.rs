@@ -104,7 +104,7 @@ signals! {
     AboveRequest = "above_request", SystemPromptExfiltration,
         "asks to repeat everything above or the start of the conversation";
     Persona = "persona", Jailbreak,
-        "role-play or persona framing together with an unrestricted persona trait";
+        "an unrestricted persona: role-play framing with an unrestricted trait, \"you are now DAN\", \"DAN mode\"";
     NoLimits = "no_limits", Jailbreak,
         "claims the assistant has no restrictions, filters, rules or ethics";
     RefusalSuppression = "refusal_suppression", Jailbreak,
@@ -114,7 +114,7 @@ signals! {
     DualResponse = "dual_response", Jailbreak,
         "asks for two answers, one of them unfiltered, or tagged persona outputs";
     ModeSwitch = "mode_switch", Jailbreak,
-        "switches to a named mode (developer mode, DAN mode, god mode)";
+        "puts the assistant in a developer, debug or admin mode (\"you are now in developer mode\")";
     ExfilLink = "exfil_link", DataExfiltration,
         "a markdown or HTML link or image whose URL is built from data";
     MarkdownImage = "markdown_image", DataExfiltration,
@@ -158,6 +158,16 @@ const FOLLOW: u32 = 1 << 14;
 const DECODE: u32 = 1 << 15;
 const ENCODING: u32 = 1 << 16;
 const SYSTEM: u32 = 1 << 17;
+/// Adjectives that make "instructions" the prompt only when nothing says whose: "the original
+/// instructions for the blender" is a manual.
+const WEAK_SELF_REF: u32 = 1 << 18;
+/// "a", "an": "what is a system prompt" asks what the thing is, not for this one.
+const GENERIC: u32 = 1 << 19;
+/// A preposition after the noun: "instructions for the kettle".
+const OF_THING: u32 = 1 << 20;
+const EVERYTHING: u32 = 1 << 21;
+/// Words before "above" that make it a noun: "the above", "everything above".
+const THE_ALL: u32 = 1 << 22;
 
 const WORD_CLASSES: &[(u32, &[&str])] = &[
     (
@@ -307,26 +317,29 @@ const WORD_CLASSES: &[(u32, &[&str])] = &[
         &[
             "your",
             "system",
-            "initial",
-            "original",
             "hidden",
             "secret",
             "internal",
             "developer",
-            "first",
-            "verbatim",
-            "exact",
-            "full",
-            "entire",
-            "complete",
-            "starting",
             "pre",
             "confidential",
             "underlying",
-            "base",
-            "core",
         ],
     ),
+    (
+        WEAK_SELF_REF,
+        &[
+            "initial", "original", "first", "verbatim", "exact", "full", "entire", "complete",
+            "starting", "base", "core",
+        ],
+    ),
+    (GENERIC, &["a", "an"]),
+    (
+        OF_THING,
+        &["for", "of", "on", "to", "in", "about", "from", "with"],
+    ),
+    (EVERYTHING, &["everything", "anything"]),
+    (THE_ALL, &["the", "everything", "all", "of", "anything"]),
     (
         PROMPT,
         &[
@@ -575,11 +588,11 @@ static CLASSES: LazyLock<HashIndex> = LazyLock::new(|| {
 const PHRASES: &[(Signal, &str)] = &[
     (
         Signal::NewInstructions,
-        r"\b(?:new|updated|revised|real|actual|true|additional|secret|important|urgent) (?:important )?(?:instructions?|task|directives?|objective|rules|orders)\b|\bfrom now on\b|\binstead,? (?:you (?:will|must|should)|just|only)\b|\byour (?:new|real|actual|only) (?:task|role|job|goal|instructions?|purpose)\b|\bend of (?:the )?(?:prompt|instructions|context|document|input|text)\b|\bstop (?:what you are doing|everything|the task)\b|\b(?:\*{2,}|#{2,}|={2,}|-{3,}) ?(?:new|important|attention|admin|system)\b",
+        r"\b(?:new|updated|revised|real|actual|true|additional|secret|important|urgent) (?:important )?(?:instructions?|task|directives?|objective|rules|orders) ?(?::|(?:are|is|follow|apply)\b)|\bfrom now on,? (?:you|your|always|never|only|respond|reply|answer|act|ignore|do not|don't|forget|pretend|speak|talk|say|output|print|write)\b|\binstead,? (?:you (?:will|must|should)|just|only)\b|\byour (?:new|real|actual|only) (?:task|role|job|goal|instructions?|purpose)\b|\bend of (?:the )?(?:prompt|instructions|context|document|input|text)\b|\bstop (?:what you are doing|everything|the task)\b|\b(?:\*{2,}|#{2,}|={2,}|-{3,}) ?(?:new|important|attention|admin|system)\b",
     ),
     (
         Signal::EchoDirective,
-        r#"\b(?:print|say|output|write|respond with|reply with|answer with|type|return|repeat after me|start (?:your|the) (?:response|answer|reply) with)\b:? ?["'“‘`]"#,
+        r#"\b(?:print|say|output|write|respond with|reply with|answer with|type|return|repeat after me|start (?:your|the) (?:response|answer|reply) with)\b:? ?["'“‘`]|\b(?:just|only|simply) (?:print|say|output|respond with|reply with|answer with)\b"#,
     ),
     (
         Signal::RoleTag,
@@ -587,11 +600,15 @@ const PHRASES: &[(Signal, &str)] = &[
     ),
     (
         Signal::RoleLine,
-        r"(?m)(?:^|[\n\r]) ?(?:#+ ?)?\**(?:system|assistant|developer|ai|bot|admin|root|gpt|chatgpt)\**(?: prompt| message)? ?:",
+        r"(?m)(?:^|[\n\r]|\]|\)) ?(?:#+ ?)?\**(?:system|assistant|developer|ai|bot|admin|root|gpt|chatgpt)\**(?: prompt| message| note| override| instructions?)? ?: ?\**(?:you|your|ignore|disregard|forget|new|the assistant|always|never|do not|don't|from now on|override|respond|reply|answer|act|print|say|output|reveal|repeat|as an?|i am|i'm|all|any|there are|there is|rules?|instructions?|important|attention|warning|note)\b",
     ),
     (
         Signal::AboveRequest,
-        r"\b(?:everything|all|words?|text|lines?|content|messages?)\b[^.!?\n]{0,40}\b(?:above|before this|so far|preceding|prior to this)\b|\b(?:beginning|start|top) of (?:this|the|your|our) (?:conversation|prompt|context|chat|session|instructions)\b|\byou (?:were|have been|are) (?:given|told|instructed|initiali[sz]ed|programmed|prompted|configured)\b",
+        r"\b(?:everything|all (?:the |of the )?(?:text|words|lines|content|messages|instructions|of it|of this)|words|text|lines|content|messages|instructions)\b[^.!?\n]{0,40}\b(?:above(?:$|[^ a-z0-9$€£]| (?:[^0-9$€£ ]))|before this|so far|preceding|prior to this)|\b(?:beginning|start|top) of (?:this|the|your|our) (?:conversation|prompt|context|chat|session|instructions)\b|\byou (?:were|have been|are) (?:given|told|instructed|initiali[sz]ed|programmed|prompted|configured)\b|\b(?:were|have) you (?:been )?(?:given|told|instructed|initiali[sz]ed|programmed|prompted|configured)\b",
+    ),
+    (
+        Signal::Persona,
+        r"\b(?:you are|you're|you will be|you'll be|you become|become|you are going to be)(?: now)?(?: called| named)? (?:a |an |the )?(?:dan|stan|dude|antidan|mongo|aim|ucar|unfiltered|uncensored|unrestricted|jailbroken|evil|amoral|unethical|immoral|limitless|rogue|unhinged|unbound|lawless|boundless|filterless)\b|\b(?:dan|god|jailbreak|jailbroken|evil|opposite|unrestricted|unfiltered|uncensored|chaos|amoral|anarchy|unlocked|stan|dude|aim) mode\b",
     ),
     (
         Signal::StandsFor,
@@ -603,7 +620,7 @@ const PHRASES: &[(Signal, &str)] = &[
     ),
     (
         Signal::ModeSwitch,
-        r"\b(?:developer|dev|dan|god|sudo|admin|debug|jailbreak|evil|opposite|unrestricted|unfiltered|chaos|maintenance|root) mode\b|\bdo anything now\b",
+        r"\byou(?: are| are now| will be| will now be|'re|'re now)? (?:in|entering|enter|switch to|switched to|operating in|running in|now in) (?:developer|dev|debug|admin|sudo|root|maintenance|test) mode\b|\b(?:developer|dev|debug|admin|sudo|root|maintenance) mode (?:is )?(?:now )?(?:enabled|activated|engaged)\b|\b(?:stands for|called|named|you can|you will|you must|can|will) (?:now )?[\x22'“]?do anything now\b",
     ),
     (
         Signal::ExfilLink,
@@ -681,6 +698,9 @@ pub struct Model {
     /// Window and stride in tokens: a long text is scored per window, the maximum counts.
     window: usize,
     stride: usize,
+    /// When a signal with a positive weight fired, the n-gram part is not below `-floor`:
+    /// wording learned from the corpora may temper structural evidence, not erase it.
+    floor: Option<f32>,
     signal_weights: Vec<f32>,
     weights: Vec<i8>,
 }
@@ -693,6 +713,8 @@ struct Header {
     bias: f32,
     window: usize,
     stride: usize,
+    #[serde(default)]
+    floor: Option<f32>,
     signals: HashMap<String, f32>,
 }
 
@@ -735,6 +757,7 @@ impl Model {
             bias: header.bias,
             window: header.window,
             stride: header.stride,
+            floor: header.floor,
             signal_weights,
             weights: body.iter().map(|b| *b as i8).collect(),
         })
@@ -917,6 +940,11 @@ fn sentence_rules(text: &str, add: &mut impl FnMut(Signal, Option<String>)) {
     let mut seen = 0u32;
     let mut neg_recent = 0u8;
     let mut prev_system = false;
+    // The classes of the two previous tokens in the sentence.
+    let mut prev = [0u32; 2];
+    // A prompt request that only weak adjectives made, confirmed unless the next token
+    // says the instructions are of a thing.
+    let mut pending_prompt: Option<usize> = None;
     let mut fired: Vec<(Signal, usize)> = Vec::new();
     let check = |sig: Signal, s: usize, fired: &mut Vec<(Signal, usize)>| {
         if !fired.iter().any(|(x, _)| *x == sig) {
@@ -924,21 +952,30 @@ fn sentence_rules(text: &str, add: &mut impl FnMut(Signal, Option<String>)) {
         }
     };
     for_each_token(text, |s, e, sentence| {
+        let word = &text.as_bytes()[s..e];
+        let mut c = classes.get(&hash_bytes(word)).copied().unwrap_or(0);
+        if let Some(at) = pending_prompt.take()
+            && (sentence != current || c & OF_THING == 0)
+        {
+            check(Signal::PromptRequest, at, &mut fired);
+        }
         if sentence != current {
             current = sentence;
             start = s;
             seen = 0;
             neg_recent = 0;
             prev_system = false;
+            prev = [0; 2];
         }
-        let word = &text.as_bytes()[s..e];
-        let mut c = classes.get(&hash_bytes(word)).copied().unwrap_or(0);
         // "do not follow", "stop obeying": a negated follow verb overrides.
         if c & FOLLOW != 0 && neg_recent > 0 {
             c |= OVERRIDE;
         }
         // "system prompt" is a prompt reference whatever the verb.
-        let system_prompt = prev_system && c & PROMPT != 0;
+        // "system prompt", and "system message" / "developer message" (a message is the
+        // prompt only after a role).
+        let system_prompt =
+            prev_system && (c & PROMPT != 0 || matches!(word, b"message" | b"messages"));
         if c & OVERRIDE != 0 {
             seen |= OVERRIDE;
         } else if c & INSTR != 0 && seen & OVERRIDE != 0 {
@@ -948,17 +985,36 @@ fn sentence_rules(text: &str, add: &mut impl FnMut(Signal, Option<String>)) {
                 check(Signal::OverrideBare, start, &mut fired);
             }
         }
+        // "forget everything", "ignore the above", "disregard everything above".
+        if seen & OVERRIDE != 0 && c & OVERRIDE == 0 {
+            if word == b"above" && prev[0] & THE_ALL != 0 {
+                check(Signal::OverridePrior, start, &mut fired);
+            } else if c & EVERYTHING != 0 {
+                check(Signal::OverrideBare, start, &mut fired);
+            }
+        }
         if c & PRIOR != 0 && seen & OVERRIDE != 0 {
             seen |= PRIOR;
         }
-        if c & PROMPT != 0 && seen & OUTPUT != 0 && (seen & SELF_REF != 0 || system_prompt) {
-            check(Signal::PromptRequest, start, &mut fired);
+        // "your system prompt", "the hidden instructions", "the exact initial prompt you were
+        // given"; not "a system prompt" (a question about the concept) nor "the original
+        // instructions for the blender".
+        let generic = (prev[0] | prev[1]) & GENERIC != 0;
+        if (c & PROMPT != 0 || system_prompt) && seen & OUTPUT != 0 && !generic {
+            if seen & SELF_REF != 0 || system_prompt {
+                check(Signal::PromptRequest, start, &mut fired);
+            } else if seen & WEAK_SELF_REF != 0 {
+                pending_prompt = Some(start);
+            }
         }
         if c & OUTPUT != 0 {
             seen |= OUTPUT;
         }
         if c & SELF_REF != 0 && seen & OUTPUT != 0 {
             seen |= SELF_REF;
+        }
+        if c & WEAK_SELF_REF != 0 && seen & OUTPUT != 0 {
+            seen |= WEAK_SELF_REF;
         }
         if c & TRAIT != 0 && seen & PERSONA_VERB != 0 || c & PERSONA_VERB != 0 && seen & TRAIT != 0
         {
@@ -995,7 +1051,11 @@ fn sentence_rules(text: &str, add: &mut impl FnMut(Signal, Option<String>)) {
             seen |= ENCODING;
         }
         prev_system = c & SYSTEM != 0;
+        prev = [c, prev[0]];
     });
+    if let Some(at) = pending_prompt {
+        check(Signal::PromptRequest, at, &mut fired);
+    }
     for (sig, s) in fired {
         let end = text[s..]
             .find(['.', '!', '?', '\n', ';'])
@@ -1116,10 +1176,12 @@ pub fn scan(model: &Model, text: &str, signal_bias: &[f32]) -> Scan {
         best = best.max(v);
     }
     let mut reasons = Vec::with_capacity(a.signals.len() + 1);
-    let mut logit = model.bias + best;
+    let mut logit = model.bias;
+    let mut structural = false;
     for (s, evidence) in &a.signals {
         let w = model.signal_weight(*s) + signal_bias.get(*s as usize).copied().unwrap_or(0.0);
         logit += w;
+        structural |= w > 0.0;
         reasons.push(Reason {
             name: s.as_str(),
             category: s.category(),
@@ -1127,6 +1189,10 @@ pub fn scan(model: &Model, text: &str, signal_bias: &[f32]) -> Scan {
             evidence: evidence.clone(),
         });
     }
+    if structural && let Some(floor) = model.floor {
+        best = best.max(-floor);
+    }
+    logit += best;
     reasons.push(Reason {
         name: "classifier",
         category: Category::PromptInjection,
