@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `migrate`, `keys create|list|revoke`, `seed-demo`,
-//! `check-config`, `eval run`, `guardrails scan|measure|features`.
+//! `check-config`, `eval run`, `guardrails scan|redact|measure|features`.
 
 use clap::{Parser, Subcommand};
 
@@ -49,6 +49,8 @@ pub enum Command {
 pub enum GuardrailsCommand {
     /// Read a text on standard input and print the input decision as JSON.
     Scan,
+    /// Read a text on standard input and print it redacted (PII and secrets).
+    Redact,
     /// Measure detection, false positives, PII recall and scan cost on JSONL corpora
     /// (agent-service/guardrails-data/). Use a release build for the timings.
     Measure {

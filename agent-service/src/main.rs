@@ -311,6 +311,14 @@ fn guardrails_command(action: GuardrailsCommand, policy: &Policy) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        GuardrailsCommand::Redact => {
+            let mut text = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+                return fail(format!("cannot read standard input: {e}"));
+            }
+            print!("{}", policy.redactor.redact(&text).text);
+            ExitCode::SUCCESS
+        }
         GuardrailsCommand::Measure {
             corpus,
             pii,
