@@ -70,8 +70,9 @@ def load(features_path, corpus_path, bits):
 
 
 def text_scores(c, offset, fired, owner, floor):
-    """A text's log-odds: the n-gram part of its highest window plus the signals; when a
-    signal with a positive weight fired, the n-gram part is not below -floor."""
+    """A text's log-odds: the n-gram part of its highest window plus the signals (and the
+    bias); when the signals and bias alone say attack (log-odds > 0), the n-gram part is not
+    below -floor."""
     best = {}
     for o, v, off, f in zip(owner, c, offset, fired):
         if floor is not None and f:
@@ -138,19 +139,19 @@ def main():
     b1 = float(s1.intercept_[0])
     off_t = st @ sig + b1
     off_d = sd @ sig + b1
-    fired_d = (sd * (sig > 0)).sum(axis=1) > 0
+    # Filled in per C below: the structure alone (bias and signals) says attack.
     print("stage 1 (signals):", {n: round(float(v), 2) for n, v in zip(SIGNALS, sig)}, "bias", round(b1, 2))
 
     # Stage 2: the n-grams on top, C chosen on dev.
     best = None
-    # The floor: how far the n-grams may pull a text whose structure looks like an attack
+    # The floor: how far the n-grams may pull a text whose structure alone says attack
     # (wording learned from the corpora may temper structural evidence, not erase it).
     for c in (8.0, 32.0, 128.0, 512.0):
         w, b2 = fit_with_offset(gt, yt, off_t, c, sw)
         # On a tie the stronger floor wins: the dev split has few short direct attacks, where
         # the floor matters, and structure is what generalises to phrasings it lacks.
         for floor in (1.0, 2.0, None):
-            s = text_scores(gd @ w, off_d + b2, fired_d, od, floor)
+            s = text_scores(gd @ w, off_d + b2, off_d + b2 > 0, od, floor)
             # Dev objective: detection at a 0.8 probability threshold minus 5x the
             # look-alike false positive rate and 10x the plain one.
             thr = np.log(0.8 / 0.2)

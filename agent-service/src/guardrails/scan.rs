@@ -92,7 +92,7 @@ signals! {
     NewInstructions = "new_instructions", PromptInjection,
         "announces new instructions or a new task";
     EchoDirective = "echo_directive", PromptInjection,
-        "tells the assistant to print or say a quoted string";
+        "tells the assistant to print or say a quoted string (as an order: at the start of a sentence or after \"just\", \"instead\", \"you must\"...)";
     RoleTag = "role_tag", PromptInjection,
         "a chat-template token or a system/assistant role tag";
     RoleLine = "role_line", PromptInjection,
@@ -268,6 +268,11 @@ const WORD_CLASSES: &[(u32, &[&str])] = &[
             "conditioning",
             "task",
             "tasks",
+            // What a retrieval-augmented prompt calls its context.
+            "articles",
+            "documents",
+            "passages",
+            "sources",
         ],
     ),
     (
@@ -592,7 +597,7 @@ const PHRASES: &[(Signal, &str)] = &[
     ),
     (
         Signal::EchoDirective,
-        r#"\b(?:print|say|output|write|respond with|reply with|answer with|type|return|repeat after me|start (?:your|the) (?:response|answer|reply) with)\b:? ?["'“‘`]|\b(?:just|only|simply) (?:print|say|output|respond with|reply with|answer with)\b"#,
+        r#"(?:^|[.!?\n:;] ?|\b(?:please|just|only|simply|instead|now|then|always|you must|you will|you should) )(?:print|say|output|write|respond with|reply with|answer with|type|return)\b:? ?["'“‘`]|\brepeat after me\b|\bstart (?:your|the|each) (?:response|answer|reply|message) with\b|\b(?:just|only|simply) (?:print|say|output|respond with|reply with|answer with)\b"#,
     ),
     (
         Signal::RoleTag,
@@ -608,7 +613,7 @@ const PHRASES: &[(Signal, &str)] = &[
     ),
     (
         Signal::Persona,
-        r"\b(?:you are|you're|you will be|you'll be|you become|become|you are going to be)(?: now)?(?: called| named)? (?:a |an |the )?(?:dan|stan|dude|antidan|mongo|aim|ucar|unfiltered|uncensored|unrestricted|jailbroken|evil|amoral|unethical|immoral|limitless|rogue|unhinged|unbound|lawless|boundless|filterless)\b|\b(?:dan|god|jailbreak|jailbroken|evil|opposite|unrestricted|unfiltered|uncensored|chaos|amoral|anarchy|unlocked|stan|dude|aim) mode\b",
+        r"\b(?:you are|you're|you will be|you'll be|you become|become|you are going to be)(?: now)?(?: called| named)? (?:a |an |the )?(?:dan|stan|dude|antidan|mongo|aim|ucar|unfiltered|uncensored|unrestricted|jailbroken|evil|amoral|unethical|immoral|limitless|rogue|unhinged|unbound|lawless|boundless|filterless)\b|\b(?:dan|jailbreak|jailbroken|evil|opposite|unrestricted|unfiltered|uncensored|amoral|anarchy|stan|dude|aim) mode\b",
     ),
     (
         Signal::StandsFor,
@@ -620,7 +625,7 @@ const PHRASES: &[(Signal, &str)] = &[
     ),
     (
         Signal::ModeSwitch,
-        r"\byou(?: are| are now| will be| will now be|'re|'re now)? (?:in|entering|enter|switch to|switched to|operating in|running in|now in) (?:developer|dev|debug|admin|sudo|root|maintenance|test) mode\b|\b(?:developer|dev|debug|admin|sudo|root|maintenance) mode (?:is )?(?:now )?(?:enabled|activated|engaged)\b|\b(?:stands for|called|named|you can|you will|you must|can|will) (?:now )?[\x22'“]?do anything now\b",
+        r"\byou(?: are| are now| will be| will now be|'re|'re now)? (?:in|entering|enter|switch to|switched to|operating in|running in|now in) (?:developer|dev|debug|admin|sudo|root|maintenance|test|god|chaos) mode\b|\b(?:developer|dev|debug|admin|sudo|root|maintenance|god) mode (?:is )?(?:now )?(?:enabled|activated|engaged)\b|\b(?:stands for|called|named|you can|you will|you must|can|will) (?:now )?[\x22'“]?do anything now\b",
     ),
     (
         Signal::ExfilLink,
@@ -698,8 +703,9 @@ pub struct Model {
     /// Window and stride in tokens: a long text is scored per window, the maximum counts.
     window: usize,
     stride: usize,
-    /// When a signal with a positive weight fired, the n-gram part is not below `-floor`:
-    /// wording learned from the corpora may temper structural evidence, not erase it.
+    /// When the bias and the signals alone say attack (log-odds above 0), the n-gram part is
+    /// not below `-floor`: wording learned from the corpora may temper structural evidence,
+    /// not erase it.
     floor: Option<f32>,
     signal_weights: Vec<f32>,
     weights: Vec<i8>,
@@ -813,8 +819,12 @@ pub struct Analysis {
     pub normalised: Normalised,
     pub decoded: Vec<Decoded>,
     pub signals: Vec<(Signal, Option<String>)>,
-    /// The text the n-grams are read from: the normalised text and every decoded payload.
+    /// The text the signals are read from: the normalised text and every decoded payload.
     pub scan_text: String,
+    /// The text the n-grams are read from: `scan_text` with each URL read as the word
+    /// "url" and its host (a URL's random characters are not wording to learn; whether it
+    /// carries data is the `exfil_link` signal's question).
+    pub gram_text: String,
 }
 
 /// Reads the structural signals of `text`; decodes payloads up to two levels deep.
@@ -892,13 +902,24 @@ pub fn analyse(text: &str) -> Analysis {
         add(Signal::FakeTurns, None);
     }
     signals.sort_by_key(|(s, _)| *s);
+    let gram_text = if scan_text.contains("://") {
+        URL.replace_all(&scan_text, " url $host ").into_owned()
+    } else {
+        scan_text.clone()
+    };
     Analysis {
         normalised,
         decoded,
         signals,
         scan_text,
+        gram_text,
     }
 }
+
+static URL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[a-z][a-z0-9+.-]{1,15}://(?P<host>[^\s/?#)\]>\x22']{1,100})[^\s)\]>\x22']*")
+        .unwrap_or_else(|e| panic!("url pattern: {e}"))
+});
 
 /// A short excerpt around `start..end` (whole characters, at most ~80 bytes).
 fn excerpt(text: &str, start: usize, end: usize) -> String {
@@ -1126,7 +1147,7 @@ pub fn features(model_bits: u32, text: &str) -> Vec<Features> {
         (m.window, m.stride)
     };
     let mut grams: Vec<(u64, usize)> = Vec::new();
-    for_each_gram(&a.scan_text, |h, t| grams.push((h, t)));
+    for_each_gram(&a.gram_text, |h, t| grams.push((h, t)));
     let tokens = grams.last().map_or(0, |g| g.1 + 1);
     windows(tokens, window, stride)
         .into_iter()
@@ -1155,9 +1176,9 @@ pub fn features(model_bits: u32, text: &str) -> Vec<Features> {
 pub fn scan(model: &Model, text: &str, signal_bias: &[f32]) -> Scan {
     let a = analyse(text);
     // Per-token sums of n-gram weights, then windows over them.
-    let mut token_sum: Vec<f32> = Vec::with_capacity(a.scan_text.len() / 5 + 1);
-    let mut token_count: Vec<u32> = Vec::with_capacity(a.scan_text.len() / 5 + 1);
-    for_each_gram(&a.scan_text, |h, t| {
+    let mut token_sum: Vec<f32> = Vec::with_capacity(a.gram_text.len() / 5 + 1);
+    let mut token_count: Vec<u32> = Vec::with_capacity(a.gram_text.len() / 5 + 1);
+    for_each_gram(&a.gram_text, |h, t| {
         if t == token_sum.len() {
             token_sum.push(0.0);
             token_count.push(0);
@@ -1177,11 +1198,9 @@ pub fn scan(model: &Model, text: &str, signal_bias: &[f32]) -> Scan {
     }
     let mut reasons = Vec::with_capacity(a.signals.len() + 1);
     let mut logit = model.bias;
-    let mut structural = false;
     for (s, evidence) in &a.signals {
         let w = model.signal_weight(*s) + signal_bias.get(*s as usize).copied().unwrap_or(0.0);
         logit += w;
-        structural |= w > 0.0;
         reasons.push(Reason {
             name: s.as_str(),
             category: s.category(),
@@ -1189,7 +1208,11 @@ pub fn scan(model: &Model, text: &str, signal_bias: &[f32]) -> Scan {
             evidence: evidence.clone(),
         });
     }
-    if structural && let Some(floor) = model.floor {
+    // The structure alone (bias and signals) says attack: the n-grams may temper it by at
+    // most the floor.
+    if logit > 0.0
+        && let Some(floor) = model.floor
+    {
         best = best.max(-floor);
     }
     logit += best;
