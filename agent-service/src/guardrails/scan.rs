@@ -168,6 +168,10 @@ const OF_THING: u32 = 1 << 20;
 const EVERYTHING: u32 = 1 << 21;
 /// Words before "above" that make it a noun: "the above", "everything above".
 const THE_ALL: u32 = 1 << 22;
+/// The writer's own: "my previous instructions", "the instructions I sent".
+const OWN: u32 = 1 << 23;
+/// The assistant addressed or named.
+const ADDRESSEE: u32 = 1 << 24;
 
 const WORD_CLASSES: &[(u32, &[&str])] = &[
     (
@@ -344,6 +348,24 @@ const WORD_CLASSES: &[(u32, &[&str])] = &[
         &["for", "of", "on", "to", "in", "about", "from", "with"],
     ),
     (EVERYTHING, &["everything", "anything"]),
+    (OWN, &["my", "our", "i", "we", "i've", "we've"]),
+    (
+        ADDRESSEE,
+        &[
+            "you",
+            "your",
+            "you're",
+            "yourself",
+            "ai",
+            "assistant",
+            "model",
+            "chatbot",
+            "bot",
+            "gpt",
+            "chatgpt",
+            "llm",
+        ],
+    ),
     (THE_ALL, &["the", "everything", "all", "of", "anything"]),
     (
         PROMPT,
@@ -597,11 +619,11 @@ const PHRASES: &[(Signal, &str)] = &[
     ),
     (
         Signal::EchoDirective,
-        r#"(?:^|[.!?\n:;] ?|\b(?:please|just|only|simply|instead|now|then|always|you must|you will|you should) )(?:print|say|output|write|respond with|reply with|answer with|type|return)\b:? ?["'“‘`]|\brepeat after me\b|\bstart (?:your|the|each) (?:response|answer|reply|message) with\b|\b(?:just|only|simply) (?:print|say|output|respond with|reply with|answer with)\b"#,
+        r#"(?:^|[.!?\n:;] ?|\b(?:just|only|simply|instead|now|then|always|you must|you will|you should) )(?:print|say|output|write|respond with|reply with|answer with|type|return)\b:? ?["'“‘`]|\brepeat after me\b|\bstart (?:your|the|each) (?:response|answer|reply|message) with\b|\b(?:just|only|simply) (?:print|say|output|respond with|reply with|answer with)\b"#,
     ),
     (
         Signal::RoleTag,
-        r"<\|[a-z_]{2,20}\|>|\[/?(?:inst|sys)\]|<</?sys>>|</?(?:system|assistant|developer|human|sys|im_start|im_end|admin|instructions?)>|\[(?:system|assistant|developer|user)\] ?\(#|\b(?:system|developer) (?:override|message|note|instruction|update) ?:",
+        r"<\|[a-z_]{2,20}\|>|\[/?(?:inst|sys)\]|<</?sys>>|</?(?:system|assistant|developer|human|sys|im_start|im_end|admin|instructions?)>|\[(?:system|assistant|developer|user)\] ?\(#|\b(?:system|developer) (?:override|message|instructions?) ?:",
     ),
     (
         Signal::RoleLine,
@@ -609,7 +631,7 @@ const PHRASES: &[(Signal, &str)] = &[
     ),
     (
         Signal::AboveRequest,
-        r"\b(?:everything|all (?:the |of the )?(?:text|words|lines|content|messages|instructions|of it|of this)|words|text|lines|content|messages|instructions)\b[^.!?\n]{0,40}\b(?:above(?:$|[^ a-z0-9$€£]| (?:[^0-9$€£ ]))|before this|so far|preceding|prior to this)|\b(?:beginning|start|top) of (?:this|the|your|our) (?:conversation|prompt|context|chat|session|instructions)\b|\byou (?:were|have been|are) (?:given|told|instructed|initiali[sz]ed|programmed|prompted|configured)\b|\b(?:were|have) you (?:been )?(?:given|told|instructed|initiali[sz]ed|programmed|prompted|configured)\b",
+        r"\b(?:everything|all (?:the |of the )?(?:text|words|lines|content|messages|instructions|of it|of this)|words|text|lines|content|messages|instructions)\b[^.!?\n]{0,40}\b(?:above(?:$|[^ a-z0-9$€£]| (?:this|that|it|in|and|the|verbatim|word|exactly|please|line|message|text)\b)|before this|so far|preceding|prior to this)|\b(?:beginning|start|top) of (?:this|the|your|our) (?:conversation|prompt|context|chat|session|instructions)\b|\byou (?:were|have been|are) (?:given|told|instructed|initiali[sz]ed|programmed|prompted|configured)\b|\b(?:were|have) you (?:been )?(?:given|told|instructed|initiali[sz]ed|programmed|prompted|configured)\b",
     ),
     (
         Signal::Persona,
@@ -625,7 +647,7 @@ const PHRASES: &[(Signal, &str)] = &[
     ),
     (
         Signal::ModeSwitch,
-        r"\byou(?: are| are now| will be| will now be|'re|'re now)? (?:in|entering|enter|switch to|switched to|operating in|running in|now in) (?:developer|dev|debug|admin|sudo|root|maintenance|test|god|chaos) mode\b|\b(?:developer|dev|debug|admin|sudo|root|maintenance|god) mode (?:is )?(?:now )?(?:enabled|activated|engaged)\b|\b(?:stands for|called|named|you can|you will|you must|can|will) (?:now )?[\x22'“]?do anything now\b",
+        r"\byou(?: are| are now| will be| will now be|'re|'re now)? (?:in|entering|enter|switch to|switched to|operating in|running in|now in) (?:developer|dev|debug|admin|sudo|root|maintenance|test|god|chaos) mode\b|\b(?:developer|dev|debug|admin|sudo|root|maintenance|god) mode (?:is )?(?:now )?(?:enabled|activated|engaged)\b|\b(?:stands for|short for|called|named)(?: now)? [\x22'“]?do anything now\b|\bdan\b[^.!?\n]{0,40}\bdo anything now\b",
     ),
     (
         Signal::ExfilLink,
@@ -966,6 +988,7 @@ fn sentence_rules(text: &str, add: &mut impl FnMut(Signal, Option<String>)) {
     // A prompt request that only weak adjectives made, confirmed unless the next token
     // says the instructions are of a thing.
     let mut pending_prompt: Option<usize> = None;
+    let mut pending_override: Option<(Signal, usize)> = None;
     let mut fired: Vec<(Signal, usize)> = Vec::new();
     let check = |sig: Signal, s: usize, fired: &mut Vec<(Signal, usize)>| {
         if !fired.iter().any(|(x, _)| *x == sig) {
@@ -980,6 +1003,11 @@ fn sentence_rules(text: &str, add: &mut impl FnMut(Signal, Option<String>)) {
         {
             check(Signal::PromptRequest, at, &mut fired);
         }
+        if let Some((sig, at)) = pending_override.take()
+            && (sentence != current || c & OWN == 0)
+        {
+            check(sig, at, &mut fired);
+        }
         if sentence != current {
             current = sentence;
             start = s;
@@ -992,19 +1020,21 @@ fn sentence_rules(text: &str, add: &mut impl FnMut(Signal, Option<String>)) {
         if c & FOLLOW != 0 && neg_recent > 0 {
             c |= OVERRIDE;
         }
-        // "system prompt" is a prompt reference whatever the verb.
         // "system prompt", and "system message" / "developer message" (a message is the
         // prompt only after a role).
         let system_prompt =
             prev_system && (c & PROMPT != 0 || matches!(word, b"message" | b"messages"));
         if c & OVERRIDE != 0 {
             seen |= OVERRIDE;
-        } else if c & INSTR != 0 && seen & OVERRIDE != 0 {
-            if seen & PRIOR != 0 || c & PRIOR != 0 {
-                check(Signal::OverridePrior, start, &mut fired);
+        } else if c & INSTR != 0 && seen & OVERRIDE != 0 && prev[0] & OWN == 0 {
+            // Confirmed at the next token unless it says the instructions are the writer's
+            // own ("the previous instructions I sent the installer").
+            let sig = if seen & PRIOR != 0 || c & PRIOR != 0 {
+                Signal::OverridePrior
             } else {
-                check(Signal::OverrideBare, start, &mut fired);
-            }
+                Signal::OverrideBare
+            };
+            pending_override = Some((sig, start));
         }
         // "forget everything", "ignore the above", "disregard everything above".
         if seen & OVERRIDE != 0 && c & OVERRIDE == 0 {
@@ -1047,8 +1077,13 @@ fn sentence_rules(text: &str, add: &mut impl FnMut(Signal, Option<String>)) {
         if c & TRAIT != 0 {
             seen |= TRAIT;
         }
-        if c & LIMIT != 0 && seen & FREE != 0 {
+        // "you have no restrictions", "an AI without filters"; not "the parental controls
+        // have no restrictions set".
+        if c & LIMIT != 0 && seen & FREE != 0 && seen & (ADDRESSEE | TRAIT | PERSONA_VERB) != 0 {
             check(Signal::NoLimits, start, &mut fired);
+        }
+        if c & ADDRESSEE != 0 {
+            seen |= ADDRESSEE;
         }
         if c & FREE != 0 {
             seen |= FREE;
@@ -1076,6 +1111,9 @@ fn sentence_rules(text: &str, add: &mut impl FnMut(Signal, Option<String>)) {
     });
     if let Some(at) = pending_prompt {
         check(Signal::PromptRequest, at, &mut fired);
+    }
+    if let Some((sig, at)) = pending_override {
+        check(sig, at, &mut fired);
     }
     for (sig, s) in fired {
         let end = text[s..]
