@@ -92,7 +92,9 @@ static FINDERS: LazyLock<Finders> = LazyLock::new(|| {
         base64: re(r"[A-Za-z0-9+/_-]{16,}(?:\r?\n[A-Za-z0-9+/_-]{4,})*={0,2}"),
         base32: re(r"\b[A-Z2-7]{16,}={0,6}"),
         hex: re(r"(?i)\b(?:(?:0x)?[0-9a-f]{2}[ :,]?){8,}"),
-        percent: re(r"(?:%[0-9A-Fa-f]{2}[^%\s]{0,3}){4,}"),
+        // A token with three or more escapes ("Ignore%20all%20previous%20..."); a URL is
+        // skipped (its query is data, not a hidden message).
+        percent: re(r"[^\s%]*(?:%[0-9A-Fa-f]{2}[^\s%]*){3,}"),
         entities: re(r"(?:&#(?:[0-9]{1,7}|[xX][0-9A-Fa-f]{1,6});\s?){4,}"),
         escapes: re(r"(?:\\[uU]\{?[0-9A-Fa-f]{4,6}\}?|\\x[0-9A-Fa-f]{2}){4,}"),
         binary: re(r"\b(?:[01]{8}\s?){4,}"),
@@ -147,6 +149,9 @@ pub fn decode_payloads(text: &str) -> Vec<Decoded> {
     }
     if bytes.contains(&b'%') {
         for m in f.percent.find_iter(text) {
+            if m.as_str().contains("://") {
+                continue;
+            }
             let d = percent_encoding::percent_decode_str(m.as_str()).decode_utf8_lossy();
             push(&mut out, Encoding::Percent, d.into_owned());
         }

@@ -310,7 +310,7 @@ const PATTERNS: &[(Rule, &str, Validator)] = &[
     // PESEL, Aadhaar, personal numbers...
     (
         Rule::NationalId,
-        r#"(?i)\b(?:ssn|ss#|social security|social insurance|sin|itin|tin|tax id|taxpayer id|bsn|burgerservicenummer|sofinummer|pesel|aadhaar|aadhar|uid|personnummer|national id|national identity|id number|identity number|id no|personal number|insurance number|nir|cpf|nif|dni|nie|codice fiscale)\b[ \t:#=.'"-]{0,4}(?:(?:is|number|no|nr|num)[ \t:#.]{1,3}){0,2}(?P<secret>[0-9][0-9 .-]{7,16}[0-9A-Za-z])"#,
+        r#"(?i)\b(?:ssn|ss#|social security|social insurance|sin|itin|tin|tax id|taxpayer id|bsn|burgerservicenummer|sofinummer|pesel|aadhaar|aadhar|uid|personnummer|national id|national identity|id number|identity number|id no|personal number|insurance number|nir|cpf|nif|dni|nie|codice fiscale)\b[ \t:#=.'"-]{0,4}(?:(?:is|number|no|nr|num)[ \t:#.]{1,3}){0,2}(?P<secret>[0-9][0-9 .-]{7,16}[0-9A-Za-z])\b"#,
         id_after_name,
     ),
     // A bare 9- or 12-digit number standing alone (not after "order", "invoice", "#",
@@ -1427,6 +1427,166 @@ mod tests {
             ("bearer  abc123def456", "bearer  [REDACTED:bearer_token]"),
         ]);
         check_clean(&["the bearer instrument", "Bearer of bad news"]);
+    }
+
+    /// Each national identity number: a valid one is redacted (with no name before it), the
+    /// same number with a wrong check digit or letter is left alone.
+    #[test]
+    fn national_ids_by_check_digit() {
+        const ID: &str = "[REDACTED:national_id]";
+        // (valid, redacted text of "code <valid>", invalid)
+        let cases: &[(&str, &str)] = &[
+            ("529.982.247-25", "529.982.247-26"), // CPF, two check digits
+            ("52998224725", "52998224726"),       // CPF without punctuation
+            ("234123412346", "234123412347"),     // Aadhaar, Verhoeff
+            ("12345678Z", "12345678A"),           // DNI, check letter
+            ("X1234567L", "X1234567A"),           // NIE, check letter
+            ("RSSMRA85T10A562S", "RSSMRA85T10A562T"), // codice fiscale
+            ("1850578006084 91", "1850578006084 92"), // NIR, key 97 - n mod 97
+            ("1112.22.333", "1112.22.334"),       // BSN, 11-check
+            ("19811228-9874", "19811228-9875"),   // personnummer, Luhn
+            ("AB 12 34 56 C", "GB 12 34 56 A"),   // NINO, prefixes never issued
+            ("123-45-6789", "666-12-3456"),       // SSN, area rules
+        ];
+        for (valid, invalid) in cases {
+            check(&[(&format!("code {valid}"), &format!("code {ID}"))]);
+            check_clean(&[&format!("code {invalid}")]);
+        }
+        // The printed Aadhaar grouping is redacted whatever its check digit.
+        let out = Redactor::builtin().redact("Aadhaar 2341 2341 2347 ok").text;
+        assert!(
+            out.starts_with("Aadhaar [REDACTED:") && out.ends_with("] ok"),
+            "{out}"
+        );
+        // After the number's name any digits are redacted, check digit or not.
+        check(&[(
+            "my CPF is 529.982.247-26",
+            "my CPF is [REDACTED:national_id]",
+        )]);
+    }
+
+    #[test]
+    fn ssn_separator_styles() {
+        for ssn in ["123-45-6789", "123 45 6789", "123.45.6789", "123456789"] {
+            let input = format!("SSN {ssn}.");
+            let out = Redactor::builtin().redact(&input).text;
+            assert!(
+                out.starts_with("SSN [REDACTED:") && !out.contains("6789"),
+                "{ssn}: {out}"
+            );
+        }
+    }
+
+    #[test]
+    fn phone_formats_per_country() {
+        for phone in [
+            "020 7946 0958",       // GB, national
+            "+44 20 7946 0958",    // GB, international
+            "01 78 64 43 62",      // FR
+            "01.78.64.43.62",      // FR, dotted
+            "(030) 1234567",       // DE, area code in parentheses
+            "+49 30 1234567",      // DE, international
+            "06-12345678",         // NL mobile
+            "3471234567",          // IT mobile, bare
+            "612 345 678",         // ES mobile
+            "98765 43210",         // IN mobile, 5+5
+            "9876543210",          // IN mobile, bare
+            "(21) 3768-1407",      // BR
+            "21 3768-1407",        // BR, no parentheses
+            "11 98765-4321",       // BR mobile
+            "(415) 555-0132",      // US
+            "415.555.0132",        // US, dotted
+            "+1-415-555-0132x123", // US with extension
+            "0114 496 0104",       // GB, four-digit area code
+        ] {
+            check(&[(
+                &format!("call {phone} today"),
+                "call [REDACTED:phone] today",
+            )]);
+        }
+        check_clean(&[
+            "order 712345678 is late",
+            "on 01.02.2024 at 10:30",
+            "room 12, floor 3, building 4",
+            "1234 5678 9012 3456",
+        ]);
+    }
+
+    #[test]
+    fn maestro_and_iban_variants() {
+        let grouped = Redactor::builtin().redact("card 5018 0000 0009").text;
+        assert!(grouped.starts_with("card [REDACTED:") && !grouped.contains("0009"));
+        check(&[
+            (
+                "Maestro 501800000009 ok",
+                "Maestro [REDACTED:card_number] ok",
+            ),
+            // A GB IBAN one character short of the registry's length, check digits valid.
+            ("IBAN GB42MLJQ8241192339654", "IBAN [REDACTED:iban]"),
+        ]);
+        check_clean(&["tracking 501800000009", "code 501800000007"]);
+    }
+
+    #[test]
+    fn jwt_and_pem_anywhere() {
+        let jwt = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlLXZhbHVl";
+        check(&[(&format!("token={jwt};"), "token=[REDACTED:jwt];")]);
+        check(&[(&format!("see {jwt} here"), "see [REDACTED:jwt] here")]);
+        let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----";
+        check(&[(
+            &format!("key:\n{pem}\nthanks"),
+            "key:\n[REDACTED:private_key]\nthanks",
+        )]);
+        // A public certificate is not a secret.
+        check_clean(&["-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"]);
+    }
+
+    #[test]
+    fn token_per_provider() {
+        const KEY: &str = "[REDACTED:api_key]";
+        for token in [
+            "sk-proj-Abc123def456ghi789jkl012mno345", // OpenAI
+            "sk-ant-api03-Abc123def456ghi789jkl012mno345pqr678", // Anthropic
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",       // Stripe secret
+            "rk_test_4eC39HqLyjWDarjtT1zdp7dc",       // Stripe restricted
+            "whsec_0123456789abcdefghijABCDEFGHIJ",   // Stripe webhook
+            "AKIAIOSFODNN7EXAMPLE",                   // AWS
+            "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB", // GitHub
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", // GitHub fine-grained
+            "glpat-0123456789abcdefghij",             // GitLab
+            "xoxb-1234567890-abcdefghij",             // Slack bot
+            "xapp-1-A0123456789-abcdefghij",          // Slack app
+            "AIzaSyA1234567890abcdefghijklmnopqrstuv", // Google API key
+            "GOCSPX-0123456789abcdefghijABCD",        // Google OAuth secret
+            "ya29.a0AfH6SMB0123456789abcdefghij",     // Google access token
+            "abc1Q~0123456789abcdefghijABCDEFGHIJ.-_", // Entra client secret
+            "SG.abcdefghij0123456789AB.abcdefghij0123456789ABCDEFGHIJ0123456789abc", // SendGrid
+            "npm_0123456789abcdefghijABCDEFGHIJabcdef", // npm
+            "pypi-AgEIcHlwaS5vcmcCJDAxMjM0NTY3LTg5YWItY2RlZi0wMTIzLTQ1Njc4OWFiY2RlZg", // PyPI
+            "hf_0123456789abcdefghijABCDEFGHIJab",    // Hugging Face
+            "SK0123456789abcdef0123456789abcdef",     // Twilio
+            "dop_v1_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", // DigitalOcean
+            "shpat_0123456789abcdef0123456789abcdef",                                  // Shopify
+            "ATATT3xFfGF0123456789abcdefghijABCDEFGHIJ0123456789",                     // Atlassian
+            "key-0123456789abcdef0123456789abcdef",                                    // Mailgun
+            "dapi0123456789abcdef0123456789abcdef",                                    // Databricks
+        ] {
+            check(&[(&format!("use {token} now"), &format!("use {KEY} now"))]);
+        }
+        check(&[
+            (
+                "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX",
+                "https://hooks.slack.com/services/[REDACTED:api_key]",
+            ),
+            (
+                "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=AbCdEf0123456789+/AbCdEf0123456789==",
+                "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=[REDACTED:api_key]",
+            ),
+            (
+                "https://acct.blob.core.windows.net/c?sv=2022&sig=AbCdEf0123456789%2BAbCdEf0123",
+                "https://acct.blob.core.windows.net/c?sv=2022&sig=[REDACTED:api_key]",
+            ),
+        ]);
     }
 
     #[test]

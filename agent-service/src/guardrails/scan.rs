@@ -627,7 +627,7 @@ const PHRASES: &[(Signal, &str)] = &[
     ),
     (
         Signal::RoleLine,
-        r"(?m)(?:^|[\n\r]|\]|\)) ?(?:#+ ?)?\**(?:system|assistant|developer|ai|bot|admin|root|gpt|chatgpt)\**(?: prompt| message| note| override| instructions?)? ?: ?\**(?:you|your|ignore|disregard|forget|new|the assistant|always|never|do not|don't|from now on|override|respond|reply|answer|act|print|say|output|reveal|repeat|as an?|i am|i'm|all|any|there are|there is|rules?|instructions?|important|attention|warning|note)\b",
+        r"(?m)(?:^|[\n\r.!?]|\]|\)) ?(?:#+ ?)?\**(?:system|assistant|developer|ai|bot|admin|root|gpt|chatgpt)\**(?: prompt| message| note| override| instructions?)? ?: ?\**(?:you|your|ignore|disregard|forget|new|the assistant|always|never|do not|don't|from now on|override|respond|reply|answer|act|print|say|output|reveal|repeat|as an?|i am|i'm|all|any|there are|there is|rules?|instructions?|important|attention|warning|note)\b",
     ),
     (
         Signal::AboveRequest,
@@ -643,7 +643,7 @@ const PHRASES: &[(Signal, &str)] = &[
     ),
     (
         Signal::DualResponse,
-        r"\btwo (?:different |separate |distinct )?(?:responses|answers|ways|paragraphs|outputs|replies)\b|\[(?:🔒|🔓|jailbreak|classic|normal|dan|gpt|chatgpt|[a-z]{2,12} ?mode)[^\]]{0,12}\]|\b(?:stay|remain|break|staying) (?:in |out of )?character\b",
+        r"\btwo (?:different |separate |distinct )?(?:responses|answers|ways|paragraphs|outputs|replies)\b|\[(?:🔒|🔓|jailbreak|classic|normal|dan|gpt|chatgpt|[a-z]{2,12} ?mode)[^\]]{0,12}\]|\b(?:stay|remain|break|staying) (?:in |out of )?character\b|\b(?:answer|respond|reply) (?:me )?twice\b",
     ),
     (
         Signal::ModeSwitch,
@@ -651,7 +651,7 @@ const PHRASES: &[(Signal, &str)] = &[
     ),
     (
         Signal::ExfilLink,
-        r"(?:!?\[[^\]\n]{0,80}\]\(|<img[^>]{0,80}src=|<a[^>]{0,80}href=)\s*(?:https?:)?//[^\s)\x22'>]{0,200}(?:[{}<$]|\[|%7b|%5b|\?[^\s)]{0,100}(?:data|query|q|conversation|history|info|secret|password|email|summary|prompt|chat|content|user|msg|text|payload)=)|\b(?:append|add|include|insert|concatenate|encode|put)\b[^.!?\n]{0,60}\b(?:to|in|into|at the end of)\b[^.!?\n]{0,30}\b(?:url|link|image|query string|query parameter)\b",
+        r"(?:!?\[[^\]\n]{0,80}\]\(|<img[^>]{0,80}src=|<a[^>]{0,80}href=)\s*(?:https?:)?//[^\s)\x22'>]{0,200}(?:[{}<$]|\[|%7b|%5b|\?[^\s)]{0,100}(?:data|query|q|conversation|history|info|secret|password|email|summary|prompt|chat|content|user|msg|text|payload)=)|\b(?:append|add|include|insert|concatenate|encode|put)\b[^.!?\n]{0,60}\b(?:to|in|into|at the end of)\b[^.!?\n]{0,30}\b(?:url|link|image|query string|query parameter)\b|\b(?:append|add|include|insert|attach|embed|render|show)\b (?:a |an |the |this )?(?:link|url|image|pixel)\b[^.!?\n]{0,80}https?://[^\s]{0,200}=(?:\s|$)|https?://[^\s]{0,200}=\s?(?:\+|followed by|plus|then|with|containing|<|\{|\[)",
     ),
     (
         Signal::MarkdownImage,
@@ -662,6 +662,9 @@ const PHRASES: &[(Signal, &str)] = &[
         r"<script\b|\bon(?:error|load|click|mouseover)\s*=|javascript:|<iframe\b",
     ),
 ];
+
+/// The index of the role-line rule in [`PHRASES`].
+const ROLE_LINE: usize = 3;
 
 struct Phrases {
     set: RegexSet,
@@ -910,8 +913,18 @@ pub fn analyse(text: &str) -> Analysis {
             .map(|m| excerpt(&scan_text, m.start(), m.end()));
         add(PHRASES[i].0, evidence);
     }
-    // Fake conversations: two or more lines that start with a role.
-    let turns = scan_text
+    // Lines are read from the text as written (the normalised text is one line): a line
+    // that speaks as the system or assistant, and fake conversations (two or more lines
+    // that start with a role).
+    let lowered = text.to_ascii_lowercase();
+    // (`add` keeps the first evidence of a signal, so the normalised text's wins.)
+    if let Some(m) = phrases.regexes[ROLE_LINE].find(&lowered) {
+        add(
+            Signal::RoleLine,
+            Some(excerpt(&lowered, m.start(), m.end())),
+        );
+    }
+    let turns = lowered
         .split('\n')
         .filter(|l| {
             let l = l.trim_start();
@@ -989,6 +1002,7 @@ fn sentence_rules(text: &str, add: &mut impl FnMut(Signal, Option<String>)) {
     // says the instructions are of a thing.
     let mut pending_prompt: Option<usize> = None;
     let mut pending_override: Option<(Signal, usize)> = None;
+    let mut prev_never = false;
     let mut fired: Vec<(Signal, usize)> = Vec::new();
     let check = |sig: Signal, s: usize, fired: &mut Vec<(Signal, usize)>| {
         if !fired.iter().any(|(x, _)| *x == sig) {
@@ -1016,10 +1030,12 @@ fn sentence_rules(text: &str, add: &mut impl FnMut(Signal, Option<String>)) {
             prev_system = false;
             prev = [0; 2];
         }
-        // "do not follow", "stop obeying": a negated follow verb overrides.
-        if c & FOLLOW != 0 && neg_recent > 0 {
+        // "do not follow", "stop obeying": a negated follow verb overrides; so does "never
+        // mind".
+        if c & FOLLOW != 0 && neg_recent > 0 || word == b"mind" && prev_never {
             c |= OVERRIDE;
         }
+        prev_never = word == b"never";
         // "system prompt", and "system message" / "developer message" (a message is the
         // prompt only after a role).
         let system_prompt =
