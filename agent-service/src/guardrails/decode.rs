@@ -86,7 +86,10 @@ struct Finders {
 }
 
 static FINDERS: LazyLock<Finders> = LazyLock::new(|| {
-    let re = |p: &str| Regex::new(p).unwrap_or_else(|e| panic!("decoder pattern {p}: {e}"));
+    let re = |p: &str| {
+        Regex::new(&super::scan::ascii_word_boundaries(p))
+            .unwrap_or_else(|e| panic!("decoder pattern {p}: {e}"))
+    };
     Finders {
         // Runs of base64 alphabet (standard or URL-safe), possibly wrapped over lines.
         base64: re(r"[A-Za-z0-9+/_-]{16,}(?:\r?\n[A-Za-z0-9+/_-]{4,})*={0,2}"),

@@ -198,12 +198,21 @@ pub fn pii(redactor: &Redactor, cases: &[PiiCase], benign: &[Example]) -> PiiRep
     r
 }
 
-/// The input scan's cost at `chars` characters: texts built by concatenating the corpus
-/// (benign and attacks) to that length, each scanned `rounds` times.
+/// The input scan's cost at `chars` characters: texts built by concatenating the corpus to
+/// that length, taking the categories in turn (plain and look-alike benign messages,
+/// injections, jailbreaks, exfiltration, encoded payloads), each text scanned `rounds`
+/// times.
 pub fn timing(policy: &Policy, examples: &[Example], chars: usize, rounds: usize) -> Timing {
+    let mut by_category: BTreeMap<&str, Vec<&Example>> = BTreeMap::new();
+    for e in examples {
+        by_category.entry(e.category.as_str()).or_default().push(e);
+    }
+    let longest = by_category.values().map(Vec::len).max().unwrap_or(0);
+    let interleaved =
+        (0..longest).flat_map(|i| by_category.values().filter_map(move |v| v.get(i).copied()));
     let mut inputs = Vec::new();
     let mut current = String::new();
-    for e in examples {
+    for e in interleaved {
         current.push_str(&e.text);
         current.push('\n');
         if current.chars().count() >= chars {

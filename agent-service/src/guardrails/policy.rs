@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::normalise::normalise;
 use super::output::OutputRules;
 use super::redact::{Redactor, Rule};
-use super::scan::{Category, Model, Reason, Scan, Signal, scan};
+use super::scan::{Category, Model, Reason, Scan, Signal, ascii_word_boundaries, scan};
 use crate::domain::PolicyVersion;
 
 /// The policy compiled into the binary and used when no file is configured.
@@ -223,7 +223,9 @@ impl Policy {
                     EXFILTRATION_MESSAGE.into(),
                 );
             }
-            if let Some(pattern) = rules.topics.matches(&normalised).iter().next() {
+            if rules.topics.is_match(&normalised)
+                && let Some(pattern) = rules.topics.matches(&normalised).iter().next()
+            {
                 let b = &rules.topic_blocks[rules.topic_of[pattern]];
                 return InputDecision::block(b.rule.clone(), b.message.clone());
             }
@@ -529,7 +531,7 @@ fn empty_match(key: &str, index: usize, pattern: &str) -> String {
 /// set does not compile, the patterns are compiled one by one for an error that names the
 /// culprit; a pattern that matches the empty string is refused, named by `keys[i]`.
 fn build_set(patterns: &[&str], keys: &[(&str, usize)], set_key: &str) -> Result<RegexSet, String> {
-    let set = match RegexSetBuilder::new(patterns)
+    let set = match RegexSetBuilder::new(patterns.iter().map(|p| ascii_word_boundaries(p)))
         .case_insensitive(true)
         .build()
     {

@@ -671,8 +671,16 @@ struct Phrases {
     regexes: Vec<Regex>,
 }
 
+/// `pattern` with every `\b` an ASCII word boundary. A Unicode word boundary makes the
+/// regex engines leave their DFAs for the much slower PikeVM on any text with a non-ASCII
+/// character; the scanned text is folded to ASCII letters where it matters, so the ASCII
+/// boundary decides the same.
+pub(super) fn ascii_word_boundaries(pattern: &str) -> String {
+    pattern.replace(r"\b", r"(?-u:\b)")
+}
+
 static PHRASE_SET: LazyLock<Phrases> = LazyLock::new(|| {
-    let patterns: Vec<&str> = PHRASES.iter().map(|p| p.1).collect();
+    let patterns: Vec<String> = PHRASES.iter().map(|p| ascii_word_boundaries(p.1)).collect();
     Phrases {
         set: RegexSetBuilder::new(&patterns)
             .size_limit(32 << 20)
