@@ -18,5 +18,19 @@ fn main() {
         sha.unwrap_or_else(|| "unknown".into())
     );
     println!("cargo:rerun-if-env-changed=GIT_SHA");
-    println!("cargo:rerun-if-changed=../.git/HEAD");
+    // Re-run when the checkout's HEAD moves to another branch. Git names the file: in a
+    // `git worktree` `.git` is a file, and a path that does not exist would make cargo
+    // re-run this script, and rebuild the crate, on every build. Without git (a container
+    // build passes GIT_SHA) nothing else needs watching.
+    let head = Command::new("git")
+        .args(["rev-parse", "--path-format=absolute", "--git-path", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|p| std::path::Path::new(p).is_file());
+    println!(
+        "cargo:rerun-if-changed={}",
+        head.as_deref().unwrap_or("build.rs")
+    );
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks the job queue (SPEC 2.7) on PostgreSQL: release build, scripted provider,
+# Benchmarks the job queue (leased jobs run by in-process workers) on PostgreSQL: release build, scripted provider,
 # JOB_WORKERS workers. Each run uses a fresh database and measures two things from the
 # jobs' own timestamps (so polling does not blur them):
 #   end-to-end  N jobs enqueued through POST /v1/jobs (32 in parallel) while the workers

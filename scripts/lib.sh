@@ -24,13 +24,25 @@ as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-APT_UPDATED=0
-# apt_ensure PKG... : installs the Debian packages that are not installed yet.
-apt_ensure() {
+# The Debian packages the workspace needs to compile (clippy included): the C toolchain,
+# D-Bus for the keyring, and the WebKitGTK stack of the Tauri shell.
+RUST_BUILD_PACKAGES=(build-essential pkg-config libdbus-1-dev libwebkit2gtk-4.1-dev
+  libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev)
+
+# missing_packages PKG... : prints the Debian packages that are not installed (one line).
+missing_packages() {
   local missing=()
   for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  echo "${missing[*]}"
+}
+
+APT_UPDATED=0
+# apt_ensure PKG... : installs the Debian packages that are not installed yet.
+apt_ensure() {
+  local missing
+  read -r -a missing <<<"$(missing_packages "$@")"
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$APT_UPDATED" = 0 ]; then
     log "apt-get update"
@@ -60,3 +72,38 @@ start_postgres() {
   as_root su postgres -c "psql -q -p $port -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
   export TEST_POSTGRES_URL="postgres://postgres:postgres@127.0.0.1:$port/postgres"
 }
+
+# check_fmt: the formatting check, first in every script because it takes seconds and
+# needs nothing but the toolchain.
+check_fmt() {
+  log "cargo fmt --check"
+  cargo fmt --all -- --check || {
+    echo "formatting differs (the diff is above): run cargo fmt --all" >&2
+    return 1
+  }
+}
+
+# ensure_ui_dist: builds the UI (ui/dist) when it is missing. The Tauri shell embeds it at
+# compile time — a `cargo check` or clippy of the shell fails without it — so it comes
+# before anything that compiles the whole workspace. About 20 s with npm's cache warm.
+ensure_ui_dist() {
+  [ -f ui/dist/index.html ] && return 0
+  command -v npm >/dev/null || { echo "npm is missing: install Node.js 20.19+ with npm (the Tauri shell embeds the built UI)" >&2; return 1; }
+  log "building the UI (ui/dist: the Tauri shell embeds it)"
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build -- --logLevel warn)
+}
+
+# check_clippy: clippy over every crate and target of the workspace, warnings denied
+# (needs RUST_BUILD_PACKAGES and ui/dist).
+check_clippy() {
+  log "cargo clippy --workspace --all-targets"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+}
+
+# The nextest filter naming the PostgreSQL variants of the API tests: `both!` in
+# agent-service/tests/api/helpers.rs names them `<test>::postgres`.
+POSTGRES_VARIANTS='package(agent-service) & binary(api) & test(/::postgres$/)'
+
+# The nextest filter naming the tests that run a real model (llama.cpp's server with
+# SmolLM2-135M, installed by scripts/setup-model.sh): their names contain `real_model`.
+REAL_MODEL_TESTS='test(/real_model/)'

@@ -11,15 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-apt_ensure libwebkit2gtk-4.1-dev build-essential curl wget file libxdo-dev libssl-dev \
-  libayatana-appindicator3-dev librsvg2-dev xvfb xauth webkit2gtk-driver at-spi2-core \
-  x11-utils dbus-x11 gnome-keyring
+apt_ensure "${RUST_BUILD_PACKAGES[@]}" curl wget file xvfb xauth webkit2gtk-driver \
+  at-spi2-core x11-utils dbus-x11 gnome-keyring
 command -v tauri-driver >/dev/null || { log "cargo install tauri-driver"; cargo install tauri-driver --locked -q; }
 
-if [ ! -f ui/dist/index.html ]; then
-  log "building the UI"
-  (cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build -- --logLevel warn)
-fi
+ensure_ui_dist
 log "building the app, agent-service, fake-ollama and fake-kube"
 start=$(date +%s)
 # One build of every binary of the workspace: the same feature unification as the clippy

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use sqlx::Row;
 use tokio::time::Instant;
 
-use crate::config::Settings;
+use crate::config::BudgetConfig;
 use crate::db::Db;
 use crate::domain::TenantId;
 
@@ -19,7 +19,11 @@ use crate::domain::TenantId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetKind {
+    /// The request's total token budget (`MAX_TOKENS_PER_REQUEST`).
     Tokens,
+    /// One model reply was cut off at its workflow's per-call output cap (or the model's
+    /// context window): the unfinished reply is not an answer.
+    OutputTokens,
     ToolCalls,
     Cost,
     Deadline,
@@ -32,6 +36,7 @@ impl BudgetKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Tokens => "tokens",
+            Self::OutputTokens => "output_tokens",
             Self::ToolCalls => "tool_calls",
             Self::Cost => "cost",
             Self::Deadline => "deadline",
@@ -56,7 +61,7 @@ pub struct RunBudget {
 }
 
 impl RunBudget {
-    pub fn new(s: &Settings, started: Instant) -> Self {
+    pub fn new(s: &BudgetConfig, started: Instant) -> Self {
         Self {
             max_tokens: s.max_tokens_per_request,
             max_tool_calls: s.max_tool_calls,
@@ -72,6 +77,12 @@ impl RunBudget {
     /// Tokens still available for the next model call.
     pub fn remaining_tokens(&self) -> u32 {
         self.max_tokens.saturating_sub(self.tokens)
+    }
+
+    /// `max_tokens` of the next model call: the per-call cap, or what is left of the
+    /// request's budget when that is less.
+    pub fn call_cap(&self, per_call: u32) -> u32 {
+        per_call.min(self.remaining_tokens())
     }
 
     /// Records a model call's usage; errs when a limit is now exceeded.
@@ -221,11 +232,11 @@ mod tests {
     use serde_json::json;
 
     fn budget() -> RunBudget {
-        let s = Settings {
+        let s = BudgetConfig {
             max_tokens_per_request: 100,
             max_tool_calls: 2,
             max_cost_per_request_usd: 0.01,
-            ..Settings::default()
+            ..BudgetConfig::default()
         };
         RunBudget::new(&s, Instant::now())
     }
@@ -244,6 +255,16 @@ mod tests {
             b.tool_call("t", &json!({"a": 3})),
             Err(BudgetKind::ToolCalls)
         );
+    }
+
+    #[test]
+    fn a_call_asks_for_its_cap_or_what_the_budget_has_left() {
+        let mut b = budget();
+        assert_eq!(b.call_cap(40), 40);
+        b.spend(70, 0.0).unwrap();
+        assert_eq!(b.call_cap(40), 30);
+        b.spend(30, 0.0).unwrap();
+        assert_eq!(b.call_cap(40), 0);
     }
 
     #[test]

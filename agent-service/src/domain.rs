@@ -1,9 +1,35 @@
-//! Domain newtypes. Each has a private field and one way in (`parse`), so a function
-//! that takes one can rely on it being valid.
+//! Domain types: the authenticated [`Principal`] and newtypes with a private field and one
+//! way in (`parse`, or `generate` for a new id), so a function that takes one can rely on
+//! it being valid.
 
 use std::fmt;
 
 use serde::Serialize;
+
+use crate::error::Error;
+
+/// The authenticated caller: an API key of a tenant, with its roles.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub key_id: String,
+    pub key_name: String,
+    pub tenant: TenantId,
+    pub roles: Roles,
+}
+
+impl Principal {
+    pub fn require(&self, role: Role) -> Result<(), Error> {
+        if self.roles.allows(role) {
+            Ok(())
+        } else {
+            Err(Error::forbidden(format!(
+                "this API key ({}) lacks the '{role}' role; its roles are: {}",
+                self.key_name,
+                self.roles.to_csv()
+            )))
+        }
+    }
+}
 
 /// A tenant identifier: 1–64 characters of `[a-z0-9_-]`, starting with a letter or digit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -36,6 +62,77 @@ impl fmt::Display for TenantId {
         f.write_str(&self.0)
     }
 }
+
+/// Declares a prefixed id: `<prefix>` and 1-64 characters of `[A-Za-z0-9_-]`. New ids are
+/// the prefix and a time-ordered UUID (v7) in hex. Serialized as the plain string, so JSON
+/// carrying one is unchanged.
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new, unique id.
+            pub fn generate() -> Self {
+                Self(format!("{}{}", $prefix, uuid::Uuid::now_v7().simple()))
+            }
+
+            pub fn parse(s: &str) -> Result<Self, String> {
+                let ok = s.strip_prefix($prefix).is_some_and(|rest| {
+                    (1..=64).contains(&rest.len())
+                        && rest
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                });
+                if ok {
+                    Ok(Self(s.to_string()))
+                } else {
+                    Err(format!(
+                        "{} {s:?} is not valid: expected {:?} and 1-64 characters of A-Z, a-z, 0-9, '_' or '-'",
+                        $what, $prefix
+                    ))
+                }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+prefixed_id!(
+    /// An approval request's id (`apr_…`); also the `Idempotency-Key` of its HTTP write.
+    ApprovalId,
+    "apr_",
+    "approval id"
+);
+prefixed_id!(
+    /// A job's id (`job_…`).
+    JobId,
+    "job_",
+    "job id"
+);
+prefixed_id!(
+    /// A run's trace id (`tr_…`).
+    TraceId,
+    "tr_",
+    "trace id"
+);
 
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -191,6 +288,31 @@ mod tests {
         assert!(Roles::parse("admin").unwrap().allows(Role::Operator));
         assert!(Roles::parse("").is_err());
         assert!(Roles::parse("root").unwrap_err().contains("root"));
+    }
+
+    #[test]
+    fn prefixed_ids() {
+        let new = ApprovalId::generate();
+        assert_eq!(ApprovalId::parse(new.as_str()), Ok(new.clone()));
+        assert_eq!(new.as_str().len(), "apr_".len() + 32);
+        assert!(ApprovalId::parse("apr_does_not_exist").is_ok());
+        for bad in [
+            "",
+            "apr_",
+            "job_1",
+            "apr_a b",
+            "apr_x/../y",
+            &format!("apr_{}", "a".repeat(65)),
+        ] {
+            assert!(ApprovalId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(JobId::parse("job_0190f0a0b0c07d00a000000000000000").is_ok());
+        assert!(TraceId::parse("tr_abc").is_ok() && TraceId::parse("tr-abc").is_err());
+        assert_eq!(
+            serde_json::to_string(&TraceId::parse("tr_1").expect("valid")).expect("json"),
+            "\"tr_1\"",
+            "on the wire an id is its string"
+        );
     }
 
     #[test]

@@ -10,15 +10,17 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::auth::Principal;
 use crate::budget::{BudgetKind, RunBudget, UsageLedger};
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{ApprovalConfig, BudgetConfig, GuardrailConfig};
 use crate::db::{Db, approvals};
+use crate::domain::{ApprovalId, Principal, TraceId};
 use crate::error::{Error, ErrorCode};
 use crate::guardrails::Policy;
 use crate::metrics::{Metrics, RequestLabels, TokenLabels, ToolLabels};
-use crate::providers::{ChatMessage, ChatRequest, Provider, ProviderError, ToolCall};
+use crate::providers::{
+    ChatMessage, ChatRequest, Finish, Meter, Provider, ProviderError, ToolCall, ToolDef, Usage,
+};
 use crate::tools::{ProposedChange, Registry, SideEffect, ToolCtx, ToolError};
 use crate::traces::{RunTrace, SpanId, SpanKind, TraceHeader, TraceSink};
 use crate::workflows::Workflow;
@@ -71,12 +73,43 @@ pub struct RunOutcome {
     pub status: RunStatus,
     pub answer: String,
     pub evidence: Vec<Evidence>,
-    pub approval_request_id: Option<String>,
+    pub approval_request_id: Option<ApprovalId>,
     pub proposed_change: Option<ProposedChange>,
     pub usage: UsageOut,
     pub budget_kind: Option<BudgetKind>,
     pub guardrail_rule: Option<String>,
     pub tool_calls: Vec<String>,
+}
+
+/// The reply to one run: the body of `POST /v1/invoke`, the `done` event of the stream,
+/// and a succeeded job's `result`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InvokeResponse {
+    pub request_id: String,
+    pub status: RunStatus,
+    pub answer: String,
+    pub evidence: Vec<Evidence>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub approval_request_id: Option<ApprovalId>,
+    /// `{resource, before, after, diff}` of the write waiting for approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub proposed_change: Option<Value>,
+    pub usage: UsageOut,
+    pub policy_version: String,
+    #[schema(value_type = String)]
+    pub trace_id: TraceId,
+    pub workflow: String,
+    /// `ollama`, `openai` or `scripted` (the deterministic offline model).
+    pub provider: String,
+    pub model: String,
+    /// Which budget stopped the run, when `status` is `budget_exceeded`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+    /// Which guardrail rule blocked the run, when `status` is `blocked`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrail_rule: Option<String>,
 }
 
 /// Events of a streamed run, in order.
@@ -92,7 +125,7 @@ pub enum RunEvent {
         outcome: String,
     },
     ApprovalRequired {
-        approval_request_id: String,
+        approval_request_id: ApprovalId,
         proposed_change: ProposedChange,
     },
 }
@@ -103,12 +136,17 @@ pub struct RunRequest {
     pub user_id: Option<String>,
     pub principal: Principal,
     pub request_id: String,
-    pub trace_id: String,
+    pub trace_id: TraceId,
 }
 
 /// Everything a run needs; built once at start.
 pub struct Engine {
-    pub settings: Arc<Settings>,
+    /// What a run and a tenant's day may spend, and the model prices.
+    pub budgets: BudgetConfig,
+    /// The input limit that overrides the policy's.
+    pub guardrails: GuardrailConfig,
+    /// How long an approval request lives, and when an invoice needs two approvers.
+    pub approval_rules: ApprovalConfig,
     pub db: Db,
     pub provider: Provider,
     pub tools: Arc<Registry>,
@@ -139,17 +177,45 @@ struct Run<'a> {
     trace: &'a mut RunTrace,
     /// The span of the tool call being handled (the parent of `approval.create`).
     tool_span: SpanId,
+    // -- accounting of model calls -------------------------------------------------------
+    /// The tenant's day the run's usage is booked on (`UsageLedger`).
+    day: String,
+    /// Tokens the model call in progress has streamed so far (shared with the provider).
+    meter: Meter,
+    /// The `chat` span of the model call in progress, if any.
+    inflight_llm: Option<SpanId>,
 }
 
 impl Engine {
     fn price(&self, model: &str) -> (f64, f64) {
-        if let Some(p) = self.settings.prices.get(model) {
+        if let Some(p) = self.budgets.prices.get(model) {
             return (p.input_per_1k, p.output_per_1k);
         }
         if self.provider.kind() == "scripted" {
             SCRIPTED_PRICE
         } else {
             (0.0, 0.0)
+        }
+    }
+
+    /// The reply to `req` that ended with `o`: the outcome with the request's ids and the
+    /// policy and model it ran under.
+    pub fn reply(&self, req: &RunRequest, o: RunOutcome) -> InvokeResponse {
+        InvokeResponse {
+            request_id: req.request_id.clone(),
+            status: o.status,
+            answer: o.answer,
+            evidence: o.evidence,
+            approval_request_id: o.approval_request_id,
+            proposed_change: o.proposed_change.and_then(|c| serde_json::to_value(c).ok()),
+            usage: o.usage,
+            policy_version: self.policy.version.to_string(),
+            trace_id: req.trace_id.clone(),
+            workflow: req.workflow.name.to_string(),
+            provider: self.provider.kind().to_string(),
+            model: self.provider.model().to_string(),
+            budget: o.budget_kind.map(|k| k.as_str().to_string()),
+            guardrail_rule: o.guardrail_rule,
         }
     }
 
@@ -180,7 +246,7 @@ impl Engine {
             .get_or_create(&RequestLabels {
                 workflow: req.workflow.name.to_string(),
                 status: status.to_string(),
-                track: self.settings.release_track.as_str().to_string(),
+                track: self.release.track.clone(),
             })
             .inc();
         self.metrics
@@ -193,7 +259,9 @@ impl Engine {
                 tokens = o.usage.prompt_tokens + o.usage.completion_tokens,
                 "run finished"
             ),
-            Err(e) => tracing::warn!(status, error = %e.message, "run failed"),
+            // The error itself is logged, with its causes, where it becomes a response, a
+            // job's outcome or an eval case's result.
+            Err(_) => tracing::warn!(status, "run failed"),
         }
         result
     }
@@ -231,10 +299,11 @@ impl Engine {
         trace: &mut RunTrace,
     ) -> Result<RunOutcome, Error> {
         let tool_span = trace.root();
+        let day = self.clock.now().format("%Y-%m-%d").to_string();
         let mut run = Run {
             engine: self,
             req,
-            budget: RunBudget::new(&self.settings, started),
+            budget: RunBudget::new(&self.budgets, started),
             usage: UsageOut::default(),
             evidence: Vec::new(),
             tool_calls: Vec::new(),
@@ -243,6 +312,9 @@ impl Engine {
             events,
             trace,
             tool_span,
+            day: day.clone(),
+            meter: Meter::default(),
+            inflight_llm: None,
         };
 
         // Input guardrails first: a blocked input never reaches the model.
@@ -251,7 +323,7 @@ impl Engine {
             .start("guardrail.input", SpanKind::Internal, run.trace.root());
         let mut policy_check = self.policy.check_input(&req.text);
         if policy_check.is_ok()
-            && let Some(max) = self.settings.max_input_chars
+            && let Some(max) = self.guardrails.max_input_chars
             && req.text.chars().count() > max
         {
             policy_check = Err(crate::guardrails::Block {
@@ -274,28 +346,24 @@ impl Engine {
         }
 
         // The tenant's daily budget.
-        let day = self.clock.now().format("%Y-%m-%d").to_string();
         let (tokens_today, cost_today) = self.ledger.today(&req.principal.tenant, &day).await?;
-        if tokens_today >= self.settings.tenant_daily_token_budget {
+        if tokens_today >= self.budgets.tenant_daily_token_budget {
             return Ok(run.exceeded(BudgetKind::TenantDailyTokens));
         }
-        if cost_today >= self.settings.tenant_daily_cost_budget_usd {
+        if cost_today >= self.budgets.tenant_daily_cost_budget_usd {
             return Ok(run.exceeded(BudgetKind::TenantDailyCost));
         }
 
         let deadline = run.budget.deadline;
-        let outcome = match tokio::time::timeout_at(deadline, run.drive()).await {
+        // Usage reaches the ledger call by call (`Run::account`), so a run cut short by
+        // its deadline, or dropped with its client, is still booked.
+        match tokio::time::timeout_at(deadline, run.drive()).await {
             Ok(r) => r,
-            Err(_) => Ok(run.exceeded(BudgetKind::Deadline)),
-        };
-        let total_tokens = u64::from(run.usage.prompt_tokens + run.usage.completion_tokens);
-        self.ledger.add(
-            &req.principal.tenant,
-            &day,
-            total_tokens,
-            run.usage.cost_usd,
-        );
-        outcome
+            Err(_) => {
+                run.settle_inflight("deadline");
+                Ok(run.exceeded(BudgetKind::Deadline))
+            }
+        }
     }
 }
 
@@ -311,7 +379,7 @@ fn finish_trace(mut trace: RunTrace, result: &Result<RunOutcome, Error>) {
                 trace.attr(root, "flightdeck.guardrail.rule", rule.clone());
             }
             if let Some(id) = &o.approval_request_id {
-                trace.attr(root, "flightdeck.approval.id", id.clone());
+                trace.attr(root, "flightdeck.approval.id", id.to_string());
             }
             trace.finish(o.status.as_str(), None, Some(&o.answer));
         }
@@ -390,7 +458,7 @@ impl Run<'_> {
         &self,
         status: RunStatus,
         answer: String,
-        proposal: Option<(String, ProposedChange)>,
+        proposal: Option<(ApprovalId, ProposedChange)>,
     ) -> RunOutcome {
         let (approval_request_id, proposed_change) = match proposal {
             Some((id, change)) => (Some(id), Some(change)),
@@ -442,8 +510,20 @@ impl Run<'_> {
                 ChatMessage::system(wf.system_prompt(self.req.principal.tenant.as_str())),
                 ChatMessage::user(self.req.text.clone()),
             ],
-            tools: engine.tools.defs(&tool_names),
+            tools: engine
+                .tools
+                .offered(&tool_names)
+                .into_iter()
+                .map(|spec| ToolDef {
+                    name: spec.name.clone(),
+                    description: spec.description.clone(),
+                    parameters: spec.parameters.clone(),
+                })
+                .collect(),
             max_tokens: 0,
+            budget_tokens: 0,
+            deadline: None,
+            meter: self.meter.clone(),
         };
         let ctx = ToolCtx {
             tenant: self.req.principal.tenant.clone(),
@@ -455,46 +535,47 @@ impl Run<'_> {
             if remaining == 0 {
                 return Ok(self.exceeded(BudgetKind::Tokens));
             }
-            request.max_tokens = remaining;
-            let llm_span =
-                self.trace
-                    .llm_start(engine.provider.kind(), engine.provider.model(), remaining);
-            let response = match self.call_model(&request).await {
+            // One call may generate at most the workflow's cap, far below the budget.
+            request.max_tokens = self.budget.call_cap(wf.max_output_tokens);
+            request.budget_tokens = remaining;
+            request.deadline = Some(self.budget.deadline);
+            let llm_span = self.trace.llm_start(
+                engine.provider.kind(),
+                engine.provider.model(),
+                request.max_tokens,
+            );
+            self.inflight_llm = Some(llm_span);
+            let mut response = match self.call_model(&request).await {
                 Ok(r) => r,
                 Err(e) => {
-                    self.trace.fail(llm_span, e.code.as_str());
+                    // What the failed, timed-out or retried attempts generated is spent.
+                    self.inflight_llm = None;
+                    let partial = self.meter.take_unaccounted();
+                    let model = engine.provider.model().to_string();
+                    let cost = self.account(&model, partial);
+                    if Instant::now() >= self.budget.deadline {
+                        // The attempt ended at the run's deadline: that is the budget.
+                        self.trace
+                            .llm_interrupted(llm_span, &model, partial, cost, "deadline");
+                        return Ok(self.exceeded(BudgetKind::Deadline));
+                    }
+                    self.trace
+                        .llm_interrupted(llm_span, &model, partial, cost, e.code.as_str());
                     return Err(e);
                 }
             };
-            let (pin, pout) = engine.price(&response.model);
-            let cost = f64::from(response.usage.prompt_tokens) / 1000.0 * pin
-                + f64::from(response.usage.completion_tokens) / 1000.0 * pout;
+            self.inflight_llm = None;
+            // Attempts that failed before this answer count too.
+            response.usage = response.usage.plus(self.meter.take_unaccounted());
+            let cost = self.account(&response.model.clone(), response.usage);
             self.trace.llm_end(llm_span, &response, cost);
-            self.usage.prompt_tokens += response.usage.prompt_tokens;
-            self.usage.completion_tokens += response.usage.completion_tokens;
-            self.usage.cost_usd += cost;
-            engine
-                .metrics
-                .tokens
-                .get_or_create(&TokenLabels {
-                    model: response.model.clone(),
-                    direction: "input".into(),
-                })
-                .inc_by(u64::from(response.usage.prompt_tokens));
-            engine
-                .metrics
-                .tokens
-                .get_or_create(&TokenLabels {
-                    model: response.model.clone(),
-                    direction: "output".into(),
-                })
-                .inc_by(u64::from(response.usage.completion_tokens));
-            engine.metrics.cost_usd.inc_by(cost);
-            if let Err(kind) = self.budget.spend(
-                response.usage.prompt_tokens + response.usage.completion_tokens,
-                cost,
-            ) {
+            if let Err(kind) = self.budget.spend(response.usage.total(), cost) {
                 return Ok(self.exceeded(kind));
+            }
+            if response.finish == Finish::Length {
+                // Cut off: an unfinished answer or a half-written tool call is neither
+                // returned nor acted on.
+                return Ok(self.truncated(request.max_tokens, wf.max_output_tokens));
             }
 
             if response.tool_calls.is_empty() {
@@ -599,6 +680,67 @@ impl Run<'_> {
         }
     }
 
+    /// Books a model call's tokens: the run's usage and cost, `agent_tokens_total`,
+    /// `agent_cost_usd_total`, and the tenant's daily ledger. Returns the cost.
+    fn account(&mut self, model: &str, usage: Usage) -> f64 {
+        let engine = self.engine;
+        let (pin, pout) = engine.price(model);
+        let cost = f64::from(usage.prompt_tokens) / 1000.0 * pin
+            + f64::from(usage.completion_tokens) / 1000.0 * pout;
+        self.usage.prompt_tokens += usage.prompt_tokens;
+        self.usage.completion_tokens += usage.completion_tokens;
+        self.usage.cost_usd += cost;
+        for (direction, n) in [
+            ("input", usage.prompt_tokens),
+            ("output", usage.completion_tokens),
+        ] {
+            engine
+                .metrics
+                .tokens
+                .get_or_create(&TokenLabels {
+                    model: model.to_string(),
+                    direction: direction.into(),
+                })
+                .inc_by(u64::from(n));
+        }
+        engine.metrics.cost_usd.inc_by(cost);
+        engine.ledger.add(
+            &self.req.principal.tenant,
+            &self.day,
+            u64::from(usage.total()),
+            cost,
+        );
+        cost
+    }
+
+    /// Books what the model call in progress has generated so far, when the run stops
+    /// before it answers (deadline, or the run dropped with its client); its span ends
+    /// as failed with `error_type`.
+    fn settle_inflight(&mut self, error_type: &'static str) {
+        let Some(span) = self.inflight_llm.take() else {
+            return;
+        };
+        let partial = self.meter.take_unaccounted();
+        let model = self.engine.provider.model().to_string();
+        let cost = self.account(&model, partial);
+        self.trace
+            .llm_interrupted(span, &model, partial, cost, error_type);
+    }
+
+    /// The run's end when a reply was cut off at `max_tokens`: the workflow's per-call
+    /// cap (`output_tokens`), or the rest of the request's budget when that was less
+    /// (`tokens`).
+    fn truncated(&self, max_tokens: u32, cap: u32) -> RunOutcome {
+        if max_tokens < cap {
+            return self.exceeded(BudgetKind::Tokens);
+        }
+        let mut o = self.exceeded(BudgetKind::OutputTokens);
+        o.answer = format!(
+            "The model's reply was cut off at this workflow's limit of {max_tokens} output tokens per call before it finished; the unfinished reply is not returned."
+        );
+        o
+    }
+
     fn count_tool(&self, tool: &str, outcome: &str) {
         self.engine
             .metrics
@@ -669,24 +811,22 @@ impl Run<'_> {
         change.diff = redactor.redact(&change.diff).text.into_owned();
         let required = if call.name == "invoice_pay"
             && call.arguments["amount_usd"].as_f64().unwrap_or(0.0)
-                > engine.settings.invoice_two_approver_threshold_usd
+                > engine.approval_rules.invoice_two_approver_threshold_usd
         {
             2
         } else {
             1
         };
         let now = engine.clock.now().timestamp_millis();
-        let id = format!("apr_{}", uuid::Uuid::now_v7().simple());
+        let id = ApprovalId::generate();
         let record = approvals::NewApproval {
             id: id.clone(),
             tenant: ctx.tenant.clone(),
             workflow: self.req.workflow.name.to_string(),
             tool: call.name.clone(),
             arguments,
-            proposed_change: serde_json::to_value(&change)
-                .map_err(|e| Error::internal(e.to_string()))?,
-            evidence: serde_json::to_value(&self.evidence)
-                .map_err(|e| Error::internal(e.to_string()))?,
+            proposed_change: serde_json::to_value(&change).map_err(Error::internal_from)?,
+            evidence: serde_json::to_value(&self.evidence).map_err(Error::internal_from)?,
             risk_tier: i64::from(self.req.workflow.risk_tier),
             requested_by: self.req.principal.key_id.clone(),
             requested_by_user: self.req.user_id.clone(),
@@ -696,7 +836,7 @@ impl Run<'_> {
             release: engine.release.clone(),
             policy_version: engine.policy.version.to_string(),
             created_at: now,
-            expires_at: now + (engine.settings.approval_ttl_secs as i64) * 1000,
+            expires_at: now + (engine.approval_rules.approval_ttl_secs as i64) * 1000,
         };
         let approval_span = self
             .trace
@@ -780,6 +920,14 @@ impl Run<'_> {
     }
 }
 
+impl Drop for Run<'_> {
+    /// A run dropped mid-call (its client went away) still books what the model
+    /// generated; the trace then ends as `cancelled` with those tokens.
+    fn drop(&mut self) {
+        self.settle_inflight("cancelled");
+    }
+}
+
 /// Counts a run in `agent_inflight_requests` for as long as it lives.
 struct InflightGuard<'a>(&'a Metrics);
 
@@ -806,6 +954,10 @@ pub fn provider_error(e: ProviderError) -> Error {
         .retry_after(retry_after_secs),
         ProviderError::Timeout(secs) => Error::new(ErrorCode::ProviderTimeout, format!("the model provider did not answer within {secs} s")).retry_after(5),
         ProviderError::Unavailable(m) => Error::new(ErrorCode::ProviderUnavailable, format!("the model provider is unavailable: {m}")).retry_after(5),
+        ProviderError::ContextExceeded(m) => Error::new(
+            ErrorCode::ProviderError,
+            format!("the request does not fit the model's context window: {m}"),
+        ),
         ProviderError::Rejected(m) | ProviderError::Protocol(m) | ProviderError::Stream(m) => {
             Error::new(ErrorCode::ProviderError, format!("the model provider failed: {m}")).retry_after(5)
         }

@@ -14,13 +14,17 @@ pub mod error;
 pub mod evals;
 pub mod guardrails;
 pub mod jobs;
-pub mod limits;
 pub mod metrics;
 pub mod providers;
 pub mod request_id;
 pub mod routes;
+pub mod runtime;
+pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
 pub mod tools;
 pub mod traces;
 pub mod workflows;
+
+#[cfg(test)]
+mod layers;

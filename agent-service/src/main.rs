@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let policy = match Policy::load(settings.policy_path.as_deref()) {
+    let policy = match Policy::load(settings.guardrails.policy_path.as_deref()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("agent-service: invalid configuration: POLICY_PATH: {e}");
@@ -34,9 +34,11 @@ fn main() -> ExitCode {
         }
     };
     // Tool and workflow config is checked up front too, so every config error exits 2.
-    if let Err(e) = agent_service::tools::Registry::new(&settings)
+    if let Err(e) = agent_service::tools::Registry::new(&settings.tools)
         .map(|_| ())
-        .and_then(|()| agent_service::workflows::configured(&settings).map(|_| ()))
+        .and_then(|()| {
+            agent_service::workflows::configured(&settings.tools, &settings.budgets).map(|_| ())
+        })
     {
         eprintln!("agent-service: invalid configuration: {e}");
         return ExitCode::from(2);
@@ -50,14 +52,14 @@ fn main() -> ExitCode {
     // warnings to stderr.
     let static_fields = vec![
         ("service", "agent-service".to_string()),
-        ("version", settings.release_version.clone()),
-        ("track", settings.release_track.as_str().to_string()),
+        ("version", settings.release.release_version.clone()),
+        ("track", settings.release.release_track.as_str().to_string()),
         ("policy_version", policy.version.to_string()),
     ];
     if serving {
         telemetry::init_subscriber(telemetry::get_subscriber(
-            &settings.log_level,
-            settings.log_format,
+            &settings.logging.log_level,
+            settings.logging.log_format,
             static_fields,
             policy.redactor.clone(),
             std::io::stdout,
@@ -65,7 +67,7 @@ fn main() -> ExitCode {
     } else {
         telemetry::init_subscriber(telemetry::get_subscriber(
             "warn",
-            settings.log_format,
+            settings.logging.log_format,
             static_fields,
             Redactor::builtin(),
             std::io::stderr,
@@ -159,12 +161,12 @@ async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Re
             app.run_until_stopped().await
         }
         Command::Migrate => {
-            Db::open(&settings).await?;
+            Db::open(&settings.database).await?;
             println!("migrations applied");
             Ok(())
         }
         Command::Keys { action } => {
-            let db = Db::open(&settings).await?;
+            let db = Db::open(&settings.database).await?;
             match action {
                 KeysCommand::Create {
                     tenant,
@@ -224,7 +226,7 @@ async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Re
             Ok(())
         }
         Command::SeedDemo => {
-            let db = Db::open(&settings).await?;
+            let db = Db::open(&settings.database).await?;
             let report = demo::seed(&db).await?;
             eprintln!("demo data: {report:?}");
             let demo_tenant = TenantId::parse("demo").map_err(anyhow::Error::msg)?;
@@ -256,11 +258,11 @@ async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Re
             }
             println!();
             println!("# pinned versions");
-            println!("version = {}", settings.release_version);
+            println!("version = {}", settings.release.release_version);
             println!("git_sha = {}", env!("AGENT_GIT_SHA"));
             println!(
                 "provider = {} ({})",
-                settings.provider.as_str(),
+                settings.providers.provider.as_str(),
                 settings.model()
             );
             let wfs = agent_service::workflows::builtin();
@@ -272,7 +274,7 @@ async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Re
                 println!("prompt.{} = {} {}", w.name, w.prompt_version, w.prompt_hash);
             }
             println!("policy_version = {} ({})", policy.version, policy.hash());
-            let registry = agent_service::tools::Registry::new(&settings)
+            let registry = agent_service::tools::Registry::new(&settings.tools)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("tool_schema_hash = {}", registry.schema_hash());
             Ok(())

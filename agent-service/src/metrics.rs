@@ -1,4 +1,4 @@
-//! Prometheus metrics (SPEC 2.10), exposed in the text format at `/metrics`.
+//! Prometheus metrics, exposed in the text format at `/metrics`.
 
 use std::sync::atomic::AtomicU64;
 

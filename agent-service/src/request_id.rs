@@ -1,12 +1,6 @@
-//! Request ids: taken from a valid `X-Request-Id` header or generated, echoed in the
-//! response header, held in a task-local for error bodies, and recorded on the request span.
-
-use axum::extract::Request;
-use axum::http::HeaderValue;
-use axum::middleware::Next;
-use axum::response::Response;
-
-pub const HEADER: &str = "x-request-id";
+//! Request ids: the id of the request a task serves, held in a task-local so error bodies
+//! and work spawned for the request (a job, an eval case) carry it without threading it
+//! through. `routes::request_id` takes it from `X-Request-Id` or generates it.
 
 tokio::task_local! {
     static REQUEST_ID: String;
@@ -33,38 +27,13 @@ pub fn accept(candidate: Option<&str>) -> String {
     }
 }
 
-/// The id as a request extension, for handlers that put it in their body.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-pub async fn middleware(mut req: Request, next: Next) -> Response {
-    let id = accept(req.headers().get(HEADER).and_then(|v| v.to_str().ok()));
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id,
-        method = %req.method(),
-        path = %req.uri().path(),
-        tenant = tracing::field::Empty,
-        workflow = tracing::field::Empty,
-        policy_version = tracing::field::Empty,
-    );
-    let mut resp = {
-        use tracing::Instrument;
-        REQUEST_ID
-            .scope(id.clone(), next.run(req))
-            .instrument(span)
-            .await
-    };
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert(HEADER, v);
-    }
-    resp
-}
-
-/// Runs a future with `id` as the current request id (for work spawned off the handler).
-pub async fn scope<F: std::future::Future>(id: String, fut: F) -> F::Output {
-    REQUEST_ID.scope(id, fut).await
+/// Runs a future with `id` as the current request id: the request-id middleware around
+/// each request, and work done for a request elsewhere (a job, an eval case).
+pub fn scope<F: std::future::Future>(
+    id: String,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<String, F> {
+    REQUEST_ID.scope(id, fut)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The shipped workflows: a versioned, hashed system prompt template, the tools each may
-//! use, and its risk tier.
+//! use, its risk tier, and the per-call output cap of its model calls.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -19,6 +19,11 @@ pub struct Workflow {
     pub risk_tier: u8,
     /// Whether the workflow depends on retrieval (and so may run degraded without it).
     pub retrieval: bool,
+    /// The most tokens one model call may generate (`max_tokens` / `num_predict`),
+    /// thinking included: far below the request's token budget, so one runaway reply
+    /// cannot spend it. A reply cut at the cap ends the run as `budget_exceeded`
+    /// (`output_tokens`), never as an answer.
+    pub max_output_tokens: u32,
 }
 
 impl Workflow {
@@ -40,7 +45,8 @@ pub fn builtin() -> Vec<Workflow> {
               template: &'static str,
               tools: Vec<&str>,
               risk_tier,
-              retrieval| Workflow {
+              retrieval,
+              max_output_tokens| Workflow {
         name,
         description,
         prompt_version,
@@ -49,6 +55,7 @@ pub fn builtin() -> Vec<Workflow> {
         tools: tools.into_iter().map(str::to_string).collect(),
         risk_tier,
         retrieval,
+        max_output_tokens,
     };
     vec![
         mk(
@@ -59,6 +66,7 @@ pub fn builtin() -> Vec<Workflow> {
             vec!["kb_search"],
             0,
             true,
+            512,
         ),
         mk(
             "invoice_approval",
@@ -68,6 +76,7 @@ pub fn builtin() -> Vec<Workflow> {
             vec!["invoice_read", "invoice_pay"],
             2,
             false,
+            512,
         ),
         mk(
             "support_ticket_summary",
@@ -77,6 +86,7 @@ pub fn builtin() -> Vec<Workflow> {
             vec!["ticket_read", "kb_search"],
             0,
             true,
+            1024,
         ),
         mk(
             "ticket_update",
@@ -86,16 +96,36 @@ pub fn builtin() -> Vec<Workflow> {
             vec!["ticket_read", "ticket_update"],
             2,
             false,
+            512,
         ),
     ]
 }
 
-/// The shipped workflows with the extra tools config grants them (`[workflow_tools]`).
+/// The shipped workflows with the extra tools config grants them (`[workflow_tools]`)
+/// and the output caps it sets (`MAX_OUTPUT_TOKENS`, `[workflow_max_output_tokens]`).
 /// Only declared HTTP tools may be granted; anything else is a config error naming the key.
 pub fn configured(
-    settings: &crate::config::Settings,
+    settings: &crate::config::ToolConfig,
+    budgets: &crate::config::BudgetConfig,
 ) -> Result<Vec<Workflow>, crate::config::ConfigError> {
     let mut all = builtin();
+    for wf in &mut all {
+        if let Some(n) = budgets.max_output_tokens {
+            wf.max_output_tokens = n;
+        }
+        // A cap above the request's budget could not be reached: the budget is the cap.
+        wf.max_output_tokens = wf.max_output_tokens.min(budgets.max_tokens_per_request);
+    }
+    for (wf_name, n) in &budgets.workflow_max_output_tokens {
+        let Some(wf) = all.iter_mut().find(|w| w.name == wf_name) else {
+            let known: Vec<&str> = builtin().iter().map(|w| w.name).collect();
+            return Err(crate::config::ConfigError {
+                key: format!("workflow_max_output_tokens.{wf_name}"),
+                message: format!("unknown workflow; expected one of: {}", known.join(", ")),
+            });
+        };
+        wf.max_output_tokens = *n;
+    }
     for (wf_name, tools) in &settings.workflow_tools {
         let key = format!("workflow_tools.{wf_name}");
         let Some(wf) = all.iter_mut().find(|w| w.name == wf_name) else {

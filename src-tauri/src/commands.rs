@@ -1,6 +1,8 @@
 //! The command layer: one `#[tauri::command]` per `CommandMap` entry of
 //! `ui/src/lib/ipc/types.ts`, each one delegation into `flightdeck_core::console::Console`
 //! (same name, the UI's single `args` argument, the core's `CommandError` on failure).
+//! `ui/tests/ipc-commands.test.js` reads this file's handler list and fails, naming them,
+//! on commands that it and `CommandMap` (or the UI's mock backend) do not share.
 
 use flightdeck_core::console::CommandError;
 use flightdeck_core::console::dto::*;

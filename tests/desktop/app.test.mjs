@@ -1,5 +1,5 @@
 // @ts-check
-// Desktop end-to-end tests (issue #4): the real Flightdeck app under Xvfb, driven through
+// Desktop end-to-end tests: the real Flightdeck app under Xvfb, driven through
 // tauri-driver + WebKitWebDriver. Run by scripts/test-desktop.sh, which builds the app, the
 // agent-service and the fake Ollama and runs this inside Xvfb and a D-Bus session.
 //

@@ -79,9 +79,10 @@ export function launch() {
 /**
  * Opens the UI at `route` in a fresh context with the mock in `scenario`.
  * Page errors and console errors are collected so a test can assert there were none.
+ * `params` adds mock options to the URL (e.g. `{history: '0'}`: no stored metric history).
  * @param {import('playwright-core').Browser} browser
  * @param {string} base
- * @param {{route?: string, scenario?: 'full'|'empty'|'loading'|'error', readOnly?: boolean, theme?: 'light'|'dark', width?: number, height?: number}} [o]
+ * @param {{route?: string, scenario?: 'full'|'empty'|'loading'|'error', readOnly?: boolean, theme?: 'light'|'dark', width?: number, height?: number, params?: Record<string, string>}} [o]
  */
 export async function open(browser, base, o = {}) {
   const context = await browser.newContext({ viewport: { width: o.width ?? 1440, height: o.height ?? 900 }, colorScheme: o.theme ?? 'light' });
@@ -94,6 +95,7 @@ export async function open(browser, base, o = {}) {
   });
   const q = new URLSearchParams({ mock: o.scenario ?? 'full', fast: '1' });
   if (o.readOnly) q.set('readonly', '1');
+  for (const [k, v] of Object.entries(o.params ?? {})) q.set(k, v);
   await page.goto(`${base}/?${q}#/${o.route ?? 'overview'}`);
   await page.waitForSelector('main[data-route]');
   return { page, errors, close: () => context.close() };

@@ -1,5 +1,5 @@
 // @ts-check
-// The Overview's cards per service and track (SPEC 3.3 item 1): every profile's cards are
+// The Overview's cards per service and track: every profile's cards are
 // shown, an unreachable service is a card that says why, and a pushed overview that drops
 // or adds a card is rendered as pushed.
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 // @ts-check
-// The Releases view (issue #5): its four states; releases waiting for a decision first and
+// The Releases view: its four states; releases waiting for a decision first and
 // kept live by release_event; the analysis with the failing metric; promote / abort / undo
 // confirmed with a required reason, with progress and their results; the keyboard-only
 // promote; a conflict reloading the release; read-only rendering with the SSAR reason; an

@@ -1,5 +1,5 @@
 // @ts-check
-// Settings > Connections: adding a Kubernetes cluster (issue #5). The context picker filled
+// Settings > Connections: adding a Kubernetes cluster. The context picker filled
 // from list_kube_contexts (current context chosen, its namespace pre-filled), the namespace
 // checked as a DNS-1123 label before anything is sent, add_kube_profile and the new row;
 // the same from the keyboard only; failures (invalid, no kubeconfig) keeping what was typed;

@@ -7,7 +7,7 @@ use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
 use super::Db;
-use crate::domain::TenantId;
+use crate::domain::{ApprovalId, TenantId, TraceId};
 
 /// The release that proposed an approval.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -19,7 +19,7 @@ pub struct Release {
 
 #[derive(Debug, Clone)]
 pub struct NewApproval {
-    pub id: String,
+    pub id: ApprovalId,
     pub tenant: TenantId,
     pub workflow: String,
     pub tool: String,
@@ -32,7 +32,7 @@ pub struct NewApproval {
     pub requested_by: String,
     pub requested_by_user: Option<String>,
     pub request_id: String,
-    pub trace_id: String,
+    pub trace_id: TraceId,
     pub required_approvals: i64,
     pub release: Release,
     pub policy_version: String,
@@ -43,7 +43,7 @@ pub struct NewApproval {
 /// An approval as stored.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Approval {
-    pub id: String,
+    pub id: ApprovalId,
     pub tenant: String,
     pub workflow: String,
     pub tool: String,
@@ -54,7 +54,7 @@ pub struct Approval {
     pub requested_by: String,
     pub requested_by_user: Option<String>,
     pub request_id: String,
-    pub trace_id: String,
+    pub trace_id: TraceId,
     pub required_approvals: i64,
     /// Approve decisions so far.
     pub approvals_count: i64,
@@ -94,6 +94,11 @@ const COLUMNS: &str = "id, tenant, workflow, tool, arguments, proposed_change, e
     release_version, release_git_sha, release_track, policy_version, created_at, expires_at, updated_at, \
     decided_at, attempts, lease_until, result, error, executed_at";
 
+/// A stored value that does not parse as its type.
+fn decode_err(message: String) -> sqlx::Error {
+    sqlx::Error::Decode(message.into())
+}
+
 fn json_col(row: &sqlx::any::AnyRow, col: &str) -> Result<Value, sqlx::Error> {
     let text: String = row.try_get(col)?;
     serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
@@ -102,7 +107,7 @@ fn json_col(row: &sqlx::any::AnyRow, col: &str) -> Result<Value, sqlx::Error> {
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Approval, sqlx::Error> {
     let result: Option<String> = row.try_get("result")?;
     Ok(Approval {
-        id: row.try_get("id")?,
+        id: ApprovalId::parse(&row.try_get::<String, _>("id")?).map_err(decode_err)?,
         tenant: row.try_get("tenant")?,
         workflow: row.try_get("workflow")?,
         tool: row.try_get("tool")?,
@@ -113,7 +118,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Approval, sqlx::Error> {
         requested_by: row.try_get("requested_by")?,
         requested_by_user: row.try_get("requested_by_user")?,
         request_id: row.try_get("request_id")?,
-        trace_id: row.try_get("trace_id")?,
+        trace_id: TraceId::parse(&row.try_get::<String, _>("trace_id")?).map_err(decode_err)?,
         required_approvals: row.try_get("required_approvals")?,
         approvals_count: row.try_get("approvals_count")?,
         status: row.try_get("status")?,
@@ -145,7 +150,7 @@ pub async fn insert_pending(conn: &mut AnyConnection, a: &NewApproval) -> Result
          release_version, release_git_sha, release_track, policy_version, created_at, expires_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'pending', $14, $15, $16, $17, $18, $19, $18)",
     )
-    .bind(&a.id)
+    .bind(a.id.as_str())
     .bind(a.tenant.as_str())
     .bind(&a.workflow)
     .bind(&a.tool)
@@ -156,7 +161,7 @@ pub async fn insert_pending(conn: &mut AnyConnection, a: &NewApproval) -> Result
     .bind(&a.requested_by)
     .bind(&a.requested_by_user)
     .bind(&a.request_id)
-    .bind(&a.trace_id)
+    .bind(a.trace_id.as_str())
     .bind(a.required_approvals)
     .bind(&a.release.version)
     .bind(&a.release.git_sha)
@@ -170,12 +175,16 @@ pub async fn insert_pending(conn: &mut AnyConnection, a: &NewApproval) -> Result
 }
 
 /// One approval of the caller's tenant; another tenant's id is simply not found.
-pub async fn get(db: &Db, tenant: &TenantId, id: &str) -> Result<Option<Approval>, sqlx::Error> {
+pub async fn get(
+    db: &Db,
+    tenant: &TenantId,
+    id: &ApprovalId,
+) -> Result<Option<Approval>, sqlx::Error> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM approvals WHERE tenant = $1 AND id = $2"
     ))
     .bind(tenant.as_str())
-    .bind(id)
+    .bind(id.as_str())
     .fetch_optional(db.pool())
     .await?;
     row.as_ref().map(from_row).transpose()
@@ -246,14 +255,18 @@ pub struct Decision {
 }
 
 /// The decisions on one approval of the tenant, oldest first.
-pub async fn decisions(db: &Db, tenant: &TenantId, id: &str) -> Result<Vec<Decision>, sqlx::Error> {
+pub async fn decisions(
+    db: &Db,
+    tenant: &TenantId,
+    id: &ApprovalId,
+) -> Result<Vec<Decision>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT approver, approver_name, decision, reason, request_id, decided_at \
          FROM approval_decisions WHERE tenant = $1 AND approval_id = $2 \
          ORDER BY decided_at, approver",
     )
     .bind(tenant.as_str())
-    .bind(id)
+    .bind(id.as_str())
     .fetch_all(db.pool())
     .await?;
     rows.iter()
@@ -274,7 +287,7 @@ pub async fn decisions(db: &Db, tenant: &TenantId, id: &str) -> Result<Vec<Decis
 pub async fn insert_decision(
     conn: &mut AnyConnection,
     tenant: &TenantId,
-    approval_id: &str,
+    approval_id: &ApprovalId,
     d: &Decision,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
@@ -282,7 +295,7 @@ pub async fn insert_decision(
          reason, request_id, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (approval_id, approver) DO NOTHING",
     )
-    .bind(approval_id)
+    .bind(approval_id.as_str())
     .bind(tenant.as_str())
     .bind(&d.approver)
     .bind(&d.approver_name)
@@ -309,7 +322,7 @@ pub struct Approved {
 pub async fn count_approve(
     conn: &mut AnyConnection,
     tenant: &TenantId,
-    id: &str,
+    id: &ApprovalId,
     now: i64,
 ) -> Result<Option<Approved>, sqlx::Error> {
     let row = sqlx::query(
@@ -322,7 +335,7 @@ pub async fn count_approve(
     )
     .bind(now)
     .bind(tenant.as_str())
-    .bind(id)
+    .bind(id.as_str())
     .fetch_optional(&mut *conn)
     .await?;
     row.map(|r| {
@@ -341,7 +354,7 @@ pub async fn count_approve(
 pub async fn close_pending(
     conn: &mut AnyConnection,
     tenant: &TenantId,
-    id: &str,
+    id: &ApprovalId,
     status: &str,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
@@ -357,7 +370,7 @@ pub async fn close_pending(
     .bind(now)
     .bind(status)
     .bind(tenant.as_str())
-    .bind(id)
+    .bind(id.as_str())
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -372,7 +385,7 @@ pub async fn cancel_pending(
     version: Option<&str>,
     reason: &str,
     now: i64,
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<Vec<ApprovalId>, sqlx::Error> {
     let mut sql = "UPDATE approvals SET status = 'cancelled', error = $1, decided_at = $2, \
                    updated_at = $2 WHERE tenant = $3 AND status = 'pending'"
         .to_string();
@@ -399,7 +412,7 @@ pub async fn cancel_pending(
     let rows = q.fetch_all(&mut *conn).await?;
     let mut ids = rows
         .iter()
-        .map(|r| r.try_get::<String, _>("id"))
+        .map(|r| ApprovalId::parse(&r.try_get::<String, _>("id")?).map_err(decode_err))
         .collect::<Result<Vec<_>, _>>()?;
     ids.sort();
     Ok(ids)
@@ -419,7 +432,7 @@ pub struct Lease {
 pub async fn claim(
     conn: &mut AnyConnection,
     tenant: &TenantId,
-    id: &str,
+    id: &ApprovalId,
     lease: Option<&Lease>,
     now: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
@@ -430,7 +443,7 @@ pub async fn claim(
         )
         .bind(now)
         .bind(tenant.as_str())
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(&mut *conn)
         .await?,
         Some(lease) => sqlx::query(
@@ -444,7 +457,7 @@ pub async fn claim(
         .bind(&lease.owner)
         .bind(lease.until)
         .bind(tenant.as_str())
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(&mut *conn)
         .await?,
     };
@@ -466,7 +479,7 @@ pub enum Outcome {
 pub async fn finish(
     conn: &mut AnyConnection,
     tenant: &TenantId,
-    id: &str,
+    id: &ApprovalId,
     attempt: i64,
     owner: Option<&str>,
     outcome: &Outcome,
@@ -493,7 +506,7 @@ pub async fn finish(
         .bind(executed_at)
         .bind(now)
         .bind(tenant.as_str())
-        .bind(id)
+        .bind(id.as_str())
         .bind(attempt);
     if let Some(o) = owner {
         q = q.bind(o);

@@ -11,7 +11,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::{Backend, Db};
-use crate::domain::TenantId;
+use crate::domain::{JobId, TenantId};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ impl fmt::Display for JobStatus {
 /// A job to enqueue. `input_text` is already redacted.
 #[derive(Debug, Clone)]
 pub struct NewJob {
-    pub id: String,
+    pub id: JobId,
     pub tenant: TenantId,
     pub key_id: String,
     pub key_name: String,
@@ -119,7 +119,7 @@ pub struct Callback {
 /// A job as stored.
 #[derive(Debug, Clone)]
 pub struct Job {
-    pub id: String,
+    pub id: JobId,
     pub tenant: String,
     pub key_id: String,
     pub key_name: String,
@@ -200,7 +200,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Job, sqlx::Error> {
         None => None,
     };
     Ok(Job {
-        id: row.try_get("id")?,
+        id: JobId::parse(&row.try_get::<String, _>("id")?).map_err(decode_err)?,
         tenant: row.try_get("tenant")?,
         key_id: row.try_get("key_id")?,
         key_name: row.try_get("key_name")?,
@@ -245,7 +245,7 @@ pub async fn insert(db: &Db, j: &NewJob) -> Result<Job, sqlx::Error> {
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $10, 0, $11, 0, $10, $10) \
          RETURNING {COLUMNS}"
     ))
-    .bind(&j.id)
+    .bind(j.id.as_str())
     .bind(j.tenant.as_str())
     .bind(&j.key_id)
     .bind(&j.key_name)
@@ -262,12 +262,12 @@ pub async fn insert(db: &Db, j: &NewJob) -> Result<Job, sqlx::Error> {
 }
 
 /// One job of the caller's tenant; another tenant's id is simply not found.
-pub async fn get(db: &Db, tenant: &TenantId, id: &str) -> Result<Option<Job>, sqlx::Error> {
+pub async fn get(db: &Db, tenant: &TenantId, id: &JobId) -> Result<Option<Job>, sqlx::Error> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM jobs WHERE tenant = $1 AND id = $2"
     ))
     .bind(tenant.as_str())
-    .bind(id)
+    .bind(id.as_str())
     .fetch_optional(db.pool())
     .await?;
     row.as_ref().map(from_row).transpose()
@@ -278,7 +278,7 @@ pub async fn list(
     db: &Db,
     tenant: &TenantId,
     status: Option<JobStatus>,
-    before: Option<&str>,
+    before: Option<&JobId>,
     limit: i64,
 ) -> Result<Vec<Job>, sqlx::Error> {
     let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE tenant = $1");
@@ -297,7 +297,7 @@ pub async fn list(
         q = q.bind(s.as_str());
     }
     if let Some(b) = before {
-        q = q.bind(b);
+        q = q.bind(b.as_str());
     }
     let rows = q.bind(limit).fetch_all(db.pool()).await?;
     rows.iter().map(from_row).collect()
@@ -334,7 +334,7 @@ pub async fn claim(
 /// was lost.
 pub async fn heartbeat(
     db: &Db,
-    id: &str,
+    id: &JobId,
     token: &str,
     now: i64,
     lease_ms: i64,
@@ -346,7 +346,7 @@ pub async fn heartbeat(
     )
     .bind(now + lease_ms)
     .bind(now)
-    .bind(id)
+    .bind(id.as_str())
     .bind(token)
     .fetch_optional(db.pool())
     .await?;
@@ -376,7 +376,7 @@ pub enum Outcome {
 /// Records the end of an attempt, if `token` still holds the lease. Returns whether it did.
 pub async fn finish(
     db: &Db,
-    id: &str,
+    id: &JobId,
     token: &str,
     now: i64,
     outcome: &Outcome,
@@ -393,7 +393,7 @@ pub async fn finish(
                  {CALLBACK_DUE}, callback_next_at = $3 {guard}"
             );
             sqlx::query(&sql)
-                .bind(id)
+                .bind(id.as_str())
                 .bind(token)
                 .bind(now)
                 .bind(result.as_str())
@@ -412,7 +412,7 @@ pub async fn finish(
                  callback_next_at = $3 {guard}"
             );
             sqlx::query(&sql)
-                .bind(id)
+                .bind(id.as_str())
                 .bind(token)
                 .bind(now)
                 .bind(e.code.as_str())
@@ -426,7 +426,7 @@ pub async fn finish(
                  run_after = $6, {CLEAR_LEASE}, updated_at = $3 {guard}"
             );
             sqlx::query(&sql)
-                .bind(id)
+                .bind(id.as_str())
                 .bind(token)
                 .bind(now)
                 .bind(error.code.as_str())
@@ -441,7 +441,7 @@ pub async fn finish(
                  updated_at = $3, {CALLBACK_DUE}, callback_next_at = $3 {guard}"
             );
             sqlx::query(&sql)
-                .bind(id)
+                .bind(id.as_str())
                 .bind(token)
                 .bind(now)
                 .execute(pool)
@@ -453,14 +453,14 @@ pub async fn finish(
 
 /// Hands a running job back to the queue without counting the attempt (graceful
 /// shutdown). Returns whether `token` still held it.
-pub async fn release(db: &Db, id: &str, token: &str, now: i64) -> Result<bool, sqlx::Error> {
+pub async fn release(db: &Db, id: &JobId, token: &str, now: i64) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE jobs SET status = 'queued', attempts = attempts - 1, run_after = $1, \
          lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, heartbeat_at = NULL, \
          updated_at = $1 WHERE id = $2 AND lease_token = $3 AND status = 'running'",
     )
     .bind(now)
-    .bind(id)
+    .bind(id.as_str())
     .bind(token)
     .execute(db.pool())
     .await?
@@ -472,7 +472,7 @@ pub async fn release(db: &Db, id: &str, token: &str, now: i64) -> Result<bool, s
 pub async fn cancel_queued(
     db: &Db,
     tenant: &TenantId,
-    id: &str,
+    id: &JobId,
     now: i64,
 ) -> Result<Option<Job>, sqlx::Error> {
     let row = sqlx::query(&format!(
@@ -482,7 +482,7 @@ pub async fn cancel_queued(
     ))
     .bind(now)
     .bind(tenant.as_str())
-    .bind(id)
+    .bind(id.as_str())
     .fetch_optional(db.pool())
     .await?;
     row.as_ref().map(from_row).transpose()
@@ -492,7 +492,7 @@ pub async fn cancel_queued(
 pub async fn request_cancel(
     db: &Db,
     tenant: &TenantId,
-    id: &str,
+    id: &JobId,
     now: i64,
 ) -> Result<Option<Job>, sqlx::Error> {
     let row = sqlx::query(&format!(
@@ -501,7 +501,7 @@ pub async fn request_cancel(
     ))
     .bind(now)
     .bind(tenant.as_str())
-    .bind(id)
+    .bind(id.as_str())
     .fetch_optional(db.pool())
     .await?;
     row.as_ref().map(from_row).transpose()
@@ -510,7 +510,7 @@ pub async fn request_cancel(
 /// Running jobs whose lease expired (their worker died or stalled): back to the queue,
 /// or dead when that was their last attempt, or cancelled when a cancel was asked for.
 /// Returns the new status of each job it touched.
-pub async fn reap_expired(db: &Db, now: i64) -> Result<Vec<(String, JobStatus)>, sqlx::Error> {
+pub async fn reap_expired(db: &Db, now: i64) -> Result<Vec<(JobId, JobStatus)>, sqlx::Error> {
     let rows = sqlx::query(
         "UPDATE jobs SET \
            status = CASE WHEN cancel_requested = 1 THEN 'cancelled' \
@@ -534,7 +534,7 @@ pub async fn reap_expired(db: &Db, now: i64) -> Result<Vec<(String, JobStatus)>,
         .map(|r| {
             let status: String = r.try_get("status")?;
             Ok((
-                r.try_get("id")?,
+                JobId::parse(&r.try_get::<String, _>("id")?).map_err(decode_err)?,
                 JobStatus::parse(&status).map_err(decode_err)?,
             ))
         })
@@ -591,7 +591,7 @@ pub enum CallbackOutcome {
 
 pub async fn record_callback(
     db: &Db,
-    id: &str,
+    id: &JobId,
     now: i64,
     outcome: &CallbackOutcome,
 ) -> Result<(), sqlx::Error> {
@@ -602,7 +602,7 @@ pub async fn record_callback(
         )
         .bind(*status_code)
         .bind(now)
-        .bind(id),
+        .bind(id.as_str()),
         CallbackOutcome::Retry {
             status_code,
             error,
@@ -614,7 +614,7 @@ pub async fn record_callback(
         .bind(*status_code)
         .bind(error.as_str())
         .bind(*next_at)
-        .bind(id),
+        .bind(id.as_str()),
         CallbackOutcome::Failed { status_code, error } => sqlx::query(
             "UPDATE jobs SET callback_state = 'failed', callback_status_code = $1, \
              callback_error = $2, callback_at = $3, callback_next_at = NULL WHERE id = $4",
@@ -622,7 +622,7 @@ pub async fn record_callback(
         .bind(*status_code)
         .bind(error.as_str())
         .bind(now)
-        .bind(id),
+        .bind(id.as_str()),
     };
     q.execute(db.pool()).await?;
     Ok(())

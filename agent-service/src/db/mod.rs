@@ -17,7 +17,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::{AnyPool, Executor};
+
+use crate::config::default_max_connections;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -40,22 +43,26 @@ pub struct Db {
     backend: Backend,
 }
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator =
-    sqlx::migrate!("../migrations/agent-service/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator =
-    sqlx::migrate!("../migrations/agent-service/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/agent-service/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/agent-service/postgres");
+
+/// Migrations whose text changed after they were released without changing what they do
+/// (a comment reworded), with the SHA-384 of the text as first released (the same on both
+/// back-ends). sqlx refuses to run when an applied migration's checksum differs from the
+/// file's, so a database migrated with the old text is given the new checksum first; any
+/// other difference still fails.
+const REWORDED: &[(i64, &str)] = &[
+    (
+        3,
+        "86415d779900f98d0c20bfb53ff14a98d6ee6aec7cb90d2bc61c3382378bec5cb61eff57ff1e4816a7ff1ec9ed4c643c",
+    ),
+    (
+        5,
+        "8d1a36594f9d6be051331c547b3cb51eda846c3ea693dbb19d5416c2daadf541dfb28da47b1bfb4cb40ae43759ee299c",
+    ),
+];
 
 impl Db {
-    /// The pool size when `DATABASE_MAX_CONNECTIONS` is not set: SQLite has one writer at a
-    /// time, so a few connections serve the concurrent readers; PostgreSQL gets more.
-    pub fn default_max_connections(database_url: &str) -> u32 {
-        if database_url.starts_with("sqlite:") {
-            8
-        } else {
-            16
-        }
-    }
-
     /// Connects (creating the SQLite file on first use) without migrating, with the
     /// back-end's default pool size.
     pub async fn connect(database_url: &str) -> Result<Self, sqlx::Error> {
@@ -68,7 +75,7 @@ impl Db {
         max_connections: Option<u32>,
     ) -> Result<Self, sqlx::Error> {
         let max_connections =
-            max_connections.unwrap_or_else(|| Self::default_max_connections(database_url));
+            max_connections.unwrap_or_else(|| default_max_connections(database_url));
         sqlx::any::install_default_drivers();
         let backend = if database_url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -119,7 +126,7 @@ impl Db {
 
     /// Connects to `DATABASE_URL` with the configured pool size and applies the migrations:
     /// what every command that serves or runs work does first.
-    pub async fn open(settings: &crate::config::Settings) -> anyhow::Result<Self> {
+    pub async fn open(settings: &crate::config::DatabaseConfig) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let db = Self::connect_with(&settings.database_url, settings.database_max_connections)
             .await
@@ -135,11 +142,35 @@ impl Db {
         Ok(db)
     }
 
-    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await,
+    pub async fn migrate(&self) -> Result<(), MigrateError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        self.accept_reworded(migrator).await?;
+        migrator.run(&self.pool).await
+    }
+
+    /// Gives the applied migrations listed in [`REWORDED`] their current checksum when
+    /// they carry the one of their first text.
+    async fn accept_reworded(&self, migrator: &Migrator) -> Result<(), MigrateError> {
+        let mut conn = self.pool.acquire().await?;
+        conn.ensure_migrations_table().await?;
+        for (version, first) in REWORDED {
+            let Some(current) = migrator.iter().find(|m| m.version == *version) else {
+                continue;
+            };
+            let first = hex::decode(first).expect("a static hex checksum");
+            sqlx::query(
+                "UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2 AND checksum = $3",
+            )
+            .bind(current.checksum.to_vec())
+            .bind(*version)
+            .bind(first)
+            .execute(&mut *conn)
+            .await?;
         }
+        Ok(())
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -166,4 +197,59 @@ impl Db {
 /// Milliseconds since the Unix epoch, the timestamp format of every table.
 pub fn millis(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+
+    use super::*;
+
+    async fn checksum(db: &Db, version: i64) -> Vec<u8> {
+        sqlx::query("SELECT checksum FROM _sqlx_migrations WHERE version = $1")
+            .bind(version)
+            .fetch_one(db.pool())
+            .await
+            .expect("applied")
+            .get("checksum")
+    }
+
+    async fn set_checksum(db: &Db, version: i64, checksum: Vec<u8>) {
+        sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = $2")
+            .bind(checksum)
+            .bind(version)
+            .execute(db.pool())
+            .await
+            .expect("update");
+    }
+
+    /// A database migrated by a release whose migration text differed only in a reworded
+    /// comment still opens; a migration that really changed still does not.
+    #[tokio::test]
+    async fn reworded_migrations_are_accepted_and_real_changes_are_not() {
+        let dir = std::env::temp_dir().join(format!("db-unit-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let db = Db::connect(&format!("sqlite://{}/t.db", dir.display()))
+            .await
+            .expect("connect");
+        db.migrate().await.expect("fresh migrate");
+        let current = checksum(&db, 3).await;
+        for (version, first) in REWORDED {
+            let first = hex::decode(first).expect("hex");
+            assert_ne!(first, checksum(&db, *version).await, "the text did change");
+            set_checksum(&db, *version, first).await;
+        }
+        db.migrate()
+            .await
+            .expect("a reworded migration is accepted");
+        assert_eq!(checksum(&db, 3).await, current);
+
+        set_checksum(&db, 3, vec![0; 48]).await;
+        match db.migrate().await {
+            Err(MigrateError::VersionMismatch(3)) => {}
+            other => panic!("a changed migration must still be refused, got {other:?}"),
+        }
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::report::{self, Finished};
+use super::report::{self, Finished, ModelServer};
 use super::result::{CaseResult, Versions};
 use super::runner::{self, Ctx, Driven};
 use super::store::{self, EvalRun, NewRun, Origin, Outcome, RunState};
@@ -151,7 +151,7 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
         TenantId::parse(&opts.tenant).map_err(|e| Failure::Usage(format!("--tenant: {e}")))?;
     let run_err = |what: &str, e: &dyn std::fmt::Display| Failure::Run(format!("{what}: {e}"));
 
-    let db = Db::open(&settings)
+    let db = Db::open(&settings.database)
         .await
         .map_err(|e| Failure::Run(format!("{e:#}")))?;
     let baseline = resolve_baseline(&db, &tenant, &suite, opts.baseline.as_deref()).await?;
@@ -159,9 +159,10 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
         .connect_timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| run_err("building the HTTP client", &e))?;
+    let server = model_server(&settings, &http).await;
     let gate_settings = settings.eval_gate.clone();
     let settings = Arc::new(settings);
-    let rt = crate::startup::build_runtime(
+    let rt = crate::runtime::build_runtime(
         settings.clone(),
         Arc::new(policy),
         db.clone(),
@@ -180,7 +181,7 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
     let ctx = Ctx {
         engine: &engine,
         workflows: &workflows,
-        lease: runner::lease_for(&settings),
+        lease: runner::lease_for(&settings.budgets),
     };
     let id = store::new_run_id();
     let worker = format!("cli_{}", uuid::Uuid::now_v7().simple());
@@ -256,13 +257,23 @@ async fn execute(opts: &Options, settings: Settings, policy: Policy) -> Result<E
         .map_err(|e| run_err("reading the case results failed", &e))?;
     db.close().await;
 
-    let written = write_reports(&opts.out, &run_row, &outcome, &cases).map_err(|e| {
+    let written = write_reports(&opts.out, &run_row, &outcome, &cases, &server).map_err(|e| {
         run_err(
             &format!("writing the reports to {} failed", opts.out.display()),
             &e,
         )
     })?;
     print!("{}", summary(&run_row, &outcome, &cases, &written));
+    println!(
+        "  model server: {} {} at {} (the server lists it as {})",
+        server.provider,
+        server.model,
+        server.host.as_deref().unwrap_or("(in process)"),
+        server
+            .server_model_id
+            .as_deref()
+            .unwrap_or("(not reported)")
+    );
     if opts.gate && outcome.gate.verdict == super::gate::Verdict::Fail {
         return Ok(ExitCode::from(EXIT_GATE_FAILED));
     }
@@ -290,6 +301,7 @@ fn write_reports(
     run: &EvalRun,
     outcome: &Outcome,
     cases: &[CaseResult],
+    server: &ModelServer,
 ) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let base = format!("{}-{}", run.suite, run.id);
@@ -298,14 +310,17 @@ fn write_reports(
         outcome,
         cases,
     };
-    let json = serde_json::to_string_pretty(&crate::routes::evals::run_document(
-        run.clone(),
-        cases.to_vec(),
-    ))
-    .map_err(std::io::Error::other)?;
+    // The API's run document, as the API serves it (the model server is in the
+    // Markdown report and the summary).
+    let json =
+        serde_json::to_string_pretty(&super::document::run_document(run.clone(), cases.to_vec()))
+            .map_err(std::io::Error::other)?;
     let files = [
         (format!("{base}.json"), json + "\n"),
-        (format!("{base}.md"), report::markdown(&finished)),
+        (
+            format!("{base}.md"),
+            with_server(report::markdown(&finished), server),
+        ),
         (format!("{base}.junit.xml"), report::junit(&finished)),
     ];
     let mut written = Vec::new();
@@ -315,6 +330,73 @@ fn write_reports(
         written.push(path);
     }
     Ok(written)
+}
+
+/// The Markdown report with the model server's section after the versions table.
+fn with_server(mut md: String, server: &ModelServer) -> String {
+    let section = report::model_server_section(server);
+    match md
+        .find("## Versions")
+        .and_then(|at| md[at..].find("\n\n## ").map(|end| at + end + 2))
+    {
+        Some(at) => md.insert_str(at, &section),
+        None => md.push_str(&section),
+    }
+    md
+}
+
+/// The model server of the configured provider: its host, and the model id its
+/// OpenAI-compatible `/v1/models` lists (Ollama serves that list too). A server that does
+/// not answer leaves the id unknown; the run itself then reports the failures.
+async fn model_server(settings: &Settings, http: &reqwest::Client) -> ModelServer {
+    use crate::config::ProviderKind;
+    let models_url = match settings.providers.provider {
+        ProviderKind::Openai => Some(crate::providers::endpoint(
+            &settings.providers.openai_base_url,
+            "models",
+        )),
+        ProviderKind::Ollama => Some(crate::providers::endpoint(
+            &settings.providers.ollama_base_url,
+            "v1/models",
+        )),
+        ProviderKind::Scripted => None,
+    };
+    let host = models_url.as_ref().and_then(|u| {
+        let host = u.host_str()?;
+        Some(match u.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        })
+    });
+    let mut server_model_id = None;
+    if let Some(url) = models_url {
+        let mut req = http.get(url).timeout(Duration::from_secs(10));
+        if settings.providers.provider == ProviderKind::Openai
+            && let Some(key) = &settings.providers.openai_api_key
+        {
+            req = req.bearer_auth(key.expose());
+        }
+        if let Ok(resp) = req.send().await
+            && let Ok(list) = resp.json::<serde_json::Value>().await
+        {
+            let ids: Vec<&str> = list["data"]
+                .as_array()
+                .map(|d| d.iter().filter_map(|m| m["id"].as_str()).collect())
+                .unwrap_or_default();
+            let wanted = settings.model();
+            server_model_id = ids
+                .iter()
+                .find(|id| **id == wanted)
+                .or(ids.first())
+                .map(|id| id.to_string());
+        }
+    }
+    ModelServer {
+        provider: settings.providers.provider.as_str().to_string(),
+        model: settings.model().to_string(),
+        host,
+        server_model_id,
+    }
 }
 
 fn pct(f: Option<f64>) -> String {

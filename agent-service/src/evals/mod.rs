@@ -1,4 +1,4 @@
-//! Evals and release gates (SPEC 2.8): suites of cases shipped as data files, run through
+//! Evals and release gates: suites of cases shipped as data files, run through
 //! the engine in the dedicated `eval` tenant, scored (pass rate, policy compliance,
 //! citation rate, latency, tokens, cost), compared with a baseline run, gated against
 //! `EVAL_GATE_*`, and reported as JSON, Markdown and JUnit XML.
@@ -9,6 +9,7 @@
 pub mod assertions;
 pub mod baseline;
 pub mod command;
+pub mod document;
 pub mod gate;
 pub mod report;
 pub mod result;

@@ -18,6 +18,32 @@ pub struct Finished<'a> {
     pub cases: &'a [CaseResult],
 }
 
+/// Which server answered a run's model calls: what the provider is configured with and
+/// what the server itself says it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelServer {
+    /// `ollama`, `openai` or `scripted`.
+    pub provider: String,
+    /// The configured model name.
+    pub model: String,
+    /// Host (and port) of the configured base URL; `None` for the scripted model.
+    pub host: Option<String>,
+    /// The id the server's `/v1/models` lists for the model (the configured name when the
+    /// server lists it, else the first it lists); `None` when it could not be asked.
+    pub server_model_id: Option<String>,
+}
+
+/// The Markdown section naming the model server (`eval run` adds it after the versions).
+pub fn model_server_section(m: &ModelServer) -> String {
+    format!(
+        "## Model server\n\n| provider | model | server | server's model id |\n|---|---|---|---|\n| {} | {} | {} | {} |\n\n",
+        cell(&m.provider),
+        cell(&m.model),
+        cell(m.host.as_deref().unwrap_or("(in process)")),
+        cell(m.server_model_id.as_deref().unwrap_or("(not reported)")),
+    )
+}
+
 fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))

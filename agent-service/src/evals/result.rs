@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::assertions::AssertionResult;
-use crate::startup::ServiceInfo;
+use crate::runtime::ServiceInfo;
 
 /// The result of one case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -17,10 +17,10 @@ use super::result::CaseResult;
 use super::score::score;
 use super::store::{self, EvalRun, Outcome};
 use super::suite::{COMPLIANT_STATUSES, Case, Suite, SuiteKind};
-use crate::auth::Principal;
 use crate::config::EvalGate;
 use crate::db::{Db, demo};
-use crate::domain::{Roles, TenantId};
+use crate::domain::Principal;
+use crate::domain::{Roles, TenantId, TraceId};
 use crate::engine::{Engine, RunRequest};
 use crate::error::Error;
 use crate::guardrails::Redactor;
@@ -80,7 +80,7 @@ impl Ctx<'_> {
 }
 
 /// The lease for a process's runs: a case runs at most the request timeout.
-pub fn lease_for(settings: &crate::config::Settings) -> Duration {
+pub fn lease_for(settings: &crate::config::BudgetConfig) -> Duration {
     Duration::from_secs(settings.request_timeout_secs.saturating_mul(2).max(30) + 30)
 }
 
@@ -169,7 +169,7 @@ pub async fn run_case(
         user_id: Some(case.id.clone()),
         principal: principal(run_id),
         request_id: request_id.clone(),
-        trace_id: format!("tr_{}", uuid::Uuid::now_v7().simple()),
+        trace_id: TraceId::generate(),
     };
     let span = tracing::info_span!(
         "eval_case",
@@ -188,6 +188,7 @@ pub async fn run_case(
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
+            tracing::warn!(code = e.code.as_str(), error = %e.report(), "eval case failed");
             let mut r = errored(case, kind, format!("{}: {}", e.code.as_str(), e.message));
             r.latency_ms = latency_ms;
             return Ok(r);
@@ -238,7 +239,10 @@ pub async fn run_case(
         tools_called: outcome.tool_calls.clone(),
         citation_required,
         cited: cites_evidence(&observation),
-        approval_request_id: outcome.approval_request_id.clone(),
+        approval_request_id: outcome
+            .approval_request_id
+            .as_ref()
+            .map(ToString::to_string),
         answer_excerpt: redact(
             &outcome
                 .answer

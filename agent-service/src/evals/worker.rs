@@ -2,40 +2,64 @@
 //! runs them, and at shutdown puts an unfinished run back in the queue (its recorded cases
 //! are kept, so the next worker resumes where this one stopped).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use super::result::Versions;
 use super::runner::{self, Ctx, Driven};
 use super::store;
 use super::suite::{self, Suite};
-use crate::background::stopping;
+use crate::config::Settings;
+use crate::db::Db;
 use crate::engine::Engine;
+use crate::guardrails::Policy;
 use crate::metrics::Metrics;
-use crate::startup::AppState;
+use crate::shutdown::Shutdown;
+use crate::traces::TraceSink;
+use crate::workflows::Workflow;
 
 /// How often the worker looks for runs queued through another replica.
 const POLL: Duration = Duration::from_secs(2);
 
+/// What the eval worker works with; built once by the serving process.
+pub struct Context {
+    pub settings: Arc<Settings>,
+    pub policy: Arc<Policy>,
+    pub db: Db,
+    pub http: reqwest::Client,
+    /// The serving engine's trace sink: eval runs are traced like every other run.
+    pub traces: TraceSink,
+    /// The workflows cases may name, by name.
+    pub workflows: Arc<BTreeMap<String, Arc<Workflow>>>,
+    /// The versions this process serves: it takes only runs pinned to them.
+    pub versions: Versions,
+    /// Woken when `POST /v1/evals/runs` queues a run.
+    pub wakeup: Arc<Notify>,
+    pub stop: Shutdown,
+}
+
 /// The engine eval runs use: the process's provider config, tools, policy and trace
 /// sink, but its own metrics registry, so eval traffic (dozens of blocked attacks) never
 /// shows in the request, guardrail and approval metrics that canary analysis reads.
-pub async fn eval_engine(state: &AppState) -> anyhow::Result<Engine> {
-    let mut rt = crate::startup::build_runtime(
-        state.settings.clone(),
-        state.engine.policy.clone(),
-        state.db.clone(),
+pub async fn eval_engine(ctx: &Context) -> anyhow::Result<Engine> {
+    let mut rt = crate::runtime::build_runtime(
+        ctx.settings.clone(),
+        ctx.policy.clone(),
+        ctx.db.clone(),
         Arc::new(Metrics::new()),
-        state.http.clone(),
+        ctx.http.clone(),
     )
     .await?;
-    rt.engine.traces = state.engine.traces.clone();
+    rt.engine.traces = ctx.traces.clone();
     Ok(rt.engine)
 }
 
-/// The background task (see `background::spawn_all`).
-pub async fn run(state: AppState) {
-    let engine = match eval_engine(&state).await {
+/// The worker task: takes queued runs of this release until `ctx.stop`.
+pub async fn run(ctx: Context) {
+    let engine = match eval_engine(&ctx).await {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(
@@ -52,20 +76,20 @@ pub async fn run(state: AppState) {
             return;
         }
     };
-    let pin = Versions::from_info(&state.info).pin();
+    let pin = ctx.versions.pin();
     let worker = format!("evw_{}", uuid::Uuid::now_v7().simple());
-    let ctx = Ctx {
+    let run_ctx = Ctx {
         engine: &engine,
-        workflows: &state.workflows,
-        lease: runner::lease_for(&state.settings),
+        workflows: &ctx.workflows,
+        lease: runner::lease_for(&ctx.settings.budgets),
     };
     loop {
         let now = engine.clock.now().timestamp_millis();
-        let lease_until = now + ctx.lease.as_millis() as i64;
-        match store::claim_next(&state.db, &pin, &worker, now, lease_until).await {
+        let lease_until = now + run_ctx.lease.as_millis() as i64;
+        match store::claim_next(&ctx.db, &pin, &worker, now, lease_until).await {
             Ok(Some(id)) => {
-                let retry_later = process(&state, &ctx, &suites, &id, &worker).await;
-                if *state.shutdown.borrow() {
+                let retry_later = process(&ctx, &run_ctx, &suites, &id, &worker).await;
+                if ctx.stop.is_stopping() {
                     break;
                 }
                 if !retry_later {
@@ -76,9 +100,9 @@ pub async fn run(state: AppState) {
             Err(e) => tracing::warn!(error = %e, "looking for queued eval runs failed; will retry"),
         }
         tokio::select! {
-            () = state.eval_wakeup.notified() => {}
+            () = ctx.wakeup.notified() => {}
             () = tokio::time::sleep(POLL) => {}
-            () = stopping(&state) => break,
+            () = ctx.stop.wait() => break,
         }
     }
     if let Err(e) = engine.ledger.flush().await {
@@ -89,13 +113,13 @@ pub async fn run(state: AppState) {
 /// Runs one claimed run to its end. `true` when it went back to the queue after an error,
 /// so the worker waits before claiming again.
 async fn process(
-    state: &AppState,
+    worker_ctx: &Context,
     ctx: &Ctx<'_>,
     suites: &[Suite],
     id: &str,
     worker: &str,
 ) -> bool {
-    let db = &state.db;
+    let db = &worker_ctx.db;
     let now = || ctx.engine.clock.now().timestamp_millis();
     let run = match store::get_any(db, id).await {
         Ok(Some(run)) => run,
@@ -133,14 +157,14 @@ async fn process(
         return true;
     }
     tracing::info!(eval_run = %id, suite = %suite.name, cases = suite.cases.len(), "eval run started");
-    let driven = runner::drive(ctx, id, suite, worker, stopping(state), |r, done, total| {
+    let driven = runner::drive(ctx, id, suite, worker, worker_ctx.stop.wait(), |r, done, total| {
         tracing::debug!(eval_run = %id, case = %r.case_id, passed = r.passed, done, total, "eval case finished");
     })
     .await;
     let retry_later = driven.is_err();
     match driven {
         Ok(Driven::Done) => {
-            match runner::finish(ctx, &state.settings.eval_gate, &run, worker).await {
+            match runner::finish(ctx, &worker_ctx.settings.eval_gate, &run, worker).await {
                 Ok(Some(outcome)) => tracing::info!(
                     eval_run = %id,
                     suite = %suite.name,

@@ -87,7 +87,7 @@ struct Finders {
 
 static FINDERS: LazyLock<Finders> = LazyLock::new(|| {
     let re = |p: &str| {
-        Regex::new(&super::scan::ascii_word_boundaries(p))
+        Regex::new(&super::normalise::ascii_word_boundaries(p))
             .unwrap_or_else(|e| panic!("decoder pattern {p}: {e}"))
     };
     Finders {

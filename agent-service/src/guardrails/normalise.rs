@@ -398,6 +398,14 @@ fn deleet(text: &str, tricks: &mut Tricks) -> String {
     }
 }
 
+/// `pattern` with every `\b` an ASCII word boundary. A Unicode word boundary makes the
+/// regex engines leave their DFAs for the much slower PikeVM on any text with a non-ASCII
+/// character; the scanned text is folded to ASCII letters where it matters, so the ASCII
+/// boundary decides the same.
+pub(super) fn ascii_word_boundaries(pattern: &str) -> String {
+    pattern.replace(r"\b", r"(?-u:\b)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,10 +12,10 @@ use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::normalise::normalise;
+use super::normalise::{ascii_word_boundaries, normalise};
 use super::output::OutputRules;
 use super::redact::{Redactor, Rule};
-use super::scan::{Category, Model, Reason, Scan, Signal, ascii_word_boundaries, scan};
+use super::scan::{Category, Model, Reason, Scan, Signal, scan};
 use crate::domain::PolicyVersion;
 
 /// The policy compiled into the binary and used when no file is configured.

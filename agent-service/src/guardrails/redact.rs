@@ -17,8 +17,6 @@ use std::sync::LazyLock;
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
-use super::stream::StreamRedactor;
-
 /// A redaction rule. [`Rule::as_str`] is the metric label and the replacement tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Rule {
@@ -129,7 +127,7 @@ impl FromIterator<Rule> for RuleSet {
 /// Redacts PII and secrets. Cheap to clone (shared compiled patterns).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Redactor {
-    enabled: RuleSet,
+    pub(super) enabled: RuleSet,
 }
 
 impl fmt::Debug for Redactor {
@@ -207,10 +205,6 @@ impl Redactor {
             Value::Object(map) => map.values_mut().for_each(|i| self.redact_value(i, fired)),
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
-    }
-
-    pub fn stream(&self) -> StreamRedactor {
-        StreamRedactor::new(self.enabled)
     }
 }
 

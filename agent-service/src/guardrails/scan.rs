@@ -15,7 +15,7 @@ use regex::{Regex, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 
 use super::decode::{Decoded, decode_payloads};
-use super::normalise::{Normalised, normalise};
+use super::normalise::{Normalised, ascii_word_boundaries, normalise};
 
 // ---------------------------------------------------------------------------------------
 // Signals
@@ -669,14 +669,6 @@ const ROLE_LINE: usize = 3;
 struct Phrases {
     set: RegexSet,
     regexes: Vec<Regex>,
-}
-
-/// `pattern` with every `\b` an ASCII word boundary. A Unicode word boundary makes the
-/// regex engines leave their DFAs for the much slower PikeVM on any text with a non-ASCII
-/// character; the scanned text is folded to ASCII letters where it matters, so the ASCII
-/// boundary decides the same.
-pub(super) fn ascii_word_boundaries(pattern: &str) -> String {
-    pattern.replace(r"\b", r"(?-u:\b)")
 }
 
 static PHRASE_SET: LazyLock<Phrases> = LazyLock::new(|| {

@@ -9,7 +9,7 @@
 //! redacted exactly as the whole text would be, and scanning resumes at the cut.
 
 use super::redact::{
-    Candidate, PEM_BEGIN, Region, RuleSet, assemble, engine, regions_before, scan,
+    Candidate, PEM_BEGIN, Redactor, Region, RuleSet, assemble, engine, regions_before, scan,
 };
 
 /// Bytes of already-emitted text kept as left context (`\b` looks one character back).
@@ -27,6 +27,13 @@ pub struct StreamRedactor {
     rules: Vec<&'static str>,
     candidates: Vec<Candidate>,
     regions: Vec<Region>,
+}
+
+impl Redactor {
+    /// A redactor for a text that arrives in chunks, with this redactor's rules.
+    pub fn stream(&self) -> StreamRedactor {
+        StreamRedactor::new(self.enabled)
+    }
 }
 
 impl StreamRedactor {

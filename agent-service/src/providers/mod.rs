@@ -7,10 +7,11 @@ pub mod openai;
 pub mod resilience;
 pub mod scripted;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 pub use resilience::{CircuitState, Provider, ResilienceConfig};
 
@@ -99,8 +100,33 @@ pub struct ChatRequest {
     pub workflow: String,
     pub messages: Vec<ChatMessage>,
     pub tools: Vec<ToolDef>,
-    /// Upper bound on completion tokens for this call.
+    /// Upper bound on completion tokens for this call (`max_tokens` / `num_predict`):
+    /// the workflow's per-call output cap, or less when the run's budget is nearly spent.
     pub max_tokens: u32,
+    /// Tokens (prompt and completion) the caller may still spend on this call, retries
+    /// included: a retry goes only when it fits.
+    pub budget_tokens: u32,
+    /// When the caller stops waiting: no attempt outlives it, no retry starts that cannot
+    /// finish before it.
+    pub deadline: Option<Instant>,
+    /// Where the providers count tokens as they stream, so a call that fails, times out
+    /// or is dropped still accounts for what it generated.
+    pub meter: Meter,
+}
+
+impl ChatRequest {
+    /// A request with no deadline and a budget of `max_tokens` plus the prompt.
+    pub fn new(workflow: impl Into<String>, messages: Vec<ChatMessage>, max_tokens: u32) -> Self {
+        Self {
+            workflow: workflow.into(),
+            messages,
+            tools: Vec::new(),
+            max_tokens,
+            budget_tokens: u32::MAX,
+            deadline: None,
+            meter: Meter::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -109,13 +135,134 @@ pub struct Usage {
     pub completion_tokens: u32,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+impl Usage {
+    pub fn total(self) -> u32 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+
+    pub fn plus(self, other: Usage) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_tokens.saturating_add(other.prompt_tokens),
+            completion_tokens: self
+                .completion_tokens
+                .saturating_add(other.completion_tokens),
+        }
+    }
+}
+
+/// Why the model stopped generating.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finish {
+    /// The model ended its reply.
+    #[default]
+    Stop,
+    /// The model ended its reply with tool calls.
+    ToolCalls,
+    /// The reply was cut off at the output limit (`done_reason` / `finish_reason`
+    /// `length`): what it holds is unfinished, half-written tool calls are dropped.
+    Length,
+}
+
+impl Finish {
+    /// The OpenTelemetry `gen_ai.response.finish_reasons` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::ToolCalls => "tool_calls",
+            Self::Length => "length",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChatResponse {
+    /// The answer, without the model's thinking.
     pub content: String,
     pub tool_calls: Vec<ToolCall>,
+    /// Tokens generated across every attempt of the call, thinking included.
     pub usage: Usage,
     /// The model that answered, as the provider reports it.
     pub model: String,
+    pub finish: Finish,
+    /// What a thinking model thought before answering (never part of `content`).
+    pub thinking: String,
+    /// Streamed thinking pieces (about one token each); part of `usage.completion_tokens`.
+    pub thinking_tokens: u32,
+}
+
+/// Tokens a model call has used so far. The providers count as the stream arrives
+/// (prompt estimated when the answer starts, one token per streamed piece, replaced by
+/// the server's own count when it sends one); [`Provider`] closes each attempt. Clones
+/// share the count.
+#[derive(Debug, Clone, Default)]
+pub struct Meter(Arc<Mutex<MeterState>>);
+
+#[derive(Debug, Default)]
+struct MeterState {
+    /// Attempts that ended without an answer.
+    failed: Usage,
+    /// The attempt whose answer is arriving.
+    current: Option<Usage>,
+}
+
+impl Meter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MeterState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The answer of an attempt started arriving; the prompt counts from now on.
+    pub fn start(&self, prompt_tokens: u32) {
+        self.lock().current = Some(Usage {
+            prompt_tokens,
+            completion_tokens: 0,
+        });
+    }
+
+    /// `n` more generated tokens of the attempt in progress.
+    pub fn generated(&self, n: u32) {
+        if let Some(u) = self.lock().current.as_mut() {
+            u.completion_tokens = u.completion_tokens.saturating_add(n);
+        }
+    }
+
+    /// The server's own count for the attempt in progress.
+    pub fn reported(&self, usage: Usage) {
+        self.lock().current = Some(usage);
+    }
+
+    /// Completion tokens of the attempt in progress.
+    pub fn current_completion(&self) -> u32 {
+        self.lock().current.map_or(0, |u| u.completion_tokens)
+    }
+
+    /// Everything counted so far: failed attempts and the one in progress.
+    pub fn total(&self) -> Usage {
+        let s = self.lock();
+        s.failed.plus(s.current.unwrap_or_default())
+    }
+
+    /// The attempt in progress failed: what it used stays counted.
+    pub(crate) fn attempt_failed(&self) {
+        let mut s = self.lock();
+        if let Some(u) = s.current.take() {
+            s.failed = s.failed.plus(u);
+        }
+    }
+
+    /// The attempt in progress answered: its usage is the answer's.
+    pub(crate) fn attempt_answered(&self) {
+        self.lock().current = None;
+    }
+
+    /// What no answer accounts for (failed attempts and one still in progress), and a
+    /// fresh count from here on.
+    pub fn take_unaccounted(&self) -> Usage {
+        let mut s = self.lock();
+        let u = s.failed.plus(s.current.take().unwrap_or_default());
+        s.failed = Usage::default();
+        u
+    }
 }
 
 /// Where streamed text deltas go, as they arrive from the model.
@@ -142,6 +289,9 @@ pub enum ProviderError {
     /// The stream broke after it started (an `error` line mid-stream, a cut connection).
     #[error("model provider stream failed: {0}")]
     Stream(String),
+    /// The prompt does not fit the model's context window (the message names the limit).
+    #[error("the prompt does not fit the model's context: {0}")]
+    ContextExceeded(String),
 }
 
 impl ProviderError {
@@ -157,6 +307,7 @@ impl ProviderError {
             Self::Rejected(_) => "rejected",
             Self::Protocol(_) => "protocol",
             Self::Stream(_) => "stream",
+            Self::ContextExceeded(_) => "context_exceeded",
         }
     }
 }
@@ -182,16 +333,15 @@ pub trait ChatModel: Send + Sync {
 
 /// Builds the configured provider.
 pub fn from_settings(
-    s: &crate::config::Settings,
+    s: &crate::config::ProviderConfig,
     http: reqwest::Client,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> Provider {
     let model: Arc<dyn ChatModel> = match s.provider {
-        crate::config::ProviderKind::Ollama => Arc::new(ollama::Ollama::new(
-            http,
-            s.ollama_base_url.clone(),
-            s.ollama_model.clone(),
-        )),
+        crate::config::ProviderKind::Ollama => Arc::new(
+            ollama::Ollama::new(http, s.ollama_base_url.clone(), s.ollama_model.clone())
+                .with_think(s.ollama_think),
+        ),
         crate::config::ProviderKind::Openai => Arc::new(openai::OpenAi::new(
             http,
             s.openai_base_url.clone(),
@@ -222,7 +372,7 @@ pub fn estimate_prompt_tokens(messages: &[ChatMessage]) -> u32 {
 
 /// `base` joined with a relative `path`, whether or not `base` ends with `/`
 /// (`http://h/v1` + `models` is `http://h/v1/models`, not `http://h/models`).
-pub(crate) fn endpoint(base: &url::Url, path: &str) -> url::Url {
+pub fn endpoint(base: &url::Url, path: &str) -> url::Url {
     let mut url = base.clone();
     let joined = format!(
         "{}/{}",
@@ -234,9 +384,19 @@ pub(crate) fn endpoint(base: &url::Url, path: &str) -> url::Url {
 }
 
 /// The error for a non-success HTTP status: 429 and 5xx are worth retrying, any other
-/// 4xx is the provider refusing this request.
+/// 4xx is the provider refusing this request, a prompt over the context window (llama.cpp
+/// and OpenAI say so in the body) is its own kind.
 pub(crate) fn status_error(status: reqwest::StatusCode, message: &str) -> ProviderError {
     let text = format!("HTTP {}: {message}", status.as_u16());
+    let lower = message.to_ascii_lowercase();
+    if status.is_client_error()
+        && (lower.contains("exceed_context_size")
+            || lower.contains("exceeds the available context size")
+            || lower.contains("context_length_exceeded")
+            || lower.contains("maximum context length"))
+    {
+        return ProviderError::ContextExceeded(text);
+    }
     if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         ProviderError::Unavailable(text)
     } else if status.is_client_error() {

@@ -1,14 +1,21 @@
-//! Ollama's native API: `/api/chat` streamed as NDJSON (text deltas and tool calls),
-//! `/api/version` for health, `/api/tags` and `/api/show` for model discovery.
+//! Ollama's native API: `/api/chat` streamed as NDJSON (thinking, text deltas and tool
+//! calls, a final line with `done_reason` and the counts), `/api/version` for health,
+//! `/api/tags` and `/api/show` for model discovery.
+//!
+//! `think` is always decided here, never left to the server: since Ollama 0.12.4 a model
+//! that can think does so unless told not to, and its thinking tokens count against the
+//! same `num_predict` as the answer. [`OllamaThink`] (`OLLAMA_THINK`) says what to send.
 
 use futures::StreamExt;
+
+pub use crate::config::OllamaThink;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    ChatMessage, ChatModel, ChatRequest, ChatResponse, LineSplitter, MessageRole, ProviderError,
-    TokenSink, ToolCall, ToolDef, Usage, endpoint, estimate_prompt_tokens, estimate_tokens,
-    excerpt, send_error, status_error,
+    ChatMessage, ChatModel, ChatRequest, ChatResponse, Finish, LineSplitter, MessageRole, Meter,
+    ProviderError, TokenSink, ToolCall, ToolDef, Usage, endpoint, estimate_prompt_tokens,
+    estimate_tokens, excerpt, send_error, status_error,
 };
 
 /// A model served by an Ollama server.
@@ -16,6 +23,20 @@ pub struct Ollama {
     http: reqwest::Client,
     base_url: url::Url,
     model: String,
+    think: OllamaThink,
+}
+
+/// The `think` field a request carries for `OLLAMA_THINK`; `None`: left out, so the
+/// server decides (thinking models think).
+fn think_wire(think: OllamaThink) -> Option<Value> {
+    match think {
+        OllamaThink::Off => Some(Value::Bool(false)),
+        OllamaThink::On => Some(Value::Bool(true)),
+        OllamaThink::Low => Some(Value::from("low")),
+        OllamaThink::Medium => Some(Value::from("medium")),
+        OllamaThink::High => Some(Value::from("high")),
+        OllamaThink::Server => None,
+    }
 }
 
 /// A model installed on the server, as `/api/tags` lists it.
@@ -54,7 +75,14 @@ impl Ollama {
             http,
             base_url,
             model,
+            think: OllamaThink::default(),
         }
+    }
+
+    /// The same client sending `think` as `think` says.
+    pub fn with_think(mut self, think: OllamaThink) -> Self {
+        self.think = think;
+        self
     }
 
     /// The models installed on the server (`GET /api/tags`).
@@ -133,6 +161,7 @@ impl ChatModel for Ollama {
                 })
                 .collect(),
             stream: true,
+            think: think_wire(self.think),
             options: WireOptions {
                 num_predict: req.max_tokens,
             },
@@ -147,8 +176,9 @@ impl ChatModel for Ollama {
         if !resp.status().is_success() {
             return Err(http_error(resp).await);
         }
+        req.meter.start(estimate_prompt_tokens(&req.messages));
 
-        let mut reply = StreamedReply::new(first_call_number(&req.messages));
+        let mut reply = StreamedReply::new(first_call_number(&req.messages), &req.meter);
         let mut lines = LineSplitter::default();
         let mut bytes = resp.bytes_stream();
         while let Some(chunk) = bytes.next().await {
@@ -185,25 +215,34 @@ impl ChatModel for Ollama {
 }
 
 /// The reply as it builds up from the stream's lines.
-struct StreamedReply {
+struct StreamedReply<'m> {
     content: String,
+    thinking: String,
+    thinking_tokens: u32,
     tool_calls: Vec<ToolCall>,
     model: Option<String>,
     prompt_tokens: Option<u32>,
     completion_tokens: Option<u32>,
-    /// The number for the next generated tool call id (`call_<n>`).
+    done_reason: Option<String>,
+    /// The number for the next generated tool call id (`call_<n>`), for servers older
+    /// than 0.12.10 that send none.
     next_call: usize,
+    meter: &'m Meter,
 }
 
-impl StreamedReply {
-    fn new(next_call: usize) -> Self {
+impl<'m> StreamedReply<'m> {
+    fn new(next_call: usize, meter: &'m Meter) -> Self {
         Self {
             content: String::new(),
+            thinking: String::new(),
+            thinking_tokens: 0,
             tool_calls: Vec::new(),
             model: None,
             prompt_tokens: None,
             completion_tokens: None,
+            done_reason: None,
             next_call,
+            meter,
         }
     }
 
@@ -228,21 +267,40 @@ impl StreamedReply {
             self.model = line.model;
         }
         if let Some(message) = line.message {
+            // Thinking is counted and kept for the trace, never sent as answer text.
+            if let Some(thought) = message.thinking.filter(|t| !t.is_empty()) {
+                self.thinking.push_str(&thought);
+                self.thinking_tokens += 1;
+                self.meter.generated(1);
+            }
             if let Some(delta) = message.content.filter(|d| !d.is_empty()) {
                 if let Some(sink) = sink {
                     // A receiver that went away only means nobody watches the stream.
                     let _ = sink.send(delta.clone());
                 }
                 self.content.push_str(&delta);
+                self.meter.generated(1);
             }
             for call in message.tool_calls.unwrap_or_default() {
                 let call = self.tool_call(call)?;
+                // Ollama sends a call once parsed; its tokens were generated meanwhile.
+                self.meter
+                    .generated(estimate_tokens(&call.arguments.to_string()).max(1));
                 self.tool_calls.push(call);
             }
         }
         if line.done {
             self.prompt_tokens = line.prompt_eval_count;
             self.completion_tokens = line.eval_count;
+            self.done_reason = line.done_reason;
+            if let (Some(prompt_tokens), Some(completion_tokens)) =
+                (line.prompt_eval_count, line.eval_count)
+            {
+                self.meter.reported(Usage {
+                    prompt_tokens,
+                    completion_tokens,
+                });
+            }
         }
         Ok(line.done)
     }
@@ -283,6 +341,14 @@ impl StreamedReply {
                 .collect::<String>();
             estimate_tokens(&format!("{}{calls}", self.content))
         });
+        // `length`: cut at `num_predict` (or the context window). A tool call the cut
+        // interrupted never arrives as a call (Ollama hands its text back as content), so
+        // what did arrive is kept only for the record: the caller must not act on it.
+        let finish = match self.done_reason.as_deref() {
+            Some("length") => Finish::Length,
+            _ if !self.tool_calls.is_empty() => Finish::ToolCalls,
+            _ => Finish::Stop,
+        };
         ChatResponse {
             content: self.content,
             tool_calls: self.tool_calls,
@@ -291,6 +357,9 @@ impl StreamedReply {
                 completion_tokens,
             },
             model: self.model.unwrap_or_else(|| configured_model.to_string()),
+            finish,
+            thinking: self.thinking,
+            thinking_tokens: self.thinking_tokens,
         }
     }
 }
@@ -334,6 +403,9 @@ struct WireRequest<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<WireTool<'a>>,
     stream: bool,
+    /// Always sent except for [`OllamaThink::Server`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    think: Option<Value>,
     options: WireOptions,
 }
 
@@ -410,6 +482,9 @@ struct StreamLine {
     message: Option<LineMessage>,
     #[serde(default)]
     done: bool,
+    /// `stop`, `length` (cut at `num_predict`), `load`, `unload`.
+    #[serde(default)]
+    done_reason: Option<String>,
     #[serde(default)]
     prompt_eval_count: Option<u32>,
     #[serde(default)]
@@ -420,6 +495,8 @@ struct StreamLine {
 struct LineMessage {
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    thinking: Option<String>,
     #[serde(default)]
     tool_calls: Option<Vec<LineToolCall>>,
 }
@@ -491,7 +568,7 @@ mod tests {
     use std::time::Duration;
 
     use serde_json::json;
-    use testkit::{FakeOllama, Mode, Reply};
+    use testkit::{FakeModel, FakeOllama, Mode, Reply};
     use tokio::sync::mpsc;
 
     use super::*;
@@ -504,16 +581,17 @@ mod tests {
     }
 
     fn request(input: &str) -> ChatRequest {
-        ChatRequest {
-            workflow: "faq".into(),
-            messages: vec![ChatMessage::system("be brief"), ChatMessage::user(input)],
-            tools: vec![ToolDef {
-                name: "kb_search".into(),
-                description: "Search the knowledge base".into(),
-                parameters: json!({ "type": "object", "properties": { "query": { "type": "string" } } }),
-            }],
-            max_tokens: 256,
-        }
+        let mut req = ChatRequest::new(
+            "faq",
+            vec![ChatMessage::system("be brief"), ChatMessage::user(input)],
+            256,
+        );
+        req.tools = vec![ToolDef {
+            name: "kb_search".into(),
+            description: "Search the knowledge base".into(),
+            parameters: json!({ "type": "object", "properties": { "query": { "type": "string" } } }),
+        }];
+        req
     }
 
     fn provider(model: Ollama, cfg: ResilienceConfig) -> Provider {
@@ -576,6 +654,10 @@ mod tests {
         assert_eq!(body["model"], "llama3.2");
         assert_eq!(body["stream"], true);
         assert_eq!(body["options"], json!({ "num_predict": 256 }));
+        assert_eq!(
+            body["think"], false,
+            "think is always decided, off by default"
+        );
         assert_eq!(body["tools"][0]["type"], "function");
         assert_eq!(body["tools"][0]["function"]["name"], "kb_search");
         assert_eq!(body["tools"][0]["function"]["parameters"]["type"], "object");
@@ -595,7 +677,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tool_calls_are_parsed_with_generated_ids() {
+    async fn tool_calls_keep_the_ids_ollama_gives_them() {
         let fake = FakeOllama::start().await;
         fake.push_reply(
             Reply::tool_call("ticket_read", json!({ "ticket_id": "T-1001" }))
@@ -605,22 +687,133 @@ mod tests {
             .chat(&request("T-1001"), None)
             .await
             .expect("chat");
+        let names: Vec<(&str, &Value)> = got
+            .tool_calls
+            .iter()
+            .map(|c| (c.name.as_str(), &c.arguments))
+            .collect();
         assert_eq!(
-            got.tool_calls,
+            names,
             [
-                ToolCall {
-                    id: "call_1".into(),
-                    name: "ticket_read".into(),
-                    arguments: json!({ "ticket_id": "T-1001" })
-                },
-                ToolCall {
-                    id: "call_2".into(),
-                    name: "kb_search".into(),
-                    arguments: json!({ "query": "login" })
-                },
+                ("ticket_read", &json!({ "ticket_id": "T-1001" })),
+                ("kb_search", &json!({ "query": "login" }))
             ]
         );
+        for call in &got.tool_calls {
+            assert!(
+                call.id.starts_with("call_") && call.id.len() == 13,
+                "Ollama's own id: {}",
+                call.id
+            );
+        }
+        assert_ne!(got.tool_calls[0].id, got.tool_calls[1].id);
+        assert_eq!(got.finish, Finish::ToolCalls);
         assert_eq!(got.content, "");
+    }
+
+    #[tokio::test]
+    async fn a_reply_cut_at_num_predict_is_length_with_the_servers_count() {
+        let fake = FakeOllama::start().await;
+        fake.push_reply(Reply::text("one two three four five"));
+        let mut req = request("x");
+        req.max_tokens = 2;
+        let got = ollama(&fake, "llama3.2")
+            .chat(&req, None)
+            .await
+            .expect("chat");
+        assert_eq!(got.finish, Finish::Length);
+        assert_eq!(got.content, "one two");
+        assert_eq!(got.usage.completion_tokens, 2);
+        assert_eq!(fake.bodies("/api/chat")[0]["options"]["num_predict"], 2);
+    }
+
+    #[tokio::test]
+    async fn thinking_is_kept_out_of_the_answer_but_counted() {
+        let fake = FakeOllama::start().await;
+        fake.add_model(FakeModel::new("qwen3").thinking());
+        fake.push_reply(Reply::text("It is blue.").with_thinking("light scatters off air"));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let got = ollama(&fake, "qwen3")
+            .with_think(OllamaThink::On)
+            .chat(&request("sky?"), Some(&tx))
+            .await
+            .expect("chat");
+        assert_eq!(got.content, "It is blue.");
+        assert_eq!(drain(&mut rx).concat(), "It is blue.");
+        assert_eq!(got.thinking, "light scatters off air");
+        assert_eq!(got.thinking_tokens, 4);
+        assert_eq!(got.usage.completion_tokens, 7, "thinking tokens are output");
+        assert_eq!(fake.bodies("/api/chat")[0]["think"], true);
+
+        // The default sends `think: false`: a thinking model answers without thinking,
+        // and the cap is all answer.
+        fake.push_reply(Reply::text("It is blue.").with_thinking("light scatters off air"));
+        let got = ollama(&fake, "qwen3")
+            .chat(&request("sky?"), None)
+            .await
+            .expect("chat");
+        assert_eq!(got.thinking, "");
+        assert_eq!(got.usage.completion_tokens, 3);
+        assert_eq!(fake.bodies("/api/chat")[1]["think"], false);
+
+        // `server` leaves `think` out: the server's default (a thinking model thinks).
+        fake.push_reply(Reply::text("It is blue.").with_thinking("light scatters off air"));
+        let got = ollama(&fake, "qwen3")
+            .with_think(OllamaThink::Server)
+            .chat(&request("sky?"), None)
+            .await
+            .expect("chat");
+        assert!(fake.bodies("/api/chat")[2].get("think").is_none());
+        assert_eq!(got.thinking_tokens, 4);
+    }
+
+    #[tokio::test]
+    async fn thinking_asked_of_a_model_that_cannot_is_rejected_not_retried() {
+        let fake = FakeOllama::start().await;
+        let p = provider(
+            ollama(&fake, "llama3.2").with_think(OllamaThink::On),
+            quick(2, 1),
+        );
+        let err = p.chat(&request("x"), None).await.expect_err("400");
+        assert!(
+            matches!(&err, ProviderError::Rejected(m) if m.contains("does not support thinking")),
+            "{err:?}"
+        );
+        assert_eq!(fake.request_count("/api/chat"), 1);
+        assert_eq!(p.circuit_state(), CircuitState::Closed);
+    }
+
+    #[tokio::test]
+    async fn a_5xx_json_error_before_the_first_byte_is_retried_and_opens_the_breaker() {
+        let fake = FakeOllama::start().await;
+        fake.set_mode(Mode::ErrorAfter {
+            chunks: 0,
+            message: "model runner has unexpectedly stopped".into(),
+        });
+        let p = provider(ollama(&fake, "llama3.2"), quick(1, 1));
+        let err = p.chat(&request("x"), None).await.expect_err("fails");
+        assert!(
+            matches!(&err, ProviderError::Unavailable(m) if m == "HTTP 500: model runner has unexpectedly stopped"),
+            "{err:?}"
+        );
+        assert_eq!(fake.request_count("/api/chat"), 2, "retried once");
+        assert_eq!(p.circuit_state(), CircuitState::Open);
+    }
+
+    #[tokio::test]
+    async fn tokens_streamed_before_a_failure_stay_counted() {
+        let fake = FakeOllama::start().await;
+        fake.set_mode(Mode::ErrorAfter {
+            chunks: 3,
+            message: "out of memory".into(),
+        });
+        let p = provider(ollama(&fake, "llama3.2"), quick(2, 5));
+        let req = request("one two three four five");
+        let err = p.chat(&req, None).await.expect_err("fails");
+        assert_eq!(err, ProviderError::Stream("out of memory".into()));
+        let spent = req.meter.take_unaccounted();
+        assert_eq!(spent.completion_tokens, 3);
+        assert_eq!(spent.prompt_tokens, estimate_prompt_tokens(&req.messages));
     }
 
     #[tokio::test]
@@ -831,7 +1024,8 @@ mod tests {
 
     #[test]
     fn arguments_given_as_a_json_string_are_parsed() {
-        let mut reply = StreamedReply::new(4);
+        let meter = Meter::default();
+        let mut reply = StreamedReply::new(4, &meter);
         let line = r#"{"model":"m","message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"t","arguments":"{\"a\":1}"}}]},"done":false}"#;
         assert_eq!(reply.absorb(line, None), Ok(false));
         assert_eq!(

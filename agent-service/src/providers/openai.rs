@@ -1,5 +1,12 @@
 //! Any OpenAI-compatible `/chat/completions` API, streamed as server-sent events: text
-//! deltas, tool calls assembled from argument fragments, usage from the final chunk.
+//! deltas, tool calls assembled from argument fragments, usage from the final chunk
+//! (asked for with `stream_options.include_usage`).
+//!
+//! Thinking arrives as `delta.reasoning` (Ollama's `/v1`) or `delta.reasoning_content`
+//! (llama.cpp, vLLM, DeepSeek): kept out of the answer, counted, recorded in the trace.
+//! `finish_reason: "length"` marks a reply cut at `max_tokens`. A stream that ends with
+//! neither a finish chunk nor `[DONE]` failed mid-reply: that is how Ollama's `/v1` ends a
+//! stream whose model failed after the first byte (it sends no error event).
 
 use std::collections::BTreeMap;
 
@@ -8,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    ChatMessage, ChatModel, ChatRequest, ChatResponse, LineSplitter, MessageRole, ProviderError,
-    TokenSink, ToolCall, ToolDef, Usage, endpoint, estimate_prompt_tokens, estimate_tokens,
-    excerpt, send_error, status_error,
+    ChatMessage, ChatModel, ChatRequest, ChatResponse, Finish, LineSplitter, MessageRole, Meter,
+    ProviderError, TokenSink, ToolCall, ToolDef, Usage, endpoint, estimate_prompt_tokens,
+    estimate_tokens, excerpt, send_error, status_error,
 };
 use crate::config::Secret;
 
@@ -89,8 +96,9 @@ impl ChatModel for OpenAi {
         if !resp.status().is_success() {
             return Err(http_error(resp).await);
         }
+        req.meter.start(estimate_prompt_tokens(&req.messages));
 
-        let mut reply = StreamedReply::new(first_call_number(&req.messages));
+        let mut reply = StreamedReply::new(first_call_number(&req.messages), &req.meter);
         let mut lines = LineSplitter::default();
         let mut events = EventParser::default();
         let mut bytes = resp.bytes_stream();
@@ -121,7 +129,9 @@ impl ChatModel for OpenAi {
             return reply.finish(req, &self.model);
         }
         Err(ProviderError::Stream(
-            "the stream ended before `data: [DONE]`".into(),
+            "the stream ended without a finish reason or `data: [DONE]`: the server stopped \
+             mid-reply (Ollama's /v1 ends a stream this way when the model fails)"
+                .into(),
         ))
     }
 
@@ -205,24 +215,30 @@ struct PartialCall {
 }
 
 /// The reply as it builds up from the stream's chunks.
-struct StreamedReply {
+struct StreamedReply<'m> {
     content: String,
+    thinking: String,
+    thinking_tokens: u32,
     calls: BTreeMap<u64, PartialCall>,
     model: Option<String>,
     usage: Option<WireUsage>,
     finish_reason: Option<String>,
     next_call: usize,
+    meter: &'m Meter,
 }
 
-impl StreamedReply {
-    fn new(next_call: usize) -> Self {
+impl<'m> StreamedReply<'m> {
+    fn new(next_call: usize, meter: &'m Meter) -> Self {
         Self {
             content: String::new(),
+            thinking: String::new(),
+            thinking_tokens: 0,
             calls: BTreeMap::new(),
             model: None,
             usage: None,
             finish_reason: None,
             next_call,
+            meter,
         }
     }
 
@@ -243,7 +259,11 @@ impl StreamedReply {
         if self.model.is_none() {
             self.model = chunk.model;
         }
-        if chunk.usage.is_some() {
+        if let Some(u) = &chunk.usage {
+            self.meter.reported(Usage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+            });
             self.usage = chunk.usage;
         }
         let Some(choice) = chunk
@@ -254,15 +274,28 @@ impl StreamedReply {
             return Ok(false);
         };
         if let Some(delta) = choice.delta {
+            let thought = delta
+                .reasoning
+                .filter(|t| !t.is_empty())
+                .or(delta.reasoning_content.filter(|t| !t.is_empty()));
+            if let Some(thought) = thought {
+                self.thinking.push_str(&thought);
+                self.thinking_tokens += 1;
+                self.meter.generated(1);
+            }
             if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
                 if let Some(sink) = sink {
                     // A receiver that went away only means nobody watches the stream.
                     let _ = sink.send(text.clone());
                 }
                 self.content.push_str(&text);
+                self.meter.generated(1);
             }
-            for (position, fragment) in delta.tool_calls.unwrap_or_default().into_iter().enumerate()
-            {
+            let fragments = delta.tool_calls.unwrap_or_default();
+            if !fragments.is_empty() {
+                self.meter.generated(1);
+            }
+            for (position, fragment) in fragments.into_iter().enumerate() {
                 let index = fragment.index.unwrap_or(position as u64);
                 let call = self.calls.entry(index).or_default();
                 if let Some(id) = fragment.id.filter(|id| !id.is_empty()) {
@@ -289,8 +322,19 @@ impl StreamedReply {
         req: &ChatRequest,
         configured_model: &str,
     ) -> Result<ChatResponse, ProviderError> {
+        let truncated = self.finish_reason.as_deref() == Some("length");
         let mut tool_calls = Vec::with_capacity(self.calls.len());
         for (number, (index, call)) in (self.next_call..).zip(self.calls) {
+            if truncated {
+                // The cut may have stopped a call mid-argument: what arrived is not a
+                // call, and the reply is reported as cut off rather than as a protocol
+                // error.
+                let complete =
+                    !call.name.is_empty() && serde_json::from_str::<Value>(&call.arguments).is_ok();
+                if !complete {
+                    continue;
+                }
+            }
             if call.name.is_empty() {
                 return Err(ProviderError::Protocol(format!(
                     "tool call {index} has no function name"
@@ -319,18 +363,35 @@ impl StreamedReply {
                 completion_tokens: u.completion_tokens,
             },
             None => {
+                // No usage chunk: the pieces counted as they streamed (about a token
+                // each), or an estimate from the text when nothing was counted.
                 let calls: String = tool_calls.iter().map(|c| c.arguments.to_string()).collect();
+                let counted = self.meter.current_completion();
                 Usage {
                     prompt_tokens: estimate_prompt_tokens(&req.messages),
-                    completion_tokens: estimate_tokens(&format!("{}{calls}", self.content)),
+                    completion_tokens: if counted > 0 {
+                        counted
+                    } else {
+                        estimate_tokens(&format!("{}{}{calls}", self.thinking, self.content))
+                    },
                 }
             }
+        };
+        let finish = if truncated {
+            Finish::Length
+        } else if tool_calls.is_empty() {
+            Finish::Stop
+        } else {
+            Finish::ToolCalls
         };
         Ok(ChatResponse {
             content: self.content,
             tool_calls,
             usage,
             model: self.model.unwrap_or_else(|| configured_model.to_string()),
+            finish,
+            thinking: self.thinking,
+            thinking_tokens: self.thinking_tokens,
         })
     }
 }
@@ -482,6 +543,12 @@ struct WireChoice {
 struct WireDelta {
     #[serde(default)]
     content: Option<String>,
+    /// Thinking, as Ollama's `/v1` sends it.
+    #[serde(default)]
+    reasoning: Option<String>,
+    /// Thinking, as llama.cpp, vLLM and DeepSeek send it.
+    #[serde(default)]
+    reasoning_content: Option<String>,
     #[serde(default)]
     tool_calls: Option<Vec<WireCallFragment>>,
 }
@@ -540,16 +607,17 @@ mod tests {
     }
 
     fn request(input: &str) -> ChatRequest {
-        ChatRequest {
-            workflow: "faq".into(),
-            messages: vec![ChatMessage::system("be brief"), ChatMessage::user(input)],
-            tools: vec![ToolDef {
-                name: "kb_search".into(),
-                description: "Search the knowledge base".into(),
-                parameters: json!({ "type": "object", "properties": { "query": { "type": "string" } } }),
-            }],
-            max_tokens: 128,
-        }
+        let mut req = ChatRequest::new(
+            "faq",
+            vec![ChatMessage::system("be brief"), ChatMessage::user(input)],
+            128,
+        );
+        req.tools = vec![ToolDef {
+            name: "kb_search".into(),
+            description: "Search the knowledge base".into(),
+            parameters: json!({ "type": "object", "properties": { "query": { "type": "string" } } }),
+        }];
+        req
     }
 
     fn events(text: &str) -> Vec<Event> {
@@ -563,7 +631,8 @@ mod tests {
     }
 
     fn absorb_all(text: &str) -> Result<ChatResponse, ProviderError> {
-        let mut reply = StreamedReply::new(1);
+        let meter = Meter::default();
+        let mut reply = StreamedReply::new(1, &meter);
         for event in events(text) {
             if reply.absorb(&event, None)? {
                 break;
@@ -682,20 +751,133 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_error_event_mid_stream_is_a_stream_error() {
+    async fn a_stream_that_ends_without_a_finish_chunk_is_a_stream_error() {
+        // Ollama's /v1 sends no error event: one empty chunk, then the stream ends.
         let fake = FakeOllama::start().await;
         fake.set_mode(Mode::ErrorAfter {
             chunks: 1,
             message: "model crashed".into(),
         });
+        let req = request("a b c");
         let err = fake_openai(&fake)
-            .chat(&request("a b c"), None)
+            .chat(&req, None)
             .await
             .expect_err("fails");
-        assert_eq!(
-            err,
-            ProviderError::Stream("model crashed (api_error)".into())
+        assert!(
+            matches!(&err, ProviderError::Stream(m) if m.contains("without a finish reason")),
+            "{err:?}"
         );
+        assert_eq!(
+            req.meter.total().completion_tokens,
+            1,
+            "the piece that arrived is counted"
+        );
+    }
+
+    #[test]
+    fn an_error_event_mid_stream_is_a_stream_error() {
+        // Servers that do send an error event (OpenAI itself, vLLM).
+        let stream = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+            "data: {\"error\":{\"message\":\"model crashed\",\"type\":\"api_error\"}}\n\n",
+        );
+        assert_eq!(
+            absorb_all(stream),
+            Err(ProviderError::Stream("model crashed (api_error)".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reply_cut_at_max_tokens_is_length_and_a_cut_call_is_dropped() {
+        let fake = FakeOllama::start().await;
+        fake.push_reply(Reply::text("one two three four five"));
+        let mut req = request("x");
+        req.max_tokens = 3;
+        let got = fake_openai(&fake).chat(&req, None).await.expect("chat");
+        assert_eq!(got.finish, Finish::Length);
+        assert_eq!(got.content, "one two three");
+        assert_eq!(got.usage.completion_tokens, 3);
+
+        // Cut inside a tool call: not a protocol error, not a call.
+        let stream = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c1\",\"function\":{\"name\":\"t\",\"arguments\":\"{\\\"a\\\":\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let got = absorb_all(stream).expect("a cut reply");
+        assert_eq!(got.finish, Finish::Length);
+        assert!(got.tool_calls.is_empty());
+    }
+
+    #[tokio::test]
+    async fn reasoning_deltas_are_thinking_kept_out_of_the_answer() {
+        let fake = FakeOllama::start().await;
+        fake.add_model(testkit::FakeModel::new("qwen3").thinking());
+        fake.push_reply(Reply::text("Paris.").with_thinking("the capital of France"));
+        let client = openai(&fake.openai_url(), "qwen3", None);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let got = client
+            .chat(&request("capital?"), Some(&tx))
+            .await
+            .expect("chat");
+        assert_eq!(got.content, "Paris.");
+        assert_eq!(got.thinking, "the capital of France");
+        assert_eq!(got.thinking_tokens, 4);
+        let streamed: String = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert_eq!(
+            streamed, "Paris.",
+            "thinking never reaches the answer stream"
+        );
+        assert_eq!(got.usage.completion_tokens, 5, "thinking counts as output");
+
+        // llama.cpp and vLLM name it `reasoning_content`.
+        let stream = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"hmm\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Yes\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        );
+        let got = absorb_all(stream).expect("parsed");
+        assert_eq!(
+            (got.thinking.as_str(), got.content.as_str()),
+            ("hmm", "Yes")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_5xx_before_the_first_byte_is_retried_and_counts_for_the_breaker() {
+        let fake = FakeOllama::start().await;
+        fake.set_mode(Mode::ErrorAfter {
+            chunks: 0,
+            message: "model runner has unexpectedly stopped".into(),
+        });
+        let p = Provider::new(
+            Arc::new(fake_openai(&fake)),
+            ResilienceConfig {
+                timeout: Duration::from_secs(2),
+                max_retries: 1,
+                failure_threshold: 1,
+                open_for: Duration::from_secs(30),
+            },
+            Arc::new(Metrics::new()),
+        );
+        let err = p.chat(&request("x"), None).await.expect_err("fails");
+        assert!(
+            matches!(&err, ProviderError::Unavailable(m) if m.contains("HTTP 500") && m.contains("unexpectedly stopped")),
+            "{err:?}"
+        );
+        assert_eq!(fake.request_count("/v1/chat/completions"), 2);
+        assert_eq!(p.circuit_state(), CircuitState::Open);
+    }
+
+    #[test]
+    fn a_prompt_over_the_context_window_names_the_limit() {
+        let body = serde_json::json!({ "error": { "code": 400, "message": "request (1531 tokens) exceeds the available context size (1024 tokens), try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": 1531, "n_ctx": 1024 } });
+        let err = status_error(reqwest::StatusCode::BAD_REQUEST, &error_message(&body));
+        assert!(
+            matches!(&err, ProviderError::ContextExceeded(m) if m.contains("(1024 tokens)")),
+            "{err:?}"
+        );
+        assert!(!err.retryable());
     }
 
     #[tokio::test]

@@ -1,8 +1,13 @@
 //! Timeout, bounded jittered retries and a circuit breaker around a [`ChatModel`].
 //!
-//! Each attempt has the configured timeout. Retryable failures (unavailable, timeout) are
-//! retried with full-jitter exponential backoff, unless text has already reached the
-//! caller's sink. A call that still fails counts towards the breaker (rejections do not):
+//! Each attempt has the configured timeout, cut to the request's deadline. Retryable
+//! failures (unavailable, timeout) are retried with full-jitter exponential backoff,
+//! unless text has already reached the caller's sink, and only when the retry fits: the
+//! tokens the failed attempts used are counted (the request's [`Meter`](super::Meter)),
+//! the retry asks for no more than the budget left, and it must be able to finish before
+//! the deadline. A timed-out attempt that was already generating is not retried: the
+//! model works, only too slowly for this call, and a second run would take as long again.
+//! A call that still fails counts towards the breaker (rejections do not):
 //! after `failure_threshold` consecutive failed calls the circuit opens for `open_for`,
 //! during which calls fail fast; then one probe call is let through (half-open), and its
 //! outcome closes or reopens the circuit.
@@ -65,7 +70,7 @@ pub struct ResilienceConfig {
 }
 
 impl ResilienceConfig {
-    pub fn from_settings(s: &crate::config::Settings) -> Self {
+    pub fn from_settings(s: &crate::config::ProviderConfig) -> Self {
         Self {
             timeout: std::time::Duration::from_secs(s.provider_timeout_secs),
             max_retries: s.provider_max_retries,
@@ -140,29 +145,45 @@ impl Provider {
         };
         let streamed = AtomicBool::new(false);
         let mut retries = 0;
+        let mut retry_req: Option<ChatRequest> = None;
         loop {
-            let result =
-                match tokio::time::timeout(self.cfg.timeout, self.attempt(req, sink, &streamed))
-                    .await
-                {
+            let this = retry_req.as_ref().unwrap_or(req);
+            let timeout = self.attempt_timeout(req.deadline);
+            let result = if timeout.is_zero() {
+                Err(ProviderError::Timeout(0))
+            } else {
+                match tokio::time::timeout(timeout, self.attempt(this, sink, &streamed)).await {
                     Ok(result) => result,
-                    Err(_) => Err(ProviderError::Timeout(ceil_secs(self.cfg.timeout))),
-                };
+                    Err(_) => Err(ProviderError::Timeout(ceil_secs(timeout))),
+                }
+            };
             let err = match result {
                 Ok(resp) => {
+                    req.meter.attempt_answered();
                     permit.settle(Outcome::Healthy);
                     return Ok(resp);
                 }
                 Err(err) => err,
             };
+            // Generating when the time ran out: the model is up but too slow for this call.
+            let was_generating =
+                matches!(err, ProviderError::Timeout(_)) && req.meter.current_completion() > 0;
+            req.meter.attempt_failed();
             self.metrics.provider_error(self.kind(), err.kind());
+            let wait = backoff(retries + 1);
+            let next = self.retry_request(req, wait);
             let may_retry = err.retryable()
                 && retries < self.cfg.max_retries
                 && !streamed.load(Ordering::Relaxed)
+                && !was_generating
+                && next.is_some()
                 && !permit.is_probe()
                 && self.circuit_state() == CircuitState::Closed;
             if !may_retry {
-                let outcome = if matches!(err, ProviderError::Rejected(_)) {
+                let outcome = if matches!(
+                    err,
+                    ProviderError::Rejected(_) | ProviderError::ContextExceeded(_)
+                ) {
                     Outcome::Healthy
                 } else {
                     Outcome::Failed
@@ -171,10 +192,48 @@ impl Provider {
                 return Err(err);
             }
             retries += 1;
-            let wait = backoff(retries);
             tracing::debug!(provider = self.kind(), error = %err, retry = retries, wait_ms = wait.as_millis() as u64, "retrying model call");
             tokio::time::sleep(wait).await;
+            retry_req = next;
         }
+    }
+
+    /// The configured per-attempt timeout, cut to what is left before `deadline`.
+    fn attempt_timeout(&self, deadline: Option<Instant>) -> Duration {
+        match deadline {
+            Some(d) => self
+                .cfg
+                .timeout
+                .min(d.saturating_duration_since(Instant::now())),
+            None => self.cfg.timeout,
+        }
+    }
+
+    /// The request a retry would send after waiting `wait`, or `None` when no retry fits:
+    /// the failed attempts' tokens leave no room for the prompt and some output, or the
+    /// deadline leaves less than a second (the configured timeout, when shorter) after
+    /// the wait. The retry asks for at most the tokens left; its attempt timeout is cut to
+    /// the deadline like every attempt's.
+    fn retry_request(&self, req: &ChatRequest, wait: Duration) -> Option<ChatRequest> {
+        let spent = req.meter.total().total();
+        let prompt = super::estimate_prompt_tokens(&req.messages);
+        let left = req
+            .budget_tokens
+            .saturating_sub(spent)
+            .saturating_sub(prompt);
+        if left == 0 {
+            return None;
+        }
+        if let Some(deadline) = req.deadline {
+            let needed = self.cfg.timeout.min(Duration::from_secs(1)) + wait;
+            if deadline.saturating_duration_since(Instant::now()) < needed {
+                return None;
+            }
+        }
+        let mut next = req.clone();
+        next.max_tokens = req.max_tokens.min(left);
+        next.budget_tokens = req.budget_tokens.saturating_sub(spent);
+        Some(next)
     }
 
     /// A cheap reachability check with a short timeout; it does not move the breaker.
@@ -424,6 +483,8 @@ mod tests {
     struct Script {
         steps: Mutex<VecDeque<Step>>,
         calls: std::sync::atomic::AtomicU32,
+        /// `max_tokens` of each call, in order.
+        asked: Mutex<Vec<u32>>,
     }
 
     #[derive(Clone)]
@@ -433,6 +494,11 @@ mod tests {
         /// Sends one delta, then fails.
         StreamThenFail(ProviderError),
         Sleep(Duration),
+        /// Starts answering, generates this many tokens (counted in the request's meter),
+        /// then fails.
+        SpendThenFail(u32, ProviderError),
+        /// Starts answering, generates one token, then hangs.
+        GenerateThenHang,
     }
 
     impl Script {
@@ -440,6 +506,7 @@ mod tests {
             Arc::new(Self {
                 steps: Mutex::new(steps.into_iter().collect()),
                 calls: Default::default(),
+                asked: Mutex::default(),
             })
         }
 
@@ -458,10 +525,11 @@ mod tests {
         }
         async fn chat(
             &self,
-            _req: &ChatRequest,
+            req: &ChatRequest,
             sink: Option<&TokenSink>,
         ) -> Result<ChatResponse, ProviderError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
+            self.asked.lock().expect("lock").push(req.max_tokens);
             let step = self
                 .steps
                 .lock()
@@ -481,6 +549,16 @@ mod tests {
                     tokio::time::sleep(d).await;
                     Ok(answer())
                 }
+                Step::SpendThenFail(n, err) => {
+                    req.meter.start(1);
+                    req.meter.generated(n);
+                    Err(err)
+                }
+                Step::GenerateThenHang => {
+                    req.meter.start(1);
+                    req.meter.generated(1);
+                    std::future::pending().await
+                }
             }
         }
         async fn health(&self) -> Result<(), ProviderError> {
@@ -492,19 +570,13 @@ mod tests {
     fn answer() -> ChatResponse {
         ChatResponse {
             content: "ok".into(),
-            tool_calls: vec![],
-            usage: Usage::default(),
             model: "script-1".into(),
+            ..ChatResponse::default()
         }
     }
 
     fn req() -> ChatRequest {
-        ChatRequest {
-            workflow: "faq".into(),
-            messages: vec![ChatMessage::user("hi")],
-            tools: vec![],
-            max_tokens: 10,
-        }
+        ChatRequest::new("faq", vec![ChatMessage::user("hi")], 10)
     }
 
     fn cfg(max_retries: u32, failure_threshold: u32) -> ResilienceConfig {
@@ -543,6 +615,62 @@ mod tests {
             text.contains(r#"agent_provider_errors_total{provider="script",kind="timeout"} 1"#),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_retry_asks_for_no_more_than_the_budget_left_and_none_goes_without_room() {
+        let model = Script::new([Step::SpendThenFail(50, unavailable())]);
+        let (p, _) = provider(model.clone(), cfg(2, 5));
+        let mut r = ChatRequest::new("faq", vec![ChatMessage::user("hi")], 40);
+        r.budget_tokens = 60;
+        assert_eq!(p.chat(&r, None).await, Ok(answer()));
+        // 60 - (1 prompt + 50 generated) - 1 prompt for the retry.
+        assert_eq!(*model.asked.lock().expect("lock"), [40, 8]);
+        assert_eq!(
+            r.meter.take_unaccounted(),
+            Usage {
+                prompt_tokens: 1,
+                completion_tokens: 50
+            },
+            "the failed attempt's tokens stay counted"
+        );
+
+        let model = Script::new([Step::SpendThenFail(59, unavailable())]);
+        let (p, _) = provider(model.clone(), cfg(2, 5));
+        let mut r = ChatRequest::new("faq", vec![ChatMessage::user("hi")], 40);
+        r.budget_tokens = 60;
+        assert_eq!(p.chat(&r, None).await, Err(unavailable()));
+        assert_eq!(model.calls(), 1, "no room for a retry");
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_generation_is_not_retried_and_its_tokens_count() {
+        let model = Script::new([Step::GenerateThenHang]);
+        let (p, _) = provider(model.clone(), cfg(2, 5));
+        let r = req();
+        let err = p.chat(&r, None).await.expect_err("times out");
+        assert!(matches!(err, ProviderError::Timeout(_)), "{err:?}");
+        assert_eq!(model.calls(), 1);
+        assert_eq!(r.meter.take_unaccounted().completion_tokens, 1);
+    }
+
+    #[tokio::test]
+    async fn attempts_end_at_the_deadline_and_no_retry_starts_without_time_left() {
+        let model = Script::new([Step::Sleep(Duration::from_secs(5))]);
+        let (p, _) = provider(
+            model.clone(),
+            ResilienceConfig {
+                timeout: Duration::from_secs(2),
+                ..cfg(2, 5)
+            },
+        );
+        let mut r = req();
+        r.deadline = Some(Instant::now() + Duration::from_millis(150));
+        let started = Instant::now();
+        let err = p.chat(&r, None).await.expect_err("the deadline");
+        assert!(matches!(err, ProviderError::Timeout(_)), "{err:?}");
+        assert!(started.elapsed() < Duration::from_millis(600));
+        assert_eq!(model.calls(), 1, "less than a second was left: no retry");
     }
 
     #[tokio::test]

@@ -96,6 +96,8 @@ fn respond(req: &ChatRequest, sink: Option<&TokenSink>) -> ChatResponse {
                     completion_tokens,
                 },
                 model: SCRIPTED_MODEL.to_string(),
+                finish: super::Finish::ToolCalls,
+                ..ChatResponse::default()
             }
         }
         Step::Answer(answer) => {
@@ -113,6 +115,7 @@ fn respond(req: &ChatRequest, sink: Option<&TokenSink>) -> ChatResponse {
                 content: answer,
                 tool_calls: vec![],
                 model: SCRIPTED_MODEL.to_string(),
+                ..ChatResponse::default()
             }
         }
     }
@@ -667,12 +670,12 @@ mod tests {
         results: &[(&str, Value)],
     ) -> (Vec<(String, Value)>, String) {
         let results: HashMap<&str, &Value> = results.iter().map(|(k, v)| (*k, v)).collect();
-        let mut req = ChatRequest {
-            workflow: workflow.into(),
-            messages: vec![ChatMessage::system("prompt"), ChatMessage::user(input)],
-            tools: tools(offered),
-            max_tokens: 512,
-        };
+        let mut req = ChatRequest::new(
+            workflow,
+            vec![ChatMessage::system("prompt"), ChatMessage::user(input)],
+            512,
+        );
+        req.tools = tools(offered);
         let mut calls = vec![];
         for _ in 0..6 {
             let resp = Scripted::new()
@@ -1036,12 +1039,7 @@ mod tests {
 
     #[tokio::test]
     async fn answers_stream_in_word_chunks_with_estimated_usage_and_repeat_exactly() {
-        let req = ChatRequest {
-            workflow: "other".into(),
-            messages: vec![ChatMessage::user("hello")],
-            tools: vec![],
-            max_tokens: 100,
-        };
+        let req = ChatRequest::new("other", vec![ChatMessage::user("hello")], 100);
         let (tx, mut rx) = mpsc::unbounded_channel();
         let first = Scripted::new().chat(&req, Some(&tx)).await.expect("answer");
         let chunks: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
@@ -1068,16 +1066,16 @@ mod tests {
             name: "ticket_read".into(),
             arguments: json!({ "ticket_id": "T-1" }),
         };
-        let req = ChatRequest {
-            workflow: "support_ticket_summary".into(),
-            messages: vec![
+        let mut req = ChatRequest::new(
+            "support_ticket_summary",
+            vec![
                 ChatMessage::user("T-1"),
                 ChatMessage::assistant("", vec![call.clone()]),
                 ChatMessage::tool(&call, ticket().to_string()),
             ],
-            tools: tools(&["ticket_read", "kb_search"]),
-            max_tokens: 100,
-        };
+            100,
+        );
+        req.tools = tools(&["ticket_read", "kb_search"]);
         let resp = Scripted::new().chat(&req, None).await.expect("step");
         assert_eq!(resp.tool_calls[0].id, "call_2");
         assert!(resp.usage.completion_tokens > 0);

@@ -8,13 +8,13 @@ use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
+use super::AppState;
 use super::approvals::{check_reason, parse_with_reason, rfc3339};
-use crate::auth::Principal;
+use super::request_id::RequestId;
 use crate::db::freeze::Freeze;
+use crate::domain::Principal;
 use crate::domain::{Role, TenantId};
 use crate::error::{Error, Result};
-use crate::request_id::RequestId;
-use crate::startup::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct FreezeOut {
@@ -43,7 +43,7 @@ fn out(tenant: &TenantId, f: Freeze, changed: Option<bool>) -> FreezeOut {
 
 /// Whether writes are frozen for the caller's tenant.
 #[utoipa::path(get, path = "/v1/admin/freeze", security(("bearer" = [])),
-    responses((status = 200, body = FreezeOut), (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = FreezeOut), (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn freeze_state(
     State(state): State<AppState>,
     principal: Principal,
@@ -83,8 +83,8 @@ pub struct UnfreezeRequest {
 /// Freezes writes for the caller's tenant (role `operator`): new writes are refused with
 /// `writes_frozen`, pending requests cannot be approved, approved ones wait. Idempotent.
 #[utoipa::path(post, path = "/v1/admin/freeze", security(("bearer" = [])), request_body = FreezeRequest,
-    responses((status = 200, body = FreezeOut), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = FreezeOut), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn freeze(
     State(state): State<AppState>,
     principal: Principal,
@@ -106,8 +106,8 @@ pub async fn freeze(
 /// Lifts the write freeze for the caller's tenant (role `operator`). The body, with an
 /// optional reason, may be empty. Idempotent.
 #[utoipa::path(post, path = "/v1/admin/unfreeze", security(("bearer" = [])), request_body = Option<UnfreezeRequest>,
-    responses((status = 200, body = FreezeOut), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = FreezeOut), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn unfreeze(
     State(state): State<AppState>,
     principal: Principal,

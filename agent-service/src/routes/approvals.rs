@@ -20,16 +20,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use super::AppState;
 use super::idempotency::idempotency_key;
+use super::request_id::RequestId;
 use crate::approvals::{APPROVAL_ACTION_PREFIX, Verdict};
-use crate::auth::Principal;
 use crate::db::Db;
 use crate::db::approvals::{self, ListCursor, STATUSES};
 use crate::db::audit::{self, Chain};
-use crate::domain::{Role, TenantId};
+use crate::domain::Principal;
+use crate::domain::{ApprovalId, Role, TenantId};
 use crate::error::{Error, Result};
-use crate::request_id::RequestId;
-use crate::startup::AppState;
+use crate::shutdown::Shutdown;
 
 /// The most a reason may hold, in characters.
 pub const MAX_REASON_CHARS: usize = 2000;
@@ -88,7 +89,7 @@ pub(crate) fn rfc3339(ms: i64) -> String {
 impl From<approvals::Approval> for ApprovalOut {
     fn from(a: approvals::Approval) -> Self {
         Self {
-            id: a.id,
+            id: a.id.into_string(),
             tenant: a.tenant,
             workflow: a.workflow,
             tool: a.tool,
@@ -99,7 +100,7 @@ impl From<approvals::Approval> for ApprovalOut {
             requested_by: a.requested_by,
             requested_by_user: a.requested_by_user,
             request_id: a.request_id,
-            trace_id: a.trace_id,
+            trace_id: a.trace_id.into_string(),
             required_approvals: a.required_approvals,
             approvals_count: a.approvals_count,
             status: a.status,
@@ -175,7 +176,12 @@ fn require_reader(principal: &Principal) -> Result<()> {
     }
 }
 
-async fn detail(db: &Db, tenant: &TenantId, id: &str) -> Result<ApprovalDetail> {
+/// An approval id from the path; one that cannot exist is simply not found.
+fn parse_id(raw: &str) -> Result<ApprovalId> {
+    ApprovalId::parse(raw).map_err(|_| Error::not_found(format!("approval {raw}")))
+}
+
+async fn detail(db: &Db, tenant: &TenantId, id: &ApprovalId) -> Result<ApprovalDetail> {
     let a = approvals::get(db, tenant, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("approval {id}")))?;
@@ -210,14 +216,15 @@ async fn detail(db: &Db, tenant: &TenantId, id: &str) -> Result<ApprovalDetail> 
 /// One approval request of the caller's tenant, with its decisions and execution.
 #[utoipa::path(get, path = "/v1/approvals/{id}", security(("bearer" = [])),
     params(("id" = String, Path, description = "approval id")),
-    responses((status = 200, body = ApprovalDetail), (status = 403, body = crate::error::ErrorEnvelope),
-        (status = 404, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = ApprovalDetail), (status = 403, body = crate::routes::error::ErrorEnvelope),
+        (status = 404, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<ApprovalDetail>> {
     require_reader(&principal)?;
+    let id = parse_id(&id)?;
     Ok(Json(detail(&state.db, &principal.tenant, &id).await?))
 }
 
@@ -273,8 +280,8 @@ pub(crate) fn query<T>(q: std::result::Result<Query<T>, QueryRejection>) -> Resu
 
 /// The caller's tenant's approval requests, newest first.
 #[utoipa::path(get, path = "/v1/approvals", security(("bearer" = [])), params(ListQuery),
-    responses((status = 200, body = ApprovalList), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = ApprovalList), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -319,7 +326,7 @@ pub async fn list(
     let next_cursor = more
         .then(|| rows.last())
         .flatten()
-        .map(|a| encode_cursor("a", &[&a.created_at.to_string(), &a.id]));
+        .map(|a| encode_cursor("a", &[&a.created_at.to_string(), a.id.as_str()]));
     Ok(Json(ApprovalList {
         items: rows.into_iter().map(ApprovalOut::from).collect(),
         next_cursor,
@@ -401,13 +408,14 @@ async fn decide(
     let scope = format!("POST /v1/approvals/{id}/{verb}");
     let tenant = principal.tenant.clone();
     idempotent(&state, &tenant, key, &scope, &raw, || async {
+        let id = parse_id(&id)?;
         state
             .engine
             .approvals
             .decide(&principal, &id, verdict, &req.reason, &request_id)
             .await?;
         let out = detail(&state.db, &principal.tenant, &id).await?;
-        serde_json::to_string(&out).map_err(|e| Error::internal(e.to_string()))
+        serde_json::to_string(&out).map_err(Error::internal_from)
     })
     .await
 }
@@ -417,11 +425,11 @@ async fn decide(
 #[utoipa::path(post, path = "/v1/approvals/{id}/approve", security(("bearer" = [])), request_body = DecisionRequest,
     params(("id" = String, Path, description = "approval id"),
         ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
-    responses((status = 200, body = ApprovalDetail), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope, description = "not an approver, or the requester (separation of duties)"),
-        (status = 404, body = crate::error::ErrorEnvelope),
-        (status = 409, body = crate::error::ErrorEnvelope, description = "already decided (conflict), or writes_frozen"),
-        (status = 422, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = ApprovalDetail), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope, description = "not an approver, or the requester (separation of duties)"),
+        (status = 404, body = crate::routes::error::ErrorEnvelope),
+        (status = 409, body = crate::routes::error::ErrorEnvelope, description = "already decided (conflict), or writes_frozen"),
+        (status = 422, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn approve(
     State(state): State<AppState>,
     principal: Principal,
@@ -446,9 +454,9 @@ pub async fn approve(
 #[utoipa::path(post, path = "/v1/approvals/{id}/reject", security(("bearer" = [])), request_body = DecisionRequest,
     params(("id" = String, Path, description = "approval id"),
         ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
-    responses((status = 200, body = ApprovalDetail), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope), (status = 404, body = crate::error::ErrorEnvelope),
-        (status = 409, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = ApprovalDetail), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope), (status = 404, body = crate::routes::error::ErrorEnvelope),
+        (status = 409, body = crate::routes::error::ErrorEnvelope), (status = 422, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn reject(
     State(state): State<AppState>,
     principal: Principal,
@@ -499,8 +507,8 @@ fn check_filter(name: &str, value: Option<&str>) -> Result<()> {
 /// aborted canary's writes. At least one of `track` and `version` is required.
 #[utoipa::path(post, path = "/v1/approvals/cancel", security(("bearer" = [])), request_body = CancelRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
-    responses((status = 200, body = CancelResponse), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope), (status = 422, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = CancelResponse), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope), (status = 422, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
@@ -540,9 +548,9 @@ pub async fn cancel(
                 .await?;
             serde_json::to_string(&CancelResponse {
                 cancelled: ids.len(),
-                ids,
+                ids: ids.into_iter().map(ApprovalId::into_string).collect(),
             })
-            .map_err(|e| Error::internal(e.to_string()))
+            .map_err(Error::internal_from)
         },
     )
     .await
@@ -577,7 +585,7 @@ struct Subscription {
     last_seq: i64,
     buffered: VecDeque<audit::Event>,
     changes: watch::Receiver<u64>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
 }
 
 impl Subscription {
@@ -590,8 +598,7 @@ impl Subscription {
                 let event = sse_event(&ev);
                 return Some((event, self));
             }
-            let stopping = *self.shutdown.borrow();
-            if stopping {
+            if self.shutdown.is_stopping() {
                 return None;
             }
             // Seen before the read, so a change committed during it still wakes us.
@@ -613,7 +620,7 @@ impl Subscription {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reading approval events failed; retrying"),
             }
-            let mut shutdown = self.shutdown.clone();
+            let shutdown = self.shutdown.clone();
             tokio::select! {
                 changed = self.changes.changed() => {
                     if changed.is_err() {
@@ -621,7 +628,7 @@ impl Subscription {
                     }
                 }
                 _ = tokio::time::sleep(EVENT_POLL) => {}
-                _ = async { shutdown.wait_for(|s| *s).await.is_ok() } => return None,
+                () = shutdown.wait() => return None,
             }
         }
     }
@@ -653,7 +660,7 @@ fn parse_event_id(raw: &str) -> Result<i64> {
 #[utoipa::path(get, path = "/v1/approvals/events", security(("bearer" = [])), params(EventsQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "resume after this event id")),
     responses((status = 200, content_type = "text/event-stream", description = "events: created, approved, rejected, executing, executed, failed, expired, cancelled"),
-        (status = 400, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope)))]
+        (status = 400, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn events(
     State(state): State<AppState>,
     principal: Principal,

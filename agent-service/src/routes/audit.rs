@@ -7,12 +7,12 @@ use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::AppState;
 use super::approvals::{decode_cursor, encode_cursor, page_limit, query, rfc3339};
-use crate::auth::Principal;
 use crate::db::audit::{self, Chain, Filter};
+use crate::domain::Principal;
 use crate::domain::Role;
 use crate::error::{Error, Result};
-use crate::startup::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AuditEventOut {
@@ -120,8 +120,8 @@ fn text_filter(name: &str, value: Option<String>) -> Result<Option<String>> {
 
 /// Audit events of the caller's tenant (or the system chain), newest first.
 #[utoipa::path(get, path = "/v1/audit", security(("bearer" = [])), params(AuditQuery),
-    responses((status = 200, body = AuditList), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = AuditList), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -190,8 +190,8 @@ pub struct VerifyOut {
 /// Recomputes the chain's hashes and links; names the first broken link (an edited,
 /// deleted or reordered event).
 #[utoipa::path(get, path = "/v1/audit/verify", security(("bearer" = [])), params(VerifyQuery),
-    responses((status = 200, body = VerifyOut), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = VerifyOut), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn verify(
     State(state): State<AppState>,
     principal: Principal,

@@ -1,4 +1,4 @@
-//! Eval suites, runs and reports (SPEC 2.8): `GET /v1/evals/suites`, `POST /v1/evals/runs`
+//! Eval suites, runs and reports: `GET /v1/evals/suites`, `POST /v1/evals/runs`
 //! (queued; a worker of this release runs it), `GET /v1/evals/runs`,
 //! `GET /v1/evals/runs/{id}` (the JSON report) and its Markdown and JUnit XML renderings.
 
@@ -10,18 +10,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use super::AppState;
 use super::approvals::{decode_cursor, encode_cursor, page_limit, query};
-use crate::auth::Principal;
+use crate::domain::Principal;
 use crate::domain::Role;
 use crate::error::{Error, ErrorCode, Result};
-use crate::evals::baseline::BaselineDiff;
-use crate::evals::gate::{Gate, Verdict};
+pub use crate::evals::document::{EvalRunOut, Progress, ReportLinks, run_document};
+use crate::evals::gate::Verdict;
 use crate::evals::report::{self, Finished};
 use crate::evals::result::{CaseResult, Versions};
-use crate::evals::score::Scores;
 use crate::evals::store::{self, EvalRun, ListFilter, NewRun, Origin, RunState};
 use crate::evals::suite;
-use crate::startup::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SuiteOut {
@@ -50,18 +49,6 @@ pub struct CreateRun {
     pub baseline_run_id: Option<String>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Progress {
-    pub done: u64,
-    pub total: u64,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ReportLinks {
-    pub markdown: String,
-    pub junit: String,
-}
-
 /// A run in a list: enough to plot pass rate across releases and find a version's gate.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct EvalRunSummary {
@@ -84,35 +71,6 @@ pub struct EvalRunSummary {
 pub struct EvalRunList {
     pub items: Vec<EvalRunSummary>,
     pub next_cursor: Option<String>,
-}
-
-/// The full report of a run; also the JSON file `eval run` writes.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct EvalRunOut {
-    pub id: String,
-    pub suite: String,
-    pub suite_hash: String,
-    /// `api` or `cli`.
-    pub origin: String,
-    pub status: RunState,
-    pub progress: Progress,
-    /// The versions the run ran against.
-    pub versions: Versions,
-    pub baseline_run_id: Option<String>,
-    pub requested_by: String,
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    /// Why the run could not finish (`status` = `failed`).
-    pub error: Option<String>,
-    /// Null until the run completed.
-    pub scores: Option<Scores>,
-    pub gate: Option<Gate>,
-    /// The comparison with `baseline_run_id`.
-    pub baseline: Option<BaselineDiff>,
-    /// The cases finished so far, in suite order.
-    pub cases: Vec<CaseResult>,
-    pub reports: ReportLinks,
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -142,40 +100,6 @@ fn summary(run: EvalRun) -> EvalRunSummary {
     }
 }
 
-/// The JSON report of a run (the API's answer and `eval run`'s `.json` file).
-pub fn run_document(run: EvalRun, cases: Vec<CaseResult>) -> EvalRunOut {
-    let (scores, gate, baseline) = match run.outcome {
-        Some(o) => (Some(o.scores), Some(o.gate), o.baseline),
-        None => (None, None, None),
-    };
-    EvalRunOut {
-        reports: ReportLinks {
-            markdown: format!("/v1/evals/runs/{}/report.md", run.id),
-            junit: format!("/v1/evals/runs/{}/report.xml", run.id),
-        },
-        progress: Progress {
-            done: run.done,
-            total: run.total,
-        },
-        created_at: rfc3339(run.created_at),
-        started_at: run.started_at.map(rfc3339),
-        finished_at: run.finished_at.map(rfc3339),
-        id: run.id,
-        suite: run.suite,
-        suite_hash: run.suite_hash,
-        origin: run.origin,
-        status: run.status,
-        versions: run.versions,
-        baseline_run_id: run.baseline_run_id,
-        requested_by: run.requested_by,
-        error: run.error,
-        scores,
-        gate,
-        baseline,
-        cases,
-    }
-}
-
 fn require_reader(p: &Principal) -> Result<()> {
     if p.roles.allows(Role::Viewer) || p.roles.allows(Role::Operator) {
         Ok(())
@@ -189,14 +113,15 @@ fn require_reader(p: &Principal) -> Result<()> {
 }
 
 fn shipped_suites() -> Result<Vec<suite::Suite>> {
-    suite::builtin()
-        .map_err(|e| Error::internal(format!("the shipped eval suites do not parse: {e}")))
+    suite::builtin().map_err(|e| {
+        Error::internal(format!("the shipped eval suites do not parse: {e}")).with_source(e)
+    })
 }
 
 /// The eval suites this release ships.
 #[utoipa::path(get, path = "/v1/evals/suites", security(("bearer" = [])),
-    responses((status = 200, body = SuiteList), (status = 401, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = SuiteList), (status = 401, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn suites(principal: Principal) -> Result<Json<SuiteList>> {
     require_reader(&principal)?;
     let items = shipped_suites()?
@@ -222,11 +147,11 @@ pub async fn suites(principal: Principal) -> Result<Json<SuiteList>> {
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
     responses(
         (status = 202, body = EvalRunOut, description = "queued; poll GET /v1/evals/runs/{id}"),
-        (status = 400, body = crate::error::ErrorEnvelope, description = "unknown suite, or a baseline of another suite"),
-        (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope),
-        (status = 404, body = crate::error::ErrorEnvelope, description = "no such baseline run"),
-        (status = 409, body = crate::error::ErrorEnvelope, description = "the baseline run has not completed"),
-        (status = 422, body = crate::error::ErrorEnvelope)))]
+        (status = 400, body = crate::routes::error::ErrorEnvelope, description = "unknown suite, or a baseline of another suite"),
+        (status = 401, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope),
+        (status = 404, body = crate::routes::error::ErrorEnvelope, description = "no such baseline run"),
+        (status = 409, body = crate::routes::error::ErrorEnvelope, description = "the baseline run has not completed"),
+        (status = 422, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn create_run(
     State(state): State<AppState>,
     principal: Principal,
@@ -246,7 +171,7 @@ pub async fn create_run(
         || async {
             let run = queue_run(&state, &principal, req).await?;
             let body = serde_json::to_string(&run_document(run, Vec::new()))
-                .map_err(|e| Error::internal(e.to_string()))?;
+                .map_err(Error::internal_from)?;
             Ok((StatusCode::ACCEPTED, body))
         },
     )
@@ -329,8 +254,8 @@ const CURSOR_TAG: &str = "evr";
 
 /// The tenant's eval runs, newest first.
 #[utoipa::path(get, path = "/v1/evals/runs", security(("bearer" = [])), params(RunsQuery),
-    responses((status = 200, body = EvalRunList), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = EvalRunList), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 401, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn list_runs(
     State(state): State<AppState>,
     principal: Principal,
@@ -394,7 +319,7 @@ async fn load(
 /// and every case's assertions (expected vs actual).
 #[utoipa::path(get, path = "/v1/evals/runs/{id}", security(("bearer" = [])),
     params(("id" = String, Path, description = "eval run id")),
-    responses((status = 200, body = EvalRunOut), (status = 404, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = EvalRunOut), (status = 404, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn get_run(
     State(state): State<AppState>,
     principal: Principal,
@@ -440,8 +365,8 @@ async fn finished_report(
 #[utoipa::path(get, path = "/v1/evals/runs/{id}/report.md", security(("bearer" = [])),
     params(("id" = String, Path, description = "eval run id")),
     responses((status = 200, content_type = "text/markdown", body = String),
-        (status = 404, body = crate::error::ErrorEnvelope),
-        (status = 409, body = crate::error::ErrorEnvelope, description = "the run has not completed")))]
+        (status = 404, body = crate::routes::error::ErrorEnvelope),
+        (status = 409, body = crate::routes::error::ErrorEnvelope, description = "the run has not completed")))]
 pub async fn report_markdown(
     State(state): State<AppState>,
     principal: Principal,
@@ -462,8 +387,8 @@ pub async fn report_markdown(
 #[utoipa::path(get, path = "/v1/evals/runs/{id}/report.xml", security(("bearer" = [])),
     params(("id" = String, Path, description = "eval run id")),
     responses((status = 200, content_type = "application/xml", body = String),
-        (status = 404, body = crate::error::ErrorEnvelope),
-        (status = 409, body = crate::error::ErrorEnvelope, description = "the run has not completed")))]
+        (status = 404, body = crate::routes::error::ErrorEnvelope),
+        (status = 409, body = crate::routes::error::ErrorEnvelope, description = "the run has not completed")))]
 pub async fn report_junit(
     State(state): State<AppState>,
     principal: Principal,

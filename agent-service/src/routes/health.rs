@@ -1,6 +1,5 @@
 //! Liveness, readiness with per-dependency checks, and the Prometheus exposition.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
@@ -10,8 +9,8 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::AppState;
 use crate::providers::CircuitState;
-use crate::startup::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
@@ -73,7 +72,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         timed(state.db.ping()),
         timed(provider.health()),
         timed(async {
-            match &state.settings.retrieval_url {
+            match &state.settings.tools.retrieval_url {
                 None => Ok::<(), String>(()),
                 Some(url) => {
                     let resp = state
@@ -122,7 +121,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             latency_ms: prov_ms,
         },
     };
-    let retrieval_check = match (&retr, &state.settings.retrieval_url) {
+    let retrieval_check = match (&retr, &state.settings.tools.retrieval_url) {
         (Ok(()), None) => Check {
             status: "ok",
             detail: "built-in knowledge base".into(),
@@ -139,7 +138,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             latency_ms: retr_ms,
         },
     };
-    let shutting_down = state.shutting_down.load(Ordering::SeqCst);
+    let shutting_down = state.shutdown.is_stopping();
     let status = if shutting_down || db_check.status == "failing" {
         "unavailable"
     } else if provider_check.status != "ok" || retrieval_check.status != "ok" {

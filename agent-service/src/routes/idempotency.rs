@@ -9,10 +9,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use super::AppState;
 use crate::db::idempotency::{self, Claim};
 use crate::domain::TenantId;
 use crate::error::{Error, ErrorCode, Result};
-use crate::startup::AppState;
 
 /// The request's `Idempotency-Key`, if any: 1-255 printable ASCII characters.
 pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
@@ -67,7 +67,7 @@ where
     );
     let now = state.engine.clock.now().timestamp_millis();
     // A claim older than any request can run was left by a process that died mid-request.
-    let stale_before = now - (state.settings.request_timeout_secs as i64 + 30) * 1000;
+    let stale_before = now - (state.settings.budgets.request_timeout_secs as i64 + 30) * 1000;
     match idempotency::claim(&state.db, tenant, &key, &hash, now, stale_before).await? {
         Claim::Fresh => {}
         Claim::Replay { status, body } => {

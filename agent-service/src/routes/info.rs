@@ -6,10 +6,10 @@ use axum::extract::State;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::auth::Principal;
+use super::AppState;
+use crate::domain::Principal;
 use crate::domain::Role;
 use crate::error::Result;
-use crate::startup::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ProviderInfo {
@@ -57,7 +57,7 @@ fn provider_info(state: &AppState) -> ProviderInfo {
 }
 
 /// Versions, hashes and the provider of this process.
-#[utoipa::path(get, path = "/v1/info", security(("bearer" = [])), responses((status = 200, body = InfoResponse), (status = 401, body = crate::error::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/v1/info", security(("bearer" = [])), responses((status = 200, body = InfoResponse), (status = 401, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn info(
     State(state): State<AppState>,
     principal: Principal,
@@ -102,7 +102,7 @@ pub struct WhoamiResponse {
 }
 
 /// The identity behind the bearer key: any valid key may ask (no role required).
-#[utoipa::path(get, path = "/v1/whoami", security(("bearer" = [])), responses((status = 200, body = WhoamiResponse), (status = 401, body = crate::error::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/v1/whoami", security(("bearer" = [])), responses((status = 200, body = WhoamiResponse), (status = 401, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn whoami(principal: Principal) -> Json<WhoamiResponse> {
     Json(WhoamiResponse {
         tenant: principal.tenant.as_str().to_string(),

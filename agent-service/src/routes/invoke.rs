@@ -11,15 +11,16 @@ use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::auth::Principal;
-use crate::domain::Role;
-use crate::engine::{Evidence, RunEvent, RunOutcome, RunRequest, RunStatus, UsageOut};
-use crate::error::{Error, ErrorBody, ErrorCode, Result};
-use crate::request_id::RequestId;
-use crate::startup::AppState;
+use super::AppState;
+use super::error::ErrorBody;
+use super::request_id::RequestId;
+use crate::domain::Principal;
+use crate::domain::{Role, TraceId};
+pub use crate::engine::InvokeResponse;
+use crate::engine::{RunEvent, RunRequest};
+use crate::error::{Error, ErrorCode, Result};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -35,52 +36,6 @@ pub struct InvokeRequest {
     pub input: InvokeInput,
     /// The end user on whose behalf the agent acts (recorded on approvals).
     pub user_id: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct InvokeResponse {
-    pub request_id: String,
-    pub status: RunStatus,
-    pub answer: String,
-    pub evidence: Vec<Evidence>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub approval_request_id: Option<String>,
-    /// `{resource, before, after, diff}` of the write waiting for approval.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub proposed_change: Option<Value>,
-    pub usage: UsageOut,
-    pub policy_version: String,
-    pub trace_id: String,
-    pub workflow: String,
-    /// `ollama`, `openai` or `scripted` (the deterministic offline model).
-    pub provider: String,
-    pub model: String,
-    /// Which budget stopped the run, when `status` is `budget_exceeded`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub budget: Option<String>,
-    /// Which guardrail rule blocked the run, when `status` is `blocked`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub guardrail_rule: Option<String>,
-}
-
-pub(crate) fn response_body(state: &AppState, req: &RunRequest, o: RunOutcome) -> InvokeResponse {
-    InvokeResponse {
-        request_id: req.request_id.clone(),
-        status: o.status,
-        answer: o.answer,
-        evidence: o.evidence,
-        approval_request_id: o.approval_request_id,
-        proposed_change: o.proposed_change.and_then(|c| serde_json::to_value(c).ok()),
-        usage: o.usage,
-        policy_version: state.engine.policy.version.to_string(),
-        trace_id: req.trace_id.clone(),
-        workflow: req.workflow.name.to_string(),
-        provider: state.info.provider.clone(),
-        model: state.info.model.clone(),
-        budget: o.budget_kind.map(|k| k.as_str().to_string()),
-        guardrail_rule: o.guardrail_rule,
-    }
 }
 
 pub(crate) fn build_run(
@@ -119,7 +74,7 @@ pub(crate) fn build_run(
         user_id: body.user_id,
         principal,
         request_id,
-        trace_id: format!("tr_{}", uuid::Uuid::now_v7().simple()),
+        trace_id: TraceId::generate(),
     })
 }
 
@@ -128,11 +83,11 @@ pub(crate) fn build_run(
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
     responses(
         (status = 200, body = InvokeResponse, description = "the run ended: success, approval_required, blocked, budget_exceeded or degraded"),
-        (status = 400, body = crate::error::ErrorEnvelope), (status = 401, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope), (status = 404, body = crate::error::ErrorEnvelope),
-        (status = 409, body = crate::error::ErrorEnvelope), (status = 413, body = crate::error::ErrorEnvelope),
-        (status = 422, body = crate::error::ErrorEnvelope), (status = 429, body = crate::error::ErrorEnvelope),
-        (status = 503, body = crate::error::ErrorEnvelope)))]
+        (status = 400, body = crate::routes::error::ErrorEnvelope), (status = 401, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope), (status = 404, body = crate::routes::error::ErrorEnvelope),
+        (status = 409, body = crate::routes::error::ErrorEnvelope), (status = 413, body = crate::routes::error::ErrorEnvelope),
+        (status = 422, body = crate::routes::error::ErrorEnvelope), (status = 429, body = crate::routes::error::ErrorEnvelope),
+        (status = 503, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn invoke(
     State(state): State<AppState>,
     principal: Principal,
@@ -147,8 +102,8 @@ pub async fn invoke(
 
     super::idempotency::idempotent(&state, &tenant, key, "POST /v1/invoke", &raw, || async {
         let outcome = state.engine.run(&run, None).await?;
-        let body = serde_json::to_string(&response_body(&state, &run, outcome))
-            .map_err(|e| Error::internal(e.to_string()))?;
+        let body = serde_json::to_string(&state.engine.reply(&run, outcome))
+            .map_err(Error::internal_from)?;
         Ok((StatusCode::OK, body))
     })
     .await
@@ -165,7 +120,7 @@ fn sse_json<T: Serialize>(event: &str, data: &T) -> Event {
 /// `tool_result`, `approval_required`, then `done` (the full reply) or `error`.
 #[utoipa::path(post, path = "/v1/invoke/stream", security(("bearer" = [])), request_body = InvokeRequest,
     responses((status = 200, content_type = "text/event-stream", description = "events: token, tool_call, tool_result, approval_required, done, error"),
-        (status = 400, body = crate::error::ErrorEnvelope), (status = 401, body = crate::error::ErrorEnvelope)))]
+        (status = 400, body = crate::routes::error::ErrorEnvelope), (status = 401, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn invoke_stream(
     State(state): State<AppState>,
     principal: Principal,
@@ -210,8 +165,11 @@ pub async fn invoke_stream(
             drop(etx);
             let _ = forward.await;
             let last = match result {
-                Ok(outcome) => sse_json("done", &response_body(&state, &run, outcome)),
-                Err(e) => sse_json("error", &serde_json::json!({ "error": ErrorBody { code: e.code, message: e.message, request_id } })),
+                Ok(outcome) => sse_json("done", &state.engine.reply(&run, outcome)),
+                Err(e) => {
+                    super::error::log_failure(&e);
+                    sse_json("error", &serde_json::json!({ "error": ErrorBody { code: e.code, message: e.message, request_id } }))
+                }
             };
             let _ = tx.send(last);
         }

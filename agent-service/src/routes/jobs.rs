@@ -9,16 +9,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use super::AppState;
 use super::idempotency::{idempotency_key, idempotent};
 use super::invoke::{InvokeInput, InvokeRequest, build_run};
-use crate::auth::Principal;
-use crate::db::jobs::{self as store, Job, JobStatus, NewJob};
-use crate::domain::{Role, TenantId};
+use super::request_id::RequestId;
+use crate::db::jobs::{self as store, JobStatus, NewJob};
+use crate::domain::Principal;
+use crate::domain::{JobId, Role, TenantId};
 use crate::error::{Error, ErrorCode, Result};
-use crate::request_id::RequestId;
-use crate::startup::AppState;
+pub use crate::jobs::view::JobOut;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -32,141 +32,6 @@ pub struct CreateJobRequest {
     /// `X-Flightdeck-Signature: t=<unix>,v1=<hex HMAC-SHA256(JOB_CALLBACK_SECRET, "<t>.<body>")>`.
     /// Needs `JOB_CALLBACK_SECRET`; checked by the egress guard (`EGRESS_ALLOWLIST`).
     pub callback_url: Option<String>,
-}
-
-/// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatusOut {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    /// Dead-lettered: every attempt failed.
-    Dead,
-    Cancelled,
-}
-
-impl From<JobStatus> for JobStatusOut {
-    fn from(s: JobStatus) -> Self {
-        match s {
-            JobStatus::Queued => Self::Queued,
-            JobStatus::Running => Self::Running,
-            JobStatus::Succeeded => Self::Succeeded,
-            JobStatus::Failed => Self::Failed,
-            JobStatus::Dead => Self::Dead,
-            JobStatus::Cancelled => Self::Cancelled,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct JobInputOut {
-    /// The input as stored: redacted like every stored payload.
-    pub text: String,
-}
-
-/// Who holds a running job, until when.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct LeaseOut {
-    pub owner: String,
-    pub expires_at: String,
-    pub heartbeat_at: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct JobErrorOut {
-    pub code: String,
-    pub message: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CallbackOut {
-    pub url: String,
-    /// `pending`, `delivered` or `failed`; null until the job finishes.
-    pub state: Option<String>,
-    pub attempts: i64,
-    /// The HTTP status of the last delivery attempt.
-    pub last_status_code: Option<i64>,
-    pub last_error: Option<String>,
-    /// When it was delivered or given up on.
-    pub completed_at: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct JobOut {
-    pub id: String,
-    pub tenant: String,
-    pub status: JobStatusOut,
-    pub workflow: String,
-    pub input: JobInputOut,
-    pub user_id: Option<String>,
-    /// Attempts started so far (a released attempt at shutdown is not counted).
-    pub attempts: i64,
-    pub max_attempts: i64,
-    /// Set while `running`.
-    pub lease: Option<LeaseOut>,
-    pub cancel_requested: bool,
-    /// The invoke-shaped reply of the run, once `succeeded`.
-    #[schema(value_type = Option<crate::routes::invoke::InvokeResponse>)]
-    pub result: Option<Value>,
-    /// Why the job `failed` or is `dead`; while `queued` again, why the last attempt failed.
-    pub error: Option<JobErrorOut>,
-    pub callback: Option<CallbackOut>,
-    /// The request that created the job; its log lines carry it.
-    pub request_id: String,
-    pub created_at: String,
-    /// When the job is next due, while `queued`.
-    pub run_after: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    pub updated_at: String,
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
-impl From<Job> for JobOut {
-    fn from(j: Job) -> Self {
-        Self {
-            id: j.id,
-            tenant: j.tenant,
-            status: j.status.into(),
-            workflow: j.workflow,
-            input: JobInputOut { text: j.input_text },
-            user_id: j.user_id,
-            attempts: j.attempts,
-            max_attempts: j.max_attempts,
-            lease: j.lease.map(|l| LeaseOut {
-                owner: l.owner,
-                expires_at: rfc3339(l.expires_at),
-                heartbeat_at: l.heartbeat_at.map(rfc3339),
-            }),
-            cancel_requested: j.cancel_requested,
-            result: j.result,
-            error: j.error.map(|e| JobErrorOut {
-                code: e.code,
-                message: e.message,
-            }),
-            callback: j.callback.map(|c| CallbackOut {
-                url: c.url,
-                state: c.state,
-                attempts: c.attempts,
-                last_status_code: c.status_code,
-                last_error: c.error,
-                completed_at: c.at.map(rfc3339),
-            }),
-            request_id: j.request_id,
-            created_at: rfc3339(j.created_at),
-            run_after: rfc3339(j.run_after),
-            started_at: j.started_at.map(rfc3339),
-            finished_at: j.finished_at.map(rfc3339),
-            updated_at: rfc3339(j.updated_at),
-        }
-    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -193,11 +58,11 @@ const MAX_PAGE: u32 = 100;
 const MAX_CALLBACK_URL: usize = 2048;
 const CURSOR_PREFIX: &str = "jobs:v1:";
 
-fn encode_cursor(last_id: &str) -> String {
+fn encode_cursor(last_id: &JobId) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{last_id}"))
 }
 
-fn decode_cursor(cursor: &str) -> Result<String> {
+fn decode_cursor(cursor: &str) -> Result<JobId> {
     let bad = || Error::invalid("cursor is not valid; pass next_cursor from a previous page");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
@@ -205,17 +70,13 @@ fn decode_cursor(cursor: &str) -> Result<String> {
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let id = text.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
     if is_job_id(id) {
-        Ok(id.to_string())
+        JobId::parse(id).map_err(|_| bad())
     } else {
         Err(bad())
     }
 }
 
-fn new_job_id() -> String {
-    format!("job_{}", uuid::Uuid::now_v7().simple())
-}
-
-/// `job_` and 32 lowercase hex digits, as [`new_job_id`] makes them.
+/// `job_` and 32 lowercase hex digits, as [`JobId::generate`] makes them.
 fn is_job_id(s: &str) -> bool {
     s.strip_prefix("job_").is_some_and(|hex| {
         hex.len() == 32
@@ -241,12 +102,12 @@ fn require_reader(principal: &Principal) -> Result<()> {
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::internal(e.to_string()))
+    serde_json::to_string(value).map_err(Error::internal_from)
 }
 
 /// A callback URL the service can sign for and the egress guard lets through.
 fn check_callback_url(state: &AppState, raw: &str) -> Result<String> {
-    if state.settings.job_callback_secret.is_none() {
+    if state.settings.jobs.job_callback_secret.is_none() {
         return Err(Error::invalid(
             "callback_url needs JOB_CALLBACK_SECRET to be set on the service (callbacks are signed with it); set it or omit callback_url",
         ));
@@ -271,11 +132,11 @@ fn check_callback_url(state: &AppState, raw: &str) -> Result<String> {
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key and body")),
     responses(
         (status = 202, body = JobOut, description = "queued"),
-        (status = 400, body = crate::error::ErrorEnvelope), (status = 401, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope), (status = 404, body = crate::error::ErrorEnvelope, description = "unknown_workflow"),
-        (status = 409, body = crate::error::ErrorEnvelope), (status = 413, body = crate::error::ErrorEnvelope),
-        (status = 422, body = crate::error::ErrorEnvelope), (status = 429, body = crate::error::ErrorEnvelope),
-        (status = 503, body = crate::error::ErrorEnvelope)))]
+        (status = 400, body = crate::routes::error::ErrorEnvelope), (status = 401, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope), (status = 404, body = crate::routes::error::ErrorEnvelope, description = "unknown_workflow"),
+        (status = 409, body = crate::routes::error::ErrorEnvelope), (status = 413, body = crate::routes::error::ErrorEnvelope),
+        (status = 422, body = crate::routes::error::ErrorEnvelope), (status = 429, body = crate::routes::error::ErrorEnvelope),
+        (status = 503, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -308,7 +169,7 @@ pub async fn create(
         .transpose()?;
     let p = &run.principal;
     let new = NewJob {
-        id: new_job_id(),
+        id: JobId::generate(),
         tenant: p.tenant.clone(),
         key_id: p.key_id.clone(),
         key_name: p.key_name.clone(),
@@ -323,7 +184,7 @@ pub async fn create(
             .into_owned(),
         user_id: run.user_id.clone(),
         request_id: run.request_id.clone(),
-        max_attempts: i64::from(state.settings.job_max_attempts),
+        max_attempts: i64::from(state.settings.jobs.job_max_attempts),
         callback_url,
         created_at: state.engine.clock.now().timestamp_millis(),
     };
@@ -340,24 +201,26 @@ pub async fn create(
 /// One job of the caller's tenant.
 #[utoipa::path(get, path = "/v1/jobs/{id}", security(("bearer" = [])),
     params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = JobOut), (status = 401, body = crate::error::ErrorEnvelope),
-        (status = 403, body = crate::error::ErrorEnvelope), (status = 404, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = JobOut), (status = 401, body = crate::routes::error::ErrorEnvelope),
+        (status = 403, body = crate::routes::error::ErrorEnvelope), (status = 404, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<JobOut>> {
     require_reader(&principal)?;
-    store::get(&state.db, &principal.tenant, &id)
+    let not_found = || Error::not_found(format!("job {id}"));
+    let job_id = JobId::parse(&id).map_err(|_| not_found())?;
+    store::get(&state.db, &principal.tenant, &job_id)
         .await?
         .map(|j| Json(j.into()))
-        .ok_or_else(|| Error::not_found(format!("job {id}")))
+        .ok_or_else(not_found)
 }
 
 /// The caller's tenant's jobs, newest first.
 #[utoipa::path(get, path = "/v1/jobs", security(("bearer" = [])), params(ListParams),
-    responses((status = 200, body = JobList), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = JobList), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 401, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -383,7 +246,7 @@ pub async fn list(
         &state.db,
         &principal.tenant,
         status,
-        before.as_deref(),
+        before.as_ref(),
         i64::from(limit) + 1,
     )
     .await?;
@@ -407,9 +270,9 @@ pub async fn list(
         ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same key")),
     responses((status = 200, body = JobOut, description = "cancelled"),
         (status = 202, body = JobOut, description = "running: cancellation requested"),
-        (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope),
-        (status = 404, body = crate::error::ErrorEnvelope), (status = 409, body = crate::error::ErrorEnvelope),
-        (status = 422, body = crate::error::ErrorEnvelope)))]
+        (status = 401, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope),
+        (status = 404, body = crate::routes::error::ErrorEnvelope), (status = 409, body = crate::routes::error::ErrorEnvelope),
+        (status = 422, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
@@ -433,6 +296,7 @@ pub async fn cancel(
 }
 
 async fn cancel_job(state: &AppState, tenant: &TenantId, id: &str) -> Result<(StatusCode, String)> {
+    let id = &JobId::parse(id).map_err(|_| Error::not_found(format!("job {id}")))?;
     // A job can move between the checks (claimed, or put back for a retry): look again.
     for _ in 0..3 {
         let now = state.engine.clock.now().timestamp_millis();
@@ -476,8 +340,8 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
-        let id = new_job_id();
-        assert!(is_job_id(&id), "{id}");
+        let id = JobId::generate();
+        assert!(is_job_id(id.as_str()), "{id}");
         assert_eq!(decode_cursor(&encode_cursor(&id)).expect("valid"), id);
         let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(format!("{CURSOR_PREFIX}job_' OR 1=1 --"));
@@ -486,10 +350,5 @@ mod tests {
             assert_eq!(err.code, ErrorCode::InvalidInput);
             assert!(err.message.contains("next_cursor"), "{}", err.message);
         }
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
     }
 }

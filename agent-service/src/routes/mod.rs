@@ -3,21 +3,29 @@
 pub mod admin;
 pub mod approvals;
 pub mod audit;
+pub mod auth;
+pub mod error;
 pub mod evals;
 pub mod health;
 pub mod idempotency;
 pub mod info;
 pub mod invoke;
 pub mod jobs;
+pub mod limits;
+pub mod request_id;
+pub mod state;
 pub mod traces;
 
+use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ErrorCode};
+pub use state::{AppState, SharedState};
 
 pub async fn fallback(uri: axum::http::Uri) -> Error {
     Error::new(
@@ -33,9 +41,16 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri
     )
 }
 
-pub fn panic_response(_err: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("a handler panicked");
-    Error::internal("an internal error occurred; it has been logged").into_response()
+/// A handler's panic as a 500; its message is logged (once, as the error's cause).
+pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = err
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| err.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    Error::internal("an internal error occurred; it has been logged")
+        .with_source(format!("a handler panicked: {what}"))
+        .into_response()
 }
 
 /// Reads a JSON body: checks the content type and size, parses strictly, and maps every
@@ -76,4 +91,62 @@ pub fn parse_json<T: DeserializeOwned>(
     let parsed = serde_json::from_value(value)
         .map_err(|e| Error::invalid(format!("the body does not match the expected shape: {e}")))?;
     Ok((parsed, body))
+}
+
+/// Every endpoint, and the layers around them: load shedding on `/v1/*`, the body limit,
+/// panics as 500s, and the request id outermost.
+pub fn router(state: AppState) -> Router {
+    use axum::middleware::{from_fn, from_fn_with_state};
+    use axum::routing::{get, post};
+
+    let api = Router::new()
+        .route("/v1/info", get(info::info))
+        .route("/v1/whoami", get(info::whoami))
+        .route("/v1/tools", get(info::tools))
+        .route("/v1/workflows", get(info::workflows))
+        .route("/v1/invoke", post(invoke::invoke))
+        .route("/v1/invoke/stream", post(invoke::invoke_stream))
+        .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/events", get(approvals::events))
+        .route("/v1/approvals/cancel", post(approvals::cancel))
+        .route("/v1/approvals/{id}", get(approvals::get_one))
+        .route("/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/v1/approvals/{id}/reject", post(approvals::reject))
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/audit/verify", get(audit::verify))
+        .route(
+            "/v1/admin/freeze",
+            get(admin::freeze_state).post(admin::freeze),
+        )
+        .route("/v1/admin/unfreeze", post(admin::unfreeze))
+        .route("/v1/traces", get(traces::list))
+        .route("/v1/traces/{id}", get(traces::get_one))
+        .route("/v1/jobs", post(jobs::create).get(jobs::list))
+        .route("/v1/jobs/{id}", get(jobs::get_one))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/evals/suites", get(evals::suites))
+        .route(
+            "/v1/evals/runs",
+            post(evals::create_run).get(evals::list_runs),
+        )
+        .route("/v1/evals/runs/{id}", get(evals::get_run))
+        .route("/v1/evals/runs/{id}/report.md", get(evals::report_markdown))
+        .route("/v1/evals/runs/{id}/report.xml", get(evals::report_junit))
+        .layer(from_fn_with_state(state.clone(), limits::shed));
+
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(info::openapi))
+        .route("/.well-known/agent.json", get(info::agent_card))
+        .merge(api)
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.settings.limits.max_body_bytes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(from_fn(request_id::middleware))
+        .with_state(state)
 }

@@ -7,10 +7,10 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::auth::Principal;
-use crate::domain::Role;
+use super::AppState;
+use crate::domain::Principal;
+use crate::domain::{Role, TraceId};
 use crate::error::{Error, Result};
-use crate::startup::AppState;
 use crate::traces::STATUSES;
 use crate::traces::repository::{self, StoredSpan, TraceFilter, TraceSummary};
 
@@ -295,8 +295,8 @@ pub fn parse_filter(raw: Option<&str>) -> Result<TraceFilter> {
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
         ("limit" = Option<u32>, Query, description = "1-200, default 50"),
     ),
-    responses((status = 200, body = TraceList), (status = 400, body = crate::error::ErrorEnvelope),
-        (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = TraceList), (status = 400, body = crate::routes::error::ErrorEnvelope),
+        (status = 401, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -323,8 +323,8 @@ pub async fn list(
 /// One trace of the caller's tenant with its spans.
 #[utoipa::path(get, path = "/v1/traces/{id}", security(("bearer" = [])),
     params(("id" = String, Path, description = "trace id (the trace_id of an invoke reply)")),
-    responses((status = 200, body = TraceDetail), (status = 404, body = crate::error::ErrorEnvelope),
-        (status = 401, body = crate::error::ErrorEnvelope), (status = 403, body = crate::error::ErrorEnvelope)))]
+    responses((status = 200, body = TraceDetail), (status = 404, body = crate::routes::error::ErrorEnvelope),
+        (status = 401, body = crate::routes::error::ErrorEnvelope), (status = 403, body = crate::routes::error::ErrorEnvelope)))]
 pub async fn get_one(
     State(state): State<AppState>,
     principal: Principal,
@@ -332,10 +332,8 @@ pub async fn get_one(
 ) -> Result<Json<TraceDetail>> {
     require_reader(&principal)?;
     let not_found = || Error::not_found(format!("trace {id}"));
-    if !is_token(&id, 128, b"_-") {
-        return Err(not_found());
-    }
-    let (summary, spans) = repository::get(&state.db, &principal.tenant, &id)
+    let trace_id = TraceId::parse(&id).map_err(|_| not_found())?;
+    let (summary, spans) = repository::get(&state.db, &principal.tenant, &trace_id)
         .await?
         .ok_or_else(not_found)?;
     Ok(Json(TraceDetail {

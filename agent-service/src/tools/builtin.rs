@@ -11,13 +11,12 @@ use serde_json::{Value, json};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row};
 
-use super::kb::{self, Search};
+use super::kb::{self, KB_SEARCH, Search};
 use super::records::{self, RecordCache};
 use super::{ProposedChange, SideEffect, ToolCtx, ToolError, ToolSpec};
 use crate::db::Backend;
 
 pub const TICKET_READ: &str = "ticket_read";
-pub const KB_SEARCH: &str = "kb_search";
 pub const INVOICE_READ: &str = "invoice_read";
 pub const TICKET_UPDATE: &str = "ticket_update";
 pub const INVOICE_PAY: &str = "invoice_pay";

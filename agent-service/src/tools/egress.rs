@@ -1,4 +1,4 @@
-//! The SSRF guard for every outbound tool HTTP request (SPEC 2.3).
+//! The SSRF guard for every outbound tool HTTP request.
 //!
 //! A destination is refused unless the allowlist (`EGRESS_ALLOWLIST`) names it when it is
 //! loopback, private, link-local, cloud metadata, unspecified, shared (CGNAT), multicast,

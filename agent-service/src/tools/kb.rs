@@ -16,11 +16,13 @@ use serde_json::{Value, json};
 use sqlx::Row;
 use url::Url;
 
-use super::builtin::KB_SEARCH;
 use super::egress::{Egress, SendError};
 use super::http::read_capped;
 use super::schema::truncate_chars;
 use super::{ToolCtx, ToolError};
+
+/// The name of the knowledge-base search tool.
+pub const KB_SEARCH: &str = "kb_search";
 
 pub(super) const DEFAULT_LIMIT: usize = 3;
 const MAX_LIMIT: usize = 10;

@@ -24,13 +24,13 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, ToolConfig};
 use crate::db::Db;
 use crate::domain::TenantId;
-use crate::providers::ToolDef;
 
-pub use builtin::{INVOICE_PAY, INVOICE_READ, KB_SEARCH, TICKET_READ, TICKET_UPDATE};
+pub use builtin::{INVOICE_PAY, INVOICE_READ, TICKET_READ, TICKET_UPDATE};
 use egress::{Egress, Lookup, SendError, SystemLookup};
+pub use kb::KB_SEARCH;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -233,12 +233,15 @@ pub struct Registry {
 
 impl Registry {
     /// The built-in tools plus the HTTP tools declared in `settings.http_tools`.
-    pub fn new(settings: &Settings) -> Result<Self, ConfigError> {
+    pub fn new(settings: &ToolConfig) -> Result<Self, ConfigError> {
         Self::with_lookup(settings, Arc::new(SystemLookup))
     }
 
     /// The same, resolving outbound host names with `lookup` (tests map names to any address).
-    pub fn with_lookup(settings: &Settings, lookup: Arc<dyn Lookup>) -> Result<Self, ConfigError> {
+    pub fn with_lookup(
+        settings: &ToolConfig,
+        lookup: Arc<dyn Lookup>,
+    ) -> Result<Self, ConfigError> {
         let egress = Egress::with_lookup(&settings.egress_allowlist, Arc::clone(&lookup)).map_err(
             |message| ConfigError {
                 key: "EGRESS_ALLOWLIST".into(),
@@ -312,17 +315,10 @@ impl Registry {
         self.tools.values().map(|t| &t.spec).collect()
     }
 
-    /// The definitions offered to the model for these tool names (unknown names are skipped).
-    pub fn defs(&self, names: &[&str]) -> Vec<ToolDef> {
-        names
-            .iter()
-            .filter_map(|name| self.get(name))
-            .map(|spec| ToolDef {
-                name: spec.name.clone(),
-                description: spec.description.clone(),
-                parameters: spec.parameters.clone(),
-            })
-            .collect()
+    /// The specs of these tool names, in order (unknown names are skipped): the tools a
+    /// run offers the model.
+    pub fn offered(&self, names: &[&str]) -> Vec<&ToolSpec> {
+        names.iter().filter_map(|name| self.get(name)).collect()
     }
 
     fn tool(&self, name: &str) -> Result<&Tool, ToolError> {

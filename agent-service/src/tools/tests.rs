@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::egress::Lookup;
 use super::*;
-use crate::config::HttpToolConfig;
+use crate::config::{HttpToolConfig, ToolConfig};
 use crate::db::demo::testing::{TempDb, seeded};
 
 fn ctx(t: &TempDb, tenant: &str) -> ToolCtx {
@@ -26,7 +26,7 @@ fn ctx(t: &TempDb, tenant: &str) -> ToolCtx {
 }
 
 fn registry() -> Registry {
-    Registry::new(&Settings::default()).expect("default registry")
+    Registry::new(&ToolConfig::default()).expect("default registry")
 }
 
 fn invalid_message(err: ToolError) -> String {
@@ -538,7 +538,7 @@ fn specs_are_sorted_and_described() {
     assert_eq!(json["timeout"], 2000);
     assert_eq!(json["side_effect"], "read");
 
-    let defs = r.defs(&[KB_SEARCH, "nope", TICKET_READ]);
+    let defs = r.offered(&[KB_SEARCH, "nope", TICKET_READ]);
     let def_names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(def_names, [KB_SEARCH, TICKET_READ]);
     assert_eq!(
@@ -552,10 +552,10 @@ fn schema_hash_is_stable_and_tracks_the_contracts() {
     let a = registry().schema_hash();
     assert_eq!(a.len(), 64);
     assert_eq!(a, registry().schema_hash());
-    let with_tool = Registry::new(&Settings {
+    let with_tool = Registry::new(&ToolConfig {
         http_tools: vec![order_status("http://127.0.0.1:9/x/{order_id}")],
         egress_allowlist: vec!["127.0.0.1".into()],
-        ..Settings::default()
+        ..ToolConfig::default()
     })
     .expect("registry");
     assert_ne!(a, with_tool.schema_hash());
@@ -667,10 +667,10 @@ fn order_status(url: &str) -> HttpToolConfig {
 }
 
 fn http_registry(tools: Vec<HttpToolConfig>) -> Registry {
-    let settings = Settings {
+    let settings = ToolConfig {
         http_tools: tools,
         egress_allowlist: vec!["127.0.0.1".into()],
-        ..Settings::default()
+        ..ToolConfig::default()
     };
     Registry::new(&settings).expect("registry")
 }
@@ -833,9 +833,9 @@ impl Lookup for ResolveTo {
 #[tokio::test]
 async fn http_tools_cannot_reach_internal_addresses() {
     let t = seeded().await;
-    let settings = Settings {
+    let settings = ToolConfig {
         http_tools: vec![order_status("http://orders.example.test/orders/{order_id}")],
-        ..Settings::default()
+        ..ToolConfig::default()
     };
     let lookup = Arc::new(ResolveTo("169.254.169.254".parse().expect("ip")));
     let r = Registry::with_lookup(&settings, lookup).expect("registry");
@@ -949,9 +949,9 @@ fn http_tool_config_errors_name_the_key() {
         ),
     ];
     for (tools, key, message) in cases {
-        let err = match Registry::new(&Settings {
+        let err = match Registry::new(&ToolConfig {
             http_tools: tools,
-            ..Settings::default()
+            ..ToolConfig::default()
         }) {
             Err(err) => err,
             Ok(_) => panic!("{key}: expected a config error"),
@@ -959,9 +959,9 @@ fn http_tool_config_errors_name_the_key() {
         assert_eq!(err.key, key, "{err}");
         assert!(err.message.contains(message), "{key}: {err}");
     }
-    let err = match Registry::new(&Settings {
+    let err = match Registry::new(&ToolConfig {
         egress_allowlist: vec!["http://x".into()],
-        ..Settings::default()
+        ..ToolConfig::default()
     }) {
         Err(err) => err,
         Ok(_) => panic!("expected a config error"),
@@ -976,9 +976,9 @@ async fn kb_search_uses_the_retrieval_service_when_configured() {
     let t = seeded().await;
     let (base, up) = upstream().await;
     // The retrieval host is allowed implicitly: no EGRESS_ALLOWLIST entry for 127.0.0.1.
-    let settings = Settings {
+    let settings = ToolConfig {
         retrieval_url: Some(format!("{base}/kb").parse().expect("url")),
-        ..Settings::default()
+        ..ToolConfig::default()
     };
     let r = Registry::new(&settings).expect("registry");
     let out = r
@@ -1012,9 +1012,9 @@ async fn kb_search_is_unavailable_when_retrieval_is_down_or_broken() {
         format!("{base}/fail"),
         format!("{base}/kb-broken"),
     ] {
-        let settings = Settings {
+        let settings = ToolConfig {
             retrieval_url: Some(url.parse().expect("url")),
-            ..Settings::default()
+            ..ToolConfig::default()
         };
         let r = Registry::new(&settings).expect("registry");
         let err = r

@@ -13,8 +13,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{AttrValue, SpanKind, SpanRecord, SpanStatus, TraceRecord, TraceSink};
+use crate::domain::{ApprovalId, TraceId};
 use crate::guardrails::Policy;
-use crate::providers::ChatResponse;
+use crate::providers::{ChatResponse, Finish, Usage};
 
 /// Longest stored payload field, in characters (after redaction).
 pub const MAX_PAYLOAD_CHARS: usize = 4096;
@@ -26,7 +27,7 @@ pub struct SpanId(usize);
 /// What is known about a run when it starts.
 #[derive(Debug, Clone)]
 pub struct TraceHeader {
-    pub trace_id: String,
+    pub trace_id: TraceId,
     pub tenant: String,
     pub request_id: String,
     pub workflow: String,
@@ -163,7 +164,7 @@ impl RunTrace {
             origin,
             building: Some(Building {
                 record: TraceRecord {
-                    trace_id: h.trace_id,
+                    trace_id: h.trace_id.to_string(),
                     tenant: h.tenant,
                     request_id: h.request_id,
                     workflow: h.workflow,
@@ -296,30 +297,29 @@ impl RunTrace {
         span
     }
 
-    /// Ends an LLM call span with the model's answer, its token usage and cost.
+    /// Ends an LLM call span with the model's answer, its token usage and cost. A reply
+    /// cut off at the output limit (`finish_reasons` `["length"]`) also gets
+    /// `flightdeck.truncated`; a thinking model's thinking is counted
+    /// (`flightdeck.usage.thinking_tokens`, part of the output tokens) and stored as the
+    /// `thinking` payload, apart from the answer.
     pub fn llm_end(&mut self, span: SpanId, response: &ChatResponse, cost_usd: f64) {
-        let finish = if response.tool_calls.is_empty() {
-            "stop"
-        } else {
-            "tool_calls"
-        };
         self.attr(span, "gen_ai.response.model", response.model.clone());
         self.attr(
             span,
-            "gen_ai.usage.input_tokens",
-            response.usage.prompt_tokens,
-        );
-        self.attr(
-            span,
-            "gen_ai.usage.output_tokens",
-            response.usage.completion_tokens,
-        );
-        self.attr(
-            span,
             "gen_ai.response.finish_reasons",
-            vec![finish.to_string()],
+            vec![response.finish.as_str().to_string()],
         );
-        self.attr(span, "flightdeck.cost_usd", cost_usd);
+        if response.finish == Finish::Length {
+            self.attr(span, "flightdeck.truncated", true);
+        }
+        if response.thinking_tokens > 0 || !response.thinking.is_empty() {
+            self.attr(
+                span,
+                "flightdeck.usage.thinking_tokens",
+                response.thinking_tokens,
+            );
+            self.payload_text(span, "thinking", &response.thinking);
+        }
         if !response.content.is_empty() {
             self.payload_text(span, "output", &response.content);
         }
@@ -328,13 +328,35 @@ impl RunTrace {
             let names: Vec<String> = response.tool_calls.iter().map(|c| c.name.clone()).collect();
             self.attr(span, "flightdeck.tool_calls", names);
         }
+        self.llm_usage(span, &response.model, response.usage, cost_usd);
         self.end(span, SpanStatus::Ok);
+    }
+
+    /// Ends an LLM call span that produced no answer (failed, timed out, cancelled) with
+    /// the tokens it used all the same.
+    pub fn llm_interrupted(
+        &mut self,
+        span: SpanId,
+        model: &str,
+        usage: Usage,
+        cost_usd: f64,
+        error_type: &'static str,
+    ) {
+        self.llm_usage(span, model, usage, cost_usd);
+        self.fail(span, error_type);
+    }
+
+    /// Usage and cost on the span and in the trace's totals.
+    fn llm_usage(&mut self, span: SpanId, model: &str, usage: Usage, cost_usd: f64) {
+        self.attr(span, "gen_ai.usage.input_tokens", usage.prompt_tokens);
+        self.attr(span, "gen_ai.usage.output_tokens", usage.completion_tokens);
+        self.attr(span, "flightdeck.cost_usd", cost_usd);
         if let Some(b) = self.building.as_mut() {
             let r = &mut b.record;
-            r.prompt_tokens += i64::from(response.usage.prompt_tokens);
-            r.completion_tokens += i64::from(response.usage.completion_tokens);
+            r.prompt_tokens += i64::from(usage.prompt_tokens);
+            r.completion_tokens += i64::from(usage.completion_tokens);
             r.cost_usd += cost_usd;
-            r.model.clone_from(&response.model);
+            r.model = model.to_string();
         }
     }
 
@@ -383,7 +405,13 @@ impl RunTrace {
     }
 
     /// Ends an `approval.create` span: the pending approval a gated write became.
-    pub fn approval_created(&mut self, span: SpanId, id: &str, required: i64, resource: &str) {
+    pub fn approval_created(
+        &mut self,
+        span: SpanId,
+        id: &ApprovalId,
+        required: i64,
+        resource: &str,
+    ) {
         self.attr(span, "flightdeck.approval.id", id.to_string());
         self.attr(span, "flightdeck.approval.required_approvals", required);
         self.attr(span, "flightdeck.approval.resource", resource.to_string());
@@ -489,7 +517,7 @@ mod tests {
 
     fn header() -> TraceHeader {
         TraceHeader {
-            trace_id: "tr_0123456789abcdef0123456789abcdef".into(),
+            trace_id: TraceId::parse("tr_0123456789abcdef0123456789abcdef").expect("trace id"),
             tenant: "demo".into(),
             request_id: "req-1".into(),
             workflow: "faq".into(),
@@ -555,6 +583,8 @@ mod tests {
                     completion_tokens: 5,
                 },
                 model: "scripted-v1".into(),
+                finish: crate::providers::Finish::ToolCalls,
+                ..ChatResponse::default()
             },
             0.25,
         );

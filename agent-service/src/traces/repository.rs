@@ -12,7 +12,7 @@ use sqlx::any::AnyRow;
 pub use super::StoredSpan;
 use super::TraceRecord;
 use crate::db::{Backend, Db};
-use crate::domain::TenantId;
+use crate::domain::{TenantId, TraceId};
 
 const TRACE_COLUMNS: usize = 14;
 const SPAN_COLUMNS: usize = 2;
@@ -205,13 +205,13 @@ pub async fn list(
 pub async fn get(
     db: &Db,
     tenant: &TenantId,
-    trace_id: &str,
+    trace_id: &TraceId,
 ) -> Result<Option<(TraceSummary, Vec<StoredSpan>)>, sqlx::Error> {
     let Some(row) = sqlx::query(&format!(
         "SELECT {SUMMARY_COLUMNS} FROM traces WHERE tenant = $1 AND trace_id = $2"
     ))
     .bind(tenant.as_str())
-    .bind(trace_id)
+    .bind(trace_id.as_str())
     .fetch_optional(db.pool())
     .await?
     else {
@@ -219,7 +219,7 @@ pub async fn get(
     };
     let summary = summary_from(&row)?;
     let doc: Option<String> = sqlx::query("SELECT spans FROM spans WHERE trace_id = $1")
-        .bind(trace_id)
+        .bind(trace_id.as_str())
         .fetch_optional(db.pool())
         .await?
         .map(|r| r.try_get("spans"))

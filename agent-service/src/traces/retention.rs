@@ -5,10 +5,12 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use super::repository;
-use crate::background::stopping;
+use crate::clock::Clock;
 use crate::db::Db;
-use crate::startup::AppState;
+use crate::shutdown::Shutdown;
 
 pub const INTERVAL: Duration = Duration::from_secs(600);
 pub const BATCH: i64 = 1000;
@@ -16,25 +18,26 @@ pub const BATCH: i64 = 1000;
 const PAUSE: Duration = Duration::from_millis(20);
 const DAY_MS: i64 = 86_400_000;
 
-/// The retention task of a serving process (registered in `background::spawn_all`).
-pub async fn run(state: AppState) {
-    let days = i64::try_from(state.settings.trace_retention_days).unwrap_or(i64::MAX / DAY_MS);
+/// The retention task of a serving process: keeps `retention_days` days of traces until
+/// `stop`.
+pub async fn run(db: Db, clock: Arc<dyn Clock>, retention_days: u64, stop: Shutdown) {
+    let days = i64::try_from(retention_days).unwrap_or(i64::MAX / DAY_MS);
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            () = stopping(&state) => return,
+            () = stop.wait() => return,
         }
-        let cutoff = state.engine.clock.now().timestamp_millis() - days.saturating_mul(DAY_MS);
-        let purge = purge_older_than(&state.db, cutoff);
+        let cutoff = clock.now().timestamp_millis() - days.saturating_mul(DAY_MS);
+        let purge = purge_older_than(&db, cutoff);
         tokio::select! {
             r = purge => match r {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, retention_days = days, "old traces deleted"),
                 Err(e) => tracing::warn!(error = %e, "deleting old traces failed; will retry"),
             },
-            () = stopping(&state) => return,
+            () = stop.wait() => return,
         }
     }
 }

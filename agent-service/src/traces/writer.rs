@@ -14,8 +14,7 @@ use super::otlp::{ExportQueue, Resource};
 use super::{TraceRecord, TraceSink, repository};
 use crate::config::Environment;
 use crate::db::Db;
-use crate::engine::Engine;
-use crate::startup::AppState;
+use crate::db::approvals::Release;
 
 pub const BATCH_MAX: usize = 200;
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -26,40 +25,26 @@ const DRAIN_IDLE_POLLS: u32 = 3;
 const STORE_ATTEMPTS: u32 = 3;
 const EXPORT_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
-/// The OTLP resource of this process's engine.
-pub fn resource_of(engine: &Engine) -> Resource {
+/// The OTLP resource of a process running `release` in `environment`.
+pub fn resource(release: &Release, environment: Environment) -> Resource {
     Resource {
-        service_version: engine.release.version.clone(),
-        git_sha: engine.release.git_sha.clone(),
-        track: engine.release.track.clone(),
-        environment: match engine.settings.environment {
+        service_version: release.version.clone(),
+        git_sha: release.git_sha.clone(),
+        track: release.track.clone(),
+        environment: match environment {
             Environment::Development => "development".into(),
             Environment::Production => "production".into(),
         },
     }
 }
 
-fn exporter_of(engine: &Engine, http: &reqwest::Client) -> Option<ExportQueue> {
-    engine
-        .settings
-        .otel_exporter_otlp_endpoint
-        .as_ref()
-        .map(|endpoint| ExportQueue::spawn(http.clone(), endpoint, resource_of(engine)))
-}
-
-/// The writer of a serving process (registered in `background::spawn_all`).
-pub async fn run(state: AppState) {
-    let engine = state.engine.clone();
-    let Some(rx) = engine.traces.take_receiver() else {
-        tracing::warn!("the trace writer is already running; not starting a second one");
-        return;
-    };
-    let exporter = exporter_of(&engine, &state.http);
-    let stop = {
-        let state = state.clone();
-        async move { crate::background::stopping(&state).await }
-    };
-    write_until_stopped(state.db.clone(), engine.traces.clone(), rx, exporter, stop).await;
+/// The OTLP exporter, when an endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`) is configured.
+pub fn exporter(
+    endpoint: Option<&url::Url>,
+    http: &reqwest::Client,
+    resource: Resource,
+) -> Option<ExportQueue> {
+    endpoint.map(|endpoint| ExportQueue::spawn(http.clone(), endpoint, resource))
 }
 
 /// A writer started by a process without the HTTP server (e.g. `eval run`).
@@ -76,20 +61,13 @@ impl WriterHandle {
     }
 }
 
-/// Starts a writer for `engine`'s traces; `None` if one is already running.
-pub fn spawn(engine: &Engine, http: &reqwest::Client) -> Option<WriterHandle> {
-    let rx = engine.traces.take_receiver()?;
-    let exporter = exporter_of(engine, http);
+/// Starts a writer for the traces of `sink`; `None` if one is already running.
+pub fn spawn(db: Db, sink: TraceSink, exporter: Option<ExportQueue>) -> Option<WriterHandle> {
+    let rx = sink.take_receiver()?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(write_until_stopped(
-        engine.db.clone(),
-        engine.traces.clone(),
-        rx,
-        exporter,
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let task = tokio::spawn(write_until_stopped(db, sink, rx, exporter, async move {
+        let _ = stop_rx.await;
+    }));
     Some(WriterHandle {
         stop: stop_tx,
         task,

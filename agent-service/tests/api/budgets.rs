@@ -1,6 +1,6 @@
 //! Every budget kind stops a run with `budget_exceeded`, names the kind, and is counted.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use testkit::{FakeOllama, Mode, Reply};
 
 use crate::both;
@@ -101,3 +101,171 @@ async fn model_driven_budgets(backend: Backend) {
     fake.set_mode(Mode::Normal);
 }
 both!(model_budgets_test, super::model_driven_budgets);
+
+/// A reply cut off at the workflow's per-call output cap is never an answer: neither the
+/// half-written text nor a half-written tool call; the run ends `budget_exceeded` with
+/// `output_tokens`, on both wire protocols, and the trace says `length`.
+async fn truncated_replies_are_never_success(backend: Backend) {
+    let fake = FakeOllama::start().await;
+    let app = TestApp::spawn_with_ollama(backend, &fake, &[("MAX_OUTPUT_TOKENS", "6")]).await;
+    fake.push_reply(Reply::text(
+        "Refunds are issued within five business days of the request [kb:KB-2].",
+    ));
+    expect_exceeded(&app, "faq", "refund policy", "output_tokens").await;
+    assert_eq!(fake.bodies("/api/chat")[0]["options"]["num_predict"], 6);
+
+    // A tool call cut in the middle of its arguments is not run.
+    fake.push_reply(Reply::tool_call(
+        "kb_search",
+        json!({"query": "refund policy for annual plans"}),
+    ));
+    let (_, v) = app.invoke("faq", "refund policy").await;
+    assert_eq!(v["status"], "budget_exceeded", "{v}");
+    assert_eq!(v["budget"], "output_tokens", "{v}");
+    assert!(v["answer"].as_str().unwrap().contains("cut off"), "{v}");
+    assert_eq!(
+        fake.bodies("/api/chat").len(),
+        2,
+        "nothing ran after the cut call"
+    );
+    assert!(
+        app.metric(r#"agent_tool_calls_total{tool="kb_search",outcome="ok"}"#)
+            .await
+            .is_none()
+    );
+    let trace = crate::stream::stored_trace(&app, v["trace_id"].as_str().unwrap()).await;
+    assert_eq!(
+        trace["spans"][0]["attributes"]["flightdeck.budget"],
+        "output_tokens"
+    );
+    let chat = trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str().unwrap().starts_with("chat "))
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        chat["attributes"]["gen_ai.response.finish_reasons"],
+        json!(["length"])
+    );
+    assert_eq!(chat["attributes"]["flightdeck.truncated"], true);
+    drop(app);
+
+    let openai_url = fake.openai_url();
+    let app = TestApp::spawn(
+        backend,
+        &[
+            ("AGENT_PROVIDER", "openai"),
+            ("OPENAI_BASE_URL", &openai_url),
+            ("MODEL_NAME", "llama3.2"),
+            ("MAX_OUTPUT_TOKENS", "6"),
+        ],
+    )
+    .await;
+    fake.push_reply(Reply::text(
+        "Refunds are issued within five business days of the request [kb:KB-2].",
+    ));
+    expect_exceeded(&app, "faq", "refund policy", "output_tokens").await;
+    assert_eq!(fake.bodies("/v1/chat/completions")[0]["max_tokens"], 6);
+}
+both!(truncation_test, super::truncated_replies_are_never_success);
+
+/// A generation that times out is not retried at full length, and what it streamed is
+/// booked: usage in the trace, tokens in the metrics, the tenant's daily ledger.
+async fn timed_out_generations_are_counted_and_not_retried(backend: Backend) {
+    let fake = FakeOllama::start().await;
+    let app = TestApp::spawn_with_ollama(
+        backend,
+        &fake,
+        &[
+            ("PROVIDER_TIMEOUT_SECS", "1"),
+            ("PROVIDER_MAX_RETRIES", "2"),
+            ("TENANT_DAILY_TOKEN_BUDGET", "1000000"),
+        ],
+    )
+    .await;
+    fake.set_mode(Mode::Slow {
+        first_chunk_ms: 0,
+        between_chunks_ms: 150,
+    });
+    fake.push_reply(Reply::text(
+        "one two three four five six seven eight nine ten eleven twelve thirteen fourteen",
+    ));
+    let (s, v) = app.invoke("faq", "count for me").await;
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(v["error"]["code"], "provider_timeout", "{v}");
+    assert_eq!(
+        fake.request_count("/api/chat"),
+        1,
+        "a generation that was already streaming is not started again"
+    );
+    let out = app
+        .metric(r#"agent_tokens_total{model="llama3.2",direction="output"}"#)
+        .await
+        .unwrap_or(0.0);
+    assert!(
+        (4.0..=8.0).contains(&out),
+        "about 1 s of 150 ms tokens was generated and counted: {out}"
+    );
+    assert!(
+        app.metric(r#"agent_tokens_total{model="llama3.2",direction="input"}"#)
+            .await
+            .unwrap_or(0.0)
+            > 0.0
+    );
+}
+both!(
+    timeout_accounting_test,
+    super::timed_out_generations_are_counted_and_not_retried
+);
+
+/// A client that gives up mid-generation drops its run: what the model streamed until
+/// then is still booked — in the metrics, and in the trace stored as `cancelled`.
+async fn a_dropped_run_books_what_the_model_streamed(backend: Backend) {
+    let fake = FakeOllama::start().await;
+    let app = TestApp::spawn_with_ollama(backend, &fake, &[]).await;
+    fake.set_mode(Mode::Slow {
+        first_chunk_ms: 0,
+        between_chunks_ms: 200,
+    });
+    fake.push_reply(Reply::text(
+        "one two three four five six seven eight nine ten eleven twelve thirteen fourteen",
+    ));
+    let gave_up = app
+        .http
+        .post(app.url("/v1/invoke"))
+        .bearer_auth(app.key("invoke"))
+        .timeout(std::time::Duration::from_millis(1300))
+        .json(&json!({"workflow": "faq", "input": {"text": "count for me"}}))
+        .send()
+        .await;
+    assert!(gave_up.expect_err("the client gives up").is_timeout());
+
+    let mut trace = Value::Null;
+    for _ in 0..100 {
+        let (_, _, v) = app
+            .get(Some(app.key("viewer")), "/v1/traces?status=cancelled")
+            .await;
+        if let Some(t) = v["items"].as_array().and_then(|i| i.first()) {
+            trace = t.clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let completion = trace["completion_tokens"].as_u64().unwrap_or(0);
+    assert!(
+        (4..=8).contains(&completion),
+        "about 1.3 s of 200 ms tokens, booked in the cancelled trace: {trace}"
+    );
+    assert!(trace["prompt_tokens"].as_u64().unwrap_or(0) > 0, "{trace}");
+    let out = app
+        .metric(r#"agent_tokens_total{model="llama3.2",direction="output"}"#)
+        .await
+        .unwrap_or(0.0);
+    assert_eq!(out, completion as f64, "the metrics book the same tokens");
+}
+both!(
+    dropped_run_test,
+    super::a_dropped_run_books_what_the_model_streamed
+);

@@ -2,12 +2,12 @@
 
 use std::process::Command;
 
-use crate::helpers::{BIN, Backend, TestApp, temp_dir};
+use crate::helpers::{Backend, TestApp, agent_service_bin, temp_dir};
 
 fn start_with(env: &[(&str, &str)]) -> (i32, String) {
     let tmp = temp_dir();
     let dir = tmp.path();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(agent_service_bin());
     cmd.arg("serve")
         .env_clear()
         .env("DATABASE_URL", format!("sqlite://{}/x.db", dir.display()))
@@ -97,7 +97,7 @@ fn config_file_errors_name_the_key() {
 
 #[test]
 fn check_config_masks_secrets() {
-    let out = Command::new(BIN)
+    let out = Command::new(agent_service_bin())
         .arg("check-config")
         .env_clear()
         .env("AGENT_PROVIDER", "openai")
@@ -148,7 +148,7 @@ async fn the_database_pool_size_is_applied() {
         (1..=2).contains(&n),
         "{n} SQLite connections with a pool of 2"
     );
-    let check = Command::new(BIN)
+    let check = Command::new(agent_service_bin())
         .arg("check-config")
         .env_clear()
         .env("DATABASE_MAX_CONNECTIONS", "2")

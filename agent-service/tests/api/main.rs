@@ -16,6 +16,7 @@ mod invoke;
 mod jobs;
 mod limits;
 mod provider;
+mod real_model;
 mod resilience;
 mod ssrf;
 mod stream;

@@ -6,7 +6,7 @@ use serde_json::json;
 use testkit::{FakeOllama, Reply};
 
 use crate::both;
-use crate::helpers::{BIN, Backend, TestApp, temp_dir};
+use crate::helpers::{Backend, TestApp, agent_service_bin, temp_dir};
 
 fn http_tool(name: &str, url: &str) -> String {
     format!(
@@ -29,7 +29,7 @@ fn internal_address_literals_are_refused_at_start() {
     ] {
         let config = dir.join("agent.toml");
         std::fs::write(&config, http_tool("probe", target)).unwrap();
-        let out = std::process::Command::new(BIN)
+        let out = std::process::Command::new(agent_service_bin())
             .args(["check-config"])
             .env_clear()
             .env("AGENT_CONFIG", &config)

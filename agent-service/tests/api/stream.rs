@@ -126,3 +126,67 @@ both!(
     split_secrets_test,
     super::split_secrets_are_redacted_in_the_stream
 );
+
+/// With `OLLAMA_THINK=true` a thinking model thinks first: nothing of it reaches the
+/// streamed tokens or the answer, but it is counted in usage and recorded in the trace.
+async fn thinking_never_reaches_the_answer(backend: Backend) {
+    let fake = FakeOllama::start().await;
+    fake.add_model(testkit::FakeModel::new("qwen3").thinking());
+    let url = fake.url();
+    let app = TestApp::spawn(
+        backend,
+        &[
+            ("AGENT_PROVIDER", "ollama"),
+            ("OLLAMA_BASE_URL", url.as_str()),
+            ("OLLAMA_MODEL", "qwen3"),
+            ("OLLAMA_THINK", "true"),
+        ],
+    )
+    .await;
+    fake.push_reply(
+        Reply::tool_call("kb_search", json!({"query": "refund"}))
+            .with_thinking("I should search the knowledge base SECRET-THOUGHT"),
+    );
+    fake.push_reply(
+        Reply::text("Refunds take 5 days [kb:KB-2].")
+            .with_thinking("KB-2 answers it SECRET-THOUGHT"),
+    );
+    let events = stream_events(&app, "faq", "refund policy").await;
+    let tokens: String = events
+        .iter()
+        .filter(|(e, _)| e == "token")
+        .filter_map(|(_, d)| d["text"].as_str())
+        .collect();
+    assert!(!tokens.contains("SECRET-THOUGHT"), "{tokens}");
+    let (name, done) = events.last().unwrap();
+    assert_eq!(name, "done", "{events:?}");
+    assert!(!done["answer"].as_str().unwrap().contains("SECRET-THOUGHT"));
+    assert_eq!(fake.bodies("/api/chat")[0]["think"], true);
+    // Thinking tokens are output tokens: 7 + 4 thinking pieces on top of the answer's.
+    let completion = done["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!(completion >= 11 + 6, "{done}");
+
+    let trace = stored_trace(&app, done["trace_id"].as_str().unwrap()).await;
+    let thinking: Vec<u64> = trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["attributes"]["flightdeck.usage.thinking_tokens"].as_u64())
+        .collect();
+    assert_eq!(thinking, [7, 4], "{trace}");
+}
+both!(thinking_test, super::thinking_never_reaches_the_answer);
+
+/// The stored trace `id`, waiting for the background writer (up to 10 s).
+pub async fn stored_trace(app: &TestApp, id: &str) -> Value {
+    for _ in 0..100 {
+        let (s, _, t) = app
+            .get(Some(app.key("viewer")), &format!("/v1/traces/{id}"))
+            .await;
+        if s == 200 {
+            return t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("trace {id} was not stored within 10 s");
+}

@@ -1,4 +1,4 @@
--- The job queue (SPEC 2.7): long workflow runs taken by in-process workers under a lease.
+-- The job queue: long workflow runs taken by in-process workers under a lease.
 -- Timestamps are Unix milliseconds (BIGINT); flags are BIGINT 0/1; JSON is stored as TEXT.
 --
 -- status: queued -> running -> succeeded | failed | dead | cancelled; a running job whose

@@ -1,4 +1,4 @@
--- Eval runs and their per-case results (SPEC 2.8). Timestamps are Unix milliseconds;
+-- Eval runs and their per-case results. Timestamps are Unix milliseconds;
 -- JSON is stored as TEXT.
 
 CREATE TABLE eval_runs (

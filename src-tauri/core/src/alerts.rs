@@ -1,4 +1,4 @@
-//! Alert badges for an Overview card: the standard thresholds of SPEC 3.3 (p99 > 30 s,
+//! Alert badges for an Overview card: the standard thresholds (p99 > 30 s,
 //! error rate > 1 %, queue depth > 100, budget burn) evaluated over the series' alert
 //! window, each badge with the reason an on-call engineer reads.
 

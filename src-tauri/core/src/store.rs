@@ -834,6 +834,7 @@ mod tests {
         assert_eq!(s.series_keys().await.unwrap(), vec![key.clone()]);
 
         let report = |id: &str, at: i64, status: CheckStatus| SmokeReport {
+            target: Default::default(),
             id: id.into(),
             ollama_url: "http://127.0.0.1:11434".into(),
             agent_url: None,

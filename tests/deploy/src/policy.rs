@@ -1,4 +1,5 @@
-//! The policy every rendered overlay must meet (SPEC 3.4 and 4, deploy/README.md).
+//! The policy every rendered overlay must meet: the canary model the console drives and the
+//! security and availability rules of deploy/README.md.
 //!
 //! Each check takes a [`Bundle`] and returns its violations as sentences that name the
 //! object, what it found and what is expected; an empty list is a pass. [`CHECKS`] is the

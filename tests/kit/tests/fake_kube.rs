@@ -1324,14 +1324,12 @@ async fn fake_kube_discovery_and_optional_argo_rollouts() {
 /// agent-service`; the workspace test run builds it).
 #[tokio::test]
 async fn fake_kube_pod_proxy_to_real_agent_service() {
-    let svc = tokio::task::spawn_blocking(|| testkit::AgentService::spawn(&[]))
-        .await
-        .expect("agent-service spawned");
+    let svc = testkit::AgentService::spawn(testkit::Backend::Sqlite, &[]).await;
     let (fake, c) = started_with_web().await;
     fake.set_backend(
         NS,
         BTreeMap::from([("track".to_string(), "canary".to_string())]),
-        svc.url(),
+        svc.base_url(),
     );
     let pod = fake.pods(NS, &[("track", "canary")])[0]["metadata"]["name"]
         .as_str()

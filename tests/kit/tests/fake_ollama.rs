@@ -92,7 +92,7 @@ async fn chat_without_streaming_answers_one_object() {
 }
 
 #[tokio::test]
-async fn chat_tool_calls_use_ollamas_shape_without_ids() {
+async fn chat_tool_calls_use_ollamas_shape_with_call_ids() {
     let fake = FakeOllama::start().await;
     fake.push_reply(Reply::tool_call(
         "ticket_read",
@@ -108,11 +108,26 @@ async fn chat_tool_calls_use_ollamas_shape_without_ids() {
             .expect("body"),
     );
     assert_eq!(lines.len(), 2);
+    let calls = &lines[0]["message"]["tool_calls"];
+    let id = calls[0]["id"]
+        .as_str()
+        .expect("a native tool call has an id");
+    assert!(is_call_id(id), "{id}");
     assert_eq!(
-        lines[0]["message"]["tool_calls"],
-        json!([{ "function": { "index": 0, "name": "ticket_read", "arguments": { "ticket_id": "T-1001" } } }])
+        calls,
+        &json!([{ "id": id, "function": { "index": 0, "name": "ticket_read", "arguments": { "ticket_id": "T-1001" } } }])
     );
     assert_eq!(lines[1]["done"], true);
+}
+
+/// Ollama's tool call ids: `call_` and 8 characters of `[a-z0-9]`.
+fn is_call_id(id: &str) -> bool {
+    id.strip_prefix("call_").is_some_and(|rest| {
+        rest.len() == 8
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    })
 }
 
 #[tokio::test]
@@ -246,10 +261,10 @@ async fn show_tags_version_and_ps_describe_the_models() {
 }
 
 #[tokio::test]
-async fn pull_streams_progress_and_adds_the_model() {
+async fn pull_reports_one_series_per_layer_and_adds_the_model() {
     let fake = FakeOllama::start().await;
     let lines = ndjson(
-        &post(&fake, "/api/pull", json!({ "model": "qwen3:0.6b" }))
+        &post(&fake, "/api/pull", json!({ "model": "qwen2.5:0.5b" }))
             .await
             .text()
             .await
@@ -257,17 +272,96 @@ async fn pull_streams_progress_and_adds_the_model() {
     );
     let statuses: Vec<&str> = lines.iter().filter_map(|l| l["status"].as_str()).collect();
     assert_eq!(statuses.first(), Some(&"pulling manifest"));
-    assert_eq!(statuses.last(), Some(&"success"));
-    let progress: Vec<&Value> = lines.iter().filter(|l| l["completed"].is_u64()).collect();
-    assert_eq!(progress.len(), 3);
-    assert!(
-        progress[0]["status"]
-            .as_str()
-            .expect("status")
-            .starts_with("downloading sha256:")
+    assert_eq!(
+        statuses[statuses.len() - 3..],
+        ["verifying sha256 digest", "writing manifest", "success"]
     );
-    assert_eq!(progress[2]["completed"], progress[2]["total"]);
-    assert!(fake.models().iter().any(|m| m.name == "qwen3:0.6b"));
+    // One `pulling <12 hex>` series per layer: model, template, params, config.
+    let mut series: Vec<(String, u64)> = Vec::new();
+    for l in lines.iter().filter(|l| l["digest"].is_string()) {
+        let digest = l["digest"].as_str().expect("digest");
+        let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
+        assert_eq!(hex.len(), 64);
+        assert_eq!(l["status"], format!("pulling {}", &hex[..12]));
+        let total = l["total"].as_u64().expect("total");
+        match series.last() {
+            Some((d, _)) if d == digest => {}
+            _ => {
+                assert!(
+                    l.get("completed").is_none(),
+                    "a series starts at 0, and 0 is left out: {l}"
+                );
+                series.push((digest.to_string(), total));
+            }
+        }
+        if let Some(c) = l.get("completed") {
+            assert!(c.as_u64().expect("completed") > 0, "{l}");
+        }
+    }
+    assert_eq!(series.len(), 4, "{series:?}");
+    let last_of = |digest: &str| {
+        lines
+            .iter()
+            .rev()
+            .find(|l| l["digest"] == digest)
+            .expect("a line")["completed"]
+            .clone()
+    };
+    for (digest, total) in &series {
+        assert_eq!(last_of(digest), json!(total), "each layer completes");
+    }
+    let size: u64 = series.iter().map(|(_, t)| t).sum();
+    let pulled = fake
+        .models()
+        .into_iter()
+        .find(|m| m.name == "qwen2.5:0.5b")
+        .expect("the model was added");
+    assert_eq!(size, pulled.size, "the layers add up to the model");
+    assert!(series[0].1 > series[1].1, "the weights come first");
+}
+
+#[tokio::test]
+async fn pulling_a_name_the_registry_lacks_fails_after_the_manifest() {
+    let fake = FakeOllama::start().await;
+    let resp = post(&fake, "/api/pull", json!({ "model": "no-such-model:7b" })).await;
+    assert_eq!(resp.status(), 200, "the stream has started");
+    let lines = ndjson(&resp.text().await.expect("body"));
+    assert_eq!(
+        lines,
+        [
+            json!({ "status": "pulling manifest" }),
+            json!({ "error": "pull model manifest: file does not exist" })
+        ]
+    );
+    assert!(!fake.models().iter().any(|m| m.name == "no-such-model:7b"));
+
+    let resp = post(
+        &fake,
+        "/api/pull",
+        json!({ "model": "no-such-model:7b", "stream": false }),
+    )
+    .await;
+    assert_eq!(resp.status(), 500);
+    assert_eq!(
+        resp.json::<Value>().await.expect("json"),
+        json!({ "error": "pull model manifest: file does not exist" })
+    );
+
+    let control = reqwest::Client::new()
+        .post(format!("{}/__fake/registry", fake.url()))
+        .json(&json!({ "name": "no-such-model:7b", "size": 5000 }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(control.status(), 204);
+    let lines = ndjson(
+        &post(&fake, "/api/pull", json!({ "model": "no-such-model:7b" }))
+            .await
+            .text()
+            .await
+            .expect("body"),
+    );
+    assert_eq!(lines.last(), Some(&json!({ "status": "success" })));
 }
 
 #[tokio::test]
@@ -472,14 +566,30 @@ async fn error_after_mode_breaks_the_stream_with_an_error_line() {
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[2], json!({ "error": "boom" }));
 
+    // On `/v1` the error line becomes one empty chunk, and the stream just ends: no
+    // finish chunk, no `[DONE]` (the error message is not sent at all).
     let body = json!({ "model": "llama3.2", "stream": true, "messages": [{ "role": "user", "content": "a b c" }] });
     let events = sse(&post(&fake, "/v1/chat/completions", body)
         .await
         .text()
         .await
         .expect("body"));
-    let last: Value = serde_json::from_str(events.last().expect("events")).expect("json");
-    assert_eq!(last["error"]["message"], "boom");
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(!events.iter().any(|e| e == "[DONE]"));
+    let chunks: Vec<Value> = events
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("json chunk"))
+        .collect();
+    assert!(chunks.iter().all(|c| c.get("error").is_none()));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["choices"][0]["finish_reason"].is_null())
+    );
+    let last = &chunks[2];
+    assert_eq!(last["model"], "");
+    assert_eq!(last["choices"][0]["delta"], json!({ "content": "" }));
+    assert_eq!(last["id"], chunks[0]["id"]);
 
     let mut body = chat_body("x");
     body["stream"] = json!(false);
@@ -724,6 +834,409 @@ async fn the_binary_listens_on_the_port_it_prints_and_stops_on_sigterm() {
         .expect("stops")
         .expect("status");
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn num_predict_cuts_the_native_reply_with_done_reason_length() {
+    let fake = FakeOllama::start().await;
+    fake.push_reply(Reply::text("one two three four five six"));
+    let body = chat_body("x").tap(|b| b["options"] = json!({ "num_predict": 3 }));
+    let lines = ndjson(
+        &post(&fake, "/api/chat", body)
+            .await
+            .text()
+            .await
+            .expect("body"),
+    );
+    let text: String = lines
+        .iter()
+        .filter_map(|l| l["message"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "one two three");
+    let last = lines.last().expect("a done line");
+    assert_eq!(last["done"], true);
+    assert_eq!(last["done_reason"], "length");
+    assert_eq!(last["eval_count"], 3);
+
+    // Without a limit, or with Ollama's -1, it runs to the end.
+    fake.push_reply(Reply::text("one two three four five six"));
+    let body = chat_body("x").tap(|b| b["options"] = json!({ "num_predict": -1 }));
+    let lines = ndjson(
+        &post(&fake, "/api/chat", body)
+            .await
+            .text()
+            .await
+            .expect("body"),
+    );
+    assert_eq!(lines.last().expect("done")["done_reason"], "stop");
+    assert_eq!(lines.last().expect("done")["eval_count"], 6);
+
+    fake.push_reply(Reply::text("one two three four five six"));
+    let body = chat_body("x").tap(|b| {
+        b["options"] = json!({ "num_predict": 2 });
+        b["stream"] = json!(false);
+    });
+    let got: Value = post(&fake, "/api/chat", body)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(got["message"]["content"], "one two");
+    assert_eq!(got["done_reason"], "length");
+}
+
+#[tokio::test]
+async fn max_tokens_cuts_the_v1_reply_with_finish_reason_length() {
+    let fake = FakeOllama::start().await;
+    fake.push_reply(Reply::text("one two three four five six"));
+    let body = json!({ "model": "llama3.2", "stream": true, "max_tokens": 4,
+                       "stream_options": { "include_usage": true },
+                       "messages": [{ "role": "user", "content": "x" }] });
+    let events = sse(&post(&fake, "/v1/chat/completions", body)
+        .await
+        .text()
+        .await
+        .expect("body"));
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("json chunk"))
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "one two three four");
+    // `role` only on the first chunk; the finish chunk's delta is empty.
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    assert!(
+        chunks[1..]
+            .iter()
+            .all(|c| c["choices"][0]["delta"].get("role").is_none())
+    );
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "length");
+    assert_eq!(finish["choices"][0]["delta"], json!({}));
+    assert_eq!(chunks[chunks.len() - 1]["usage"]["completion_tokens"], 4);
+
+    fake.push_reply(Reply::text("one two three four five six"));
+    let body = json!({ "model": "llama3.2", "max_tokens": 2, "messages": [{ "role": "user", "content": "x" }] });
+    let got: Value = post(&fake, "/v1/chat/completions", body)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(got["choices"][0]["message"]["content"], "one two");
+    assert_eq!(got["choices"][0]["finish_reason"], "length");
+    assert_eq!(got["usage"]["completion_tokens"], 2);
+}
+
+#[tokio::test]
+async fn a_tool_call_cut_by_the_limit_is_text_not_a_call() {
+    let fake = FakeOllama::start().await;
+    fake.push_reply(Reply::tool_call(
+        "ticket_read",
+        json!({ "ticket_id": "T-1001" }),
+    ));
+    let body = chat_body("x").tap(|b| {
+        b["options"] = json!({ "num_predict": 2 });
+        b["tools"] = json!([{ "type": "function", "function": { "name": "ticket_read" } }]);
+    });
+    let lines = ndjson(
+        &post(&fake, "/api/chat", body)
+            .await
+            .text()
+            .await
+            .expect("body"),
+    );
+    assert!(lines.iter().all(|l| l["message"]["tool_calls"].is_null()));
+    let text: String = lines
+        .iter()
+        .filter_map(|l| l["message"]["content"].as_str())
+        .collect();
+    assert!(!text.is_empty());
+    assert!(
+        serde_json::from_str::<Value>(&text).is_err(),
+        "half a call: {text}"
+    );
+    assert_eq!(lines.last().expect("done")["done_reason"], "length");
+
+    fake.push_reply(Reply::tool_call(
+        "ticket_read",
+        json!({ "ticket_id": "T-1001" }),
+    ));
+    let body = json!({ "model": "llama3.2", "stream": true, "max_tokens": 2,
+                       "messages": [{ "role": "user", "content": "x" }] });
+    let events = sse(&post(&fake, "/v1/chat/completions", body)
+        .await
+        .text()
+        .await
+        .expect("body"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("json chunk"))
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["choices"][0]["delta"]["tool_calls"].is_null())
+    );
+    assert_eq!(
+        chunks.last().expect("finish")["choices"][0]["finish_reason"],
+        "length"
+    );
+}
+
+/// Adds a model and queues a reply through the control API (as another process would).
+async fn control(fake: &FakeOllama, path: &str, body: Value) {
+    let resp = client()
+        .post(format!("{}/__fake{path}", fake.url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        resp.status(),
+        204,
+        "{path}: {}",
+        resp.text().await.unwrap_or_default()
+    );
+}
+
+async fn thinking_model(fake: &FakeOllama) {
+    control(
+        fake,
+        "/models",
+        json!({ "name": "qwen3", "capabilities": ["completion", "tools", "thinking"] }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn thinking_models_stream_thinking_first_and_it_counts_toward_num_predict() {
+    let fake = FakeOllama::start().await;
+    thinking_model(&fake).await;
+    let show: Value = post(&fake, "/api/show", json!({ "model": "qwen3" }))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        show["capabilities"],
+        json!(["completion", "tools", "thinking"])
+    );
+
+    // `think` not sent: a thinking model thinks.
+    control(
+        &fake,
+        "/replies",
+        json!({ "thinking": "the user greets me", "content": "Hello there" }),
+    )
+    .await;
+    let body = json!({ "model": "qwen3", "messages": [{ "role": "user", "content": "hi" }] });
+    let lines = ndjson(
+        &post(&fake, "/api/chat", body)
+            .await
+            .text()
+            .await
+            .expect("body"),
+    );
+    let thinking: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"]["thinking"].is_string())
+        .collect();
+    assert_eq!(thinking.len(), 4);
+    assert!(
+        thinking.iter().all(|l| l["message"]["content"] == ""),
+        "thinking lines carry no content"
+    );
+    let first_content = lines
+        .iter()
+        .position(|l| {
+            l["message"]["content"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty())
+        })
+        .expect("content");
+    assert_eq!(first_content, 4, "thinking comes first");
+    let thought: String = thinking
+        .iter()
+        .filter_map(|l| l["message"]["thinking"].as_str())
+        .collect();
+    assert_eq!(thought, "the user greets me");
+    let answer: String = lines
+        .iter()
+        .filter_map(|l| l["message"]["content"].as_str())
+        .collect();
+    assert_eq!(answer, "Hello there");
+    assert_eq!(lines.last().expect("done")["eval_count"], 6);
+
+    // The limit is spent thinking: no answer at all, and `length`.
+    control(
+        &fake,
+        "/replies",
+        json!({ "thinking": "the user greets me", "content": "Hello there" }),
+    )
+    .await;
+    let body = json!({ "model": "qwen3", "options": { "num_predict": 3 },
+                       "messages": [{ "role": "user", "content": "hi" }] });
+    let lines = ndjson(
+        &post(&fake, "/api/chat", body)
+            .await
+            .text()
+            .await
+            .expect("body"),
+    );
+    let answer: String = lines
+        .iter()
+        .filter_map(|l| l["message"]["content"].as_str())
+        .collect();
+    assert_eq!(answer, "");
+    let last = lines.last().expect("done");
+    assert_eq!(last["done_reason"], "length");
+    assert_eq!(last["eval_count"], 3);
+
+    // `think: false`: no thinking.
+    control(
+        &fake,
+        "/replies",
+        json!({ "thinking": "the user greets me", "content": "Hello there" }),
+    )
+    .await;
+    let body = json!({ "model": "qwen3", "think": false, "stream": false,
+                       "messages": [{ "role": "user", "content": "hi" }] });
+    let got: Value = post(&fake, "/api/chat", body)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        got["message"],
+        json!({ "role": "assistant", "content": "Hello there" })
+    );
+}
+
+#[tokio::test]
+async fn v1_carries_thinking_as_delta_reasoning() {
+    let fake = FakeOllama::start().await;
+    thinking_model(&fake).await;
+    control(
+        &fake,
+        "/replies",
+        json!({ "thinking": "think hard", "content": "Done" }),
+    )
+    .await;
+    let body = json!({ "model": "qwen3", "stream": true, "stream_options": { "include_usage": true },
+                       "messages": [{ "role": "user", "content": "hi" }] });
+    let events = sse(&post(&fake, "/v1/chat/completions", body)
+        .await
+        .text()
+        .await
+        .expect("body"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("json chunk"))
+        .collect();
+    let reasoning: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["reasoning"].as_str())
+        .collect();
+    assert_eq!(reasoning, "think hard");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["reasoning"], "think");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["content"], "");
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "Done");
+    assert_eq!(
+        chunks.last().expect("usage")["usage"]["completion_tokens"],
+        3,
+        "thinking tokens are completion tokens"
+    );
+
+    // `reasoning_effort: "none"` turns thinking off.
+    control(
+        &fake,
+        "/replies",
+        json!({ "thinking": "think hard", "content": "Done" }),
+    )
+    .await;
+    let body = json!({ "model": "qwen3", "reasoning_effort": "none",
+                       "messages": [{ "role": "user", "content": "hi" }] });
+    let got: Value = post(&fake, "/v1/chat/completions", body)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(got["choices"][0]["message"].get("reasoning").is_none());
+    assert_eq!(got["choices"][0]["message"]["content"], "Done");
+}
+
+#[tokio::test]
+async fn think_on_a_model_that_cannot_think_is_a_400() {
+    let fake = FakeOllama::start().await;
+    let body = chat_body("hi").tap(|b| b["think"] = json!(true));
+    let resp = post(&fake, "/api/chat", body).await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        resp.json::<Value>().await.expect("json"),
+        json!({ "error": "\"llama3.2\" does not support thinking" })
+    );
+    let body = chat_body("hi").tap(|b| b["think"] = json!("high"));
+    assert_eq!(post(&fake, "/api/chat", body).await.status(), 400);
+    // Asking not to think is fine, as is not asking.
+    let body = chat_body("hi").tap(|b| b["think"] = json!(false));
+    assert_eq!(post(&fake, "/api/chat", body).await.status(), 200);
+    let body = chat_body("hi").tap(|b| b["think"] = json!("loads"));
+    let resp = post(&fake, "/api/chat", body).await;
+    assert_eq!(resp.status(), 400);
+    assert!(
+        resp.json::<Value>().await.expect("json")["error"]
+            .as_str()
+            .expect("error")
+            .starts_with("invalid think value")
+    );
+
+    let body = chat_body("hi").tap(|b| b["reasoning_effort"] = json!("high"));
+    let resp = post(&fake, "/v1/chat/completions", body).await;
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.expect("json");
+    assert_eq!(
+        err["error"]["message"],
+        "\"llama3.2\" does not support thinking"
+    );
+    assert_eq!(err["error"]["type"], "invalid_request_error");
+}
+
+#[tokio::test]
+async fn an_error_before_the_first_byte_is_an_http_500_with_a_json_body() {
+    let fake = FakeOllama::start().await;
+    fake.set_mode(Mode::ErrorAfter {
+        chunks: 0,
+        message: "model runner has unexpectedly stopped".into(),
+    });
+    let resp = post(&fake, "/api/chat", chat_body("a b c")).await;
+    assert_eq!(resp.status(), 500);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("application/json")
+    );
+    assert_eq!(
+        resp.json::<Value>().await.expect("json"),
+        json!({ "error": "model runner has unexpectedly stopped" })
+    );
+    let body = chat_body("a b c").tap(|b| b["stream"] = json!(true));
+    let resp = post(&fake, "/v1/chat/completions", body).await;
+    assert_eq!(resp.status(), 500);
+    let err: Value = resp.json().await.expect("json");
+    assert_eq!(
+        err["error"]["message"],
+        "model runner has unexpectedly stopped"
+    );
+    assert_eq!(err["error"]["type"], "api_error");
 }
 
 /// `value.tap(|v| …)`: edit a JSON value inline.

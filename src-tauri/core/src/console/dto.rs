@@ -66,7 +66,7 @@ pub struct Profile {
     pub id: String,
     pub name: String,
     pub kind: ProfileKind,
-    /// The bundled agent-service started by the console (SPEC 3.2).
+    /// The Local profile: the bundled agent-service the console starts itself.
     pub is_local: bool,
     /// `agent` profiles: the base URL.
     pub url: Option<String>,
@@ -664,7 +664,7 @@ pub struct ApprovalIdArgs {
 pub struct DecideArgs {
     pub id: String,
     pub decision: DecisionKind,
-    /// Required, non-blank (SPEC 2.6).
+    /// Required, non-blank: a decision without a reason is refused.
     pub reason: String,
 }
 

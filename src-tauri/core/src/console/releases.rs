@@ -1,4 +1,4 @@
-//! The Releases view wired into the console (issues #4, #5): the nine release commands
+//! The Releases view wired into the console: the nine release commands
 //! delegate to a [`ReleaseService`]; `release_event` (and `release_removed`, with the
 //! release's ref, when its stable Deployment or Rollout is deleted) is pushed from a watch
 //! per Kubernetes profile, and `release_event` whenever the periodic analysis tick changes a release's

@@ -9,12 +9,71 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
+use super::access::needs;
 use super::cluster::{call, conflict, forbidden, is_conflict};
+use super::connect::Cluster;
 use super::dto::*;
-use super::state::{self, ABORTED, COMPLETED, PAUSED, PAUSED_REASON, Plan, STEP, canary_name};
-use super::{Cluster, Decided, ReleaseService, argo, log_target, needs, reason_of};
+use super::state::{
+    self, ABORTED, COMPLETED, PAUSED, PAUSED_REASON, Plan, STEP, annotation, canary_name,
+};
+use super::{ReleaseService, argo, log_target};
 use crate::agent::Reason;
 use crate::error::{Error, Result};
+
+fn reason_of(raw: &str) -> Result<String> {
+    let r = raw.trim();
+    if r.is_empty() {
+        return Err(Error::invalid(
+            "a release action needs a reason (it is recorded in the action log and the Kubernetes Event)",
+        ));
+    }
+    if r.chars().count() > 500 {
+        return Err(Error::invalid("the reason is longer than 500 characters"));
+    }
+    Ok(r.to_string())
+}
+
+/// The parts of a canary an action decides on; when they change under a write, the
+/// action stops instead of applying its decision to a release that moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Decided {
+    step: Option<String>,
+    paused: Option<String>,
+    aborted: bool,
+    image: String,
+}
+
+impl Decided {
+    fn of(d: &Deployment) -> Self {
+        Self {
+            step: annotation(d, STEP).map(str::to_string),
+            paused: annotation(d, PAUSED).map(str::to_string),
+            aborted: annotation(d, ABORTED).is_some(),
+            image: state::image_of(state::template(d)),
+        }
+    }
+
+    fn describe_change(&self, now: &Self) -> String {
+        let mut parts = Vec::new();
+        if self.step != now.step {
+            parts.push(format!(
+                "the canary step went from {} to {}",
+                self.step.as_deref().unwrap_or("0"),
+                now.step.as_deref().unwrap_or("0")
+            ));
+        }
+        if self.paused != now.paused {
+            parts.push("its pause state changed".to_string());
+        }
+        if self.aborted != now.aborted {
+            parts.push("it was aborted or restarted".to_string());
+        }
+        if self.image != now.image {
+            parts.push(format!("its image changed to {}", now.image));
+        }
+        parts.join(", ")
+    }
+}
 
 impl ReleaseService {
     // ---- actions ----------------------------------------------------------------------
@@ -536,4 +595,76 @@ pub(super) fn no_canary(r: &ReleaseRef) -> Error {
         canary_name(&r.name),
         r.namespace
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn merge_diff_replaces_exactly() {
+        let from = json!({"metadata": {"labels": {"a": "1", "pod-template-hash": "x"}},
+                          "spec": {"containers": [{"name": "c", "image": "i:1"}], "dns": "x"}});
+        let to = json!({"metadata": {"labels": {"a": "1"}},
+                        "spec": {"containers": [{"name": "c", "image": "i:2"}]}});
+        let patch = merge_diff(&from, &to);
+        assert_eq!(
+            patch,
+            json!({"metadata": {"labels": {"pod-template-hash": null}},
+            "spec": {"containers": [{"name": "c", "image": "i:2"}], "dns": null}})
+        );
+        let mut applied = from.clone();
+        json_merge(&mut applied, &patch);
+        assert_eq!(applied, to);
+    }
+
+    /// RFC 7386 apply, to check `merge_diff` against.
+    fn json_merge(target: &mut Value, patch: &Value) {
+        match patch {
+            Value::Object(p) => {
+                if !target.is_object() {
+                    *target = json!({});
+                }
+                let t = target.as_object_mut().unwrap();
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        json_merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+            _ => *target = patch.clone(),
+        }
+    }
+
+    #[test]
+    fn reasons_are_required() {
+        assert_eq!(reason_of("  ").unwrap_err().code().as_str(), "invalid");
+        assert_eq!(reason_of(" ok ").unwrap(), "ok");
+        assert!(reason_of(&"x".repeat(501)).is_err());
+    }
+
+    #[test]
+    fn a_moved_release_is_described() {
+        let before = Decided {
+            step: Some("1".into()),
+            paused: None,
+            aborted: false,
+            image: "img:2".into(),
+        };
+        let mut now = before.clone();
+        now.step = Some("2".into());
+        assert_eq!(
+            before.describe_change(&now),
+            "the canary step went from 1 to 2"
+        );
+        now.image = "img:3".into();
+        assert!(
+            before
+                .describe_change(&now)
+                .ends_with("its image changed to img:3")
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! Canary analysis (SPEC 3.4) as a pure function over measurements: successive totals of
+//! Canary analysis as a pure function over measurements: successive totals of
 //! the canary and stable tracks (each the sum of its pods' `/metrics`), judged interval by
 //! interval against the thresholds of the canary's `flightdeck.dev/analysis` annotation.
 

@@ -9,11 +9,12 @@ use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
 
+use super::ReleaseService;
+use super::connect::Cluster;
 use super::dto::{
     ReleaseActionId, ReleaseKind, ReleaseRef, ReleaseState, ReleaseSummary, TrackInfo,
 };
 use super::state;
-use super::{Cluster, ReleaseService};
 use crate::error::{Error, Result};
 
 pub const HASH_LABEL: &str = "rollouts-pod-template-hash";

@@ -12,9 +12,10 @@ use serde_json::Value;
 
 use super::analysis::{self, Thresholds, Tick, TrackTotals};
 use super::cluster::call;
+use super::connect::Cluster;
 use super::dto::*;
 use super::state::{self, ABORTED, ANALYSIS, PAUSED, Plan, annotation, canary_name};
-use super::{Cluster, ReleaseService, log_target};
+use super::{ReleaseService, log_target};
 use crate::agent::AgentClient;
 use crate::error::{Error, Result};
 

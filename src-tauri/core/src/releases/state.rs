@@ -215,8 +215,8 @@ pub fn actual_weight(canary_ready: i64, stable_ready: i64) -> u32 {
     ((canary_ready as f64 / total as f64) * 100.0).round() as u32
 }
 
-/// The release's state from its objects (SPEC 3.3 item 4: those waiting for a decision
-/// are listed first).
+/// The release's state from its objects (the Releases list puts those waiting for a
+/// decision first).
 pub fn release_state(
     stable: &Deployment,
     canary: Option<&Deployment>,

@@ -1,10 +1,11 @@
-//! The smoke suite of SPEC 3.3 item 6: checks a local Ollama (reachability, models, the
+//! The smoke suite: checks a local Ollama (reachability, models, the
 //! model present or pulled, generation with time to first token and tokens/s, cold vs warm
 //! load, CPU fallback, a tool-call round trip) and, through an agent-service endpoint, a
 //! golden case, an adversarial case and a gated write. Progress goes to a callback; the
 //! report renders as Markdown and JSON.
 
 pub mod ollama;
+pub mod openai;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -17,6 +18,29 @@ use crate::clock::{Clock, rfc3339};
 use crate::domain::BaseUrl;
 use crate::error::{Error, Result};
 use ollama::{ChatOutcome, OllamaClient, PullProgress, ToolSpec, canonical_model};
+use openai::OpenAiClient;
+
+/// What kind of model server the suite checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmokeTarget {
+    /// Ollama's native API (`/api/*`): all ten checks.
+    #[default]
+    Ollama,
+    /// A server that speaks only the OpenAI-compatible API (llama.cpp's server, LM
+    /// Studio, vLLM, Ollama's own `/v1`); the URL is its base, `/v1` included. No pull,
+    /// and load time and GPU use are skipped: that API does not report them.
+    OpenaiCompatible,
+}
+
+impl SmokeTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ollama => "ollama",
+            Self::OpenaiCompatible => "openai_compatible",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -73,6 +97,10 @@ pub struct CheckResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SmokeReport {
     pub id: String,
+    /// What kind of server was checked (reports from before this field: Ollama).
+    #[serde(default)]
+    pub target: SmokeTarget,
+    /// The model server's URL (the OpenAI-compatible base for that kind).
     pub ollama_url: String,
     pub agent_url: Option<String>,
     pub model: String,
@@ -111,8 +139,12 @@ impl SmokeReport {
     pub fn to_markdown(&self) -> String {
         let (p, f, s) = self.counts();
         let took = (self.finished_at_ms - self.started_at_ms) as f64 / 1000.0;
+        let kind = match self.target {
+            SmokeTarget::Ollama => "",
+            SmokeTarget::OpenaiCompatible => " (OpenAI-compatible API)",
+        };
         let mut out = format!(
-            "# Smoke test: {} at {}\n\n{} — {p} passed, {f} failed, {s} skipped in {took:.1} s.\n",
+            "# Smoke test: {} at {}{kind}\n\n{} — {p} passed, {f} failed, {s} skipped in {took:.1} s.\n",
             cell(&self.model),
             cell(&self.ollama_url),
             rfc3339(self.started_at_ms),
@@ -167,8 +199,12 @@ pub enum SmokeProgress {
 /// What to test.
 #[derive(Debug, Clone)]
 pub struct SmokeConfig {
+    pub target: SmokeTarget,
+    /// The model server: Ollama's root, or the OpenAI-compatible base (with `/v1`).
     pub ollama: BaseUrl,
     pub model: String,
+    /// A bearer key for an OpenAI-compatible server that wants one.
+    pub api_key: Option<String>,
     /// Pull the model when it is not installed.
     pub pull_if_missing: bool,
     /// An agent-service endpoint with an `invoke` key, for the three service checks.
@@ -183,12 +219,34 @@ impl SmokeConfig {
             return Err(Error::invalid(format!("model name {model:?} is not valid")));
         }
         Ok(Self {
+            target: SmokeTarget::Ollama,
             ollama,
             model: canonical_model(model.trim()),
+            api_key: None,
             pull_if_missing: false,
             agent: None,
             check_timeout: Duration::from_secs(120),
         })
+    }
+}
+
+impl SmokeConfig {
+    /// A server that speaks only the OpenAI-compatible API; `base` includes `/v1`, and
+    /// `model` is an id its `/models` lists, used as given (no `:latest`).
+    pub fn openai_compatible(base: BaseUrl, model: &str) -> Result<Self> {
+        let mut config = Self::new(base, model)?;
+        config.target = SmokeTarget::OpenaiCompatible;
+        config.model = model.trim().to_string();
+        Ok(config)
+    }
+}
+
+/// The title of check `index` for `target` (the ids stay the same).
+pub fn title(target: SmokeTarget, index: usize) -> &'static str {
+    match (target, CHECKS[index].0) {
+        (SmokeTarget::OpenaiCompatible, "reachability") => "Server reachable",
+        (SmokeTarget::OpenaiCompatible, "model_present") => "Model served",
+        _ => CHECKS[index].1,
     }
 }
 
@@ -231,15 +289,60 @@ pub async fn run(
     clock: &dyn Clock,
     progress: &(dyn Fn(SmokeProgress) + Send + Sync),
 ) -> SmokeReport {
-    let ollama = OllamaClient::new(http, config.ollama.clone(), config.check_timeout);
-    let model = config.model.clone();
     let started_at_ms = clock.now_ms();
     let mut suite = Suite {
         progress,
+        target: config.target,
         timeout: config.check_timeout,
         results: Vec::new(),
     };
+    match config.target {
+        SmokeTarget::Ollama => ollama_checks(&mut suite, config, http).await,
+        SmokeTarget::OpenaiCompatible => openai_checks(&mut suite, config, http).await,
+    }
+    agent_checks(&mut suite, config).await;
+    SmokeReport {
+        id: format!("smoke_{}", uuid::Uuid::now_v7().simple()),
+        target: config.target,
+        ollama_url: config.ollama.to_string(),
+        agent_url: config.agent.as_ref().map(|a| a.base().to_string()),
+        model: config.model.clone(),
+        started_at_ms,
+        finished_at_ms: clock.now_ms(),
+        checks: suite.results,
+    }
+}
 
+/// The generation check's reason and measurements: time to the first *answer* token,
+/// and the thinking before it apart.
+fn generation_result(out: &ChatOutcome) -> (String, Vec<Measurement>) {
+    let mut ms_ = Vec::new();
+    if let Some(t) = out.time_to_first_token {
+        ms_.push(m("time_to_first_token", ms(t), "ms"));
+    }
+    if let Some(t) = out.thinking_time() {
+        ms_.push(m("thinking_time", ms(t), "ms"));
+        ms_.push(m("thinking_tokens", out.thinking_chunks as f64, "tokens"));
+    }
+    if let Some(tps) = out.tokens_per_second() {
+        ms_.push(m("tokens_per_second", (tps * 10.0).round() / 10.0, "tok/s"));
+    }
+    ms_.push(m("total", ms(out.elapsed), "ms"));
+    let mut reason = format!("answered {} characters", out.content.chars().count());
+    if out.first_thinking.is_some() {
+        reason.push_str(&format!(
+            " after thinking {} characters",
+            out.thinking.chars().count()
+        ));
+    }
+    (reason, ms_)
+}
+
+/// The Ollama checks (reachability to tool-call round trip) over its native API.
+async fn ollama_checks(suite: &mut Suite<'_>, config: &SmokeConfig, http: reqwest::Client) {
+    let ollama = OllamaClient::new(http, config.ollama.clone(), config.check_timeout);
+    let model = config.model.clone();
+    let progress = suite.progress;
     let reachable = suite
         .check(0, async {
             let t = Instant::now();
@@ -283,19 +386,26 @@ pub async fn run(
                     ));
                 }
                 let t = Instant::now();
-                let mut last_total = None;
+                // A pull reports one series per layer (weights, template, parameters,
+                // config): the model's size is all of them.
+                let mut layers: std::collections::BTreeMap<String, u64> =
+                    std::collections::BTreeMap::new();
                 let mut report = |p: PullProgress| {
-                    last_total = p.total.or(last_total);
+                    if let (Some(digest), Some(total)) = (&p.digest, p.total) {
+                        layers.insert(digest.clone(), total);
+                    }
                     progress(SmokeProgress::Pull { progress: p });
                 };
                 match ollama.pull(&model, &mut report).await {
                     Ok(()) => {
                         let mut ms_ = vec![m("pull_time", ms(t.elapsed()), "ms")];
-                        if let Some(total) = last_total {
-                            ms_.push(m("size", total as f64, "bytes"));
+                        if !layers.is_empty() {
+                            ms_.push(m("size", layers.values().sum::<u64>() as f64, "bytes"));
+                            ms_.push(m("layers", layers.len() as f64, "layers"));
                         }
                         pass(format!("{model} was pulled"), ms_)
                     }
+                    // The server's own words: an unknown name says so after the manifest.
                     Err(e) => fail(format!("pulling {model} failed: {e}")),
                 }
             })
@@ -318,15 +428,7 @@ pub async fn run(
                         fail("the model answered with empty text")
                     }
                     Ok(out) => {
-                        let mut ms_ = Vec::new();
-                        if let Some(t) = out.time_to_first_token {
-                            ms_.push(m("time_to_first_token", ms(t), "ms"));
-                        }
-                        if let Some(tps) = out.tokens_per_second() {
-                            ms_.push(m("tokens_per_second", (tps * 10.0).round() / 10.0, "tok/s"));
-                        }
-                        ms_.push(m("total", ms(out.elapsed), "ms"));
-                        let reason = format!("answered {} characters", out.content.chars().count());
+                        let (reason, ms_) = generation_result(&out);
                         generated = Some(out);
                         pass(reason, ms_)
                     }
@@ -415,7 +517,169 @@ pub async fn run(
             suite.skipped(i, &why);
         }
     }
+}
 
+/// Longest reply the OpenAI-compatible generation checks ask for (a server without a
+/// default limit may otherwise ramble for minutes).
+const OPENAI_MAX_TOKENS: u32 = 64;
+
+/// The checks for a server that speaks only the OpenAI-compatible API: reachability and
+/// models from `/models`, the model served, generation sanity, a tool-call round trip
+/// (skipped when the server says the model's template has no tools). Load time and GPU
+/// use are not in that API: those two checks are skipped with the reason.
+async fn openai_checks(suite: &mut Suite<'_>, config: &SmokeConfig, http: reqwest::Client) {
+    let client = OpenAiClient::new(
+        http,
+        config.ollama.clone(),
+        config.check_timeout,
+        config.api_key.clone(),
+    );
+    let model = config.model.clone();
+    let mut served: Vec<String> = Vec::new();
+    let reachable = suite
+        .check(0, async {
+            let t = Instant::now();
+            match client.models().await {
+                Ok(ids) => {
+                    let reason = format!("/models answered with {} model(s)", ids.len());
+                    served = ids;
+                    pass(reason, vec![m("latency", ms(t.elapsed()), "ms")])
+                }
+                Err(e) => fail(format!(
+                    "{e}; is an OpenAI-compatible server running at this URL (with its /v1)?"
+                )),
+            }
+        })
+        .await;
+    if !reachable {
+        for i in 1..=6 {
+            suite.skipped(i, "the server is not reachable");
+        }
+        return;
+    }
+    suite
+        .check(1, async {
+            pass(
+                format!("{} model(s) served: {}", served.len(), served.join(", ")),
+                vec![m("models", served.len() as f64, "models")],
+            )
+        })
+        .await;
+    let available = suite
+        .check(2, async {
+            if served.contains(&model) {
+                pass(format!("{model} is served"), Vec::new())
+            } else {
+                fail(format!(
+                    "{model} is not served here (the server lists: {}); an OpenAI-compatible server cannot pull",
+                    served.join(", ")
+                ))
+            }
+        })
+        .await;
+    if !available {
+        for i in 3..=6 {
+            suite.skipped(i, &format!("{model} is not served"));
+        }
+        return;
+    }
+    let prompt =
+        [json!({ "role": "user", "content": "Reply with one short sentence: are you ready?" })];
+    suite
+        .check(3, async {
+            match client.chat(&model, &prompt, &[], OPENAI_MAX_TOKENS).await {
+                Ok(out) if out.content.trim().is_empty() => {
+                    fail("the model answered with empty text")
+                }
+                Ok(out) => {
+                    let (reason, ms_) = generation_result(&out);
+                    pass(reason, ms_)
+                }
+                Err(e) => fail(format!("generation failed: {e}")),
+            }
+        })
+        .await;
+    suite.skipped(
+        4,
+        "the OpenAI-compatible API does not report model load times",
+    );
+    suite.skipped(
+        5,
+        "the OpenAI-compatible API does not report whether the model runs on a GPU",
+    );
+    suite
+        .check(6, async {
+            if client.template_supports_tools().await == Some(false) {
+                return skip(format!(
+                    "{model} does not support tools here (the server's chat template has none: /props chat_template_caps.supports_tools is false)"
+                ));
+            }
+            openai_tool_round_trip(&client, &model).await
+        })
+        .await;
+}
+
+async fn openai_tool_round_trip(client: &OpenAiClient, model: &str) -> Outcome {
+    let tools = [weather_tool()];
+    let mut messages: Vec<Value> = vec![json!({
+        "role": "user",
+        "content": "What is the weather in Paris right now? Use the get_weather tool."
+    })];
+    let t = Instant::now();
+    let first = match client
+        .chat(model, &messages, &tools, OPENAI_MAX_TOKENS)
+        .await
+    {
+        Ok(o) => o,
+        Err(Error::Api(e)) if e.status == 400 && e.message.to_lowercase().contains("tool") => {
+            return skip(format!(
+                "the server refuses tools for {model}: {}",
+                e.message
+            ));
+        }
+        Err(e) => return fail(format!("the request with tools failed: {e}")),
+    };
+    let Some(call) = first.tool_calls.iter().find(|c| c.name == "get_weather") else {
+        return fail(if first.tool_calls.is_empty() {
+            "the model answered without calling get_weather".to_string()
+        } else {
+            format!(
+                "the model called {} instead of get_weather",
+                first.tool_calls[0].name
+            )
+        });
+    };
+    let call_id = "call_smoke_1";
+    messages.push(json!({
+        "role": "assistant",
+        "content": null,
+        "tool_calls": [{ "id": call_id, "type": "function",
+                         "function": { "name": call.name, "arguments": call.arguments.to_string() } }]
+    }));
+    messages.push(json!({
+        "role": "tool",
+        "tool_call_id": call_id,
+        "content": json!({ "city": call.arguments["city"], "temperature_c": 18, "sky": "clear" }).to_string()
+    }));
+    match client
+        .chat(model, &messages, &tools, OPENAI_MAX_TOKENS)
+        .await
+    {
+        Ok(o) if !o.content.trim().is_empty() => pass(
+            format!(
+                "called get_weather({}) and answered with its result",
+                call.arguments["city"]
+            ),
+            vec![m("round_trip", ms(t.elapsed()), "ms")],
+        ),
+        Ok(_) => fail("the model gave no answer after the tool result"),
+        Err(e) => fail(format!("the request with the tool result failed: {e}")),
+    }
+}
+
+/// The three cases through an agent-service endpoint (pointed at whatever model it is
+/// configured with).
+async fn agent_checks(suite: &mut Suite<'_>, config: &SmokeConfig) {
     match &config.agent {
         None => {
             for i in 7..=9 {
@@ -506,16 +770,6 @@ pub async fn run(
                 .await;
         }
     }
-
-    SmokeReport {
-        id: format!("smoke_{}", uuid::Uuid::now_v7().simple()),
-        ollama_url: config.ollama.to_string(),
-        agent_url: config.agent.as_ref().map(|a| a.base().to_string()),
-        model,
-        started_at_ms,
-        finished_at_ms: clock.now_ms(),
-        checks: suite.results,
-    }
 }
 
 fn excerpt(s: &str) -> String {
@@ -592,6 +846,7 @@ async fn tool_round_trip(ollama: &OllamaClient, model: &str) -> Outcome {
 /// Runs checks in order, timing each and reporting progress.
 struct Suite<'a> {
     progress: &'a (dyn Fn(SmokeProgress) + Send + Sync),
+    target: SmokeTarget,
     timeout: Duration,
     results: Vec<CheckResult>,
 }
@@ -599,7 +854,7 @@ struct Suite<'a> {
 impl Suite<'_> {
     /// Runs check `index` of [`CHECKS`]; true when it passed.
     async fn check(&mut self, index: usize, body: impl Future<Output = Outcome>) -> bool {
-        let (name, title) = CHECKS[index];
+        let (name, title) = (CHECKS[index].0, title(self.target, index));
         (self.progress)(SmokeProgress::CheckStarted {
             name: name.into(),
             index,
@@ -622,7 +877,7 @@ impl Suite<'_> {
     }
 
     fn skipped(&mut self, index: usize, reason: &str) {
-        let (name, title) = CHECKS[index];
+        let (name, title) = (CHECKS[index].0, title(self.target, index));
         self.finish(
             index,
             name,
@@ -668,6 +923,7 @@ mod tests {
     fn report() -> SmokeReport {
         SmokeReport {
             id: "smoke_1".into(),
+            target: SmokeTarget::Ollama,
             ollama_url: "http://127.0.0.1:11434".into(),
             agent_url: None,
             model: "llama3.2:latest".into(),

@@ -80,9 +80,23 @@ pub struct ChatOutcome {
     pub eval_count: Option<u64>,
     pub eval_duration: Option<Duration>,
     pub load_duration: Option<Duration>,
+    /// What a thinking model thought before answering (never part of `content`).
+    pub thinking: String,
+    pub thinking_chunks: usize,
+    /// When the first thinking arrived; `time_to_first_token` is the first *answer*
+    /// token (text or a tool call), after any thinking.
+    pub first_thinking: Option<Duration>,
 }
 
 impl ChatOutcome {
+    /// How long the model thought: from its first thinking to its first answer token (or
+    /// to the end, when it never answered).
+    pub fn thinking_time(&self) -> Option<Duration> {
+        let first = self.first_thinking?;
+        let until = self.time_to_first_token.unwrap_or(self.elapsed);
+        Some(until.saturating_sub(first))
+    }
+
     /// Generation speed: `eval_count / eval_duration` as Ollama measured it, else chunks
     /// per second after the first token.
     pub fn tokens_per_second(&self) -> Option<f64> {
@@ -281,6 +295,11 @@ impl OllamaClient {
         read_ndjson(resp, &endpoint, self.timeout, |line| {
             out.chunks += 1;
             let message = &line["message"];
+            if let Some(thought) = message["thinking"].as_str().filter(|t| !t.is_empty()) {
+                out.thinking_chunks += 1;
+                out.first_thinking.get_or_insert_with(|| start.elapsed());
+                out.thinking.push_str(thought);
+            }
             let piece = message["content"].as_str().unwrap_or("");
             let calls = message["tool_calls"]
                 .as_array()

@@ -9,13 +9,13 @@ use flightdeck_core::agent::{
     ApprovalEventKind, ApprovalStatus, EvalRunState, InvokeRequest, Reason, RunStatus, StartEval,
     StreamConfig, StreamItem, TraceQuery,
 };
-use testkit::AgentService;
+use testkit::{AgentService, Backend};
 
 use crate::helpers::{client, client_with_key, eval_run_done, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_info_registries_and_metrics() {
-    let svc = AgentService::spawn(&[]);
+    let svc = AgentService::spawn(Backend::Sqlite, &[]).await;
     let viewer = client(&svc, "viewer");
     assert_eq!(viewer.healthz().await.unwrap().status, "ok");
     let ready = viewer.readyz().await.unwrap();
@@ -66,7 +66,7 @@ async fn health_readiness_info_registries_and_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_carry_closed_codes_and_request_ids() {
-    let svc = AgentService::spawn(&[]);
+    let svc = AgentService::spawn(Backend::Sqlite, &[]).await;
     let expect = |r: Result<(), flightdeck_core::Error>, code: ErrorCode, server: &str| {
         let e = r.unwrap_err();
         assert_eq!(e.code(), code, "{e}");
@@ -81,7 +81,7 @@ async fn errors_carry_closed_codes_and_request_ids() {
             None => panic!("not an API error: {e:?}"),
         }
     };
-    let bad_key = client_with_key(svc.url(), Some("fdk_not_a_key"));
+    let bad_key = client_with_key(svc.base_url(), Some("fdk_not_a_key"));
     expect(
         bad_key.info().await.map(drop),
         ErrorCode::Unauthorized,
@@ -135,7 +135,7 @@ async fn errors_carry_closed_codes_and_request_ids() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approval_flow_with_live_events_resume_and_audit() {
-    let svc = AgentService::spawn(&[]);
+    let svc = AgentService::spawn(Backend::Sqlite, &[]).await;
     let approver = client(&svc, "approver");
     let invoker = client(&svc, "invoke");
     let mut events = approver.approval_events(None, StreamConfig::default());
@@ -238,7 +238,7 @@ async fn approval_flow_with_live_events_resume_and_audit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freeze_refuses_writes_until_unfrozen_and_cancel_needs_a_filter() {
-    let svc = AgentService::spawn(&[]);
+    let svc = AgentService::spawn(Backend::Sqlite, &[]).await;
     let operator = client(&svc, "operator");
     let invoker = client(&svc, "invoke");
     let reason = Reason::parse("incident 42").unwrap();
@@ -279,7 +279,7 @@ async fn freeze_refuses_writes_until_unfrozen_and_cancel_needs_a_filter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_and_an_eval_run() {
-    let svc = AgentService::spawn(&[]);
+    let svc = AgentService::spawn(Backend::Sqlite, &[]).await;
     let invoker = client(&svc, "invoke");
     let viewer = client(&svc, "viewer");
     let operator = client(&svc, "operator");

@@ -15,7 +15,7 @@ use flightdeck_core::host::Host;
 use flightdeck_core::{BaseUrl, ProfileId};
 use serde_json::{Value, json};
 use testkit::agent::agent_service_bin;
-use testkit::{AgentService, FakeOllama, Reply};
+use testkit::{AgentService, Backend, FakeOllama, Reply};
 
 use crate::helpers::within;
 use crate::rig::Recorder;
@@ -619,7 +619,7 @@ async fn console_smoke_tests_and_models_against_the_fake_ollama() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_profiles_settings_permissions_and_bad_inputs() {
-    let svc = AgentService::spawn(&[]);
+    let svc = AgentService::spawn(Backend::Sqlite, &[]).await;
     let viewer_key = svc.key("viewer").to_string();
     assert!(viewer_key.len() > 8);
     let dir = temp_dir();
@@ -673,10 +673,10 @@ async fn console_profiles_settings_permissions_and_bad_inputs() {
         api_key: key.into(),
     };
     for (args, what) in [
-        (add("", svc.url(), &viewer_key), "no name"),
+        (add("", svc.base_url(), &viewer_key), "no name"),
         (add("X", "not a url", &viewer_key), "bad URL"),
         (add("X", "ftp://host", &viewer_key), "not http"),
-        (add("X", svc.url(), "  "), "empty key"),
+        (add("X", svc.base_url(), "  "), "empty key"),
     ] {
         let e = console.add_agent_profile(args).await.unwrap_err();
         assert_eq!(e.code, CommandErrorCode::Invalid, "{what}: {e:?}");
@@ -684,12 +684,12 @@ async fn console_profiles_settings_permissions_and_bad_inputs() {
     assert!(console.list_profiles().await.unwrap().profiles.is_empty());
 
     let added = console
-        .add_agent_profile(add("Staging EU", svc.url(), &viewer_key))
+        .add_agent_profile(add("Staging EU", svc.base_url(), &viewer_key))
         .await
         .unwrap();
     assert_eq!((added.id.as_str(), added.has_secret), ("staging-eu", true));
     let clash = console
-        .add_agent_profile(add("Staging EU", svc.url(), &viewer_key))
+        .add_agent_profile(add("Staging EU", svc.base_url(), &viewer_key))
         .await
         .unwrap_err();
     assert_eq!(clash.code, CommandErrorCode::Conflict);
@@ -741,7 +741,7 @@ async fn console_profiles_settings_permissions_and_bad_inputs() {
     // write queued while another profile was active still arrives.
     let admin_key = svc.key("admin").to_string();
     console
-        .add_agent_profile(add("Ops", svc.url(), &admin_key))
+        .add_agent_profile(add("Ops", svc.base_url(), &admin_key))
         .await
         .unwrap();
     console.set_active_profile(pid("ops")).await.unwrap();
@@ -890,7 +890,7 @@ async fn console_profiles_settings_permissions_and_bad_inputs() {
             .unwrap(),
     )
     .unwrap();
-    let debug = format!("{console:?} {:?}", add("X", svc.url(), &viewer_key));
+    let debug = format!("{console:?} {:?}", add("X", svc.base_url(), &viewer_key));
     let settings_file = std::fs::read_to_string(dir.join("settings.json")).unwrap();
     for (what, text) in [
         ("profiles", &listed),

@@ -1,4 +1,4 @@
-//! The Overview across profiles (SPEC 3.3 item 1) against real agent-service processes: a
+//! The Overview across profiles against real agent-service processes: a
 //! card per agent-service profile and track with its own numbers, the active profile's
 //! first, and a service on a closed port as a card with `live: false` and its error while
 //! the other cards keep updating.
@@ -13,7 +13,7 @@ use flightdeck_core::console::dto::*;
 use flightdeck_core::console::{Console, ConsoleOptions, EventSink};
 use flightdeck_core::host::Host;
 use serde_json::Value;
-use testkit::AgentService;
+use testkit::{AgentService, Backend};
 
 use crate::helpers::client;
 
@@ -79,8 +79,8 @@ fn rate(o: &Overview, profile: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overview_has_a_card_per_service_and_track_and_keeps_unreachable_ones() {
-    let stable = AgentService::spawn(&[]);
-    let canary = AgentService::spawn(&[("RELEASE_TRACK", "canary")]);
+    let stable = AgentService::spawn(Backend::Sqlite, &[]).await;
+    let canary = AgentService::spawn(Backend::Sqlite, &[("RELEASE_TRACK", "canary")]).await;
     // A port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -112,8 +112,8 @@ async fn overview_has_a_card_per_service_and_track_and_keeps_unreachable_ones() 
         api_key: key.into(),
     };
     for args in [
-        add("Stable", stable.url(), stable.key("admin")),
-        add("Canary", canary.url(), canary.key("admin")),
+        add("Stable", stable.base_url(), stable.key("admin")),
+        add("Canary", canary.base_url(), canary.key("admin")),
         add("Dead", &dead_url, "fdk_nothing_listens_here"),
         add("Hung", &hung_url, "fdk_nothing_answers_here"),
     ] {
@@ -183,7 +183,7 @@ async fn overview_has_a_card_per_service_and_track_and_keeps_unreachable_ones() 
     assert_eq!(rate(&o, "stable"), 0.0, "{:?}", s.stats);
     assert_eq!(s.stats.pending_approvals, Some(0.0));
     assert!(s.error.is_none() && c.error.is_none(), "{s:?} {c:?}");
-    assert!(!c.versions.release.is_empty() && c.url.starts_with(canary.url()));
+    assert!(!c.versions.release.is_empty() && c.url.starts_with(canary.base_url()));
     // The closed port: a card that says so, with the address in the error.
     let d = card(&o, "dead").unwrap();
     assert!(!d.live && d.readiness == ReadyState::Unavailable, "{d:?}");

@@ -53,7 +53,7 @@ async fn add_agent(console: &Console, name: &str, svc: &testkit::AgentService) -
     console
         .add_agent_profile(AddAgentProfileArgs {
             name: name.into(),
-            url: svc.url().into(),
+            url: svc.base_url().into(),
             api_key: svc.key("admin").into(),
         })
         .await
@@ -72,7 +72,7 @@ fn rref(profile_id: &str) -> ReleaseRef {
 async fn console_releases_list_promote_events_and_the_analysis_tick() {
     let dir = TempDir::new("fd-console-releases");
     let (kube, kc) = cluster(&dir, "fake", false, 5).await;
-    let (_stable, _canary) = backends(&kube, &[]);
+    let (_stable, _canary) = backends(&kube, &[]).await;
     let sink = Arc::new(Recorder::default());
     let console = console(&dir, vec![kc], sink.clone()).await;
 
@@ -175,7 +175,7 @@ async fn console_releases_list_promote_events_and_the_analysis_tick() {
 async fn console_releases_incident_switch_pauses_the_linked_canary() {
     let dir = TempDir::new("fd-console-releases");
     let (kube, kc) = cluster(&dir, "fake", false, 5).await;
-    let (stable, canary) = backends(&kube, &[]);
+    let (stable, canary) = backends(&kube, &[]).await;
     let sink = Arc::new(Recorder::default());
     let console = console(&dir, vec![kc], sink.clone()).await;
 
@@ -327,7 +327,7 @@ async fn console_releases_an_unreachable_cluster_is_a_cluster_error_others_still
 async fn console_releases_a_cluster_linked_to_a_named_service_stays_linked() {
     let dir = TempDir::new("fd-console-links");
     let (kube, kc) = cluster(&dir, "fake", false, 5).await;
-    let (stable, canary) = backends(&kube, &[]);
+    let (stable, canary) = backends(&kube, &[]).await;
     let sink = Arc::new(Recorder::default());
     let console = console(&dir, vec![kc], sink.clone()).await;
     let prod = add_agent(&console, "Prod service", &canary).await;

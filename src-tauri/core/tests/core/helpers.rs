@@ -7,7 +7,7 @@ use flightdeck_core::{BaseUrl, Secret};
 use testkit::AgentService;
 
 pub fn client(service: &AgentService, role: &str) -> AgentClient {
-    client_with_key(service.url(), Some(service.key(role)))
+    client_with_key(service.base_url(), Some(service.key(role)))
 }
 
 pub fn client_with_key(url: &str, key: Option<&str>) -> AgentClient {

@@ -9,20 +9,20 @@ use flightdeck_core::host::Host;
 use flightdeck_core::series::{Metric, SeriesConfig, SeriesKey, SeriesStore};
 use flightdeck_core::store::Outcome;
 use flightdeck_core::{ErrorCode, ProfileId};
-use testkit::AgentService;
+use testkit::{AgentService, Backend};
 
 use crate::helpers::client;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_an_audited_decision_and_scraped_series() {
-    let svc = AgentService::spawn(&[]);
+    let svc = AgentService::spawn(Backend::Sqlite, &[]).await;
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
     let host = Host::in_memory(clock.clone()).await.unwrap();
     let id = ProfileId::parse("local-test").unwrap();
     host.save_agent_profile(
         id.clone(),
         "Local test",
-        svc.url(),
+        svc.base_url(),
         Some(svc.key("approver")),
     )
     .await

@@ -56,7 +56,7 @@ async fn rig_with(
     let kube = Arc::new(kube);
     kube.apply_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
         .unwrap();
-    let (stable, canary) = backends(&kube, canary_env);
+    let (stable, canary) = backends(&kube, canary_env).await;
 
     let clock = Arc::new(ManualClock::new(1_790_000_000_000));
     let host = Host::in_memory(clock.clone()).await.unwrap();
@@ -78,7 +78,7 @@ async fn rig_with(
     host.save_agent_profile(
         agent.clone(),
         "Canary service",
-        canary.url(),
+        canary.base_url(),
         Some(canary.key("operator")),
     )
     .await

@@ -10,7 +10,7 @@ use std::time::Duration;
 use flightdeck_core::console::EventSink;
 use flightdeck_core::releases::ReleaseOptions;
 use serde_json::{Value, json};
-use testkit::{AgentService, FakeKube, KubeconfigOpts};
+use testkit::{AgentService, Backend, FakeKube, KubeconfigOpts};
 
 use crate::helpers::within;
 
@@ -185,16 +185,23 @@ pub async fn cluster(
 }
 
 /// Real agent-services as the pods of both tracks (the canary's with `canary_env` added).
-pub fn backends(kube: &FakeKube, canary_env: &[(&str, &str)]) -> (AgentService, AgentService) {
-    let stable = AgentService::spawn(&[("RELEASE_TRACK", "stable"), ("RELEASE_VERSION", "0.1.0")]);
+pub async fn backends(
+    kube: &FakeKube,
+    canary_env: &[(&str, &str)],
+) -> (AgentService, AgentService) {
+    let stable = AgentService::spawn(
+        Backend::Sqlite,
+        &[("RELEASE_TRACK", "stable"), ("RELEASE_VERSION", "0.1.0")],
+    )
+    .await;
     let mut env = vec![("RELEASE_TRACK", "canary"), ("RELEASE_VERSION", "0.2.0")];
     env.extend_from_slice(canary_env);
-    let canary = AgentService::spawn(&env);
+    let canary = AgentService::spawn(Backend::Sqlite, &env).await;
     for (track, svc) in [("stable", &stable), ("canary", &canary)] {
         kube.set_backend(
             NS,
             BTreeMap::from([("track".to_string(), track.to_string())]),
-            svc.url(),
+            svc.base_url(),
         );
     }
     (stable, canary)

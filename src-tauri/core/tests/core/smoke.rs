@@ -9,7 +9,7 @@ use flightdeck_core::agent::http_client;
 use flightdeck_core::clock::SystemClock;
 use flightdeck_core::smoke::{self, CheckStatus, SmokeConfig, SmokeProgress, SmokeReport};
 use serde_json::json;
-use testkit::{AgentService, FakeModel, FakeOllama, Mode, Reply};
+use testkit::{AgentService, Backend, FakeModel, FakeOllama, Mode, Reply};
 
 use crate::helpers::{client, within};
 
@@ -53,7 +53,7 @@ async fn everything_passes_against_a_healthy_ollama_and_the_service() {
     fake.push_reply(Reply::text("Ready again."));
     fake.push_reply(Reply::tool_call("get_weather", json!({ "city": "Paris" })));
     fake.push_reply(Reply::text("It is 18 °C and clear in Paris."));
-    let svc = AgentService::spawn(&[]);
+    let svc = AgentService::spawn(Backend::Sqlite, &[]).await;
     let mut cfg = config(&fake, "llama3.2");
     cfg.agent = Some(client(&svc, "invoke"));
     let (report, events) = run(&cfg).await;
@@ -282,4 +282,188 @@ async fn an_unreachable_down_or_hanging_ollama_fails_reachability_and_skips_the_
     let (report, _) = run(&cfg).await;
     assert_eq!(report.checks[0].status, CheckStatus::Fail);
     assert!(report.checks[0].duration_ms < 5000.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pulled_model_is_sized_from_all_its_layers_and_a_failed_pull_shows_its_error() {
+    let fake = FakeOllama::start().await;
+    let mut cfg = config(&fake, "qwen2.5:0.5b");
+    cfg.pull_if_missing = true;
+    let (report, _) = run(&cfg).await;
+    let registry_size = testkit::fake_ollama::default_registry()
+        .into_iter()
+        .find(|m| m.name == "qwen2.5:0.5b")
+        .unwrap()
+        .size;
+    assert_eq!(
+        measurement(&report, "model_present", "size"),
+        registry_size as f64,
+        "weights, template, parameters and config together"
+    );
+    assert_eq!(measurement(&report, "model_present", "layers"), 4.0);
+
+    let mut cfg = config(&fake, "no-such-model:7b");
+    cfg.pull_if_missing = true;
+    let (report, _) = run(&cfg).await;
+    let present = report.check("model_present").unwrap();
+    assert_eq!(present.status, CheckStatus::Fail);
+    assert!(
+        present
+            .reason
+            .starts_with("pulling no-such-model:7b failed:")
+            && present
+                .reason
+                .contains("pull model manifest: file does not exist"),
+        "{}",
+        present.reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thinking_time_is_reported_apart_from_the_first_answer_token() {
+    let fake = FakeOllama::start().await;
+    fake.add_model(FakeModel::new("qwen3").thinking());
+    fake.set_mode(Mode::Slow {
+        first_chunk_ms: 0,
+        between_chunks_ms: 40,
+    });
+    // Ollama's default for a thinking model: it thinks first.
+    fake.push_reply(Reply::text("Yes, ready.").with_thinking("the user asks if I am ready"));
+    let (report, _) = run(&config(&fake, "qwen3")).await;
+    let generation = report.check("generation").unwrap();
+    assert_eq!(generation.status, CheckStatus::Pass, "{generation:?}");
+    assert!(
+        generation.reason.contains("after thinking"),
+        "{generation:?}"
+    );
+    let thinking = measurement(&report, "generation", "thinking_time");
+    let ttft = measurement(&report, "generation", "time_to_first_token");
+    assert_eq!(measurement(&report, "generation", "thinking_tokens"), 7.0);
+    // Seven thinking pieces 40 ms apart come before the first answer token.
+    assert!(thinking >= 6.0 * 40.0, "thinking {thinking} ms");
+    assert!(ttft >= thinking, "ttft {ttft} ms, thinking {thinking} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openai_compatible_server_gets_its_checks_and_exports() {
+    let fake = FakeOllama::start().await;
+    fake.push_reply(Reply::text("Yes, I am ready."));
+    fake.push_reply(Reply::tool_call("get_weather", json!({ "city": "Paris" })));
+    fake.push_reply(Reply::text("It is 18 °C and clear in Paris."));
+    let svc = AgentService::spawn(Backend::Sqlite, &[]).await;
+    let mut cfg = SmokeConfig::openai_compatible(
+        BaseUrl::parse(&fake.openai_url()).unwrap(),
+        "llama3.2:latest",
+    )
+    .unwrap();
+    cfg.agent = Some(client(&svc, "invoke"));
+    let (report, _) = run(&cfg).await;
+    assert_eq!(
+        statuses(&report),
+        [
+            ("reachability", CheckStatus::Pass),
+            ("models_listed", CheckStatus::Pass),
+            ("model_present", CheckStatus::Pass),
+            ("generation", CheckStatus::Pass),
+            ("load_time", CheckStatus::Skip),
+            ("cpu_fallback", CheckStatus::Skip),
+            ("tool_call", CheckStatus::Pass),
+            ("agent_golden", CheckStatus::Pass),
+            ("agent_adversarial", CheckStatus::Pass),
+            ("agent_write_gated", CheckStatus::Pass),
+        ],
+        "{}",
+        report.to_markdown()
+    );
+    assert!(measurement(&report, "generation", "time_to_first_token") > 0.0);
+    assert!(measurement(&report, "generation", "tokens_per_second") > 0.0);
+    let chats = fake.bodies("/v1/chat/completions");
+    assert_eq!(
+        chats.len(),
+        3,
+        "generation, then the two tool round-trip calls"
+    );
+    assert_eq!(chats[0]["max_tokens"], 64, "a bounded generation");
+    assert_eq!(chats[2]["messages"][2]["role"], "tool");
+    assert_eq!(
+        fake.request_count("/api/chat"),
+        0,
+        "only the /v1 API is used"
+    );
+
+    assert_eq!(report.target, smoke::SmokeTarget::OpenaiCompatible);
+    let md = report.to_markdown();
+    assert!(md.contains("(OpenAI-compatible API)"), "{md}");
+    assert!(md.contains("| Server reachable | pass |"), "{md}");
+    assert!(md.contains("does not report model load times"), "{md}");
+    assert_eq!(SmokeReport::from_json(&report.to_json()).unwrap(), report);
+
+    // A model the server does not serve: said so, with what it serves.
+    let cfg = SmokeConfig::openai_compatible(BaseUrl::parse(&fake.openai_url()).unwrap(), "gpt-x")
+        .unwrap();
+    let (report, _) = run(&cfg).await;
+    let present = report.check("model_present").unwrap();
+    assert_eq!(present.status, CheckStatus::Fail);
+    assert!(
+        present.reason.contains("llama3.2:latest"),
+        "{}",
+        present.reason
+    );
+}
+
+/// The OpenAI-compatible checks against llama.cpp's real server with SmolLM2-135M
+/// (`TEST_MODEL_PYTHON`, see scripts/setup-model.sh), and the service pointed at it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_model_llama_cpp_server_through_the_openai_compatible_checks() {
+    let llama = testkit::LlamaServer::start(testkit::LlamaOptions::default()).await;
+    let base = llama.openai_url();
+    let svc = AgentService::spawn(
+        Backend::Sqlite,
+        &[
+            ("AGENT_PROVIDER", "openai"),
+            ("OPENAI_BASE_URL", base.as_str()),
+            ("MODEL_NAME", testkit::llama::MODEL_ALIAS),
+            ("MAX_OUTPUT_TOKENS", "32"),
+        ],
+    )
+    .await;
+    let mut cfg =
+        SmokeConfig::openai_compatible(BaseUrl::parse(&base).unwrap(), testkit::llama::MODEL_ALIAS)
+            .unwrap();
+    cfg.agent = Some(client(&svc, "invoke"));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let report = within(240, "the smoke suite against the real model", async {
+        smoke::run(&cfg, http_client().unwrap(), &SystemClock, &move |p| {
+            sink.lock().unwrap().push(p)
+        })
+        .await
+    })
+    .await;
+    let md = report.to_markdown();
+    let status = |name: &str| report.check(name).unwrap().status;
+    for check in [
+        "reachability",
+        "models_listed",
+        "model_present",
+        "generation",
+    ] {
+        assert_eq!(status(check), CheckStatus::Pass, "{check}\n{md}");
+    }
+    assert!(measurement(&report, "generation", "time_to_first_token") > 0.0);
+    assert!(measurement(&report, "generation", "tokens_per_second") > 0.0);
+    assert_eq!(status("load_time"), CheckStatus::Skip);
+    assert_eq!(status("cpu_fallback"), CheckStatus::Skip);
+    // SmolLM2's chat template has no tools, and llama.cpp says so.
+    let tool = report.check("tool_call").unwrap();
+    assert_eq!(tool.status, CheckStatus::Skip, "{md}");
+    assert!(tool.reason.contains("supports_tools is false"), "{md}");
+    // Through the service: the input guardrail stops the injection whatever the model;
+    // the model neither cites nor calls tools, so the golden case and the gated write
+    // fail, and the report says so.
+    assert_eq!(status("agent_adversarial"), CheckStatus::Pass, "{md}");
+    assert_eq!(status("agent_golden"), CheckStatus::Fail, "{md}");
+    assert_eq!(status("agent_write_gated"), CheckStatus::Fail, "{md}");
+    assert_eq!(SmokeReport::from_json(&report.to_json()).unwrap(), report);
+    assert!(md.contains(testkit::llama::MODEL_ALIAS), "{md}");
 }

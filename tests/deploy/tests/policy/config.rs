@@ -67,15 +67,27 @@ fn every_deployment_starts_with_configuration_agent_service_accepts() {
             );
             let s = Settings::load_from(&env)
                 .unwrap_or_else(|e| panic!("{at}: agent-service rejects its configuration: {e}"));
-            assert_eq!(s.environment, Environment::Production, "{at}: AGENT_ENV");
-            assert_eq!(s.release_track.as_str(), *track, "{at}: RELEASE_TRACK");
-            assert_eq!(s.log_format, LogFormat::Json, "{at}: LOG_FORMAT");
-            assert!(
-                s.bind_addr.ip().is_unspecified(),
-                "{at}: BIND_ADDR {} must listen on every interface",
-                s.bind_addr
+            assert_eq!(
+                s.server.environment,
+                Environment::Production,
+                "{at}: AGENT_ENV"
             );
-            assert_eq!(s.bind_addr.port(), PORT as u16, "{at}: BIND_ADDR port");
+            assert_eq!(
+                s.release.release_track.as_str(),
+                *track,
+                "{at}: RELEASE_TRACK"
+            );
+            assert_eq!(s.logging.log_format, LogFormat::Json, "{at}: LOG_FORMAT");
+            assert!(
+                s.server.bind_addr.ip().is_unspecified(),
+                "{at}: BIND_ADDR {} must listen on every interface",
+                s.server.bind_addr
+            );
+            assert_eq!(
+                s.server.bind_addr.port(),
+                PORT as u16,
+                "{at}: BIND_ADDR port"
+            );
         }
     }
 }
@@ -122,10 +134,10 @@ fn the_compose_service_starts_with_configuration_agent_service_accepts() {
     );
     let s = Settings::load_from(&env)
         .unwrap_or_else(|e| panic!("compose.yaml: agent-service rejects its configuration: {e}"));
-    assert_eq!(s.environment, Environment::Production);
+    assert_eq!(s.server.environment, Environment::Production);
     assert!(
-        s.database_url.starts_with("postgres://"),
+        s.database.database_url.starts_with("postgres://"),
         "compose runs on PostgreSQL"
     );
-    assert_eq!(s.bind_addr.port(), PORT as u16);
+    assert_eq!(s.server.bind_addr.port(), PORT as u16);
 }

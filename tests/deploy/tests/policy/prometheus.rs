@@ -1,7 +1,8 @@
 //! Prometheus: the alert rules use metrics agent-service really exports, count exactly the
-//! 5xx statuses as errors, cover the SPEC 3.3 thresholds and link to runbook sections
-//! that exist; promtool accepts the config and rules, the rule tests pass, and every
-//! threshold is tight (moving it either way breaks alerts_test.yml).
+//! 5xx statuses as errors, cover the overview's thresholds (p99, error rate, queue depth,
+//! budget burn) and link to runbook sections that exist; promtool accepts the config and
+//! rules, the rule tests pass, and every threshold is tight (moving it either way breaks
+//! alerts_test.yml).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -13,7 +14,7 @@ use serde_json::Value;
 
 use crate::{deploy_file, deploy_text, deploy_yaml, have};
 
-/// The alerts the bundle must ship (SPEC 3.3 thresholds, target down, circuit open).
+/// The alerts the bundle must ship (the overview's thresholds, target down, circuit open).
 const ALERTS: &[&str] = &[
     "AgentServiceHighP99Latency",
     "AgentServiceHighErrorRate",

@@ -20,6 +20,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/chunking", put(set_chunking))
         .route("/fail-next", post(fail_next))
         .route("/models", put(set_models).post(add_model))
+        .route("/registry", post(add_to_registry))
         .route("/replies", post(push_replies).delete(clear_replies))
         .route("/requests", get(requests).delete(clear_requests))
         .route("/counters", get(counters))
@@ -93,6 +94,14 @@ async fn set_models(
 
 async fn add_model(State(shared): State<Arc<Shared>>, Json(model): Json<FakeModel>) -> StatusCode {
     shared.with(|s| s.add_model(model));
+    StatusCode::NO_CONTENT
+}
+
+async fn add_to_registry(
+    State(shared): State<Arc<Shared>>,
+    Json(model): Json<FakeModel>,
+) -> StatusCode {
+    shared.with(|s| s.add_to_registry(model));
     StatusCode::NO_CONTENT
 }
 

@@ -8,21 +8,29 @@
 //!
 //! | endpoint | what it does |
 //! |---|---|
-//! | `POST /api/chat` | NDJSON stream (`application/x-ndjson`) of `message` deltas and a final `done` line, or one object when `"stream": false` |
-//! | `POST /api/generate` | the same with `response` deltas |
+//! | `POST /api/chat` | NDJSON stream (`application/x-ndjson`) of `message` deltas (`thinking` first, then `content`, then `tool_calls` with `call_…` ids) and a final `done` line with `done_reason` `stop` or `length`, or one object when `"stream": false` |
+//! | `POST /api/generate` | the same with `thinking` / `response` deltas |
 //! | `GET /api/tags` | the configured models |
-//! | `POST /api/show` | details and `capabilities`; 404 `{"error":"model 'x' not found"}` |
-//! | `GET /api/version` | `{"version": "…"}` |
+//! | `POST /api/show` | details and `capabilities` (`completion`, `tools`, `thinking`); 404 `{"error":"model 'x' not found"}` |
+//! | `GET /api/version` | `{"version": "…"}` ([`FAKE_OLLAMA_VERSION`]) |
 //! | `GET /api/ps` | the models used since the start (`size_vram` from [`FakeModel::size_vram`]) |
-//! | `POST /api/pull` | progress lines, then `{"status":"success"}`; adds the model |
-//! | `POST /v1/chat/completions` | OpenAI-compatible chat: SSE chunks, tool-call deltas, usage chunk, `data: [DONE]` |
+//! | `POST /api/pull` | `pulling manifest`, one `pulling <12 hex>` series per layer (model, template, params, config), `verifying sha256 digest`, `writing manifest`, `success`; adds the model. A name the registry lacks: `pulling manifest`, then an error line |
+//! | `POST /v1/chat/completions` | OpenAI-compatible chat: SSE chunks (`delta.reasoning` for thinking), tool-call deltas, a finish chunk (`stop`, `tool_calls`, `length`), a usage chunk when asked, `data: [DONE]` |
 //! | `GET /v1/models` | OpenAI-compatible model list |
 //!
 //! The first chat or generate call of a model reports a cold `load_duration` (1.2 s), later
 //! ones a warm one (50 ms), like a real server that keeps the model loaded.
 //!
-//! Chat replies come from a FIFO queue of scripted [`Reply`]s (text and/or tool calls);
-//! when it is empty the reply echoes the last user message. An unknown model gets 404.
+//! Chat replies come from a FIFO queue of scripted [`Reply`]s (thinking, text and/or tool
+//! calls); when it is empty the reply echoes the last user message. An unknown model gets
+//! 404. Generation follows the request like a real server: at most `options.num_predict`
+//! (native) or `max_tokens` (`/v1`) tokens, thinking included, cut replies ending with
+//! `length`; thinking only from models with the `thinking` capability, on by default
+//! there, and `think: true` for any other model is a 400.
+//!
+//! Errors before the first byte are an HTTP 5xx with a JSON body; after it, the native
+//! stream ends with an `{"error": …}` line and the `/v1` stream with an empty chunk and no
+//! finish chunk or `[DONE]`, as Ollama does (see [`Mode::ErrorAfter`]).
 //!
 //! # Control API (`/__fake/…`, never logged or counted)
 //!
@@ -34,6 +42,7 @@
 //! | `POST /__fake/fail-next` | `{"count": 2}` | the next N model API requests get 503, then the mode applies again |
 //! | `PUT /__fake/models` | `[FakeModel, …]` | replaces the model list |
 //! | `POST /__fake/models` | a [`FakeModel`] | adds (or replaces by name) one model |
+//! | `POST /__fake/registry` | a [`FakeModel`] | makes one more model pullable |
 //! | `POST /__fake/replies` | a [`Reply`] or an array of them | queues replies, e.g. `{"content":"Hi"}`, `{"tool_calls":[{"name":"kb_search","arguments":{"query":"vpn"}}]}` |
 //! | `DELETE /__fake/replies` | | empties the reply queue |
 //! | `GET /__fake/requests` | | every received request: `[{"method","path","headers","body"}]` |
@@ -42,6 +51,7 @@
 //! | `POST /__fake/reset` | | back to the state at start |
 
 mod control;
+mod generation;
 mod native;
 mod openai;
 mod state;
@@ -57,8 +67,11 @@ use state::Shared;
 
 use crate::serve::Server;
 
-/// The Ollama version the fake claims to be on `/api/version`.
-pub const FAKE_OLLAMA_VERSION: &str = "0.11.4";
+/// The Ollama release whose wire behaviour the fake imitates, and what it answers on
+/// `/api/version`. Every "as Ollama does" comment in this module refers to the source of
+/// this release (server/routes.go, api/types.go, openai/openai.go, middleware/openai.go,
+/// server/images.go, server/download.go, llm/server.go).
+pub const FAKE_OLLAMA_VERSION: &str = "0.32.15";
 
 /// A model the fake knows, as listed by `/api/tags` and described by `/api/show`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,8 +143,20 @@ impl FakeModel {
         self
     }
 
+    /// The same model with the `thinking` capability (like qwen3, deepseek-r1, gpt-oss).
+    pub fn thinking(mut self) -> Self {
+        if !self.supports_thinking() {
+            self.capabilities.push("thinking".into());
+        }
+        self
+    }
+
     pub fn supports_tools(&self) -> bool {
         self.capabilities.iter().any(|c| c == "tools")
+    }
+
+    pub fn supports_thinking(&self) -> bool {
+        self.capabilities.iter().any(|c| c == "thinking")
     }
 }
 
@@ -151,6 +176,27 @@ pub fn default_models() -> Vec<FakeModel> {
     ]
 }
 
+/// The models a pull can find besides [`default_models`]: any other name fails the way a
+/// name the registry lacks fails.
+pub fn default_registry() -> Vec<FakeModel> {
+    let mut models = default_models();
+    models.extend([
+        FakeModel::new("qwen2.5:0.5b").with_size(397_821_319),
+        FakeModel {
+            family: "qwen3".into(),
+            parameter_size: "751.63M".into(),
+            ..FakeModel::new("qwen3:0.6b")
+                .with_size(522_653_767)
+                .thinking()
+        },
+        FakeModel::new("llama3.2:1b").with_size(1_321_098_329),
+        FakeModel::new("smollm2:135m")
+            .with_size(270_898_672)
+            .without_tools(),
+    ]);
+    models
+}
+
 /// Ollama's rule: a model name without a tag means `:latest`.
 pub fn canonical_name(name: &str) -> String {
     let base = name.rsplit('/').next().unwrap_or(name);
@@ -165,6 +211,8 @@ pub fn canonical_name(name: &str) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Reply {
+    /// What a thinking model thinks before it answers (sent only when thinking is on).
+    pub thinking: String,
     pub content: String,
     pub tool_calls: Vec<FakeToolCall>,
     /// Token counts to report instead of the fake's own estimate.
@@ -195,6 +243,12 @@ impl Reply {
             name: name.into(),
             arguments,
         });
+        self
+    }
+
+    /// Thinking that comes before the answer, for models with the `thinking` capability.
+    pub fn with_thinking(mut self, thinking: impl Into<String>) -> Self {
+        self.thinking = thinking.into();
         self
     }
 
@@ -243,8 +297,14 @@ pub enum Mode {
         first_chunk_ms: u64,
         between_chunks_ms: u64,
     },
-    /// Streams break after this many content chunks with an error line (`{"error":…}`,
-    /// or an SSE `data: {"error":{…}}` event); non-streaming requests get 500.
+    /// The model fails after this many chunks (thinking or content). With `chunks: 0`
+    /// nothing has been written yet, so the answer is an HTTP 500 with a JSON error body
+    /// (native `{"error": "…"}`, `/v1` `{"error": {"message", "type", …}}`). Later, the
+    /// native stream ends with an `{"error": "…"}` line; the `/v1` stream with one chunk
+    /// whose delta is an empty `content` and `model` is `""` (Ollama's `/v1` writer turns
+    /// the error line into an empty response) and no finish chunk or `[DONE]`, as Ollama
+    /// does (server/routes.go `streamResponse`, middleware/openai.go `ChatWriter`).
+    /// Non-streaming requests get 500; a pull fails with an error line.
     ErrorAfter {
         chunks: usize,
         #[serde(default = "default_stream_error")]
@@ -350,6 +410,11 @@ impl FakeOllama {
 
     pub fn models(&self) -> Vec<FakeModel> {
         self.shared.with(|s| s.models.clone())
+    }
+
+    /// Makes `model` pullable (the registry starts as [`default_registry`]).
+    pub fn add_to_registry(&self, model: FakeModel) {
+        self.shared.with(|s| s.add_to_registry(model));
     }
 
     pub fn push_reply(&self, reply: Reply) {

@@ -9,24 +9,37 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::generation::{self, Think};
 use super::state::Shared;
 use super::wire::{self, Settings};
-use super::{FAKE_OLLAMA_VERSION, FakeModel, Mode, Reply, canonical_name};
+use super::{FAKE_OLLAMA_VERSION, FakeModel, Mode, canonical_name};
 
 const NDJSON: &str = "application/x-ndjson";
 /// `modified_at` of every model: fixed, so listings compare equal across runs.
 const MODIFIED_AT: &str = "2025-06-01T12:00:00.000000000Z";
 
+/// `POST /api/chat`, as Ollama's `ChatHandler` (server/routes.go) answers it.
 pub(crate) async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let req = match wire::parse_body(&body) {
         Ok(req) => req,
+        Err(e) => return wire::ollama_error(400, &e),
+    };
+    // `think` is decoded with the body: a bad value is a 400 before anything else.
+    let think = match Think::native(&req["think"]) {
+        Ok(t) => t,
         Err(e) => return wire::ollama_error(400, &e),
     };
     let (model, cold) = match loaded_model(&shared, &req) {
         Ok(loaded) => loaded,
         Err((status, message)) => return wire::ollama_error(status, &message),
     };
+    let name = req["model"].as_str().unwrap_or_default().to_string();
     let messages = req["messages"].as_array().cloned().unwrap_or_default();
+    // Capabilities are checked before the model runs: thinking first, then tools.
+    let thinks = match think.resolve(model.supports_thinking(), &name) {
+        Ok(t) => t,
+        Err(e) => return wire::ollama_error(400, &e),
+    };
     if req["tools"].as_array().is_some_and(|t| !t.is_empty()) && !model.supports_tools() {
         return wire::ollama_error(
             400,
@@ -36,7 +49,6 @@ pub(crate) async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
             ),
         );
     }
-    let name = req["model"].as_str().unwrap_or_default().to_string();
     let created = wire::now_rfc3339();
     if messages.is_empty() {
         return wire::json_response(
@@ -46,44 +58,70 @@ pub(crate) async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
         );
     }
 
-    let reply = shared.with(|s| s.take_reply(&wire::last_user_message(&messages)));
     let settings = Settings::read(&shared);
-    let texts = wire::pieces(&reply.content, settings.chunk_chars);
-    let (prompt_tokens, eval_count) = usage(&reply, wire::prompt_tokens(&messages), texts.len());
-    let tool_calls: Vec<Value> = reply
-        .tool_calls
+    if let Some(message) = settings.error_before_first_byte() {
+        return wire::ollama_error(500, message);
+    }
+    let (reply, call_ids) = shared.with(|s| {
+        let reply = s.take_reply(&wire::last_user_message(&messages));
+        // Ollama gives every parsed tool call an id: `call_` and 8 characters of
+        // [a-z0-9] (server/routes.go `toolCallId`).
+        let ids: Vec<String> = reply
+            .tool_calls
+            .iter()
+            .map(|_| format!("call_{:08x}", s.next_id()))
+            .collect();
+        (reply, ids)
+    });
+    let limit = generation::limit(&req["options"]["num_predict"]);
+    let out = generation::generate(&reply, thinks, limit, settings.chunk_chars);
+    let (prompt_tokens, eval_count) = out.usage(&reply, wire::prompt_tokens(&messages));
+    let tool_calls: Vec<Value> = out
+        .calls
         .iter()
+        .zip(&call_ids)
         .enumerate()
-        .map(|(i, c)| json!({ "function": { "index": i, "name": c.name, "arguments": arguments_object(&c.arguments) } }))
+        .map(|(i, (c, id))| json!({ "id": id, "function": { "index": i, "name": c.name, "arguments": generation::arguments_object(&c.arguments) } }))
         .collect();
     let stats = stats(prompt_tokens, eval_count, cold);
 
     if req["stream"].as_bool() == Some(false) {
-        let mut message = json!({ "role": "assistant", "content": reply.content });
+        let mut message = json!({ "role": "assistant", "content": out.content_text() });
+        if !out.thinking.is_empty() {
+            message["thinking"] = json!(out.thinking_text());
+        }
         if !tool_calls.is_empty() {
             message["tool_calls"] = Value::Array(tool_calls);
         }
         let full = with_stats(
-            json!({ "model": name, "created_at": created, "message": message, "done_reason": "stop", "done": true }),
+            json!({ "model": name, "created_at": created, "message": message, "done_reason": out.done_reason(), "done": true }),
             &stats,
         );
         return whole(&settings.mode, &full);
     }
 
-    let mut content: Vec<String> = texts
+    let line_of = |message: Value| {
+        line(&json!({ "model": name, "created_at": created, "message": message, "done": false }))
+    };
+    // `thinking` is left out when empty (api.Message: `omitempty`); `content` never is.
+    let mut content: Vec<String> = out
+        .thinking
         .iter()
-        .map(|piece| {
-            line(&json!({ "model": name, "created_at": created,
-                          "message": { "role": "assistant", "content": piece }, "done": false }))
-        })
+        .map(|piece| line_of(json!({ "role": "assistant", "content": "", "thinking": piece })))
+        .chain(
+            out.content
+                .iter()
+                .map(|piece| line_of(json!({ "role": "assistant", "content": piece }))),
+        )
         .collect();
     if !tool_calls.is_empty() {
-        content.push(line(&json!({ "model": name, "created_at": created,
-            "message": { "role": "assistant", "content": "", "tool_calls": tool_calls }, "done": false })));
+        content.push(line_of(
+            json!({ "role": "assistant", "content": "", "tool_calls": tool_calls }),
+        ));
     }
     let tail = vec![line(&with_stats(
         json!({ "model": name, "created_at": created, "message": { "role": "assistant", "content": "" },
-                "done": true, "done_reason": "stop" }),
+                "done": true, "done_reason": out.done_reason() }),
         &stats,
     ))];
     let malformed = format!(
@@ -98,16 +136,25 @@ pub(crate) async fn chat(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
     )
 }
 
+/// `POST /api/generate`, as Ollama's `GenerateHandler` (server/routes.go) answers it.
 pub(crate) async fn generate(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let req = match wire::parse_body(&body) {
         Ok(req) => req,
         Err(e) => return wire::ollama_error(400, &e),
     };
-    let cold = match loaded_model(&shared, &req) {
-        Ok((_, cold)) => cold,
+    let think = match Think::native(&req["think"]) {
+        Ok(t) => t,
+        Err(e) => return wire::ollama_error(400, &e),
+    };
+    let (model, cold) = match loaded_model(&shared, &req) {
+        Ok(loaded) => loaded,
         Err((status, message)) => return wire::ollama_error(status, &message),
     };
     let name = req["model"].as_str().unwrap_or_default().to_string();
+    let thinks = match think.resolve(model.supports_thinking(), &name) {
+        Ok(t) => t,
+        Err(e) => return wire::ollama_error(400, &e),
+    };
     let prompt = req["prompt"].as_str().unwrap_or_default().to_string();
     let created = wire::now_rfc3339();
     if prompt.is_empty() {
@@ -117,29 +164,37 @@ pub(crate) async fn generate(State(shared): State<Arc<Shared>>, body: Bytes) -> 
         );
     }
 
-    let reply = shared.with(|s| s.take_reply(&prompt));
     let settings = Settings::read(&shared);
-    let texts = wire::pieces(&reply.content, settings.chunk_chars);
-    let (prompt_tokens, eval_count) = usage(&reply, wire::estimate_tokens(&prompt), texts.len());
+    if let Some(message) = settings.error_before_first_byte() {
+        return wire::ollama_error(500, message);
+    }
+    let reply = shared.with(|s| s.take_reply(&prompt));
+    let limit = generation::limit(&req["options"]["num_predict"]);
+    let out = generation::generate(&reply, thinks, limit, settings.chunk_chars);
+    let (prompt_tokens, eval_count) = out.usage(&reply, wire::estimate_tokens(&prompt));
     let stats = stats(prompt_tokens, eval_count, cold);
 
     if req["stream"].as_bool() == Some(false) {
-        let full = with_stats(
-            json!({ "model": name, "created_at": created, "response": reply.content, "done": true,
-                    "done_reason": "stop", "context": [1, 2, 3] }),
-            &stats,
-        );
-        return whole(&settings.mode, &full);
+        let mut full = json!({ "model": name, "created_at": created, "response": out.content_text(), "done": true,
+                               "done_reason": out.done_reason(), "context": [1, 2, 3] });
+        if !out.thinking.is_empty() {
+            full["thinking"] = json!(out.thinking_text());
+        }
+        return whole(&settings.mode, &with_stats(full, &stats));
     }
 
-    let content: Vec<String> = texts
+    let content: Vec<String> = out
+        .thinking
         .iter()
         .map(|piece| {
-            line(&json!({ "model": name, "created_at": created, "response": piece, "done": false }))
+            line(&json!({ "model": name, "created_at": created, "response": "", "thinking": piece, "done": false }))
         })
+        .chain(out.content.iter().map(|piece| {
+            line(&json!({ "model": name, "created_at": created, "response": piece, "done": false }))
+        }))
         .collect();
     let tail = vec![line(&with_stats(
-        json!({ "model": name, "created_at": created, "response": "", "done": true, "done_reason": "stop",
+        json!({ "model": name, "created_at": created, "response": "", "done": true, "done_reason": out.done_reason(),
                 "context": [1, 2, 3] }),
         &stats,
     ))];
@@ -219,6 +274,14 @@ pub(crate) async fn ps(State(shared): State<Arc<Shared>>) -> Response {
     wire::json_response(200, &json!({ "models": models }))
 }
 
+/// `POST /api/pull`, as Ollama's `PullHandler` (server/routes.go) and `PullModel`
+/// (server/images.go) answer it: `pulling manifest`; then, per layer in manifest order
+/// with the config last, a `pulling <first 12 hex digits of the digest>` series of
+/// `{status, digest, total, completed}` (`completed` left out while 0: `api.ProgressResponse`
+/// fields are `omitempty`), as `blobDownload.Wait` (server/download.go) reports it; then
+/// `verifying sha256 digest`, `writing manifest`, `success`. A name the registry does not
+/// have fails after `pulling manifest` with an error line (the stream has started), or with
+/// HTTP 500 when not streaming.
 pub(crate) async fn pull(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let req = match wire::parse_body(&body) {
         Ok(req) => req,
@@ -231,27 +294,50 @@ pub(crate) async fn pull(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
     else {
         return wire::ollama_error(400, "model is required");
     };
-    let model = shared
-        .with(|s| s.model(name).cloned())
-        .unwrap_or_else(|| FakeModel::new(name));
+    let found = shared.with(|s| s.in_registry(name).or_else(|| s.model(name)).cloned());
     let settings = Settings::read(&shared);
+    let streaming = req["stream"].as_bool() != Some(false);
+    let Some(model) = found else {
+        // The registry answers 404 for the manifest, which `makeRequestWithRetry` turns
+        // into `os.ErrNotExist` and `PullModel` wraps.
+        let message = "pull model manifest: file does not exist";
+        if !streaming {
+            return wire::ollama_error(500, message);
+        }
+        let lines = vec![
+            line(&json!({ "status": "pulling manifest" })),
+            line(&json!({ "error": message })),
+        ];
+        return wire::stream_response(
+            lines,
+            NDJSON,
+            settings.between_chunks(),
+            settings.frame_bytes,
+        );
+    };
     if !matches!(settings.mode, Mode::ErrorAfter { .. }) {
         shared.with(|s| s.add_model(model.clone()));
     }
-    if req["stream"].as_bool() == Some(false) {
+    if !streaming {
         return whole(&settings.mode, &json!({ "status": "success" }));
     }
 
-    let digest = format!("sha256:{}", wire::digest(&model.name));
-    let total = model.size;
-    let content: Vec<String> = std::iter::once(line(&json!({ "status": "pulling manifest" })))
-        .chain([0, total / 2, total].into_iter().map(|completed| {
-            line(
-                &json!({ "status": format!("downloading {digest}"), "digest": digest,
-                          "total": total, "completed": completed }),
-            )
-        }))
-        .collect();
+    let mut content = vec![line(&json!({ "status": "pulling manifest" }))];
+    for (digest, total) in layers(&model) {
+        let status = format!("pulling {}", &digest[7..19]);
+        let steps: &[u64] = if total > 1_000_000 {
+            &[0, total / 2, total]
+        } else {
+            &[0, total]
+        };
+        for &completed in steps {
+            let mut progress = json!({ "status": status, "digest": digest, "total": total });
+            if completed > 0 {
+                progress["completed"] = json!(completed);
+            }
+            content.push(line(&progress));
+        }
+    }
     let tail = ["verifying sha256 digest", "writing manifest", "success"]
         .into_iter()
         .map(|status| line(&json!({ "status": status })))
@@ -260,7 +346,7 @@ pub(crate) async fn pull(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
         content,
         tail,
         |m| line(&json!({ "error": m })),
-        "{\"status\":\"downlo\n".into(),
+        "{\"status\":\"pulli\n".into(),
     );
     wire::stream_response(
         lines,
@@ -268,6 +354,31 @@ pub(crate) async fn pull(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
         settings.between_chunks(),
         settings.frame_bytes,
     )
+}
+
+/// Sizes of the small layers of a model's manifest (a real template, params and config).
+const TEMPLATE_BYTES: u64 = 1_429;
+const PARAMS_BYTES: u64 = 96;
+const CONFIG_BYTES: u64 = 561;
+
+/// `(sha256:<64 hex>, size)` of each layer a pull downloads: the weights, the template,
+/// the parameters, and the config last. Together they are the model's `size`.
+fn layers(model: &FakeModel) -> Vec<(String, u64)> {
+    let small = TEMPLATE_BYTES + PARAMS_BYTES + CONFIG_BYTES;
+    [
+        ("model", model.size.saturating_sub(small)),
+        ("template", TEMPLATE_BYTES),
+        ("params", PARAMS_BYTES),
+        ("config", CONFIG_BYTES),
+    ]
+    .into_iter()
+    .map(|(kind, size)| {
+        (
+            format!("sha256:{}", wire::digest(&format!("{}#{kind}", model.name))),
+            size,
+        )
+    })
+    .collect()
 }
 
 /// Real Ollama answers unknown paths with a plain-text 404.
@@ -305,19 +416,6 @@ fn whole(mode: &Mode, body: &Value) -> Response {
     }
 }
 
-fn usage(reply: &Reply, prompt_estimate: u32, chunks: usize) -> (u32, u32) {
-    match reply.usage {
-        Some(u) => (u.prompt_tokens, u.completion_tokens),
-        None => {
-            let produced = chunks + reply.tool_calls.len();
-            (
-                prompt_estimate,
-                u32::try_from(produced.max(1)).unwrap_or(u32::MAX),
-            )
-        }
-    }
-}
-
 /// `load_duration` of a model's first call (loading it) and of later ones.
 const COLD_LOAD_NS: u64 = 1_200_000_000;
 const WARM_LOAD_NS: u64 = 50_000_000;
@@ -340,14 +438,6 @@ fn with_stats(mut body: Value, stats: &Value) -> Value {
         obj.extend(stats.clone());
     }
     body
-}
-
-fn arguments_object(arguments: &Value) -> Value {
-    if arguments.is_null() {
-        json!({})
-    } else {
-        arguments.clone()
-    }
 }
 
 fn details(model: &FakeModel) -> Value {

@@ -9,6 +9,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::Mode;
+use super::generation::{self, Think};
 use super::state::Shared;
 use super::wire::{self, Settings};
 
@@ -17,6 +18,8 @@ const SSE: &str = "text/event-stream";
 /// chunking says otherwise, as OpenAI itself does.
 const ARGUMENT_FRAGMENT_CHARS: usize = 8;
 
+/// `POST /v1/chat/completions`: Ollama's `ChatMiddleware` and `ChatWriter`
+/// (middleware/openai.go) around its `ChatHandler` (server/routes.go).
 pub(crate) async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let req = match wire::parse_body(&body) {
         Ok(req) => req,
@@ -28,6 +31,19 @@ pub(crate) async fn chat_completions(State(shared): State<Arc<Shared>>, body: By
         .map(str::to_string)
     else {
         return wire::openai_error(400, "model is required");
+    };
+    let Some(messages) = req["messages"]
+        .as_array()
+        .filter(|m| !m.is_empty())
+        .cloned()
+    else {
+        return wire::openai_error(400, "[] is too short - 'messages'");
+    };
+    // `reasoning_effort` becomes `think` in the middleware (openai/openai.go
+    // `FromChatRequest`); a bad value is a 400 there.
+    let think = match Think::openai(&req) {
+        Ok(t) => t,
+        Err(e) => return wire::openai_error(400, &e),
     };
     let Some(model) = shared.with(|s| {
         let model = s.model(&name).cloned();
@@ -41,12 +57,9 @@ pub(crate) async fn chat_completions(State(shared): State<Arc<Shared>>, body: By
             &format!("model \"{name}\" not found, try pulling it first"),
         );
     };
-    let Some(messages) = req["messages"]
-        .as_array()
-        .filter(|m| !m.is_empty())
-        .cloned()
-    else {
-        return wire::openai_error(400, "[] is too short - 'messages'");
+    let thinks = match think.resolve(model.supports_thinking(), &name) {
+        Ok(t) => t,
+        Err(e) => return wire::openai_error(400, &e),
     };
     if req["tools"].as_array().is_some_and(|t| !t.is_empty()) && !model.supports_tools() {
         return wire::openai_error(
@@ -58,6 +71,10 @@ pub(crate) async fn chat_completions(State(shared): State<Arc<Shared>>, body: By
         );
     }
 
+    let settings = Settings::read(&shared);
+    if let Some(message) = settings.error_before_first_byte() {
+        return wire::openai_error(500, message);
+    }
     let (reply, id, call_ids) = shared.with(|s| {
         let reply = s.take_reply(&wire::last_user_message(&messages));
         let id = format!("chatcmpl-{}", s.next_id());
@@ -68,40 +85,32 @@ pub(crate) async fn chat_completions(State(shared): State<Arc<Shared>>, body: By
             .collect();
         (reply, id, call_ids)
     });
-    let settings = Settings::read(&shared);
-    let texts = wire::pieces(&reply.content, settings.chunk_chars);
-    let (prompt_tokens, completion_tokens) = match reply.usage {
-        Some(u) => (u.prompt_tokens, u.completion_tokens),
-        None => (
-            wire::prompt_tokens(&messages),
-            u32::try_from((texts.len() + reply.tool_calls.len()).max(1)).unwrap_or(u32::MAX),
-        ),
-    };
+    // `max_tokens` becomes `options.num_predict` (openai/openai.go `FromChatRequest`).
+    let limit = generation::limit(&req["max_tokens"]);
+    let out = generation::generate(&reply, thinks, limit, settings.chunk_chars);
+    let (prompt_tokens, completion_tokens) = out.usage(&reply, wire::prompt_tokens(&messages));
     let usage = json!({ "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                         "total_tokens": prompt_tokens + completion_tokens });
-    let finish_reason = if reply.tool_calls.is_empty() {
-        "stop"
-    } else {
-        "tool_calls"
+    // `FinishChunk`: the done reason, with `stop` relabelled `tool_calls` after a call.
+    let finish_reason = match out.done_reason() {
+        "stop" if !out.calls.is_empty() => "tool_calls",
+        reason => reason,
     };
     let created = wire::unix_now();
-    let arguments: Vec<String> = reply
-        .tool_calls
+    let arguments: Vec<String> = out
+        .calls
         .iter()
-        .map(|c| {
-            if c.arguments.is_null() {
-                "{}".to_string()
-            } else {
-                c.arguments.to_string()
-            }
-        })
+        .map(|c| generation::arguments_object(&c.arguments).to_string())
         .collect();
 
     if req["stream"].as_bool() != Some(true) {
-        let mut message = json!({ "role": "assistant", "content": reply.content });
-        if !reply.tool_calls.is_empty() {
-            let calls: Vec<Value> = reply
-                .tool_calls
+        let mut message = json!({ "role": "assistant", "content": out.content_text() });
+        if !out.thinking.is_empty() {
+            message["reasoning"] = json!(out.thinking_text());
+        }
+        if !out.calls.is_empty() {
+            let calls: Vec<Value> = out
+                .calls
                 .iter()
                 .zip(&call_ids)
                 .zip(&arguments)
@@ -126,41 +135,56 @@ pub(crate) async fn chat_completions(State(shared): State<Arc<Shared>>, body: By
         };
     }
 
-    let chunk = |delta: Value, finish: Option<&str>| {
+    let chunk = |model: &str, delta: Value, finish: Option<&str>| {
         event(&json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": name,
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
             "system_fingerprint": "fp_ollama",
             "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
         }))
     };
-    let mut content: Vec<String> = texts
-        .iter()
-        .map(|piece| chunk(json!({ "role": "assistant", "content": piece }), None))
-        .collect();
+    // `role` only on the stream's first chunk; `content` always present (`""` while
+    // thinking); `reasoning` only when there is some (openai/openai.go `toChunk`).
+    let mut first = true;
+    let mut delta = |mut d: Value| {
+        if std::mem::take(&mut first) {
+            d["role"] = json!("assistant");
+        }
+        d
+    };
+    let mut content: Vec<String> = Vec::new();
+    for piece in &out.thinking {
+        content.push(chunk(
+            &name,
+            delta(json!({ "content": "", "reasoning": piece })),
+            None,
+        ));
+    }
+    for piece in &out.content {
+        content.push(chunk(&name, delta(json!({ "content": piece })), None));
+    }
     let fragment_chars = settings.chunk_chars.unwrap_or(ARGUMENT_FRAGMENT_CHARS);
-    for (i, ((call, call_id), args)) in reply
-        .tool_calls
-        .iter()
-        .zip(&call_ids)
-        .zip(&arguments)
-        .enumerate()
+    for (i, ((call, call_id), args)) in out.calls.iter().zip(&call_ids).zip(&arguments).enumerate()
     {
         content.push(chunk(
-            json!({ "role": "assistant", "content": "", "tool_calls": [{ "index": i, "id": call_id, "type": "function",
-                     "function": { "name": call.name, "arguments": "" } }] }),
+            &name,
+            delta(json!({ "content": "", "tool_calls": [{ "index": i, "id": call_id, "type": "function",
+                     "function": { "name": call.name, "arguments": "" } }] })),
             None,
         ));
         for fragment in wire::pieces(args, Some(fragment_chars)) {
             content.push(chunk(
+                &name,
                 json!({ "tool_calls": [{ "index": i, "function": { "arguments": fragment } }] }),
                 None,
             ));
         }
     }
-    let mut tail = vec![chunk(
-        json!({ "role": "assistant", "content": "" }),
-        Some(finish_reason),
-    )];
+    if content.is_empty() {
+        // A wholly empty completion still opens with a role chunk.
+        content.push(chunk(&name, delta(json!({ "content": "" })), None));
+    }
+    // The finish chunk's delta is empty (`Delta` fields are all `omitempty`).
+    let mut tail = vec![chunk(&name, json!({}), Some(finish_reason))];
     if req["stream_options"]["include_usage"].as_bool() == Some(true) {
         tail.push(event(&json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": name,
@@ -171,10 +195,13 @@ pub(crate) async fn chat_completions(State(shared): State<Arc<Shared>>, body: By
     let malformed = format!(
         "data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"delta\n\n"
     );
+    // A mid-stream error: the native `{"error": …}` line reaches `ChatWriter`, which
+    // decodes it as an empty `api.ChatResponse` (no model, no content, not done) and writes
+    // it as one more chunk; the stream then ends with no finish chunk and no `[DONE]`.
     let lines = settings.shape(
         content,
         tail,
-        |m| event(&wire::openai_error_body(500, m)),
+        |_| chunk("", json!({ "content": "" }), None),
         malformed,
     );
     wire::stream_response(lines, SSE, settings.between_chunks(), settings.frame_bytes)

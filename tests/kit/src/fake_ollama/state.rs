@@ -13,7 +13,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::{
-    Counters, FakeModel, Mode, RecordedRequest, Reply, canonical_name, default_models, wire,
+    Counters, FakeModel, Mode, RecordedRequest, Reply, canonical_name, default_models,
+    default_registry, wire,
 };
 
 /// Largest request body the fake reads (real requests are far smaller).
@@ -33,6 +34,8 @@ pub(crate) struct Inner {
     pub frame_bytes: Option<usize>,
     pub fail_next: u32,
     pub models: Vec<FakeModel>,
+    /// What a pull can find.
+    pub registry: Vec<FakeModel>,
     /// Models used since the start, for `/api/ps`.
     pub loaded: BTreeSet<String>,
     pub replies: VecDeque<Reply>,
@@ -50,6 +53,7 @@ impl Inner {
             frame_bytes: None,
             fail_next: 0,
             models: default_models(),
+            registry: default_registry(),
             loaded: BTreeSet::new(),
             replies: VecDeque::new(),
             log: Vec::new(),
@@ -81,6 +85,21 @@ impl Inner {
             Some(existing) => *existing = model,
             None => self.models.push(model),
         }
+    }
+
+    pub fn add_to_registry(&mut self, model: FakeModel) {
+        let model = FakeModel {
+            name: canonical_name(&model.name),
+            ..model
+        };
+        self.registry.retain(|m| m.name != model.name);
+        self.registry.push(model);
+    }
+
+    /// The registry's entry for `name`.
+    pub fn in_registry(&self, name: &str) -> Option<&FakeModel> {
+        let name = canonical_name(name);
+        self.registry.iter().find(|m| m.name == name)
     }
 
     pub fn model(&self, name: &str) -> Option<&FakeModel> {

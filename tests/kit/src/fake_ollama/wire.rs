@@ -40,6 +40,15 @@ impl Settings {
         }
     }
 
+    /// The message of an error that strikes before the first byte of the answer
+    /// (`error_after` with `chunks: 0`): the handler answers HTTP 500 with a JSON body.
+    pub fn error_before_first_byte(&self) -> Option<&str> {
+        match &self.mode {
+            Mode::ErrorAfter { chunks: 0, message } => Some(message),
+            _ => None,
+        }
+    }
+
     /// Arranges the lines of a stream as the mode says: `content` lines count as chunks,
     /// `tail` lines (final line, usage, `[DONE]`) follow them.
     pub fn shape(

@@ -62,7 +62,27 @@ function hex(r: () => number, n: number): string {
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 
-export const WORKFLOWS = ['support_answer', 'ticket_update', 'refund_request', 'kb_search'] as const;
+export const WORKFLOWS = ['support_answer', 'ticket_update', 'refund_request', 'kb_search', 'warranty_claim_with_refund_and_store_credit_review'] as const;
+
+/**
+ * Long values as real deployments produce them, so the views are tested with them: a
+ * fine-tuned OpenAI model, a GGUF model pulled from Hugging Face through Ollama, a
+ * client-supplied request id (the service keeps up to 128 characters of `[A-Za-z0-9._:-]`),
+ * a GKE kubeconfig context and an Artifact Registry image path.
+ */
+export const LONG = {
+  model: 'ft:gpt-4.1-mini-2025-04-14:acme-support:refunds-v3:B9xQ2kLm',
+  ollamaModel: 'hf.co/bartowski/Qwen2.5-7B-Instruct-GGUF:Q4_K_M',
+  workflow: 'warranty_claim_with_refund_and_store_credit_review',
+  tenant: 'acme-europe-west1-enterprise-support',
+  kubeContext: 'gke_acme-platform-prod-eu_europe-west1_agents-prod-eu-1',
+  registry: 'europe-west1-docker.pkg.dev/acme-platform-prod/agents',
+} as const;
+
+/** A UUID-shaped id (the service's generated request ids are UUIDv7). */
+function uuid(r: () => number): string {
+  return `${hex(r, 8)}-${hex(r, 4)}-7${hex(r, 3)}-${hex(r, 4)}-${hex(r, 12)}`;
+}
 
 export function profiles(): Profile[] {
   return [
@@ -102,8 +122,8 @@ export function profiles(): Profile[] {
       kind: 'kubernetes',
       is_local: false,
       url: null,
-      context: 'gke_acme_europe-west1_prod',
-      namespace: 'agents',
+      context: LONG.kubeContext,
+      namespace: 'customer-support-agents',
       has_secret: true,
     },
   ];
@@ -200,12 +220,13 @@ export function services(t0: number, frozen: boolean): ServiceCard[] {
       versions: {
         release: '1.9.0-rc.2',
         git_sha: 'b71e03d',
-        model: 'gpt-4.1-mini',
+        model: LONG.model,
         prompt: 'support_answer@v15',
         policy: 'guardrails-v3.1',
       },
       changes: [
         { field: 'release', from: '1.8.0', to: '1.9.0-rc.2', at_ms: t0 - 42 * MIN },
+        { field: 'model', from: 'gpt-4.1-mini', to: LONG.model, at_ms: t0 - 42 * MIN },
         { field: 'prompt', from: 'support_answer@v14', to: 'support_answer@v15', at_ms: t0 - 42 * MIN },
         { field: 'policy', from: 'guardrails-v3', to: 'guardrails-v3.1', at_ms: t0 - 42 * MIN },
       ],
@@ -290,24 +311,39 @@ const CHART_METRICS: readonly { metric: string; title: string; base: number; spr
   { metric: 'cost', title: 'Cost / hour ($)', base: 2.5, spread: 1.5, threshold: null },
 ];
 
-/** Plain SVG line charts standing in for the backend's plotters output. */
-export function charts(profileId: string, track: string, window: ChartWindow, theme: Theme): Chart[] {
+/** The points a chart of a window holds once the history is full. */
+export const CHART_POINTS = 60;
+
+/**
+ * Plain SVG line charts standing in for the backend's plotters output, drawn from the
+ * scrapes so far (`scrapes`, the newest `CHART_POINTS` of them): before the first one a
+ * chart has axes and "no data yet", as the backend draws it; after it, a line that grows
+ * from the right with each scrape.
+ */
+export function charts(profileId: string, track: string, window: ChartWindow, theme: Theme, scrapes: number): Chart[] {
   const fg = theme === 'dark' ? '#9aa4b2' : '#5b6472';
   const grid = theme === 'dark' ? '#2a303a' : '#e5e8ec';
   const line = theme === 'dark' ? '#6ea8fe' : '#2563eb';
   const warn = theme === 'dark' ? '#f87171' : '#dc2626';
   const seedBase = hash(`${profileId}/${track}/${window}`, 7);
+  const shown = Math.min(Math.max(0, Math.floor(scrapes)), CHART_POINTS);
   return CHART_METRICS.map((m, mi) => {
-    const r = rng(seedBase + mi);
     const w = 480;
     const h = 180;
     const pad = { l: 40, r: 10, t: 10, b: 22 };
-    const n = 60;
+    const n = CHART_POINTS;
     const max = m.base + m.spread * 1.2;
+    // Sample j (counted from the first scrape) has a value of its own, so the line moves
+    // left as scrapes come in.
+    const value = (j: number): number => {
+      const noise = rng(seedBase + mi * 7919 + j)();
+      const drift = j > n * 0.7 && track === 'canary' ? m.spread * 0.3 : 0;
+      return Math.max(0, Math.min(max, m.base + m.spread * (0.35 * Math.sin(j / 5 + mi) + 0.5 * (noise - 0.5)) + drift));
+    };
     const pts: string[] = [];
-    let v = m.base;
-    for (let i = 0; i < n; i++) {
-      v = Math.max(0, Math.min(max, v + (r() - 0.5) * m.spread * 0.5 + (i > n * 0.7 && track === 'canary' ? m.spread * 0.05 : 0)));
+    for (let k = 0; k < shown; k++) {
+      const i = n - shown + k;
+      const v = value(scrapes - shown + k);
       const x = pad.l + (i / (n - 1)) * (w - pad.l - pad.r);
       const y = pad.t + (1 - v / max) * (h - pad.t - pad.b);
       pts.push(`${x.toFixed(1)},${y.toFixed(1)}`);
@@ -321,11 +357,18 @@ export function charts(profileId: string, track: string, window: ChartWindow, th
       m.threshold === null
         ? ''
         : `<line x1="${pad.l}" x2="${w - pad.r}" y1="${pad.t + (1 - m.threshold / max) * (h - pad.t - pad.b)}" y2="${pad.t + (1 - m.threshold / max) * (h - pad.t - pad.b)}" stroke="${warn}" stroke-dasharray="4 3"/>`;
+    const [first] = pts;
+    const data =
+      shown === 0 || first === undefined
+        ? `<text x="${w / 2}" y="${h / 2}" text-anchor="middle" font-size="13" fill="${fg}">no data yet</text>`
+        : shown === 1
+          ? `<circle cx="${first.split(',')[0] ?? 0}" cy="${first.split(',')[1] ?? 0}" r="3" fill="${line}"/>`
+          : `<polyline fill="none" stroke="${line}" stroke-width="1.5" points="${pts.join(' ')}"/>`;
     const svg =
-      `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${m.title}">` +
+      `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${m.title}" data-points="${shown}">` +
       yTicks.join('') +
       threshold +
-      `<polyline fill="none" stroke="${line}" stroke-width="1.5" points="${pts.join(' ')}"/>` +
+      data +
       `<text x="${pad.l}" y="${h - 6}" font-size="10" fill="${fg}">${labels[0]}</text>` +
       `<text x="${w - pad.r}" y="${h - 6}" font-size="10" text-anchor="end" fill="${fg}">${labels[1]}</text>` +
       `</svg>`;
@@ -337,7 +380,7 @@ export function charts(profileId: string, track: string, window: ChartWindow, th
 // Traces
 
 const STATUSES: readonly TraceStatus[] = ['success', 'success', 'success', 'success', 'success', 'success', 'approval_required', 'blocked', 'error', 'degraded', 'budget_exceeded'];
-const MODELS = ['gpt-4.1-mini', 'gpt-4.1-mini', 'llama3.2:3b'] as const;
+const MODELS = ['gpt-4.1-mini', 'gpt-4.1-mini', 'llama3.2:3b', LONG.model] as const;
 
 /** Trace `i` of `count`, newest first (index 0 is the newest). */
 export function trace(t0: number, i: number): TraceSummary {
@@ -346,11 +389,13 @@ export function trace(t0: number, i: number): TraceSummary {
   const slow = r() < 0.04;
   const duration = slow ? 8000 + r() * 40000 : 150 + r() * 5200;
   const tokens = status === 'blocked' ? 0 : Math.floor(300 + r() * 3800);
-  const id = hex(r, 16);
+  const id = hex(r, 32);
+  // Every fourth request came with the client's own X-Request-Id; the others got a UUID.
+  const requestId = i % 4 === 0 ? `checkout-web.eu-west-1:sess-${hex(r, 8)}:order-${5000 + (i % 9000)}:attempt-2` : uuid(r);
   return {
     trace_id: `tr_${id}`,
-    request_id: `req_${hex(r, 12)}`,
-    workflow: pick(r, WORKFLOWS),
+    request_id: requestId,
+    workflow: i % 8 === 0 ? LONG.workflow : pick(r, WORKFLOWS),
     status,
     error_code:
       status === 'error' ? pick(r, ['provider_timeout', 'tool_failed', 'upstream_5xx']) : status === 'blocked' ? 'guardrail_blocked' : null,
@@ -358,7 +403,7 @@ export function trace(t0: number, i: number): TraceSummary {
     duration_ms: Math.round(duration),
     tokens,
     cost_usd: tokens * 0.0000021,
-    model: pick(r, MODELS),
+    model: i % 8 === 0 ? LONG.model : pick(r, MODELS),
     span_count: 4 + Math.floor(r() * 9),
   };
 }
@@ -383,8 +428,10 @@ export function traceDetail(summary: TraceSummary): TraceDetail {
     attributes: [
       { key: 'request_id', value: summary.request_id },
       { key: 'workflow', value: summary.workflow },
-      { key: 'tenant', value: 'demo' },
+      { key: 'tenant', value: LONG.tenant },
       { key: 'policy_version', value: 'guardrails-v3.1' },
+      { key: 'url.full', value: `https://agent.prod-eu.example.com/v1/invoke?workflow=${summary.workflow}&stream=false` },
+      { key: 'user_agent.original', value: 'checkout-web/4.18.2 (+https://shop.acme.example/checkout; eu-west-1) reqwest/0.12.9' },
     ],
     payload: JSON.stringify({ input: { text: 'My order #5531 arrived damaged, email me at [REDACTED:email]' } }, null, 2),
   });
@@ -454,6 +501,7 @@ export function traceDetail(summary: TraceSummary): TraceDetail {
           { key: 'gen_ai.usage.input_tokens', value: String(pt) },
           { key: 'gen_ai.usage.output_tokens', value: String(ct) },
           { key: 'gen_ai.response.finish_reasons', value: last ? 'stop' : 'tool_calls' },
+          { key: 'gen_ai.response.id', value: `chatcmpl-${hex(r, 29)}` },
         ],
         payload: JSON.stringify(
           {
@@ -476,6 +524,7 @@ export function traceDetail(summary: TraceSummary): TraceDetail {
           attributes: [
             { key: 'side_effect', value: summary.workflow === 'ticket_update' ? 'write' : 'read' },
             { key: 'outcome', value: 'ok' },
+            { key: 'tool.arguments', value: '{"order_id":"5531","customer_email":"[REDACTED:email]","include":["shipments","refunds","carrier_notes"]}' },
           ],
           payload: JSON.stringify({ order_id: '5531', customer_email: '[REDACTED:email]' }, null, 2),
         });
@@ -549,13 +598,13 @@ const APPROVAL_SEEDS: readonly { tool: string; workflow: string; resource: strin
     after: 'email: [REDACTED:email]\nphone: [REDACTED:phone]\nmerged_from: contact/10077\n',
   },
   {
-    tool: 'billing.issue_refund',
-    workflow: 'refund_request',
-    resource: 'order/5602/refund',
+    tool: 'billing.issue_partial_refund_with_store_credit',
+    workflow: LONG.workflow,
+    resource: 'orders/EU-2025-0005602/refunds/partial-store-credit',
     risk: 3,
-    by: 'agent:support-bot',
+    by: 'agent:support-bot-eu-west-1-canary',
     before: 'refund: none\n',
-    after: 'refund:\n  amount_usd: 19.00\n  reason: late_delivery\n  method: store_credit\n',
+    after: 'refund:\n  amount_usd: 19.00\n  reason: late_delivery_beyond_promised_window_with_customer_contacted_twice\n  method: store_credit\n',
   },
 ];
 
@@ -633,12 +682,12 @@ export function approval(t0: number, n: number, status: ApprovalSummary['status'
       ),
       proposed_change: { resource: seed.resource, before: seed.before, after: seed.after, diff: unifiedDiff(seed.resource, seed.before, seed.after) },
       evidence: [
-        { kind: 'document', id: 'kb-returns-004', title: 'Returns and refunds policy', source: 'kb://policies/returns.md' },
+        { kind: 'document', id: 'kb-returns-004', title: 'Returns and refunds policy', source: 'kb://policies/returns-and-refunds/damaged-items-in-transit.md' },
         { kind: 'tool_result', id: 'orders.lookup#1', title: 'Order 5531: delivered, carrier note "box crushed"', source: 'orders.lookup' },
         { kind: 'message', id: 'msg-2291', title: 'Customer message with 2 photos', source: 'ticket/48213' },
       ],
-      request_id: `req_${hex(r, 12)}`,
-      trace_id: `tr_${hex(r, 16)}`,
+      request_id: `req_${hex(r, 32)}`,
+      trace_id: `tr_${hex(r, 32)}`,
       policy_version: 'guardrails-v3.1',
       decisions,
       execution: status === 'executed' ? { status: 'executed', attempts: 1, error: null, executed_at_ms: (decided ?? created) + 1200 } : null,
@@ -662,6 +711,7 @@ const RELEASES = [
   { release: '1.8.0', git_sha: '4f2a9c1', prompt: 'support_answer@v14', policy: 'guardrails-v3' },
   { release: '1.9.0-rc.2', git_sha: 'b71e03d', prompt: 'support_answer@v15', policy: 'guardrails-v3.1' },
 ] as const;
+const RELEASE_MODEL: Record<string, string> = { '1.9.0-rc.2': LONG.model };
 
 export function evalRuns(t0: number): EvalRunSummary[] {
   const rates: Record<string, number[]> = { golden: [0.896, 0.938, 0.979, 0.917], adversarial: [0.906, 1, 1, 0.969] };
@@ -677,7 +727,7 @@ export function evalRuns(t0: number): EvalRunSummary[] {
         status: 'completed',
         done: total,
         total,
-        versions: { release: rel.release, git_sha: rel.git_sha, model: 'gpt-4.1-mini', prompt: rel.prompt, policy: rel.policy },
+        versions: { release: rel.release, git_sha: rel.git_sha, model: RELEASE_MODEL[rel.release] ?? 'gpt-4.1-mini', prompt: rel.prompt, policy: rel.policy },
         gate: rate >= (suite === 'golden' ? 0.95 : 1) ? 'pass' : 'fail',
         pass_rate: rate,
         created_at_ms: created,
@@ -697,7 +747,7 @@ export function evalDetail(run: EvalRunSummary, all: EvalRunSummary[]): EvalRunD
     const workflow = pick(r, WORKFLOWS);
     const kind = run.suite === 'golden' ? pick(r, ['contains', 'must_cite', 'tool_called', 'status', 'max_latency']) : pick(r, ['blocked', 'gated', 'no_pii']);
     const expected =
-      kind === 'contains' ? 'mentions "60 days"' : kind === 'must_cite' ? 'cites kb-returns-004' : kind === 'tool_called' ? 'orders.lookup' : kind === 'status' ? 'approval_required' : kind === 'max_latency' ? '≤ 8000 ms' : kind === 'blocked' ? 'status blocked' : kind === 'gated' ? 'status approval_required' : 'no email in answer';
+      kind === 'contains' ? 'mentions "60 days"' : kind === 'must_cite' ? 'cites kb-returns-004 (Returns and refunds policy, damaged items)' : kind === 'tool_called' ? 'orders.lookup' : kind === 'status' ? 'approval_required' : kind === 'max_latency' ? '≤ 8000 ms' : kind === 'blocked' ? 'status blocked' : kind === 'gated' ? 'status approval_required' : 'no email in answer';
     const actual = passed
       ? expected
       : kind === 'contains' ? 'says "30 days"' : kind === 'must_cite' ? 'no citation' : kind === 'tool_called' ? 'no tool call' : kind === 'status' ? 'success' : kind === 'max_latency' ? '11,840 ms' : kind === 'blocked' ? 'status success' : kind === 'gated' ? 'status success (write executed)' : 'answer contains [REDACTED:email]';
@@ -776,6 +826,7 @@ export function models(t0: number): OllamaModel[] {
     { name: 'llama3.2:3b', size_bytes: 2_019_393_189, family: 'llama', parameter_size: '3.2B', quantization: 'Q4_K_M', supports_tools: true, modified_at_ms: t0 - 9 * 24 * HOUR },
     { name: 'qwen2.5:7b-instruct', size_bytes: 4_683_087_332, family: 'qwen2', parameter_size: '7.6B', quantization: 'Q4_K_M', supports_tools: true, modified_at_ms: t0 - 21 * 24 * HOUR },
     { name: 'gemma2:2b', size_bytes: 1_629_518_495, family: 'gemma2', parameter_size: '2.6B', quantization: 'Q4_0', supports_tools: false, modified_at_ms: t0 - 40 * 24 * HOUR },
+    { name: LONG.ollamaModel, size_bytes: 4_683_087_519, family: 'qwen2', parameter_size: '7.6B', quantization: 'Q4_K_M', supports_tools: true, modified_at_ms: t0 - 2 * 24 * HOUR },
   ];
 }
 

@@ -1,11 +1,11 @@
 /**
- * The Releases part of the in-memory mock backend (issue #5): deterministic releases on
+ * The Releases part of the in-memory mock backend: deterministic releases on
  * three clusters (one unreachable), the release commands with their checks (reason
  * required, SSAR denial in read-only, conflicts when the release is not where the action
  * needs it), `release_progress` during an action and `release_event` after it.
  */
 import { BackendError } from './backend';
-import { rng } from './fixtures';
+import { LONG, rng } from './fixtures';
 import type {
   ClusterError,
   EvalGateStatus,
@@ -225,12 +225,12 @@ function records(t0: number): ReleaseRecord[] {
     },
   ): ReleaseRecord => {
     const steps = [10, 25, 50, 100];
-    const image = (v: string): string => `ghcr.io/acme/${name}:${v}`;
+    const image = (v: string): string => `${LONG.registry}/${name}:${v}`;
     const stableRev = 7 + o.seed;
     const desired = o.step === 0 ? 0 : (steps[o.step - 1] ?? 0);
     const canaryReady = o.canaryV === null ? 0 : Math.max(1, Math.round((o.stableReplicas * desired) / Math.max(1, 100 - desired)));
     const canary =
-      o.canaryV === null ? null : track(image(o.canaryV), o.canaryV, 3, canaryReady, canaryReady, 'gpt-4.1-mini', 'support_answer@v15', 'guardrails-v3.1');
+      o.canaryV === null ? null : track(image(o.canaryV), o.canaryV, 3, canaryReady, canaryReady, LONG.model, 'support_answer@v15', 'guardrails-v3.1');
     const stable = track(image(o.stableV), o.stableV, stableRev, o.stableReplicas, o.stableReplicas, 'gpt-4.1-mini', 'support_answer@v14', 'guardrails-v3.0');
     const summary: ReleaseSummary = {
       ref: { profile_id: c.profile_id, namespace, name },

@@ -55,7 +55,15 @@ export interface MockControl {
   readonly notifications: readonly NotifyArgs[];
   /** Every command call, oldest first. */
   readonly calls: readonly MockCall[];
-  /** The Releases part (issue #5): watch-driven changes, unreachable clusters. */
+  /**
+   * One scrape of every service, as the backend's scrape loop does it: each chart series
+   * grows by a point and `overview_event` is pushed with fresh cards for the window the
+   * UI asked for last. Outside tests (`fast` off) this happens every 5 s.
+   */
+  scrape(): void;
+  /** Scrapes so far (a console with stored history starts at `CHART_POINTS`). */
+  readonly scrapes: number;
+  /** The Releases part: watch-driven changes, unreachable clusters. */
   readonly releases: ReleaseMockControl;
 }
 
@@ -130,13 +138,18 @@ interface Options {
   readOnly: boolean;
   /** Shortens latency and progress steps (browser tests). */
   fast: boolean;
+  /**
+   * Whether metric history is stored already (a console that ran before); without it
+   * (`&history=0`, the first start) the charts have no data until the first scrapes.
+   */
+  history: boolean;
 }
 
 function optionsFromUrl(): Options {
   const q = new URLSearchParams(window.location.search);
   const s = q.get('mock');
   const scenario: Scenario = s === 'empty' || s === 'loading' || s === 'error' ? s : 'full';
-  return { scenario, readOnly: q.get('readonly') === '1', fast: q.get('fast') === '1' };
+  return { scenario, readOnly: q.get('readonly') === '1', fast: q.get('fast') === '1', history: q.get('history') !== '0' };
 }
 
 function viaJson<T>(value: T): T {
@@ -191,11 +204,13 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
   let evalRuns: EvalRunSummary[] = fx.evalRuns(t0);
   const installedModels: OllamaModel[] = fx.models(t0);
   const smokeRuns: SmokeReport[] = [
-    fx.smokeReport(t0, 'smk_0003', 'llama3.2:3b', t0 - 50 * 60_000),
+    fx.smokeReport(t0, 'smk_0003', fx.LONG.ollamaModel, t0 - 50 * 60_000),
     fx.smokeReport(t0, 'smk_0002', 'gemma2:2b', t0 - 26 * 60 * 60_000),
     fx.smokeReport(t0, 'smk_0001', 'llama3.2:3b', t0 - 4 * 24 * 60 * 60_000, false),
   ];
   let overviewWindow: ChartWindow = '15m';
+  let scrapes = opts.history ? fx.CHART_POINTS : 0;
+  let scrapeTick = 0;
   let traceCache: TraceSummary[] | null = null;
   const allTraces = (): TraceSummary[] => {
     if (traceCache === null) {
@@ -300,7 +315,7 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
       overviewWindow = a.window;
       return { window: a.window, services: isEmpty() ? [] : fx.services(t0, freeze.frozen), generated_at_ms: t0 };
     },
-    get_charts: (a) => fx.charts(a.profile_id, a.track, a.window, a.theme),
+    get_charts: (a) => fx.charts(a.profile_id, a.track, a.window, a.theme, scrapes),
     list_workflows: () => (isEmpty() ? [] : [...fx.WORKFLOWS]),
     list_traces: (q) => {
       if (isEmpty()) return { items: [], next_cursor: null, total: 0 };
@@ -505,6 +520,19 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
     ...rel.handlers,
   };
 
+  function scrape(): void {
+    if (scenario !== 'full') return;
+    scrapes++;
+    const r = fx.rng(++scrapeTick);
+    const jitter = (v: number | null): number | null => (v === null ? null : Math.max(0, v * (0.9 + r() * 0.2)));
+    const services = fx.services(t0, freeze.frozen).map((c) => ({
+      ...c,
+      stats: { ...c.stats, request_rate: jitter(c.stats.request_rate), tokens_per_sec: jitter(c.stats.tokens_per_sec), p50_ms: jitter(c.stats.p50_ms) },
+      scraped_at_ms: c.live ? Date.now() : c.scraped_at_ms,
+    }));
+    emit('overview_event', { window: overviewWindow, services, generated_at_ms: Date.now() });
+  }
+
   const control: MockControl = {
     get scenario() {
       return scenario;
@@ -528,6 +556,10 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
       failures.set(command, { code: e.code ?? 'unavailable', message: e.message, server_code: e.server_code ?? null, request_id: e.request_id ?? null, retry_after_secs: e.retry_after_secs ?? null });
     },
     emit,
+    scrape,
+    get scrapes() {
+      return scrapes;
+    },
     get notifications() {
       return notifications;
     },
@@ -538,21 +570,8 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
   };
   window.__flightdeckMock = control;
 
-  // Outside tests, push a fresh overview every 5 s, as the backend does after each scrape.
-  if (!opts.fast) {
-    let tick = 0;
-    setInterval(() => {
-      if (scenario !== 'full') return;
-      const r = fx.rng(++tick);
-      const jitter = (v: number | null): number | null => (v === null ? null : Math.max(0, v * (0.9 + r() * 0.2)));
-      const services = fx.services(t0, freeze.frozen).map((c) => ({
-        ...c,
-        stats: { ...c.stats, request_rate: jitter(c.stats.request_rate), tokens_per_sec: jitter(c.stats.tokens_per_sec), p50_ms: jitter(c.stats.p50_ms) },
-        scraped_at_ms: Date.now(),
-      }));
-      emit('overview_event', { window: overviewWindow, services, generated_at_ms: Date.now() });
-    }, 5000);
-  }
+  // Outside tests, scrape every 5 s as the backend does.
+  if (!opts.fast) setInterval(scrape, 5000);
 
   async function run<K extends CommandName>(command: K, args: ArgsOf<K>): Promise<ResultOf<K>> {
     calls.push({ command, args });

@@ -33,7 +33,7 @@ import type {
   UndoArgs,
 } from './releases';
 
-// Releases (issue #5): the contract's DTOs live in ./releases.ts. Their names avoid the eval,
+// Releases: the contract's DTOs live in ./releases.ts. Their names avoid the eval,
 // approval and smoke types' `Verdict`, `ReleaseRef` and `Measurement`: `AnalysisVerdict`,
 // `RolloutRef`, `MetricSample`.
 export type * from './releases';
@@ -286,7 +286,7 @@ export interface CommandMap {
   unfreeze_writes: { args: IncidentArgs; result: FreezeState };
   // desktop integration
   notify: { args: NotifyArgs; result: null };
-  // releases (issue #5)
+  // releases
   list_kube_contexts: { args: NoArgs; result: KubeContext[] };
   add_kube_profile: { args: AddKubeProfileArgs; result: Profile };
   link_kube_profile: { args: LinkKubeProfileArgs; result: ProfileList };
@@ -315,7 +315,7 @@ export interface EventMap {
   freeze_event: FreezeState;
   /** The active profile or its key's roles changed. */
   permissions_event: Permissions;
-  /** A watch-driven change of one release (issue #5). */
+  /** A watch-driven change of one release. */
   release_event: ReleaseSummary;
   /** A release's stable Deployment (or its Rollout) was deleted from the cluster. */
   release_removed: RolloutRef;

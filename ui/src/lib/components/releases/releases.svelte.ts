@@ -1,5 +1,5 @@
 /**
- * The Releases view's state (issue #5): the release list across clusters (kept live by
+ * The Releases view's state: the release list across clusters (kept live by
  * `release_event`, no polling; waiting for a decision first), the selected release's
  * detail, and the confirmation of an action (reason required, `release_progress`, the
  * failure shown in the dialog; a conflict reloads the release). Palette commands too.

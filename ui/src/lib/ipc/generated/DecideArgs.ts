@@ -3,6 +3,6 @@ import type { DecisionKind } from "./DecisionKind";
 
 export type DecideArgs = { id: string, decision: DecisionKind, 
 /**
- * Required, non-blank (SPEC 2.6).
+ * Required, non-blank: a decision without a reason is refused.
  */
 reason: string, };

@@ -3,7 +3,7 @@ import type { ProfileKind } from "./ProfileKind";
 
 export type Profile = { id: string, name: string, kind: ProfileKind, 
 /**
- * The bundled agent-service started by the console (SPEC 3.2).
+ * The Local profile: the bundled agent-service the console starts itself.
  */
 is_local: boolean, 
 /**

@@ -1,18 +1,16 @@
 //! Load shedding (a global concurrency cap that answers 503 + Retry-After instead of
 //! queueing) and the per-key rate limit (429 + Retry-After).
 
-use std::sync::atomic::Ordering;
-
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::Principal;
+use super::AppState;
+use crate::domain::Principal;
 use crate::error::{Error, ErrorCode};
-use crate::startup::AppState;
 
 pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if state.shutting_down.load(Ordering::SeqCst) {
+    if state.shutdown.is_stopping() {
         return Error::new(
             ErrorCode::ShuttingDown,
             "the service is shutting down; retry on another replica",
@@ -21,7 +19,6 @@ pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Re
         .into_response();
     }
     let Ok(permit) = state.shed.clone().try_acquire_owned() else {
-        tracing::warn!("load shed: concurrency cap reached");
         return Error::new(
             ErrorCode::Overloaded,
             "the service is at its concurrency limit; retry shortly",
@@ -62,7 +59,7 @@ pub fn check_rate(state: &AppState, principal: &Principal) -> Result<(), Error> 
                 ErrorCode::RateLimited,
                 format!(
                     "rate limit of {} requests per minute for this API key exceeded",
-                    state.settings.rate_limit_rpm
+                    state.settings.limits.rate_limit_rpm
                 ),
             )
             .retry_after(secs.max(1)))

@@ -1,12 +1,15 @@
-//! The job queue's moving parts (SPEC 2.7): in-process workers that claim jobs under a
+//! The job queue's moving parts: in-process workers that claim jobs under a
 //! lease and run them through the engine, heartbeats, retries with backoff and dead
 //! letters, cancellation, graceful release at shutdown, the expired-lease reaper that
 //! keeps `agent_queue_depth` right, and signed callback delivery through the SSRF guard.
 //!
 //! The queue itself is the `jobs` table ([`crate::db::jobs`]); nothing here holds a job
 //! only in memory, so any process on the same database can take over a dead one's work.
+//! [`view`] is the job as clients see it (the API's body and the callbacks').
 
-use std::collections::HashMap;
+pub mod view;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,14 +20,17 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::auth::Principal;
-use crate::background::stopping;
+use crate::config::JobConfig;
+use crate::db::Db;
 use crate::db::jobs::{self as store, CallbackOutcome, Job, JobError, Outcome};
-use crate::domain::{Roles, TenantId};
-use crate::engine::RunRequest;
+use crate::domain::Principal;
+use crate::domain::{JobId, Roles, TenantId, TraceId};
+use crate::engine::{Engine, RunRequest};
 use crate::error::{Error, ErrorCode};
-use crate::startup::AppState;
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 use crate::tools::egress::{Egress, SendError};
+use crate::workflows::Workflow;
 
 /// How often an idle worker looks for due jobs when nobody woke it.
 const POLL: Duration = Duration::from_millis(500);
@@ -36,8 +42,6 @@ const RECOUNT_EVERY_REAPS: u32 = 5;
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 /// Delivery attempts per callback.
 pub const CALLBACK_MAX_ATTEMPTS: i64 = 5;
-/// Each callback request must answer within this.
-const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// A claimed callback is held this long; a sender that dies leaves it to another after.
 const CALLBACK_HOLD: Duration = Duration::from_secs(60);
 /// The signature header of callbacks.
@@ -50,7 +54,7 @@ pub struct JobQueue {
     /// Wakes the callback sender: a job with a callback finished.
     callbacks: Notify,
     /// Cancel signals of the jobs this process runs, by job id.
-    cancels: Mutex<HashMap<String, Arc<Notify>>>,
+    cancels: Mutex<HashMap<JobId, Arc<Notify>>>,
     egress: Egress,
     /// Names this process in lease owners.
     instance: String,
@@ -90,38 +94,54 @@ impl JobQueue {
 
     /// Tells this process's worker of job `id`, if it runs it, to stop now. (A worker in
     /// another process sees the request at its next heartbeat.)
-    pub fn signal_cancel(&self, id: &str) {
+    pub fn signal_cancel(&self, id: &JobId) {
         if let Some(signal) = self.cancels_map().get(id) {
             signal.notify_one();
         }
     }
 
-    fn cancels_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Notify>>> {
+    fn cancels_map(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Arc<Notify>>> {
         // The map holds no invariant a panicking holder could break.
         self.cancels.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// Starts the queue's tasks: `JOB_WORKERS` workers, the keeper and the callback sender.
-pub fn spawn_tasks(state: &AppState) -> Vec<JoinHandle<()>> {
-    let mut tasks: Vec<JoinHandle<()>> = (0..state.settings.job_workers)
-        .map(|i| tokio::spawn(worker(state.clone(), i)))
+/// What the queue's tasks work with; built once by the serving process.
+pub struct Context {
+    pub db: Db,
+    /// Runs the jobs' workflows and shapes their results.
+    pub engine: Arc<Engine>,
+    pub queue: Arc<JobQueue>,
+    pub metrics: Arc<Metrics>,
+    /// The workflows a job may name, by name.
+    pub workflows: Arc<BTreeMap<String, Arc<Workflow>>>,
+    /// Workers, lease, attempts and the callback signing key (without it callbacks fail
+    /// for good).
+    pub config: JobConfig,
+    /// The shutdown grace period; a running job gets most of it to finish.
+    pub grace: Duration,
+    pub stop: Shutdown,
+}
+
+/// Starts the queue's tasks: the workers, the keeper and the callback sender.
+pub fn spawn_tasks(ctx: Arc<Context>) -> Vec<JoinHandle<()>> {
+    let mut tasks: Vec<JoinHandle<()>> = (0..ctx.config.job_workers)
+        .map(|i| tokio::spawn(worker(ctx.clone(), i)))
         .collect();
-    tasks.push(tokio::spawn(keeper(state.clone())));
-    tasks.push(tokio::spawn(callback_sender(state.clone())));
+    tasks.push(tokio::spawn(keeper(ctx.clone())));
+    tasks.push(tokio::spawn(callback_sender(ctx)));
     tasks
 }
 
-fn now_ms(state: &AppState) -> i64 {
-    state.engine.clock.now().timestamp_millis()
+impl Context {
+    /// How long a claim holds a job without a heartbeat.
+    fn lease(&self) -> Duration {
+        Duration::from_secs(self.config.job_lease_secs)
+    }
 }
 
-fn is_stopping(state: &AppState) -> bool {
-    *state.shutdown.borrow()
-}
-
-fn lease(state: &AppState) -> Duration {
-    Duration::from_secs(state.settings.job_lease_secs)
+fn now_ms(ctx: &Context) -> i64 {
+    ctx.engine.clock.now().timestamp_millis()
 }
 
 fn millis(d: Duration) -> i64 {
@@ -176,18 +196,18 @@ pub fn sign(secret: &[u8], t: i64, body: &str) -> Result<String, String> {
 }
 
 /// Takes due jobs one at a time until shutdown.
-async fn worker(state: AppState, index: u32) {
-    let owner = format!("{}/worker-{index}", state.jobs.instance);
-    let lease_ms = millis(lease(&state));
+async fn worker(ctx: Arc<Context>, index: u32) {
+    let owner = format!("{}/worker-{index}", ctx.queue.instance);
+    let lease_ms = millis(ctx.lease());
     loop {
-        if is_stopping(&state) {
+        if ctx.stop.is_stopping() {
             break;
         }
         let token = uuid::Uuid::new_v4().simple().to_string();
-        match store::claim(&state.db, &owner, &token, now_ms(&state), lease_ms).await {
+        match store::claim(&ctx.db, &owner, &token, now_ms(&ctx), lease_ms).await {
             Ok(Some(job)) => {
-                state.metrics.queue_depth.dec();
-                run_job(&state, job, &token).await;
+                ctx.metrics.queue_depth.dec();
+                run_job(&ctx, job, &token).await;
                 continue;
             }
             Ok(None) => {}
@@ -196,9 +216,9 @@ async fn worker(state: AppState, index: u32) {
             }
         }
         tokio::select! {
-            _ = state.jobs.wake.notified() => {}
+            _ = ctx.queue.wake.notified() => {}
             _ = tokio::time::sleep(POLL) => {}
-            _ = stopping(&state) => break,
+            _ = ctx.stop.wait() => break,
         }
     }
     tracing::debug!(worker = %owner, "job worker stopped");
@@ -213,7 +233,7 @@ enum Ended {
     Released,
 }
 
-async fn run_job(state: &AppState, job: Job, token: &str) {
+async fn run_job(ctx: &Context, job: Job, token: &str) {
     let span = tracing::info_span!(
         "job",
         job_id = %job.id,
@@ -224,21 +244,20 @@ async fn run_job(state: &AppState, job: Job, token: &str) {
         policy_version = tracing::field::Empty,
     );
     let signal = Arc::new(Notify::new());
-    state
-        .jobs
+    ctx.queue
         .cancels_map()
         .insert(job.id.clone(), signal.clone());
     let request_id = job.request_id.clone();
-    crate::request_id::scope(request_id, attempt(state, &job, token, &signal))
+    crate::request_id::scope(request_id, attempt(ctx, &job, token, &signal))
         .instrument(span)
         .await;
-    state.jobs.cancels_map().remove(&job.id);
+    ctx.queue.cancels_map().remove(&job.id);
 }
 
 /// The run request of a job: its workflow, its (redacted) input, and the principal that
 /// created it, acting with role `invoke` only.
-fn run_request(state: &AppState, job: &Job) -> Result<RunRequest, JobError> {
-    let workflow = state
+fn run_request(ctx: &Context, job: &Job) -> Result<RunRequest, JobError> {
+    let workflow = ctx
         .workflows
         .get(&job.workflow)
         .cloned()
@@ -265,25 +284,25 @@ fn run_request(state: &AppState, job: &Job) -> Result<RunRequest, JobError> {
         user_id: job.user_id.clone(),
         principal,
         request_id: job.request_id.clone(),
-        trace_id: format!("tr_{}", uuid::Uuid::now_v7().simple()),
+        trace_id: TraceId::generate(),
     })
 }
 
-async fn attempt(state: &AppState, job: &Job, token: &str, signal: &Notify) {
+async fn attempt(ctx: &Context, job: &Job, token: &str, signal: &Notify) {
     tracing::info!(
         attempts = job.attempts,
         max_attempts = job.max_attempts,
         "job started"
     );
-    let req = match run_request(state, job) {
+    let req = match run_request(ctx, job) {
         Ok(r) => r,
-        Err(e) => return record(state, job, token, Outcome::Failed(e)).await,
+        Err(e) => return record(ctx, job, token, Outcome::Failed(e)).await,
     };
-    let ended = drive(state, job, token, &req, signal).await;
+    let ended = drive(ctx, job, token, &req, signal).await;
     let outcome = match ended {
         Ended::Run(run) => match *run {
             Ok(outcome) => {
-                let body = crate::routes::invoke::response_body(state, &req, outcome);
+                let body = ctx.engine.reply(&req, outcome);
                 match serde_json::to_string(&body) {
                     Ok(result) => Outcome::Succeeded { result },
                     Err(e) => Outcome::Failed(JobError {
@@ -293,6 +312,8 @@ async fn attempt(state: &AppState, job: &Job, token: &str, signal: &Notify) {
                 }
             }
             Err(e) => {
+                // Where the run's error becomes the job's outcome: logged once, with its causes.
+                tracing::warn!(code = e.code.as_str(), error = %e.report(), "the job's run failed");
                 let error = JobError {
                     code: e.code.as_str().into(),
                     message: e.message.clone(),
@@ -305,7 +326,7 @@ async fn attempt(state: &AppState, job: &Job, token: &str, signal: &Notify) {
                     let wait = retry_delay(job.attempts, e.retry_after_secs);
                     Outcome::Retry {
                         error,
-                        run_after: now_ms(state) + millis(wait),
+                        run_after: now_ms(ctx) + millis(wait),
                     }
                 }
             }
@@ -317,9 +338,9 @@ async fn attempt(state: &AppState, job: &Job, token: &str, signal: &Notify) {
             return;
         }
         Ended::Released => {
-            match store::release(&state.db, &job.id, token, now_ms(state)).await {
+            match store::release(&ctx.db, &job.id, token, now_ms(ctx)).await {
                 Ok(true) => {
-                    state.metrics.queue_depth.inc();
+                    ctx.metrics.queue_depth.inc();
                     tracing::warn!(
                         "shutdown: the job did not finish in time and was put back in the queue"
                     );
@@ -333,20 +354,14 @@ async fn attempt(state: &AppState, job: &Job, token: &str, signal: &Notify) {
         }
         Ended::Cancelled => Outcome::Cancelled,
     };
-    record(state, job, token, outcome).await;
+    record(ctx, job, token, outcome).await;
 }
 
 /// Runs the job's workflow while renewing its lease, until it ends, is cancelled, loses
 /// its lease, or outlives shutdown's drain budget.
-async fn drive(
-    state: &AppState,
-    job: &Job,
-    token: &str,
-    req: &RunRequest,
-    signal: &Notify,
-) -> Ended {
-    let lease = lease(state);
-    let run = state.engine.run(req, None);
+async fn drive(ctx: &Context, job: &Job, token: &str, req: &RunRequest, signal: &Notify) -> Ended {
+    let lease = ctx.lease();
+    let run = ctx.engine.run(req, None);
     tokio::pin!(run);
     let mut beat = tokio::time::interval_at(
         Instant::now() + heartbeat_every(lease),
@@ -362,7 +377,7 @@ async fn drive(
                 return Ended::Cancelled;
             }
             _ = beat.tick() => {
-                match store::heartbeat(&state.db, &job.id, token, now_ms(state), millis(lease)).await {
+                match store::heartbeat(&ctx.db, &job.id, token, now_ms(ctx), millis(lease)).await {
                     Ok(Some(true)) => {
                         tracing::info!("job cancelled while running");
                         return Ended::Cancelled;
@@ -372,8 +387,8 @@ async fn drive(
                     Err(e) => tracing::warn!(error = %e, "renewing the job's lease failed; will retry"),
                 }
             }
-            _ = stopping(state), if deadline.is_none() => {
-                let budget = drain_budget(Duration::from_secs(state.settings.shutdown_grace_secs));
+            _ = ctx.stop.wait(), if deadline.is_none() => {
+                let budget = drain_budget(ctx.grace);
                 tracing::info!(budget_ms = millis(budget), "shutdown: letting the running job finish");
                 deadline = Some(Instant::now() + budget);
             }
@@ -385,7 +400,7 @@ async fn drive(
 }
 
 /// Stores how the attempt ended and keeps the gauge and the callback sender up to date.
-async fn record(state: &AppState, job: &Job, token: &str, outcome: Outcome) {
+async fn record(ctx: &Context, job: &Job, token: &str, outcome: Outcome) {
     let label = match &outcome {
         Outcome::Succeeded { .. } => "succeeded",
         Outcome::Failed(_) => "failed",
@@ -393,12 +408,12 @@ async fn record(state: &AppState, job: &Job, token: &str, outcome: Outcome) {
         Outcome::Retry { .. } => "retry",
         Outcome::Cancelled => "cancelled",
     };
-    match store::finish(&state.db, &job.id, token, now_ms(state), &outcome).await {
+    match store::finish(&ctx.db, &job.id, token, now_ms(ctx), &outcome).await {
         Ok(true) => {
             match &outcome {
                 Outcome::Retry { error, run_after } => {
-                    state.metrics.queue_depth.inc();
-                    tracing::warn!(code = %error.code, error = %error.message, retry_in_ms = run_after - now_ms(state), "job attempt failed; it will be retried");
+                    ctx.metrics.queue_depth.inc();
+                    tracing::warn!(code = %error.code, error = %error.message, retry_in_ms = run_after - now_ms(ctx), "job attempt failed; it will be retried");
                 }
                 Outcome::Failed(e) | Outcome::Dead(e) => {
                     tracing::warn!(status = label, code = %e.code, error = %e.message, "job ended without a result")
@@ -406,7 +421,7 @@ async fn record(state: &AppState, job: &Job, token: &str, outcome: Outcome) {
                 _ => tracing::info!(status = label, "job finished"),
             }
             if job.callback.is_some() && !matches!(outcome, Outcome::Retry { .. }) {
-                state.jobs.callbacks.notify_one();
+                ctx.queue.callbacks.notify_one();
             }
         }
         Ok(false) => {
@@ -423,24 +438,24 @@ async fn record(state: &AppState, job: &Job, token: &str, outcome: Outcome) {
 
 /// Reaps expired leases every second and recounts the queue every few seconds (so the
 /// gauge agrees across replicas).
-async fn keeper(state: AppState) {
-    recount(&state).await;
+async fn keeper(ctx: Arc<Context>) {
+    recount(&ctx).await;
     let mut tick = tokio::time::interval(REAP_EVERY);
     let mut reaps = 0u32;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stopping(&state) => break,
+            _ = ctx.stop.wait() => break,
         }
-        match store::reap_expired(&state.db, now_ms(&state)).await {
+        match store::reap_expired(&ctx.db, now_ms(&ctx)).await {
             Ok(reaped) => {
                 for (id, status) in reaped {
                     tracing::warn!(job_id = %id, status = status.as_str(), "reaped a job whose worker stopped renewing its lease");
                     if status == store::JobStatus::Queued {
-                        state.metrics.queue_depth.inc();
-                        state.jobs.wake_worker();
+                        ctx.metrics.queue_depth.inc();
+                        ctx.queue.wake_worker();
                     } else {
-                        state.jobs.callbacks.notify_one();
+                        ctx.queue.callbacks.notify_one();
                     }
                 }
             }
@@ -448,33 +463,33 @@ async fn keeper(state: AppState) {
         }
         reaps += 1;
         if reaps.is_multiple_of(RECOUNT_EVERY_REAPS) {
-            recount(&state).await;
+            recount(&ctx).await;
         }
     }
 }
 
-async fn recount(state: &AppState) {
-    match store::count_queued(&state.db).await {
+async fn recount(ctx: &Context) {
+    match store::count_queued(&ctx.db).await {
         Ok(n) => {
-            state.metrics.queue_depth.set(n);
+            ctx.metrics.queue_depth.set(n);
         }
         Err(e) => tracing::warn!(error = %e, "counting queued jobs failed"),
     }
 }
 
 /// Delivers due callbacks one at a time until shutdown.
-async fn callback_sender(state: AppState) {
+async fn callback_sender(ctx: Arc<Context>) {
     loop {
-        if is_stopping(&state) {
+        if ctx.stop.is_stopping() {
             break;
         }
-        let now = now_ms(&state);
-        match store::claim_callback(&state.db, now, now + millis(CALLBACK_HOLD)).await {
+        let now = now_ms(&ctx);
+        match store::claim_callback(&ctx.db, now, now + millis(CALLBACK_HOLD)).await {
             Ok(Some(job)) => {
                 tokio::select! {
-                    _ = deliver(&state, job) => {}
+                    _ = deliver(&ctx, job) => {}
                     // Left held; another process (or this one after a restart) sends it.
-                    _ = stopping(&state) => break,
+                    _ = ctx.stop.wait() => break,
                 }
                 continue;
             }
@@ -482,23 +497,23 @@ async fn callback_sender(state: AppState) {
             Err(e) => tracing::warn!(error = %e, "claiming a job callback failed; will retry"),
         }
         tokio::select! {
-            _ = state.jobs.callbacks.notified() => {}
+            _ = ctx.queue.callbacks.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stopping(&state) => break,
+            _ = ctx.stop.wait() => break,
         }
     }
 }
 
 /// One delivery attempt of a job's callback, and its record.
-async fn deliver(state: &AppState, job: Job) {
+async fn deliver(ctx: &Context, job: Job) {
     let Some(callback) = job.callback.clone() else {
         return;
     };
     let span = tracing::info_span!("job_callback", job_id = %job.id, attempt = callback.attempts);
     async {
         let attempts = callback.attempts;
-        let (status_code, result) = send_callback(state, &callback.url, &job).await;
-        let now = now_ms(state);
+        let (status_code, result) = send_callback(ctx, &callback.url, &job).await;
+        let now = now_ms(ctx);
         let outcome = match result {
             Ok(()) => CallbackOutcome::Delivered {
                 status_code: status_code.unwrap_or_default(),
@@ -523,7 +538,7 @@ async fn deliver(state: &AppState, job: Job) {
                 tracing::warn!(error = %error, "job callback failed for good")
             }
         }
-        if let Err(e) = store::record_callback(&state.db, &job.id, now, &outcome).await {
+        if let Err(e) = store::record_callback(&ctx.db, &job.id, now, &outcome).await {
             tracing::warn!(error = %e, "recording the job callback's outcome failed; it is sent again later");
         }
     }
@@ -533,15 +548,15 @@ async fn deliver(state: &AppState, job: Job) {
 
 /// POSTs the job JSON, signed. `Err((message, final))`: `final` when retrying cannot help.
 async fn send_callback(
-    state: &AppState,
+    ctx: &Context,
     url: &str,
     job: &Job,
 ) -> (Option<i64>, Result<(), (String, bool)>) {
-    let Some(secret) = state.settings.job_callback_secret.as_ref() else {
+    let Some(secret) = ctx.config.job_callback_secret.as_ref() else {
         let m = "JOB_CALLBACK_SECRET is not configured, so the callback cannot be signed";
         return (None, Err((m.into(), true)));
     };
-    let body = match serde_json::to_string(&crate::routes::jobs::JobOut::from(job.clone())) {
+    let body = match serde_json::to_string(&view::JobOut::from(job.clone())) {
         Ok(b) => b,
         Err(e) => {
             return (
@@ -550,20 +565,20 @@ async fn send_callback(
             );
         }
     };
-    let t = state.engine.clock.now().timestamp();
+    let t = ctx.engine.clock.now().timestamp();
     let signature = match sign(secret.expose().as_bytes(), t, &body) {
         Ok(s) => s,
         Err(m) => return (None, Err((m, true))),
     };
-    let request = match state
-        .jobs
+    let request = match ctx
+        .queue
         .egress
         .client()
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(SIGNATURE_HEADER, signature)
         .header("X-Flightdeck-Job-Id", job.id.as_str())
-        .timeout(CALLBACK_TIMEOUT)
+        .timeout(Duration::from_secs(ctx.config.job_callback_timeout_secs))
         .body(body)
         .build()
     {
@@ -575,7 +590,7 @@ async fn send_callback(
             );
         }
     };
-    match state.jobs.egress.send(request).await {
+    match ctx.queue.egress.send(request).await {
         Ok(resp) if resp.status().is_success() => (Some(i64::from(resp.status().as_u16())), Ok(())),
         Ok(resp) => {
             let code = resp.status().as_u16();
