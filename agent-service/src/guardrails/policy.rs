@@ -127,6 +127,8 @@ struct ScanRules {
     bands: Vec<(f32, Action)>,
     /// Per category: its own bands, when the policy sets them.
     category_bands: Vec<Option<Vec<(f32, Action)>>>,
+    /// The bands when no structural signal fired (the n-gram model alone), if set.
+    without_signals: Option<Vec<(f32, Action)>>,
     /// Per signal: log-odds added to the model's weight, and the least action it forces.
     signal_bias: Vec<f32>,
     signal_action: Vec<Action>,
@@ -398,6 +400,9 @@ struct ScanSection {
     categories: std::collections::BTreeMap<String, CategorySection>,
     #[serde(default)]
     signals: std::collections::BTreeMap<String, SignalSection>,
+    /// Bands for a score no structural signal contributed to (the n-grams alone).
+    #[serde(default)]
+    without_signals: Option<CategorySection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -621,9 +626,16 @@ fn exceeds_chars(text: &str, max: usize) -> bool {
 /// The action of a scan: the score's band (the category's own bands when set), raised to
 /// the least action of every signal that fired.
 fn decide(rules: &ScanRules, s: Scan) -> InputDecision {
-    let bands = rules.category_bands[s.category as usize]
-        .as_ref()
-        .unwrap_or(&rules.bands);
+    let signalled = s
+        .reasons
+        .iter()
+        .any(|r| r.weight > 0.0 && Signal::parse(r.name).is_some());
+    let bands = match &rules.without_signals {
+        Some(bands) if !signalled => bands,
+        _ => rules.category_bands[s.category as usize]
+            .as_ref()
+            .unwrap_or(&rules.bands),
+    };
     let mut action = bands
         .iter()
         .find(|(min, _)| s.score >= *min)
@@ -709,6 +721,11 @@ fn scan_rules(s: &ScanSection) -> Result<ScanRules, String> {
     Ok(ScanRules {
         bands: bands("input.scan.bands", &s.bands)?,
         category_bands,
+        without_signals: s
+            .without_signals
+            .as_ref()
+            .map(|w| bands("input.scan.without_signals.bands", &w.bands))
+            .transpose()?,
         signal_bias,
         signal_action,
     })
