@@ -30,7 +30,7 @@ mod stream;
 
 pub use decode::{Decoded, Encoding, decode_payloads};
 pub use normalise::{Normalised, Tricks, normalise};
-pub use output::{Leak, Neutralised, OutputRules, spotlight};
+pub use output::{Leak, LinkStream, Neutralised, OutputRules, spotlight, spotlit_data};
 pub use policy::{
     Action, Block, InputDecision, Policy, PolicyError, ToolResultAction, ToolResultDecision,
     ToolResultRules,

@@ -12,6 +12,7 @@ mod evals;
 mod guardrails;
 mod idempotency;
 mod info;
+mod injection;
 mod invoke;
 mod jobs;
 mod limits;
