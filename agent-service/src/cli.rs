@@ -1,5 +1,5 @@
 //! The command line: `serve` (default), `migrate`, `keys create|list|revoke`, `seed-demo`,
-//! `check-config`, `eval run`.
+//! `check-config`, `eval run`, `guardrails scan|redact|measure|features`.
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +37,48 @@ pub enum Command {
     Eval {
         #[command(subcommand)]
         action: EvalCommand,
+    },
+    /// Inspect and measure the guardrails of the configured policy.
+    Guardrails {
+        #[command(subcommand)]
+        action: GuardrailsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GuardrailsCommand {
+    /// Read a text on standard input and print the input decision as JSON.
+    Scan,
+    /// Read a text on standard input and print it redacted (PII and secrets).
+    Redact,
+    /// Measure detection, false positives, PII recall and scan cost on JSONL corpora
+    /// (agent-service/guardrails-data/). Use a release build for the timings.
+    Measure {
+        /// Attack/benign corpus: lines of {id, label, category, text}.
+        #[arg(long)]
+        corpus: std::path::PathBuf,
+        /// PII corpus: lines of {id, kind, locale, text, secrets}.
+        #[arg(long)]
+        pii: Option<std::path::PathBuf>,
+        /// Extra benign texts for false redactions (same shape as --corpus).
+        #[arg(long)]
+        pii_benign: Option<std::path::PathBuf>,
+        /// Time the input scan at 4,000 characters (this many rounds).
+        #[arg(long, default_value_t = 0)]
+        timing_rounds: usize,
+        /// Also write the full report (with the ids of misses) as JSON here.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
+    /// Write the model's features of a corpus (for guardrails-data/train.py).
+    Features {
+        #[arg(long)]
+        input: std::path::PathBuf,
+        #[arg(long)]
+        output: std::path::PathBuf,
+        /// Hash bits of the n-gram feature space.
+        #[arg(long, default_value_t = 18)]
+        bits: u32,
     },
 }
 

@@ -18,7 +18,7 @@ use crate::config::{ApprovalConfig, BudgetConfig, GuardrailConfig};
 use crate::db::{Db, approvals};
 use crate::domain::{ApprovalId, Principal, TraceId};
 use crate::error::{Error, ErrorCode};
-use crate::guardrails::Policy;
+use crate::guardrails::{Action, InputDecision, Policy, ToolResultAction, spotlight};
 use crate::metrics::{Metrics, RequestLabels, TokenLabels, ToolLabels};
 use crate::providers::chain::{self, Chain, Link};
 use crate::providers::{
@@ -55,7 +55,8 @@ impl RunStatus {
 /// A piece of evidence the answer rests on.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Evidence {
-    /// `ticket`, `kb`, `invoice` or `tool`.
+    /// `ticket`, `kb`, `invoice` or `tool`; on a pending approval also `guardrail` (a flag
+    /// the run raised before the write, see `Run::approval_evidence`).
     #[serde(rename = "type")]
     pub kind: String,
     pub id: String,
@@ -82,6 +83,8 @@ pub struct RunOutcome {
     pub usage: UsageOut,
     pub budget_kind: Option<BudgetKind>,
     pub guardrail_rule: Option<String>,
+    /// Why the input was blocked: the scan's reasons (`name (+weight)`), strongest first.
+    pub guardrail_reasons: Vec<String>,
     pub tool_calls: Vec<String>,
     /// The link of the provider chain that gave the run's last answer; `None` when no
     /// model call answered.
@@ -120,6 +123,10 @@ pub struct InvokeResponse {
     /// Which guardrail rule blocked the run, when `status` is `blocked`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guardrail_rule: Option<String>,
+    /// What the input scan found when it blocked the input: signal names and the
+    /// classifier, with their weights (`override_prior (+3.25)`), strongest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guardrail_reasons: Vec<String>,
 }
 
 /// Events of a streamed run, in order.
@@ -203,6 +210,19 @@ struct Run<'a> {
     /// Some of the run's text has reached the client's stream: from then on no other
     /// provider may continue the answer.
     text_streamed: AtomicBool,
+    /// What the guardrails flagged so far in this run (the input, tool results): a write
+    /// the run proposes carries these on its approval.
+    flags: Vec<Flag>,
+}
+
+/// Something the guardrails let through but flagged: where it came from (`input` or the
+/// tool's name), the rule, the score and the reasons.
+#[derive(Debug, Clone)]
+struct Flag {
+    source: String,
+    rule: String,
+    score: f32,
+    reasons: Vec<String>,
 }
 
 impl Engine {
@@ -248,6 +268,7 @@ impl Engine {
             provider_link: link.name().to_string(),
             budget: o.budget_kind.map(|k| k.as_str().to_string()),
             guardrail_rule: o.guardrail_rule,
+            guardrail_reasons: o.guardrail_reasons,
         }
     }
 
@@ -389,34 +410,66 @@ impl Engine {
             chain: self.providers.for_workflow(req.workflow.name).clone(),
             served_by: None,
             text_streamed: AtomicBool::new(false),
+            flags: Vec::new(),
         };
 
         // Input guardrails first: a blocked input never reaches the model.
         let guard_span = run
             .trace
             .start("guardrail.input", SpanKind::Internal, run.trace.root());
-        let mut policy_check = self.policy.check_input(&req.text);
-        if policy_check.is_ok()
+        let mut decision = self.policy.scan_input(&req.text);
+        if decision.action != Action::Block
             && let Some(max) = self.guardrails.max_input_chars
             && req.text.chars().count() > max
         {
-            policy_check = Err(crate::guardrails::Block {
+            decision = InputDecision {
+                action: Action::Block,
+                score: 1.0,
                 rule: "input_too_large".into(),
                 message: format!("the input is longer than {max} characters"),
-            });
+                reasons: Vec::new(),
+            };
         }
-        match &policy_check {
-            Ok(()) => run.trace.guardrail(guard_span, "allow", &[]),
-            Err(block) => run
-                .trace
-                .guardrail(guard_span, "block", &[block.rule.as_str()]),
+        let reasons = decision.reason_labels();
+        run.trace.attr(
+            guard_span,
+            "flightdeck.guardrail.score",
+            f64::from(decision.score),
+        );
+        if !reasons.is_empty() {
+            run.trace
+                .attr(guard_span, "flightdeck.guardrail.reasons", reasons.clone());
         }
-        if let Err(block) = policy_check {
-            self.metrics.guardrail_block(&block.rule);
-            tracing::warn!(rule = %block.rule, "input blocked by guardrail");
-            return Ok(run
-                .finish(RunStatus::Blocked, block.message, None)
-                .with_rule(block.rule));
+        let rules: &[&str] = if decision.rule.is_empty() {
+            &[]
+        } else {
+            &[decision.rule.as_str()]
+        };
+        run.trace
+            .guardrail(guard_span, decision.action.as_str(), rules);
+        match decision.action {
+            Action::Block => {
+                self.metrics.guardrail_block(&decision.rule);
+                tracing::warn!(rule = %decision.rule, score = decision.score, reasons = ?reasons, "input blocked by guardrail");
+                let mut o = run
+                    .finish(RunStatus::Blocked, decision.message, None)
+                    .with_rule(decision.rule);
+                o.guardrail_reasons = reasons;
+                return Ok(o);
+            }
+            Action::Flag | Action::RequireApproval => {
+                self.metrics.guardrail_flag(&decision.rule);
+                tracing::info!(rule = %decision.rule, action = decision.action.as_str(), score = decision.score, reasons = ?reasons, "input flagged by guardrail");
+                let root = run.trace.root();
+                run.trace.attr(root, "flightdeck.guardrail.flagged", true);
+                run.flags.push(Flag {
+                    source: "input".into(),
+                    rule: decision.rule,
+                    score: decision.score,
+                    reasons,
+                });
+            }
+            Action::Allow => {}
         }
 
         // The tenant's daily budget, shared by every replica: the run holds the most it
@@ -486,6 +539,20 @@ fn tool_message_content(result: &Result<Value, ToolError>) -> String {
     value.unwrap_or_default()
 }
 
+/// The string values of a tool result, one per line: what the guardrails scan (the JSON's
+/// quoting and escapes would only hide the text from the scan).
+fn collect_strings(value: &Value, out: &mut String) {
+    match value {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
 fn evidence_from(tool: &str, result: &Value) -> Vec<Evidence> {
     let item = |kind: &str, id: &Value, title: Option<&Value>| Evidence {
         kind: kind.to_string(),
@@ -553,6 +620,7 @@ impl Run<'_> {
             usage: self.usage.clone(),
             budget_kind: None,
             guardrail_rule: None,
+            guardrail_reasons: Vec::new(),
             tool_calls: self.tool_calls.clone(),
             served_by: self.served_by.clone(),
         }
@@ -729,9 +797,11 @@ impl Run<'_> {
                     name: call.name.clone(),
                     outcome: outcome.into(),
                 });
-                request
-                    .messages
-                    .push(ChatMessage::tool(call, tool_message_content(&result)));
+                let content = match &result {
+                    Ok(v) => self.untrusted_result(tool_span, &call.name, v),
+                    Err(_) => tool_message_content(&result),
+                };
+                request.messages.push(ChatMessage::tool(call, content));
             }
         }
     }
@@ -840,6 +910,62 @@ impl Run<'_> {
             reason,
             "model call handed to the next provider of the chain"
         );
+    }
+
+    /// A tool's result as the model gets it. The result is untrusted data (a ticket body, an
+    /// article, an HTTP response anyone could have written): its text is scanned like an
+    /// input; a flagged result is recorded (trace, `agent_guardrail_flags_total`) and every
+    /// write the run proposes after it carries the flag on its approval; a result scoring
+    /// at the withhold threshold is replaced by a notice. Whatever is handed over is wrapped
+    /// by [`spotlight`], delimited and marked as data, not instructions.
+    fn untrusted_result(&mut self, span: SpanId, tool: &str, value: &Value) -> String {
+        let engine = self.engine;
+        let mut text = String::new();
+        collect_strings(value, &mut text);
+        let d = engine.policy.scan_tool_result(&text);
+        let content = match d.action {
+            ToolResultAction::Pass => tool_message_content(&Ok(value.clone())),
+            ToolResultAction::Flag | ToolResultAction::Withhold => {
+                let withheld = d.action == ToolResultAction::Withhold;
+                let reasons: Vec<String> = d
+                    .reasons
+                    .iter()
+                    .filter(|r| r.weight > 0.0)
+                    .map(|r| format!("{} ({:+.2})", r.name, r.weight))
+                    .collect();
+                let rule = format!("tool_result:{}", d.rule);
+                engine.metrics.guardrail_flag(&rule);
+                self.trace.attr(
+                    span,
+                    "flightdeck.guardrail.verdict",
+                    if withheld { "withhold" } else { "flag" },
+                );
+                self.trace
+                    .attr(span, "flightdeck.guardrail.rule", rule.clone());
+                self.trace
+                    .attr(span, "flightdeck.guardrail.score", f64::from(d.score));
+                self.trace
+                    .attr(span, "flightdeck.guardrail.reasons", reasons.clone());
+                tracing::warn!(tool, rule = %rule, score = d.score, withheld, "tool result flagged by guardrail");
+                let root = self.trace.root();
+                self.trace.attr(root, "flightdeck.guardrail.flagged", true);
+                self.flags.push(Flag {
+                    source: tool.to_string(),
+                    rule,
+                    score: d.score,
+                    reasons,
+                });
+                if withheld {
+                    tool_message_content(&Ok(json!({
+                        "withheld": "This result was withheld: it reads as instructions aimed at the assistant (a prompt injection), not as data."
+                    })))
+                } else {
+                    tool_message_content(&Ok(value.clone()))
+                }
+            }
+        };
+        let nonce = format!("{:08x}", rand::random::<u32>());
+        spotlight(tool, &content, &nonce)
     }
 
     /// Books a model call's tokens: the run's usage and cost, `agent_tokens_total`,
@@ -962,10 +1088,13 @@ impl Run<'_> {
             return (provider.chat(request, None).await, String::new());
         };
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        // Text goes through the redactor, then the link neutraliser (as the final answer
+        // does); each holds back the tail it has not decided yet.
         let mut redactor = engine.policy.redactor.stream();
+        let mut links = engine.policy.output.stream();
         let forward = async {
             while let Some(chunk) = rx.recv().await {
-                let safe = redactor.push(&chunk);
+                let safe = links.push(&redactor.push(&chunk));
                 if !safe.is_empty() {
                     self.text_streamed.store(true, Ordering::Relaxed);
                     let _ = events.send(RunEvent::Token(safe));
@@ -978,7 +1107,8 @@ impl Run<'_> {
             r
         };
         let (r, ()) = tokio::join!(call, forward);
-        let rest = redactor.finish();
+        let mut rest = links.push(&redactor.finish());
+        rest.push_str(&links.finish());
         if r.is_ok() {
             self.emit_text(rest);
             (r, String::new())
@@ -1033,7 +1163,8 @@ impl Run<'_> {
             tool: call.name.clone(),
             arguments,
             proposed_change: serde_json::to_value(&change).map_err(Error::internal_from)?,
-            evidence: serde_json::to_value(&self.evidence).map_err(Error::internal_from)?,
+            evidence: serde_json::to_value(self.approval_evidence())
+                .map_err(Error::internal_from)?,
             risk_tier: i64::from(self.req.workflow.risk_tier),
             requested_by: self.req.principal.key_id.clone(),
             requested_by_user: self.req.user_id.clone(),
@@ -1048,6 +1179,15 @@ impl Run<'_> {
         let approval_span = self
             .trace
             .start("approval.create", SpanKind::Internal, self.tool_span);
+        if !self.flags.is_empty() {
+            let flagged: Vec<String> = self
+                .flags
+                .iter()
+                .map(|f| format!("{}: {}", f.source, f.rule))
+                .collect();
+            self.trace
+                .attr(approval_span, "flightdeck.guardrail.flags", flagged);
+        }
         // Stored with its audit event in one transaction; `writes_frozen` stores nothing.
         engine.approvals.create(&record).await?;
         self.trace
@@ -1071,6 +1211,25 @@ impl Run<'_> {
         )))
     }
 
+    /// The evidence a pending approval shows: the run's evidence, then one `guardrail`
+    /// item per flag (the rule as id, the score and reasons as title, where it came from
+    /// as source), so the approver sees that the write followed flagged text.
+    fn approval_evidence(&self) -> Vec<Evidence> {
+        let mut evidence = self.evidence.clone();
+        evidence.extend(self.flags.iter().map(|f| Evidence {
+            kind: "guardrail".into(),
+            id: f.rule.clone(),
+            title: Some(format!(
+                "flagged {} (score {:.2}): {}",
+                f.source,
+                f.score,
+                f.reasons.join(", ")
+            )),
+            source: f.source.clone(),
+        }));
+        evidence
+    }
+
     fn final_answer(&mut self, raw: String) -> RunOutcome {
         let engine = self.engine;
         let guard_span =
@@ -1082,12 +1241,51 @@ impl Run<'_> {
         } else {
             "redacted"
         };
-        self.trace.guardrail(guard_span, verdict, &redacted.rules);
         for rule in &redacted.rules {
             engine.metrics.guardrail_block(&format!("redact_{rule}"));
         }
-        let answer = redacted.text.into_owned();
+        // Links and images to hosts outside the allowlist: the channel injected text
+        // would use to carry data out.
+        let neutralised = engine.policy.output.neutralise_links(&redacted.text);
+        if !neutralised.removed_hosts.is_empty() {
+            engine.metrics.guardrail_block("link_removed");
+            self.trace.attr(
+                guard_span,
+                "flightdeck.guardrail.links_removed",
+                neutralised.removed_hosts.clone(),
+            );
+        }
+        self.trace.guardrail(guard_span, verdict, &redacted.rules);
+        let answer = neutralised.text;
         let wf = &self.req.workflow;
+        let system_prompt = wf.system_prompt(self.req.principal.tenant.as_str());
+        if let Some(leak) = engine
+            .policy
+            .output
+            .system_prompt_leak(&answer, &system_prompt)
+        {
+            engine.metrics.guardrail_block("system_prompt_leak");
+            self.trace
+                .attr(guard_span, "flightdeck.guardrail.verdict", "block");
+            self.trace.attr(
+                guard_span,
+                "flightdeck.guardrail.rule",
+                "system_prompt_leak",
+            );
+            tracing::warn!(
+                longest_run = leak.longest_run,
+                fraction = leak.fraction,
+                "answer withheld: it carries the system prompt"
+            );
+            return self
+                .finish(
+                    RunStatus::Blocked,
+                    "The answer was withheld because it repeated the assistant's internal instructions."
+                        .into(),
+                    None,
+                )
+                .with_rule("system_prompt_leak".into());
+        }
         if wf.retrieval && self.retrieval_down {
             return self.finish(RunStatus::Degraded, answer, None);
         }

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use agent_service::cli::{Cli, Command, KeysCommand};
+use agent_service::cli::{Cli, Command, GuardrailsCommand, KeysCommand};
 use agent_service::config::Settings;
 use agent_service::db::{Db, audit, demo, keys};
 use agent_service::domain::{Role, Roles, TenantId};
@@ -49,6 +49,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Guardrails { action } = command {
+        return guardrails_command(action, &policy);
+    }
     let serving = matches!(command, Command::Serve);
     // The server logs JSON to stdout; one-shot commands print results to stdout and log
     // warnings to stderr.
@@ -248,8 +251,8 @@ async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Re
             db.close().await;
             Ok(())
         }
-        Command::Eval { .. } => {
-            anyhow::bail!("`eval` is dispatched before the other commands; this is a bug")
+        Command::Eval { .. } | Command::Guardrails { .. } => {
+            anyhow::bail!("this command is dispatched before the others; this is a bug")
         }
         Command::CheckConfig => {
             println!(
@@ -283,6 +286,117 @@ async fn run(command: Command, settings: Settings, policy: Policy) -> anyhow::Re
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("tool_schema_hash = {}", registry.schema_hash());
             Ok(())
+        }
+    }
+}
+
+/// `agent-service guardrails ...`: prints to stdout; exit 2 on unreadable input.
+fn guardrails_command(action: GuardrailsCommand, policy: &Policy) -> ExitCode {
+    use agent_service::guardrails::measure;
+    use std::io::Read;
+    let fail = |e: String| {
+        eprintln!("agent-service: {e}");
+        ExitCode::from(2)
+    };
+    match action {
+        GuardrailsCommand::Scan => {
+            let mut text = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+                return fail(format!("cannot read standard input: {e}"));
+            }
+            let d = policy.scan_input(&text);
+            let reasons: Vec<serde_json::Value> = d
+                .reasons
+                .iter()
+                .map(|r| {
+                    serde_json::json!({"name": r.name, "category": r.category.as_str(),
+                        "weight": r.weight, "evidence": r.evidence})
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"policy_version": policy.version.as_str(),
+                    "action": d.action.as_str(), "score": d.score, "rule": d.rule,
+                    "reasons": reasons})
+            );
+            ExitCode::SUCCESS
+        }
+        GuardrailsCommand::Redact => {
+            let mut text = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+                return fail(format!("cannot read standard input: {e}"));
+            }
+            print!("{}", policy.redactor.redact(&text).text);
+            ExitCode::SUCCESS
+        }
+        GuardrailsCommand::Measure {
+            corpus,
+            pii,
+            pii_benign,
+            timing_rounds,
+            json,
+        } => {
+            let examples: Vec<measure::Example> = match measure::read_jsonl(&corpus) {
+                Ok(e) => e,
+                Err(e) => return fail(e),
+            };
+            let detection = measure::detection(policy, &examples);
+            let pii_report = match pii {
+                Some(path) => {
+                    let cases = match measure::read_jsonl(&path) {
+                        Ok(c) => c,
+                        Err(e) => return fail(e),
+                    };
+                    let mut benign: Vec<measure::Example> = examples
+                        .iter()
+                        .filter(|e| e.label == "benign")
+                        .cloned()
+                        .collect();
+                    if let Some(extra) = pii_benign {
+                        match measure::read_jsonl(&extra) {
+                            Ok(more) => benign.extend(more),
+                            Err(e) => return fail(e),
+                        }
+                    }
+                    Some(measure::pii(&policy.redactor, &cases, &benign))
+                }
+                None => None,
+            };
+            let timing = (timing_rounds > 0)
+                .then(|| measure::timing(policy, &examples, 4000, timing_rounds));
+            print!(
+                "{}",
+                measure::summary(&detection, pii_report.as_ref(), timing.as_ref())
+            );
+            if let Some(path) = json {
+                let report = serde_json::json!({"policy_version": policy.version.as_str(),
+                    "detection": detection, "pii": pii_report, "timing": timing});
+                if let Err(e) = std::fs::write(&path, report.to_string()) {
+                    return fail(format!("{}: {e}", path.display()));
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        GuardrailsCommand::Features {
+            input,
+            output,
+            bits,
+        } => {
+            let examples: Vec<measure::Example> = match measure::read_jsonl(&input) {
+                Ok(e) => e,
+                Err(e) => return fail(e),
+            };
+            let file = match std::fs::File::create(&output) {
+                Ok(f) => f,
+                Err(e) => return fail(format!("{}: {e}", output.display())),
+            };
+            let mut out = std::io::BufWriter::new(file);
+            if let Err(e) = measure::write_features(bits, &examples, &mut out)
+                .and_then(|()| std::io::Write::flush(&mut out))
+            {
+                return fail(format!("{}: {e}", output.display()));
+            }
+            ExitCode::SUCCESS
         }
     }
 }

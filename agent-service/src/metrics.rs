@@ -222,6 +222,8 @@ pub struct Metrics {
     pub cost_usd: Counter<f64, AtomicU64>,
     pub queue_depth: Gauge,
     pub guardrail_blocks: Family<RuleLabels, Counter>,
+    /// Inputs and tool results the guardrails let through but flagged (traced with reasons).
+    pub guardrail_flags: Family<RuleLabels, Counter>,
     pub approvals_pending: Gauge,
     pub approvals: Family<DecisionLabels, Counter>,
     pub budget_exceeded: Family<KindLabels, Counter>,
@@ -278,6 +280,7 @@ impl Metrics {
         let cost_usd = Counter::<f64, AtomicU64>::default();
         let queue_depth = Gauge::default();
         let guardrail_blocks = Family::<RuleLabels, Counter>::default();
+        let guardrail_flags = Family::<RuleLabels, Counter>::default();
         let approvals_pending = Gauge::default();
         let approvals = Family::<DecisionLabels, Counter>::default();
         let budget_exceeded = Family::<KindLabels, Counter>::default();
@@ -342,6 +345,11 @@ impl Metrics {
             "agent_guardrail_blocks",
             "Guardrail blocks and redactions by rule",
             guardrail_blocks.clone(),
+        );
+        registry.register(
+            "agent_guardrail_flags",
+            "Inputs and tool results let through but flagged by the guardrails, by rule",
+            guardrail_flags.clone(),
         );
         registry.register(
             "agent_approvals_pending",
@@ -470,6 +478,7 @@ impl Metrics {
             cost_usd,
             queue_depth,
             guardrail_blocks,
+            guardrail_flags,
             approvals_pending,
             approvals,
             budget_exceeded,
@@ -662,6 +671,14 @@ impl Metrics {
 
     pub fn guardrail_block(&self, rule: &str) {
         self.guardrail_blocks
+            .get_or_create(&RuleLabels {
+                rule: rule.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn guardrail_flag(&self, rule: &str) {
+        self.guardrail_flags
             .get_or_create(&RuleLabels {
                 rule: rule.to_string(),
             })

@@ -27,10 +27,12 @@ pub enum Rule {
     Iban,
     ApiKey,
     BearerToken,
+    Jwt,
+    PrivateKey,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 7] = [
+    pub const ALL: [Rule; 9] = [
         Rule::Email,
         Rule::Phone,
         Rule::CardNumber,
@@ -38,6 +40,8 @@ impl Rule {
         Rule::Iban,
         Rule::ApiKey,
         Rule::BearerToken,
+        Rule::Jwt,
+        Rule::PrivateKey,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,11 +53,13 @@ impl Rule {
             Rule::Iban => "iban",
             Rule::ApiKey => "api_key",
             Rule::BearerToken => "bearer_token",
+            Rule::Jwt => "jwt",
+            Rule::PrivateKey => "private_key",
         }
     }
 
-    fn bit(self) -> u8 {
-        1 << self as u8
+    fn bit(self) -> u16 {
+        1 << self as u16
     }
 
     fn replacement(self) -> &'static str {
@@ -65,6 +71,8 @@ impl Rule {
             Rule::Iban => "[REDACTED:iban]",
             Rule::ApiKey => "[REDACTED:api_key]",
             Rule::BearerToken => "[REDACTED:bearer_token]",
+            Rule::Jwt => "[REDACTED:jwt]",
+            Rule::PrivateKey => "[REDACTED:private_key]",
         }
     }
 }
@@ -77,7 +85,7 @@ impl fmt::Display for Rule {
 
 /// A set of rules, as a bit mask over [`Rule`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(super) struct RuleSet(u8);
+pub(super) struct RuleSet(u16);
 
 impl RuleSet {
     pub(super) fn contains(self, rule: Rule) -> bool {
@@ -216,17 +224,61 @@ const PATTERNS: &[(Rule, &str, Validator)] = &[
         r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62}[A-Za-z0-9])?\.[A-Za-z]{2,18}\b",
         always,
     ),
-    // International: +CC and 1-6 groups, 8-15 digits in all (E.164).
+    // International: +CC or 00CC, a "(0)" trunk prefix allowed, 8-15 digits in all (E.164),
+    // and an extension.
     (
         Rule::Phone,
-        r"\+[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,5}\)?){0,5}[ .-]?[0-9]{1,5}\b",
+        r"(?:\+|\b00)[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,5}\)?){0,5}[ .-]?[0-9]{1,5}(?:\b| ?(?:x|ext\.?) ?[0-9]{1,6}\b)",
         e164_prefix,
     ),
-    // NANP: (415) 555-0132, 415-555-0132, 1 415 555 0132, 4155550132.
+    // NANP: (415) 555-0132, 415-555-0132, 1 415 555 0132, 4155550132, with an extension.
     (
         Rule::Phone,
-        r"(?:\b1[ .-]?)?(?:\([2-9][0-9]{2}\)[ .-]?|\b[2-9][0-9]{2}[ .-]?)[2-9][0-9]{2}[ .-]?[0-9]{4}\b",
+        r"(?:\b1[ .-]?)?(?:\([2-9][0-9]{2}\)[ .-]?|\b[2-9][0-9]{2}[ .-]?)[2-9][0-9]{2}[ .-]?[0-9]{4}(?:\b| ?(?:x|ext\.?) ?[0-9]{1,6}\b)",
         always,
+    ),
+    // National format with a trunk 0: 0114 496 0104, 02 49 28 10 33, (0161) 4960066,
+    // 08-170 669 07. A bare "00" is the international prefix (the pattern above), never a
+    // trunk; in parentheses it is still an area code as written.
+    (
+        Rule::Phone,
+        r"(?:\(0[0-9]{1,5}\)|\b0[1-9][0-9]{0,4})(?:[ .\-/]{0,2}[0-9]{2,8}){1,5}\b",
+        national_trunk,
+    ),
+    // An area code in parentheses: (43) 7860-2733, (235) 337-4068.
+    (
+        Rule::Phone,
+        r"\([1-9][0-9]{1,4}\)[ .-]?[0-9]{2,5}(?:[ .-]?[0-9]{2,5}){0,3}(?:\b| ?(?:x|ext\.?) ?[0-9]{1,6}\b)",
+        digits_8_to_13,
+    ),
+    // Grouped digits without a trunk 0 (609 141 777, 342 083 7783): a valid number of one
+    // of the common regions (libphonenumber's metadata). Groups that continue a code with
+    // letters ("GB82 WEST 1234 5698 7654", an account reference) are not a phone number.
+    (
+        Rule::Phone,
+        r"(?:\b[A-Z0-9]{4} )?\b[1-9][0-9]{1,3}(?: [0-9]{2,4}){2,4}\b",
+        valid_in_a_region,
+    ),
+    // Mobile numbers written without a trunk or separators: India (10 digits from 6-9),
+    // Italy (3 and 8-9 digits), Spain (6 or 7 and 8 digits); as 5+5 digits (India). Not
+    // after a reference word ("order 9876543210") nor inside a longer run of digit groups.
+    (
+        Rule::Phone,
+        r"(?i)(?:(?:order|invoice|ticket|case|tracking|ref|reference|account|acct|no|nr|number|po|sku|item|#)[ .:#-]{0,3}|\b[0-9]{1,5} )?\b(?:[6-9][0-9]{9}|[6-9][0-9]{4} [0-9]{5}|3[0-9]{8,9}|[67][0-9]{8})\b",
+        bare_mobile,
+    ),
+    // Brazil: a two-digit area code (no 0) and 4+4 or 9+4+4 digits with a dash or space:
+    // "21 3768-1407", "11 98765-4321".
+    (
+        Rule::Phone,
+        r"\b[1-9][1-9] (?:9 ?)?[0-9]{4}[ -][0-9]{4}\b",
+        always,
+    ),
+    // A number right after a phone word: "mobile: 3420837783", "tel 35098683498".
+    (
+        Rule::Phone,
+        r#"(?i)\b(?:phone|tel|telephone|mobile|mob|cell|cellphone|call|ring|whatsapp|fax|handy|telefon|telefono|telefone|portable|movil|gsm)\b[ \t:#=.'"-]{0,4}(?:(?:is|on|at|number|no|nr)[ \t:#.]{1,3}){0,2}(?P<secret>\+?[0-9][0-9 .()/-]{6,18}[0-9])"#,
+        digits_8_to_15,
     ),
     // A whole run of digit groups; the validator finds the card numbers in it.
     (
@@ -234,40 +286,177 @@ const PATTERNS: &[(Rule, &str, Validator)] = &[
         r"\b[0-9](?:[ -]?[0-9]){12,}",
         card_numbers,
     ),
-    // US SSN.
-    (Rule::NationalId, r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b", ssn),
-    // UK National Insurance number.
+    // Maestro also issues 12-digit numbers (IIN 50, 56-69; Luhn), as 4-4-4 or bare; not
+    // after a reference word ("tracking 5018...") unless the word is "card", nor inside a
+    // longer run of digit groups.
+    (
+        Rule::CardNumber,
+        r"(?i)(?:\b(?:card|order|invoice|ticket|case|tracking|ref|reference|account|acct|no|nr|number|po|sku|item)\b[ .:#-]{0,3}(?:(?:number|no|nr)[ .:#-]{0,3})?|# ?|\b[0-9]{1,4}[ -])?\b(?:50|5[6-9]|6[0-9])[0-9]{2}[ -]?[0-9]{4}[ -]?[0-9]{4}\b",
+        maestro_12,
+    ),
+    // US SSN with dashes, spaces or dots.
     (
         Rule::NationalId,
-        r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]\b",
+        r"\b[0-9]{3}([- .])[0-9]{2}[- .][0-9]{4}\b",
+        ssn,
+    ),
+    // An identity number right after its name (any separators, or none): SSN, BSN, SIN,
+    // PESEL, Aadhaar, personal numbers...
+    (
+        Rule::NationalId,
+        r#"(?i)\b(?:ssn|ss#|social security|social insurance|sin|itin|tin|tax id|taxpayer id|bsn|burgerservicenummer|sofinummer|pesel|aadhaar|aadhar|uid|personnummer|national id|national identity|id number|identity number|id no|personal number|insurance number|nir|cpf|nif|dni|nie|codice fiscale)\b[ \t:#=.'"-]{0,4}(?:(?:is|number|no|nr|num)[ \t:#.]{1,3}){0,2}(?P<secret>[0-9][0-9 .-]{7,16}[0-9A-Za-z])\b"#,
+        id_after_name,
+    ),
+    // A bare 9- or 12-digit number standing alone (not after "order", "invoice", "#",
+    // ...): an SSN with no separators (area rules), a BSN (11-check) or an Aadhaar
+    // (Verhoeff).
+    (
+        Rule::NationalId,
+        r"(?i)(?:(?:order|invoice|ticket|case|tracking|ref|reference|account|acct|no|nr|number|po|sku|item|#)[ .:#-]{0,3})?\b(?:[0-9]{9}|[2-9][0-9]{11})\b",
+        bare_id,
+    ),
+    // UK National Insurance number (ZZ, the prefix Faker and test systems use, with any
+    // final letter).
+    (
+        Rule::NationalId,
+        r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-Z]\b",
         nino,
+    ),
+    // Brazilian CPF (two check digits).
+    (
+        Rule::NationalId,
+        r"\b[0-9]{3}\.?[0-9]{3}\.?[0-9]{3}-?[0-9]{2}\b",
+        cpf,
+    ),
+    // Aadhaar in its printed 4-4-4 grouping (the grouping says what it is; the check digit is
+    // not needed), unless another group comes before or after it (a card number's digits).
+    (
+        Rule::NationalId,
+        r"(?:\b[0-9]{1,4} )?\b[2-9][0-9]{3} [0-9]{4} [0-9]{4}(?: [0-9]{1,4})?\b",
+        aadhaar_grouped,
+    ),
+    // Spanish DNI and NIE (check letter).
+    (
+        Rule::NationalId,
+        r"\b(?:[0-9]{8}|[XYZ]-?[0-9]{7})-?[A-Z]\b",
+        dni_nie,
+    ),
+    // Italian codice fiscale (check character; digits may be replaced by letters).
+    (
+        Rule::NationalId,
+        r"(?i)\b[A-Z]{6}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]\b",
+        codice_fiscale,
+    ),
+    // French NIR (social security number, 2-digit key).
+    (
+        Rule::NationalId,
+        r"\b[1-478] ?[0-9]{2} ?[0-9]{2} ?(?:[0-9]{2}|2[AB]) ?[0-9]{3} ?[0-9]{3} ?[0-9]{2}\b",
+        nir,
+    ),
+    // Dutch BSN in its dotted form (11-check); bare BSNs need their name before them.
+    (
+        Rule::NationalId,
+        r"\b[0-9]{4}\.[0-9]{2}\.[0-9]{3}\b",
+        bsn_dotted,
+    ),
+    // Swedish personnummer (Luhn).
+    (
+        Rule::NationalId,
+        r"\b(?:19|20)?[0-9]{6}[-+][0-9]{4}\b",
+        personnummer,
     ),
     (
         Rule::Iban,
         r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
         iban,
     ),
-    // OpenAI / Anthropic style: sk-…, sk-proj-…, sk-ant-….
+    // A token after "Bearer" (an Authorization header) is labelled a bearer token even when
+    // it is a JWT: this pattern comes before the JWT one, and the earlier pattern names a
+    // region both cover.
+    (
+        Rule::BearerToken,
+        r"(?i)\bbearer {1,3}(?P<secret>[A-Za-z0-9._~+/=-]{8,})",
+        token_like,
+    ),
+    // JSON Web Tokens anywhere (header.payload.signature, base64url; JWE has five parts).
+    (Rule::Jwt, r"\beyJ[A-Za-z0-9_.=-]{17,}", jwt),
+    // OpenAI / Anthropic style: sk-…, sk-proj-…, sk-ant-…, sk-svcacct-….
     (Rule::ApiKey, r"\bsk-[A-Za-z0-9_-]{20,}", random_key),
-    // Stripe.
+    // Stripe secret, restricted and webhook keys.
     (
         Rule::ApiKey,
         r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",
         always,
     ),
-    // AWS access key id.
-    (Rule::ApiKey, r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", always),
+    (Rule::ApiKey, r"\bwhsec_[A-Za-z0-9]{24,}", always),
+    // AWS access key ids (all the credential prefixes).
+    (
+        Rule::ApiKey,
+        r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[0-9A-Z]{16}\b",
+        always,
+    ),
     // GitHub tokens.
     (Rule::ApiKey, r"\bgh[pousr]_[A-Za-z0-9]{36,}", always),
     (Rule::ApiKey, r"\bgithub_pat_[A-Za-z0-9_]{22,}", always),
-    // Slack.
-    (Rule::ApiKey, r"\bxox[abprs]-[A-Za-z0-9-]{10,}", has_digit),
-    // Google API key.
-    (Rule::ApiKey, r"\bAIza[0-9A-Za-z_-]{35}", always),
-    // Generic assignments: api_key=…, "token": "…", client_secret: ….
+    // GitLab tokens.
     (
         Rule::ApiKey,
-        r#"(?i)\b(?:api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret|(?:access|auth|refresh|api)[_-]?token|token|secret)["']? {0,3}[:=] {0,3}["']?(?P<secret>[A-Za-z0-9._~+/=-]{8,})"#,
+        r"\b(?:glpat|glptt|gldt|glrt|glcbt|gloas|glsoat|glft|glimt|glagent)-[A-Za-z0-9_-]{20,}",
+        always,
+    ),
+    // Slack tokens and webhooks.
+    (Rule::ApiKey, r"\bxox[abprse]-[A-Za-z0-9-]{10,}", has_digit),
+    (Rule::ApiKey, r"\bxapp-[0-9]-[A-Za-z0-9-]{10,}", always),
+    (
+        Rule::ApiKey,
+        r"hooks\.slack\.com/(?:services|workflows)/(?P<secret>[A-Za-z0-9/_-]{20,})",
+        always,
+    ),
+    // Google: API keys, OAuth client secrets and access tokens.
+    (Rule::ApiKey, r"\bAIza[0-9A-Za-z_-]{35}", always),
+    (Rule::ApiKey, r"\bGOCSPX-[A-Za-z0-9_-]{20,}", always),
+    (Rule::ApiKey, r"\bya29\.[0-9A-Za-z_-]{20,}", always),
+    // Azure: storage account keys and SAS signatures in connection strings and URLs, and
+    // Entra ID client secrets.
+    (
+        Rule::ApiKey,
+        r"(?i)(?:accountkey|sharedaccesskey)=(?P<secret>[A-Za-z0-9+/=]{20,})",
+        always,
+    ),
+    (
+        Rule::ApiKey,
+        r"[?&]sig=(?P<secret>[A-Za-z0-9%+/=]{20,})",
+        always,
+    ),
+    (
+        Rule::ApiKey,
+        r"\b[A-Za-z0-9_~.-]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}",
+        always,
+    ),
+    // Other common providers: SendGrid, npm, PyPI, Hugging Face, Twilio, DigitalOcean,
+    // Shopify, Atlassian, Mailgun, Databricks.
+    (
+        Rule::ApiKey,
+        r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}",
+        always,
+    ),
+    (Rule::ApiKey, r"\bnpm_[A-Za-z0-9]{36}", always),
+    (Rule::ApiKey, r"\bpypi-[A-Za-z0-9_-]{50,}", always),
+    (Rule::ApiKey, r"\bhf_[A-Za-z0-9]{30,}", always),
+    (Rule::ApiKey, r"\bSK[0-9a-f]{32}\b", always),
+    (Rule::ApiKey, r"\bdo[opr]_v1_[a-f0-9]{64}", always),
+    (
+        Rule::ApiKey,
+        r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}",
+        always,
+    ),
+    (Rule::ApiKey, r"\bATATT3[A-Za-z0-9_=-]{40,}", always),
+    (Rule::ApiKey, r"\b(?:key-|dapi)[0-9a-f]{32}\b", always),
+    // Generic assignments: api_key=…, "token": "…", client_secret: …,
+    // aws_secret_access_key = ….
+    (
+        Rule::ApiKey,
+        r#"(?i)\b(?:[a-z0-9]{1,12}[_-]){0,3}(?:api[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret|(?:access|auth|refresh|api|session)[_-]?token|token|secret|apikey|passphrase)["']? {0,3}[:=] {0,3}["']?(?P<secret>[A-Za-z0-9._~+/=-]{8,})"#,
         token_like,
     ),
     (
@@ -280,11 +469,6 @@ const PATTERNS: &[(Rule, &str, Validator)] = &[
         Rule::ApiKey,
         r#"(?i)\bauthorization["']? {0,3}[:=] {0,3}["']?basic {1,3}(?P<secret>[A-Za-z0-9+/=]{4,})"#,
         always,
-    ),
-    (
-        Rule::BearerToken,
-        r"(?i)\bbearer {1,3}(?P<secret>[A-Za-z0-9._~+/=-]{8,})",
-        token_like,
     ),
 ];
 
@@ -457,11 +641,80 @@ pub(super) struct Region {
 /// before `from` is context only (for `\b`).
 pub(super) fn scan(enabled: RuleSet, hay: &str, from: usize, out: &mut Vec<Candidate>) {
     let engine = engine();
+    if enabled.contains(Rule::PrivateKey) {
+        private_key_blocks(hay, from, engine.patterns.len(), out);
+    }
     // Most texts match nothing: `is_match_at` answers that without allocating the set of
     // matching patterns and stops early; only a text that matches pays for `matches_at`.
     if !engine.set.is_match_at(hay, from) {
         return;
     }
+    let first = out.len();
+    scan_patterns(enabled, hay, from, out);
+    // Request ids and other UUIDs are never redacted, even where a digit group inside one
+    // passes a checksum.
+    if hay.len() >= 36 && hay.as_bytes().contains(&b'-') {
+        let uuids: Vec<Range<usize>> = UUID
+            .find_iter(&hay[from..])
+            .map(|m| from + m.start()..from + m.end())
+            .collect();
+        if !uuids.is_empty() {
+            for c in &mut out[first..] {
+                c.secrets
+                    .retain(|s| !uuids.iter().any(|u| s.start < u.end && u.start < s.end));
+            }
+        }
+    }
+}
+
+static UUID: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+        .unwrap_or_else(|e| panic!("uuid pattern: {e}"))
+});
+
+/// The marker that opens a PEM block; a private key's header names a PRIVATE KEY.
+pub(super) const PEM_BEGIN: &str = "-----BEGIN ";
+
+/// Private key blocks: from `-----BEGIN … PRIVATE KEY-----` to the end of the matching
+/// `-----END …-----` line, or to the end of the text when it has not come yet (streaming
+/// holds an open block back until its end line arrives, see `stream`).
+fn private_key_blocks(hay: &str, from: usize, pattern: usize, out: &mut Vec<Candidate>) {
+    let mut pos = from;
+    while let Some(i) = hay[pos..].find(PEM_BEGIN) {
+        let start = pos + i;
+        let after = start + PEM_BEGIN.len();
+        let Some(close) = hay[after..].find("-----") else {
+            break;
+        };
+        let label = &hay[after..after + close];
+        if close > 60 || !label.ends_with("PRIVATE KEY") && !label.ends_with("PRIVATE KEY BLOCK") {
+            pos = after;
+            continue;
+        }
+        let body = after + close + 5;
+        let end = match hay[body..].find("-----END ") {
+            Some(e) => {
+                let end_line = body + e + "-----END ".len();
+                match hay[end_line..].find("-----") {
+                    Some(c) if c <= 60 => end_line + c + 5,
+                    _ => hay.len(),
+                }
+            }
+            None => hay.len(),
+        };
+        out.push(Candidate {
+            start,
+            end,
+            secrets: std::iter::once(start..end).collect(),
+            rule: Rule::PrivateKey,
+            pattern,
+        });
+        pos = end;
+    }
+}
+
+fn scan_patterns(enabled: RuleSet, hay: &str, from: usize, out: &mut Vec<Candidate>) {
+    let engine = engine();
     let hits = engine.set.matches_at(hay, from);
     if !hits.matched_any() {
         return;
@@ -662,9 +915,14 @@ fn luhn(s: &str) -> bool {
     (13..=19).contains(&count) && sum % 10 == 0
 }
 
-/// US SSN: area not 000, 666 or 9xx; group not 00; serial not 0000.
+/// US SSN: area not 000, 666 or 9xx; group not 00; serial not 0000; one separator style.
 fn ssn(text: &str, out: &mut Vec<Range<usize>>) {
-    let mut parts = text.split('-');
+    let b = text.as_bytes();
+    if b.len() != 11 || b[6] != b[3] {
+        return;
+    }
+    let sep = b[3] as char;
+    let mut parts = text.split(sep);
     let ok = match (parts.next(), parts.next(), parts.next()) {
         (Some(area), Some(group), Some(serial)) => {
             area != "000"
@@ -678,45 +936,300 @@ fn ssn(text: &str, out: &mut Vec<Range<usize>>) {
     whole_if(ok, text, out);
 }
 
-/// UK NINO: the prefixes never issued are excluded (the letter classes do the rest).
+/// UK NINO: the prefixes never issued are excluded (the letter classes do the rest); the
+/// final letter is A-D, except after ZZ (reserved for test and temporary numbers).
 fn nino(text: &str, out: &mut Vec<Range<usize>>) {
-    let ok = !matches!(
-        text.get(..2),
-        Some("BG" | "GB" | "KN" | "NK" | "NT" | "TN" | "ZZ")
-    );
+    let prefix = text.get(..2);
+    let last = text.as_bytes()[text.len() - 1];
+    let ok = !matches!(prefix, Some("BG" | "GB" | "KN" | "NK" | "NT" | "TN"))
+        && (prefix == Some("ZZ") || (b'A'..=b'D').contains(&last));
     whole_if(ok, text, out);
 }
 
-/// IBAN lengths of the countries that issue them (ECBS registry).
-#[rustfmt::skip]
-const IBAN_LENGTHS: &[(&str, usize)] = &[
-    ("AD", 24), ("AE", 23), ("AL", 28), ("AT", 20), ("AZ", 28), ("BA", 20), ("BE", 16),
-    ("BG", 22), ("BH", 22), ("BR", 29), ("CH", 21), ("CR", 22), ("CY", 28), ("CZ", 24),
-    ("DE", 22), ("DK", 18), ("DO", 28), ("EE", 20), ("EG", 29), ("ES", 24), ("FI", 18),
-    ("FO", 18), ("FR", 27), ("GB", 22), ("GE", 22), ("GI", 23), ("GL", 18), ("GR", 27),
-    ("GT", 28), ("HR", 21), ("HU", 28), ("IE", 22), ("IL", 23), ("IS", 26), ("IT", 27),
-    ("JO", 30), ("KW", 30), ("KZ", 20), ("LB", 28), ("LI", 21), ("LT", 20), ("LU", 20),
-    ("LV", 21), ("MC", 27), ("MD", 24), ("ME", 22), ("MK", 19), ("MR", 27), ("MT", 31),
-    ("MU", 30), ("NL", 18), ("NO", 15), ("PK", 24), ("PL", 28), ("PS", 29), ("PT", 25),
-    ("QA", 29), ("RO", 24), ("RS", 22), ("SA", 24), ("SE", 24), ("SI", 19), ("SK", 24),
-    ("SM", 27), ("TN", 24), ("TR", 26), ("UA", 29), ("VG", 24), ("XK", 20),
-];
+fn digit_vec(text: &str) -> Vec<u32> {
+    digits(text).collect()
+}
+
+fn digit_count(text: &str) -> usize {
+    text.bytes().filter(u8::is_ascii_digit).count()
+}
+
+fn digits_8_to_13(text: &str, out: &mut Vec<Range<usize>>) {
+    whole_if((8..=13).contains(&digit_count(text)), text, out);
+}
+
+fn digits_8_to_15(text: &str, out: &mut Vec<Range<usize>>) {
+    whole_if((8..=15).contains(&digit_count(text)), text, out);
+}
+
+/// A national number with a trunk 0: 9-12 digits, and not a date (01.02.2024 ...).
+fn national_trunk(text: &str, out: &mut Vec<Range<usize>>) {
+    let groups = digit_groups(text);
+    let value = |g: &Range<usize>| text[g.clone()].parse::<u32>().unwrap_or(99);
+    // A date: day and month (either order) and a year, one separator that is not a space
+    // ("02 49 28 10 33" is a French number, "01.02.2024" a date).
+    let date = groups.len() >= 3
+        && groups[0].len() <= 2
+        && groups[1].len() <= 2
+        && matches!(groups[2].len(), 2 | 4)
+        && {
+            let (a, b) = (value(&groups[0]), value(&groups[1]));
+            (1..=31).contains(&a) && (1..=12).contains(&b)
+                || (1..=12).contains(&a) && (1..=31).contains(&b)
+        }
+        && {
+            let sep = &text[groups[0].end..groups[1].start];
+            matches!(sep, "." | "/" | "-") && sep == &text[groups[1].end..groups[2].start]
+        };
+    whole_if((9..=12).contains(&digit_count(text)) && !date, text, out);
+}
+
+/// The regions whose national formats count (libphonenumber metadata).
+const PHONE_REGIONS: &[phonenumber::country::Id] = {
+    use phonenumber::country::Id::*;
+    &[
+        US, GB, FR, DE, IT, ES, NL, BR, IN, PL, SE, CA, AU, BE, CH, AT, PT, IE, MX, JP,
+    ]
+};
+
+/// Grouped digits that are a valid phone number in one of [`PHONE_REGIONS`]; rejected when
+/// the match starts with a group holding a letter (the pattern's optional lead group).
+fn valid_in_a_region(text: &str, out: &mut Vec<Range<usize>>) {
+    if text
+        .bytes()
+        .take_while(|b| *b != b' ')
+        .any(|b| b.is_ascii_alphabetic())
+    {
+        return;
+    }
+    let n = digit_count(text);
+    if !(8..=12).contains(&n) {
+        return;
+    }
+    let ok = PHONE_REGIONS
+        .iter()
+        .any(|r| phonenumber::parse(Some(*r), text).is_ok_and(|p| phonenumber::is_valid(&p)));
+    whole_if(ok, text, out);
+}
+
+/// A number after an identity number's name: 9-12 digits (SSN, BSN, SIN, PESEL, Aadhaar,
+/// CPF, NIR without spaces...), or a DNI/NIE with its letter.
+fn id_after_name(text: &str, out: &mut Vec<Range<usize>>) {
+    let n = digit_count(text);
+    whole_if((8..=15).contains(&n), text, out);
+}
+
+/// See the bare-number pattern: rejected after a reference word; otherwise an SSN, BSN
+/// or Aadhaar by its own rules.
+fn bare_id(text: &str, out: &mut Vec<Range<usize>>) {
+    let Some(first) = text.bytes().position(|b| b.is_ascii_digit()) else {
+        return;
+    };
+    if first > 0 {
+        return;
+    }
+    let d = digit_vec(text);
+    let ok = match d.len() {
+        9 => {
+            let area = d[0] * 100 + d[1] * 10 + d[2];
+            let ssn_like = area != 0
+                && area != 666
+                && area < 900
+                && (d[3] + d[4]) > 0
+                && d[5..].iter().any(|x| *x > 0);
+            ssn_like || eleven_check(&d)
+        }
+        12 => verhoeff(&d),
+        _ => false,
+    };
+    whole_if(ok, text, out);
+}
+
+fn cpf(text: &str, out: &mut Vec<Range<usize>>) {
+    let d = digit_vec(text);
+    let formatted = text.contains('.') && text.contains('-');
+    let bare = !text.contains('.') && !text.contains('-');
+    if d.len() != 11 || !(formatted || bare) || d.iter().all(|x| *x == d[0]) {
+        return;
+    }
+    let check = |len: usize| {
+        let sum: u32 = (0..len).map(|i| d[i] * (len as u32 + 1 - i as u32)).sum();
+        let r = (sum * 10) % 11;
+        if r == 10 { 0 } else { r }
+    };
+    whole_if(check(9) == d[9] && check(10) == d[10], text, out);
+}
+
+/// The Verhoeff check (Aadhaar).
+fn verhoeff(d: &[u32]) -> bool {
+    const MUL: [[u8; 10]; 10] = [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
+        [2, 3, 4, 0, 1, 7, 8, 9, 5, 6],
+        [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
+        [4, 0, 1, 2, 3, 9, 5, 6, 7, 8],
+        [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+        [6, 5, 9, 8, 7, 1, 0, 4, 3, 2],
+        [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
+        [8, 7, 6, 5, 9, 3, 2, 1, 0, 4],
+        [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+    ];
+    const PERM: [[u8; 10]; 8] = [
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
+        [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
+        [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
+        [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
+        [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+        [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
+        [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
+    ];
+    let mut c = 0u8;
+    for (i, x) in d.iter().rev().enumerate() {
+        c = MUL[c as usize][PERM[i % 8][*x as usize] as usize];
+    }
+    c == 0
+}
+
+fn aadhaar_grouped(text: &str, out: &mut Vec<Range<usize>>) {
+    whole_if(digit_count(text) == 12, text, out);
+}
+
+/// A bare mobile number: the match when it starts with its digits (no reference word
+/// before them) and has 9 or 10 digits (no digit group before them).
+fn bare_mobile(text: &str, out: &mut Vec<Range<usize>>) {
+    let starts_with_digit = text.bytes().next().is_some_and(|b| b.is_ascii_digit());
+    whole_if(
+        starts_with_digit && (9..=10).contains(&digit_count(text)),
+        text,
+        out,
+    );
+}
+
+/// A 12-digit Maestro number (Luhn), after no reference word other than "card".
+fn maestro_12(text: &str, out: &mut Vec<Range<usize>>) {
+    let Some(first) = text.bytes().position(|b| b.is_ascii_digit()) else {
+        return;
+    };
+    if first > 0 && !text[..first].to_ascii_lowercase().starts_with("card") {
+        return;
+    }
+    let d = digit_vec(text);
+    let mut sum = 0;
+    for (i, x) in d.iter().rev().enumerate() {
+        sum += if i % 2 == 1 {
+            let t = x * 2;
+            if t > 9 { t - 9 } else { t }
+        } else {
+            *x
+        };
+    }
+    if d.len() == 12 && sum % 10 == 0 {
+        out.push(first..text.len());
+    }
+}
+
+/// DNI: 8 digits and the letter of their value mod 23; NIE: X/Y/Z read as 0/1/2.
+fn dni_nie(text: &str, out: &mut Vec<Range<usize>>) {
+    const LETTERS: &[u8] = b"TRWAGMYFPDXBNJZSQVHLCKE";
+    let compact: Vec<u8> = text.bytes().filter(|b| *b != b'-').collect();
+    let (lead, rest) = compact.split_at(1);
+    let lead = match lead[0] {
+        b'X' => b'0',
+        b'Y' => b'1',
+        b'Z' => b'2',
+        d => d,
+    };
+    let number: String = std::iter::once(lead as char)
+        .chain(rest[..rest.len() - 1].iter().map(|b| *b as char))
+        .collect();
+    let ok = number
+        .parse::<u32>()
+        .is_ok_and(|n| LETTERS[(n % 23) as usize] == compact[compact.len() - 1]);
+    whole_if(ok, text, out);
+}
+
+fn codice_fiscale(text: &str, out: &mut Vec<Range<usize>>) {
+    const ODD: [u32; 26] = [
+        1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24,
+        23,
+    ];
+    let up: Vec<u8> = text.bytes().map(|b| b.to_ascii_uppercase()).collect();
+    let mut sum = 0;
+    for (i, &c) in up[..15].iter().enumerate() {
+        let v = if c.is_ascii_digit() {
+            c - b'0'
+        } else {
+            c - b'A'
+        } as usize;
+        sum += if i % 2 == 0 { ODD[v] } else { v as u32 };
+    }
+    whole_if(u32::from(up[15] - b'A') == sum % 26, text, out);
+}
+
+/// French NIR: the key is 97 minus the 13-digit number mod 97 (Corsica: 2A/2B read as
+/// 19/18 in the number).
+fn nir(text: &str, out: &mut Vec<Range<usize>>) {
+    let compact: String = text.chars().filter(|c| *c != ' ').collect();
+    let (body, key) = compact.split_at(13);
+    let body = body.replace("2A", "19").replace("2B", "18");
+    let ok = match (body.parse::<u64>(), key.parse::<u64>()) {
+        (Ok(n), Ok(k)) => 97 - n % 97 == k,
+        _ => false,
+    };
+    whole_if(ok, text, out);
+}
+
+/// The Dutch 11-check: 9*d1 + 8*d2 + ... + 2*d8 - d9 is a multiple of 11.
+fn eleven_check(d: &[u32]) -> bool {
+    if d.len() != 9 {
+        return false;
+    }
+    let sum: i64 = (0..8)
+        .map(|i| i64::from(d[i]) * (9 - i as i64))
+        .sum::<i64>()
+        - i64::from(d[8]);
+    sum % 11 == 0 && sum != 0
+}
+
+fn bsn_dotted(text: &str, out: &mut Vec<Range<usize>>) {
+    whole_if(eleven_check(&digit_vec(text)), text, out);
+}
+
+fn personnummer(text: &str, out: &mut Vec<Range<usize>>) {
+    let d = digit_vec(text);
+    let ten = &d[d.len() - 10..];
+    let month = ten[2] * 10 + ten[3];
+    let day = ten[4] * 10 + ten[5];
+    let valid_date = (1..=12).contains(&month) && (1..=91).contains(&day);
+    let mut sum = 0;
+    for (i, x) in ten.iter().enumerate() {
+        let v = if i % 2 == 0 { x * 2 } else { *x };
+        sum += v / 10 + v % 10;
+    }
+    whole_if(valid_date && sum % 10 == 0, text, out);
+}
+
+/// A JWT: three (JWS) or five (JWE) dot-separated base64url parts, the header JSON.
+fn jwt(text: &str, out: &mut Vec<Range<usize>>) {
+    let token = text.trim_end_matches(['.', '=']);
+    let parts: Vec<&str> = token.split('.').collect();
+    let ok = matches!(parts.len(), 3 | 5) && parts[0].len() >= 10 && parts[1].len() >= 4;
+    if ok {
+        out.push(0..token.len().max(text.trim_end_matches('.').len()));
+    }
+}
 
 fn iban(text: &str, out: &mut Vec<Range<usize>>) {
     whole_if(iban_valid(text), text, out);
 }
 
-/// IBAN: the country's length (15-34 for countries not listed) and mod-97 == 1.
+/// IBAN: 15-34 characters and mod-97 == 1 (ISO 13616). The country's registered length
+/// is not required: two check digits that pass mod 97 on an IBAN-shaped string say it is
+/// an account number, and a generator or a bank that gets the length wrong still wrote one.
 fn iban_valid(s: &str) -> bool {
     let compact: Vec<u8> = s.bytes().filter(|b| *b != b' ').collect();
-    let Some(country) = compact.get(..2) else {
-        return false;
-    };
-    let length_ok = match IBAN_LENGTHS.iter().find(|(cc, _)| cc.as_bytes() == country) {
-        Some(&(_, n)) => compact.len() == n,
-        None => (15..=34).contains(&compact.len()),
-    };
-    if !length_ok {
+    if !(15..=34).contains(&compact.len()) {
         return false;
     }
     let (head, rest) = compact.split_at(4);
@@ -910,6 +1423,166 @@ mod tests {
         check_clean(&["the bearer instrument", "Bearer of bad news"]);
     }
 
+    /// Each national identity number: a valid one is redacted (with no name before it), the
+    /// same number with a wrong check digit or letter is left alone.
+    #[test]
+    fn national_ids_by_check_digit() {
+        const ID: &str = "[REDACTED:national_id]";
+        // (valid, redacted text of "code <valid>", invalid)
+        let cases: &[(&str, &str)] = &[
+            ("529.982.247-25", "529.982.247-26"), // CPF, two check digits
+            ("52998224725", "52998224726"),       // CPF without punctuation
+            ("234123412346", "234123412347"),     // Aadhaar, Verhoeff
+            ("12345678Z", "12345678A"),           // DNI, check letter
+            ("X1234567L", "X1234567A"),           // NIE, check letter
+            ("RSSMRA85T10A562S", "RSSMRA85T10A562T"), // codice fiscale
+            ("1850578006084 91", "1850578006084 92"), // NIR, key 97 - n mod 97
+            ("1112.22.333", "1112.22.334"),       // BSN, 11-check
+            ("19811228-9874", "19811228-9875"),   // personnummer, Luhn
+            ("AB 12 34 56 C", "GB 12 34 56 A"),   // NINO, prefixes never issued
+            ("123-45-6789", "666-12-3456"),       // SSN, area rules
+        ];
+        for (valid, invalid) in cases {
+            check(&[(&format!("code {valid}"), &format!("code {ID}"))]);
+            check_clean(&[&format!("code {invalid}")]);
+        }
+        // The printed Aadhaar grouping is redacted whatever its check digit.
+        let out = Redactor::builtin().redact("Aadhaar 2341 2341 2347 ok").text;
+        assert!(
+            out.starts_with("Aadhaar [REDACTED:") && out.ends_with("] ok"),
+            "{out}"
+        );
+        // After the number's name any digits are redacted, check digit or not.
+        check(&[(
+            "my CPF is 529.982.247-26",
+            "my CPF is [REDACTED:national_id]",
+        )]);
+    }
+
+    #[test]
+    fn ssn_separator_styles() {
+        for ssn in ["123-45-6789", "123 45 6789", "123.45.6789", "123456789"] {
+            let input = format!("SSN {ssn}.");
+            let out = Redactor::builtin().redact(&input).text;
+            assert!(
+                out.starts_with("SSN [REDACTED:") && !out.contains("6789"),
+                "{ssn}: {out}"
+            );
+        }
+    }
+
+    #[test]
+    fn phone_formats_per_country() {
+        for phone in [
+            "020 7946 0958",       // GB, national
+            "+44 20 7946 0958",    // GB, international
+            "01 78 64 43 62",      // FR
+            "01.78.64.43.62",      // FR, dotted
+            "(030) 1234567",       // DE, area code in parentheses
+            "+49 30 1234567",      // DE, international
+            "06-12345678",         // NL mobile
+            "3471234567",          // IT mobile, bare
+            "612 345 678",         // ES mobile
+            "98765 43210",         // IN mobile, 5+5
+            "9876543210",          // IN mobile, bare
+            "(21) 3768-1407",      // BR
+            "21 3768-1407",        // BR, no parentheses
+            "11 98765-4321",       // BR mobile
+            "(415) 555-0132",      // US
+            "415.555.0132",        // US, dotted
+            "+1-415-555-0132x123", // US with extension
+            "0114 496 0104",       // GB, four-digit area code
+        ] {
+            check(&[(
+                &format!("call {phone} today"),
+                "call [REDACTED:phone] today",
+            )]);
+        }
+        check_clean(&[
+            "order 712345678 is late",
+            "on 01.02.2024 at 10:30",
+            "room 12, floor 3, building 4",
+            "1234 5678 9012 3456",
+        ]);
+    }
+
+    #[test]
+    fn maestro_and_iban_variants() {
+        let grouped = Redactor::builtin().redact("card 5018 0000 0009").text;
+        assert!(grouped.starts_with("card [REDACTED:") && !grouped.contains("0009"));
+        check(&[
+            (
+                "Maestro 501800000009 ok",
+                "Maestro [REDACTED:card_number] ok",
+            ),
+            // A GB IBAN one character short of the registry's length, check digits valid.
+            ("IBAN GB42MLJQ8241192339654", "IBAN [REDACTED:iban]"),
+        ]);
+        check_clean(&["tracking 501800000009", "code 501800000007"]);
+    }
+
+    #[test]
+    fn jwt_and_pem_anywhere() {
+        let jwt = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlLXZhbHVl";
+        check(&[(&format!("token={jwt};"), "token=[REDACTED:jwt];")]);
+        check(&[(&format!("see {jwt} here"), "see [REDACTED:jwt] here")]);
+        let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----";
+        check(&[(
+            &format!("key:\n{pem}\nthanks"),
+            "key:\n[REDACTED:private_key]\nthanks",
+        )]);
+        // A public certificate is not a secret.
+        check_clean(&["-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"]);
+    }
+
+    #[test]
+    fn token_per_provider() {
+        const KEY: &str = "[REDACTED:api_key]";
+        for token in [
+            "sk-proj-Abc123def456ghi789jkl012mno345", // OpenAI
+            "sk-ant-api03-Abc123def456ghi789jkl012mno345pqr678", // Anthropic
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",       // Stripe secret
+            "rk_test_4eC39HqLyjWDarjtT1zdp7dc",       // Stripe restricted
+            "whsec_0123456789abcdefghijABCDEFGHIJ",   // Stripe webhook
+            "AKIAIOSFODNN7EXAMPLE",                   // AWS
+            "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB", // GitHub
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", // GitHub fine-grained
+            "glpat-0123456789abcdefghij",             // GitLab
+            "xoxb-1234567890-abcdefghij",             // Slack bot
+            "xapp-1-A0123456789-abcdefghij",          // Slack app
+            "AIzaSyA1234567890abcdefghijklmnopqrstuv", // Google API key
+            "GOCSPX-0123456789abcdefghijABCD",        // Google OAuth secret
+            "ya29.a0AfH6SMB0123456789abcdefghij",     // Google access token
+            "abc1Q~0123456789abcdefghijABCDEFGHIJ.-_", // Entra client secret
+            "SG.abcdefghij0123456789AB.abcdefghij0123456789ABCDEFGHIJ0123456789abc", // SendGrid
+            "npm_0123456789abcdefghijABCDEFGHIJabcdef", // npm
+            "pypi-AgEIcHlwaS5vcmcCJDAxMjM0NTY3LTg5YWItY2RlZi0wMTIzLTQ1Njc4OWFiY2RlZg", // PyPI
+            "hf_0123456789abcdefghijABCDEFGHIJab",    // Hugging Face
+            "SK0123456789abcdef0123456789abcdef",     // Twilio
+            "dop_v1_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", // DigitalOcean
+            "shpat_0123456789abcdef0123456789abcdef",                                  // Shopify
+            "ATATT3xFfGF0123456789abcdefghijABCDEFGHIJ0123456789",                     // Atlassian
+            "key-0123456789abcdef0123456789abcdef",                                    // Mailgun
+            "dapi0123456789abcdef0123456789abcdef",                                    // Databricks
+        ] {
+            check(&[(&format!("use {token} now"), &format!("use {KEY} now"))]);
+        }
+        check(&[
+            (
+                "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX",
+                "https://hooks.slack.com/services/[REDACTED:api_key]",
+            ),
+            (
+                "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=AbCdEf0123456789+/AbCdEf0123456789==",
+                "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=[REDACTED:api_key]",
+            ),
+            (
+                "https://acct.blob.core.windows.net/c?sv=2022&sig=AbCdEf0123456789%2BAbCdEf0123",
+                "https://acct.blob.core.windows.net/c?sv=2022&sig=[REDACTED:api_key]",
+            ),
+        ]);
+    }
+
     #[test]
     fn overlapping_matches_merge() {
         // The assignment and the sk- pattern both match the same key.
@@ -981,7 +1654,8 @@ mod tests {
         for c in [
             '\n', '\r', '\t', ',', ';', '"', '<', '>', '[', ']', '{', '}', '|', '\\',
         ] {
-            let expected = !matches!(c, '"' | '\'');
+            // A tab may separate an identity number or phone from its name ("SSN:\t...").
+            let expected = !matches!(c, '"' | '\'' | '\t');
             assert_eq!(e.is_break(c), expected, "{c:?}");
         }
         for c in ['a', '0', ' ', '.', '-', '@', '+', '('] {

@@ -8,7 +8,9 @@
 //! back to the start of any candidate match that straddles it. Text before the cut is then
 //! redacted exactly as the whole text would be, and scanning resumes at the cut.
 
-use super::redact::{Candidate, Redactor, Region, RuleSet, assemble, engine, regions_before, scan};
+use super::redact::{
+    Candidate, PEM_BEGIN, Redactor, Region, RuleSet, assemble, engine, regions_before, scan,
+};
 
 /// Bytes of already-emitted text kept as left context (`\b` looks one character back).
 const CONTEXT: usize = 8;
@@ -91,7 +93,13 @@ impl StreamRedactor {
         {
             cut += i + c.len_utf8();
         }
-        // Candidates never contain a break, so this only ever moves the cut back.
+        // A PEM block is held back whole until its END line arrives (its body has breaks,
+        // and a private key must not leave in pieces): the one hold-back not bounded by
+        // the patterns' look-ahead, bounded instead by the block.
+        if let Some(open) = open_pem_block(&self.buf, self.start) {
+            cut = cut.min(open);
+        }
+        // Pattern candidates never contain a break, so this only ever moves the cut back.
         while let Some(s) = self
             .candidates
             .iter()
@@ -118,6 +126,27 @@ impl StreamRedactor {
         self.start = cut - keep_from;
         out
     }
+}
+
+/// The start of a PEM block in `buf[from..]` whose END line has not arrived, or of a tail
+/// that may still become `-----BEGIN `.
+fn open_pem_block(buf: &str, from: usize) -> Option<usize> {
+    let tail = &buf[from..];
+    if let Some(i) = tail.rfind(PEM_BEGIN) {
+        let after = &tail[i + PEM_BEGIN.len()..];
+        let closed = after.find("-----END ").is_some_and(|e| {
+            let rest = &after[e + "-----END ".len()..];
+            rest.contains("-----")
+        });
+        if !closed {
+            return Some(from + i);
+        }
+    }
+    // A tail that is a prefix of the marker ("---", "-----BEG").
+    (1..PEM_BEGIN.len())
+        .rev()
+        .find(|&n| tail.len() >= n && tail.ends_with(&PEM_BEGIN[..n]))
+        .map(|n| buf.len() - n)
 }
 
 #[cfg(test)]

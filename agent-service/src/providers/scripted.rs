@@ -215,8 +215,10 @@ fn tool_name(message: &ChatMessage, all: &[ChatMessage]) -> String {
         .unwrap_or_default()
 }
 
-/// A tool result: its JSON, or the message of an `{"error": …}` result.
+/// A tool result: its JSON, or the message of an `{"error": …}` result. The engine hands
+/// results over delimited as data (`guardrails::spotlight`); the script reads inside.
 fn outcome(content: &str) -> Result<Value, String> {
+    let content = crate::guardrails::spotlit_data(content).unwrap_or(content);
     match serde_json::from_str::<Value>(content) {
         Ok(Value::Object(obj)) if obj.contains_key("error") => {
             Err(obj.get("error").map_or_else(String::new, |e| {

@@ -118,7 +118,7 @@ async fn listing_filters_and_pages(backend: Backend) {
     }
     assert_eq!(items.last().unwrap()["seq"], 1);
     assert_eq!(items[0]["action"], "approval.created");
-    assert_eq!(items[0]["policy_version"], "guardrails-v3");
+    assert_eq!(items[0]["policy_version"], "guardrails-v4");
     assert_eq!(items[0]["chain"], "demo");
     assert!(!items[0]["request_id"].as_str().unwrap().is_empty());
 

@@ -114,7 +114,7 @@ fn check_config_masks_secrets() {
     assert!(!text.contains("supersecret"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
     assert!(text.contains("AGENT_PROVIDER = openai"), "{text}");
-    assert!(text.contains("policy_version = guardrails-v3"), "{text}");
+    assert!(text.contains("policy_version = guardrails-v4"), "{text}");
     assert!(text.contains("tool_schema_hash = "), "{text}");
 }
 

@@ -181,7 +181,7 @@ async fn shipped_policy_passes_the_gate(backend: Backend) {
     );
     assert_eq!(r.json["versions"]["provider"], "scripted");
     assert_eq!(r.json["versions"]["model"], "scripted-v1");
-    assert_eq!(r.json["versions"]["policy_version"], "guardrails-v3");
+    assert_eq!(r.json["versions"]["policy_version"], "guardrails-v4");
     for key in [
         "release_version",
         "git_sha",

@@ -126,7 +126,7 @@ async fn pii_is_redacted_in_logs_and_storage(backend: Backend) {
     for l in &lines {
         assert_eq!(l["tenant"], "demo", "{l}");
         assert_eq!(l["workflow"], "ticket_update", "{l}");
-        assert_eq!(l["policy_version"], "guardrails-v3", "{l}");
+        assert_eq!(l["policy_version"], "guardrails-v4", "{l}");
     }
 }
 both!(pii_test, super::pii_is_redacted_in_logs_and_storage);

@@ -27,7 +27,7 @@ async fn self_description(backend: Backend) {
             .unwrap()
             .contains("scripted")
     );
-    assert_eq!(v["policy_version"], "guardrails-v3");
+    assert_eq!(v["policy_version"], "guardrails-v4");
     assert_eq!(v["track"], "stable");
     for k in [
         "version",

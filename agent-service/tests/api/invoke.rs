@@ -18,7 +18,7 @@ fn assert_reply_shape(v: &Value, status: &str) {
     ] {
         assert!(!v[field].is_null(), "reply lacks {field}: {v}");
     }
-    assert_eq!(v["policy_version"], "guardrails-v3");
+    assert_eq!(v["policy_version"], "guardrails-v4");
     assert_eq!(v["provider"], "scripted");
     assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
     assert!(v["usage"]["completion_tokens"].as_u64().unwrap() > 0);

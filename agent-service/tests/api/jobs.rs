@@ -140,7 +140,7 @@ async fn create_runs_the_workflow_and_stores_its_result(backend: Backend) {
     let result = &done["result"];
     assert_eq!(result["status"], "success", "{done}");
     assert_eq!(result["workflow"], "support_ticket_summary");
-    assert_eq!(result["policy_version"], "guardrails-v3");
+    assert_eq!(result["policy_version"], "guardrails-v4");
     assert_eq!(result["request_id"], created["request_id"]);
     assert!(
         result["answer"]

@@ -14,6 +14,7 @@ mod fallback;
 mod guardrails;
 mod idempotency;
 mod info;
+mod injection;
 mod invoke;
 mod jobs;
 mod limits;

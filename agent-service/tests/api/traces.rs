@@ -119,7 +119,7 @@ async fn invoke_records_a_redacted_span_tree(backend: Backend) {
     assert_eq!(ra["flightdeck.tenant"], "demo");
     assert_eq!(ra["flightdeck.request_id"], "trace-test-1");
     assert_eq!(ra["flightdeck.status"], "approval_required");
-    assert_eq!(ra["flightdeck.policy_version"], "guardrails-v3");
+    assert_eq!(ra["flightdeck.policy_version"], "guardrails-v4");
     assert_eq!(ra["flightdeck.release.track"], "stable");
     assert!(ra["flightdeck.release.version"].is_string(), "{ra}");
     assert_eq!(ra["gen_ai.provider.name"], "scripted");
