@@ -257,6 +257,8 @@ pub struct ProviderLink {
     pub circuit_failure_threshold: u32,
     pub circuit_open_secs: u64,
     pub price: Option<Price>,
+    /// The `scripted` kind's answers (`SCRIPTED_VARIANT`); unused by the other kinds.
+    pub scripted_variant: ScriptedVariant,
 }
 
 /// The link names made of the flat keys (`AGENT_PROVIDER`'s values).
@@ -1211,7 +1213,7 @@ impl ProviderConfig {
             model: match kind {
                 ProviderKind::Ollama => self.ollama_model.clone(),
                 ProviderKind::Openai => self.model_name.clone(),
-                ProviderKind::Scripted => "scripted-v1".to_string(),
+                ProviderKind::Scripted => self.scripted_variant.model().to_string(),
             },
             api_key: match kind {
                 ProviderKind::Openai => self.openai_api_key.clone(),
@@ -1223,6 +1225,7 @@ impl ProviderConfig {
             circuit_failure_threshold: self.circuit_failure_threshold,
             circuit_open_secs: self.circuit_open_secs,
             price: None,
+            scripted_variant: self.scripted_variant,
         };
         if let Some(c) = self.links.get(name) {
             let key = format!("providers.{name}");

@@ -359,7 +359,7 @@ pub fn build_link(
             l.api_key.clone(),
         )),
         crate::config::ProviderKind::Scripted => {
-            Arc::new(scripted::Scripted::with_variant(s.scripted_variant))
+            Arc::new(scripted::Scripted::with_variant(l.scripted_variant))
         }
     };
     Provider::named(&l.name, model, ResilienceConfig::of_link(l), metrics)
