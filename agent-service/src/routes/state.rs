@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-
 use crate::auth::KeyCache;
 use crate::config::Settings;
 use crate::db::Db;

@@ -26,7 +26,7 @@ async fn health_readiness_info_registries_and_metrics() {
     assert!(info.provider.scripted, "{info:?}");
     assert_eq!(
         (info.track.as_str(), info.policy_version.as_str()),
-        ("stable", "guardrails-v3")
+        ("stable", "guardrails-v4")
     );
     let mut workflows: Vec<String> = viewer
         .workflows()
