@@ -574,19 +574,16 @@ mod tests {
 
     #[test]
     fn request_ids_are_not_redacted_but_what_is_around_them_is() {
-        // The id alone, as any other value, would be rewritten.
-        assert!(
-            Redactor::builtin()
-                .redact(LUHN_ID)
-                .text
-                .contains("[REDACTED")
-        );
+        // The redactor itself leaves a UUID whole (its digit groups are not a card number
+        // however the checksum falls); the exemption below keeps a request id whole even if
+        // a future recogniser did not.
+        assert_eq!(Redactor::builtin().redact(LUHN_ID).text, LUHN_ID);
         let sink = capture(LogFormat::Json, || {
             info_span!("request", request_id = LUHN_ID).in_scope(|| {
                 info!(
-                    other = LUHN_ID,
+                    other = "4111-1111-1111-1111",
                     card = "4111 1111 1111 1111",
-                    "seen {LUHN_ID}"
+                    "seen 4111 1111 1111 1111 on {LUHN_ID}"
                 );
             });
             info_span!("request", request_id = "bob@example.com").in_scope(|| info!("odd id"));

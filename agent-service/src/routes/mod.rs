@@ -123,10 +123,11 @@ pub fn parse_json<T: DeserializeOwned>(
 
 /// Where `value` holds a JSON array, if it does. serde's derived `Deserialize` also reads a
 /// struct from an array of its fields in order (`["why"]` as `{"reason": "why"}`), which
-/// the API does not document and should not accept. No field of a request body is a list,
-/// so any array is refused; a request type that gains a list field must narrow this.
+/// the API does not document and should not accept. So an array is refused anywhere but
+/// at the paths of [`LIST_FIELDS`], the request fields that are lists.
 fn first_list(value: &serde_json::Value, at: &str) -> Option<String> {
     match value {
+        serde_json::Value::Array(_) if LIST_FIELDS.contains(&at) => None,
         serde_json::Value::Array(_) => Some(at.to_string()),
         serde_json::Value::Object(fields) => fields.iter().find_map(|(name, v)| {
             let path = if at == "the body" {
@@ -139,6 +140,11 @@ fn first_list(value: &serde_json::Value, at: &str) -> Option<String> {
         _ => None,
     }
 }
+
+/// The fields of request bodies that are lists, by their path in the body: a receiver's
+/// `events` (`POST /v1/admin/receivers`). A request type that gains a list field adds it
+/// here.
+const LIST_FIELDS: &[&str] = &["events"];
 
 /// Every endpoint, and the layers around them: admission (load shedding, per-key share) on
 /// `/v1/*`, bodies read whole (size and time limits) before admission, the body limit,

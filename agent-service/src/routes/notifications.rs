@@ -185,10 +185,12 @@ pub struct DeliveryParams {
     /// Only this event's deliveries.
     pub event_id: Option<String>,
     /// `queued`, `running`, `succeeded`, `failed`, `dead` (dead letters) or `cancelled`.
+    #[param(schema_with = super::schema::job_status)]
     pub status: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1-100 (default 50).
+    #[param(schema_with = super::schema::job_page_size)]
     pub limit: Option<u32>,
 }
 

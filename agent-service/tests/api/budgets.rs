@@ -277,22 +277,32 @@ both!(
 /// reservation rows).
 async fn stored_day(app: &TestApp, tenant: &str) -> (i64, i64, i64) {
     let db = crate::approvals::pool(app).await;
-    let (tokens, reserved) = sqlx::query_as::<_, (i64, i64)>(
-        "SELECT tokens, reserved_tokens FROM tenant_usage WHERE tenant = $1",
+    // One statement, so the day row and the reservation rows are read from one snapshot
+    // (a run reserving between two reads would otherwise show half of its reservation).
+    let day = sqlx::query_as::<_, (i64, i64, i64)>(
+        "SELECT tokens, reserved_tokens, \
+                (SELECT COUNT(*) FROM budget_reservations WHERE tenant = $1) \
+         FROM tenant_usage WHERE tenant = $1",
     )
     .bind(tenant)
     .fetch_optional(&db)
     .await
-    .unwrap()
-    .unwrap_or((0, 0));
-    let (rows,) =
-        sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM budget_reservations WHERE tenant = $1")
+    .unwrap();
+    let day = match day {
+        Some(day) => day,
+        None => {
+            let (rows,) = sqlx::query_as::<_, (i64,)>(
+                "SELECT COUNT(*) FROM budget_reservations WHERE tenant = $1",
+            )
             .bind(tenant)
             .fetch_one(&db)
             .await
             .unwrap();
+            (0, 0, rows)
+        }
+    };
     db.close().await;
-    (tokens, reserved, rows)
+    day
 }
 
 /// Three processes on one database share each tenant's daily budget: runs reserve before
@@ -416,7 +426,9 @@ async fn a_budget_held_by_runs_in_flight_is_busy_not_spent(backend: Backend) {
     let mut held = (0, 0, 0);
     for _ in 0..100 {
         held = stored_day(&app, "demo").await;
-        if held.2 == 2 {
+        // A run writes its reservation row and then holds its share of the day's row:
+        // wait until both runs have done both.
+        if held == (0, 1000, 2) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

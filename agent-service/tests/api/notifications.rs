@@ -1151,7 +1151,8 @@ async fn circuit_changes_arrive_once(backend: Backend) {
     assert_eq!(order, ["circuit.open", "circuit.closed"]);
     assert!(
         got.values()
-            .all(|b| b[0]["data"]["dependency"] == "provider" && b[0]["tenant"].is_null())
+            .all(|b| b[0]["data"]["dependency"] == "provider:ollama" && b[0]["tenant"].is_null()),
+        "each provider link has its own circuit, named provider:<link>: {got:?}"
     );
 }
 both!(circuit_events_test, super::circuit_changes_arrive_once);
