@@ -83,7 +83,9 @@ async fn everything_passes_against_a_healthy_ollama_and_the_service() {
             .check("agent_adversarial")
             .unwrap()
             .reason
-            .contains("prompt_injection")
+            // The v4 policy names a block by its strongest category: asking for the
+            // system prompt outweighs the override of prior instructions.
+            .contains("system_prompt_exfiltration")
     );
     // The tool result went back to the model as a `tool` message.
     let chats = fake.bodies("/api/chat");
