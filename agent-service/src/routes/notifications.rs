@@ -38,14 +38,30 @@ const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 100;
 const CURSOR_PREFIX: &str = "deliveries:v1:";
 
+fn receiver_name() -> utoipa::openapi::schema::Object {
+    super::schema::not_blank(
+        Some(100),
+        "1-100 characters, shown in lists and in test notifications.",
+    )
+}
+
+fn receiver_format() -> utoipa::openapi::schema::Object {
+    super::schema::one_of(
+        &["webhook", "slack", "pagerduty"],
+        "`webhook` (signed JSON events), `slack` (incoming-webhook messages) or `pagerduty` (Events API v2).",
+    )
+}
+
 /// A receiver to create. Not `Debug`: it holds the secret.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateReceiverRequest {
     /// 1-100 characters, shown in lists and in test notifications.
+    #[schema(schema_with = receiver_name)]
     pub name: String,
     /// `webhook` (signed JSON events), `slack` (incoming-webhook messages) or `pagerduty`
     /// (Events API v2).
+    #[schema(schema_with = receiver_format)]
     pub format: String,
     /// An http(s) URL the egress guard allows (`EGRESS_ALLOWLIST` for private addresses).
     /// Required for `webhook` and `slack` (a Slack webhook URL is itself the credential);
@@ -538,26 +554,30 @@ pub async fn deliveries(
             "limit must be between 1 and {MAX_PAGE}"
         )));
     }
+    // An empty id or cursor is absent (as on every list); the status is one of its values. An id that is not of the id's shape
+    // names no receiver or event, so it matches nothing: an empty page, not an error.
+    let status = p
+        .status
+        .as_deref()
+        .map(JobStatus::parse)
+        .transpose()
+        .map_err(Error::invalid)?;
+    let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let (receiver, event) = (given(&p.receiver_id), given(&p.event_id));
+    let (Ok(receiver), Ok(event)) = (
+        receiver.as_deref().map(ReceiverId::parse).transpose(),
+        event.as_deref().map(EventId::parse).transpose(),
+    ) else {
+        return Ok(Json(DeliveryList {
+            items: Vec::new(),
+            next_cursor: None,
+        }));
+    };
     let filter = DeliveryFilter {
-        receiver: p
-            .receiver_id
-            .as_deref()
-            .map(ReceiverId::parse)
-            .transpose()
-            .map_err(Error::invalid)?,
-        event: p
-            .event_id
-            .as_deref()
-            .map(EventId::parse)
-            .transpose()
-            .map_err(Error::invalid)?,
-        status: p
-            .status
-            .as_deref()
-            .map(JobStatus::parse)
-            .transpose()
-            .map_err(Error::invalid)?,
-        before: p.cursor.as_deref().map(decode_cursor).transpose()?,
+        receiver,
+        event,
+        status,
+        before: given(&p.cursor).as_deref().map(decode_cursor).transpose()?,
     };
     let mut items =
         store::list_deliveries(&state.db, &principal.tenant, &filter, i64::from(limit) + 1).await?;

@@ -479,6 +479,35 @@ async fn receivers_api(backend: Backend) {
 }
 both!(receivers_api_test, super::receivers_api);
 
+/// The delivery list's filters: an empty id or cursor is absent, an id not of an id's shape
+/// matches nothing (an empty page), a status outside its values is a 400 — also next to an
+/// id that matches nothing.
+async fn delivery_filters(backend: Backend) {
+    let app = TestApp::spawn(backend, &[("NOTIFY_SECRET_KEY", SEAL_KEY)]).await;
+    let admin = Some(app.key("admin"));
+    let (s, _, v) = app
+        .get(
+            admin,
+            "/v1/admin/deliveries?receiver_id=&event_id=&cursor=&limit=1",
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _, v) = app
+        .get(admin, "/v1/admin/deliveries?receiver_id=not-an-id")
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v, json!({"items": [], "next_cursor": null}));
+    let (s, _, v) = app
+        .get(
+            admin,
+            "/v1/admin/deliveries?receiver_id=not-an-id&status=odd",
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_input", "{v}");
+}
+both!(delivery_filters_test, super::delivery_filters);
+
 async fn receivers_need_the_sealing_key(backend: Backend) {
     let app = TestApp::spawn(backend, &[]).await;
     let (s, h, v) = app
