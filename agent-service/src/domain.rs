@@ -18,6 +18,26 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// `Ok` when the key holds any of `roles` (admin holds them all); otherwise a 403 that
+    /// says what `doing` needs, e.g. "reading jobs needs the invoke, viewer or operator
+    /// role; this API key (k) has: …".
+    pub fn require_any(&self, roles: &[Role], doing: &str) -> Result<(), Error> {
+        if roles.iter().any(|r| self.roles.allows(*r)) {
+            return Ok(());
+        }
+        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        let needed = match names.split_last() {
+            Some((last, [])) => (*last).to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        Err(Error::forbidden(format!(
+            "{doing} needs the {needed} role; this API key ({}) has: {}",
+            self.key_name,
+            self.roles.to_csv()
+        )))
+    }
+
     pub fn require(&self, role: Role) -> Result<(), Error> {
         if self.roles.allows(role) {
             Ok(())

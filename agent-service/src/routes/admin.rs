@@ -14,7 +14,7 @@ use super::request_id::RequestId;
 use crate::db::freeze::Freeze;
 use crate::domain::Principal;
 use crate::domain::{Role, TenantId};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct FreezeOut {
@@ -48,16 +48,10 @@ pub async fn freeze_state(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<FreezeOut>> {
-    if ![Role::Viewer, Role::Approver, Role::Operator]
-        .iter()
-        .any(|r| principal.roles.allows(*r))
-    {
-        return Err(Error::forbidden(format!(
-            "reading the write freeze needs the viewer, approver or operator role; this API key ({}) has: {}",
-            principal.key_name,
-            principal.roles.to_csv()
-        )));
-    }
+    principal.require_any(
+        &[Role::Viewer, Role::Approver, Role::Operator],
+        "reading the write freeze",
+    )?;
     let f = state
         .engine
         .approvals

@@ -162,18 +162,10 @@ pub struct ApprovalList {
 }
 
 fn require_reader(principal: &Principal) -> Result<()> {
-    if [Role::Viewer, Role::Approver, Role::Operator]
-        .iter()
-        .any(|r| principal.roles.allows(*r))
-    {
-        Ok(())
-    } else {
-        Err(Error::forbidden(format!(
-            "reading approvals needs the viewer, approver or operator role; this API key ({}) has: {}",
-            principal.key_name,
-            principal.roles.to_csv()
-        )))
-    }
+    principal.require_any(
+        &[Role::Viewer, Role::Approver, Role::Operator],
+        "reading approvals",
+    )
 }
 
 /// An approval id from the path; one that cannot exist is simply not found.

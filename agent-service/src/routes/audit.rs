@@ -95,16 +95,10 @@ pub struct VerifyQuery {
 
 /// The chain a caller asked for and may read.
 fn chain_for(principal: &Principal, chain: Option<&str>) -> Result<Chain> {
-    if ![Role::Viewer, Role::Operator, Role::Approver]
-        .iter()
-        .any(|r| principal.roles.allows(*r))
-    {
-        return Err(Error::forbidden(format!(
-            "reading the audit log needs the viewer, operator, approver or admin role; this API key ({}) has: {}",
-            principal.key_name,
-            principal.roles.to_csv()
-        )));
-    }
+    principal.require_any(
+        &[Role::Viewer, Role::Operator, Role::Approver, Role::Admin],
+        "reading the audit log",
+    )?;
     match chain.unwrap_or("tenant") {
         "tenant" => Ok(Chain::Tenant(principal.tenant.clone())),
         "system" => {

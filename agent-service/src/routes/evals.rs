@@ -103,15 +103,7 @@ fn summary(run: EvalRun) -> EvalRunSummary {
 }
 
 fn require_reader(p: &Principal) -> Result<()> {
-    if p.roles.allows(Role::Viewer) || p.roles.allows(Role::Operator) {
-        Ok(())
-    } else {
-        Err(Error::forbidden(format!(
-            "reading evals needs the viewer or operator role; this API key ({}) has: {}",
-            p.key_name,
-            p.roles.to_csv()
-        )))
-    }
+    p.require_any(&[Role::Viewer, Role::Operator], "reading evals")
 }
 
 fn shipped_suites() -> Result<Vec<suite::Suite>> {

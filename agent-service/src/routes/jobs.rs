@@ -92,18 +92,10 @@ fn is_job_id(s: &str) -> bool {
 }
 
 fn require_reader(principal: &Principal) -> Result<()> {
-    if [Role::Invoke, Role::Viewer, Role::Operator]
-        .into_iter()
-        .any(|r| principal.roles.allows(r))
-    {
-        Ok(())
-    } else {
-        Err(Error::forbidden(format!(
-            "reading jobs needs the invoke, viewer or operator role; this API key ({}) has: {}",
-            principal.key_name,
-            principal.roles.to_csv()
-        )))
-    }
+    principal.require_any(
+        &[Role::Invoke, Role::Viewer, Role::Operator],
+        "reading jobs",
+    )
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String> {
@@ -290,13 +282,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    if !(principal.roles.allows(Role::Invoke) || principal.roles.allows(Role::Operator)) {
-        return Err(Error::forbidden(format!(
-            "cancelling jobs needs the invoke or operator role; this API key ({}) has: {}",
-            principal.key_name,
-            principal.roles.to_csv()
-        )));
-    }
+    principal.require_any(&[Role::Invoke, Role::Operator], "cancelling jobs")?;
     let key = idempotency_key(&headers)?;
     let route = format!("POST /v1/jobs/{id}/cancel");
     let tenant = principal.tenant.clone();

@@ -211,15 +211,10 @@ pub struct DeliveryParams {
 }
 
 fn require_reader(principal: &Principal) -> Result<()> {
-    if principal.roles.allows(Role::Admin) || principal.roles.allows(Role::Operator) {
-        Ok(())
-    } else {
-        Err(Error::forbidden(format!(
-            "reading notification receivers and deliveries needs the admin or operator role; this API key ({}) has: {}",
-            principal.key_name,
-            principal.roles.to_csv()
-        )))
-    }
+    principal.require_any(
+        &[Role::Admin, Role::Operator],
+        "reading notification receivers and deliveries",
+    )
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String> {
