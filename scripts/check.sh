@@ -9,7 +9,8 @@
 #      installed: TEST_MODEL_PYTHON is set, or scripts/setup-model.sh made .venv-model/.
 # Without TEST_POSTGRES_URL the PostgreSQL variants are left out and reported as skipped,
 # never as passed; without the model the real-model tests likewise. With CI=true either
-# absence is an error instead.
+# absence is an error instead. The tests that wait a minute or more by design (LONG_TESTS
+# in scripts/lib.sh) are left out and reported likewise unless CHECK_LONG=1 or CI=true.
 # It installs no system package (it builds ui/dist if missing: the Tauri shell embeds it),
 # starts no server and runs no browser, desktop or deploy check:
 # scripts/test.sh runs all of those (and the console core's cross-process tests), and CI
@@ -54,6 +55,7 @@ filter='all()'
 count() { cargo nextest list "${targets[@]}" -E "$1" --message-format oneline | { grep -c . || true; }; }
 skipped_pg=0
 skipped_model=0
+skipped_long=0
 if [ -z "${TEST_POSTGRES_URL:-}" ]; then
   skipped_pg=$(count "$POSTGRES_VARIANTS")
   filter="$filter & not ($POSTGRES_VARIANTS)"
@@ -65,6 +67,10 @@ if [ -z "${TEST_MODEL_PYTHON:-}" ]; then
   skipped_model=$(count "$REAL_MODEL_TESTS")
   filter="$filter & not ($REAL_MODEL_TESTS)"
 fi
+if [ "${CHECK_LONG:-}" != 1 ] && [ "${CI:-}" != true ]; then
+  skipped_long=$(count "$filter & ($LONG_TESTS)")
+  filter="$filter & not ($LONG_TESTS)"
+fi
 rc=0
 cargo nextest run "${targets[@]}" -E "$filter" --no-fail-fast || rc=$?
 
@@ -74,6 +80,9 @@ if [ "$skipped_pg" -gt 0 ]; then
 fi
 if [ "$skipped_model" -gt 0 ]; then
   log "skipped $skipped_model real-model tests: the model is not installed — scripts/setup-model.sh installs it (scripts/test.sh does)"
+fi
+if [ "$skipped_long" -gt 0 ]; then
+  log "skipped $skipped_long long test(s) that wait a minute or more by design (a webhook receiver down for a minute): CHECK_LONG=1 runs them here, scripts/test.sh always does"
 fi
 if [ "$rc" != 0 ]; then
   log "check.sh failed after $(( $(date +%s) - start )) s"

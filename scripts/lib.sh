@@ -107,3 +107,8 @@ POSTGRES_VARIANTS='package(agent-service) & binary(api) & test(/::postgres$/)'
 # The nextest filter naming the tests that run a real model (llama.cpp's server with
 # SmolLM2-135M, installed by scripts/setup-model.sh): their names contain `real_model`.
 REAL_MODEL_TESTS='test(/real_model/)'
+
+# The nextest filter naming the tests that wait for a minute or more by design (a webhook
+# receiver kept down for a minute while deliveries retry): scripts/check.sh leaves them out
+# unless CHECK_LONG=1 (or CI=true) and says so; scripts/test.sh always runs them.
+LONG_TESTS='package(agent-service) & binary(api) & test(/receiver_down_test/)'
