@@ -416,3 +416,141 @@ async fn real_model_the_local_service_answers_with_a_real_model() {
     drop(svc);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The output cap `scripts/start.sh --model` gives the Local service unless
+/// `MAX_OUTPUT_TOKENS` is set: read from the script, so that this test runs what a new user
+/// gets.
+fn start_sh_output_cap() -> u32 {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/start.sh");
+    let text = std::fs::read_to_string(&script).unwrap();
+    let at = text
+        .find("MAX_OUTPUT_TOKENS:-")
+        .expect("start.sh sets a default MAX_OUTPUT_TOKENS");
+    let digits: String = text[at + "MAX_OUTPUT_TOKENS:-".len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().expect("a number of tokens")
+}
+
+/// What `scripts/start.sh --model` gives a new user: the console's Local service on
+/// llama.cpp's real server with SmolLM2-135M, the demo traffic a real model gets (one
+/// request at a time) and the script's output cap. The Overview counts the real model's
+/// requests and the Traces view shows its runs with the model's own words in their LLM
+/// spans, whatever each run's ending: a 135M model does not cite its evidence, so the read
+/// workflows end `blocked` (`citation_required`) and the trace keeps the answer withheld.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_model_the_console_shows_a_real_models_answers() {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use flightdeck_core::clock::SystemClock;
+    use flightdeck_core::console::dto::{SpanKind, TraceIdArgs, TraceQuery};
+    use flightdeck_core::console::{Console, ConsoleOptions};
+    use flightdeck_core::host::Host;
+
+    let cap = start_sh_output_cap();
+    assert!(
+        (128..=512).contains(&cap),
+        "start.sh's cap {cap} leaves a small model room for an answer"
+    );
+    let llama = testkit::LlamaServer::start(testkit::LlamaOptions::default()).await;
+    let dir = temp_dir();
+    let sink = Arc::new(crate::rig::Recorder::default());
+    let console = within(
+        90,
+        "the console on the real model",
+        Console::start(
+            Host::in_memory(Arc::new(SystemClock)).await.unwrap(),
+            sink.clone(),
+            ConsoleOptions {
+                agent_binary: Some(agent_service_bin()),
+                start_local: true,
+                traffic: true,
+                model_server: Ok(Some(model_server(
+                    &llama.openai_url(),
+                    testkit::llama::MODEL_ALIAS,
+                    cap,
+                ))),
+                ..ConsoleOptions::new(dir.clone())
+            },
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(console.local_error(), None);
+
+    // The Traces view: a run of the demo traffic whose LLM span holds the model's answer.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let (summary, answer) = 'found: loop {
+        let page = console
+            .list_traces(TraceQuery {
+                errors_only: false,
+                min_duration_ms: None,
+                workflow: None,
+                request_id: None,
+                cursor: None,
+                limit: 50,
+            })
+            .await
+            .unwrap();
+        let seen: Vec<_> = page
+            .items
+            .iter()
+            .map(|t| (t.workflow.clone(), t.status, t.error_code.clone()))
+            .collect();
+        for t in page.items {
+            assert_eq!(t.model, testkit::llama::MODEL_ALIAS, "{t:?}");
+            let detail = console
+                .get_trace(TraceIdArgs {
+                    trace_id: t.trace_id.clone(),
+                })
+                .await
+                .unwrap();
+            for span in detail.spans.iter().filter(|s| s.kind == SpanKind::Llm) {
+                let output = span
+                    .payload
+                    .as_deref()
+                    .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+                    .and_then(|p| p["output"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                if output.split_whitespace().count() >= 3 {
+                    assert_eq!(span.model.as_deref(), Some(testkit::llama::MODEL_ALIAS));
+                    assert!(
+                        span.completion_tokens.unwrap_or(0) > 0,
+                        "the tokens of the answer are booked: {span:?}"
+                    );
+                    break 'found (t, output);
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no trace with a real model's answer within 240 s; the runs: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    };
+    eprintln!(
+        "# {} ended {:?} after {:.0} ms; the model said: {answer:?}",
+        summary.workflow, summary.status, summary.duration_ms
+    );
+    assert!(summary.tokens > 0, "{summary:?}");
+    assert_ne!(
+        summary.status,
+        flightdeck_core::console::dto::TraceStatus::Error,
+        "a run the model answered ends as what it earned, not as an error: {summary:?} {answer:?}"
+    );
+
+    // The Overview: the real model's requests arrive as live numbers.
+    let pushed = sink
+        .wait_for(60, "overview_event", |o| {
+            o["services"][0]["stats"]["request_rate"]
+                .as_f64()
+                .is_some_and(|r| r > 0.0)
+        })
+        .await;
+    assert_eq!(pushed["services"][0]["readiness"], "ready", "{pushed}");
+    console.shutdown().await;
+    drop(llama);
+    std::fs::remove_dir_all(&dir).ok();
+}
