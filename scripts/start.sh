@@ -13,9 +13,10 @@
 #   scripts/start.sh --service   only the agent-service on http://127.0.0.1:8080 with a curl demo
 #
 # FLIGHTDECK_RELEASE=1 builds optimised binaries (slower to build). With --model,
-# MAX_OUTPUT_TOKENS (default 320) caps each model call: a 135M model on a CPU writes
-# 7-100 tokens a second, and its answers to the demo requests run 80-170 tokens (a lower
-# cap cuts most of them, and a cut reply is never shown as an answer).
+# MAX_OUTPUT_TOKENS (default 200) caps each model call: a 135M model on a CPU writes
+# 7-100 tokens a second, so 200 tokens fit the service's 30 s per-call provider timeout even
+# on two busy cores; its answers to the demo requests run 80-300 tokens, and one cut at the
+# cap ends `budget_exceeded` (a cut reply is never shown as an answer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -73,7 +74,7 @@ start_model_server() {
   grep -q '^llama-server listening on ' "$dir/server.log" ||
     { cat "$dir/server.log" >&2; echo "llama.cpp's server did not answer within 180 s" >&2; exit 1; }
   export AGENT_PROVIDER=openai OPENAI_BASE_URL="http://127.0.0.1:$port/v1" MODEL_NAME="$MODEL_ID"
-  export MAX_OUTPUT_TOKENS="${MAX_OUTPUT_TOKENS:-320}"
+  export MAX_OUTPUT_TOKENS="${MAX_OUTPUT_TOKENS:-200}"
   log "llama.cpp's server with $MODEL_ID at $OPENAI_BASE_URL (stops with the app); the Local service uses it (MAX_OUTPUT_TOKENS=$MAX_OUTPUT_TOKENS)"
 }
 

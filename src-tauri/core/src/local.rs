@@ -545,6 +545,9 @@ pub struct TrafficConfig {
     /// Requests in flight at most; beyond it, ticks are skipped rather than queued.
     pub max_inflight: usize,
     pub seed: u64,
+    /// How long one request may take before the generator gives up on it (the client
+    /// goes away, and the service books the run as `cancelled`).
+    pub request_timeout: Duration,
 }
 
 impl Default for TrafficConfig {
@@ -554,6 +557,7 @@ impl Default for TrafficConfig {
             injection_every: 12,
             max_inflight: 4,
             seed: 7,
+            request_timeout: crate::agent::DEFAULT_TIMEOUT,
         }
     }
 }
@@ -564,13 +568,16 @@ impl TrafficConfig {
     /// at its own pace — SmolLM2-135M on two busy CPU cores takes 2–15 s a request — and
     /// more requests than its server has slots only queue there until they time out: one
     /// request at a time, at most one every ten seconds, leaves a slot free for the user's
-    /// own invokes and smoke runs.
+    /// own invokes and smoke runs. A real model's request also waits past the service's own
+    /// request deadline (60 s by default), so that the service, not the demo client, ends
+    /// every run and the trace says how it ended (an answer, a provider timeout, a deadline).
     pub fn for_provider(provider: &LocalProvider) -> Self {
         match provider {
             LocalProvider::Scripted { .. } => Self::default(),
             LocalProvider::Ollama { .. } | LocalProvider::Openai { .. } => Self {
                 per_second: 0.1,
                 max_inflight: 1,
+                request_timeout: Duration::from_secs(90),
                 ..Self::default()
             },
         }
@@ -680,6 +687,7 @@ impl Drop for Traffic {
 }
 
 async fn generate(client: AgentClient, config: TrafficConfig, stats: Arc<TrafficStats>) {
+    let client = client.with_timeout(config.request_timeout);
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / config.per_second));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

@@ -77,6 +77,7 @@ async fn the_local_profile_serves_demo_data_with_live_traffic_and_stops() {
             injection_every: 5,
             max_inflight: 8,
             seed: 3,
+            ..TrafficConfig::default()
         },
     )
     .unwrap();
@@ -390,10 +391,14 @@ async fn real_model_the_local_service_answers_with_a_real_model() {
             model: testkit::llama::MODEL_ALIAS.into(),
         }
     );
+    let traffic = TrafficConfig::for_provider(svc.provider());
     assert_eq!(
-        TrafficConfig::for_provider(svc.provider()).max_inflight,
-        1,
+        traffic.max_inflight, 1,
         "one synthetic request at a time against a real model"
+    );
+    assert!(
+        traffic.request_timeout > Duration::from_secs(60),
+        "the demo client outwaits the service's 60 s request deadline: {traffic:?}"
     );
     let before = llama.tokens_predicted().await;
     let reply = within(
