@@ -241,6 +241,12 @@ pub struct TraceRecord {
     pub cost_usd: f64,
     pub model: String,
     pub provider: String,
+    /// A guardrail flagged the run's input or one of its tool results (the root span's
+    /// `flightdeck.guardrail.flagged`).
+    pub flagged: bool,
+    /// The guardrail rule that blocked the run, else the rule of its first flag; `None`
+    /// when no guardrail fired.
+    pub guardrail_rule: Option<String>,
     pub spans: Vec<SpanRecord>,
 }
 
@@ -265,11 +271,12 @@ impl SinkCounters {
     }
 }
 
-/// Whether a trace with this status is the first to go when the queue is full: a
-/// successful run's. Every other outcome (error, blocked, approval required, budget
-/// exceeded, degraded, cancelled) is what an operator looks for after an incident.
-fn is_routine(status: &str) -> bool {
-    status == "success"
+/// Whether a trace is the first to go when the queue is full (and the only kind the
+/// sample rate leaves out): a successful run's that no guardrail flagged. Every other
+/// outcome (error, blocked, approval required, budget exceeded, degraded, cancelled) and a
+/// flagged run are what an operator looks for after an incident.
+fn is_routine(trace: &TraceRecord) -> bool {
+    trace.status == "success" && !trace.flagged
 }
 
 /// The finished traces waiting for the writer: successful runs' and the rest apart, so a
@@ -392,11 +399,11 @@ impl TraceSink {
         self.inner.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether a finished run with this status is stored: always, unless it succeeded and
-    /// the sample rate leaves it out.
-    fn keeps(&self, status: &str) -> bool {
+    /// Whether a finished run is stored: always, unless it is routine (succeeded, not
+    /// flagged) and the sample rate leaves it out.
+    fn keeps(&self, trace: &TraceRecord) -> bool {
         let rate = self.inner.sample_rate;
-        status != "success" || rate >= 1.0 || (rate > 0.0 && rand::random::<f64>() < rate)
+        !is_routine(trace) || rate >= 1.0 || (rate > 0.0 && rand::random::<f64>() < rate)
     }
 
     /// Traces of successful runs left out by the sample rate.
@@ -448,7 +455,7 @@ impl TraceSink {
     }
 
     fn submit(&self, trace: TraceRecord) {
-        if !self.keeps(&trace.status) {
+        if !self.keeps(&trace) {
             self.inner.counters.sampled_out.inc();
             return;
         }
@@ -457,7 +464,7 @@ impl TraceSink {
             drop(q);
             return self.count_drop(&trace.status, DropReason::Stopped);
         }
-        let routine = is_routine(&trace.status);
+        let routine = is_routine(&trace);
         if q.len() >= q.capacity {
             if routine {
                 drop(q);
