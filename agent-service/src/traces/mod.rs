@@ -1,7 +1,7 @@
 //! Stored traces: every run is recorded as a tree of spans (the request, guardrail checks,
 //! each LLM call with OpenTelemetry GenAI attributes, each tool call, approval creation),
-//! handed to a background writer over a bounded queue (when it is full, successful runs'
-//! traces are dropped first), stored in batches, listed at
+//! handed to a background writer over a bounded queue (when it is full, the traces of
+//! successful runs no guardrail flagged are dropped first), stored in batches, listed at
 //! `/v1/traces`, exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and
 //! deleted after `TRACE_RETENTION_DAYS`.
 //!
@@ -279,10 +279,10 @@ fn is_routine(trace: &TraceRecord) -> bool {
     trace.status == "success" && !trace.flagged
 }
 
-/// The finished traces waiting for the writer: successful runs' and the rest apart, so a
-/// full queue gives up a successful run's trace before any other.
+/// The finished traces waiting for the writer: routine runs' (see [`is_routine`]) and the
+/// rest apart, so a full queue gives up a routine trace before any other.
 struct Queue {
-    /// Traces of every outcome but success; the writer takes these first.
+    /// Every trace but the routine ones; the writer takes these first.
     kept: VecDeque<TraceRecord>,
     routine: VecDeque<TraceRecord>,
     capacity: usize,
@@ -305,10 +305,10 @@ enum DropReason {
 
 /// The sending side of the trace queue, shared by every run of a process. Sending never
 /// waits: when the writer falls behind and the queue is full, a trace is dropped and
-/// counted — a successful run's first: any other outcome takes the place of the oldest
-/// queued successful trace, and is dropped itself only when none is left. With a sample
-/// rate below 1, only that fraction of *successful* runs is kept; every other outcome is
-/// always kept.
+/// counted — a routine one first (a successful run no guardrail flagged): any other takes
+/// the place of the oldest queued routine trace, and is dropped itself only when none is
+/// left. With a sample rate below 1, only that fraction of routine runs is kept; every
+/// other outcome, and every flagged run, is always kept.
 #[derive(Clone)]
 pub struct TraceSink {
     inner: Arc<SinkInner>,
