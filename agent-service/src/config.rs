@@ -819,7 +819,7 @@ settings! {
                 kind num("a fraction from 0 to 1"), check sample_rate;
             /// How many finished traces may wait for the writer. When it is full, a
             /// successful, unflagged run's trace is dropped first: any other takes the place
-            /// of a queued successful one, and is dropped only when none is left.
+            /// of a queued one of those, and is dropped only when none is left.
             trace_queue_capacity: usize = 1024;
                 env "TRACE_QUEUE_CAPACITY" file trace_queue_capacity
                 kind num("a whole number of traces"), check positive;

@@ -93,6 +93,7 @@ describe('traces: guardrail decisions', () => {
       await detail.locator('.mono', { hasText: id ?? '' }).first().waitFor();
       assert.equal(await detail.locator('[data-guardrail-badge]').count(), 0);
       assert.equal(await detail.locator('[data-guardrail="panel"], [data-guardrail="quiet"]').count(), 1);
+      await shot(page, `traces-guardrail-plain-1280x800-${theme}`);
       assert.deepEqual(errors, []);
       await close();
     });

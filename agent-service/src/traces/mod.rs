@@ -406,7 +406,7 @@ impl TraceSink {
         !is_routine(trace) || rate >= 1.0 || (rate > 0.0 && rand::random::<f64>() < rate)
     }
 
-    /// Traces of successful runs left out by the sample rate.
+    /// Traces of routine runs (successful, not flagged) left out by the sample rate.
     pub fn sampled_out(&self) -> u64 {
         self.inner.counters.sampled_out.get()
     }

@@ -510,31 +510,30 @@ impl RunTrace {
 /// that blocked the run), else the first span's whose verdict is a flag (`flag`,
 /// `require_approval`, `withhold`).
 fn guardrail_summary(spans: &[SpanRecord]) -> (bool, Option<String>) {
-    let attr = |s: &SpanRecord, key: &str| {
-        s.attributes
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.clone())
-    };
-    let text = |v: Option<AttrValue>| match v {
-        Some(AttrValue::Str(s)) if !s.is_empty() => Some(s.into_owned()),
-        _ => None,
-    };
+    fn attr<'a>(s: &'a SpanRecord, key: &str) -> Option<&'a AttrValue> {
+        s.attributes.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+    fn text<'a>(s: &'a SpanRecord, key: &str) -> Option<&'a str> {
+        match attr(s, key)? {
+            AttrValue::Str(v) if !v.is_empty() => Some(v.as_ref()),
+            _ => None,
+        }
+    }
     let Some(root) = spans.first() else {
         return (false, None);
     };
-    let flagged = attr(root, "flightdeck.guardrail.flagged") == Some(AttrValue::Bool(true));
-    let blocked_by = text(attr(root, "flightdeck.guardrail.rule"));
+    let flagged = attr(root, "flightdeck.guardrail.flagged") == Some(&AttrValue::Bool(true));
     let first_flag = || {
         spans.iter().skip(1).find_map(|s| {
-            let verdict = text(attr(s, "flightdeck.guardrail.verdict"))?;
-            matches!(verdict.as_str(), "flag" | "require_approval" | "withhold")
-                .then(|| text(attr(s, "flightdeck.guardrail.rule")))
+            let verdict = text(s, "flightdeck.guardrail.verdict")?;
+            matches!(verdict, "flag" | "require_approval" | "withhold")
+                .then(|| text(s, "flightdeck.guardrail.rule"))
                 .flatten()
         })
     };
-    let rule = blocked_by.or_else(|| if flagged { first_flag() } else { None });
-    (flagged, rule)
+    let rule =
+        text(root, "flightdeck.guardrail.rule").or_else(|| flagged.then(first_flag).flatten());
+    (flagged, rule.map(str::to_string))
 }
 
 impl Drop for RunTrace {
