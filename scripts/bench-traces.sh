@@ -3,8 +3,10 @@
 # fresh PostgreSQL database when TEST_POSTGRES_URL is set or --postgres is given) through
 # the real schema with bulk SQL (100k traces with a 5-span tree each, 90% in tenant demo,
 # spread over the last 6 days), starts the release binary on it, and times GET /v1/traces
-# queries one after another over one keep-alive connection. Prints p50/p99 in ms.
+# queries one after another over one keep-alive connection. Prints p50/p99 in ms. One run in
+# 25 is stored as flagged by a guardrail (with its rule), for the flagged=true query.
 # Usage: scripts/bench-traces.sh [requests_per_query=400] [--postgres]
+# Environment: BENCH_BIN (time this binary instead of building the release one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -21,9 +23,13 @@ done
 TRACES=100000
 apt_ensure sqlite3 curl
 [ "$WITH_PG" = 1 ] && start_postgres
-log "building release binary"
-cargo build --release --locked -p agent-service -q
-BIN=$PWD/target/release/agent-service
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$(realpath "$BENCH_BIN")
+else
+  log "building release binary"
+  cargo build --release --locked -p agent-service -q
+  BIN=$PWD/target/release/agent-service
+fi
 WORK=$(mktemp -d)
 PID=""
 PG_DB=""
@@ -40,13 +46,16 @@ fill_sql() { # series_sql hex_expr now_ms
   local series=$1 hex=$2 now=$3
   cat <<SQL
 INSERT INTO traces (trace_id, tenant, request_id, workflow, status, error_code, started_at,
-  duration_us, prompt_tokens, completion_tokens, cost_usd, model, provider, span_count)
+  duration_us, prompt_tokens, completion_tokens, cost_usd, model, provider, span_count,
+  flagged, guardrail_rule)
 SELECT 'tr_' || $hex, CASE WHEN i % 10 = 9 THEN 'other' ELSE 'demo' END, 'req-' || i,
   CASE i % 4 WHEN 0 THEN 'support_ticket_summary' WHEN 1 THEN 'faq' WHEN 2 THEN 'ticket_update' ELSE 'invoice_approval' END,
   CASE WHEN i % 50 = 7 THEN 'error' WHEN i % 20 = 3 THEN 'blocked' WHEN i % 4 >= 2 THEN 'approval_required' ELSE 'success' END,
   CASE WHEN i % 50 = 7 THEN 'provider_timeout' ELSE NULL END,
   $now - (i * 5184), 800 + (i % 997) * 37, 300 + i % 200, 40 + i % 90, 0.0004 + (i % 13) * 0.0001,
-  'scripted-v1', 'scripted', 5
+  'scripted-v1', 'scripted', 5,
+  CASE WHEN i % 25 = 11 THEN 1 ELSE 0 END,
+  CASE WHEN i % 25 = 11 THEN 'prompt_injection' WHEN i % 20 = 3 THEN 'jailbreak' ELSE NULL END
 FROM $series;
 INSERT INTO spans (trace_id, spans)
 SELECT 'tr_' || $hex, replace('[{"span_id":"a@ID@","parent_span_id":null,"name":"request","kind":"server","status":"ok","start_us":0,"duration_us":900,"attributes":{"flightdeck.workflow":"support_ticket_summary","flightdeck.tenant":"demo","gen_ai.provider.name":"scripted","flightdeck.status":"success"},"payload":{"input":"Summarize ticket T-1001","output":"Ticket T-1001 is open with normal priority. [ticket:T-1001]"}},{"span_id":"b@ID@","parent_span_id":"a@ID@","name":"guardrail.input","kind":"internal","status":"ok","start_us":5,"duration_us":40,"attributes":{"flightdeck.guardrail.verdict":"allow"},"payload":null},{"span_id":"c@ID@","parent_span_id":"a@ID@","name":"chat scripted-v1","kind":"client","status":"ok","start_us":60,"duration_us":200,"attributes":{"gen_ai.operation.name":"chat","gen_ai.provider.name":"scripted","gen_ai.request.model":"scripted-v1","gen_ai.response.model":"scripted-v1","gen_ai.usage.input_tokens":300,"gen_ai.usage.output_tokens":40,"flightdeck.cost_usd":0.0002},"payload":{"tool_calls":[{"name":"ticket_read","arguments":{"ticket_id":"T-1001"}}]}},{"span_id":"d@ID@","parent_span_id":"a@ID@","name":"execute_tool ticket_read","kind":"internal","status":"ok","start_us":270,"duration_us":300,"attributes":{"gen_ai.operation.name":"execute_tool","gen_ai.tool.name":"ticket_read","flightdeck.tool.side_effect":"read","flightdeck.tool.outcome":"ok"},"payload":{"arguments":{"ticket_id":"T-1001"},"result":{"id":"T-1001","subject":"Cannot log in after password reset","status":"open","customer_email":"[REDACTED:email]"}}},{"span_id":"e@ID@","parent_span_id":"a@ID@","name":"guardrail.output","kind":"internal","status":"ok","start_us":880,"duration_us":10,"attributes":{"flightdeck.guardrail.verdict":"allow"},"payload":null}]', '@ID@', substr($hex, 18))
@@ -84,6 +93,7 @@ queries = [
     ("status=error        ", "/v1/traces?limit=50&status=error"),
     ("workflow=faq        ", "/v1/traces?limit=50&workflow=faq"),
     ("errors_only+workflow", "/v1/traces?limit=50&errors_only=true&workflow=faq"),
+    ("flagged=true        ", "/v1/traces?limit=50&flagged=true"),
     ("since (last day)    ", "/v1/traces?limit=50&since=" + since[:10] + "T00:00:00Z"),
     ("request_id lookup   ", "/v1/traces?request_id=req-12340"),
     ("page 21 (cursor)    ", f"/v1/traces?limit=50&cursor={cursor}"),

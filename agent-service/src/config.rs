@@ -812,13 +812,14 @@ settings! {
                 kind num("a whole number of days"), check positive;
             /// Fraction (0..=1) of successful runs whose trace is stored and exported; runs
             /// that end in any other status (error, blocked, approval_required,
-            /// budget_exceeded, degraded, cancelled) are always kept. Default 1.0: every trace.
+            /// budget_exceeded, degraded, cancelled) and runs a guardrail flagged are always
+            /// kept. Default 1.0: every trace.
             trace_sample_rate: f64 = 1.0;
                 env "TRACE_SAMPLE_RATE" file trace_sample_rate
                 kind num("a fraction from 0 to 1"), check sample_rate;
             /// How many finished traces may wait for the writer. When it is full, a
-            /// successful run's trace is dropped first: any other outcome takes the place
-            /// of a queued successful one, and is dropped only when none is left.
+            /// successful, unflagged run's trace is dropped first: any other takes the place
+            /// of a queued one of those, and is dropped only when none is left.
             trace_queue_capacity: usize = 1024;
                 env "TRACE_QUEUE_CAPACITY" file trace_queue_capacity
                 kind num("a whole number of traces"), check positive;

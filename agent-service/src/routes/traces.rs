@@ -42,6 +42,13 @@ pub struct TraceSummaryOut {
     /// `ollama`, `openai` or `scripted` (the deterministic offline model).
     pub provider: String,
     pub span_count: i64,
+    /// A guardrail flagged the run: its input scored in a flag band (`flag` or
+    /// `require_approval`), or a tool result was flagged or withheld. The run went on; the
+    /// decisions, scores and reasons are on the trace's spans (`flightdeck.guardrail.*`).
+    pub flagged: bool,
+    /// The guardrail rule that blocked the run (`status` `blocked`), else the rule of the
+    /// run's first flag; `null` when no guardrail fired.
+    pub guardrail_rule: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -109,6 +116,8 @@ impl From<TraceSummary> for TraceSummaryOut {
             model: t.model,
             provider: t.provider,
             span_count: t.span_count,
+            flagged: t.flagged,
+            guardrail_rule: t.guardrail_rule,
         }
     }
 }
@@ -159,6 +168,17 @@ fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
     (is_token(id, 128, b"_-")).then(|| (at, id.to_string()))
 }
 
+/// A boolean query parameter: `true`/`1` or `false`/`0`.
+fn boolean(name: &str, v: &str) -> Result<bool> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(Error::invalid(format!(
+            "{name} {v:?} is not a boolean; use true or false"
+        ))),
+    }
+}
+
 /// 1..=`max` ASCII letters, digits, or one of `extra`.
 fn is_token(s: &str, max: usize, extra: &[u8]) -> bool {
     !s.is_empty()
@@ -168,7 +188,7 @@ fn is_token(s: &str, max: usize, extra: &[u8]) -> bool {
 }
 
 const PARAMS: &str =
-    "status, workflow, min_latency_ms, since, request_id, errors_only, cursor, limit";
+    "status, workflow, min_latency_ms, since, request_id, errors_only, flagged, cursor, limit";
 
 /// Parses the list's query string; every bad value is a 400 that names its parameter.
 pub fn parse_filter(raw: Option<&str>) -> Result<TraceFilter> {
@@ -235,17 +255,8 @@ pub fn parse_filter(raw: Option<&str>) -> Result<TraceFilter> {
                 }
                 f.request_id = Some(v.to_string());
             }
-            "errors_only" => {
-                errors_only = match v {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => {
-                        return Err(Error::invalid(format!(
-                            "errors_only {v:?} is not a boolean; use true or false"
-                        )));
-                    }
-                };
-            }
+            "errors_only" => errors_only = boolean("errors_only", v)?,
+            "flagged" => f.flagged = Some(boolean("flagged", v)?),
             "cursor" => {
                 f.before = Some(decode_cursor(v).ok_or_else(|| {
                     Error::invalid(
@@ -307,6 +318,8 @@ pub struct TraceListParams {
     request_id: Option<String>,
     /// Only runs that ended with an error (status error); not with another `status`.
     errors_only: Option<bool>,
+    /// Only runs a guardrail flagged (`true`), or only runs it did not (`false`).
+    flagged: Option<bool>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// 1-200, default 50.
@@ -379,7 +392,7 @@ mod tests {
         let cursor = encode_cursor(1_700_000_000_000, "tr_abc");
         let f = parse_filter(Some(&format!(
             "status=blocked&workflow=faq&min_latency_ms=250&since=2025-01-31T09:30:00Z\
-             &request_id=req-1&cursor={cursor}&limit=10"
+             &request_id=req-1&flagged=true&cursor={cursor}&limit=10"
         )))
         .expect("valid");
         assert_eq!(f.status.as_deref(), Some("blocked"));
@@ -387,6 +400,11 @@ mod tests {
         assert_eq!(f.min_duration_us, Some(250_000));
         assert_eq!(f.since_ms, Some(1_738_315_800_000));
         assert_eq!(f.request_id.as_deref(), Some("req-1"));
+        assert_eq!(f.flagged, Some(true));
+        assert_eq!(
+            parse_filter(Some("flagged=0")).expect("false").flagged,
+            Some(false)
+        );
         assert_eq!(f.before, Some((1_700_000_000_000, "tr_abc".into())));
         assert_eq!(f.limit, 10);
         assert_eq!(parse_filter(None).expect("empty").limit, DEFAULT_LIMIT);
@@ -407,6 +425,7 @@ mod tests {
         bad("since=yesterday", "since");
         bad("request_id=a%0Ab", "request_id");
         bad("errors_only=maybe", "errors_only");
+        bad("flagged=yes", "flagged");
         bad("cursor=not-a-cursor", "cursor");
         bad(
             &format!(

@@ -1,7 +1,7 @@
 //! Stored traces: every run is recorded as a tree of spans (the request, guardrail checks,
 //! each LLM call with OpenTelemetry GenAI attributes, each tool call, approval creation),
-//! handed to a background writer over a bounded queue (when it is full, successful runs'
-//! traces are dropped first), stored in batches, listed at
+//! handed to a background writer over a bounded queue (when it is full, the traces of
+//! successful runs no guardrail flagged are dropped first), stored in batches, listed at
 //! `/v1/traces`, exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and
 //! deleted after `TRACE_RETENTION_DAYS`.
 //!
@@ -241,6 +241,12 @@ pub struct TraceRecord {
     pub cost_usd: f64,
     pub model: String,
     pub provider: String,
+    /// A guardrail flagged the run's input or one of its tool results (the root span's
+    /// `flightdeck.guardrail.flagged`).
+    pub flagged: bool,
+    /// The guardrail rule that blocked the run, else the rule of its first flag; `None`
+    /// when no guardrail fired.
+    pub guardrail_rule: Option<String>,
     pub spans: Vec<SpanRecord>,
 }
 
@@ -265,17 +271,18 @@ impl SinkCounters {
     }
 }
 
-/// Whether a trace with this status is the first to go when the queue is full: a
-/// successful run's. Every other outcome (error, blocked, approval required, budget
-/// exceeded, degraded, cancelled) is what an operator looks for after an incident.
-fn is_routine(status: &str) -> bool {
-    status == "success"
+/// Whether a trace is the first to go when the queue is full (and the only kind the
+/// sample rate leaves out): a successful run's that no guardrail flagged. Every other
+/// outcome (error, blocked, approval required, budget exceeded, degraded, cancelled) and a
+/// flagged run are what an operator looks for after an incident.
+fn is_routine(trace: &TraceRecord) -> bool {
+    trace.status == "success" && !trace.flagged
 }
 
-/// The finished traces waiting for the writer: successful runs' and the rest apart, so a
-/// full queue gives up a successful run's trace before any other.
+/// The finished traces waiting for the writer: routine runs' (see [`is_routine`]) and the
+/// rest apart, so a full queue gives up a routine trace before any other.
 struct Queue {
-    /// Traces of every outcome but success; the writer takes these first.
+    /// Every trace but the routine ones; the writer takes these first.
     kept: VecDeque<TraceRecord>,
     routine: VecDeque<TraceRecord>,
     capacity: usize,
@@ -298,10 +305,10 @@ enum DropReason {
 
 /// The sending side of the trace queue, shared by every run of a process. Sending never
 /// waits: when the writer falls behind and the queue is full, a trace is dropped and
-/// counted — a successful run's first: any other outcome takes the place of the oldest
-/// queued successful trace, and is dropped itself only when none is left. With a sample
-/// rate below 1, only that fraction of *successful* runs is kept; every other outcome is
-/// always kept.
+/// counted — a routine one first (a successful run no guardrail flagged): any other takes
+/// the place of the oldest queued routine trace, and is dropped itself only when none is
+/// left. With a sample rate below 1, only that fraction of routine runs is kept; every
+/// other outcome, and every flagged run, is always kept.
 #[derive(Clone)]
 pub struct TraceSink {
     inner: Arc<SinkInner>,
@@ -392,14 +399,14 @@ impl TraceSink {
         self.inner.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether a finished run with this status is stored: always, unless it succeeded and
-    /// the sample rate leaves it out.
-    fn keeps(&self, status: &str) -> bool {
+    /// Whether a finished run is stored: always, unless it is routine (succeeded, not
+    /// flagged) and the sample rate leaves it out.
+    fn keeps(&self, trace: &TraceRecord) -> bool {
         let rate = self.inner.sample_rate;
-        status != "success" || rate >= 1.0 || (rate > 0.0 && rand::random::<f64>() < rate)
+        !is_routine(trace) || rate >= 1.0 || (rate > 0.0 && rand::random::<f64>() < rate)
     }
 
-    /// Traces of successful runs left out by the sample rate.
+    /// Traces of routine runs (successful, not flagged) left out by the sample rate.
     pub fn sampled_out(&self) -> u64 {
         self.inner.counters.sampled_out.get()
     }
@@ -448,7 +455,7 @@ impl TraceSink {
     }
 
     fn submit(&self, trace: TraceRecord) {
-        if !self.keeps(&trace.status) {
+        if !self.keeps(&trace) {
             self.inner.counters.sampled_out.inc();
             return;
         }
@@ -457,7 +464,7 @@ impl TraceSink {
             drop(q);
             return self.count_drop(&trace.status, DropReason::Stopped);
         }
-        let routine = is_routine(&trace.status);
+        let routine = is_routine(&trace);
         if q.len() >= q.capacity {
             if routine {
                 drop(q);

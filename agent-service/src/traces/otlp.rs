@@ -267,6 +267,8 @@ mod tests {
             cost_usd: 0.01,
             model: "scripted-v1".into(),
             provider: "scripted".into(),
+            flagged: false,
+            guardrail_rule: None,
             spans: vec![
                 SpanRecord {
                     span_id: "00000000000000aa".into(),

@@ -177,6 +177,8 @@ impl RunTrace {
                     cost_usd: 0.0,
                     model: h.model,
                     provider: h.provider.to_string(),
+                    flagged: false,
+                    guardrail_rule: None,
                     spans: vec![root],
                 },
                 ended: vec![false],
@@ -490,6 +492,7 @@ impl RunTrace {
             b.record.status = status.to_string();
             b.record.error_code = error_code.map(str::to_string);
             b.record.duration_us = b.record.spans[0].duration_us;
+            (b.record.flagged, b.record.guardrail_rule) = guardrail_summary(&b.record.spans);
             self.sink.submit(b.record);
             self.sink.closed();
         }
@@ -500,6 +503,37 @@ impl RunTrace {
         let root = self.root();
         self.payload_text(root, "input", text);
     }
+}
+
+/// What the trace list shows of a run's guardrails, read from its spans: whether the root
+/// span says a guardrail flagged the run, and the rule that decided — the root's (the rule
+/// that blocked the run), else the first span's whose verdict is a flag (`flag`,
+/// `require_approval`, `withhold`).
+fn guardrail_summary(spans: &[SpanRecord]) -> (bool, Option<String>) {
+    fn attr<'a>(s: &'a SpanRecord, key: &str) -> Option<&'a AttrValue> {
+        s.attributes.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+    fn text<'a>(s: &'a SpanRecord, key: &str) -> Option<&'a str> {
+        match attr(s, key)? {
+            AttrValue::Str(v) if !v.is_empty() => Some(v.as_ref()),
+            _ => None,
+        }
+    }
+    let Some(root) = spans.first() else {
+        return (false, None);
+    };
+    let flagged = attr(root, "flightdeck.guardrail.flagged") == Some(&AttrValue::Bool(true));
+    let first_flag = || {
+        spans.iter().skip(1).find_map(|s| {
+            let verdict = text(s, "flightdeck.guardrail.verdict")?;
+            matches!(verdict, "flag" | "require_approval" | "withhold")
+                .then(|| text(s, "flightdeck.guardrail.rule"))
+                .flatten()
+        })
+    };
+    let rule =
+        text(root, "flightdeck.guardrail.rule").or_else(|| flagged.then(first_flag).flatten());
+    (flagged, rule.map(str::to_string))
 }
 
 impl Drop for RunTrace {
@@ -843,6 +877,58 @@ mod tests {
             text.contains("\nagent_traces_sampled_out_total 1\n"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_record_says_whether_a_guardrail_flagged_or_blocked_the_run() {
+        let p = policy();
+        let sink = TraceSink::with_sampling(16, 0.0, crate::traces::SinkCounters::default());
+        let mut rx = sink.take_receiver().expect("receiver");
+
+        // Flagged (a tool result, then the input's allow): kept although it succeeded and
+        // the sample rate is 0; the rule is the flag's.
+        let mut t = RunTrace::begin(sink.clone(), p.clone(), header(), Instant::now());
+        let g = t.start("guardrail.input", SpanKind::Internal, t.root());
+        t.guardrail(g, "allow", &[]);
+        let tool = t.start("execute_tool kb_search", SpanKind::Internal, t.root());
+        t.attr(tool, "flightdeck.guardrail.verdict", "flag");
+        t.attr(
+            tool,
+            "flightdeck.guardrail.rule",
+            "tool_result:prompt_injection",
+        );
+        t.end(tool, SpanStatus::Ok);
+        let root = t.root();
+        t.attr(root, "flightdeck.guardrail.flagged", true);
+        t.finish("success", None, None);
+        let rec = rx.try_recv().expect("a flagged run is not sampled out");
+        assert!(rec.flagged);
+        assert_eq!(
+            rec.guardrail_rule.as_deref(),
+            Some("tool_result:prompt_injection")
+        );
+
+        // Blocked: the root's rule, not flagged.
+        let mut t = RunTrace::begin(sink.clone(), p.clone(), header(), Instant::now());
+        let g = t.start("guardrail.input", SpanKind::Internal, t.root());
+        t.guardrail(g, "block", &["jailbreak"]);
+        let root = t.root();
+        t.attr(root, "flightdeck.guardrail.rule", "jailbreak");
+        t.finish("blocked", None, None);
+        let rec = rx.try_recv().expect("blocked");
+        assert!(!rec.flagged);
+        assert_eq!(rec.guardrail_rule.as_deref(), Some("jailbreak"));
+
+        // Nothing fired: a redaction is no flag, and a routine run is sampled out.
+        let mut t = RunTrace::begin(sink.clone(), p.clone(), header(), Instant::now());
+        let g = t.start("guardrail.output", SpanKind::Internal, t.root());
+        t.guardrail(g, "redacted", &["email"]);
+        t.finish("degraded", None, None);
+        let rec = rx.try_recv().expect("degraded");
+        assert_eq!((rec.flagged, rec.guardrail_rule), (false, None));
+        RunTrace::begin(sink.clone(), p, header(), Instant::now()).finish("success", None, None);
+        assert!(rx.try_recv().is_none());
+        assert_eq!(sink.sampled_out(), 1);
     }
 
     #[test]

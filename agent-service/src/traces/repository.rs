@@ -14,7 +14,7 @@ use super::TraceRecord;
 use crate::db::{Backend, Db};
 use crate::domain::{TenantId, TraceId};
 
-const TRACE_COLUMNS: usize = 14;
+const TRACE_COLUMNS: usize = 16;
 const SPAN_COLUMNS: usize = 2;
 
 /// Rows per multi-row INSERT. SQLite (through sqlx) looks up each parameter's name by a
@@ -60,7 +60,7 @@ pub async fn insert_batch(db: &Db, traces: &[TraceRecord]) -> Result<(), sqlx::E
         let sql = format!(
             "INSERT INTO traces (trace_id, tenant, request_id, workflow, status, error_code, \
              started_at, duration_us, prompt_tokens, completion_tokens, cost_usd, model, provider, \
-             span_count) VALUES {} ON CONFLICT (trace_id) DO NOTHING",
+             span_count, flagged, guardrail_rule) VALUES {} ON CONFLICT (trace_id) DO NOTHING",
             placeholders(chunk.len(), TRACE_COLUMNS)
         );
         let mut q = sqlx::query(&sql);
@@ -79,7 +79,9 @@ pub async fn insert_batch(db: &Db, traces: &[TraceRecord]) -> Result<(), sqlx::E
                 .bind(t.cost_usd)
                 .bind(&t.model)
                 .bind(&t.provider)
-                .bind(i64::try_from(t.spans.len()).unwrap_or(i64::MAX));
+                .bind(i64::try_from(t.spans.len()).unwrap_or(i64::MAX))
+                .bind(i64::from(t.flagged))
+                .bind(&t.guardrail_rule);
         }
         q.execute(&mut *tx).await?;
     }
@@ -113,6 +115,10 @@ pub struct TraceSummary {
     pub model: String,
     pub provider: String,
     pub span_count: i64,
+    /// A guardrail flagged the run's input or a tool result.
+    pub flagged: bool,
+    /// The rule that blocked the run, else its first flag's.
+    pub guardrail_rule: Option<String>,
 }
 
 /// Filters of the trace list; every one is optional. Results are newest first.
@@ -123,13 +129,16 @@ pub struct TraceFilter {
     pub min_duration_us: Option<i64>,
     pub since_ms: Option<i64>,
     pub request_id: Option<String>,
+    /// Only flagged runs (`true`) or only runs no guardrail flagged (`false`).
+    pub flagged: Option<bool>,
     /// Keyset position: only traces strictly older than this `(started_at, trace_id)`.
     pub before: Option<(i64, String)>,
     pub limit: i64,
 }
 
 const SUMMARY_COLUMNS: &str = "trace_id, request_id, workflow, status, error_code, started_at, \
-    duration_us, prompt_tokens, completion_tokens, cost_usd, model, provider, span_count";
+    duration_us, prompt_tokens, completion_tokens, cost_usd, model, provider, span_count, \
+    flagged, guardrail_rule";
 
 fn summary_from(row: &AnyRow) -> Result<TraceSummary, sqlx::Error> {
     Ok(TraceSummary {
@@ -146,6 +155,8 @@ fn summary_from(row: &AnyRow) -> Result<TraceSummary, sqlx::Error> {
         model: row.try_get("model")?,
         provider: row.try_get("provider")?,
         span_count: row.try_get("span_count")?,
+        flagged: row.try_get::<i64, _>("flagged")? != 0,
+        guardrail_rule: row.try_get("guardrail_rule")?,
     })
 }
 
@@ -173,6 +184,13 @@ pub async fn list(
             args.push(arg);
             sql.push_str(&format!("{condition}${}", args.len()));
         }
+    }
+    // A literal, not a parameter: only then may either planner use the partial index of
+    // flagged runs (`traces_tenant_flagged`).
+    match f.flagged {
+        Some(true) => sql.push_str(" AND flagged = 1"),
+        Some(false) => sql.push_str(" AND flagged = 0"),
+        None => {}
     }
     if let Some((at, id)) = &f.before {
         // `started_at <= at` alone bounds the index range; the OR picks the exact position.

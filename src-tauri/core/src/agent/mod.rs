@@ -437,13 +437,14 @@ impl AgentClient {
     }
 
     pub async fn traces(&self, q: &TraceQuery) -> Result<Page<TraceSummary>> {
-        let pairs: [(&str, Option<String>); 8] = [
+        let pairs: [(&str, Option<String>); 9] = [
             ("status", q.status.clone()),
             ("workflow", q.workflow.clone()),
             ("min_latency_ms", q.min_latency_ms.map(|v| v.to_string())),
             ("since", q.since.clone()),
             ("request_id", q.request_id.clone()),
             ("errors_only", q.errors_only.then(|| "true".to_string())),
+            ("flagged", q.flagged.map(|v| v.to_string())),
             ("cursor", q.cursor.clone()),
             ("limit", q.limit.map(|v| v.to_string())),
         ];

@@ -454,6 +454,13 @@ pub struct TraceSummary {
     pub provider: String,
     #[serde(default)]
     pub span_count: i64,
+    /// A guardrail flagged the run (its input or a tool result); absent from services
+    /// older than the field.
+    #[serde(default)]
+    pub flagged: bool,
+    /// The rule that blocked the run, else its first flag's.
+    #[serde(default)]
+    pub guardrail_rule: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -494,6 +501,8 @@ pub struct TraceQuery {
     pub since: Option<String>,
     pub request_id: Option<String>,
     pub errors_only: bool,
+    /// Only flagged runs (`true`) or only runs no guardrail flagged (`false`).
+    pub flagged: Option<bool>,
     pub cursor: Option<String>,
     pub limit: Option<u32>,
 }

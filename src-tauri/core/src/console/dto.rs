@@ -692,6 +692,8 @@ pub enum TraceStatus {
 #[ts(export)]
 pub struct TraceQuery {
     pub errors_only: bool,
+    /// Only runs a guardrail flagged.
+    pub flagged_only: bool,
     /// Only traces slower than this many milliseconds.
     #[ts(type = "number | null")]
     pub min_duration_ms: Option<u64>,
@@ -719,6 +721,10 @@ pub struct TraceSummary {
     pub model: String,
     #[ts(type = "number")]
     pub span_count: i64,
+    /// A guardrail flagged the run's input or a tool result (the run went on).
+    pub flagged: bool,
+    /// The guardrail rule that blocked the run, else the rule of its first flag.
+    pub guardrail_rule: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -786,6 +792,56 @@ pub struct Span {
 pub struct TraceDetail {
     pub summary: TraceSummary,
     pub spans: Vec<Span>,
+    /// The run's guardrail decisions, in span order, read from the spans'
+    /// `flightdeck.guardrail.*` attributes.
+    pub guardrail: Vec<GuardrailCheck>,
+}
+
+/// Where in a run a guardrail decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[ts(export)]
+pub enum GuardrailStage {
+    /// The scan of the run's input.
+    Input,
+    /// The scan of a tool's result (untrusted data the model reads).
+    ToolResult,
+    /// The checks of the answer: redaction, links removed, leaks, citations.
+    Output,
+    /// A write proposed after flagged text: its approval carries the flags.
+    Approval,
+}
+
+/// One signal behind a score, as the service labels it (`override_prior (+3.25)`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct GuardrailReason {
+    pub name: String,
+    /// Its weight (log-odds) when the label carries one.
+    pub weight: Option<f64>,
+}
+
+/// One guardrail decision of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct GuardrailCheck {
+    /// The span it is recorded on.
+    pub span_id: String,
+    pub stage: GuardrailStage,
+    /// What was checked: `input`, the tool's name, `answer`, or the approval's resource.
+    pub subject: String,
+    /// `allow`, `flag`, `require_approval`, `block`, `withhold` or `redacted`; `None` for
+    /// an approval.
+    pub verdict: Option<String>,
+    /// The rule or category that decided (redaction rules comma-separated).
+    pub rule: Option<String>,
+    /// 0..1.
+    pub score: Option<f64>,
+    pub reasons: Vec<GuardrailReason>,
+    /// Hosts of links and images taken out of the answer.
+    pub links_removed: Vec<String>,
+    /// An approval's flags, `source: rule` each.
+    pub flags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

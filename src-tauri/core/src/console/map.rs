@@ -329,7 +329,89 @@ pub fn trace_summary(t: &wire::TraceSummary) -> Result<dto::TraceSummary, Comman
         cost_usd: t.cost_usd,
         model: t.model.clone(),
         span_count: t.span_count,
+        flagged: t.flagged,
+        guardrail_rule: t.guardrail_rule.clone(),
     })
+}
+
+/// A reason label as the service writes it, `name (+1.23)`, split into its name and weight;
+/// a label of another shape is kept whole as the name.
+pub fn guardrail_reason(label: &str) -> dto::GuardrailReason {
+    let weighted = label
+        .strip_suffix(')')
+        .and_then(|l| l.rsplit_once(" ("))
+        .and_then(|(name, w)| Some((name, w.parse::<f64>().ok()?)));
+    match weighted {
+        Some((name, w)) if !name.is_empty() => dto::GuardrailReason {
+            name: name.to_string(),
+            weight: Some(w),
+        },
+        _ => dto::GuardrailReason {
+            name: label.to_string(),
+            weight: None,
+        },
+    }
+}
+
+/// The run's guardrail decisions from its spans' `flightdeck.guardrail.*` attributes: the
+/// input scan (always), each tool result the scan flagged or withheld, the answer's checks,
+/// and an approval that carries flags; in the spans' order.
+pub fn guardrail_checks(spans: &[wire::Span]) -> Vec<dto::GuardrailCheck> {
+    use dto::GuardrailStage as Stage;
+    let strings = |v: &Value| -> Vec<String> {
+        match v {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            Value::String(s) if !s.is_empty() => vec![s.clone()],
+            _ => Vec::new(),
+        }
+    };
+    let mut checks = Vec::new();
+    for s in spans {
+        let a = &s.attributes;
+        let verdict = a["flightdeck.guardrail.verdict"]
+            .as_str()
+            .map(str::to_string);
+        let flags = strings(&a["flightdeck.guardrail.flags"]);
+        let (stage, subject) = if s.name == "guardrail.input" {
+            (Stage::Input, "input".to_string())
+        } else if s.name == "guardrail.output" {
+            (Stage::Output, "answer".to_string())
+        } else if verdict.is_some() && a["gen_ai.operation.name"] == "execute_tool" {
+            let tool = a["gen_ai.tool.name"]
+                .as_str()
+                .or_else(|| s.name.strip_prefix("execute_tool "))
+                .unwrap_or(&s.name);
+            (Stage::ToolResult, tool.to_string())
+        } else if !flags.is_empty() {
+            let resource = a["flightdeck.approval.resource"]
+                .as_str()
+                .unwrap_or("write");
+            (Stage::Approval, resource.to_string())
+        } else {
+            continue;
+        };
+        checks.push(dto::GuardrailCheck {
+            span_id: s.span_id.clone(),
+            stage,
+            subject,
+            verdict,
+            rule: a["flightdeck.guardrail.rule"]
+                .as_str()
+                .filter(|r| !r.is_empty())
+                .map(str::to_string),
+            score: a["flightdeck.guardrail.score"].as_f64(),
+            reasons: strings(&a["flightdeck.guardrail.reasons"])
+                .iter()
+                .map(|r| guardrail_reason(r))
+                .collect(),
+            links_removed: strings(&a["flightdeck.guardrail.links_removed"]),
+            flags,
+        });
+    }
+    checks
 }
 
 /// The span's role in a run, from its name and `gen_ai.operation.name`.
@@ -905,6 +987,105 @@ mod tests {
         for (k, want) in cases {
             assert_eq!(approval_event_kind(&k), want, "{k:?}");
         }
+    }
+
+    #[test]
+    fn guardrail_decisions_are_read_from_the_spans() {
+        let span = |id: &str, name: &str, attrs: Value| wire::Span {
+            span_id: id.into(),
+            parent_span_id: Some("root".into()),
+            name: name.into(),
+            kind: "internal".into(),
+            status: "ok".into(),
+            start_ms: 0.0,
+            duration_ms: 1.0,
+            attributes: attrs,
+            payload: None,
+        };
+        let spans = [
+            span(
+                "root",
+                "request",
+                json!({"flightdeck.guardrail.flagged": true, "flightdeck.guardrail.rule": "x"}),
+            ),
+            span(
+                "in",
+                "guardrail.input",
+                json!({"flightdeck.guardrail.verdict": "flag", "flightdeck.guardrail.rule": "prompt_injection",
+                       "flightdeck.guardrail.score": 0.71,
+                       "flightdeck.guardrail.reasons": ["override_prior (+3.25)", "classifier (-1.00)", "odd label"]}),
+            ),
+            // A tool call the scan passed: no decision recorded, not listed.
+            span(
+                "t1",
+                "execute_tool records",
+                json!({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "records"}),
+            ),
+            span(
+                "t2",
+                "execute_tool kb_search",
+                json!({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "kb_search",
+                       "flightdeck.guardrail.verdict": "withhold",
+                       "flightdeck.guardrail.rule": "tool_result:prompt_injection",
+                       "flightdeck.guardrail.score": 0.97,
+                       "flightdeck.guardrail.reasons": ["new_instructions (+3.34)"]}),
+            ),
+            span(
+                "ap",
+                "approval.create",
+                json!({"flightdeck.guardrail.flags": ["input: prompt_injection"],
+                       "flightdeck.approval.resource": "ticket T-1001"}),
+            ),
+            span(
+                "out",
+                "guardrail.output",
+                json!({"flightdeck.guardrail.verdict": "redacted", "flightdeck.guardrail.rule": "email",
+                       "flightdeck.guardrail.links_removed": ["evil.example"]}),
+            ),
+        ];
+        let checks = guardrail_checks(&spans);
+        let brief: Vec<(&str, dto::GuardrailStage, &str, Option<&str>)> = checks
+            .iter()
+            .map(|c| {
+                (
+                    c.span_id.as_str(),
+                    c.stage,
+                    c.subject.as_str(),
+                    c.verdict.as_deref(),
+                )
+            })
+            .collect();
+        use dto::GuardrailStage as S;
+        assert_eq!(
+            brief,
+            [
+                ("in", S::Input, "input", Some("flag")),
+                ("t2", S::ToolResult, "kb_search", Some("withhold")),
+                ("ap", S::Approval, "ticket T-1001", None),
+                ("out", S::Output, "answer", Some("redacted")),
+            ]
+        );
+        let input = &checks[0];
+        assert_eq!(input.rule.as_deref(), Some("prompt_injection"));
+        assert_eq!(input.score, Some(0.71));
+        let reasons: Vec<(&str, Option<f64>)> = input
+            .reasons
+            .iter()
+            .map(|r| (r.name.as_str(), r.weight))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                ("override_prior", Some(3.25)),
+                ("classifier", Some(-1.0)),
+                ("odd label", None)
+            ]
+        );
+        assert_eq!(checks[1].score, Some(0.97));
+        assert_eq!(checks[2].flags, ["input: prompt_injection"]);
+        assert_eq!(checks[3].links_removed, ["evil.example"]);
+        assert_eq!(guardrail_reason("(+1.00)").name, "(+1.00)");
+        assert_eq!(guardrail_reason("a (b)").weight, None);
     }
 
     #[test]

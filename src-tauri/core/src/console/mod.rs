@@ -516,6 +516,7 @@ mod tests {
         send(c.list_workflows());
         send(c.list_traces(TraceQuery {
             errors_only: false,
+            flagged_only: false,
             min_duration_ms: None,
             workflow: None,
             request_id: None,

@@ -26,6 +26,7 @@ impl Console {
         let page = client
             .traces(&WireTraceQuery {
                 errors_only: args.errors_only,
+                flagged: args.flagged_only.then_some(true),
                 min_latency_ms: args.min_duration_ms,
                 workflow: nonblank(args.workflow),
                 request_id: nonblank(args.request_id),
@@ -51,6 +52,7 @@ impl Console {
         Ok(TraceDetail {
             summary: map::trace_summary(&t.summary)?,
             spans: t.spans.iter().map(map::span).collect(),
+            guardrail: map::guardrail_checks(&t.spans),
         })
     }
 }

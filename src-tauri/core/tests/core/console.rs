@@ -262,6 +262,7 @@ async fn console_runs_the_local_profile_end_to_end() {
             let page = console
                 .list_traces(TraceQuery {
                     errors_only: false,
+                    flagged_only: false,
                     min_duration_ms: None,
                     workflow: Some("ticket_update".into()),
                     request_id: None,
@@ -295,6 +296,7 @@ async fn console_runs_the_local_profile_end_to_end() {
     );
     let bad_limit = TraceQuery {
         errors_only: false,
+        flagged_only: false,
         min_duration_ms: None,
         workflow: None,
         request_id: None,

@@ -8,6 +8,7 @@ mod console_overview;
 mod console_quality;
 mod console_receivers;
 mod console_releases;
+mod console_traces;
 mod helpers;
 mod host;
 mod keyring;

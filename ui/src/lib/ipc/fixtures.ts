@@ -13,6 +13,7 @@ import type {
   EvalRunDetail,
   EvalRunSummary,
   EvalSuite,
+  GuardrailCheck,
   ModelServerStatus,
   OllamaModel,
   PassRatePoint,
@@ -436,7 +437,41 @@ export function trace(t0: number, i: number): TraceSummary {
     cost_usd: tokens * 0.0000021,
     model: i % 8 === 0 ? LONG.model : pick(r, MODELS),
     span_count: 4 + Math.floor(r() * 9),
+    ...guardrailOf(i, status),
   };
+}
+
+/** Rules that blocked a run, and rules a run was flagged under (input or tool result). */
+const BLOCK_RULES = ['prompt_injection', 'jailbreak', 'system_prompt_exfiltration'] as const;
+const FLAG_RULES = ['prompt_injection', 'tool_result:prompt_injection', 'data_exfiltration'] as const;
+
+/**
+ * Trace `i`'s guardrail summary, without drawing from its random sequence (the other fields
+ * stay as they were): the second newest trace, and every 13th after it, was flagged when
+ * it went on (success or approval required); a blocked run names its rule.
+ */
+function guardrailOf(i: number, status: TraceStatus): Pick<TraceSummary, 'flagged' | 'guardrail_rule'> {
+  if (status === 'blocked') return { flagged: false, guardrail_rule: BLOCK_RULES[i % BLOCK_RULES.length] ?? null };
+  if (i % 13 === 1 && (status === 'success' || status === 'approval_required')) {
+    return { flagged: true, guardrail_rule: i === 1 ? 'prompt_injection' : (FLAG_RULES[i % FLAG_RULES.length] ?? null) };
+  }
+  return { flagged: false, guardrail_rule: null };
+}
+
+/** The reasons a scan gives, as the service labels them (`name (+weight)`). */
+const REASONS: Record<string, string[]> = {
+  prompt_injection: ['override_prior (+3.25)', 'new_instructions (+1.84)', 'classifier (+1.38)'],
+  'tool_result:prompt_injection': ['echo_directive (+2.10)', 'classifier (+0.92)'],
+  data_exfiltration: ['exfil_link (+2.75)', 'markdown_image (+1.12)'],
+  jailbreak: ['persona (+4.49)', 'no_limits (+2.31)'],
+  system_prompt_exfiltration: ['prompt_request (+3.90)', 'above_request (+3.73)'],
+};
+
+function reasonsOf(labels: readonly string[]): GuardrailCheck['reasons'] {
+  return labels.map((l) => {
+    const m = /^(.*) \(([+-][0-9.]+)\)$/.exec(l);
+    return m ? { name: m[1] ?? l, weight: Number(m[2]) } : { name: l, weight: null };
+  });
 }
 
 export function traceDetail(summary: TraceSummary): TraceDetail {
@@ -486,17 +521,37 @@ export function traceDetail(summary: TraceSummary): TraceDetail {
     t += s.duration_ms + (s.gap ?? 1);
   };
   const none = { model: null, prompt_tokens: null, completion_tokens: null, cost_usd: null };
+  const guardrail: GuardrailCheck[] = [];
+  const rule = summary.guardrail_rule;
+  const inputRule = summary.status === 'blocked' ? rule : summary.flagged && rule !== null && !rule.startsWith('tool_result:') ? rule : null;
+  const inputVerdict = inputRule === null ? 'allow' : summary.status === 'blocked' ? 'block' : rule === 'data_exfiltration' ? 'require_approval' : 'flag';
+  const inputScore = inputVerdict === 'block' ? 0.97 : inputVerdict === 'allow' ? 0.04 : 0.71;
+  const inputReasons = inputRule === null ? [] : (REASONS[inputRule] ?? []);
+  const guardAttrs = (verdict: string, ruleName: string | null, score: number | null, reasons: readonly string[]): Span['attributes'] => [
+    { key: 'flightdeck.guardrail.verdict', value: verdict },
+    ...(ruleName === null ? [] : [{ key: 'flightdeck.guardrail.rule', value: ruleName }]),
+    ...(score === null ? [] : [{ key: 'flightdeck.guardrail.score', value: String(score) }]),
+    ...(reasons.length === 0 ? [] : [{ key: 'flightdeck.guardrail.reasons', value: JSON.stringify(reasons) }]),
+  ];
   push({
     name: 'guardrail.input',
     kind: 'guardrail',
-    status: summary.status === 'blocked' ? 'error' : 'ok',
+    status: 'ok',
     duration_ms: 3,
     ...none,
-    attributes: [
-      { key: 'rules_checked', value: '14' },
-      { key: 'verdict', value: summary.status === 'blocked' ? 'block: prompt_injection' : 'allow' },
-    ],
+    attributes: guardAttrs(inputVerdict, inputRule, inputScore, inputReasons),
     payload: null,
+  });
+  guardrail.push({
+    span_id: spans.at(-1)?.span_id ?? '',
+    stage: 'input',
+    subject: 'input',
+    verdict: inputVerdict,
+    rule: inputRule,
+    score: inputScore,
+    reasons: reasonsOf(inputReasons),
+    links_removed: [],
+    flags: [],
   });
   if (summary.status !== 'blocked') {
     const llmBudget = Math.max(40, total * 0.7);
@@ -546,8 +601,11 @@ export function traceDetail(summary: TraceSummary): TraceDetail {
         ),
       });
       if (!last) {
+        const tool = summary.workflow === 'ticket_update' ? 'crm.update_ticket' : 'orders.lookup';
+        const toolFlag = c === 0 && rule?.startsWith('tool_result:') === true && summary.flagged;
+        const toolReasons = toolFlag ? (REASONS[rule] ?? []) : [];
         push({
-          name: summary.workflow === 'ticket_update' ? 'tool crm.update_ticket' : 'tool orders.lookup',
+          name: `tool ${tool}`,
           kind: 'tool',
           status: 'ok',
           duration_ms: Math.round(20 + r() * 200),
@@ -556,9 +614,23 @@ export function traceDetail(summary: TraceSummary): TraceDetail {
             { key: 'side_effect', value: summary.workflow === 'ticket_update' ? 'write' : 'read' },
             { key: 'outcome', value: 'ok' },
             { key: 'tool.arguments', value: '{"order_id":"5531","customer_email":"[REDACTED:email]","include":["shipments","refunds","carrier_notes"]}' },
+            ...(toolFlag ? guardAttrs('flag', rule, 0.64, toolReasons) : []),
           ],
           payload: JSON.stringify({ order_id: '5531', customer_email: '[REDACTED:email]' }, null, 2),
         });
+        if (toolFlag) {
+          guardrail.push({
+            span_id: spans.at(-1)?.span_id ?? '',
+            stage: 'tool_result',
+            subject: tool,
+            verdict: 'flag',
+            rule,
+            score: 0.64,
+            reasons: reasonsOf(toolReasons),
+            links_removed: [],
+            flags: [],
+          });
+        }
       }
     }
     if (summary.status === 'approval_required') {
@@ -571,21 +643,53 @@ export function traceDetail(summary: TraceSummary): TraceDetail {
         attributes: [
           { key: 'approval_id', value: `apr_${hex(r, 6)}` },
           { key: 'tool', value: 'crm.update_ticket' },
+          ...(summary.flagged && rule !== null ? [{ key: 'flightdeck.guardrail.flags', value: JSON.stringify([`${rule.startsWith('tool_result:') ? 'crm.update_ticket' : 'input'}: ${rule}`]) }] : []),
         ],
         payload: null,
       });
+      if (summary.flagged && rule !== null) {
+        guardrail.push({
+          span_id: spans.at(-1)?.span_id ?? '',
+          stage: 'approval',
+          subject: 'ticket T-1042',
+          verdict: null,
+          rule: null,
+          score: null,
+          reasons: [],
+          links_removed: [],
+          flags: [`${rule.startsWith('tool_result:') ? 'crm.update_ticket' : 'input'}: ${rule}`],
+        });
+      }
     }
+    // A flagged run's answer had an outside link taken out; others pass or are redacted.
+    const links = summary.flagged ? ['collect.attacker.example'] : [];
+    const outVerdict = summary.flagged || summary.tokens % 3 === 0 ? 'redacted' : 'allow';
+    const outRule = outVerdict === 'redacted' ? 'email' : null;
     push({
       name: 'guardrail.output',
       kind: 'guardrail',
       status: 'ok',
       duration_ms: 2,
       ...none,
-      attributes: [{ key: 'redactions', value: '2' }],
+      attributes: [
+        ...guardAttrs(outVerdict, outRule, null, []),
+        ...(links.length === 0 ? [] : [{ key: 'flightdeck.guardrail.links_removed', value: JSON.stringify(links) }]),
+      ],
       payload: null,
     });
+    guardrail.push({
+      span_id: spans.at(-1)?.span_id ?? '',
+      stage: 'output',
+      subject: 'answer',
+      verdict: outVerdict,
+      rule: outRule,
+      score: null,
+      reasons: [],
+      links_removed: links,
+      flags: [],
+    });
   }
-  return { summary, spans };
+  return { summary, spans, guardrail };
 }
 
 // ---------------------------------------------------------------------------------------

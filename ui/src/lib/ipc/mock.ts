@@ -366,6 +366,7 @@ export function mockBackend(opts: Options = optionsFromUrl()): Backend {
       const matches = allTraces().filter(
         (t) =>
           (!q.errors_only || t.status === 'error' || t.status === 'budget_exceeded') &&
+          (!q.flagged_only || t.flagged) &&
           (q.min_duration_ms === null || t.duration_ms >= q.min_duration_ms) &&
           (q.workflow === null || t.workflow === q.workflow) &&
           (rid === '' || t.request_id.startsWith(rid)),

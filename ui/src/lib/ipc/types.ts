@@ -127,6 +127,9 @@ import type { SmokeReport } from './generated/SmokeReport';
 import type { SmokeRunIdArgs } from './generated/SmokeRunIdArgs';
 import type { SmokeRunSummary } from './generated/SmokeRunSummary';
 import type { SmokeTarget } from './generated/SmokeTarget';
+import type { GuardrailCheck } from './generated/GuardrailCheck';
+import type { GuardrailReason } from './generated/GuardrailReason';
+import type { GuardrailStage } from './generated/GuardrailStage';
 import type { Span } from './generated/Span';
 import type { SpanAttribute } from './generated/SpanAttribute';
 import type { SpanKind } from './generated/SpanKind';
@@ -244,6 +247,9 @@ export type {
   SmokeRunIdArgs,
   SmokeRunSummary,
   SmokeTarget,
+  GuardrailCheck,
+  GuardrailReason,
+  GuardrailStage,
   Span,
   SpanAttribute,
   SpanKind,

@@ -10,13 +10,18 @@ export const SLOW_MS = 5000;
 
 export interface TraceFilters {
   errors_only: boolean;
+  /** Only runs a guardrail flagged. */
+  flagged_only: boolean;
   slow: boolean;
   workflow: string | null;
   request_id: string;
 }
 
+/** Every filter off. */
+export const NO_FILTERS: Readonly<TraceFilters> = { errors_only: false, flagged_only: false, slow: false, workflow: null, request_id: '' };
+
 class TraceStore {
-  filters = $state<TraceFilters>({ errors_only: false, slow: false, workflow: null, request_id: '' });
+  filters = $state<TraceFilters>({ ...NO_FILTERS });
   /** Loaded rows, in order; raw so 100k objects are not proxied. */
   items = $state.raw<TraceSummary[]>([]);
   total = $state<number | null>(null);
@@ -38,6 +43,7 @@ class TraceStore {
     const rid = f.request_id.trim();
     return {
       errors_only: f.errors_only,
+      flagged_only: f.flagged_only,
       min_duration_ms: f.slow ? SLOW_MS : null,
       workflow: f.workflow,
       request_id: rid === '' ? null : rid,
@@ -50,14 +56,14 @@ class TraceStore {
     this.workflows.ensure();
     const rid = params.get('request_id');
     if (rid !== null && rid !== this.filters.request_id) {
-      this.filters = { errors_only: false, slow: false, workflow: null, request_id: rid };
+      this.filters = { ...NO_FILTERS, request_id: rid };
       void this.reload();
       return;
     }
     // From the Overview's quality panel: the runs of one workflow.
     const workflow = params.get('workflow');
     if (workflow !== null && workflow !== this.filters.workflow) {
-      this.filters = { errors_only: false, slow: false, workflow, request_id: '' };
+      this.filters = { ...NO_FILTERS, workflow };
       void this.reload();
       return;
     }

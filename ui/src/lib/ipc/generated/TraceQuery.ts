@@ -2,6 +2,10 @@
 
 export type TraceQuery = { errors_only: boolean, 
 /**
+ * Only runs a guardrail flagged.
+ */
+flagged_only: boolean, 
+/**
  * Only traces slower than this many milliseconds.
  */
 min_duration_ms: number | null, workflow: string | null, 
