@@ -494,6 +494,7 @@ async fn real_model_the_console_shows_a_real_models_answers() {
                 min_duration_ms: None,
                 workflow: None,
                 request_id: None,
+                flagged_only: false,
                 cursor: None,
                 limit: 50,
             })
