@@ -320,8 +320,7 @@ mod tests {
 
     /// The held-out split (never trained or tuned on) through the embedded policy: a change
     /// that loses detection, adds false positives or lets personal data through fails here.
-    /// The bounds are the targets, except attacks blocked outright: held at the level this
-    /// model measured (94.9 %, docs/guardrails.md), just under the 95 % target.
+    /// The bounds are the targets (docs/guardrails.md has the figures this model measured).
     #[test]
     fn heldout_regression() {
         let policy = Policy::load(None).expect("embedded policy");
@@ -356,7 +355,7 @@ mod tests {
     }
 
     const LOOKALIKE_BOUND: f64 = 0.05;
-    const BLOCKED_BOUND: f64 = 0.945;
+    const BLOCKED_BOUND: f64 = 0.95;
 
     #[test]
     fn leak_check() {
