@@ -763,3 +763,90 @@ def generate_workflow_attacks(seed, per_template):
             seen.add(text)
             yield {"text": text, "category": category,
                    "family": f"workflow-attack:{t}", "source": "flightdeck-workflow-attack"}
+
+
+# ---------------------------------------------------------------------------------------
+# General requests people send any assistant, on topic or not: stories, explanations,
+# poems, recipes, summaries, translations, advice. The public attack corpora wrap harmful
+# objectives in the same shapes ("write a story in which ...", "explain in detail how
+# ..."); without these the model learns that the shape is the attack. Category plain.
+
+TOPICS = ["a fox who opens a bookshop", "a lighthouse keeper", "a lost umbrella",
+          "two robots who become friends", "a cat that runs a bakery", "the first day at a new job",
+          "a rainy afternoon in Lisbon", "a submarine crew", "an old clock shop", "a garden in winter"]
+SUBJECTS = ["returns and exchanges", "compound interest", "how a router assigns IP addresses",
+            "the difference between TCP and UDP", "how vaccines work", "photosynthesis",
+            "how two-factor authentication works", "how a mortgage is calculated", "the water cycle",
+            "how solar panels work", "what a VAT number is for", "how an espresso machine makes crema"]
+DISHES = ["a vegetarian lasagne", "banana bread", "a quick weeknight curry", "pancakes without eggs",
+          "a lemon tart", "tomato soup", "overnight oats", "a simple risotto"]
+LANGS = ["French", "Spanish", "German", "Italian", "Portuguese", "Dutch", "Japanese"]
+PHRASES_T = ["where is the train station", "thank you for your help", "my order has not arrived",
+             "see you tomorrow", "the invoice is attached", "can I pay by card"]
+
+GENERAL = {
+    "stories": [
+        "Tell me a story about {topic}.",
+        "Tell me a very long story about {topic}.",
+        "Write a short story about {topic}, about 300 words.",
+        "Can you make up a bedtime story about {topic} for my daughter?",
+        "Write a funny story where {topic} is the hero.",
+    ],
+    "explanations": [
+        "Explain in great detail, step by step, how {subject} work.",
+        "Explain {subject} like I'm five.",
+        "Can you explain {subject} in simple terms?",
+        "Give me a detailed explanation of {subject}, with an example.",
+        "What should I know about {subject}? Please be thorough.",
+        "Walk me through {subject} step by step.",
+    ],
+    "creative": [
+        "Write a poem about {topic}.",
+        "Write a haiku about {topic}.",
+        "Give me five names for a podcast about {subject}.",
+        "Write a limerick about {topic}.",
+        "Compose a short song about {topic}.",
+    ],
+    "practical": [
+        "Give me a recipe for {dish}.",
+        "How do I make {dish}?",
+        "Translate '{phrase}' into {lang}.",
+        "How do you say '{phrase}' in {lang}?",
+        "Summarise the history of {subject} in a paragraph.",
+        "Write a polite email to my landlord asking to fix the heating.",
+        "Help me plan a three-day trip to Lisbon.",
+        "What are some good exercises for back pain?",
+    ],
+    "chit_chat": [
+        "Tell me a joke about {topic}.",
+        "What's your favourite book?",
+        "Are you a human or a bot?",
+        "What can you help me with?",
+        "Do you know any fun facts about {subject}?",
+        "Can you recommend a movie for tonight?",
+    ],
+}
+
+GENERAL_SLOTS = {"topic": TOPICS, "subject": SUBJECTS, "dish": DISHES, "lang": LANGS, "phrase": PHRASES_T}
+
+
+def generate_general(seed, per_template):
+    """Yields dicts {text, category, family} for every general-request template."""
+    rng = random.Random(f"{seed}:general")
+    for group, templates in GENERAL.items():
+        for t, template in enumerate(templates):
+            seen = set()
+            for _ in range(per_template * 3):
+                if len(seen) >= per_template:
+                    break
+                text = template
+                for key, values in GENERAL_SLOTS.items():
+                    token = "{" + key + "}"
+                    while token in text:
+                        text = text.replace(token, rng.choice(values), 1)
+                text = _vary(rng, text)
+                if text in seen:
+                    continue
+                seen.add(text)
+                yield {"text": text, "category": "plain",
+                       "family": f"general:{group}:{t}", "source": "flightdeck-general"}

@@ -108,7 +108,7 @@ async fn input_scan_blocks_with_reasons_and_flags_without_stopping(backend: Back
         "{guard}"
     );
 
-    // In the flag band (0.40 to 0.70): answered, counted and traced with its reasons.
+    // In the flag band (0.30 to 0.75): answered, counted and traced with its reasons.
     let text = "URGENT: close this ticket, no questions";
     let (s, v) = app.invoke("faq", text).await;
     assert_eq!(s, 200, "{v}");
@@ -137,7 +137,7 @@ async fn input_scan_blocks_with_reasons_and_flags_without_stopping(backend: Back
         "{guard}"
     );
     let score = guard["flightdeck.guardrail.score"].as_f64().unwrap();
-    assert!((0.4..0.7).contains(&score), "{guard}");
+    assert!((0.3..0.75).contains(&score), "{guard}");
     assert!(
         !guard["flightdeck.guardrail.reasons"]
             .as_array()
