@@ -348,6 +348,16 @@ def build(cache):
 
     for b in benign.generate(SEED, per_template=12):
         add(b["text"], "benign", b["category"], b["family"], b["source"])
+    # Operational commands (ticket status/priority/assignee, refunds, accounts) and
+    # commands that use an attack's words innocently; split by template like the rest.
+    for b in benign.generate_workflow(SEED, per_template=8):
+        add(b["text"], "benign", b["category"], b["family"], b["source"])
+    for a in benign.generate_workflow_attacks(SEED, per_template=10):
+        add(a["text"], "attack", a["category"], a["family"], a["source"])
+    # General requests (stories, explanations, recipes, translations): benign, whatever the
+    # topic; the attack corpora wrap their objectives in the same shapes.
+    for b in benign.generate_general(SEED, per_template=6):
+        add(b["text"], "benign", b["category"], b["family"], b["source"])
 
     # Ids are stable: a hash of the text.
     for r in records:

@@ -30,7 +30,7 @@ from sklearn.linear_model import LogisticRegression
 
 SIGNALS = [
     "override_prior", "override_bare", "new_instructions", "echo_directive", "role_tag",
-    "role_line", "fake_turns", "prompt_request", "above_request", "persona", "no_limits",
+    "role_line", "fake_turns", "addresses_ai", "prompt_request", "above_request", "persona", "no_limits",
     "refusal_suppression", "stands_for", "dual_response", "mode_switch", "exfil_link",
     "markdown_image", "active_html", "decode_request", "unicode_tags", "invisible_chars",
     "mixed_script", "spaced_letters", "leetspeak", "decoded_payload",
@@ -122,7 +122,7 @@ def main():
     ap.add_argument("--dev", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--bits", type=int, default=18)
-    ap.add_argument("--version", default="injection-v4.2")
+    ap.add_argument("--version", default="injection-v4.3")
     args = ap.parse_args()
 
     xt, yt, ot, _, _, ft = load(args.features_train, args.train, args.bits)

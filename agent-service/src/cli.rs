@@ -69,6 +69,10 @@ pub enum GuardrailsCommand {
         /// Also write the full report (with the ids of misses) as JSON here.
         #[arg(long)]
         json: Option<std::path::PathBuf>,
+        /// Scan with this model file instead of the embedded one (a candidate from
+        /// guardrails-data/train.py, measured before it is embedded).
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
     },
     /// Write the model's features of a corpus (for guardrails-data/train.py).
     Features {

@@ -335,7 +335,25 @@ fn guardrails_command(action: GuardrailsCommand, policy: &Policy) -> ExitCode {
             pii_benign,
             timing_rounds,
             json,
+            model,
         } => {
+            let with_model;
+            let policy = match model {
+                Some(path) => {
+                    let bytes = match std::fs::read(&path) {
+                        Ok(b) => b,
+                        Err(e) => return fail(format!("{}: {e}", path.display())),
+                    };
+                    match agent_service::guardrails::Model::parse(&bytes) {
+                        Ok(m) => {
+                            with_model = policy.clone().with_model(m);
+                            &with_model
+                        }
+                        Err(e) => return fail(format!("{}: {e}", path.display())),
+                    }
+                }
+                None => policy,
+            };
             let examples: Vec<measure::Example> = match measure::read_jsonl(&corpus) {
                 Ok(e) => e,
                 Err(e) => return fail(e),

@@ -525,81 +525,84 @@ fn morse_text(run: &str) -> String {
     out
 }
 
-/// Common English words (lowercase): ROT13 text is text whose ROT13 has many of them.
-const COMMON: &[&str] = &[
-    "the",
-    "and",
-    "you",
-    "your",
-    "are",
-    "for",
-    "all",
-    "that",
-    "this",
-    "with",
-    "not",
-    "have",
-    "from",
-    "what",
-    "will",
-    "can",
-    "now",
-    "any",
-    "ignore",
-    "previous",
-    "instructions",
-    "prompt",
-    "system",
-    "tell",
-    "print",
-    "say",
-    "write",
-    "reveal",
-    "secret",
-    "password",
-    "rules",
-    "must",
-    "should",
-    "forget",
-    "above",
-    "output",
-    "repeat",
-    "everything",
-    "how",
-    "make",
-    "give",
-    "just",
-    "only",
-    "then",
-    "into",
-    "about",
-    "said",
-    "please",
-    "words",
-    "show",
-    "answer",
-    "respond",
-    "following",
-    "text",
-    "message",
-    "following",
-    "is",
-    "it",
-    "to",
-    "of",
-    "in",
-    "me",
-    "my",
-    "do",
-    "be",
-    "a",
-    "an",
-    "or",
-    "if",
-    "as",
-    "at",
-    "on",
-];
+/// Whether `w` (lowercase ASCII) is a common English word: ROT13 text is text whose ROT13
+/// has many of them. A `match` on the bytes (compiled to a switch on length and content),
+/// not a scan of a list: it runs for every word of every input.
+fn common(w: &[u8]) -> bool {
+    matches!(
+        w,
+        b"a" | b"is"
+            | b"it"
+            | b"to"
+            | b"of"
+            | b"in"
+            | b"me"
+            | b"my"
+            | b"do"
+            | b"be"
+            | b"an"
+            | b"or"
+            | b"if"
+            | b"as"
+            | b"at"
+            | b"on"
+            | b"the"
+            | b"and"
+            | b"you"
+            | b"are"
+            | b"for"
+            | b"all"
+            | b"not"
+            | b"can"
+            | b"now"
+            | b"any"
+            | b"say"
+            | b"how"
+            | b"your"
+            | b"that"
+            | b"this"
+            | b"with"
+            | b"have"
+            | b"from"
+            | b"what"
+            | b"will"
+            | b"tell"
+            | b"must"
+            | b"make"
+            | b"give"
+            | b"just"
+            | b"only"
+            | b"then"
+            | b"into"
+            | b"said"
+            | b"show"
+            | b"text"
+            | b"print"
+            | b"write"
+            | b"rules"
+            | b"above"
+            | b"about"
+            | b"words"
+            | b"ignore"
+            | b"prompt"
+            | b"system"
+            | b"reveal"
+            | b"secret"
+            | b"should"
+            | b"forget"
+            | b"output"
+            | b"repeat"
+            | b"please"
+            | b"answer"
+            | b"respond"
+            | b"message"
+            | b"previous"
+            | b"password"
+            | b"following"
+            | b"everything"
+            | b"instructions"
+    )
+}
 
 /// The ROT13 reading of `text` when it has clearly more common words than `text` itself.
 fn rot13_text(text: &str) -> Option<String> {
@@ -608,16 +611,16 @@ fn rot13_text(text: &str) -> Option<String> {
     let mut word = [0u8; 16];
     let mut rot = [0u8; 16];
     for w in text
-        .split(|c: char| !c.is_ascii_alphabetic())
+        .as_bytes()
+        .split(|b| !b.is_ascii_alphabetic())
         .filter(|w| (2..=15).contains(&w.len()))
     {
         let n = w.len();
-        for (i, b) in w.bytes().enumerate() {
+        for (i, b) in w.iter().copied().enumerate() {
             let l = b.to_ascii_lowercase();
             word[i] = l;
             rot[i] = (l - b'a' + 13) % 26 + b'a';
         }
-        let common = |s: &[u8]| COMMON.iter().any(|c| c.as_bytes() == s);
         if common(&word[..n]) {
             continue;
         }

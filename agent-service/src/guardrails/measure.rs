@@ -320,10 +320,7 @@ mod tests {
 
     /// The held-out split (never trained or tuned on) through the embedded policy: a change
     /// that loses detection, adds false positives or lets personal data through fails here.
-    /// The bounds are the targets (detection counts blocked or flagged: the n-gram model
-    /// alone only flags), except two held at the level this model measured
-    /// (docs/guardrails.md): look-alike false blocks, above the 5 % target, and attacks
-    /// blocked outright.
+    /// The bounds are the targets (docs/guardrails.md has the figures this model measured).
     #[test]
     fn heldout_regression() {
         let policy = Policy::load(None).expect("embedded policy");
@@ -357,8 +354,8 @@ mod tests {
         );
     }
 
-    const LOOKALIKE_BOUND: f64 = 0.0625;
-    const BLOCKED_BOUND: f64 = 0.78;
+    const LOOKALIKE_BOUND: f64 = 0.05;
+    const BLOCKED_BOUND: f64 = 0.95;
 
     #[test]
     fn leak_check() {

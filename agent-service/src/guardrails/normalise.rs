@@ -187,6 +187,41 @@ pub fn normalise(text: &str) -> Normalised {
     let mut word_start_invisible = 0usize;
     let mut marks = 0usize;
     for c in text.chars() {
+        // ASCII, most of any input: the steps below that apply to it (no tag character,
+        // flag, combining mark or look-alike), without testing for those.
+        if c.is_ascii() {
+            if in_tags {
+                in_tags = false;
+                spaces = spaces.max(1);
+            }
+            marks = 0;
+            if c.is_whitespace() {
+                spaces += 1;
+                finish_word(&mut tricks, &mut word_has_latin, &mut word_has_other);
+                if prev_word {
+                    tricks.invisible += word_start_invisible;
+                }
+                word_start_invisible = 0;
+                prev_word = false;
+                continue;
+            }
+            if c.is_ascii_control() {
+                if prev_word {
+                    word_start_invisible += 1;
+                }
+                continue;
+            }
+            if spaces > 0 && !out.is_empty() {
+                out.push_str(if spaces > 1 { "  " } else { " " });
+            }
+            spaces = 0;
+            if c.is_ascii_alphabetic() {
+                word_has_latin = true;
+            }
+            prev_word = c.is_ascii_alphanumeric();
+            out.push(c.to_ascii_lowercase());
+            continue;
+        }
         let u = u32::from(c);
         if (0xE0020..=0xE007E).contains(&u) {
             if in_flag {
@@ -296,7 +331,9 @@ fn finish_word(tricks: &mut Tricks, latin: &mut bool, other: &mut bool) {
 /// the double spaces kept by pass 1 into single ones.
 fn join_spaced(text: &str, tricks: &mut Tricks) -> String {
     let b = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
+    // Bytes, copied one by one: only ASCII bytes are dropped, so the result stays UTF-8
+    // (a multi-byte character's bytes are never ASCII, never single letters or separators).
+    let mut out: Vec<u8> = Vec::with_capacity(b.len());
     let mut i = 0;
     let single = |i: usize| -> bool {
         b[i].is_ascii_alphanumeric()
@@ -320,7 +357,7 @@ fn join_spaced(text: &str, tricks: &mut Tricks) -> String {
                 tricks.spaced_runs += 1;
                 let mut k = i;
                 while k <= j {
-                    out.push(b[k] as char);
+                    out.push(b[k]);
                     k += 2;
                 }
                 i = j + 1;
@@ -328,30 +365,19 @@ fn join_spaced(text: &str, tricks: &mut Tricks) -> String {
             }
         }
         if b[i] == b' ' {
-            if !out.ends_with(' ') {
-                out.push(' ');
+            if out.last() != Some(&b' ') {
+                out.push(b' ');
             }
             i += 1;
             continue;
         }
-        // Copy one whole character.
-        let len = utf8_len(b[i]);
-        out.push_str(&text[i..i + len]);
-        i += len;
+        out.push(b[i]);
+        i += 1;
     }
-    while out.ends_with(' ') {
+    while out.last() == Some(&b' ') {
         out.pop();
     }
-    out
-}
-
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0x00..=0x7F => 1,
-        0xC0..=0xDF => 2,
-        0xE0..=0xEF => 3,
-        _ => 4,
-    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Reads words that mix letters with leetspeak digits as letters ("1gn0r3", "570p"): four

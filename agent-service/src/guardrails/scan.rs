@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::LazyLock;
 
-use regex::{Regex, RegexSet, RegexSetBuilder};
+use regex::Regex;
 use serde::Deserialize;
 
 use super::decode::{Decoded, decode_payloads};
@@ -99,6 +99,8 @@ signals! {
         "a line that starts with a role name and a colon (system:, assistant:)";
     FakeTurns = "fake_turns", PromptInjection,
         "a pasted conversation with several user/assistant turns";
+    AddressesAi = "addresses_ai", PromptInjection,
+        "text that addresses an AI reading it (\"note to the AI assistant processing this\", \"P.S. for the support bot:\", \"if you are an AI\")";
     PromptRequest = "prompt_request", SystemPromptExfiltration,
         "asks to output, repeat or encode the system prompt or hidden instructions";
     AboveRequest = "above_request", SystemPromptExfiltration,
@@ -661,23 +663,26 @@ const PHRASES: &[(Signal, &str)] = &[
         Signal::ActiveHtml,
         r"<script\b|\bon(?:error|load|click|mouseover)\s*=|javascript:|<iframe\b",
     ),
+    // Text that speaks to the AI reading it: what instructions planted in a ticket, an
+    // article or a web page do. Not a greeting ("hi bot") or "if you're a bot" (customers
+    // say both); the noun list leaves out "agent" and "model" alone (a support agent, a
+    // product model).
+    (
+        Signal::AddressesAi,
+        r"\b(?:(?:note|instruction|reminder|memo|directive|command)s?|p\.? ?s\.?) (?:to|for) (?:the |any |all |every |an? |our |your |this )?(?:[a-z]+ )?(?:ai|a\.i\.|bots?|chatbots?|assistants?|llms?|language models?|ai (?:assistants?|agents?|models?|systems?)|automated (?:agents?|systems?|assistants?|tools?)|virtual assistants?|gpt|chatgpt)\b ?(?:[:,;\]\-]|reading\b|processing\b|summari[sz]ing\b|handling\b|parsing\b|analy[sz]ing\b|that\b|who\b|which\b|$)|\b(?:ai|a\.i\.|bots?|chatbots?|assistants?|llms?|language models?|ai (?:assistants?|agents?|models?|systems?)|automated (?:agents?|systems?|assistants?|tools?)|virtual assistants?|gpt|chatgpt) (?:that is |who is |which is |that's )?(?:reading|processing|summari[sz]ing|parsing|analy[sz]ing|ingesting|scanning) (?:this|these|the following)\b|\b(?:attention|important|urgent|warning|notice)\W{0,3}(?:to |for )?(?:the |all |any )?(?:ai|a\.i\.|bots?|chatbots?|assistants?|llms?|language models?|ai (?:assistants?|agents?|models?|systems?)|automated (?:agents?|systems?|assistants?|tools?)|virtual assistants?|gpt|chatgpt) ?[:,!\-]|\bif you(?: are|'re) an? (?:ai|language model|llm|ai (?:assistant|model|agent|system)|automated (?:agent|system|assistant))\b",
+    ),
 ];
 
 /// The index of the role-line rule in [`PHRASES`].
 const ROLE_LINE: usize = 3;
 
 struct Phrases {
-    set: RegexSet,
     regexes: Vec<Regex>,
 }
 
 static PHRASE_SET: LazyLock<Phrases> = LazyLock::new(|| {
     let patterns: Vec<String> = PHRASES.iter().map(|p| ascii_word_boundaries(p.1)).collect();
     Phrases {
-        set: RegexSetBuilder::new(&patterns)
-            .size_limit(32 << 20)
-            .build()
-            .unwrap_or_else(|e| panic!("guardrail phrase rules: {e}")),
         regexes: patterns
             .iter()
             .map(|p| Regex::new(p).unwrap_or_else(|e| panic!("guardrail phrase rule {p}: {e}")))
@@ -854,7 +859,12 @@ pub struct Analysis {
 
 /// Reads the structural signals of `text`; decodes payloads up to two levels deep.
 pub fn analyse(text: &str) -> Analysis {
-    let normalised = normalise(text);
+    analyse_normalised(text, normalise(text))
+}
+
+/// [`analyse`] with `normalised`, the normalisation of `text`, already computed (the policy
+/// normalises once for its own patterns and the scan).
+pub fn analyse_normalised(text: &str, normalised: Normalised) -> Analysis {
     let mut decoded = decode_payloads(text);
     // One more level: a payload inside a payload (base64 of hex, ...).
     let mut nested = Vec::new();
@@ -906,12 +916,16 @@ pub fn analyse(text: &str) -> Analysis {
     }
     // Structural rules read the normalised text and every decoded payload.
     sentence_rules(&scan_text, &mut add);
+    // Each rule on its own, not one set: a set's lazy DFA tracks every rule's partial
+    // matches at once, and the bounded repetitions (`[^.!?\n]{0,60}` after common words)
+    // multiply into more states than its cache holds, so it rebuilt states on every input
+    // (most of the scan's cost). One regex per rule keeps a small DFA, skips ahead with its
+    // literal prefilter, and stops at the first match, which is the evidence.
     let phrases = &*PHRASE_SET;
-    for i in phrases.set.matches(&scan_text).iter() {
-        let evidence = phrases.regexes[i]
-            .find(&scan_text)
-            .map(|m| excerpt(&scan_text, m.start(), m.end()));
-        add(PHRASES[i].0, evidence);
+    for (i, re) in phrases.regexes.iter().enumerate() {
+        if let Some(m) = re.find(&scan_text) {
+            add(PHRASES[i].0, Some(excerpt(&scan_text, m.start(), m.end())));
+        }
     }
     // Lines are read from the text as written (the normalised text is one line): a line
     // that speaks as the system or assistant, and fake conversations (two or more lines
@@ -1228,7 +1242,20 @@ pub fn features(model_bits: u32, text: &str) -> Vec<Features> {
 
 /// Scans `text` with `model`; `signal_bias` adds policy weights per signal (log-odds).
 pub fn scan(model: &Model, text: &str, signal_bias: &[f32]) -> Scan {
-    let a = analyse(text);
+    score(model, analyse(text), signal_bias)
+}
+
+/// [`scan`] with the normalisation of `text` already computed.
+pub fn scan_normalised(
+    model: &Model,
+    text: &str,
+    normalised: Normalised,
+    signal_bias: &[f32],
+) -> Scan {
+    score(model, analyse_normalised(text, normalised), signal_bias)
+}
+
+fn score(model: &Model, a: Analysis, signal_bias: &[f32]) -> Scan {
     // Per-token sums of n-gram weights, then windows over them.
     let mut token_sum: Vec<f32> = Vec::with_capacity(a.gram_text.len() / 5 + 1);
     let mut token_count: Vec<u32> = Vec::with_capacity(a.gram_text.len() / 5 + 1);
