@@ -78,15 +78,10 @@ async fn everything_passes_against_a_healthy_ollama_and_the_service() {
             .reason
             .contains("[ticket:T-1001]")
     );
-    assert!(
-        report
-            .check("agent_adversarial")
-            .unwrap()
-            .reason
-            // The v4 policy names a block by its strongest category: asking for the
-            // system prompt outweighs the override of prior instructions.
-            .contains("system_prompt_exfiltration")
-    );
+    // The v4 policy names a block by its strongest category: the override of prior
+    // instructions (weighted up in the policy) outweighs the request for the system prompt.
+    let adversarial = &report.check("agent_adversarial").unwrap().reason;
+    assert!(adversarial.contains("prompt_injection"), "{adversarial}");
     // The tool result went back to the model as a `tool` message.
     let chats = fake.bodies("/api/chat");
     assert_eq!(chats.len(), 4);
