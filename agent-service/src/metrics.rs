@@ -748,6 +748,18 @@ mod tests {
     }
 
     #[test]
+    fn request_durations_of_a_cpu_model_fall_in_buckets_of_their_own() {
+        let m = Metrics::new();
+        m.request_duration.observe(12.0);
+        m.request_duration.observe(18.0);
+        let text = m.encode();
+        for (le, count) in [("10.0", 0), ("15.0", 1), ("20.0", 2), ("30.0", 2)] {
+            let line = format!("agent_request_duration_seconds_bucket{{le=\"{le}\"}} {count}");
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
     fn notification_series_exist_at_zero_for_every_outcome() {
         let m = Metrics::new();
         m.notification_kinds(["approval.created", "freeze.on"]);

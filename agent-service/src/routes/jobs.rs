@@ -15,6 +15,7 @@ use super::AppState;
 use super::idempotency::{idempotency_key, idempotent};
 use super::invoke::{InvokeInput, InvokeRequest, build_run};
 use super::request_id::RequestId;
+use super::to_json;
 use crate::db::jobs::{self as store, JobStatus, NewJob};
 use crate::domain::Principal;
 use crate::domain::{JobId, Role, TenantId};
@@ -96,10 +97,6 @@ fn require_reader(principal: &Principal) -> Result<()> {
         &[Role::Invoke, Role::Viewer, Role::Operator],
         "reading jobs",
     )
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(Error::internal_from)
 }
 
 /// A callback URL the service can sign for and the egress guard lets through.

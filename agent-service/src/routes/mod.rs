@@ -220,3 +220,9 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn(request_id::middleware))
         .with_state(state)
 }
+
+/// A response body as JSON text, for the handlers that hand a body to the idempotency
+/// layer (which stores it for replays); a failure is an internal error with its cause.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(Error::internal_from)
+}

@@ -22,6 +22,7 @@ use super::AppState;
 use super::approvals::rfc3339;
 use super::idempotency::{idempotency_key, idempotent};
 use super::request_id::RequestId;
+use super::to_json;
 use crate::db::audit::{self, Chain, NewEvent};
 use crate::db::jobs::JobStatus;
 use crate::db::notifications::{self as store, Delivery, DeliveryFilter, NewReceiver, Receiver};
@@ -215,10 +216,6 @@ fn require_reader(principal: &Principal) -> Result<()> {
         &[Role::Admin, Role::Operator],
         "reading notification receivers and deliveries",
     )
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(Error::internal_from)
 }
 
 fn secret_box(state: &AppState) -> Result<SecretBox> {
