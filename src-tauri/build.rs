@@ -3,7 +3,11 @@
 
 fn main() {
     let custom_protocol = std::env::var_os("CARGO_FEATURE_CUSTOM_PROTOCOL").is_some();
-    let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/dist/index.html");
+    // Read when the script runs, not baked in when it is compiled: a target dir shared by two
+    // checkouts reuses this script's binary, and must check the checkout being built.
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dist = std::path::Path::new(&manifest_dir).join("../ui/dist/index.html");
     println!("cargo:rerun-if-changed=../ui/dist/index.html");
     if custom_protocol && !dist.is_file() {
         panic!(
