@@ -72,16 +72,14 @@ pub struct Decoded {
 /// Bytes of decoded text kept per input (a bound on the scan's work).
 const MAX_DECODED: usize = 8192;
 
+/// The candidates that still need a regular expression (their shapes are rare and their
+/// byte tests below skip them on almost every input).
 struct Finders {
-    base64: Regex,
-    base32: Regex,
-    hex: Regex,
     percent: Regex,
     entities: Regex,
     escapes: Regex,
     binary: Regex,
     morse: Regex,
-    ascii85: Regex,
     nato: Regex,
 }
 
@@ -91,10 +89,6 @@ static FINDERS: LazyLock<Finders> = LazyLock::new(|| {
             .unwrap_or_else(|e| panic!("decoder pattern {p}: {e}"))
     };
     Finders {
-        // Runs of base64 alphabet (standard or URL-safe), possibly wrapped over lines.
-        base64: re(r"[A-Za-z0-9+/_-]{16,}(?:\r?\n[A-Za-z0-9+/_-]{4,})*={0,2}"),
-        base32: re(r"\b[A-Z2-7]{16,}={0,6}"),
-        hex: re(r"(?i)\b(?:(?:0x)?[0-9a-f]{2}[ :,]?){8,}"),
         // A token with three or more escapes ("Ignore%20all%20previous%20..."); a URL is
         // skipped (its query is data, not a hidden message).
         percent: re(r"[^\s%]*(?:%[0-9A-Fa-f]{2}[^\s%]*){3,}"),
@@ -102,17 +96,289 @@ static FINDERS: LazyLock<Finders> = LazyLock::new(|| {
         escapes: re(r"(?:\\[uU]\{?[0-9A-Fa-f]{4,6}\}?|\\x[0-9A-Fa-f]{2}){4,}"),
         binary: re(r"\b(?:[01]{8}\s?){4,}"),
         morse: re(r"(?:[.\-]{1,7}(?: / | {1,3}|/)){6,}[.\-]{1,7}"),
-        // Ascii85 (btoa/Adobe alphabet `!`..`u`), with or without `<~ ~>`: a run of 20+ that
-        // holds punctuation (a plain word or number is not a candidate).
-        ascii85: re(r"[!-u]{20,}"),
-        // Eight or more words of the NATO spelling alphabet in a row.
-        nato: re(
-            r"(?i)\b(?:(?:alfa|alpha|bravo|charlie|delta|echo|foxtrot|golf|hotel|india|juliett?|kilo|lima|mike|november|oscar|papa|quebec|romeo|sierra|tango|uniform|victor|whiske?y|x-?ray|yankee|zulu)\b[ ,/-]{0,3}){8,}",
-        ),
+        // Eight or more words of the NATO spelling alphabet in a row (ASCII letters only).
+        nato: re(&format!("(?i-u){NATO_RUN}")),
     }
 });
 
+/// Eight or more words of the NATO spelling alphabet in a row.
+const NATO_RUN: &str = r"\b(?:(?:alfa|alpha|bravo|charlie|delta|echo|foxtrot|golf|hotel|india|juliett?|kilo|lima|mike|november|oscar|papa|quebec|romeo|sierra|tango|uniform|victor|whiske?y|x-?ray|yankee|zulu)\b[ ,/-]{0,3}){8,}";
+
+// The shapes the byte pass ([`Shapes::of`]) looks for. Each byte has a set of these classes
+// (`CLASSES`); a run is a maximal stretch of bytes in one class.
+/// `[A-Za-z0-9+/_-]`: base64 (standard or URL-safe) runs, and base32 inside them.
+const K_B64: u16 = 1;
+/// `!`..=`u`: the Ascii85 alphabet.
+const K_A85: u16 = 1 << 1;
+/// ASCII letters: words, for ROT13 and the NATO alphabet.
+const K_ALPHA: u16 = 1 << 2;
+/// Hex digits and the separators a hex dump uses.
+const K_HEX: u16 = 1 << 3;
+/// Binary digits and spaces.
+const K_BIN: u16 = 1 << 4;
+/// Morse: dots, dashes, spaces and slashes.
+const K_MORSE: u16 = 1 << 5;
+/// Letters, spaces and hyphens: a spelled-out (NATO) run.
+const K_WORDS: u16 = 1 << 6;
+/// Bytes that start an encoding with a marker (flags in [`Shapes::seen`], not classes): `%`,
+/// `&`, `\`, and the lead byte of the Braille block (U+2800-28FF is `E2 A0`..`E2 A3`).
+const K_PERCENT: u16 = 1 << 7;
+const K_AMP: u16 = 1 << 8;
+const K_BACKSLASH: u16 = 1 << 9;
+const K_E2: u16 = 1 << 10;
+/// Every byte a hex match holds: hex digits, `x`, `X` and the separators.
+const K_HEX_MATCH: u16 = 1 << 11;
+
+static CLASSES: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let mut k = 0;
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-') {
+            k |= K_B64;
+        }
+        if b >= b'!' && b <= b'u' {
+            k |= K_A85;
+        }
+        if b.is_ascii_alphabetic() {
+            k |= K_ALPHA | K_WORDS;
+        }
+        if b.is_ascii_hexdigit() || matches!(b, b' ' | b':' | b',' | b'x') {
+            k |= K_HEX;
+        }
+        if b.is_ascii_hexdigit() || matches!(b, b' ' | b':' | b',' | b'x' | b'X') {
+            k |= K_HEX_MATCH;
+        }
+        if matches!(b, b'0' | b'1' | b' ') {
+            k |= K_BIN;
+        }
+        if matches!(b, b'.' | b'-' | b' ' | b'/') {
+            k |= K_MORSE;
+        }
+        if matches!(b, b' ' | b'-') {
+            k |= K_WORDS;
+        }
+        t[i] = k;
+        i += 1;
+    }
+    t
+};
+
+/// What one pass over the bytes of a text found: where each decoder has a candidate.
+#[derive(Default)]
+struct Shapes {
+    /// Maximal runs of the base64 alphabet of 16 bytes or more.
+    b64_runs: Vec<(usize, usize)>,
+    /// Maximal runs of the Ascii85 alphabet of 20 bytes or more.
+    a85_runs: Vec<(usize, usize)>,
+    /// Maximal runs of 16 or more bytes a hex dump is made of (every hex match is inside one).
+    hex_runs: Vec<(usize, usize)>,
+    /// A run of 16+ hex digits and separators, 32+ binary digits and spaces, 12+ Morse
+    /// symbols, 30+ letters, spaces and hyphens.
+    hex: bool,
+    binary: bool,
+    morse: bool,
+    words: bool,
+    /// The marker bytes present.
+    seen: u16,
+    /// Words of 2-15 letters that are not common English words, and how many of them are
+    /// common words once read through ROT13.
+    unknown: usize,
+    flips: usize,
+    /// Words of the NATO spelling alphabet.
+    nato_words: usize,
+}
+
+/// Each class with the shortest run that makes a candidate, as the 8-bit lanes of a `u64`:
+/// hex (16), binary (32), Morse (12), spelled-out words (30), and the classes whose runs are
+/// then located: base64 (16), Ascii85 (20), hex-dump bytes (16).
+const GATE_LANES: [(u16, u64); 7] = [
+    (K_HEX, 16),
+    (K_BIN, 32),
+    (K_MORSE, 12),
+    (K_WORDS, 30),
+    (K_B64, 16),
+    (K_A85, 20),
+    (K_HEX_MATCH, 16),
+];
+const LANE_ONES: u64 = 0x0101_0101_0101_0101;
+const LOWER_BITS: u128 = 0x2020_2020_2020_2020_2020_2020_2020_2020;
+
+/// Per byte, `0xFF` in the lane of each gate class it belongs to.
+static LANES: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut j = 0;
+        while j < GATE_LANES.len() {
+            if CLASSES[i] & GATE_LANES[j].0 != 0 {
+                t[i] |= 0xFF << (8 * j);
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// The lanes of [`GATE_LANES`] whose runs are located: base64, Ascii85, hex-dump bytes.
+const LOCATED: [usize; 3] = [4, 5, 6];
+
+impl Shapes {
+    fn of(text: &str) -> Shapes {
+        let b = text.as_bytes();
+        let mut s = Shapes::default();
+        // Which classes have a long enough run: the run length of each class in its lane
+        // (capped at 64), and a lane's top bit set in `over` while the run is at least the
+        // class's minimum. A few instructions per byte; the branch is taken once per
+        // qualifying run of a located class (a payload), where its place is recorded.
+        let mut offsets = 0u64;
+        for (j, (_, min)) in GATE_LANES.iter().enumerate() {
+            offsets |= (128 - min) << (8 * j);
+        }
+        let located_tops = LOCATED.iter().fold(0u64, |m, j| m | (0x80 << (8 * j)));
+        let (mut runs, mut reached, mut was_over) = (0u64, 0u64, 0u64);
+        for (i, &x) in b.iter().enumerate() {
+            let capped = (runs >> 6) & LANE_ONES;
+            runs = (runs + (LANE_ONES - capped)) & LANES[usize::from(x)];
+            let over = (runs + offsets) & located_tops;
+            reached |= runs + offsets;
+            if over & !was_over != 0 {
+                s.locate(b, i, over & !was_over);
+            }
+            was_over = over;
+        }
+        let lane = |j: usize| reached & (0x80 << (8 * j)) != 0;
+        s.hex = lane(0);
+        s.binary = lane(1);
+        s.morse = lane(2);
+        s.words = lane(3);
+        if !s.hex {
+            s.hex_runs.clear();
+        }
+        s.words_of(b);
+        for (marker, byte) in [
+            (K_PERCENT, b'%'),
+            (K_AMP, b'&'),
+            (K_BACKSLASH, b'\\'),
+            (K_E2, 0xE2),
+        ] {
+            if b.contains(&byte) {
+                s.seen |= marker;
+            }
+        }
+        s
+    }
+
+    /// Records the runs whose lanes (`tops`) just reached their minimum at byte `i`: the run
+    /// started `min - 1` bytes before and goes on while the class does.
+    fn locate(&mut self, b: &[u8], i: usize, tops: u64) {
+        for j in LOCATED {
+            if tops & (0x80 << (8 * j)) == 0 {
+                continue;
+            }
+            let (class, min) = GATE_LANES[j];
+            let start = i + 1 - min as usize;
+            let end = i + b[i..]
+                .iter()
+                .take_while(|x| CLASSES[usize::from(**x)] & class != 0)
+                .count();
+            match j {
+                4 => self.b64_runs.push((start, end)),
+                5 => self.a85_runs.push((start, end)),
+                _ => self.hex_runs.push((start, end)),
+            }
+        }
+    }
+
+    /// Reads every word (run of ASCII letters), found 64 bytes at a time from a bit mask:
+    /// a few instructions per word rather than a branch per byte.
+    fn words_of(&mut self, b: &[u8]) {
+        // The start of a word that runs on into the next block.
+        let mut carry: Option<usize> = None;
+        for (block, chunk) in b.chunks(64).enumerate() {
+            let base = block * 64;
+            let mask = chunk.iter().enumerate().fold(0u64, |m, (j, x)| {
+                m | (u64::from(x.is_ascii_alphabetic()) << j)
+            });
+            let mut pos = 0;
+            if let Some(start) = carry {
+                let len = (!mask).trailing_zeros() as usize;
+                if len == 64 {
+                    continue;
+                }
+                self.word(&b[start..base + len]);
+                carry = None;
+                pos = len;
+            }
+            while pos < 64 {
+                let rest = mask & (!0u64 << pos);
+                if rest == 0 {
+                    break;
+                }
+                let start = rest.trailing_zeros() as usize;
+                let len = (!(mask >> start)).trailing_zeros() as usize;
+                if start + len == 64 {
+                    carry = Some(base + start);
+                    break;
+                }
+                self.word(&b[base + start..base + start + len]);
+                pos = start + len;
+            }
+        }
+        if let Some(start) = carry {
+            self.word(&b[start..]);
+        }
+    }
+
+    /// ROT13 and NATO bookkeeping for one word of ASCII letters.
+    fn word(&mut self, w: &[u8]) {
+        if !(2..=15).contains(&w.len()) {
+            return;
+        }
+        let words = &*WORDS;
+        // Most words are no listed word, as written or through ROT13, by their length and
+        // first, second and last letters: unknown, without building the keys.
+        let rot1 = |l: u8| if l > b'm' { l - 13 } else { l + 13 };
+        let n = w.len();
+        let (l0, l1, last) = (w[0] | 0x20, w[1] | 0x20, w[n - 1] | 0x20);
+        if !words.may_hold(n, l0, l1, last) && !words.may_hold(n, rot1(l0), rot1(l1), rot1(last)) {
+            self.unknown += 1;
+            return;
+        }
+        let mut key = [0u8; 16];
+        key[..w.len()].copy_from_slice(w);
+        // ASCII letters: setting bit 5 lowercases; ROT13 in place, lane by lane.
+        let key = u128::from_le_bytes(key) | (LOWER_BITS & ((1u128 << (8 * w.len())) - 1));
+        let kind = words.get(key);
+        if kind & NATO != 0 {
+            self.nato_words += 1;
+        }
+        if kind & COMMON != 0 {
+            return;
+        }
+        self.unknown += 1;
+        let mut rot = key.to_le_bytes();
+        for l in &mut rot[..w.len()] {
+            *l = if *l > b'm' { *l - 13 } else { *l + 13 };
+        }
+        if words.get(u128::from_le_bytes(rot)) & COMMON != 0 {
+            self.flips += 1;
+        }
+    }
+
+    /// ROT13 text has clearly more common words once rotated than as written.
+    fn rot13(&self) -> bool {
+        self.flips >= 3 && self.flips * 10 >= self.unknown * 3
+    }
+}
+
 /// Decodes the payloads hidden in `text` (not recursive; the scanner recurses).
+///
+/// One pass over the bytes ([`Shapes`]) finds every candidate run and the word statistics;
+/// the base64, base32, hex and Ascii85 candidates are then read straight from those runs,
+/// and the remaining regular expressions run only when their shape is present.
 pub fn decode_payloads(text: &str) -> Vec<Decoded> {
     let mut out = Vec::new();
     let mut budget = MAX_DECODED;
@@ -125,32 +391,27 @@ pub fn decode_payloads(text: &str) -> Vec<Decoded> {
             });
         }
     };
-    let f = &*FINDERS;
-    // Cheap byte tests first: most inputs have none of these shapes.
-    let bytes = text.as_bytes();
-    if has_long_run(bytes, 16, |b| {
-        b.is_ascii_alphanumeric() || b"+/_-=".contains(&b)
-    }) {
-        for m in f.base64.find_iter(text) {
-            if let Some(d) = base64_text(m.as_str()) {
-                push(&mut out, Encoding::Base64, d);
-            }
-        }
-        for m in f.base32.find_iter(text) {
-            let s = m.as_str().trim_end_matches('=');
-            if let Some(d) = base32_text(s) {
-                push(&mut out, Encoding::Base32, d);
-            }
+    let shapes = Shapes::of(text);
+    for (s, e) in base64_matches(text.as_bytes(), &shapes.b64_runs) {
+        if let Some(d) = base64_text(&text[s..e]) {
+            push(&mut out, Encoding::Base64, d);
         }
     }
-    if has_long_run(bytes, 16, |b| b.is_ascii_hexdigit() || b" :,x".contains(&b)) {
-        for m in f.hex.find_iter(text) {
-            if let Some(d) = hex_text(m.as_str()) {
+    for (s, e) in base32_matches(text.as_bytes(), &shapes.b64_runs) {
+        let run = text[s..e].trim_end_matches('=');
+        if let Some(d) = base32_text(run) {
+            push(&mut out, Encoding::Base32, d);
+        }
+    }
+    if shapes.hex {
+        for (s, e) in hex_matches(text.as_bytes(), &shapes.hex_runs) {
+            if let Some(d) = hex_text(&text[s..e]) {
                 push(&mut out, Encoding::Hex, d);
             }
         }
     }
-    if bytes.contains(&b'%') {
+    let f = &*FINDERS;
+    if shapes.seen & K_PERCENT != 0 {
         for m in f.percent.find_iter(text) {
             if m.as_str().contains("://") {
                 continue;
@@ -159,17 +420,17 @@ pub fn decode_payloads(text: &str) -> Vec<Decoded> {
             push(&mut out, Encoding::Percent, d.into_owned());
         }
     }
-    if text.contains("&#") {
+    if shapes.seen & K_AMP != 0 && text.contains("&#") {
         for m in f.entities.find_iter(text) {
             push(&mut out, Encoding::HtmlEntities, entities_text(m.as_str()));
         }
     }
-    if text.contains('\\') {
+    if shapes.seen & K_BACKSLASH != 0 {
         for m in f.escapes.find_iter(text) {
             push(&mut out, Encoding::UnicodeEscapes, escapes_text(m.as_str()));
         }
     }
-    if has_long_run(bytes, 32, |b| b == b'0' || b == b'1' || b == b' ') {
+    if shapes.binary {
         for m in f.binary.find_iter(text) {
             let bits: Vec<u8> = m
                 .as_str()
@@ -185,42 +446,154 @@ pub fn decode_payloads(text: &str) -> Vec<Decoded> {
             }
         }
     }
-    if has_long_run(bytes, 12, |b| {
-        b == b'.' || b == b'-' || b == b' ' || b == b'/'
-    }) {
+    if shapes.morse {
         for m in f.morse.find_iter(text) {
             push(&mut out, Encoding::Morse, morse_text(m.as_str()));
         }
     }
-    if let Some(d) = rot13_text(text) {
-        push(&mut out, Encoding::Rot13, d);
+    if shapes.rot13() {
+        push(&mut out, Encoding::Rot13, rot13(text));
     }
-    if has_long_run(bytes, 20, |b| (b'!'..=b'u').contains(&b)) {
-        for m in f.ascii85.find_iter(text) {
-            let run = m.as_str();
-            let body = run
-                .strip_prefix("<~")
-                .unwrap_or(run)
-                .trim_end_matches("~>")
-                .trim_end_matches('~');
-            let punct = body.bytes().filter(|b| !b.is_ascii_alphanumeric()).count();
-            if punct * 10 >= body.len()
-                && let Some(d) = ascii85_text(body)
-            {
-                push(&mut out, Encoding::Ascii85, d);
-            }
+    for &(s, e) in &shapes.a85_runs {
+        let run = &text[s..e];
+        let body = run
+            .strip_prefix("<~")
+            .unwrap_or(run)
+            .trim_end_matches("~>")
+            .trim_end_matches('~');
+        let punct = body.bytes().filter(|b| !b.is_ascii_alphanumeric()).count();
+        if punct * 10 >= body.len()
+            && let Some(d) = ascii85_text(body)
+        {
+            push(&mut out, Encoding::Ascii85, d);
         }
     }
-    if text.chars().any(|c| ('\u{2800}'..='\u{28FF}').contains(&c)) {
+    if shapes.seen & K_E2 != 0 && text.chars().any(|c| ('\u{2800}'..='\u{28FF}').contains(&c)) {
         for d in braille_runs(text) {
             push(&mut out, Encoding::Braille, d);
         }
     }
-    if has_long_run(bytes, 30, |b| {
-        b.is_ascii_alphabetic() || b == b' ' || b == b'-'
-    }) {
+    // Eight words in a row need eight words.
+    if shapes.words && shapes.nato_words >= 8 {
         for m in f.nato.find_iter(text) {
             push(&mut out, Encoding::Nato, nato_text(m.as_str()));
+        }
+    }
+    out
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The matches of `[A-Za-z0-9+/_-]{16,}(?:\r?\n[A-Za-z0-9+/_-]{4,})*={0,2}` (a base64 run,
+/// possibly wrapped over lines), from the maximal runs of the alphabet of 16 or more.
+fn base64_matches(b: &[u8], runs: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    let in_alphabet = |x: u8| CLASSES[usize::from(x)] & K_B64 != 0;
+    let mut out = Vec::new();
+    let mut last = 0;
+    for &(s, e) in runs {
+        if s < last {
+            // Already read as a wrapped line of the previous match.
+            continue;
+        }
+        let mut end = e;
+        loop {
+            let mut p = end;
+            if b.get(p) == Some(&b'\r') {
+                p += 1;
+            }
+            if b.get(p) != Some(&b'\n') {
+                break;
+            }
+            p += 1;
+            let q = p + b[p..].iter().take_while(|x| in_alphabet(**x)).count();
+            if q - p < 4 {
+                break;
+            }
+            end = q;
+        }
+        end += b[end..].iter().take(2).take_while(|x| **x == b'=').count();
+        out.push((s, end));
+        last = end;
+    }
+    out
+}
+
+/// The matches of `\b[A-Z2-7]{16,}={0,6}` (ASCII word boundary): every one lies inside a
+/// base64 run of 16 or more.
+fn base32_matches(b: &[u8], runs: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    let in_alphabet = |x: u8| x.is_ascii_uppercase() || (b'2'..=b'7').contains(&x);
+    let mut out = Vec::new();
+    let mut last = 0;
+    for &(s, e) in runs {
+        let mut i = s.max(last);
+        while i < e {
+            if in_alphabet(b[i]) && (i == 0 || !is_word(b[i - 1])) {
+                let n = b[i..].iter().take_while(|x| in_alphabet(**x)).count();
+                if n >= 16 {
+                    let end = i + n;
+                    let end = end + b[end..].iter().take(6).take_while(|x| **x == b'=').count();
+                    out.push((i, end));
+                    last = end;
+                    i = end;
+                    continue;
+                }
+                // No boundary inside a run of word bytes.
+                i += n;
+                continue;
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The matches of `(?i)\b(?:(?:0x)?[0-9a-f]{2}[ :,]?){8,}` (ASCII word boundary): eight or
+/// more byte pairs, each perhaps with `0x` before and a separator after; every one lies inside
+/// a run of hex-dump bytes of 16 or more (`runs`).
+fn hex_matches(b: &[u8], runs: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    let hex = |i: usize| b.get(i).is_some_and(u8::is_ascii_hexdigit);
+    // One pair from `i`: its end, separator included.
+    let pair = |i: usize| -> Option<usize> {
+        let mut j = if b.get(i) == Some(&b'0')
+            && matches!(b.get(i + 1), Some(b'x' | b'X'))
+            && hex(i + 2)
+            && hex(i + 3)
+        {
+            i + 4
+        } else if hex(i) && hex(i + 1) {
+            i + 2
+        } else {
+            return None;
+        };
+        if matches!(b.get(j), Some(b' ' | b':' | b',')) {
+            j += 1;
+        }
+        Some(j)
+    };
+    let mut out = Vec::new();
+    let mut last = 0;
+    for &(s, e) in runs {
+        let mut i = s.max(last);
+        while i < e {
+            if !is_word(b[i]) || (i > 0 && is_word(b[i - 1])) {
+                i += 1;
+                continue;
+            }
+            let mut end = i;
+            let mut pairs = 0;
+            while let Some(j) = pair(end) {
+                end = j;
+                pairs += 1;
+            }
+            if pairs >= 8 {
+                out.push((i, end));
+                last = end;
+                i = end;
+            } else {
+                i += 1;
+            }
         }
     }
     out
@@ -326,22 +699,6 @@ fn nato_text(run: &str) -> String {
             })
         })
         .collect()
-}
-
-/// Whether `bytes` has a run of at least `n` bytes satisfying `pred`.
-fn has_long_run(bytes: &[u8], n: usize, pred: impl Fn(u8) -> bool) -> bool {
-    let mut run = 0;
-    for &b in bytes {
-        if pred(b) {
-            run += 1;
-            if run >= n {
-                return true;
-            }
-        } else {
-            run = 0;
-        }
-    }
-    false
 }
 
 /// Readable text: mostly printable characters, several letters and at least one space or
@@ -525,123 +882,180 @@ fn morse_text(run: &str) -> String {
     out
 }
 
-/// Whether `w` (lowercase ASCII) is a common English word: ROT13 text is text whose ROT13
-/// has many of them. A `match` on the bytes (compiled to a switch on length and content),
-/// not a scan of a list: it runs for every word of every input.
-fn common(w: &[u8]) -> bool {
-    matches!(
-        w,
-        b"a" | b"is"
-            | b"it"
-            | b"to"
-            | b"of"
-            | b"in"
-            | b"me"
-            | b"my"
-            | b"do"
-            | b"be"
-            | b"an"
-            | b"or"
-            | b"if"
-            | b"as"
-            | b"at"
-            | b"on"
-            | b"the"
-            | b"and"
-            | b"you"
-            | b"are"
-            | b"for"
-            | b"all"
-            | b"not"
-            | b"can"
-            | b"now"
-            | b"any"
-            | b"say"
-            | b"how"
-            | b"your"
-            | b"that"
-            | b"this"
-            | b"with"
-            | b"have"
-            | b"from"
-            | b"what"
-            | b"will"
-            | b"tell"
-            | b"must"
-            | b"make"
-            | b"give"
-            | b"just"
-            | b"only"
-            | b"then"
-            | b"into"
-            | b"said"
-            | b"show"
-            | b"text"
-            | b"print"
-            | b"write"
-            | b"rules"
-            | b"above"
-            | b"about"
-            | b"words"
-            | b"ignore"
-            | b"prompt"
-            | b"system"
-            | b"reveal"
-            | b"secret"
-            | b"should"
-            | b"forget"
-            | b"output"
-            | b"repeat"
-            | b"please"
-            | b"answer"
-            | b"respond"
-            | b"message"
-            | b"previous"
-            | b"password"
-            | b"following"
-            | b"everything"
-            | b"instructions"
-    )
+/// Common English words: ROT13 text is text whose ROT13 has many of them.
+const COMMON_WORDS: &[&str] = &[
+    "a",
+    "is",
+    "it",
+    "to",
+    "of",
+    "in",
+    "me",
+    "my",
+    "do",
+    "be",
+    "an",
+    "or",
+    "if",
+    "as",
+    "at",
+    "on",
+    "the",
+    "and",
+    "you",
+    "are",
+    "for",
+    "all",
+    "not",
+    "can",
+    "now",
+    "any",
+    "say",
+    "how",
+    "your",
+    "that",
+    "this",
+    "with",
+    "have",
+    "from",
+    "what",
+    "will",
+    "tell",
+    "must",
+    "make",
+    "give",
+    "just",
+    "only",
+    "then",
+    "into",
+    "said",
+    "show",
+    "text",
+    "print",
+    "write",
+    "rules",
+    "above",
+    "about",
+    "words",
+    "ignore",
+    "prompt",
+    "system",
+    "reveal",
+    "secret",
+    "should",
+    "forget",
+    "output",
+    "repeat",
+    "please",
+    "answer",
+    "respond",
+    "message",
+    "previous",
+    "password",
+    "following",
+    "everything",
+    "instructions",
+];
+
+/// The words of the NATO spelling alphabet as the byte pass sees them (ASCII letters; "x-ray"
+/// is "x" and "ray").
+const NATO_WORDS: &[&str] = &[
+    "alfa", "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+    "juliet", "juliett", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo",
+    "sierra", "tango", "uniform", "victor", "whiskey", "whisky", "xray", "ray", "yankee", "zulu",
+];
+
+const COMMON: u8 = 1;
+const NATO: u8 = 2;
+
+/// A word of 1-16 lowercase ASCII letters packed into an integer (little-endian, zero
+/// padded): a lookup key with no allocation and no string comparison.
+fn word_key(w: &[u8]) -> u128 {
+    w.iter()
+        .enumerate()
+        .fold(0u128, |k, (i, c)| k | (u128::from(*c) << (8 * i)))
 }
 
-/// The ROT13 reading of `text` when it has clearly more common words than `text` itself.
-fn rot13_text(text: &str) -> Option<String> {
-    let mut flips = 0;
-    let mut unknown = 0;
-    let mut word = [0u8; 16];
-    let mut rot = [0u8; 16];
-    for w in text
-        .as_bytes()
-        .split(|b| !b.is_ascii_alphabetic())
-        .filter(|w| (2..=15).contains(&w.len()))
-    {
-        let n = w.len();
-        for (i, b) in w.iter().copied().enumerate() {
-            let l = b.to_ascii_lowercase();
-            word[i] = l;
-            rot[i] = (l - b'a' + 13) % 26 + b'a';
+/// An open-addressing table from [`word_key`] to the word's kinds ([`COMMON`], [`NATO`]):
+/// the byte pass looks up every word of every input, twice.
+struct WordTable {
+    keys: [u128; 256],
+    kinds: [u8; 256],
+    /// A 4096-bit filter on each word's length and first, second and last letters.
+    filter: [u64; 64],
+}
+
+impl WordTable {
+    fn slot(key: u128) -> usize {
+        let x = (key as u64) ^ ((key >> 64) as u64).rotate_left(29);
+        (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
+    }
+
+    fn new() -> WordTable {
+        let mut t = WordTable {
+            keys: [0; 256],
+            kinds: [0; 256],
+            filter: [0; 64],
+        };
+        let all = COMMON_WORDS
+            .iter()
+            .map(|w| (w, COMMON))
+            .chain(NATO_WORDS.iter().map(|w| (w, NATO)));
+        for (w, kind) in all {
+            let key = word_key(w.as_bytes());
+            let mut i = Self::slot(key);
+            while t.keys[i] != 0 && t.keys[i] != key {
+                i = (i + 1) % 256;
+            }
+            t.keys[i] = key;
+            t.kinds[i] |= kind;
+            let w = w.as_bytes();
+            if w.len() >= 2 {
+                let bit = Self::filter_bit(w.len(), w[0], w[1], w[w.len() - 1]);
+                t.filter[bit / 64] |= 1 << (bit % 64);
+            }
         }
-        if common(&word[..n]) {
-            continue;
-        }
-        unknown += 1;
-        if common(&rot[..n]) {
-            flips += 1;
+        t
+    }
+
+    fn filter_bit(len: usize, first: u8, second: u8, last: u8) -> usize {
+        let key = ((len as u32) << 24)
+            | (u32::from(first) << 16)
+            | (u32::from(second) << 8)
+            | u32::from(last);
+        (key.wrapping_mul(0x9E37_79B1) >> 20) as usize
+    }
+
+    /// Whether a listed word may have this length and these lowercase letters (first,
+    /// second, last): false for most words.
+    fn may_hold(&self, len: usize, first: u8, second: u8, last: u8) -> bool {
+        let bit = Self::filter_bit(len, first, second, last);
+        self.filter[bit / 64] & (1 << (bit % 64)) != 0
+    }
+
+    fn get(&self, key: u128) -> u8 {
+        let mut i = Self::slot(key);
+        loop {
+            match self.keys[i] {
+                k if k == key => return self.kinds[i],
+                0 => return 0,
+                _ => i = (i + 1) % 256,
+            }
         }
     }
-    if flips >= 3 && flips * 10 >= unknown * 3 {
-        Some(
-            text.chars()
-                .map(|c| match c {
-                    'a'..='z' => ((c as u8 - b'a' + 13) % 26 + b'a') as char,
-                    'A'..='Z' => ((c as u8 - b'A' + 13) % 26 + b'A') as char,
-                    _ => c,
-                })
-                .collect(),
-        )
-    } else {
-        None
-    }
+}
+
+static WORDS: LazyLock<WordTable> = LazyLock::new(WordTable::new);
+
+/// `text` read through ROT13.
+fn rot13(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            'a'..='z' => ((c as u8 - b'a' + 13) % 26 + b'a') as char,
+            'A'..='Z' => ((c as u8 - b'A' + 13) % 26 + b'A') as char,
+            _ => c,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -764,6 +1178,94 @@ mod tests {
             "Alpha and Bravo teams met at the Delta hotel",
         ] {
             assert_eq!(decoded(text), vec![], "{text}");
+        }
+    }
+
+    /// The maximal runs of `class` in `b` of `min` bytes or more.
+    fn runs_of(b: &[u8], class: u16, min: usize) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut run = 0usize;
+        for (i, &x) in b.iter().enumerate() {
+            let on = CLASSES[usize::from(x)] & class != 0;
+            if !on && run >= min {
+                out.push((i - run, i));
+            }
+            run = (run + 1) * usize::from(on);
+        }
+        if run >= min {
+            out.push((b.len() - run, b.len()));
+        }
+        out
+    }
+
+    /// The byte-pass finders return exactly what their regular expression (the spec) would,
+    /// on the corpus and on random text made of the bytes that matter to them.
+    #[test]
+    fn byte_finders_match_their_regular_expressions() {
+        use rand::{Rng, SeedableRng};
+        let re =
+            |p: &str| Regex::new(&crate::guardrails::normalise::ascii_word_boundaries(p)).unwrap();
+        let b64 = re(r"[A-Za-z0-9+/_-]{16,}(?:\r?\n[A-Za-z0-9+/_-]{4,})*={0,2}");
+        let b32 = re(r"\b[A-Z2-7]{16,}={0,6}");
+        let hex = re(r"(?i)\b(?:(?:0x)?[0-9a-f]{2}[ :,]?){8,}");
+        let a85 = re(r"[!-u]{20,}");
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("guardrails-data/corpus/dev.jsonl");
+        let mut texts: Vec<String> = std::fs::read_to_string(corpus)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let alphabets: [&[&str]; 4] = [
+            &[
+                "A", "B", "Z", "2", "7", "8", "a", "q", "+", "/", "_", "-", "=", "\n", "\r", " ",
+                "é",
+            ],
+            &[
+                "0", "x", "X", "4", "1", "f", "F", "g", " ", ":", ",", "_", "-", "0x",
+            ],
+            &["!", "u", "v", "~", "<~", "~>", " ", "z", "5"],
+            &["QUJD", "ZXJ0", "==", "\n", "\r\n", "x", " ", "-"],
+        ];
+        for i in 0..20_000 {
+            let alphabet = alphabets[i % alphabets.len()];
+            let n = rng.random_range(0..120);
+            texts.push(
+                (0..n)
+                    .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                    .collect(),
+            );
+        }
+        for text in &texts {
+            let shapes = Shapes::of(text);
+            let spans = |r: &Regex| {
+                r.find_iter(text)
+                    .map(|m| (m.start(), m.end()))
+                    .collect::<Vec<_>>()
+            };
+            let b = text.as_bytes();
+            assert_eq!(
+                base64_matches(b, &shapes.b64_runs),
+                spans(&b64),
+                "base64 {text:?}"
+            );
+            assert_eq!(
+                base32_matches(b, &shapes.b64_runs),
+                spans(&b32),
+                "base32 {text:?}"
+            );
+            let hex_runs = runs_of(b, K_HEX_MATCH, 16);
+            if shapes.hex {
+                assert_eq!(shapes.hex_runs, hex_runs, "hex runs {text:?}");
+            }
+            assert_eq!(hex_matches(b, &hex_runs), spans(&hex), "hex {text:?}");
+            assert_eq!(shapes.a85_runs, spans(&a85), "ascii85 {text:?}");
         }
     }
 

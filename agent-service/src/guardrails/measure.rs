@@ -203,27 +203,7 @@ pub fn pii(redactor: &Redactor, cases: &[PiiCase], benign: &[Example]) -> PiiRep
 /// injections, jailbreaks, exfiltration, encoded payloads), each text scanned `rounds`
 /// times.
 pub fn timing(policy: &Policy, examples: &[Example], chars: usize, rounds: usize) -> Timing {
-    let mut by_category: BTreeMap<&str, Vec<&Example>> = BTreeMap::new();
-    for e in examples {
-        by_category.entry(e.category.as_str()).or_default().push(e);
-    }
-    let longest = by_category.values().map(Vec::len).max().unwrap_or(0);
-    let interleaved =
-        (0..longest).flat_map(|i| by_category.values().filter_map(move |v| v.get(i).copied()));
-    let mut inputs = Vec::new();
-    let mut current = String::new();
-    for e in interleaved {
-        current.push_str(&e.text);
-        current.push('\n');
-        if current.chars().count() >= chars {
-            let cut: String = current.chars().take(chars).collect();
-            inputs.push(cut);
-            current.clear();
-        }
-        if inputs.len() >= 64 {
-            break;
-        }
-    }
+    let inputs = timing_inputs(examples, chars);
     let mut samples = Vec::with_capacity(inputs.len() * rounds);
     for _ in 0..rounds {
         for text in &inputs {
@@ -247,6 +227,33 @@ pub fn timing(policy: &Policy, examples: &[Example], chars: usize, rounds: usize
         p99_us: pct(0.99),
         max_us: samples.last().copied().unwrap_or(0.0),
     }
+}
+
+/// The texts [`timing`] scans: up to 64 texts of `chars` characters, each the corpus's
+/// examples concatenated with the categories taken in turn.
+pub fn timing_inputs(examples: &[Example], chars: usize) -> Vec<String> {
+    let mut by_category: BTreeMap<&str, Vec<&Example>> = BTreeMap::new();
+    for e in examples {
+        by_category.entry(e.category.as_str()).or_default().push(e);
+    }
+    let longest = by_category.values().map(Vec::len).max().unwrap_or(0);
+    let interleaved =
+        (0..longest).flat_map(|i| by_category.values().filter_map(move |v| v.get(i).copied()));
+    let mut inputs = Vec::new();
+    let mut current = String::new();
+    for e in interleaved {
+        current.push_str(&e.text);
+        current.push('\n');
+        if current.chars().count() >= chars {
+            let cut: String = current.chars().take(chars).collect();
+            inputs.push(cut);
+            current.clear();
+        }
+        if inputs.len() >= 64 {
+            break;
+        }
+    }
+    inputs
 }
 
 /// Writes the model's features of every example (JSONL: id, windows of hashed n-gram

@@ -172,12 +172,188 @@ fn leet(b: u8) -> Option<u8> {
     })
 }
 
+/// What an ASCII byte is to the normaliser.
+const A_SPACE: u8 = 1;
+const A_CONTROL: u8 = 2;
+const A_LETTER: u8 = 4;
+const A_DIGIT: u8 = 8;
+/// Printable ASCII that is neither a letter nor a digit.
+const A_OTHER: u8 = 16;
+
+static ASCII: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut i = 0;
+    while i < 128 {
+        let b = i as u8;
+        // `char::is_whitespace` on ASCII: tab, line feed, vertical tab, form feed, carriage
+        // return, space.
+        t[i] = if matches!(b, 9..=13 | b' ') {
+            A_SPACE
+        } else if b < 32 || b == 127 {
+            A_CONTROL
+        } else if b.is_ascii_alphabetic() {
+            A_LETTER
+        } else if b.is_ascii_digit() {
+            A_DIGIT
+        } else {
+            A_OTHER
+        };
+        i += 1;
+    }
+    t
+};
+
+/// The first pass's output: the text with every run of whitespace as one space, and what
+/// the later steps need to know of its words.
+struct Pass1 {
+    out: Vec<u8>,
+    /// The spaces that stand for two or more: they separate spaced-out words ("i g n o r e
+    /// p r e v i o u s").
+    doubles: Vec<usize>,
+    /// Four single letters or digits one byte apart: a spaced-out word may need joining.
+    maybe_spaced: bool,
+    /// The words (runs of ASCII letters and digits) that mix letters and digits, where
+    /// leetspeak can be.
+    mixed: Vec<(usize, usize)>,
+    // The word being written: its start, and whether it has letters, digits.
+    word_start: usize,
+    word_kinds: u8,
+    // The last single-character word and how many came one byte apart before it.
+    last_single: usize,
+    singles: usize,
+}
+
+impl Pass1 {
+    fn new(capacity: usize) -> Pass1 {
+        Pass1 {
+            out: Vec::with_capacity(capacity),
+            doubles: Vec::new(),
+            maybe_spaced: false,
+            mixed: Vec::new(),
+            word_start: 0,
+            word_kinds: 0,
+            last_single: usize::MAX - 2,
+            singles: 0,
+        }
+    }
+
+    /// Appends an ASCII byte that is not a space, keeping the word bookkeeping.
+    fn ascii(&mut self, b: u8, kind: u8) {
+        if kind & (A_LETTER | A_DIGIT) != 0 {
+            if self.word_kinds == 0 {
+                self.word_start = self.out.len();
+            }
+            self.word_kinds |= kind;
+            self.out.push(b.to_ascii_lowercase());
+        } else {
+            self.end_word();
+            self.out.push(b);
+        }
+    }
+
+    /// Appends a run of printable ASCII (no spaces), lowercased; returns the kinds of byte in it.
+    fn printable(&mut self, run: &[u8]) -> u8 {
+        let at = self.out.len();
+        self.out.extend_from_slice(run);
+        self.out[at..].make_ascii_lowercase();
+        let all = run.iter().fold(0, |k, b| k | ASCII[usize::from(*b)]);
+        if all & A_OTHER == 0 {
+            // Letters and digits only: one word, or the rest of the one being written.
+            if self.word_kinds == 0 {
+                self.word_start = at;
+            }
+            self.word_kinds |= all;
+            return all;
+        }
+        for (n, &b) in run.iter().enumerate() {
+            let kind = ASCII[usize::from(b)];
+            if kind & (A_LETTER | A_DIGIT) != 0 {
+                if self.word_kinds == 0 {
+                    self.word_start = at + n;
+                }
+                self.word_kinds |= kind;
+            } else if self.word_kinds != 0 {
+                self.end_word_at(at + n);
+            }
+        }
+        all
+    }
+
+    /// Appends the separator for `spaces` whitespace characters: one space, noted as a
+    /// double when it stands for more than one (or follows a space already written).
+    fn spaces(&mut self, spaces: usize) {
+        self.end_word();
+        if self.out.last() == Some(&b' ') {
+            let at = self.out.len() - 1;
+            if self.doubles.last() != Some(&at) {
+                self.doubles.push(at);
+            }
+            return;
+        }
+        if spaces > 1 {
+            self.doubles.push(self.out.len());
+        }
+        self.out.push(b' ');
+    }
+
+    /// The output as the joining step reads it: two spaces for each double.
+    fn with_doubles(&self) -> String {
+        let mut out = Vec::with_capacity(self.out.len() + self.doubles.len());
+        let mut from = 0;
+        for &at in &self.doubles {
+            out.extend_from_slice(&self.out[from..=at]);
+            out.push(b' ');
+            from = at + 1;
+        }
+        out.extend_from_slice(&self.out[from..]);
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// Appends a non-ASCII character (never part of an ASCII word).
+    fn other(&mut self, c: char) {
+        self.end_word();
+        let mut buf = [0u8; 4];
+        self.out
+            .extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+    }
+
+    fn end_word(&mut self) {
+        if self.word_kinds != 0 {
+            self.end_word_at(self.out.len());
+        }
+    }
+
+    /// Ends the word being written at `end` (bytes after it are already written).
+    fn end_word_at(&mut self, end: usize) {
+        if self.word_kinds == A_LETTER | A_DIGIT {
+            self.mixed.push((self.word_start, end));
+        }
+        if end - self.word_start == 1 {
+            self.singles = if self.word_start == self.last_single + 2 {
+                self.singles + 1
+            } else {
+                1
+            };
+            self.last_single = self.word_start;
+            if self.singles >= 4 {
+                self.maybe_spaced = true;
+            }
+        }
+        self.word_kinds = 0;
+    }
+}
+
 /// Normalises `text` for scanning (see the module documentation).
+///
+/// One pass over the text does the character-level work; joining spaced-out letters and
+/// reading leetspeak run only on the words that can need them (the first pass notes them).
 pub fn normalise(text: &str) -> Normalised {
     let mut tricks = Tricks::default();
     // Pass 1: decode tags, drop invisibles, fold confusables, lowercase, collapse spaces.
     // Runs of 2+ whitespace are kept as two spaces for now: they separate spaced-out words.
-    let mut out = String::with_capacity(text.len() + 8);
+    let mut p = Pass1::new(text.len() + 8);
+    let bytes = text.as_bytes();
     let mut spaces = 0usize;
     let mut in_flag = false;
     let mut in_tags = false;
@@ -186,16 +362,20 @@ pub fn normalise(text: &str) -> Normalised {
     let mut prev_word = false;
     let mut word_start_invisible = 0usize;
     let mut marks = 0usize;
-    for c in text.chars() {
+    let mut i = 0;
+    while i < bytes.len() {
+        let x = bytes[i];
         // ASCII, most of any input: the steps below that apply to it (no tag character,
         // flag, combining mark or look-alike), without testing for those.
-        if c.is_ascii() {
+        if x < 0x80 {
+            i += 1;
             if in_tags {
                 in_tags = false;
                 spaces = spaces.max(1);
             }
             marks = 0;
-            if c.is_whitespace() {
+            let kind = ASCII[usize::from(x)];
+            if kind & A_SPACE != 0 {
                 spaces += 1;
                 finish_word(&mut tricks, &mut word_has_latin, &mut word_has_other);
                 if prev_word {
@@ -205,42 +385,55 @@ pub fn normalise(text: &str) -> Normalised {
                 prev_word = false;
                 continue;
             }
-            if c.is_ascii_control() {
+            if kind & A_CONTROL != 0 {
                 if prev_word {
                     word_start_invisible += 1;
                 }
                 continue;
             }
-            if spaces > 0 && !out.is_empty() {
-                out.push_str(if spaces > 1 { "  " } else { " " });
+            if spaces > 0 && !p.out.is_empty() {
+                p.spaces(spaces);
             }
             spaces = 0;
-            if c.is_ascii_alphabetic() {
+            // The run of printable ASCII from here, copied at once.
+            let start = i - 1;
+            let end = bytes[i..]
+                .iter()
+                .position(|b| !(0x21..=0x7E).contains(b))
+                .map_or(bytes.len(), |n| i + n);
+            let kinds = p.printable(&bytes[start..end]);
+            if kinds & A_LETTER != 0 {
                 word_has_latin = true;
             }
-            prev_word = c.is_ascii_alphanumeric();
-            out.push(c.to_ascii_lowercase());
+            prev_word = ASCII[usize::from(bytes[end - 1])] & (A_LETTER | A_DIGIT) != 0;
+            i = end;
             continue;
         }
+        let c = text[i..]
+            .chars()
+            .next()
+            .unwrap_or(char::REPLACEMENT_CHARACTER);
+        i += c.len_utf8();
         let u = u32::from(c);
         if (0xE0020..=0xE007E).contains(&u) {
             if in_flag {
                 continue;
             }
-            if !in_tags && !out.is_empty() && !out.ends_with(' ') {
-                out.push(' ');
+            if !in_tags && !p.out.is_empty() && p.out.last() != Some(&b' ') {
+                p.spaces(1);
             }
             in_tags = true;
             tricks.tag_chars += 1;
-            let ascii = char::from_u32(u - 0xE0000).unwrap_or(' ');
-            if ascii.is_whitespace() {
+            let ascii = (u - 0xE0000) as u8;
+            let kind = ASCII[usize::from(ascii)];
+            if kind & A_SPACE != 0 {
                 spaces += 1;
             } else {
                 if spaces > 0 {
-                    out.push_str(if spaces > 1 { "  " } else { " " });
+                    p.spaces(spaces);
                     spaces = 0;
                 }
-                out.push(ascii.to_ascii_lowercase());
+                p.ascii(ascii, kind);
             }
             continue;
         }
@@ -279,18 +472,10 @@ pub fn normalise(text: &str) -> Normalised {
             prev_word = false;
             continue;
         }
-        if spaces > 0 && !out.is_empty() {
-            out.push_str(if spaces > 1 { "  " } else { " " });
+        if spaces > 0 && !p.out.is_empty() {
+            p.spaces(spaces);
         }
         spaces = 0;
-        if c.is_ascii() {
-            if c.is_ascii_alphabetic() {
-                word_has_latin = true;
-            }
-            prev_word = c.is_ascii_alphanumeric();
-            out.push(c.to_ascii_lowercase());
-            continue;
-        }
         match fold(c) {
             Some(f) => {
                 if is_lookalike_script(c) {
@@ -299,14 +484,25 @@ pub fn normalise(text: &str) -> Normalised {
                     word_has_latin = true;
                 }
                 prev_word = true;
-                out.push(f.to_ascii_lowercase());
+                let f = f.to_ascii_lowercase();
+                if f.is_ascii() {
+                    p.ascii(f as u8, ASCII[f as usize]);
+                } else {
+                    p.other(f);
+                }
             }
             None => {
                 if c.is_alphabetic() && is_lookalike_script(c) {
                     word_has_other = true;
                 }
                 prev_word = c.is_alphanumeric();
-                out.extend(c.to_lowercase());
+                for l in c.to_lowercase() {
+                    if l.is_ascii() {
+                        p.ascii(l as u8, ASCII[l as usize]);
+                    } else {
+                        p.other(l);
+                    }
+                }
             }
         }
     }
@@ -314,8 +510,25 @@ pub fn normalise(text: &str) -> Normalised {
     if prev_word {
         tricks.invisible += word_start_invisible;
     }
-    let joined = join_spaced(&out, &mut tricks);
-    let text = deleet(&joined, &mut tricks);
+    p.end_word();
+    let text = if p.maybe_spaced {
+        // Rare: spaced-out letters may need joining, which moves word boundaries; the
+        // general steps over the whole text.
+        let joined = join_spaced(&p.with_doubles(), &mut tricks);
+        deleet(&joined, &mut tricks)
+    } else {
+        // The words are final: read leetspeak in the mixed ones in place (same length).
+        let mut out = p.out;
+        for &(s, e) in &p.mixed {
+            deleet_word(&mut out[s..e], &mut tricks);
+        }
+        while out.last() == Some(&b' ') {
+            out.pop();
+        }
+        // Only ASCII bytes were changed, dropped or added, so this stays UTF-8.
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    };
     Normalised { text, tricks }
 }
 
@@ -384,8 +597,7 @@ fn join_spaced(text: &str, tricks: &mut Tricks) -> String {
 /// characters or more, at least one letter, every digit a leet digit, not letters followed
 /// by a number ("win10") and not a hex word.
 fn deleet(text: &str, tricks: &mut Tricks) -> String {
-    let b = text.as_bytes();
-    let mut out: Option<Vec<u8>> = None;
+    let mut b = text.as_bytes().to_vec();
     let mut i = 0;
     while i < b.len() {
         if !b[i].is_ascii_alphanumeric() {
@@ -396,31 +608,43 @@ fn deleet(text: &str, tricks: &mut Tricks) -> String {
         while i < b.len() && b[i].is_ascii_alphanumeric() {
             i += 1;
         }
-        let w = &b[start..i];
-        let letters = w.iter().filter(|c| c.is_ascii_alphabetic()).count();
-        let all_leet = w
-            .iter()
-            .all(|&c| c.is_ascii_alphabetic() || leet(c).is_some());
-        // Letters then digits is a model or version ("win10", "INV2001"), not leetspeak.
-        let first_digit = w.iter().position(u8::is_ascii_digit);
-        let suffix_only = first_digit.is_some_and(|d| w[d..].iter().all(u8::is_ascii_digit));
-        // Hex words are ids, hashes and colours ("cea6c16c", "d7b7"), not leetspeak.
-        let hex = w.iter().all(u8::is_ascii_hexdigit);
-        if w.len() >= 4 && letters >= 1 && first_digit.is_some() && all_leet && !suffix_only && !hex
-        {
-            let buf = out.get_or_insert_with(|| b.to_vec());
-            for (k, &c) in w.iter().enumerate() {
-                if let Some(l) = leet(c) {
-                    buf[start + k] = l;
-                }
-            }
-            tricks.leet_words += 1;
-        }
+        deleet_word(&mut b[start..i], tricks);
     }
-    match out {
-        // Only ASCII bytes were replaced by ASCII bytes, so this stays UTF-8.
-        Some(buf) => String::from_utf8(buf).unwrap_or_else(|_| text.to_string()),
-        None => text.to_string(),
+    // Only ASCII bytes were replaced by ASCII bytes, so this stays UTF-8.
+    String::from_utf8(b).unwrap_or_else(|_| text.to_string())
+}
+
+/// [`deleet`] for one word (a run of ASCII letters and digits), in place.
+fn deleet_word(w: &mut [u8], tricks: &mut Tricks) {
+    if w.len() < 4 {
+        return;
+    }
+    let mut letters = 0;
+    let mut first_digit = None;
+    // Every digit a leet digit; no letter after the first digit; every byte a hex digit.
+    let mut all_leet = true;
+    let mut letter_after_digit = false;
+    let mut hex = true;
+    for (i, &c) in w.iter().enumerate() {
+        if c.is_ascii_digit() {
+            first_digit.get_or_insert(i);
+            all_leet &= leet(c).is_some();
+        } else {
+            letters += 1;
+            letter_after_digit |= first_digit.is_some();
+        }
+        hex &= c.is_ascii_hexdigit();
+    }
+    // Letters then digits is a model or version ("win10", "INV2001"), not leetspeak; hex
+    // words are ids, hashes and colours ("cea6c16c", "d7b7").
+    let suffix_only = first_digit.is_some() && !letter_after_digit;
+    if letters >= 1 && first_digit.is_some() && all_leet && !suffix_only && !hex {
+        for c in w.iter_mut() {
+            if let Some(l) = leet(*c) {
+                *c = l;
+            }
+        }
+        tricks.leet_words += 1;
     }
 }
 

@@ -601,14 +601,45 @@ impl Hasher for Identity {
 
 type HashIndex = HashMap<u64, u32, BuildHasherDefault<Identity>>;
 
-static CLASSES: LazyLock<HashIndex> = LazyLock::new(|| {
-    let mut map = HashIndex::default();
+/// The word classes by word hash, behind a 4096-bit filter on each word's length, first and
+/// last byte: most tokens of a text are in no class and skip the hashing and the lookup.
+struct ClassIndex {
+    map: HashIndex,
+    filter: [u64; 64],
+}
+
+impl ClassIndex {
+    fn filter_bit(w: &[u8]) -> usize {
+        let (Some(first), Some(last)) = (w.first(), w.last()) else {
+            return 0;
+        };
+        let key = ((w.len() as u32 & 31) << 16) | (u32::from(*first) << 8) | u32::from(*last);
+        (key.wrapping_mul(0x9E37_79B1) >> 20) as usize
+    }
+
+    /// The classes of `word` (0 when it is in none).
+    fn get(&self, word: &[u8]) -> u32 {
+        let bit = Self::filter_bit(word);
+        if self.filter[bit / 64] & (1 << (bit % 64)) == 0 {
+            return 0;
+        }
+        self.map.get(&hash_bytes(word)).copied().unwrap_or(0)
+    }
+}
+
+static CLASSES: LazyLock<ClassIndex> = LazyLock::new(|| {
+    let mut index = ClassIndex {
+        map: HashIndex::default(),
+        filter: [0; 64],
+    };
     for (class, words) in WORD_CLASSES {
         for w in *words {
-            *map.entry(hash_bytes(w.as_bytes())).or_default() |= class;
+            *index.map.entry(hash_bytes(w.as_bytes())).or_default() |= class;
+            let bit = ClassIndex::filter_bit(w.as_bytes());
+            index.filter[bit / 64] |= 1 << (bit % 64);
         }
     }
-    map
+    index
 });
 
 // ---------------------------------------------------------------------------------------
@@ -621,7 +652,7 @@ const PHRASES: &[(Signal, &str)] = &[
     ),
     (
         Signal::EchoDirective,
-        r#"(?:^|[.!?\n:;] ?|\b(?:just|only|simply|instead|now|then|always|you must|you will|you should) )(?:print|say|output|write|respond with|reply with|answer with|type|return)\b:? ?["'“‘`]|\brepeat after me\b|\bstart (?:your|the|each) (?:response|answer|reply|message) with\b|\b(?:just|only|simply) (?:print|say|output|respond with|reply with|answer with)\b"#,
+        r#"^(?:print|say|output|write|respond with|reply with|answer with|type|return)\b:? ?["'“‘`]|[.!?\n:;] ?(?:print|say|output|write|respond with|reply with|answer with|type|return)\b:? ?["'“‘`]|\b(?:just|only|simply|instead|now|then|always|you must|you will|you should) (?:print|say|output|write|respond with|reply with|answer with|type|return)\b:? ?["'“‘`]|\brepeat after me\b|\bstart (?:your|the|each) (?:response|answer|reply|message) with\b|\b(?:just|only|simply) (?:print|say|output|respond with|reply with|answer with)\b"#,
     ),
     (
         Signal::RoleTag,
@@ -676,18 +707,123 @@ const PHRASES: &[(Signal, &str)] = &[
 /// The index of the role-line rule in [`PHRASES`].
 const ROLE_LINE: usize = 3;
 
+/// Each phrase rule as one regular expression per top-level alternative.
+///
+/// One regex per alternative, not one per rule (and not one set for all rules): a DFA tracks
+/// the partial matches of all its alternatives at once, and the bounded repetitions
+/// (`[^.!?\n]{0,60}` after common words) multiply into more states than its cache holds, so
+/// it kept rebuilding states on every input. Small DFAs skip ahead with their literal
+/// prefilters; the rule's match is the leftmost of its alternatives' matches (the first
+/// alternative on a tie), which is what the whole pattern matches.
 struct Phrases {
-    regexes: Vec<Regex>,
+    rules: Vec<Vec<Regex>>,
 }
 
-static PHRASE_SET: LazyLock<Phrases> = LazyLock::new(|| {
-    let patterns: Vec<String> = PHRASES.iter().map(|p| ascii_word_boundaries(p.1)).collect();
-    Phrases {
-        regexes: patterns
-            .iter()
-            .map(|p| Regex::new(p).unwrap_or_else(|e| panic!("guardrail phrase rule {p}: {e}")))
-            .collect(),
+impl Phrases {
+    /// The match of rule `i` in `text`, if any.
+    fn find<'t>(&self, i: usize, text: &'t str) -> Option<regex::Match<'t>> {
+        let mut best: Option<regex::Match<'t>> = None;
+        for re in &self.rules[i] {
+            if let Some(m) = re.find(text)
+                && best.is_none_or(|b| m.start() < b.start())
+            {
+                best = Some(m);
+            }
+        }
+        best
     }
+}
+
+/// `pattern` split into the patterns the scan runs: its top-level alternatives, with runs of
+/// consecutive plain ones kept together (one prefilter pass covers them). Plain: it starts
+/// with one of at most 24 literals of two bytes or more (its prefilter), and has no bounded
+/// repetition of 10 or more; a group holds at most 48 such literals. In order, so that the first on a tie is the first alternative.
+fn alternatives(pattern: &str) -> Vec<String> {
+    use regex_syntax::hir::{Hir, HirKind};
+    let hir = regex_syntax::Parser::new()
+        .parse(pattern)
+        .unwrap_or_else(|e| panic!("guardrail phrase rule {pattern}: {e}"));
+    let alts: Vec<Hir> = match hir.kind() {
+        HirKind::Alternation(alts) => alts.clone(),
+        // The parser lifts a common prefix out (`\bA|\bB` is read as `\b(?:A|B)`): put it
+        // back in front of each alternative.
+        HirKind::Concat(parts) => match parts.split_last() {
+            Some((last, prefix)) if matches!(last.kind(), HirKind::Alternation(_)) => {
+                let HirKind::Alternation(alts) = last.kind() else {
+                    unreachable!()
+                };
+                alts.iter()
+                    .map(|a| {
+                        let mut seq = prefix.to_vec();
+                        seq.push(a.clone());
+                        Hir::concat(seq)
+                    })
+                    .collect()
+            }
+            _ => vec![hir.clone()],
+        },
+        _ => vec![hir.clone()],
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut plain: Vec<Hir> = Vec::new();
+    let mut literals = 0;
+    for a in alts {
+        let prefixes = literal_prefixes(&a);
+        if has_long_bounded_repetition(&a) || prefixes.is_none() {
+            if !plain.is_empty() {
+                out.push(Hir::alternation(std::mem::take(&mut plain)).to_string());
+            }
+            literals = 0;
+            out.push(a.to_string());
+            continue;
+        }
+        let n = prefixes.unwrap_or(0);
+        // A group's prefilter stays a small literal searcher (Teddy holds up to 64).
+        if literals + n > 48 && !plain.is_empty() {
+            out.push(Hir::alternation(std::mem::take(&mut plain)).to_string());
+            literals = 0;
+        }
+        literals += n;
+        plain.push(a);
+    }
+    if !plain.is_empty() {
+        out.push(Hir::alternation(plain).to_string());
+    }
+    out
+}
+
+/// How many literals every match of `hir` starts with one of, when they are 2+ bytes long
+/// and at most 24.
+fn literal_prefixes(hir: &regex_syntax::hir::Hir) -> Option<usize> {
+    let seq = regex_syntax::hir::literal::Extractor::new().extract(hir);
+    let n = seq.len()?;
+    (seq.min_literal_len().is_some_and(|n| n >= 2) && n <= 24).then_some(n)
+}
+
+/// Whether `hir` holds a repetition bounded at 10 or more (`[^.!?\n]{0,60}`): the part of
+/// a pattern that multiplies DFA states when alternatives share one automaton.
+fn has_long_bounded_repetition(hir: &regex_syntax::hir::Hir) -> bool {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Repetition(r) => {
+            r.max.is_some_and(|m| m >= 10) || has_long_bounded_repetition(&r.sub)
+        }
+        HirKind::Capture(c) => has_long_bounded_repetition(&c.sub),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(has_long_bounded_repetition),
+        _ => false,
+    }
+}
+
+static PHRASE_SET: LazyLock<Phrases> = LazyLock::new(|| Phrases {
+    rules: PHRASES
+        .iter()
+        .map(|(_, p)| {
+            alternatives(&ascii_word_boundaries(p))
+                .iter()
+                .map(|a| Regex::new(a).unwrap_or_else(|e| panic!("guardrail phrase rule {a}: {e}")))
+                .collect()
+        })
+        .collect(),
 });
 
 // ---------------------------------------------------------------------------------------
@@ -916,15 +1052,13 @@ pub fn analyse_normalised(text: &str, normalised: Normalised) -> Analysis {
     }
     // Structural rules read the normalised text and every decoded payload.
     sentence_rules(&scan_text, &mut add);
-    // Each rule on its own, not one set: a set's lazy DFA tracks every rule's partial
-    // matches at once, and the bounded repetitions (`[^.!?\n]{0,60}` after common words)
-    // multiply into more states than its cache holds, so it rebuilt states on every input
-    // (most of the scan's cost). One regex per rule keeps a small DFA, skips ahead with its
-    // literal prefilter, and stops at the first match, which is the evidence.
+    // Each rule on its own (see `Phrases`); the first match is the evidence.
     let phrases = &*PHRASE_SET;
-    for (i, re) in phrases.regexes.iter().enumerate() {
-        if let Some(m) = re.find(&scan_text) {
-            add(PHRASES[i].0, Some(excerpt(&scan_text, m.start(), m.end())));
+    let mut role_line = false;
+    for (i, (signal, _)) in PHRASES.iter().enumerate() {
+        if let Some(m) = phrases.find(i, &scan_text) {
+            role_line |= i == ROLE_LINE;
+            add(*signal, Some(excerpt(&scan_text, m.start(), m.end())));
         }
     }
     // Lines are read from the text as written (the normalised text is one line): a line
@@ -932,7 +1066,7 @@ pub fn analyse_normalised(text: &str, normalised: Normalised) -> Analysis {
     // that start with a role).
     let lowered = text.to_ascii_lowercase();
     // (`add` keeps the first evidence of a signal, so the normalised text's wins.)
-    if let Some(m) = phrases.regexes[ROLE_LINE].find(&lowered) {
+    if !role_line && let Some(m) = phrases.find(ROLE_LINE, &lowered) {
         add(
             Signal::RoleLine,
             Some(excerpt(&lowered, m.start(), m.end())),
@@ -1025,7 +1159,7 @@ fn sentence_rules(text: &str, add: &mut impl FnMut(Signal, Option<String>)) {
     };
     for_each_token(text, |s, e, sentence| {
         let word = &text.as_bytes()[s..e];
-        let mut c = classes.get(&hash_bytes(word)).copied().unwrap_or(0);
+        let mut c = classes.get(word);
         if let Some(at) = pending_prompt.take()
             && (sentence != current || c & OF_THING == 0)
         {
