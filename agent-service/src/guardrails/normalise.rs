@@ -254,8 +254,7 @@ impl Pass1 {
     /// Appends a run of printable ASCII (no spaces), lowercased; returns the kinds of byte in it.
     fn printable(&mut self, run: &[u8]) -> u8 {
         let at = self.out.len();
-        self.out.extend_from_slice(run);
-        self.out[at..].make_ascii_lowercase();
+        self.out.extend(run.iter().map(u8::to_ascii_lowercase));
         let all = run.iter().fold(0, |k, b| k | ASCII[usize::from(*b)]);
         if all & A_OTHER == 0 {
             // Letters and digits only: one word, or the rest of the one being written.
@@ -376,7 +375,13 @@ pub fn normalise(text: &str) -> Normalised {
             marks = 0;
             let kind = ASCII[usize::from(x)];
             if kind & A_SPACE != 0 {
-                spaces += 1;
+                // The whole run of ASCII whitespace (after the first, each only counts).
+                let run = bytes[i..]
+                    .iter()
+                    .take_while(|b| **b < 0x80 && ASCII[usize::from(**b)] & A_SPACE != 0)
+                    .count();
+                i += run;
+                spaces += 1 + run;
                 finish_word(&mut tricks, &mut word_has_latin, &mut word_has_other);
                 if prev_word {
                     tricks.invisible += word_start_invisible;
