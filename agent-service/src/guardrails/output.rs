@@ -343,7 +343,9 @@ fn prompt_overlap(answer: &str, prompt: &str, n: usize) -> Leak {
             fraction: 0.0,
         };
     }
-    let answer_grams: HashSet<&[String]> = a.windows(n).collect();
+    // foldhash, not the default SipHash: an n-gram hashes n words, for every n-gram of every
+    // answer (the check's main cost with SipHash); its seed is random per process.
+    let answer_grams: HashSet<&[String], foldhash::fast::RandomState> = a.windows(n).collect();
     let prompt_grams: Vec<&[String]> = p.windows(n).collect();
     let hits: Vec<bool> = prompt_grams
         .iter()

@@ -715,13 +715,26 @@ const ROLE_LINE: usize = 3;
 /// it kept rebuilding states on every input. Small DFAs skip ahead with their literal
 /// prefilters; the rule's match is the leftmost of its alternatives' matches (the first
 /// alternative on a tie), which is what the whole pattern matches.
+///
+/// A short text is searched with each rule as one regex instead: a search has a fixed cost
+/// (a few hundred instructions), which is most of the work on a text of a few hundred bytes,
+/// and there the automaton stays small. Both give the same match.
 struct Phrases {
+    /// Per rule, its alternatives (or runs of plain ones) as regexes.
     rules: Vec<Vec<Regex>>,
+    /// Per rule, the whole pattern as one regex.
+    whole: Vec<Regex>,
 }
+
+/// Texts up to this many bytes are searched with [`Phrases::whole`].
+const SHORT_TEXT: usize = 1024;
 
 impl Phrases {
     /// The match of rule `i` in `text`, if any.
     fn find<'t>(&self, i: usize, text: &'t str) -> Option<regex::Match<'t>> {
+        if text.len() <= SHORT_TEXT {
+            return self.whole[i].find(text);
+        }
         let mut best: Option<regex::Match<'t>> = None;
         for re in &self.rules[i] {
             if let Some(m) = re.find(text)
@@ -815,6 +828,13 @@ fn has_long_bounded_repetition(hir: &regex_syntax::hir::Hir) -> bool {
 }
 
 static PHRASE_SET: LazyLock<Phrases> = LazyLock::new(|| Phrases {
+    whole: PHRASES
+        .iter()
+        .map(|(_, p)| {
+            let p = ascii_word_boundaries(p);
+            Regex::new(&p).unwrap_or_else(|e| panic!("guardrail phrase rule {p}: {e}"))
+        })
+        .collect(),
     rules: PHRASES
         .iter()
         .map(|(_, p)| {
@@ -1456,5 +1476,49 @@ fn score(model: &Model, a: Analysis, signal_bias: &[f32]) -> Scan {
         score: 1.0 / (1.0 + (-logit).exp()),
         category,
         reasons,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rule searched alternative by alternative finds what the whole pattern finds: the
+    /// same span on every corpus text and every 4,000-character mix of them, read as the
+    /// scan reads them.
+    #[test]
+    fn split_phrase_rules_match_like_the_whole_pattern() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("guardrails-data/corpus");
+        let examples: Vec<crate::guardrails::measure::Example> =
+            crate::guardrails::measure::read_jsonl(&dir.join("dev.jsonl")).unwrap();
+        let mut texts: Vec<String> = examples.iter().map(|e| e.text.clone()).collect();
+        texts.extend(crate::guardrails::measure::timing_inputs(&examples, 4000));
+        let phrases = &*PHRASE_SET;
+        let mut long = 0;
+        let mut matched = 0;
+        for text in &texts {
+            let a = analyse(text);
+            for read in [a.scan_text.clone(), text.to_ascii_lowercase()] {
+                long += usize::from(read.len() > SHORT_TEXT);
+                for i in 0..PHRASES.len() {
+                    let whole = phrases.whole[i].find(&read).map(|m| m.range());
+                    let mut best: Option<std::ops::Range<usize>> = None;
+                    for re in &phrases.rules[i] {
+                        if let Some(m) = re.find(&read)
+                            && best.as_ref().is_none_or(|b| m.start() < b.start)
+                        {
+                            best = Some(m.range());
+                        }
+                    }
+                    assert_eq!(best, whole, "rule {} on {read:?}", PHRASES[i].0.as_str());
+                    matched += usize::from(whole.is_some());
+                }
+            }
+        }
+        // The check saw long texts and matches, not only misses.
+        assert!(
+            long >= 64 && matched >= 500,
+            "{long} long texts, {matched} matches"
+        );
     }
 }
