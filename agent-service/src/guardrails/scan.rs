@@ -1500,7 +1500,7 @@ mod tests {
             let a = analyse(text);
             for read in [a.scan_text.clone(), text.to_ascii_lowercase()] {
                 long += usize::from(read.len() > SHORT_TEXT);
-                for i in 0..PHRASES.len() {
+                for (i, (signal, _)) in PHRASES.iter().enumerate() {
                     let whole = phrases.whole[i].find(&read).map(|m| m.range());
                     let mut best: Option<std::ops::Range<usize>> = None;
                     for re in &phrases.rules[i] {
@@ -1510,7 +1510,7 @@ mod tests {
                             best = Some(m.range());
                         }
                     }
-                    assert_eq!(best, whole, "rule {} on {read:?}", PHRASES[i].0.as_str());
+                    assert_eq!(best, whole, "rule {} on {read:?}", signal.as_str());
                     matched += usize::from(whole.is_some());
                 }
             }
