@@ -679,8 +679,12 @@ pub(super) const PEM_BEGIN: &str = "-----BEGIN ";
 /// `-----END …-----` line, or to the end of the text when it has not come yet (streaming
 /// holds an open block back until its end line arrives, see `stream`).
 fn private_key_blocks(hay: &str, from: usize, pattern: usize, out: &mut Vec<Candidate>) {
+    // One searcher for every call (`str::find` builds one per call: most of this function's
+    // cost on the many short texts a run redacts).
+    static BEGIN: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(PEM_BEGIN));
     let mut pos = from;
-    while let Some(i) = hay[pos..].find(PEM_BEGIN) {
+    while let Some(i) = BEGIN.find(hay[pos..].as_bytes()) {
         let start = pos + i;
         let after = start + PEM_BEGIN.len();
         let Some(close) = hay[after..].find("-----") else {
