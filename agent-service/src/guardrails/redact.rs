@@ -684,7 +684,7 @@ fn private_key_blocks(hay: &str, from: usize, pattern: usize, out: &mut Vec<Cand
     static BEGIN: LazyLock<memchr::memmem::Finder<'static>> =
         LazyLock::new(|| memchr::memmem::Finder::new(PEM_BEGIN));
     let mut pos = from;
-    while let Some(i) = BEGIN.find(hay[pos..].as_bytes()) {
+    while let Some(i) = BEGIN.find(&hay.as_bytes()[pos..]) {
         let start = pos + i;
         let after = start + PEM_BEGIN.len();
         let Some(close) = hay[after..].find("-----") else {
