@@ -349,8 +349,8 @@ impl Pass1 {
 /// reading leetspeak run only on the words that can need them (the first pass notes them).
 pub fn normalise(text: &str) -> Normalised {
     let mut tricks = Tricks::default();
-    // Pass 1: decode tags, drop invisibles, fold confusables, lowercase, collapse spaces.
-    // Runs of 2+ whitespace are kept as two spaces for now: they separate spaced-out words.
+    // Pass 1: decode tags, drop invisibles, fold confusables, lowercase, collapse spaces
+    // (a run of 2+ whitespace is noted as a double: it separates spaced-out words).
     let mut p = Pass1::new(text.len() + 8);
     let bytes = text.as_bytes();
     let mut spaces = 0usize;
@@ -546,7 +546,8 @@ fn finish_word(tricks: &mut Tricks, latin: &mut bool, other: &mut bool) {
 }
 
 /// Joins runs of 4+ single letters separated by one space or one of `.-_*|`, and turns
-/// the double spaces kept by pass 1 into single ones.
+/// double spaces into single ones (it reads pass 1's output with its doubles written out,
+/// [`Pass1::with_doubles`]).
 fn join_spaced(text: &str, tricks: &mut Tricks) -> String {
     let b = text.as_bytes();
     // Bytes, copied one by one: only ASCII bytes are dropped, so the result stays UTF-8
