@@ -1415,14 +1415,23 @@ fn score(model: &Model, a: Analysis, signal_bias: &[f32]) -> Scan {
     // Per-token sums of n-gram weights, then windows over them.
     let mut token_sum: Vec<f32> = Vec::with_capacity(a.gram_text.len() / 5 + 1);
     let mut token_count: Vec<u32> = Vec::with_capacity(a.gram_text.len() / 5 + 1);
+    // A token's grams come together (tokens in order): sum them in locals, push per token.
+    let (mut current, mut sum, mut count) = (usize::MAX, 0f32, 0u32);
     for_each_gram(&a.gram_text, |h, t| {
-        if t == token_sum.len() {
-            token_sum.push(0.0);
-            token_count.push(0);
+        if t != current {
+            if current != usize::MAX {
+                token_sum.push(sum);
+                token_count.push(count);
+            }
+            (current, sum, count) = (t, 0.0, 0);
         }
-        token_sum[t] += f32::from(model.weights[model.index(h)]);
-        token_count[t] += 1;
+        sum += f32::from(model.weights[model.index(h)]);
+        count += 1;
     });
+    if current != usize::MAX {
+        token_sum.push(sum);
+        token_count.push(count);
+    }
     let mut best = f32::NEG_INFINITY;
     if token_sum.is_empty() {
         best = 0.0;
