@@ -718,9 +718,9 @@ const ROLE_LINE: usize = 3;
 ///
 /// A very short text (a one-line request) is searched with each rule as one regex instead:
 /// a search has a fixed cost of a few hundred instructions, which is most of the work there.
-/// Measured per scan (callgrind, the invoke benchmark): a 23-byte input 20k instructions
-/// whole against 27k split; a tool result of a few hundred bytes 31k whole against 26k
-/// split. Both give the same match.
+/// Measured with callgrind in the invoke benchmark: a 23-byte input's whole scan takes 20k
+/// instructions with whole patterns against 27k split; a tool result of a few hundred bytes
+/// spends 31k on its phrase searches whole against 26k split. Both give the same match.
 struct Phrases {
     /// Per rule, its alternatives (or runs of plain ones) as regexes.
     rules: Vec<Vec<Regex>>,
