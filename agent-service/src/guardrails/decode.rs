@@ -347,10 +347,8 @@ impl Shapes {
             self.unknown += 1;
             return;
         }
-        let mut key = [0u8; 16];
-        key[..w.len()].copy_from_slice(w);
         // ASCII letters: setting bit 5 lowercases; ROT13 in place, lane by lane.
-        let key = u128::from_le_bytes(key) | (LOWER_BITS & ((1u128 << (8 * w.len())) - 1));
+        let key = word_key(w) | (LOWER_BITS & ((1u128 << (8 * w.len())) - 1));
         let kind = words.get(key);
         if kind & NATO != 0 {
             self.nato_words += 1;
@@ -968,12 +966,12 @@ const NATO_WORDS: &[&str] = &[
 const COMMON: u8 = 1;
 const NATO: u8 = 2;
 
-/// A word of 1-16 lowercase ASCII letters packed into an integer (little-endian, zero
-/// padded): a lookup key with no allocation and no string comparison.
+/// A word of 1-16 ASCII letters packed into an integer (little-endian, zero padded, as
+/// written): a lookup key with no allocation and no string comparison.
 fn word_key(w: &[u8]) -> u128 {
-    w.iter()
-        .enumerate()
-        .fold(0u128, |k, (i, c)| k | (u128::from(*c) << (8 * i)))
+    let mut key = [0u8; 16];
+    key[..w.len()].copy_from_slice(w);
+    u128::from_le_bytes(key)
 }
 
 /// An open-addressing table from [`word_key`] to the word's kinds ([`COMMON`], [`NATO`]):

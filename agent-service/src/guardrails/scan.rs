@@ -737,6 +737,11 @@ impl Phrases {
         if text.len() <= SHORT_TEXT {
             return self.whole[i].find(text);
         }
+        self.find_split(i, text)
+    }
+
+    /// The match of rule `i` in `text` from its alternatives' regexes.
+    fn find_split<'t>(&self, i: usize, text: &'t str) -> Option<regex::Match<'t>> {
         let mut best: Option<regex::Match<'t>> = None;
         for re in &self.rules[i] {
             if let Some(m) = re.find(text)
@@ -762,19 +767,15 @@ fn alternatives(pattern: &str) -> Vec<String> {
         HirKind::Alternation(alts) => alts.clone(),
         // The parser lifts a common prefix out (`\bA|\bB` is read as `\b(?:A|B)`): put it
         // back in front of each alternative.
-        HirKind::Concat(parts) => match parts.split_last() {
-            Some((last, prefix)) if matches!(last.kind(), HirKind::Alternation(_)) => {
-                let HirKind::Alternation(alts) = last.kind() else {
-                    unreachable!()
-                };
-                alts.iter()
-                    .map(|a| {
-                        let mut seq = prefix.to_vec();
-                        seq.push(a.clone());
-                        Hir::concat(seq)
-                    })
-                    .collect()
-            }
+        HirKind::Concat(parts) => match parts.split_last().map(|(l, p)| (l.kind(), p)) {
+            Some((HirKind::Alternation(alts), prefix)) => alts
+                .iter()
+                .map(|a| {
+                    let mut seq = prefix.to_vec();
+                    seq.push(a.clone());
+                    Hir::concat(seq)
+                })
+                .collect(),
             _ => vec![hir.clone()],
         },
         _ => vec![hir.clone()],
@@ -1524,15 +1525,8 @@ mod tests {
                 long += usize::from(read.len() > SHORT_TEXT);
                 for (i, (signal, _)) in PHRASES.iter().enumerate() {
                     let whole = phrases.whole[i].find(&read).map(|m| m.range());
-                    let mut best: Option<std::ops::Range<usize>> = None;
-                    for re in &phrases.rules[i] {
-                        if let Some(m) = re.find(&read)
-                            && best.as_ref().is_none_or(|b| m.start() < b.start)
-                        {
-                            best = Some(m.range());
-                        }
-                    }
-                    assert_eq!(best, whole, "rule {} on {read:?}", signal.as_str());
+                    let split = phrases.find_split(i, &read).map(|m| m.range());
+                    assert_eq!(split, whole, "rule {} on {read:?}", signal.as_str());
                     matched += usize::from(whole.is_some());
                 }
             }
