@@ -54,7 +54,7 @@ apt_ensure() {
 }
 
 # start_postgres: installs and starts a local PostgreSQL cluster and exports
-# TEST_POSTGRES_URL (an admin URL; tests create one database each).
+# TEST_POSTGRES_URL (an admin URL; tests create one database each and drop it when done).
 start_postgres() {
   if [ -n "${TEST_POSTGRES_URL:-}" ]; then return 0; fi
   apt_ensure postgresql postgresql-client
@@ -63,14 +63,32 @@ start_postgres() {
   if ! pg_lsclusters -h 2>/dev/null | grep -q "^$ver main"; then
     as_root pg_createcluster "$ver" main >/dev/null
   fi
+  local started=0
   if ! pg_lsclusters -h | grep -q "^$ver main .* online"; then
     log "starting PostgreSQL $ver"
-    as_root pg_ctlcluster "$ver" main start
+    # A server stopped abruptly (a machine snapshot, a killed run) replays its log and
+    # syncs its data directory first: that takes longer than pg_ctl's default 60 s wait
+    # when many databases are on disk, so wait up to 10 minutes.
+    as_root pg_ctlcluster "$ver" main start -- -t 600
+    started=1
   fi
   local port
   port=$(pg_lsclusters -h | awk -v v="$ver" '$1==v && $2=="main" {print $3}')
   as_root su postgres -c "psql -q -p $port -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
-  export TEST_POSTGRES_URL="postgres://postgres:postgres@127.0.0.1:$port/postgres"
+  local url="postgres://postgres:postgres@127.0.0.1:$port/postgres"
+  # Each test drops its database (t_<uuid>) when it ends; a run killed before that leaves
+  # them behind. Only a server this function just started has no run using it, so only
+  # then are leftovers dropped.
+  if [ "$started" = 1 ]; then
+    local leftovers
+    leftovers=$(psql "$url" -qAt -c "SELECT datname FROM pg_database WHERE datname ~ '^t_[0-9a-f]{32}$'")
+    if [ -n "$leftovers" ]; then
+      log "dropping $(wc -l <<<"$leftovers") test databases left by earlier runs"
+      # shellcheck disable=SC2086 # one name per word
+      printf 'DROP DATABASE IF EXISTS %s WITH (FORCE);\n' $leftovers | psql "$url" -q >/dev/null
+    fi
+  fi
+  export TEST_POSTGRES_URL="$url"
 }
 
 # check_fmt: the formatting check, first in every script because it takes seconds and

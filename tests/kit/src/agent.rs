@@ -35,11 +35,15 @@ pub enum Backend {
     Postgres,
 }
 
-/// A database for one test: an SQLite file in a temporary directory (deleted on drop), or
-/// a new PostgreSQL database (left on the server, named `t_<uuid>`).
+/// A database for one test: an SQLite file in a temporary directory, or a new PostgreSQL
+/// database named `t_<uuid>`. Both are deleted when the owning handle is dropped (also when
+/// the test panics). A run killed before that leaves its PostgreSQL databases behind;
+/// `start_postgres` in scripts/lib.sh drops such leftovers when it starts the server.
 pub struct TestDb {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
+    /// (admin URL, database name) of a PostgreSQL database this handle owns.
+    owned_pg: Option<(String, String)>,
 }
 
 impl TestDb {
@@ -53,6 +57,7 @@ impl TestDb {
                 Self {
                     url,
                     _dir: Some(dir),
+                    owned_pg: None,
                 }
             }
             Backend::Postgres => {
@@ -74,6 +79,7 @@ impl TestDb {
                 Self {
                     url: format!("{base}/{name}"),
                     _dir: None,
+                    owned_pg: Some((admin, name)),
                 }
             }
         }
@@ -84,6 +90,44 @@ impl TestDb {
         Self {
             url: self.url.clone(),
             _dir: None,
+            owned_pg: None,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    /// Drops the PostgreSQL database this handle created. `WITH (FORCE)` ends the sessions
+    /// of a service the test may still have running. Drop cannot await and may run inside
+    /// the test's runtime, so the statement runs on its own thread with its own runtime.
+    /// A failure is printed, not raised: the test's own result is what matters here, and
+    /// the next `start_postgres` on a stopped server removes what is left.
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.owned_pg.take() else {
+            return;
+        };
+        let outcome = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let pool = sqlx::AnyPool::connect(&admin)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let result = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("drop database {name}: {e}"));
+                pool.close().await;
+                result
+            })
+        })
+        .join();
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("test database left behind: {e}"),
+            Err(_) => eprintln!("test database left behind: the dropping thread panicked"),
         }
     }
 }
