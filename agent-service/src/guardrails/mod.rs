@@ -7,6 +7,8 @@
 //! - `normalise`, `decode`, `scan`: the layered scan — normalisation that decodes hidden
 //!   text, embedded payload decoding, structural signals and the n-gram model
 //!   (`guardrails-data/model/`, trained by `guardrails-data/train.py`).
+//! - `literals`: literal gates, one pass over a text for the literals patterns require, so
+//!   that the scan's phrase rules and the policy's pattern sets run only where they can match.
 //! - `output`: link neutralisation for answers, system-prompt leak detection, and
 //!   [`spotlight`] to hand tool output to the model as delimited data.
 //! - `redact`: the PII and secret patterns and the [`Redactor`]; the same redactor runs
@@ -20,6 +22,7 @@
 //! `blocked_topic:<name>` for input decisions, and [`Rule::as_str`] for redactions.
 
 mod decode;
+mod literals;
 pub mod measure;
 mod normalise;
 mod output;

@@ -325,43 +325,93 @@ fn host_label(url: &str) -> String {
     host_of(url).unwrap_or_else(|| "unknown".into())
 }
 
-fn words(text: &str) -> Vec<String> {
+/// The words of `text` (runs of alphanumeric characters), each as a hash of its lowercase
+/// form: two words hash alike exactly when their lowercase forms are equal (up to 64-bit
+/// collisions). No word is copied: an ASCII word is hashed lowercased on the fly, others
+/// through `to_lowercase`.
+fn word_hashes(text: &str) -> Vec<u64> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
+        .map(|w| {
+            let mut h = Fnv::default();
+            if w.is_ascii() {
+                for b in w.bytes() {
+                    h.byte(b.to_ascii_lowercase());
+                }
+            } else {
+                for b in w.to_lowercase().bytes() {
+                    h.byte(b);
+                }
+            }
+            h.finish()
+        })
         .collect()
 }
 
+/// FNV-1a with a splitmix finaliser: a fixed, fast hash of a word's bytes.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn byte(&mut self, b: u8) {
+        self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// The key of the `n` words starting at `words[0]`: their hashes combined in order.
+fn gram_key(words: &[u64]) -> u64 {
+    words
+        .iter()
+        .enumerate()
+        .fold(0u64, |k, (j, w)| k ^ w.rotate_left(13 * j as u32))
+}
+
 /// The overlap of `answer` with `prompt`: the longest common run of words, and the share of
-/// the prompt's `n`-word sequences that appear in the answer.
+/// the prompt's `n`-word sequences that appear in the answer. Word sequences are compared
+/// by a 64-bit key of their words' hashes (a chance collision, about one in 10^13 for a
+/// long answer and prompt, could only count a sequence as found); nothing is copied per
+/// word, which made the check one of an invoke's larger costs.
 fn prompt_overlap(answer: &str, prompt: &str, n: usize) -> Leak {
-    let p = words(prompt);
-    let a = words(answer);
-    if p.len() < n || a.len() < n {
+    let p = word_hashes(prompt);
+    let a = word_hashes(answer);
+    if n == 0 || p.len() < n || a.len() < n {
         return Leak {
             longest_run: 0,
             fraction: 0.0,
         };
     }
-    // foldhash, not the default SipHash: an n-gram hashes n words, for every n-gram of every
-    // answer (the check's main cost with SipHash); its seed is random per process.
-    let answer_grams: HashSet<&[String], foldhash::fast::RandomState> = a.windows(n).collect();
-    let prompt_grams: Vec<&[String]> = p.windows(n).collect();
-    let hits: Vec<bool> = prompt_grams
-        .iter()
-        .map(|g| answer_grams.contains(g))
-        .collect();
-    let found = hits.iter().filter(|h| **h).count();
+    let answer_grams: HashSet<u64, foldhash::fast::RandomState> =
+        a.windows(n).map(gram_key).collect();
+    let mut found = 0;
+    let mut grams = 0;
     // Consecutive hits of n-grams are one verbatim run of (hits + n - 1) words.
     let mut longest = 0;
     let mut run = 0;
-    for h in &hits {
-        run = if *h { run + 1 } else { 0 };
-        longest = longest.max(run);
+    for g in p.windows(n) {
+        grams += 1;
+        if answer_grams.contains(&gram_key(g)) {
+            found += 1;
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
     }
     Leak {
         longest_run: if longest == 0 { 0 } else { longest + n - 1 },
-        fraction: found as f32 / prompt_grams.len() as f32,
+        fraction: found as f32 / grams as f32,
     }
 }
 
@@ -503,6 +553,69 @@ mod tests {
             "",
         ] {
             assert_eq!(r.system_prompt_leak(answer, PROMPT), None, "{answer}");
+        }
+    }
+
+    /// The overlap by word hashes is the overlap by lowercase words: compared with the
+    /// direct computation on word strings, for parts, shuffles and case changes of the
+    /// prompt, non-ASCII words included.
+    #[test]
+    fn prompt_overlap_matches_the_word_by_word_computation() {
+        fn direct(answer: &str, prompt: &str, n: usize) -> Leak {
+            let words = |t: &str| -> Vec<String> {
+                t.split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_lowercase)
+                    .collect()
+            };
+            let (p, a) = (words(prompt), words(answer));
+            if p.len() < n || a.len() < n {
+                return Leak {
+                    longest_run: 0,
+                    fraction: 0.0,
+                };
+            }
+            let hits: Vec<bool> = p.windows(n).map(|g| a.windows(n).any(|x| x == g)).collect();
+            let (mut longest, mut run) = (0, 0);
+            for h in &hits {
+                run = if *h { run + 1 } else { 0 };
+                longest = longest.max(run);
+            }
+            Leak {
+                longest_run: if longest == 0 { 0 } else { longest + n - 1 },
+                fraction: hits.iter().filter(|h| **h).count() as f32 / hits.len() as f32,
+            }
+        }
+        let prompt = format!("{PROMPT} Répondez en français, ÉTÉ Straße ǅemal.");
+        let words: Vec<&str> = prompt.split(' ').collect();
+        let mut answers = vec![
+            prompt.clone(),
+            prompt.to_uppercase(),
+            words[5..20].join(" "),
+            words.iter().rev().copied().collect::<Vec<_>>().join(" "),
+            words
+                .iter()
+                .step_by(2)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" "),
+            "répondez EN FRANÇAIS été STRASSE straße ǆemal".to_string(),
+            "nothing in common here at all".to_string(),
+            String::new(),
+        ];
+        answers.push(format!(
+            "{} and then {}",
+            words[..9].join(" "),
+            words[12..30].join(" ")
+        ));
+        for answer in &answers {
+            for n in [1, 3, 8] {
+                assert_eq!(
+                    prompt_overlap(answer, &prompt, n),
+                    direct(answer, &prompt, n),
+                    "n={n} answer {answer:?}"
+                );
+            }
         }
     }
 

@@ -12,6 +12,7 @@ use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::literals::Gate;
 use super::normalise::{ascii_word_boundaries, normalise};
 use super::output::OutputRules;
 use super::redact::{Redactor, Rule};
@@ -163,10 +164,10 @@ pub struct ToolResultRules {
 
 #[derive(Debug)]
 struct InputRules {
-    injection: RegexSet,
-    exfiltration: RegexSet,
+    injection: PatternSet,
+    exfiltration: PatternSet,
     /// All topics' patterns; `topic_of[i]` is the topic of pattern `i`.
-    topics: RegexSet,
+    topics: PatternSet,
     topic_of: Vec<usize>,
     topic_blocks: Vec<Block>,
 }
@@ -231,9 +232,7 @@ impl Policy {
                     EXFILTRATION_MESSAGE.into(),
                 );
             }
-            if rules.topics.is_match(normalised)
-                && let Some(pattern) = rules.topics.matches(normalised).iter().next()
-            {
+            if let Some(pattern) = rules.topics.first_match(normalised) {
                 let b = &rules.topic_blocks[rules.topic_of[pattern]];
                 return InputDecision::block(b.rule.clone(), b.message.clone());
             }
@@ -559,8 +558,13 @@ fn empty_match(key: &str, index: usize, pattern: &str) -> String {
 /// Builds one case-insensitive set over `patterns` (each pattern compiled once). When the
 /// set does not compile, the patterns are compiled one by one for an error that names the
 /// culprit; a pattern that matches the empty string is refused, named by `keys[i]`.
-fn build_set(patterns: &[&str], keys: &[(&str, usize)], set_key: &str) -> Result<RegexSet, String> {
-    let set = match RegexSetBuilder::new(patterns.iter().map(|p| ascii_word_boundaries(p)))
+fn build_set(
+    patterns: &[&str],
+    keys: &[(&str, usize)],
+    set_key: &str,
+) -> Result<PatternSet, String> {
+    let compiled: Vec<String> = patterns.iter().map(|p| ascii_word_boundaries(p)).collect();
+    let set = match RegexSetBuilder::new(&compiled)
         .case_insensitive(true)
         .build()
     {
@@ -578,16 +582,47 @@ fn build_set(patterns: &[&str], keys: &[(&str, usize)], set_key: &str) -> Result
         let (key, index) = keys[i];
         return Err(empty_match(key, index, patterns[i]));
     }
-    Ok(set)
+    // (An empty set needs no gate: it matches nothing at no cost.)
+    let gate = Some(Gate::new(compiled.iter().map(String::as_str), true))
+        .filter(|g| !compiled.is_empty() && g.gates_every_pattern());
+    Ok(PatternSet { set, gate })
 }
 
-fn pattern_set(key: &str, patterns: &[String]) -> Result<RegexSet, String> {
+/// The operator's patterns of one kind as one case-insensitive set, behind a literal gate:
+/// the set runs only on a text holding one of the literals its patterns require (at 4,000
+/// characters the set's own search cost more than the rest of the input's decision).
+#[derive(Debug)]
+struct PatternSet {
+    set: RegexSet,
+    /// `None` when a pattern requires no literal: the set always runs.
+    gate: Option<Gate>,
+}
+
+impl PatternSet {
+    fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    fn is_match(&self, text: &str) -> bool {
+        self.gate.as_ref().is_none_or(|g| g.any_armed(text)) && self.set.is_match(text)
+    }
+
+    /// The first pattern matching `text`.
+    fn first_match(&self, text: &str) -> Option<usize> {
+        if !self.is_match(text) {
+            return None;
+        }
+        self.set.matches(text).iter().next()
+    }
+}
+
+fn pattern_set(key: &str, patterns: &[String]) -> Result<PatternSet, String> {
     let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
     let keys: Vec<(&str, usize)> = (0..patterns.len()).map(|i| (key, i)).collect();
     build_set(&refs, &keys, key)
 }
 
-type TopicRules = (RegexSet, Vec<usize>, Vec<Block>);
+type TopicRules = (PatternSet, Vec<usize>, Vec<Block>);
 
 fn topic_rules(topics: &[TopicSection]) -> Result<TopicRules, String> {
     let mut names = BTreeSet::new();

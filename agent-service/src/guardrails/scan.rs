@@ -15,6 +15,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use super::decode::{Decoded, decode_payloads};
+use super::literals::{Armed, Gate};
 use super::normalise::{Normalised, ascii_word_boundaries, normalise};
 
 // ---------------------------------------------------------------------------------------
@@ -726,24 +727,43 @@ struct Phrases {
     rules: Vec<Vec<Regex>>,
     /// Per rule, the whole pattern as one regex.
     whole: Vec<Regex>,
+    /// One pass over a long text for the literals every match of a split regex holds
+    /// ([`Phrases::armed`]): a regex none of whose literals occur cannot match, and is not
+    /// run. The gate holds the split regexes of all rules in order, `offset[rule]` first.
+    gate: Gate,
+    offset: Vec<usize>,
 }
 
 /// Texts up to this many bytes are searched with [`Phrases::whole`].
 const SHORT_TEXT: usize = 128;
 
 impl Phrases {
-    /// The match of rule `i` in `text`, if any.
-    fn find<'t>(&self, i: usize, text: &'t str) -> Option<regex::Match<'t>> {
+    /// The match of rule `i` in `text`, if any. `armed` is [`Phrases::armed`] of `text`
+    /// (computed once per text for all rules; unused for a short text).
+    fn find<'t>(&self, i: usize, text: &'t str, armed: &Armed) -> Option<regex::Match<'t>> {
         if text.len() <= SHORT_TEXT {
             return self.whole[i].find(text);
         }
-        self.find_split(i, text)
+        self.find_split(i, text, armed)
     }
 
-    /// The match of rule `i` in `text` from its alternatives' regexes.
-    fn find_split<'t>(&self, i: usize, text: &'t str) -> Option<regex::Match<'t>> {
+    /// The split regexes the literals in `text` arm (with those always run). Nothing for
+    /// a short text, which [`Phrases::find`] searches with whole patterns.
+    fn armed(&self, text: &str) -> Armed {
+        if text.len() <= SHORT_TEXT {
+            return Armed::default();
+        }
+        self.gate.armed(text)
+    }
+
+    /// The match of rule `i` in `text` from its armed alternatives' regexes.
+    fn find_split<'t>(&self, i: usize, text: &'t str, armed: &Armed) -> Option<regex::Match<'t>> {
         let mut best: Option<regex::Match<'t>> = None;
-        for re in &self.rules[i] {
+        let offset = self.offset[i];
+        for (k, re) in self.rules[i].iter().enumerate() {
+            if !armed.has(offset + k) {
+                continue;
+            }
             if let Some(m) = re.find(text)
                 && best.is_none_or(|b| m.start() < b.start())
             {
@@ -751,6 +771,42 @@ impl Phrases {
             }
         }
         best
+    }
+
+    fn new() -> Self {
+        let whole: Vec<Regex> = PHRASES
+            .iter()
+            .map(|(_, p)| {
+                let p = ascii_word_boundaries(p);
+                Regex::new(&p).unwrap_or_else(|e| panic!("guardrail phrase rule {p}: {e}"))
+            })
+            .collect();
+        let rules: Vec<Vec<Regex>> = PHRASES
+            .iter()
+            .map(|(_, p)| {
+                alternatives(&ascii_word_boundaries(p))
+                    .iter()
+                    .map(|a| {
+                        Regex::new(a).unwrap_or_else(|e| panic!("guardrail phrase rule {a}: {e}"))
+                    })
+                    .collect()
+            })
+            .collect();
+        let offset = rules
+            .iter()
+            .scan(0, |at, alts| {
+                let first = *at;
+                *at += alts.len();
+                Some(first)
+            })
+            .collect();
+        let gate = Gate::new(rules.iter().flatten().map(Regex::as_str), false);
+        Self {
+            rules,
+            whole,
+            gate,
+            offset,
+        }
     }
 }
 
@@ -830,24 +886,7 @@ fn has_long_bounded_repetition(hir: &regex_syntax::hir::Hir) -> bool {
     }
 }
 
-static PHRASE_SET: LazyLock<Phrases> = LazyLock::new(|| Phrases {
-    whole: PHRASES
-        .iter()
-        .map(|(_, p)| {
-            let p = ascii_word_boundaries(p);
-            Regex::new(&p).unwrap_or_else(|e| panic!("guardrail phrase rule {p}: {e}"))
-        })
-        .collect(),
-    rules: PHRASES
-        .iter()
-        .map(|(_, p)| {
-            alternatives(&ascii_word_boundaries(p))
-                .iter()
-                .map(|a| Regex::new(a).unwrap_or_else(|e| panic!("guardrail phrase rule {a}: {e}")))
-                .collect()
-        })
-        .collect(),
-});
+static PHRASE_SET: LazyLock<Phrases> = LazyLock::new(Phrases::new);
 
 // ---------------------------------------------------------------------------------------
 // Hashing
@@ -1078,8 +1117,9 @@ pub fn analyse_normalised(text: &str, normalised: Normalised) -> Analysis {
     // Each rule on its own (see `Phrases`); the first match is the evidence.
     let phrases = &*PHRASE_SET;
     let mut role_line = false;
+    let armed = phrases.armed(&scan_text);
     for (i, (signal, _)) in PHRASES.iter().enumerate() {
-        if let Some(m) = phrases.find(i, &scan_text) {
+        if let Some(m) = phrases.find(i, &scan_text, &armed) {
             role_line |= i == ROLE_LINE;
             add(*signal, Some(excerpt(&scan_text, m.start(), m.end())));
         }
@@ -1089,7 +1129,8 @@ pub fn analyse_normalised(text: &str, normalised: Normalised) -> Analysis {
     // that start with a role).
     let lowered = text.to_ascii_lowercase();
     // (`add` keeps the first evidence of a signal, so the normalised text's wins.)
-    if !role_line && let Some(m) = phrases.find(ROLE_LINE, &lowered) {
+    // One rule on one text: its regexes are cheaper than the gate's pass over all literals.
+    if !role_line && let Some(m) = phrases.find(ROLE_LINE, &lowered, &Armed::ALL) {
         add(
             Signal::RoleLine,
             Some(excerpt(&lowered, m.start(), m.end())),
@@ -1141,22 +1182,49 @@ fn for_each_token(text: &str, mut f: impl FnMut(usize, usize, u32)) {
     let mut sentence = 0u32;
     let mut i = 0;
     while i < b.len() {
-        let c = b[i];
-        if c.is_ascii_alphanumeric() || c >= 0x80 {
+        let c = TOKEN_BYTES[usize::from(b[i])];
+        if c & T_START != 0 {
             let start = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] >= 0x80 || b[i] == b'\'') {
+            i += 1;
+            while i < b.len() && TOKEN_BYTES[usize::from(b[i])] & T_CONTINUE != 0 {
                 i += 1;
             }
             // Non-ASCII punctuation is part of the run; fine for hashing.
             f(start, i, sentence);
             continue;
         }
-        if matches!(c, b'.' | b'!' | b'?' | b'\n' | b';') {
+        if c & T_SENTENCE != 0 {
             sentence += 1;
         }
         i += 1;
     }
 }
+
+/// A byte that starts a token: an ASCII letter or digit, or any byte of a non-ASCII
+/// character.
+const T_START: u8 = 1;
+/// A byte that continues a token: those, and the apostrophe.
+const T_CONTINUE: u8 = 2;
+/// A byte that ends a sentence: `.`, `!`, `?`, `;` or a newline.
+const T_SENTENCE: u8 = 4;
+
+/// [`for_each_token`]'s byte classes, one table lookup per byte.
+static TOKEN_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if b.is_ascii_alphanumeric() || b >= 0x80 {
+            t[i] = T_START | T_CONTINUE;
+        } else if b == b'\'' {
+            t[i] = T_CONTINUE;
+        } else if matches!(b, b'.' | b'!' | b'?' | b'\n' | b';') {
+            t[i] = T_SENTENCE;
+        }
+        i += 1;
+    }
+    t
+};
 
 /// The sentence rules: combinations of word classes within one sentence, at any distance.
 fn sentence_rules(text: &str, add: &mut impl FnMut(Signal, Option<String>)) {
@@ -1325,8 +1393,11 @@ fn for_each_gram(text: &str, mut f: impl FnMut(u64, usize)) {
         prev = Some(w);
         let from = s.saturating_sub(1);
         if e - from >= 4 {
-            for i in from..=e - 4 {
-                let g = u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+            // Each 4-gram is the previous one shifted by a byte (little-endian).
+            let mut g = u32::from_le_bytes([b[from], b[from + 1], b[from + 2], b[from + 3]]);
+            f(mix(u64::from(g) ^ SALT_CHAR), n);
+            for &x in &b[from + 4..e] {
+                g = (g >> 8) | (u32::from(x) << 24);
                 f(mix(u64::from(g) ^ SALT_CHAR), n);
             }
         } else {
@@ -1523,10 +1594,15 @@ mod tests {
             let a = analyse(text);
             for read in [a.scan_text.clone(), text.to_ascii_lowercase()] {
                 long += usize::from(read.len() > SHORT_TEXT);
+                let armed = phrases.armed(&read);
                 for (i, (signal, _)) in PHRASES.iter().enumerate() {
                     let whole = phrases.whole[i].find(&read).map(|m| m.range());
-                    let split = phrases.find_split(i, &read).map(|m| m.range());
+                    let split = phrases.find_split(i, &read, &Armed::ALL).map(|m| m.range());
                     assert_eq!(split, whole, "rule {} on {read:?}", signal.as_str());
+                    if read.len() > SHORT_TEXT {
+                        let gated = phrases.find_split(i, &read, &armed).map(|m| m.range());
+                        assert_eq!(gated, whole, "gated rule {} on {read:?}", signal.as_str());
+                    }
                     matched += usize::from(whole.is_some());
                 }
             }
