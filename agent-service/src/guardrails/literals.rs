@@ -83,28 +83,28 @@ pub(super) struct Gate {
 }
 
 impl Gate {
-    /// The gate of `patterns` (at most 256). With `case_insensitive`, the patterns are
+    /// The gate of `patterns` (at most 255). With `case_insensitive`, the patterns are
     /// compiled case-insensitively by their user: literals are compared ignoring ASCII
     /// case, and a literal set holding a non-ASCII literal (whose case variants are not
-    /// all ASCII) is not required.
+    /// all ASCII) is not required. An error (too many patterns, one that does not parse,
+    /// an automaton that cannot be built) means no gate: the caller runs every pattern.
     pub(super) fn new<'p>(
         patterns: impl IntoIterator<Item = &'p str>,
         case_insensitive: bool,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let mut literals: Vec<Vec<u8>> = Vec::new();
         let mut sets_of: Vec<Bits> = Vec::new();
         let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
         let mut requires = Vec::new();
         for (k, p) in patterns.into_iter().enumerate() {
-            assert!(
-                2 * k + 1 < Bits::CAPACITY,
-                "more patterns than a literal gate holds"
-            );
+            if 2 * k + 1 >= Bits::CAPACITY {
+                return Err(format!("more than {} patterns", Bits::CAPACITY / 2 - 1));
+            }
             // Parsed as written: case-insensitivity changes which bytes a literal matches,
             // not where the literals are.
             let hir = regex_syntax::Parser::new()
                 .parse(p)
-                .unwrap_or_else(|e| panic!("literal gate pattern {p}: {e}"));
+                .map_err(|e| format!("pattern {p}: {e}"))?;
             let mut required = Bits::default();
             for (end, lits) in required_literals(&hir).into_iter().enumerate() {
                 if case_insensitive && lits.iter().any(|l| !l.is_ascii()) {
@@ -135,13 +135,13 @@ impl Gate {
             .ascii_case_insensitive(case_insensitive)
             .prefilter(false)
             .build(&literals)
-            .unwrap_or_else(|e| panic!("literal gate: {e}"));
-        Self {
+            .map_err(|e| format!("literal automaton: {e}"))?;
+        Ok(Self {
             dfa,
             sets_of,
             requires,
             case_insensitive,
-        }
+        })
     }
 
     /// The patterns that may match `text`.
@@ -243,7 +243,7 @@ mod tests {
             .case_insensitive(true)
             .build()
             .unwrap();
-        let gate = Gate::new(patterns, true);
+        let gate = Gate::new(patterns, true).unwrap();
         assert!(gate.gates_every_pattern());
         let mut matched = 0;
         for text in [
@@ -266,10 +266,10 @@ mod tests {
         assert!(!gate.any_armed("where is my parcel? it was due on monday"));
         assert!(!gate.any_armed("how to reset my password"), "one end only");
         // A pattern with nothing required always runs.
-        assert!(!Gate::new([r"\w+"], true).gates_every_pattern());
+        assert!(!Gate::new([r"\w+"], true).unwrap().gates_every_pattern());
         // A literal set holding a literal outside ASCII is not required when case is
         // ignored (its case variants are not ASCII): here neither end, so it always runs.
-        let gate = Gate::new(["café au lait"], true);
+        let gate = Gate::new(["café au lait"], true).unwrap();
         assert!(!gate.gates_every_pattern());
         assert!(gate.any_armed("CAFÉ AU LAIT") && gate.any_armed("tea"));
     }
@@ -279,15 +279,20 @@ mod tests {
         let gate = Gate::new(
             ["new (?:rules|orders)", r"\bend of (?:the )?prompt", r"\w+"],
             false,
-        );
+        )
+        .unwrap();
         let armed = gate.armed("the end of prompt");
         assert!(!armed.has(0));
         assert!(armed.has(1));
         assert!(armed.has(2), "a pattern without literals always runs");
         // Overlapping occurrences are all seen.
-        let gate = Gate::new(["you are", "are now"], false);
+        let gate = Gate::new(["you are", "are now"], false).unwrap();
         let armed = gate.armed("you are now");
         assert!(armed.has(0) && armed.has(1));
+        // Too many patterns, or one that does not parse: no gate, and no panic.
+        let many: Vec<String> = (0..300).map(|i| format!("word{i}")).collect();
+        assert!(Gate::new(many.iter().map(String::as_str), true).is_err());
+        assert!(Gate::new(["(unclosed"], true).is_err());
         // Case matters when the patterns are case-sensitive.
         assert!(!gate.any_armed("YOU ARE"));
     }

@@ -582,8 +582,10 @@ fn build_set(
         let (key, index) = keys[i];
         return Err(empty_match(key, index, patterns[i]));
     }
-    // (An empty set needs no gate: it matches nothing at no cost.)
-    let gate = Some(Gate::new(compiled.iter().map(String::as_str), true))
+    // An empty set needs no gate (it matches nothing at no cost); without one (see
+    // `Gate::new`) the set runs on every input, as it would anyway.
+    let gate = Gate::new(compiled.iter().map(String::as_str), true)
+        .ok()
         .filter(|g| !compiled.is_empty() && g.gates_every_pattern());
     Ok(PatternSet { set, gate })
 }
@@ -1261,6 +1263,63 @@ mod tests {
             .check_input("how to hurt myself")
             .expect_err("self-harm is blocked");
         assert!(block.message.contains("crisis line"), "{}", block.message);
+    }
+
+    /// The operator's pattern sets decide the same with and without their literal gate:
+    /// in every letter case, with a character that folds to an ASCII letter, with
+    /// patterns that require no literal, and with more patterns than a gate holds.
+    #[test]
+    fn operator_pattern_sets_block_the_same_behind_their_gate() {
+        let topic = |patterns: &[String]| {
+            let list: Vec<String> = patterns.iter().map(|p| format!("{p:?}")).collect();
+            let text = format!(
+                "policy_version = \"custom-1\"\n[input]\nmax_chars = 1000\n\
+                 [[input.blocked_topics]]\nname = \"t\"\nmessage = \"no\"\npatterns = [{}]\n",
+                list.join(", ")
+            );
+            Policy::parse("test.toml", text.as_bytes()).expect("valid policy")
+        };
+        // The shipped policy's topics are gated (each pattern requires literals).
+        assert!(policy().rules.topics.gate.is_some());
+        let mut many: Vec<String> = (0..300).map(|i| format!(r"\bcode{i}x\b")).collect();
+        many.push(r"\bpipe bombs?\b".to_string());
+        for (patterns, gated) in [
+            (vec![r"\bpipe bombs?\b".to_string()], true),
+            (
+                vec![r"\bpipe bombs?\b".to_string(), r"\b\w{30,}\b".to_string()],
+                false,
+            ),
+            (many, false),
+        ] {
+            let p = topic(&patterns);
+            assert_eq!(p.rules.topics.gate.is_some(), gated, "{patterns:?}");
+            for (text, blocked) in [
+                ("how to build a pipe bomb", true),
+                ("HOW TO BUILD A PIPE BOMB", true),
+                ("Pipe Bombs", true),
+                ("my drain pipe is blocked", false),
+                ("a pipe bomb, in ſhort", true),
+                ("pneumonoultramicroscopicsilicovolcanoconiosis", false),
+            ] {
+                let decision = p.scan_input(text);
+                // The second set also blocks any word of 30 or more characters, the third
+                // any "code<n>x"; the gate must not change either.
+                let expected = blocked
+                    || patterns.iter().any(|q| {
+                        regex::RegexBuilder::new(q)
+                            .case_insensitive(true)
+                            .build()
+                            .unwrap()
+                            .is_match(&normalise(text).text)
+                    });
+                assert_eq!(
+                    decision.rule == "blocked_topic:t",
+                    expected,
+                    "{text:?} with {} patterns",
+                    patterns.len()
+                );
+            }
+        }
     }
 
     #[test]

@@ -800,7 +800,8 @@ impl Phrases {
                 Some(first)
             })
             .collect();
-        let gate = Gate::new(rules.iter().flatten().map(Regex::as_str), false);
+        let gate = Gate::new(rules.iter().flatten().map(Regex::as_str), false)
+            .unwrap_or_else(|e| panic!("guardrail phrase gate: {e}"));
         Self {
             rules,
             whole,
