@@ -51,3 +51,49 @@ pub fn assert_error(
         "header and body request ids match"
     );
 }
+
+/// A test's PostgreSQL database is dropped when its `TestDb` is (the kit drops it; before,
+/// every run left one database per test on the server). PostgreSQL only: the SQLite file
+/// goes with its temporary directory.
+mod test_database_is_dropped_when_done {
+    use super::{Backend, TestDb};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let admin = std::env::var("TEST_POSTGRES_URL").expect("TEST_POSTGRES_URL");
+        let exists = |name: String| {
+            let admin = admin.clone();
+            async move {
+                sqlx::any::install_default_drivers();
+                let pool = sqlx::AnyPool::connect(&admin).await.expect("connect");
+                let n: i64 = sqlx::query_scalar(&format!(
+                    "SELECT COUNT(*) FROM pg_database WHERE datname = '{name}'"
+                ))
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+                pool.close().await;
+                n == 1
+            }
+        };
+        let db = TestDb::new(Backend::Postgres).await;
+        let name = db
+            .url
+            .rsplit('/')
+            .next()
+            .expect("a database name")
+            .to_string();
+        assert!(exists(name.clone()).await, "{name} was created");
+        // A shared handle owns nothing: dropping it keeps the database.
+        drop(db.shared());
+        assert!(
+            exists(name.clone()).await,
+            "{name} outlives a shared handle"
+        );
+        drop(db);
+        assert!(
+            !exists(name.clone()).await,
+            "{name} is dropped with its TestDb"
+        );
+    }
+}
